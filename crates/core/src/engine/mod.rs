@@ -1,0 +1,245 @@
+//! A session: the planned tasks run with bounded concurrency, each step and restore point
+//! recorded in the state store, and the session's report assembled at the end.
+
+mod prepare;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::future::join_all;
+use futures_util::stream;
+
+pub use prepare::{PrepareError, Prepared, prepare};
+
+use crate::clock::{new_session_id, utc_now};
+use crate::ids::AccountId;
+use crate::plan::{Decision, Plan, TaskPlan, Workflow};
+use crate::ports::{Cloud, StateStore, StoreError};
+use crate::report::{PlaceReport, ResourceReport, RestorePoint, SessionReport, StepRecord};
+use crate::status::Status;
+use crate::workflows::{self, TargetOutcome, TaskContext};
+
+/// How the engine paces itself.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// How many resources are worked on at once.
+    pub concurrency: usize,
+    /// The first wait before asking whether a snapshot has completed.
+    pub poll_initial: Duration,
+    /// The longest wait between two polls.
+    pub poll_max: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { concurrency: 8, poll_initial: Duration::from_secs(2), poll_max: Duration::from_secs(30) }
+    }
+}
+
+/// Where a session tells what it is doing, for a person watching.
+pub trait Progress: Send + Sync {
+    fn update(&self, resource: &str, message: &str);
+}
+
+/// Progress that goes nowhere.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn update(&self, _: &str, _: &str) {}
+}
+
+/// Records steps and restore points as they happen. A store error does not stop the tasks
+/// under way (their AWS work must still be finished and cleaned up); it fails the session.
+pub struct Recorder<'a> {
+    session_id: String,
+    store: Mutex<&'a mut dyn StateStore>,
+    progress: &'a dyn Progress,
+    failure: Mutex<Option<StoreError>>,
+}
+
+/// What the workflows record through (implemented by [`Recorder`]).
+pub trait Record: Sync {
+    fn step(&self, step: &StepRecord);
+    fn restore_point(&self, point: &RestorePoint);
+    fn progress(&self, resource: &str, message: &str);
+}
+
+impl Recorder<'_> {
+    fn keep(&self, result: Result<(), StoreError>) {
+        if let Err(e) = result {
+            tracing::error!(error = %e, "could not record in the state store");
+            let mut slot = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert(e);
+        }
+    }
+
+}
+
+impl Record for Recorder<'_> {
+    fn step(&self, step: &StepRecord) {
+        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let result = store.record_step(&self.session_id, step);
+        drop(store);
+        self.keep(result);
+    }
+
+    fn restore_point(&self, point: &RestorePoint) {
+        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let result = store.record_restore_point(&self.session_id, point);
+        drop(store);
+        self.keep(result);
+    }
+
+    fn progress(&self, resource: &str, message: &str) {
+        tracing::info!(resource, "{message}");
+        self.progress.update(resource, message);
+    }
+}
+
+/// Runs one session of a prepared plan and returns its report, recorded in the store.
+pub async fn run_session(
+    cloud: &dyn Cloud,
+    store: &mut dyn StateStore,
+    progress: &dyn Progress,
+    config: &EngineConfig,
+    prepared: &Prepared,
+) -> Result<SessionReport, StoreError> {
+    let plan = &prepared.plan;
+    let session_id = new_session_id();
+    let started_at = utc_now();
+    store.begin_session(&session_id, &plan.policy, &started_at)?;
+    let recorder = Recorder { session_id: session_id.clone(), store: Mutex::new(store), progress, failure: Mutex::new(None) };
+
+    let mut resources: Vec<(usize, ResourceReport)> = stream::iter(plan.tasks.iter().enumerate())
+        .map(|(i, task)| {
+            let ctx = TaskContext {
+                cloud,
+                recorder: &recorder,
+                config,
+                session_id: &session_id,
+                policy: &plan.policy,
+                source_account: &plan.source_account,
+                source_access: &prepared.source_access,
+                instance: &task.instance,
+            };
+            async move { (i, run_task(ctx, plan, task).await) }
+        })
+        .buffer_unordered(config.concurrency.max(1))
+        .collect()
+        .await;
+    resources.sort_by_key(|(i, _)| *i);
+    let resources: Vec<ResourceReport> = resources.into_iter().map(|(_, r)| r).collect();
+
+    let mut status = Status::worst(resources.iter().map(|r| r.status));
+    if !plan.messages.is_empty() {
+        status = status.max(Status::Warning);
+    }
+    let report = SessionReport {
+        session_id: session_id.clone(),
+        policy: plan.policy.clone(),
+        status,
+        started_at,
+        ended_at: utc_now(),
+        source_account: plan.source_account.to_string(),
+        resources,
+        messages: plan.messages.clone(),
+    };
+    let Recorder { store, failure, .. } = recorder;
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    store.into_inner().unwrap_or_else(|p| p.into_inner()).finish_session(&report)?;
+    Ok(report)
+}
+
+type OutcomeFuture<'a> = Pin<Box<dyn Future<Output = Vec<TargetOutcome>> + Send + 'a>>;
+
+/// One resource: its source snapshots, then every target's workflow, side by side.
+async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> ResourceReport {
+    let instance = ctx.instance;
+    let mut report = ResourceReport {
+        resource_type: task.resource_type.to_owned(),
+        id: instance.id.clone(),
+        region: instance.region.clone(),
+        status: Status::Success,
+        messages: Vec::new(),
+        source: None,
+        replicas: Vec::new(),
+    };
+    let mut outcomes: Vec<TargetOutcome> = Vec::new();
+    let replicate: Vec<_> = task
+        .targets
+        .iter()
+        .filter_map(|t| match &t.decision {
+            Decision::Replicate { workflow, kms_key_id } => Some((t, *workflow, kms_key_id.clone())),
+            Decision::Skip { reason } | Decision::Refuse { reason } => {
+                outcomes.push(TargetOutcome {
+                    target: t.target,
+                    status: t.decision.status(),
+                    messages: vec![reason.clone()],
+                    replica: None,
+                });
+                None
+            }
+        })
+        .collect();
+
+    if task.take_snapshot {
+        match workflows::source::take_snapshots(&ctx).await {
+            Err(message) => {
+                report.status = Status::Failed;
+                report.messages.push(message);
+                report.messages.extend(outcomes.into_iter().flat_map(|o| o.messages));
+                return report;
+            }
+            Ok(source) => {
+                report.source = Some(PlaceReport {
+                    account: plan.source_account.to_string(),
+                    region: instance.region.clone(),
+                    snapshots: source.iter().map(workflows::source::SourceSnapshot::report).collect(),
+                });
+                let mut futures: Vec<OutcomeFuture<'_>> = Vec::new();
+                let source = &source;
+                let ctx = &ctx;
+                for (t, workflow, key) in &replicate {
+                    if *workflow == Workflow::SameAccount {
+                        let target = &plan.targets[t.target];
+                        futures.push(Box::pin(async move {
+                            vec![workflows::same_account::replicate(ctx, source, target, key.as_deref()).await]
+                        }));
+                    }
+                }
+                // Workflow B shares once per target account, however many Regions it has there.
+                let mut accounts: Vec<&AccountId> = replicate
+                    .iter()
+                    .filter(|(_, w, _)| *w == Workflow::CrossAccountEc2)
+                    .map(|(t, _, _)| &t.account)
+                    .collect();
+                accounts.sort();
+                accounts.dedup();
+                for account in accounts {
+                    let group: Vec<_> = replicate
+                        .iter()
+                        .filter(|(t, w, _)| *w == Workflow::CrossAccountEc2 && &t.account == account)
+                        .map(|(t, _, key)| (&plan.targets[t.target], key.clone()))
+                        .collect();
+                    futures.push(Box::pin(async move {
+                        workflows::cross_account_ec2::replicate(ctx, source, account, &group).await
+                    }));
+                }
+                outcomes.extend(join_all(futures).await.into_iter().flatten());
+            }
+        }
+    }
+
+    outcomes.sort_by_key(|o| o.target);
+    report.status = Status::worst(outcomes.iter().map(|o| o.status));
+    for o in outcomes {
+        report.messages.extend(o.messages);
+        report.replicas.extend(o.replica);
+    }
+    report
+}

@@ -1,0 +1,174 @@
+//! Before anything changes: resolve every account and key the policy names, take the
+//! inventory of the source account, and plan. Only read calls are made here, so an error found
+//! here leaves AWS untouched.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::ids::{AccountId, key_arn_parts};
+use crate::model::{Instance, KeyManager};
+use crate::plan::{Estate, Plan, ResolvedTarget, plan};
+use crate::policy::{Policy, Selector};
+use crate::ports::{Access, Cloud, CloudError};
+
+/// Why a session could not be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The policy does not fit the estate (exit code 2): each line names the field and value.
+    #[error("the policy does not fit what AWS reports:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Input(Vec<String>),
+    /// AWS could not be asked (credentials, network, permissions).
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+}
+
+/// A plan and the credentials it will run with.
+pub struct Prepared {
+    pub plan: Plan,
+    pub source_access: Access,
+}
+
+/// Resolves accounts and keys, takes the inventory, and plans.
+pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, PrepareError> {
+    let mut accounts = Accounts { cloud, known: HashMap::new() };
+    let mut problems = Vec::new();
+
+    let source_access = Access::role(policy.source.role_arn.clone());
+    let source_account = accounts.of(&source_access).await?;
+
+    let mut targets = Vec::new();
+    for (index, t) in policy.targets.iter().enumerate() {
+        let field = format!("targets[{index}]");
+        let access = Access::role(t.role_arn.clone());
+        let account = accounts.of(&access).await?;
+        if let Some(declared) = &t.account
+            && declared != &account
+        {
+            problems.push(format!(
+                "{field}.account = \"{declared}\": the credentials for this target ({access}) act in \
+                 account {account}; set {field}.role_arn to a role in account {declared}"
+            ));
+            continue;
+        }
+        if account == source_account && policy.source.regions.contains(&t.region) {
+            problems.push(format!(
+                "{field}: account {account} Region {} is the source itself; a replica must be in \
+                 another Region or account",
+                t.region
+            ));
+            continue;
+        }
+        let key = match &t.kms_key {
+            None => None,
+            Some(k) => match cloud.describe_key(&access, &t.region, k.as_str()).await {
+                Ok(info) => {
+                    if info.region != t.region {
+                        problems.push(format!(
+                            "{field}.kms_key = \"{k}\": the key is in {}, but replicas of this target \
+                             are made in {}; KMS keys are regional",
+                            info.region, t.region
+                        ));
+                    } else if info.manager == KeyManager::Aws {
+                        problems.push(format!(
+                            "{field}.kms_key = \"{k}\": {} is an AWS managed key; replicas must be \
+                             encrypted with a customer managed key",
+                            info.arn
+                        ));
+                    } else if let Some(why) = info.unusable_for_snapshots() {
+                        problems.push(format!("{field}.kms_key = \"{k}\": {why}"));
+                    }
+                    Some(info)
+                }
+                Err(e) if e.is_not_found() => {
+                    problems.push(format!(
+                        "{field}.kms_key = \"{k}\": no such key in account {account} Region {} ({})",
+                        t.region, e.message
+                    ));
+                    None
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        targets.push(ResolvedTarget { index, account, region: t.region.clone(), access, key });
+    }
+
+    let mut estate = Estate::default();
+    let mut messages = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, sel) in policy.source.resources.iter().enumerate() {
+        let mut found: Vec<Instance> = Vec::new();
+        for region in &policy.source.regions {
+            found.extend(cloud.find_instances(&source_access, region, &sel.selector).await?);
+        }
+        match &sel.selector {
+            Selector::Ids(ids) => {
+                for (j, id) in ids.iter().enumerate() {
+                    if !found.iter().any(|inst| &inst.id == id) {
+                        problems.push(format!(
+                            "source.resources[{i}].ids[{j}] = \"{id}\": no such instance in account \
+                             {source_account}, Regions {}",
+                            policy.source.regions.join(", ")
+                        ));
+                    }
+                }
+            }
+            Selector::Tags(tags) if found.is_empty() => messages.push(format!(
+                "source.resources[{i}]: no instance in account {source_account}, Regions {} has the \
+                 tags {}",
+                policy.source.regions.join(", "),
+                tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+            )),
+            Selector::Tags(_) => {}
+        }
+        for inst in found {
+            if seen.insert(inst.id.clone()) {
+                estate.instances.push(inst);
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(PrepareError::Input(problems));
+    }
+
+    let key_arns: BTreeSet<String> = estate
+        .instances
+        .iter()
+        .flat_map(|i| i.volumes.iter().filter_map(|v| v.kms_key_id.clone()))
+        .collect();
+    for arn in key_arns {
+        let region = key_arn_parts(&arn).map(|(r, _)| r);
+        let Some(region) = region else {
+            estate.key_errors.insert(arn.clone(), "not a KMS key ARN".into());
+            continue;
+        };
+        match cloud.describe_key(&source_access, &region, &arn).await {
+            Ok(info) => {
+                estate.keys.insert(arn, info);
+            }
+            Err(e) => {
+                estate.key_errors.insert(arn, e.to_string());
+            }
+        }
+    }
+
+    Ok(Prepared {
+        plan: plan(&policy.name, &source_account, &targets, &estate, messages),
+        source_access,
+    })
+}
+
+/// The account behind each set of credentials, asked of STS once.
+struct Accounts<'a> {
+    cloud: &'a dyn Cloud,
+    known: HashMap<Access, AccountId>,
+}
+
+impl Accounts<'_> {
+    async fn of(&mut self, access: &Access) -> Result<AccountId, CloudError> {
+        if let Some(a) = self.known.get(access) {
+            return Ok(a.clone());
+        }
+        let account = self.cloud.account_of(access).await?;
+        self.known.insert(access.clone(), account.clone());
+        Ok(account)
+    }
+}

@@ -1,0 +1,258 @@
+//! Syntax of the AWS identifiers a policy names: account ids, Regions, IAM role ARNs and KMS key
+//! references. Only syntax is checked here; whether the thing exists is asked of AWS later.
+
+use std::fmt;
+
+/// A 12-digit AWS account id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct AccountId(String);
+
+impl AccountId {
+    pub fn parse(s: &str) -> Option<Self> {
+        (s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())).then(|| Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether `s` has the shape of an AWS Region name (`us-east-1`, `eu-central-2`,
+/// `us-gov-west-1`, `cn-north-1`, `us-isob-east-1`).
+pub fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    if parts.len() < 3 || parts.len() > 4 {
+        return false;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    first.len() == 2
+        && first.bytes().all(|b| b.is_ascii_lowercase())
+        && !last.is_empty()
+        && last.bytes().all(|b| b.is_ascii_digit())
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
+fn is_partition(s: &str) -> bool {
+    matches!(s, "aws" | "aws-cn" | "aws-us-gov" | "aws-iso" | "aws-iso-b" | "aws-iso-e" | "aws-iso-f")
+}
+
+/// An IAM role ARN: `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RoleArn {
+    arn: String,
+    account: AccountId,
+}
+
+impl RoleArn {
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut it = s.splitn(6, ':');
+        let (arn, partition, service, region, account, resource) = (
+            it.next()?,
+            it.next()?,
+            it.next()?,
+            it.next()?,
+            it.next()?,
+            it.next()?,
+        );
+        let name = resource.strip_prefix("role/")?;
+        let name_ok = !name.is_empty()
+            && !name.ends_with('/')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b));
+        (arn == "arn" && is_partition(partition) && service == "iam" && region.is_empty() && name_ok)
+            .then_some(())?;
+        Some(Self {
+            arn: s.to_owned(),
+            account: AccountId::parse(account)?,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.arn
+    }
+
+    pub fn account(&self) -> &AccountId {
+        &self.account
+    }
+}
+
+impl fmt::Display for RoleArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.arn)
+    }
+}
+
+/// How a policy names a KMS key. AWS accepts all four forms in `KmsKeyId`, but only the ARN
+/// forms work for a key in another account, and only ARNs say which Region the key lives in.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KeyRef {
+    /// `arn:aws:kms:REGION:ACCOUNT:key/ID`
+    KeyArn { arn: String, region: String, account: AccountId },
+    /// `arn:aws:kms:REGION:ACCOUNT:alias/NAME`
+    AliasArn { arn: String, region: String, account: AccountId },
+    /// A bare key id (`1234abcd-...` or a multi-Region `mrk-...` id).
+    KeyId(String),
+    /// `alias/NAME`
+    AliasName(String),
+}
+
+fn is_key_id(s: &str) -> bool {
+    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(mrk) = s.strip_prefix("mrk-") {
+        return hex(mrk, 32);
+    }
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| hex(g, n))
+}
+
+fn is_alias_name(name: &str) -> bool {
+    // https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateAlias.html: 1-256
+    // characters of alphanumerics, '/', '_' and '-' after the `alias/` prefix.
+    !name.is_empty()
+        && name.len() <= 250
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b))
+}
+
+impl KeyRef {
+    pub fn parse(s: &str) -> Option<Self> {
+        if let Some(rest) = s.strip_prefix("arn:") {
+            let mut it = rest.splitn(5, ':');
+            let (partition, service, region, account, resource) =
+                (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
+            if !is_partition(partition) || service != "kms" || !is_region(region) {
+                return None;
+            }
+            let account = AccountId::parse(account)?;
+            let region = region.to_owned();
+            let arn = s.to_owned();
+            if let Some(id) = resource.strip_prefix("key/") {
+                return is_key_id(id).then_some(KeyRef::KeyArn { arn, region, account });
+            }
+            if let Some(name) = resource.strip_prefix("alias/") {
+                return is_alias_name(name).then_some(KeyRef::AliasArn { arn, region, account });
+            }
+            return None;
+        }
+        if let Some(name) = s.strip_prefix("alias/") {
+            return is_alias_name(name).then(|| KeyRef::AliasName(s.to_owned()));
+        }
+        is_key_id(s).then(|| KeyRef::KeyId(s.to_owned()))
+    }
+
+    /// The text AWS accepts as `KeyId` / `KmsKeyId`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            KeyRef::KeyArn { arn, .. } | KeyRef::AliasArn { arn, .. } => arn,
+            KeyRef::KeyId(s) | KeyRef::AliasName(s) => s,
+        }
+    }
+
+    /// The Region the reference pins the key to, for the ARN forms.
+    pub fn region(&self) -> Option<&str> {
+        match self {
+            KeyRef::KeyArn { region, .. } | KeyRef::AliasArn { region, .. } => Some(region),
+            _ => None,
+        }
+    }
+
+    /// The account the reference pins the key to, for the ARN forms.
+    pub fn account(&self) -> Option<&AccountId> {
+        match self {
+            KeyRef::KeyArn { account, .. } | KeyRef::AliasArn { account, .. } => Some(account),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for KeyRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The Region and account of a KMS key ARN as AWS returns it (`KeyMetadata.Arn`,
+/// `Volume.KmsKeyId`).
+pub fn key_arn_parts(arn: &str) -> Option<(String, AccountId)> {
+    match KeyRef::parse(arn)? {
+        KeyRef::KeyArn { region, account, .. } | KeyRef::AliasArn { region, account, .. } => {
+            Some((region, account))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_ids_are_exactly_twelve_digits() {
+        assert!(AccountId::parse("111111111111").is_some());
+        for bad in ["12345", "1111111111111", "11111111111a", ""] {
+            assert!(AccountId::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn region_names_have_the_aws_shape() {
+        for ok in ["us-east-1", "eu-central-2", "us-gov-west-1", "cn-north-1", "ap-southeast-4"] {
+            assert!(is_region(ok), "{ok}");
+        }
+        for bad in ["us-east", "useast1", "US-EAST-1", "us-east-1a", "", "eu--1"] {
+            assert!(!is_region(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn role_arns_name_an_account_and_a_role() {
+        let r = RoleArn::parse("arn:aws:iam::222222222222:role/ops/snaprelay-target").unwrap();
+        assert_eq!(r.account().as_str(), "222222222222");
+        for bad in [
+            "arn:aws:iam::22222222222:role/x",
+            "arn:aws:iam::222222222222:user/x",
+            "arn:aws:iam:us-east-1:222222222222:role/x",
+            "arn:aws:sts::222222222222:role/x",
+            "role/x",
+        ] {
+            assert!(RoleArn::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn key_references_take_the_four_forms_aws_accepts() {
+        let arn = "arn:aws:kms:eu-west-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        assert_eq!(KeyRef::parse(arn).unwrap().region(), Some("eu-west-1"));
+        let alias = "arn:aws:kms:eu-west-1:222222222222:alias/dr";
+        assert!(matches!(KeyRef::parse(alias), Some(KeyRef::AliasArn { .. })));
+        assert!(matches!(
+            KeyRef::parse("mrk-1234abcd12ab34cd56ef1234567890ab"),
+            Some(KeyRef::KeyId(_))
+        ));
+        assert!(matches!(KeyRef::parse("alias/dr-key"), Some(KeyRef::AliasName(_))));
+        for bad in [
+            "arn:aws:kms:eu-west-1:222222222222:key/not-a-key",
+            "arn:aws:kms:eu-west-1:2222:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "arn:aws:s3:eu-west-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "dr-key",
+            "alias/",
+        ] {
+            assert!(KeyRef::parse(bad).is_none(), "{bad}");
+        }
+    }
+}

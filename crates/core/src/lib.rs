@@ -1,0 +1,20 @@
+//! snaprelay's pure core.
+//!
+//! - [`policy`]: the policy file, parsed and validated.
+//! - [`plan`]: the planner, deciding which SPEC workflow applies to each resource and target.
+//! - [`workflows`]: one file per SPEC workflow, read top to bottom as the SPEC lists its steps.
+//! - [`engine`]: a session: inventory, plan, the tasks run with bounded concurrency, records.
+//! - [`ports`]: the traits the adapters implement (cloud, state store).
+//!
+//! Nothing here performs I/O except through the ports.
+
+pub mod clock;
+pub mod engine;
+pub mod ids;
+pub mod model;
+pub mod plan;
+pub mod policy;
+pub mod ports;
+pub mod report;
+pub mod status;
+pub mod workflows;

@@ -1,0 +1,132 @@
+//! What snaprelay learns from AWS about the estate: instances, their volumes, KMS keys and
+//! snapshots. Plain data, filled in by a cloud adapter and read by the planner and workflows.
+
+use serde::Serialize;
+
+use crate::ids::AccountId;
+
+/// An EC2 instance selected by a policy, with the EBS volumes attached to it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Instance {
+    pub id: String,
+    pub region: String,
+    pub name: Option<String>,
+    pub volumes: Vec<Volume>,
+}
+
+impl Instance {
+    /// An instance counts as encrypted when any of its volumes is (SPEC workflow A).
+    pub fn is_encrypted(&self) -> bool {
+        self.volumes.iter().any(|v| v.encrypted)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Volume {
+    pub id: String,
+    pub device: Option<String>,
+    pub size_gib: i32,
+    pub encrypted: bool,
+    /// The key ARN as `DescribeVolumes` reports it.
+    pub kms_key_id: Option<String>,
+}
+
+/// Who manages a KMS key. AWS managed keys (`aws/ebs`, `aws/rds`) have fixed key policies and
+/// can never be used from another account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyManager {
+    Aws,
+    Customer,
+}
+
+/// A KMS key as `DescribeKey` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    pub arn: String,
+    pub account: AccountId,
+    pub region: String,
+    pub manager: KeyManager,
+    /// `KeyState`: `Enabled`, `Disabled`, `PendingDeletion`, ...
+    pub state: String,
+    /// `KeyUsage`: snapshots need `ENCRYPT_DECRYPT`.
+    pub usage: String,
+    /// `KeySpec`: snapshots need `SYMMETRIC_DEFAULT`.
+    pub spec: String,
+}
+
+impl KeyInfo {
+    pub fn is_enabled(&self) -> bool {
+        self.state == "Enabled"
+    }
+
+    /// Why this key cannot encrypt EBS snapshots, if it cannot.
+    pub fn unusable_for_snapshots(&self) -> Option<String> {
+        if !self.is_enabled() {
+            return Some(format!("key {} is {}, not Enabled", self.arn, self.state));
+        }
+        if self.usage != "ENCRYPT_DECRYPT" || self.spec != "SYMMETRIC_DEFAULT" {
+            return Some(format!(
+                "key {} is {} {}; EBS and RDS need a symmetric ENCRYPT_DECRYPT key",
+                self.arn, self.spec, self.usage
+            ));
+        }
+        None
+    }
+}
+
+/// The lifecycle state of an EBS snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotState {
+    Pending,
+    Completed,
+    Error,
+    /// Anything newer AWS may answer (`recoverable`, `recovering`): treated as still in progress.
+    Other,
+}
+
+/// What `DescribeSnapshots` says of one snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotStatus {
+    pub id: String,
+    pub state: SnapshotState,
+    /// `Progress` without its `%` sign.
+    pub progress: Option<u8>,
+    pub state_message: Option<String>,
+    pub encrypted: bool,
+    pub kms_key_id: Option<String>,
+}
+
+/// One snapshot that `CreateSnapshots` made of one volume.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VolumeSnapshot {
+    pub snapshot_id: String,
+    pub volume_id: String,
+}
+
+/// A tag snaprelay puts on what it creates, so that ownership can be proven later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+impl Tag {
+    pub fn new(key: &str, value: impl Into<String>) -> Self {
+        Self { key: key.to_owned(), value: value.into() }
+    }
+}
+
+/// The tag keys snaprelay writes.
+pub mod tags {
+    pub const POLICY: &str = "snaprelay:policy";
+    pub const SESSION: &str = "snaprelay:session";
+    pub const RESOURCE: &str = "snaprelay:resource";
+    /// `source` for a snapshot of the resource, `replica` for a copy in a target.
+    pub const KIND: &str = "snaprelay:kind";
+    pub const VOLUME: &str = "snaprelay:volume";
+    pub const SOURCE_SNAPSHOT: &str = "snaprelay:source-snapshot";
+    pub const SOURCE_ACCOUNT: &str = "snaprelay:source-account";
+    pub const SOURCE_REGION: &str = "snaprelay:source-region";
+}

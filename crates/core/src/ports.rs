@@ -1,0 +1,136 @@
+//! The ports the core drives: the cloud (AWS through the SDK, or a simulator) and the state
+//! store (SQLite). Adapters live in their own crates; the core never sees an SDK type.
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::ids::{AccountId, RoleArn};
+use crate::model::{Instance, KeyInfo, SnapshotStatus, Tag, VolumeSnapshot};
+use crate::policy::Selector;
+use crate::report::{SessionReport, SessionSummary, StepRecord};
+
+/// Whose credentials a call is made with: a role assumed with STS, or the ambient credentials
+/// of the default chain.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Access {
+    pub role_arn: Option<RoleArn>,
+}
+
+impl Access {
+    pub fn ambient() -> Self {
+        Self { role_arn: None }
+    }
+
+    pub fn role(role_arn: Option<RoleArn>) -> Self {
+        Self { role_arn }
+    }
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.role_arn {
+            Some(r) => write!(f, "role {r}"),
+            None => f.write_str("the ambient credentials"),
+        }
+    }
+}
+
+/// An AWS call that failed: which call, and what AWS said.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{service} {operation} in {region} failed: {}{message}", code.as_ref().map(|c| format!("{c}: ")).unwrap_or_default())]
+pub struct CloudError {
+    pub service: &'static str,
+    pub operation: &'static str,
+    pub region: String,
+    /// The AWS error code (`InvalidSnapshot.NotFound`, `AccessDenied`, ...), when AWS gave one.
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl CloudError {
+    pub fn is_not_found(&self) -> bool {
+        self.code
+            .as_deref()
+            .is_some_and(|c| c.contains("NotFound") || c == "NoSuchEntity")
+    }
+}
+
+/// Parameters of an EBS `CopySnapshot`, called in the destination Region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyRequest {
+    pub source_region: String,
+    pub source_snapshot_id: String,
+    /// The key that encrypts the copy; `None` copies without re-encrypting.
+    pub kms_key_arn: Option<String>,
+    pub description: String,
+    pub tags: Vec<Tag>,
+}
+
+/// The cloud as the workflows need it. Every call names the credentials and the Region.
+#[async_trait]
+pub trait Cloud: Send + Sync {
+    /// The account the credentials act in (STS `GetCallerIdentity`).
+    async fn account_of(&self, access: &Access) -> Result<AccountId, CloudError>;
+
+    /// Instances (not terminated) matching the selector, with their attached volumes.
+    async fn find_instances(
+        &self,
+        access: &Access,
+        region: &str,
+        selector: &Selector,
+    ) -> Result<Vec<Instance>, CloudError>;
+
+    /// KMS `DescribeKey`: resolves a key id, alias or ARN to the key.
+    async fn describe_key(&self, access: &Access, region: &str, key: &str) -> Result<KeyInfo, CloudError>;
+
+    /// EC2 `CreateSnapshots`: one crash-consistent snapshot of each attached volume.
+    async fn create_snapshots(
+        &self,
+        access: &Access,
+        region: &str,
+        instance_id: &str,
+        description: &str,
+        tags: &[Tag],
+    ) -> Result<Vec<VolumeSnapshot>, CloudError>;
+
+    /// EC2 `DescribeSnapshots` for a batch of snapshot ids owned by the caller.
+    async fn describe_snapshots(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_ids: &[String],
+    ) -> Result<Vec<SnapshotStatus>, CloudError>;
+
+    /// Grants (`add`) or revokes (`remove`) `createVolumePermission` for one account.
+    async fn set_snapshot_share(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+        account: &AccountId,
+        shared: bool,
+    ) -> Result<(), CloudError>;
+
+    /// EC2 `CopySnapshot` in `region` (the destination); returns the new snapshot id.
+    async fn copy_snapshot(&self, access: &Access, region: &str, request: &CopyRequest) -> Result<String, CloudError>;
+
+    /// EC2 `DeleteSnapshot`; only ever called on a snapshot this session created.
+    async fn delete_snapshot(&self, access: &Access, region: &str, snapshot_id: &str) -> Result<(), CloudError>;
+}
+
+/// An error of the state store. The store is local; its errors end the session.
+#[derive(Debug, thiserror::Error)]
+#[error("state store: {0}")]
+pub struct StoreError(pub String);
+
+/// Where sessions, tasks, steps and restore points are recorded.
+pub trait StateStore: Send {
+    fn begin_session(&mut self, session_id: &str, policy: &str, started_at: &str) -> Result<(), StoreError>;
+    fn record_step(&mut self, session_id: &str, step: &StepRecord) -> Result<(), StoreError>;
+    fn record_restore_point(&mut self, session_id: &str, point: &crate::report::RestorePoint) -> Result<(), StoreError>;
+    fn finish_session(&mut self, report: &SessionReport) -> Result<(), StoreError>;
+    fn sessions(&self, policy: Option<&str>) -> Result<Vec<SessionSummary>, StoreError>;
+    fn session(&self, session_id: &str) -> Result<Option<SessionReport>, StoreError>;
+    fn steps(&self, session_id: &str) -> Result<Vec<StepRecord>, StoreError>;
+}

@@ -1,0 +1,92 @@
+//! What a session reports and records: the JSON document of `run --output json` (SPEC
+//! section 5), the steps of each task, and the restore points it made.
+
+use serde::{Deserialize, Serialize};
+
+use crate::status::Status;
+
+/// The report of one session, printed by `run` and kept by the state store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionReport {
+    pub session_id: String,
+    pub policy: String,
+    pub status: Status,
+    pub started_at: String,
+    pub ended_at: String,
+    pub source_account: String,
+    pub resources: Vec<ResourceReport>,
+    /// Session-wide remarks (for example a tag selector that matched nothing).
+    pub messages: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResourceReport {
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    /// The instance id (or DB instance identifier).
+    pub id: String,
+    pub region: String,
+    pub status: Status,
+    pub messages: Vec<String>,
+    /// The source restore point, when the snapshots were taken.
+    pub source: Option<PlaceReport>,
+    pub replicas: Vec<PlaceReport>,
+}
+
+/// A restore point in one place: the snapshots of the resource there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlaceReport {
+    pub account: String,
+    pub region: String,
+    pub snapshots: Vec<SnapshotReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotReport {
+    /// The EBS snapshot id.
+    pub id: String,
+    /// The snapshot it was copied from; for a source snapshot, the volume it was taken of.
+    pub source_id: String,
+    pub volume_id: String,
+    /// The key ARN that encrypts it; `None` when unencrypted.
+    pub kms_key_id: Option<String>,
+}
+
+/// A restore point as recorded in the state store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RestorePoint {
+    pub policy: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    /// `source` or `replica`.
+    pub kind: String,
+    pub created_at: String,
+    pub place: PlaceReport,
+}
+
+/// One step of one task: what was done, when, and how it ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub resource_id: String,
+    /// `snapshot`, `wait-snapshot`, `share`, `copy`, `wait-copy`, `unshare`.
+    pub step: String,
+    /// The place the step acts on (`account/region`).
+    pub place: String,
+    pub started_at: String,
+    pub ended_at: String,
+    /// `ok` or `failed`.
+    pub outcome: String,
+    pub detail: String,
+}
+
+/// A line of `sessions list`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    pub session_id: String,
+    pub policy: String,
+    /// `Success`, `Warning`, `Failed`, or `Running` for a session that never finished.
+    pub status: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub resources: usize,
+}

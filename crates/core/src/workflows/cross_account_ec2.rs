@@ -1,0 +1,92 @@
+//! SPEC workflow B, replicas of an EC2 instance in another account:
+//! 1. the source snapshots (taken once per resource, see [`super::source`]);
+//! 2. each snapshot shared with the target account (`createVolumePermission`), source role;
+//! 3. in the target account, each shared snapshot copied straight to the target Region and
+//!    re-encrypted with the target key, target role (once per target Region of that account);
+//! 4. the share removed once every copy has completed (or failed): a share is never left behind.
+//!
+//! The planner has already refused snapshots under an AWS managed key, which AWS cannot share.
+//! The source key's policy must admit the target account, or the copy ends in `error`.
+
+use crate::ids::AccountId;
+use crate::plan::ResolvedTarget;
+use crate::status::Status;
+
+use super::copy::copy_restore_point;
+use super::source::SourceSnapshot;
+use super::{TargetOutcome, TaskContext};
+
+/// Replicates to every target in `account` (one share serves all its Regions).
+pub async fn replicate(
+    ctx: &TaskContext<'_>,
+    source: &[SourceSnapshot],
+    account: &AccountId,
+    targets: &[(&ResolvedTarget, Option<String>)],
+) -> Vec<TargetOutcome> {
+    let region = ctx.instance.region.as_str();
+    let place = format!("{}/{region}", ctx.source_account);
+
+    // Step 2: share.
+    let mut shared: Vec<&SourceSnapshot> = Vec::new();
+    let mut share_error = None;
+    for s in source {
+        let result = ctx
+            .step("share", &place, |_| format!("{} with {account}", s.snapshot_id), async {
+                ctx.cloud
+                    .set_snapshot_share(ctx.source_access, region, &s.snapshot_id, account, true)
+                    .await
+                    .map_err(|e| format!("could not share {} with account {account}: {e}", s.snapshot_id))
+            })
+            .await;
+        // A failed call may still have shared: remove it in step 4 all the same.
+        shared.push(s);
+        if let Err(e) = result {
+            share_error = Some(e);
+            break;
+        }
+    }
+
+    // Step 3: copy in the target account, each target Region side by side.
+    let mut outcomes: Vec<TargetOutcome> = match share_error {
+        Some(e) => targets.iter().map(|(t, _)| TargetOutcome::failed(t.index, e.clone())).collect(),
+        None => {
+            let copies = targets.iter().map(|(target, key)| async move {
+                match copy_restore_point(ctx, source, target, key.as_deref()).await {
+                    Ok(replica) => TargetOutcome {
+                        target: target.index,
+                        status: Status::Success,
+                        messages: vec![],
+                        replica: Some(replica),
+                    },
+                    Err(e) => TargetOutcome::failed(target.index, e),
+                }
+            });
+            futures_util::future::join_all(copies).await
+        }
+    };
+
+    // Step 4: unshare, whatever happened to the copies.
+    for s in shared {
+        let result = ctx
+            .step("unshare", &place, |_| format!("{} from {account}", s.snapshot_id), async {
+                ctx.cloud
+                    .set_snapshot_share(ctx.source_access, region, &s.snapshot_id, account, false)
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "snapshot {} is still shared with account {account}: removing the share \
+                             failed: {e}; remove it by hand (aws ec2 modify-snapshot-attribute)",
+                            s.snapshot_id
+                        )
+                    })
+            })
+            .await;
+        if let Err(e) = result {
+            for o in &mut outcomes {
+                o.status = Status::Failed;
+                o.messages.push(e.clone());
+            }
+        }
+    }
+    outcomes
+}

@@ -1,0 +1,104 @@
+//! Step 1 of every workflow: a crash-consistent snapshot of each EBS volume of the instance,
+//! taken with the source role, waited for until completed, recorded as the source restore point.
+
+use crate::clock::utc_now;
+use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
+
+use super::{TaskContext, errors};
+
+/// A completed snapshot of one source volume.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceSnapshot {
+    pub snapshot_id: String,
+    pub volume_id: String,
+    pub encrypted: bool,
+    /// The key ARN that encrypts it.
+    pub kms_key_id: Option<String>,
+}
+
+impl SourceSnapshot {
+    pub fn report(&self) -> SnapshotReport {
+        SnapshotReport {
+            id: self.snapshot_id.clone(),
+            source_id: self.volume_id.clone(),
+            volume_id: self.volume_id.clone(),
+            kms_key_id: self.kms_key_id.clone(),
+        }
+    }
+}
+
+/// Takes, waits for and records the source restore point. On failure the snapshots already
+/// made are deleted (a restore point is kept whole or not at all) and the error is returned.
+pub async fn take_snapshots(ctx: &TaskContext<'_>) -> Result<Vec<SourceSnapshot>, String> {
+    let instance = ctx.instance;
+    let region = instance.region.as_str();
+    let access = ctx.source_access;
+    let place = format!("{}/{region}", ctx.source_account);
+
+    // CreateSnapshots with an instance specification snapshots every attached volume at the
+    // same point in time: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSnapshots.html
+    let description = format!("snaprelay {}: {} session {}", ctx.policy, instance.id, ctx.session_id);
+    let created = ctx
+        .step(
+            "snapshot",
+            &place,
+            |v: &Vec<crate::model::VolumeSnapshot>| v.iter().map(|s| format!("{} of {}", s.snapshot_id, s.volume_id)).collect::<Vec<_>>().join(", "),
+            async {
+                ctx.cloud
+                    .create_snapshots(access, region, &instance.id, &description, &ctx.tags("source"))
+                    .await
+                    .map_err(|e| format!("could not snapshot instance {}: {e}", instance.id))
+            },
+        )
+        .await?;
+    let ids: Vec<String> = created.iter().map(|s| s.snapshot_id.clone()).collect();
+
+    let waited = ctx
+        .step("wait-snapshot", &place, |_| "completed".to_owned(), async {
+            let statuses = ctx
+                .wait_for_snapshots(access, region, &ids)
+                .await
+                .map_err(|e| format!("could not follow the snapshots of {}: {e}", instance.id))?;
+            let failed = errors(&statuses);
+            if failed.is_empty() { Ok(statuses) } else { Err(failed.join("; ")) }
+        })
+        .await;
+    let statuses = match waited {
+        Ok(s) => s,
+        Err(e) => {
+            let mut message = vec![e];
+            message.extend(ctx.discard(access, region, &place, &ids).await);
+            return Err(message.join("; "));
+        }
+    };
+
+    let snapshots: Vec<SourceSnapshot> = created
+        .iter()
+        .map(|c| {
+            let status = statuses.iter().find(|s| s.id == c.snapshot_id);
+            let volume = instance.volumes.iter().find(|v| v.id == c.volume_id);
+            SourceSnapshot {
+                snapshot_id: c.snapshot_id.clone(),
+                volume_id: c.volume_id.clone(),
+                encrypted: status.is_some_and(|s| s.encrypted) || volume.is_some_and(|v| v.encrypted),
+                // DescribeSnapshots reports the key; the volume's key is the same one.
+                kms_key_id: status
+                    .and_then(|s| s.kms_key_id.clone())
+                    .or_else(|| volume.and_then(|v| v.kms_key_id.clone())),
+            }
+        })
+        .collect();
+    ctx.recorder.restore_point(&RestorePoint {
+        policy: ctx.policy.to_owned(),
+        resource_type: "ec2".into(),
+        resource_id: instance.id.clone(),
+        kind: "source".into(),
+        created_at: utc_now(),
+        place: PlaceReport {
+            account: ctx.source_account.to_string(),
+            region: region.to_owned(),
+            snapshots: snapshots.iter().map(SourceSnapshot::report).collect(),
+        },
+    });
+    Ok(snapshots)
+}
