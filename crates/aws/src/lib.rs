@@ -1,0 +1,202 @@
+//! The AWS SDK adapter behind snaprelay's cloud port.
+//!
+//! Credentials follow the SDK's conventions: the default chain (environment, `AWS_PROFILE`,
+//! SSO, instance roles), `AWS_REGION`, and `AWS_ENDPOINT_URL` (so snaprelay runs unchanged
+//! against an AWS API emulator). A role named in the policy is assumed with STS on top of the
+//! ambient credentials; its credentials are cached and refreshed by the SDK.
+//!
+//! - [`ec2`]: instances, volumes and EBS snapshots.
+//! - [`kms`]: key resolution.
+//! - [`error`]: SDK errors turned into [`CloudError`]s that name the call, the Region and AWS's code.
+
+mod ec2;
+mod error;
+mod kms;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use tokio::sync::Mutex;
+
+use snaprelay_core::ids::{AccountId, RoleArn};
+use snaprelay_core::model::{Instance, KeyInfo, SnapshotStatus, Tag, VolumeSnapshot};
+use snaprelay_core::policy::Selector;
+use snaprelay_core::ports::{Access, Cloud, CloudError, CopyRequest};
+
+use error::cloud_error;
+
+/// The cloud port over the AWS SDK for Rust.
+pub struct AwsCloud {
+    base: SdkConfig,
+    /// One SDK configuration per role, so each role is assumed (and its credentials cached) once.
+    roles: Mutex<HashMap<RoleArn, SdkConfig>>,
+}
+
+impl AwsCloud {
+    /// Loads the ambient configuration. `fallback_region` is used for STS when neither the
+    /// environment nor the profile names a Region.
+    pub async fn load(fallback_region: &str) -> Self {
+        let region = RegionProviderChain::default_provider()
+            .or_else(Region::new(fallback_region.to_owned()));
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .region(region)
+            .load()
+            .await;
+        Self {
+            base,
+            roles: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The SDK configuration for a set of credentials.
+    async fn config(&self, access: &Access) -> SdkConfig {
+        let Some(role) = &access.role_arn else {
+            return self.base.clone();
+        };
+        let mut roles = self.roles.lock().await;
+        if let Some(cfg) = roles.get(role) {
+            return cfg.clone();
+        }
+        // `configure` carries the endpoint override and the ambient credentials to STS.
+        let provider = AssumeRoleProvider::builder(role.as_str())
+            .session_name("snaprelay")
+            .configure(&self.base)
+            .build()
+            .await;
+        let cfg = self
+            .base
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(provider))
+            .build();
+        roles.insert(role.clone(), cfg.clone());
+        cfg
+    }
+
+    async fn ec2(&self, access: &Access, region: &str) -> aws_sdk_ec2::Client {
+        let cfg = self.config(access).await;
+        aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(&cfg)
+                .region(Region::new(region.to_owned()))
+                .build(),
+        )
+    }
+
+    async fn kms(&self, access: &Access, region: &str) -> aws_sdk_kms::Client {
+        let cfg = self.config(access).await;
+        aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::config::Builder::from(&cfg)
+                .region(Region::new(region.to_owned()))
+                .build(),
+        )
+    }
+}
+
+#[async_trait]
+impl Cloud for AwsCloud {
+    async fn account_of(&self, access: &Access) -> Result<AccountId, CloudError> {
+        let cfg = self.config(access).await;
+        let region = cfg.region().map(|r| r.to_string()).unwrap_or_default();
+        let out = aws_sdk_sts::Client::new(&cfg)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| cloud_error("STS", "GetCallerIdentity", &region, e))?;
+        out.account()
+            .and_then(AccountId::parse)
+            .ok_or_else(|| CloudError {
+                service: "STS",
+                operation: "GetCallerIdentity",
+                region,
+                code: None,
+                message: format!(
+                    "AWS answered no valid account id for {access} ({:?})",
+                    out.account()
+                ),
+            })
+    }
+
+    async fn find_instances(
+        &self,
+        access: &Access,
+        region: &str,
+        selector: &Selector,
+    ) -> Result<Vec<Instance>, CloudError> {
+        ec2::find_instances(&self.ec2(access, region).await, region, selector).await
+    }
+
+    async fn describe_key(
+        &self,
+        access: &Access,
+        region: &str,
+        key: &str,
+    ) -> Result<KeyInfo, CloudError> {
+        kms::describe_key(&self.kms(access, region).await, region, key).await
+    }
+
+    async fn create_snapshots(
+        &self,
+        access: &Access,
+        region: &str,
+        instance_id: &str,
+        description: &str,
+        tags: &[Tag],
+    ) -> Result<Vec<VolumeSnapshot>, CloudError> {
+        ec2::create_snapshots(
+            &self.ec2(access, region).await,
+            region,
+            instance_id,
+            description,
+            tags,
+        )
+        .await
+    }
+
+    async fn describe_snapshots(
+        &self,
+        access: &Access,
+        region: &str,
+        ids: &[String],
+    ) -> Result<Vec<SnapshotStatus>, CloudError> {
+        ec2::describe_snapshots(&self.ec2(access, region).await, region, ids).await
+    }
+
+    async fn set_snapshot_share(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+        account: &AccountId,
+        shared: bool,
+    ) -> Result<(), CloudError> {
+        ec2::set_snapshot_share(
+            &self.ec2(access, region).await,
+            region,
+            snapshot_id,
+            account,
+            shared,
+        )
+        .await
+    }
+
+    async fn copy_snapshot(
+        &self,
+        access: &Access,
+        region: &str,
+        request: &CopyRequest,
+    ) -> Result<String, CloudError> {
+        ec2::copy_snapshot(&self.ec2(access, region).await, region, request).await
+    }
+
+    async fn delete_snapshot(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<(), CloudError> {
+        ec2::delete_snapshot(&self.ec2(access, region).await, region, snapshot_id).await
+    }
+}

@@ -1,1 +1,152 @@
-fn main() {}
+//! The `snaprelay` command line: a thin shell over the core. Each subcommand lives in
+//! `commands/`; this file parses arguments, sets up logging and maps outcomes to exit codes.
+
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit code for invalid input: nothing was done (SPEC section 5).
+const EXIT_INVALID: u8 = 2;
+/// Exit code for a failure that is not the input's fault (AWS unreachable, state store broken).
+const EXIT_FAILED: u8 = 1;
+
+#[derive(Parser)]
+#[command(
+    name = "snaprelay",
+    version,
+    about = "Keeps encrypted EBS snapshot replicas in other AWS Regions and accounts, re-encrypted with your KMS keys",
+    after_help = "AWS access follows the SDK conventions: the default credential chain, AWS_PROFILE, AWS_REGION and \
+                  AWS_ENDPOINT_URL. Set SNAPRELAY_LOG=debug for a detailed log on stderr."
+)]
+struct Cli {
+    /// The policy file (TOML).
+    #[arg(long, global = true, value_name = "FILE", env = "SNAPRELAY_POLICY")]
+    policy: Option<PathBuf>,
+
+    /// The state file (SQLite). Default: snaprelay/state.sqlite in the per-user data directory.
+    #[arg(long, global = true, value_name = "FILE", env = "SNAPRELAY_STATE")]
+    state: Option<PathBuf>,
+
+    /// Output format on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    output: Format,
+
+    /// Seconds to wait before the first poll of a snapshot's state; later polls back off to 30 s.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 2.0, value_parser = parse_seconds)]
+    poll_interval: f64,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show what a run would do, changing nothing.
+    Plan,
+    /// Run one session of the policy now. Exit code 0 Success, 3 Warning, 1 Failed, 2 invalid input.
+    Run {
+        /// How many resources are worked on at once.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+        concurrency: u16,
+    },
+    /// Past sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// List sessions, newest first (of the policy given with --policy, else all).
+    List,
+    /// Show one session's report and steps.
+    Show {
+        /// The session id, as `sessions list` prints it.
+        id: String,
+    },
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 3600"
+        )),
+    }
+}
+
+/// How a command ended, for the exit code.
+pub enum Outcome {
+    Code(u8),
+    Invalid(String),
+    Failed(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let settings = commands::Settings {
+            policy: cli.policy,
+            state: cli.state,
+            json: cli.output == Format::Json,
+            poll_interval: Duration::from_secs_f64(cli.poll_interval),
+        };
+        match cli.command {
+            Command::Plan => commands::plan::run(&settings).await,
+            Command::Run { concurrency } => {
+                commands::run::run(&settings, usize::from(concurrency)).await
+            }
+            Command::Sessions {
+                command: SessionsCommand::List,
+            } => commands::sessions::list(&settings),
+            Command::Sessions {
+                command: SessionsCommand::Show { id },
+            } => commands::sessions::show(&settings, &id),
+        }
+    });
+    match outcome {
+        Outcome::Code(c) => ExitCode::from(c),
+        Outcome::Invalid(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_INVALID)
+        }
+        Outcome::Failed(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("SNAPRELAY_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

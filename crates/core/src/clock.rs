@@ -4,7 +4,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Now, as `2026-11-26T19:30:56Z`.
 pub fn utc_now() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     rfc3339(secs)
 }
 
@@ -12,14 +14,24 @@ pub fn utc_now() -> String {
 pub fn rfc3339(secs: u64) -> String {
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// A new session id: the UTC start time, sortable, and a suffix that keeps two sessions
 /// started in the same second apart (`20261126T193056Z-4f1c`).
 pub fn new_session_id() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let stamp: String = rfc3339(now.as_secs()).chars().filter(|c| *c != '-' && *c != ':').collect();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let stamp: String = rfc3339(now.as_secs())
+        .chars()
+        .filter(|c| *c != '-' && *c != ':')
+        .collect();
     let salt = (now.subsec_nanos() ^ std::process::id().rotate_left(16)) & 0xffff;
     format!("{stamp}-{salt:04x}")
 }

@@ -42,7 +42,10 @@ pub fn is_region(s: &str) -> bool {
 }
 
 fn is_partition(s: &str) -> bool {
-    matches!(s, "aws" | "aws-cn" | "aws-us-gov" | "aws-iso" | "aws-iso-b" | "aws-iso-e" | "aws-iso-f")
+    matches!(
+        s,
+        "aws" | "aws-cn" | "aws-us-gov" | "aws-iso" | "aws-iso-b" | "aws-iso-e" | "aws-iso-f"
+    )
 }
 
 /// An IAM role ARN: `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`.
@@ -69,7 +72,11 @@ impl RoleArn {
             && name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b));
-        (arn == "arn" && is_partition(partition) && service == "iam" && region.is_empty() && name_ok)
+        (arn == "arn"
+            && is_partition(partition)
+            && service == "iam"
+            && region.is_empty()
+            && name_ok)
             .then_some(())?;
         Some(Self {
             arn: s.to_owned(),
@@ -97,9 +104,17 @@ impl fmt::Display for RoleArn {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KeyRef {
     /// `arn:aws:kms:REGION:ACCOUNT:key/ID`
-    KeyArn { arn: String, region: String, account: AccountId },
+    KeyArn {
+        arn: String,
+        region: String,
+        account: AccountId,
+    },
     /// `arn:aws:kms:REGION:ACCOUNT:alias/NAME`
-    AliasArn { arn: String, region: String, account: AccountId },
+    AliasArn {
+        arn: String,
+        region: String,
+        account: AccountId,
+    },
     /// A bare key id (`1234abcd-...` or a multi-Region `mrk-...` id).
     KeyId(String),
     /// `alias/NAME`
@@ -112,11 +127,7 @@ fn is_key_id(s: &str) -> bool {
         return hex(mrk, 32);
     }
     let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| hex(g, n))
+    groups.len() == 5 && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| hex(g, n))
 }
 
 fn is_alias_name(name: &str) -> bool {
@@ -142,10 +153,18 @@ impl KeyRef {
             let region = region.to_owned();
             let arn = s.to_owned();
             if let Some(id) = resource.strip_prefix("key/") {
-                return is_key_id(id).then_some(KeyRef::KeyArn { arn, region, account });
+                return is_key_id(id).then_some(KeyRef::KeyArn {
+                    arn,
+                    region,
+                    account,
+                });
             }
             if let Some(name) = resource.strip_prefix("alias/") {
-                return is_alias_name(name).then_some(KeyRef::AliasArn { arn, region, account });
+                return is_alias_name(name).then_some(KeyRef::AliasArn {
+                    arn,
+                    region,
+                    account,
+                });
             }
             return None;
         }
@@ -190,9 +209,12 @@ impl fmt::Display for KeyRef {
 /// `Volume.KmsKeyId`).
 pub fn key_arn_parts(arn: &str) -> Option<(String, AccountId)> {
     match KeyRef::parse(arn)? {
-        KeyRef::KeyArn { region, account, .. } | KeyRef::AliasArn { region, account, .. } => {
-            Some((region, account))
+        KeyRef::KeyArn {
+            region, account, ..
         }
+        | KeyRef::AliasArn {
+            region, account, ..
+        } => Some((region, account)),
         _ => None,
     }
 }
@@ -211,7 +233,13 @@ mod tests {
 
     #[test]
     fn region_names_have_the_aws_shape() {
-        for ok in ["us-east-1", "eu-central-2", "us-gov-west-1", "cn-north-1", "ap-southeast-4"] {
+        for ok in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "cn-north-1",
+            "ap-southeast-4",
+        ] {
             assert!(is_region(ok), "{ok}");
         }
         for bad in ["us-east", "useast1", "US-EAST-1", "us-east-1a", "", "eu--1"] {
@@ -239,12 +267,18 @@ mod tests {
         let arn = "arn:aws:kms:eu-west-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab";
         assert_eq!(KeyRef::parse(arn).unwrap().region(), Some("eu-west-1"));
         let alias = "arn:aws:kms:eu-west-1:222222222222:alias/dr";
-        assert!(matches!(KeyRef::parse(alias), Some(KeyRef::AliasArn { .. })));
+        assert!(matches!(
+            KeyRef::parse(alias),
+            Some(KeyRef::AliasArn { .. })
+        ));
         assert!(matches!(
             KeyRef::parse("mrk-1234abcd12ab34cd56ef1234567890ab"),
             Some(KeyRef::KeyId(_))
         ));
-        assert!(matches!(KeyRef::parse("alias/dr-key"), Some(KeyRef::AliasName(_))));
+        assert!(matches!(
+            KeyRef::parse("alias/dr-key"),
+            Some(KeyRef::AliasName(_))
+        ));
         for bad in [
             "arn:aws:kms:eu-west-1:222222222222:key/not-a-key",
             "arn:aws:kms:eu-west-1:2222:key/1234abcd-12ab-34cd-56ef-1234567890ab",

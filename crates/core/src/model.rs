@@ -114,7 +114,10 @@ pub struct Tag {
 
 impl Tag {
     pub fn new(key: &str, value: impl Into<String>) -> Self {
-        Self { key: key.to_owned(), value: value.into() }
+        Self {
+            key: key.to_owned(),
+            value: value.into(),
+        }
     }
 }
 

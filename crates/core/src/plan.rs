@@ -156,10 +156,18 @@ pub fn plan(
     }
 }
 
-fn decide(source_account: &AccountId, target: &ResolvedTarget, instance: &Instance, estate: &Estate) -> Decision {
+fn decide(
+    source_account: &AccountId,
+    target: &ResolvedTarget,
+    instance: &Instance,
+    estate: &Estate,
+) -> Decision {
     if instance.volumes.is_empty() {
         return Decision::Skip {
-            reason: format!("instance {} has no EBS volume attached: nothing to snapshot", instance.id),
+            reason: format!(
+                "instance {} has no EBS volume attached: nothing to snapshot",
+                instance.id
+            ),
         };
     }
     let cross_account = &target.account != source_account;
@@ -167,7 +175,10 @@ fn decide(source_account: &AccountId, target: &ResolvedTarget, instance: &Instan
     for v in instance.volumes.iter().filter(|v| v.encrypted) {
         let Some(key_arn) = &v.kms_key_id else {
             return Decision::Refuse {
-                reason: format!("volume {} is encrypted but AWS reported no KmsKeyId for it", v.id),
+                reason: format!(
+                    "volume {} is encrypted but AWS reported no KmsKeyId for it",
+                    v.id
+                ),
             };
         };
         if let Some(err) = estate.key_errors.get(key_arn) {
@@ -181,7 +192,10 @@ fn decide(source_account: &AccountId, target: &ResolvedTarget, instance: &Instan
         }
         let Some(key) = estate.keys.get(key_arn) else {
             return Decision::Refuse {
-                reason: format!("the source key {key_arn} of volume {} was not resolved", v.id),
+                reason: format!(
+                    "the source key {key_arn} of volume {} was not resolved",
+                    v.id
+                ),
             };
         };
         if !key.is_enabled() {

@@ -181,7 +181,12 @@ struct RawKeep {
 struct Problems(Vec<FieldError>);
 
 impl Problems {
-    fn add(&mut self, field: impl Into<String>, value: impl fmt::Display, problem: impl Into<String>) {
+    fn add(
+        &mut self,
+        field: impl Into<String>,
+        value: impl fmt::Display,
+        problem: impl Into<String>,
+    ) {
         self.0.push(FieldError {
             field: field.into(),
             value: format!("{value}"),
@@ -197,8 +202,8 @@ impl Problems {
 impl Policy {
     /// Parses and validates a policy file's text.
     pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
-        let raw: RawPolicy =
-            toml::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string().trim_end().to_owned()))?;
+        let raw: RawPolicy = toml::from_str(text)
+            .map_err(|e| PolicyError::Syntax(e.to_string().trim_end().to_owned()))?;
         let mut p = Problems::default();
         let q = Problems::quoted;
 
@@ -211,7 +216,11 @@ impl Policy {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !name_ok {
-            p.add("name", q(&raw.name), "must be 1-64 letters, digits, '-' or '_'");
+            p.add(
+                "name",
+                q(&raw.name),
+                "must be 1-64 letters, digits, '-' or '_'",
+            );
         }
 
         let source_role = parse_role(&mut p, "source.role_arn", raw.source.role_arn.as_deref());
@@ -221,14 +230,22 @@ impl Policy {
         let mut seen = BTreeSet::new();
         for (i, r) in raw.source.regions.iter().enumerate() {
             if !is_region(r) {
-                p.add(format!("source.regions[{i}]"), q(r), "is not an AWS Region name");
+                p.add(
+                    format!("source.regions[{i}]"),
+                    q(r),
+                    "is not an AWS Region name",
+                );
             } else if !seen.insert(r.as_str()) {
                 p.add(format!("source.regions[{i}]"), q(r), "is listed twice");
             }
         }
 
         if raw.source.resources.is_empty() {
-            p.add("source.resources", "[]", "select at least one resource (ids or tags)");
+            p.add(
+                "source.resources",
+                "[]",
+                "select at least one resource (ids or tags)",
+            );
         }
         let mut resources = Vec::new();
         for (i, sel) in raw.source.resources.iter().enumerate() {
@@ -244,7 +261,11 @@ impl Policy {
                     continue;
                 }
                 other => {
-                    p.add(format!("{field}.type"), q(other), "must be \"ec2\" or \"rds\"");
+                    p.add(
+                        format!("{field}.type"),
+                        q(other),
+                        "must be \"ec2\" or \"rds\"",
+                    );
                     continue;
                 }
             };
@@ -264,7 +285,11 @@ impl Policy {
                     let mut seen = BTreeSet::new();
                     for (j, id) in ids.iter().enumerate() {
                         if !is_instance_id(id) {
-                            p.add(format!("{field}.ids[{j}]"), q(id), "is not an EC2 instance id (i-0123456789abcdef0)");
+                            p.add(
+                                format!("{field}.ids[{j}]"),
+                                q(id),
+                                "is not an EC2 instance id (i-0123456789abcdef0)",
+                            );
                         } else if !seen.insert(id) {
                             p.add(format!("{field}.ids[{j}]"), q(id), "is listed twice");
                         }
@@ -277,13 +302,20 @@ impl Policy {
                     }
                     for k in tags.keys() {
                         if k.is_empty() || k.len() > 128 {
-                            p.add(format!("{field}.tags"), q(k), "tag keys are 1-128 characters");
+                            p.add(
+                                format!("{field}.tags"),
+                                q(k),
+                                "tag keys are 1-128 characters",
+                            );
                         }
                     }
                     Selector::Tags(tags.clone())
                 }
             };
-            resources.push(Selection { resource_type, selector });
+            resources.push(Selection {
+                resource_type,
+                selector,
+            });
         }
 
         let source_account = source_role.as_ref().map(RoleArn::account);
@@ -294,12 +326,20 @@ impl Policy {
             let account = t.account.as_deref().and_then(|a| {
                 let parsed = AccountId::parse(a);
                 if parsed.is_none() {
-                    p.add(format!("{field}.account"), q(a), "is not a 12-digit AWS account id");
+                    p.add(
+                        format!("{field}.account"),
+                        q(a),
+                        "is not a 12-digit AWS account id",
+                    );
                 }
                 parsed
             });
             if !is_region(&t.region) {
-                p.add(format!("{field}.region"), q(&t.region), "is not an AWS Region name");
+                p.add(
+                    format!("{field}.region"),
+                    q(&t.region),
+                    "is not an AWS Region name",
+                );
             }
             let role_arn = parse_role(&mut p, &format!("{field}.role_arn"), t.role_arn.as_deref());
             if let (Some(acc), Some(role)) = (&account, &role_arn)
@@ -308,7 +348,10 @@ impl Policy {
                 p.add(
                     format!("{field}.role_arn"),
                     q(role.as_str()),
-                    format!("is a role of account {}, but the target account is {acc}", role.account()),
+                    format!(
+                        "is a role of account {}, but the target account is {acc}",
+                        role.account()
+                    ),
                 );
             }
             let kms_key = t.kms_key.as_deref().and_then(|k| {
@@ -348,10 +391,20 @@ impl Policy {
                 }
                 parsed
             });
-            let declared = account.clone().or_else(|| role_arn.as_ref().map(|r| r.account().clone()));
+            let declared = account
+                .clone()
+                .or_else(|| role_arn.as_ref().map(|r| r.account().clone()));
             let key = (declared.clone(), t.region.clone());
             if let Some(first) = seen_targets.insert(key, i) {
-                p.add(&field, format!("{} {}", declared.as_ref().map_or("(source account)", |a| a.as_str()), t.region), format!("duplicates targets[{first}]"));
+                p.add(
+                    &field,
+                    format!(
+                        "{} {}",
+                        declared.as_ref().map_or("(source account)", |a| a.as_str()),
+                        t.region
+                    ),
+                    format!("duplicates targets[{first}]"),
+                );
             }
             // A target in the source account and one of the source Regions would copy snapshots
             // onto themselves: that is no replica.
@@ -367,14 +420,23 @@ impl Policy {
                     "is the source itself (same account and Region); a replica must be in another Region or account",
                 );
             }
-            targets.push(Target { account, region: t.region.clone(), role_arn, kms_key });
+            targets.push(Target {
+                account,
+                region: t.region.clone(),
+                role_arn,
+                kms_key,
+            });
         }
         if raw.targets.is_empty() {
             p.add("targets", "[]", "name at least one target");
         }
 
         let retention = Retention {
-            replicas: parse_keep(&mut p, "retention.replicas", raw.retention.replicas.as_ref()),
+            replicas: parse_keep(
+                &mut p,
+                "retention.replicas",
+                raw.retention.replicas.as_ref(),
+            ),
             source: parse_keep(&mut p, "retention.source", raw.retention.source.as_ref()),
         };
 
@@ -383,7 +445,11 @@ impl Policy {
         }
         Ok(Policy {
             name: raw.name,
-            source: Source { role_arn: source_role, regions: raw.source.regions, resources },
+            source: Source {
+                role_arn: source_role,
+                regions: raw.source.regions,
+                resources,
+            },
             targets,
             retention,
         })
@@ -394,7 +460,11 @@ fn parse_role(p: &mut Problems, field: &str, value: Option<&str>) -> Option<Role
     let v = value?;
     let parsed = RoleArn::parse(v);
     if parsed.is_none() {
-        p.add(field, Problems::quoted(v), "is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)");
+        p.add(
+            field,
+            Problems::quoted(v),
+            "is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)",
+        );
     }
     parsed
 }
@@ -405,7 +475,11 @@ fn parse_keep(p: &mut Problems, field: &str, keep: Option<&RawKeep>) -> Option<K
         match u32::try_from(n) {
             Ok(v) if v >= 1 => Some(v),
             _ => {
-                p.add(format!("{field}.{name}"), n, "must be a whole number of at least 1");
+                p.add(
+                    format!("{field}.{name}"),
+                    n,
+                    "must be a whole number of at least 1",
+                );
                 None
             }
         }
@@ -423,7 +497,9 @@ fn parse_keep(p: &mut Problems, field: &str, keep: Option<&RawKeep>) -> Option<K
 /// `i-` followed by 8 or 17 hex digits.
 pub fn is_instance_id(s: &str) -> bool {
     s.strip_prefix("i-").is_some_and(|h| {
-        (h.len() == 8 || h.len() == 17) && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        (h.len() == 8 || h.len() == 17)
+            && h.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
     })
 }
 

@@ -82,7 +82,12 @@ pub trait Cloud: Send + Sync {
     ) -> Result<Vec<Instance>, CloudError>;
 
     /// KMS `DescribeKey`: resolves a key id, alias or ARN to the key.
-    async fn describe_key(&self, access: &Access, region: &str, key: &str) -> Result<KeyInfo, CloudError>;
+    async fn describe_key(
+        &self,
+        access: &Access,
+        region: &str,
+        key: &str,
+    ) -> Result<KeyInfo, CloudError>;
 
     /// EC2 `CreateSnapshots`: one crash-consistent snapshot of each attached volume.
     async fn create_snapshots(
@@ -113,10 +118,20 @@ pub trait Cloud: Send + Sync {
     ) -> Result<(), CloudError>;
 
     /// EC2 `CopySnapshot` in `region` (the destination); returns the new snapshot id.
-    async fn copy_snapshot(&self, access: &Access, region: &str, request: &CopyRequest) -> Result<String, CloudError>;
+    async fn copy_snapshot(
+        &self,
+        access: &Access,
+        region: &str,
+        request: &CopyRequest,
+    ) -> Result<String, CloudError>;
 
     /// EC2 `DeleteSnapshot`; only ever called on a snapshot this session created.
-    async fn delete_snapshot(&self, access: &Access, region: &str, snapshot_id: &str) -> Result<(), CloudError>;
+    async fn delete_snapshot(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<(), CloudError>;
 }
 
 /// An error of the state store. The store is local; its errors end the session.
@@ -126,9 +141,18 @@ pub struct StoreError(pub String);
 
 /// Where sessions, tasks, steps and restore points are recorded.
 pub trait StateStore: Send {
-    fn begin_session(&mut self, session_id: &str, policy: &str, started_at: &str) -> Result<(), StoreError>;
+    fn begin_session(
+        &mut self,
+        session_id: &str,
+        policy: &str,
+        started_at: &str,
+    ) -> Result<(), StoreError>;
     fn record_step(&mut self, session_id: &str, step: &StepRecord) -> Result<(), StoreError>;
-    fn record_restore_point(&mut self, session_id: &str, point: &crate::report::RestorePoint) -> Result<(), StoreError>;
+    fn record_restore_point(
+        &mut self,
+        session_id: &str,
+        point: &crate::report::RestorePoint,
+    ) -> Result<(), StoreError>;
     fn finish_session(&mut self, report: &SessionReport) -> Result<(), StoreError>;
     fn sessions(&self, policy: Option<&str>) -> Result<Vec<SessionSummary>, StoreError>;
     fn session(&self, session_id: &str) -> Result<Option<SessionReport>, StoreError>;

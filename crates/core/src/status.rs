@@ -56,8 +56,14 @@ mod tests {
 
     #[test]
     fn a_session_is_as_bad_as_its_worst_task() {
-        assert_eq!(Status::worst([Status::Success, Status::Warning]), Status::Warning);
-        assert_eq!(Status::worst([Status::Failed, Status::Warning, Status::Success]), Status::Failed);
+        assert_eq!(
+            Status::worst([Status::Success, Status::Warning]),
+            Status::Warning
+        );
+        assert_eq!(
+            Status::worst([Status::Failed, Status::Warning, Status::Success]),
+            Status::Failed
+        );
         assert_eq!(Status::worst([]), Status::Success);
     }
 

@@ -1,1 +1,317 @@
+//! snaprelay's state store in an embedded SQLite file: sessions, their steps, restore points.
+//!
+//! The file lives in the per-user data directory unless `--state` names another. WAL mode
+//! keeps it readable (for `sessions list`) while a run writes it.
 
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use snaprelay_core::ports::{StateStore, StoreError};
+use snaprelay_core::report::{RestorePoint, SessionReport, SessionSummary, StepRecord};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS sessions (
+    id          TEXT PRIMARY KEY,
+    policy      TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    ended_at    TEXT,
+    status      TEXT NOT NULL DEFAULT 'Running',
+    resources   INTEGER NOT NULL DEFAULT 0,
+    report      TEXT
+);
+CREATE INDEX IF NOT EXISTS sessions_by_policy ON sessions(policy, started_at);
+CREATE TABLE IF NOT EXISTS steps (
+    id          INTEGER PRIMARY KEY,
+    session_id  TEXT NOT NULL REFERENCES sessions(id),
+    resource_id TEXT NOT NULL,
+    step        TEXT NOT NULL,
+    place       TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    ended_at    TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    detail      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS steps_by_session ON steps(session_id, id);
+CREATE TABLE IF NOT EXISTS restore_points (
+    id            INTEGER PRIMARY KEY,
+    session_id    TEXT NOT NULL REFERENCES sessions(id),
+    policy        TEXT NOT NULL,
+    resource_type TEXT NOT NULL,
+    resource_id   TEXT NOT NULL,
+    kind          TEXT NOT NULL CHECK (kind IN ('source', 'replica')),
+    account       TEXT NOT NULL,
+    region        TEXT NOT NULL,
+    created_at    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS restore_points_by_resource ON restore_points(policy, resource_id, account, region);
+CREATE TABLE IF NOT EXISTS restore_point_snapshots (
+    restore_point_id INTEGER NOT NULL REFERENCES restore_points(id),
+    snapshot_id      TEXT NOT NULL,
+    source_id        TEXT NOT NULL,
+    volume_id        TEXT NOT NULL,
+    kms_key_id       TEXT,
+    PRIMARY KEY (restore_point_id, snapshot_id)
+);
+"#;
+
+/// The SQLite state store.
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+fn err<'a>(
+    context: &'a str,
+    path: Option<&'a Path>,
+) -> impl FnOnce(rusqlite::Error) -> StoreError + 'a {
+    move |e| match path {
+        Some(p) => StoreError(format!("{context} {}: {e}", p.display())),
+        None => StoreError(format!("{context}: {e}")),
+    }
+}
+
+impl SqliteStore {
+    /// The default location: `$XDG_DATA_HOME/snaprelay/state.sqlite`, else
+    /// `~/.local/share/snaprelay/state.sqlite` (`~/Library/Application Support` on macOS).
+    pub fn default_path() -> Option<PathBuf> {
+        let data = std::env::var_os("XDG_DATA_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                let home = PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?);
+                Some(if cfg!(target_os = "macos") {
+                    home.join("Library/Application Support")
+                } else {
+                    home.join(".local/share")
+                })
+            })?;
+        Some(data.join("snaprelay").join("state.sqlite"))
+    }
+
+    /// Opens (creating if need be) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError(format!(
+                    "cannot create the directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let conn = Connection::open(path).map_err(err("cannot open the state file", Some(path)))?;
+        Self::init(conn, Some(path))
+    }
+
+    /// A store that lives in memory, for tests.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(
+            Connection::open_in_memory().map_err(err("cannot open an in-memory store", None))?,
+            None,
+        )
+    }
+
+    fn init(conn: Connection, path: Option<&Path>) -> Result<Self, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err("cannot set WAL mode on", path))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err("cannot set synchronous on", path))?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err("cannot enable foreign keys on", path))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err("cannot set a busy timeout on", path))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(err("cannot create the schema in", path))?;
+        Ok(Self { conn })
+    }
+
+    /// The restore points of a session.
+    pub fn restore_points(&self, session_id: &str) -> Result<Vec<RestorePoint>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, policy, resource_type, resource_id, kind, account, region, created_at \
+                 FROM restore_points WHERE session_id = ?1 ORDER BY id",
+            )
+            .map_err(err("cannot read restore points", None))?;
+        let rows = stmt
+            .query_map([session_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    RestorePoint {
+                        policy: r.get(1)?,
+                        resource_type: r.get(2)?,
+                        resource_id: r.get(3)?,
+                        kind: r.get(4)?,
+                        created_at: r.get(7)?,
+                        place: snaprelay_core::report::PlaceReport {
+                            account: r.get(5)?,
+                            region: r.get(6)?,
+                            snapshots: Vec::new(),
+                        },
+                    },
+                ))
+            })
+            .map_err(err("cannot read restore points", None))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err("cannot read restore points", None))?;
+        let mut snaps = self
+            .conn
+            .prepare(
+                "SELECT snapshot_id, source_id, volume_id, kms_key_id FROM restore_point_snapshots \
+                 WHERE restore_point_id = ?1 ORDER BY rowid",
+            )
+            .map_err(err("cannot read restore point snapshots", None))?;
+        rows.into_iter()
+            .map(|(id, mut point)| {
+                point.place.snapshots = snaps
+                    .query_map([id], |r| {
+                        Ok(snaprelay_core::report::SnapshotReport {
+                            id: r.get(0)?,
+                            source_id: r.get(1)?,
+                            volume_id: r.get(2)?,
+                            kms_key_id: r.get(3)?,
+                        })
+                    })
+                    .and_then(|rows| rows.collect())
+                    .map_err(err("cannot read restore point snapshots", None))?;
+                Ok(point)
+            })
+            .collect()
+    }
+}
+
+impl StateStore for SqliteStore {
+    fn begin_session(
+        &mut self,
+        session_id: &str,
+        policy: &str,
+        started_at: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO sessions (id, policy, started_at) VALUES (?1, ?2, ?3)",
+                params![session_id, policy, started_at],
+            )
+            .map_err(err("cannot record the session", None))?;
+        Ok(())
+    }
+
+    fn record_step(&mut self, session_id: &str, s: &StepRecord) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO steps (session_id, resource_id, step, place, started_at, ended_at, outcome, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![session_id, s.resource_id, s.step, s.place, s.started_at, s.ended_at, s.outcome, s.detail],
+            )
+            .map_err(err("cannot record a step", None))?;
+        Ok(())
+    }
+
+    fn record_restore_point(
+        &mut self,
+        session_id: &str,
+        p: &RestorePoint,
+    ) -> Result<(), StoreError> {
+        // A restore point is recorded whole or not at all.
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(err("cannot record a restore point", None))?;
+        tx.execute(
+            "INSERT INTO restore_points (session_id, policy, resource_type, resource_id, kind, account, region, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![session_id, p.policy, p.resource_type, p.resource_id, p.kind, p.place.account, p.place.region, p.created_at],
+        )
+        .map_err(err("cannot record a restore point", None))?;
+        let id = tx.last_insert_rowid();
+        for s in &p.place.snapshots {
+            tx.execute(
+                "INSERT INTO restore_point_snapshots (restore_point_id, snapshot_id, source_id, volume_id, kms_key_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, s.id, s.source_id, s.volume_id, s.kms_key_id],
+            )
+            .map_err(err("cannot record a restore point", None))?;
+        }
+        tx.commit()
+            .map_err(err("cannot record a restore point", None))
+    }
+
+    fn finish_session(&mut self, report: &SessionReport) -> Result<(), StoreError> {
+        let json = serde_json::to_string(report)
+            .map_err(|e| StoreError(format!("cannot encode the report: {e}")))?;
+        self.conn
+            .execute(
+                "UPDATE sessions SET ended_at = ?2, status = ?3, resources = ?4, report = ?5 WHERE id = ?1",
+                params![report.session_id, report.ended_at, report.status.as_str(), report.resources.len() as i64, json],
+            )
+            .map_err(err("cannot record the end of the session", None))?;
+        Ok(())
+    }
+
+    fn sessions(&self, policy: Option<&str>) -> Result<Vec<SessionSummary>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, policy, status, started_at, ended_at, resources FROM sessions \
+                 WHERE ?1 IS NULL OR policy = ?1 ORDER BY started_at DESC, id DESC",
+            )
+            .map_err(err("cannot list sessions", None))?;
+        stmt.query_map([policy], |r| {
+            Ok(SessionSummary {
+                session_id: r.get(0)?,
+                policy: r.get(1)?,
+                status: r.get(2)?,
+                started_at: r.get(3)?,
+                ended_at: r.get(4)?,
+                resources: r.get::<_, i64>(5)? as usize,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(err("cannot list sessions", None))
+    }
+
+    fn session(&self, session_id: &str) -> Result<Option<SessionReport>, StoreError> {
+        let json: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT report FROM sessions WHERE id = ?1",
+                [session_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err("cannot read the session", None))?;
+        match json.flatten() {
+            None => Ok(None),
+            Some(j) => serde_json::from_str(&j).map(Some).map_err(|e| {
+                StoreError(format!(
+                    "the stored report of session {session_id} is unreadable: {e}"
+                ))
+            }),
+        }
+    }
+
+    fn steps(&self, session_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT resource_id, step, place, started_at, ended_at, outcome, detail FROM steps \
+                 WHERE session_id = ?1 ORDER BY id",
+            )
+            .map_err(err("cannot read steps", None))?;
+        stmt.query_map([session_id], |r| {
+            Ok(StepRecord {
+                resource_id: r.get(0)?,
+                step: r.get(1)?,
+                place: r.get(2)?,
+                started_at: r.get(3)?,
+                ended_at: r.get(4)?,
+                outcome: r.get(5)?,
+                detail: r.get(6)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(err("cannot read steps", None))
+    }
+}
+
+#[cfg(test)]
+mod tests;

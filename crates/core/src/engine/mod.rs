@@ -35,7 +35,11 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { concurrency: 8, poll_initial: Duration::from_secs(2), poll_max: Duration::from_secs(30) }
+        Self {
+            concurrency: 8,
+            poll_initial: Duration::from_secs(2),
+            poll_max: Duration::from_secs(30),
+        }
     }
 }
 
@@ -75,7 +79,6 @@ impl Recorder<'_> {
             slot.get_or_insert(e);
         }
     }
-
 }
 
 impl Record for Recorder<'_> {
@@ -111,7 +114,12 @@ pub async fn run_session(
     let session_id = new_session_id();
     let started_at = utc_now();
     store.begin_session(&session_id, &plan.policy, &started_at)?;
-    let recorder = Recorder { session_id: session_id.clone(), store: Mutex::new(store), progress, failure: Mutex::new(None) };
+    let recorder = Recorder {
+        session_id: session_id.clone(),
+        store: Mutex::new(store),
+        progress,
+        failure: Mutex::new(None),
+    };
 
     let mut resources: Vec<(usize, ResourceReport)> = stream::iter(plan.tasks.iter().enumerate())
         .map(|(i, task)| {
@@ -151,7 +159,10 @@ pub async fn run_session(
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
-    store.into_inner().unwrap_or_else(|p| p.into_inner()).finish_session(&report)?;
+    store
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .finish_session(&report)?;
     Ok(report)
 }
 
@@ -174,7 +185,10 @@ async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> Resourc
         .targets
         .iter()
         .filter_map(|t| match &t.decision {
-            Decision::Replicate { workflow, kms_key_id } => Some((t, *workflow, kms_key_id.clone())),
+            Decision::Replicate {
+                workflow,
+                kms_key_id,
+            } => Some((t, *workflow, kms_key_id.clone())),
             Decision::Skip { reason } | Decision::Refuse { reason } => {
                 outcomes.push(TargetOutcome {
                     target: t.target,
@@ -192,14 +206,19 @@ async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> Resourc
             Err(message) => {
                 report.status = Status::Failed;
                 report.messages.push(message);
-                report.messages.extend(outcomes.into_iter().flat_map(|o| o.messages));
+                report
+                    .messages
+                    .extend(outcomes.into_iter().flat_map(|o| o.messages));
                 return report;
             }
             Ok(source) => {
                 report.source = Some(PlaceReport {
                     account: plan.source_account.to_string(),
                     region: instance.region.clone(),
-                    snapshots: source.iter().map(workflows::source::SourceSnapshot::report).collect(),
+                    snapshots: source
+                        .iter()
+                        .map(workflows::source::SourceSnapshot::report)
+                        .collect(),
                 });
                 let mut futures: Vec<OutcomeFuture<'_>> = Vec::new();
                 let source = &source;
@@ -208,7 +227,15 @@ async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> Resourc
                     if *workflow == Workflow::SameAccount {
                         let target = &plan.targets[t.target];
                         futures.push(Box::pin(async move {
-                            vec![workflows::same_account::replicate(ctx, source, target, key.as_deref()).await]
+                            vec![
+                                workflows::same_account::replicate(
+                                    ctx,
+                                    source,
+                                    target,
+                                    key.as_deref(),
+                                )
+                                .await,
+                            ]
                         }));
                     }
                 }
@@ -223,7 +250,9 @@ async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> Resourc
                 for account in accounts {
                     let group: Vec<_> = replicate
                         .iter()
-                        .filter(|(t, w, _)| *w == Workflow::CrossAccountEc2 && &t.account == account)
+                        .filter(|(t, w, _)| {
+                            *w == Workflow::CrossAccountEc2 && &t.account == account
+                        })
                         .map(|(t, _, key)| (&plan.targets[t.target], key.clone()))
                         .collect();
                     futures.push(Box::pin(async move {

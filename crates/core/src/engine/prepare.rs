@@ -29,7 +29,10 @@ pub struct Prepared {
 
 /// Resolves accounts and keys, takes the inventory, and plans.
 pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, PrepareError> {
-    let mut accounts = Accounts { cloud, known: HashMap::new() };
+    let mut accounts = Accounts {
+        cloud,
+        known: HashMap::new(),
+    };
     let mut problems = Vec::new();
 
     let source_access = Access::role(policy.source.role_arn.clone());
@@ -88,7 +91,13 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
                 Err(e) => return Err(e.into()),
             },
         };
-        targets.push(ResolvedTarget { index, account, region: t.region.clone(), access, key });
+        targets.push(ResolvedTarget {
+            index,
+            account,
+            region: t.region.clone(),
+            access,
+            key,
+        });
     }
 
     let mut estate = Estate::default();
@@ -97,7 +106,11 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
     for (i, sel) in policy.source.resources.iter().enumerate() {
         let mut found: Vec<Instance> = Vec::new();
         for region in &policy.source.regions {
-            found.extend(cloud.find_instances(&source_access, region, &sel.selector).await?);
+            found.extend(
+                cloud
+                    .find_instances(&source_access, region, &sel.selector)
+                    .await?,
+            );
         }
         match &sel.selector {
             Selector::Ids(ids) => {
@@ -137,7 +150,9 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
     for arn in key_arns {
         let region = key_arn_parts(&arn).map(|(r, _)| r);
         let Some(region) = region else {
-            estate.key_errors.insert(arn.clone(), "not a KMS key ARN".into());
+            estate
+                .key_errors
+                .insert(arn.clone(), "not a KMS key ARN".into());
             continue;
         };
         match cloud.describe_key(&source_access, &region, &arn).await {

@@ -7,7 +7,8 @@ const SOURCE: &str = "111111111111";
 const OTHER: &str = "222222222222";
 const CMK: &str = "arn:aws:kms:us-east-1:111111111111:key/11111111-1111-1111-1111-111111111111";
 const AWS_EBS: &str = "arn:aws:kms:us-east-1:111111111111:key/22222222-2222-2222-2222-222222222222";
-const TARGET_KEY: &str = "arn:aws:kms:eu-west-1:222222222222:key/33333333-3333-3333-3333-333333333333";
+const TARGET_KEY: &str =
+    "arn:aws:kms:eu-west-1:222222222222:key/33333333-3333-3333-3333-333333333333";
 
 fn account(s: &str) -> AccountId {
     AccountId::parse(s).unwrap()
@@ -37,7 +38,12 @@ fn volume(id: &str, key: Option<&str>) -> Volume {
 }
 
 fn instance(volumes: Vec<Volume>) -> Instance {
-    Instance { id: "i-0123456789abcdef0".into(), region: "us-east-1".into(), name: None, volumes }
+    Instance {
+        id: "i-0123456789abcdef0".into(),
+        region: "us-east-1".into(),
+        name: None,
+        volumes,
+    }
 }
 
 fn target(acc: &str, key_arn: Option<&str>) -> ResolvedTarget {
@@ -51,7 +57,10 @@ fn target(acc: &str, key_arn: Option<&str>) -> ResolvedTarget {
 }
 
 fn estate(instance: Instance) -> Estate {
-    let mut e = Estate { instances: vec![instance], ..Estate::default() };
+    let mut e = Estate {
+        instances: vec![instance],
+        ..Estate::default()
+    };
     e.keys.insert(CMK.into(), key(CMK, KeyManager::Customer));
     e.keys.insert(AWS_EBS.into(), key(AWS_EBS, KeyManager::Aws));
     e
@@ -64,37 +73,65 @@ fn decision(t: ResolvedTarget, e: &Estate) -> Decision {
 
 #[test]
 fn same_account_with_a_target_key_uses_workflow_a() {
-    let d = decision(target(SOURCE, Some(TARGET_KEY)), &estate(instance(vec![volume("vol-1", Some(CMK))])));
+    let d = decision(
+        target(SOURCE, Some(TARGET_KEY)),
+        &estate(instance(vec![volume("vol-1", Some(CMK))])),
+    );
     assert_eq!(
         d,
-        Decision::Replicate { workflow: Workflow::SameAccount, kms_key_id: Some(TARGET_KEY.into()) }
+        Decision::Replicate {
+            workflow: Workflow::SameAccount,
+            kms_key_id: Some(TARGET_KEY.into())
+        }
     );
 }
 
 #[test]
 fn another_account_with_customer_keys_uses_workflow_b() {
-    let d = decision(target(OTHER, Some(TARGET_KEY)), &estate(instance(vec![volume("vol-1", Some(CMK))])));
+    let d = decision(
+        target(OTHER, Some(TARGET_KEY)),
+        &estate(instance(vec![volume("vol-1", Some(CMK))])),
+    );
     assert_eq!(
         d,
-        Decision::Replicate { workflow: Workflow::CrossAccountEc2, kms_key_id: Some(TARGET_KEY.into()) }
+        Decision::Replicate {
+            workflow: Workflow::CrossAccountEc2,
+            kms_key_id: Some(TARGET_KEY.into())
+        }
     );
 }
 
 #[test]
 fn encrypted_without_target_key_is_a_warning_and_no_replica() {
     for acc in [SOURCE, OTHER] {
-        let d = decision(target(acc, None), &estate(instance(vec![volume("vol-1", Some(CMK)), volume("vol-2", None)])));
-        let Decision::Skip { reason } = &d else { panic!("{d:?}") };
-        assert!(reason.contains("vol-1") && !reason.contains("vol-2"), "{reason}");
+        let d = decision(
+            target(acc, None),
+            &estate(instance(vec![
+                volume("vol-1", Some(CMK)),
+                volume("vol-2", None),
+            ])),
+        );
+        let Decision::Skip { reason } = &d else {
+            panic!("{d:?}")
+        };
+        assert!(
+            reason.contains("vol-1") && !reason.contains("vol-2"),
+            "{reason}"
+        );
         assert_eq!(d.status(), Status::Warning);
     }
 }
 
 #[test]
 fn cross_account_with_an_aws_managed_key_fails_naming_volume_key_and_remedy() {
-    let e = estate(instance(vec![volume("vol-1", Some(CMK)), volume("vol-2", Some(AWS_EBS))]));
+    let e = estate(instance(vec![
+        volume("vol-1", Some(CMK)),
+        volume("vol-2", Some(AWS_EBS)),
+    ]));
     let d = decision(target(OTHER, Some(TARGET_KEY)), &e);
-    let Decision::Refuse { reason } = &d else { panic!("{d:?}") };
+    let Decision::Refuse { reason } = &d else {
+        panic!("{d:?}")
+    };
     assert!(reason.contains("vol-2"), "{reason}");
     assert!(reason.contains(AWS_EBS), "{reason}");
     assert!(reason.contains("aws/ebs"), "{reason}");
@@ -107,39 +144,78 @@ fn the_aws_managed_key_is_detected_from_key_metadata_not_the_name() {
     // A customer managed key whose ARN happens to look like anything: only KeyManager counts.
     let mut e = estate(instance(vec![volume("vol-1", Some(CMK))]));
     e.keys.get_mut(CMK).unwrap().manager = KeyManager::Aws;
-    assert!(matches!(decision(target(OTHER, Some(TARGET_KEY)), &e), Decision::Refuse { .. }));
+    assert!(matches!(
+        decision(target(OTHER, Some(TARGET_KEY)), &e),
+        Decision::Refuse { .. }
+    ));
 }
 
 #[test]
 fn same_account_with_an_aws_managed_key_is_replicated() {
-    let d = decision(target(SOURCE, Some(TARGET_KEY)), &estate(instance(vec![volume("vol-1", Some(AWS_EBS))])));
-    assert!(matches!(d, Decision::Replicate { workflow: Workflow::SameAccount, .. }), "{d:?}");
+    let d = decision(
+        target(SOURCE, Some(TARGET_KEY)),
+        &estate(instance(vec![volume("vol-1", Some(AWS_EBS))])),
+    );
+    assert!(
+        matches!(
+            d,
+            Decision::Replicate {
+                workflow: Workflow::SameAccount,
+                ..
+            }
+        ),
+        "{d:?}"
+    );
 }
 
 #[test]
 fn cross_account_aws_managed_key_fails_even_without_a_target_key() {
-    let d = decision(target(OTHER, None), &estate(instance(vec![volume("vol-1", Some(AWS_EBS))])));
+    let d = decision(
+        target(OTHER, None),
+        &estate(instance(vec![volume("vol-1", Some(AWS_EBS))])),
+    );
     assert!(matches!(d, Decision::Refuse { .. }), "{d:?}");
 }
 
 #[test]
 fn unencrypted_volumes_are_copied_encrypted_when_a_target_key_is_given() {
-    let d = decision(target(OTHER, Some(TARGET_KEY)), &estate(instance(vec![volume("vol-1", None)])));
+    let d = decision(
+        target(OTHER, Some(TARGET_KEY)),
+        &estate(instance(vec![volume("vol-1", None)])),
+    );
     assert_eq!(
         d,
-        Decision::Replicate { workflow: Workflow::CrossAccountEc2, kms_key_id: Some(TARGET_KEY.into()) }
+        Decision::Replicate {
+            workflow: Workflow::CrossAccountEc2,
+            kms_key_id: Some(TARGET_KEY.into())
+        }
     );
 }
 
 #[test]
 fn unencrypted_volumes_without_a_target_key_are_copied_as_they_are() {
-    let d = decision(target(SOURCE, None), &estate(instance(vec![volume("vol-1", None)])));
-    assert_eq!(d, Decision::Replicate { workflow: Workflow::SameAccount, kms_key_id: None });
+    let d = decision(
+        target(SOURCE, None),
+        &estate(instance(vec![volume("vol-1", None)])),
+    );
+    assert_eq!(
+        d,
+        Decision::Replicate {
+            workflow: Workflow::SameAccount,
+            kms_key_id: None
+        }
+    );
 }
 
 #[test]
 fn an_instance_without_volumes_is_a_warning_and_takes_no_snapshot() {
-    let p = plan("p", &account(SOURCE), &[target(SOURCE, Some(TARGET_KEY))], &estate(instance(vec![])), vec![]);
+    let p = plan(
+        "p",
+        &account(SOURCE),
+        &[target(SOURCE, Some(TARGET_KEY))],
+        &estate(instance(vec![])),
+        vec![],
+    );
     assert!(!p.tasks[0].take_snapshot);
     assert_eq!(p.tasks[0].targets[0].decision.status(), Status::Warning);
 }
@@ -148,9 +224,12 @@ fn an_instance_without_volumes_is_a_warning_and_takes_no_snapshot() {
 fn an_unreadable_source_key_fails_the_target() {
     let mut e = estate(instance(vec![volume("vol-1", Some(CMK))]));
     e.keys.clear();
-    e.key_errors.insert(CMK.into(), "AccessDeniedException".into());
+    e.key_errors
+        .insert(CMK.into(), "AccessDeniedException".into());
     let d = decision(target(SOURCE, Some(TARGET_KEY)), &e);
-    let Decision::Refuse { reason } = d else { panic!() };
+    let Decision::Refuse { reason } = d else {
+        panic!()
+    };
     assert!(reason.contains("AccessDeniedException"), "{reason}");
 }
 
@@ -158,7 +237,10 @@ fn an_unreadable_source_key_fails_the_target() {
 fn a_disabled_source_key_fails_the_target() {
     let mut e = estate(instance(vec![volume("vol-1", Some(CMK))]));
     e.keys.get_mut(CMK).unwrap().state = "Disabled".into();
-    assert!(matches!(decision(target(SOURCE, Some(TARGET_KEY)), &e), Decision::Refuse { .. }));
+    assert!(matches!(
+        decision(target(SOURCE, Some(TARGET_KEY)), &e),
+        Decision::Refuse { .. }
+    ));
 }
 
 #[test]
@@ -166,8 +248,18 @@ fn each_target_is_decided_on_its_own() {
     let e = estate(instance(vec![volume("vol-1", Some(AWS_EBS))]));
     let mut other = target(OTHER, Some(TARGET_KEY));
     other.index = 1;
-    let p = plan("p", &account(SOURCE), &[target(SOURCE, Some(TARGET_KEY)), other], &e, vec![]);
-    let statuses: Vec<Status> = p.tasks[0].targets.iter().map(|t| t.decision.status()).collect();
+    let p = plan(
+        "p",
+        &account(SOURCE),
+        &[target(SOURCE, Some(TARGET_KEY)), other],
+        &e,
+        vec![],
+    );
+    let statuses: Vec<Status> = p.tasks[0]
+        .targets
+        .iter()
+        .map(|t| t.decision.status())
+        .collect();
     assert_eq!(statuses, [Status::Success, Status::Failed]);
     assert_eq!(p.expected_status(), Status::Failed);
 }

@@ -54,7 +54,10 @@ source = { days = 2 }
     let p = Policy::from_toml(text).unwrap();
     assert_eq!(p.name, "nightly-dr");
     assert_eq!(p.source.resources.len(), 2);
-    assert_eq!(p.targets[0].declared_account().unwrap().as_str(), "222222222222");
+    assert_eq!(
+        p.targets[0].declared_account().unwrap().as_str(),
+        "222222222222"
+    );
     assert_eq!(p.retention.replicas, Some(Keep::Count(7)));
     assert_eq!(p.retention.source, Some(Keep::Days(2)));
 }
@@ -70,7 +73,9 @@ fn unknown_keys_are_errors_that_name_them() {
 
 #[test]
 fn account_ids_must_have_twelve_digits() {
-    let e = errors(&policy("[[targets]]\naccount = \"12345\"\nregion = \"eu-west-1\"\n"));
+    let e = errors(&policy(
+        "[[targets]]\naccount = \"12345\"\nregion = \"eu-west-1\"\n",
+    ));
     assert_eq!(e[0].field, "targets[0].account");
     assert_eq!(e[0].value, "\"12345\"");
 }
@@ -102,7 +107,9 @@ fn a_target_key_in_another_region_than_the_target_is_rejected() {
 
 #[test]
 fn an_aws_managed_alias_is_no_target_key() {
-    let f = fields(&policy("[[targets]]\nregion = \"eu-west-1\"\nkms_key = \"alias/aws/ebs\"\n"));
+    let f = fields(&policy(
+        "[[targets]]\nregion = \"eu-west-1\"\nkms_key = \"alias/aws/ebs\"\n",
+    ));
     assert_eq!(f, ["targets[0].kms_key"]);
 }
 
@@ -118,7 +125,12 @@ fn a_target_equal_to_the_source_is_rejected() {
     let f = fields(&policy("[[targets]]\nregion = \"us-east-1\"\n"));
     assert_eq!(f, ["targets[0]"]);
     // The same Region in another account is a real replica.
-    assert!(Policy::from_toml(&policy("[[targets]]\naccount = \"222222222222\"\nregion = \"us-east-1\"\n")).is_ok());
+    assert!(
+        Policy::from_toml(&policy(
+            "[[targets]]\naccount = \"222222222222\"\nregion = \"us-east-1\"\n"
+        ))
+        .is_ok()
+    );
 }
 
 #[test]
@@ -144,7 +156,14 @@ tags = {}
 [[targets]]
 region = "eu-west-1"
 "#;
-    assert_eq!(fields(text), ["source.regions", "source.resources[0].ids", "source.resources[1].tags"]);
+    assert_eq!(
+        fields(text),
+        [
+            "source.regions",
+            "source.resources[0].ids",
+            "source.resources[1].tags"
+        ]
+    );
 }
 
 #[test]
@@ -173,7 +192,10 @@ ids = ["i-0123456789abcdef0", "vol-1"]
 [[targets]]
 region = "eu-west-1"
 "#;
-    assert_eq!(fields(text), ["source.regions[1]", "source.resources[0].ids[1]"]);
+    assert_eq!(
+        fields(text),
+        ["source.regions[1]", "source.resources[0].ids[1]"]
+    );
 }
 
 #[test]
@@ -194,7 +216,14 @@ fn every_problem_is_reported_at_once() {
     let f = fields(&policy(
         "[[targets]]\naccount = \"1\"\nregion = \"nowhere\"\nkms_key = \"k\"\n",
     ));
-    assert_eq!(f, ["targets[0].account", "targets[0].region", "targets[0].kms_key"]);
+    assert_eq!(
+        f,
+        [
+            "targets[0].account",
+            "targets[0].region",
+            "targets[0].kms_key"
+        ]
+    );
 }
 
 #[test]

@@ -44,12 +44,23 @@ pub async fn copy_restore_point(
         // CopySnapshot is called in the destination Region, with SourceRegion naming the source:
         // https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CopySnapshot.html
         let copied = ctx
-            .step("copy", &place, |id: &String| format!("{id} from {}", s.snapshot_id), async {
-                ctx.cloud
-                    .copy_snapshot(access, &target.region, &request)
-                    .await
-                    .map_err(|e| format!("could not copy {} to {}: {e}", s.snapshot_id, target.label()))
-            })
+            .step(
+                "copy",
+                &place,
+                |id: &String| format!("{id} from {}", s.snapshot_id),
+                async {
+                    ctx.cloud
+                        .copy_snapshot(access, &target.region, &request)
+                        .await
+                        .map_err(|e| {
+                            format!(
+                                "could not copy {} to {}: {e}",
+                                s.snapshot_id,
+                                target.label()
+                            )
+                        })
+                },
+            )
             .await;
         match copied {
             Ok(id) => copies.push((id, s)),
@@ -68,7 +79,11 @@ pub async fn copy_restore_point(
             if failed.is_empty() {
                 Ok(statuses)
             } else {
-                Err(format!("copy to {} failed: {}", target.label(), failed.join("; ")))
+                Err(format!(
+                    "copy to {} failed: {}",
+                    target.label(),
+                    failed.join("; ")
+                ))
             }
         })
         .await;
@@ -114,6 +129,9 @@ async fn discarding(
 ) -> String {
     let ids: Vec<String> = copies.iter().map(|(id, _)| id.clone()).collect();
     let mut message = vec![error];
-    message.extend(ctx.discard(&target.access, &target.region, place, &ids).await);
+    message.extend(
+        ctx.discard(&target.access, &target.region, place, &ids)
+            .await,
+    );
     message.join("; ")
 }

@@ -31,12 +31,28 @@ pub async fn replicate(
     let mut share_error = None;
     for s in source {
         let result = ctx
-            .step("share", &place, |_| format!("{} with {account}", s.snapshot_id), async {
-                ctx.cloud
-                    .set_snapshot_share(ctx.source_access, region, &s.snapshot_id, account, true)
-                    .await
-                    .map_err(|e| format!("could not share {} with account {account}: {e}", s.snapshot_id))
-            })
+            .step(
+                "share",
+                &place,
+                |_| format!("{} with {account}", s.snapshot_id),
+                async {
+                    ctx.cloud
+                        .set_snapshot_share(
+                            ctx.source_access,
+                            region,
+                            &s.snapshot_id,
+                            account,
+                            true,
+                        )
+                        .await
+                        .map_err(|e| {
+                            format!(
+                                "could not share {} with account {account}: {e}",
+                                s.snapshot_id
+                            )
+                        })
+                },
+            )
             .await;
         // A failed call may still have shared: remove it in step 4 all the same.
         shared.push(s);
@@ -48,7 +64,10 @@ pub async fn replicate(
 
     // Step 3: copy in the target account, each target Region side by side.
     let mut outcomes: Vec<TargetOutcome> = match share_error {
-        Some(e) => targets.iter().map(|(t, _)| TargetOutcome::failed(t.index, e.clone())).collect(),
+        Some(e) => targets
+            .iter()
+            .map(|(t, _)| TargetOutcome::failed(t.index, e.clone()))
+            .collect(),
         None => {
             let copies = targets.iter().map(|(target, key)| async move {
                 match copy_restore_point(ctx, source, target, key.as_deref()).await {

@@ -17,7 +17,7 @@ use crate::clock::utc_now;
 use crate::engine::{EngineConfig, Record};
 use crate::ids::AccountId;
 use crate::model::{Instance, SnapshotState, SnapshotStatus, Tag, tags};
-use crate::ports::{Access, Cloud, CloudError};
+use crate::ports::{Access, Cloud};
 use crate::report::{PlaceReport, StepRecord};
 use crate::status::Status;
 
@@ -45,18 +45,30 @@ pub struct TargetOutcome {
 
 impl TargetOutcome {
     pub fn failed(target: usize, message: String) -> Self {
-        Self { target, status: Status::Failed, messages: vec![message], replica: None }
+        Self {
+            target,
+            status: Status::Failed,
+            messages: vec![message],
+            replica: None,
+        }
     }
 }
 
 impl TaskContext<'_> {
     /// Runs one step, records it with its times and outcome, and says so on the progress line.
-    pub async fn step<T, F>(&self, step: &str, place: &str, detail: impl FnOnce(&T) -> String, work: F) -> Result<T, String>
+    pub async fn step<T, F>(
+        &self,
+        step: &str,
+        place: &str,
+        detail: impl FnOnce(&T) -> String,
+        work: F,
+    ) -> Result<T, String>
     where
         F: Future<Output = Result<T, String>>,
     {
         let started_at = utc_now();
-        self.recorder.progress(&self.instance.id, &format!("{step} ({place})"));
+        self.recorder
+            .progress(&self.instance.id, &format!("{step} ({place})"));
         let result = work.await;
         let (outcome, detail) = match &result {
             Ok(v) => ("ok", detail(v)),
@@ -86,16 +98,27 @@ impl TaskContext<'_> {
 
     /// Deletes snapshots this session made for a restore point that could not be completed,
     /// so that no orphan is left; says what could not be deleted.
-    pub async fn discard(&self, access: &Access, region: &str, place: &str, snapshot_ids: &[String]) -> Vec<String> {
+    pub async fn discard(
+        &self,
+        access: &Access,
+        region: &str,
+        place: &str,
+        snapshot_ids: &[String],
+    ) -> Vec<String> {
         let mut left = Vec::new();
         for id in snapshot_ids {
             let result = self
                 .step("discard", place, |_| id.clone(), async {
-                    self.cloud.delete_snapshot(access, region, id).await.map_err(|e| e.to_string())
+                    self.cloud
+                        .delete_snapshot(access, region, id)
+                        .await
+                        .map_err(|e| e.to_string())
                 })
                 .await;
             if let Err(e) = result {
-                left.push(format!("snapshot {id} of an incomplete restore point could not be deleted: {e}"));
+                left.push(format!(
+                    "snapshot {id} of an incomplete restore point could not be deleted: {e}"
+                ));
             }
         }
         left
@@ -108,33 +131,57 @@ impl TaskContext<'_> {
         access: &Access,
         region: &str,
         snapshot_ids: &[String],
-    ) -> Result<Vec<SnapshotStatus>, CloudError> {
+    ) -> Result<Vec<SnapshotStatus>, String> {
         let mut interval = self.config.poll_initial;
+        let mut unseen_rounds = 0;
         loop {
             tokio::time::sleep(interval).await;
-            let statuses = self.cloud.describe_snapshots(access, region, snapshot_ids).await?;
+            let statuses = self
+                .cloud
+                .describe_snapshots(access, region, snapshot_ids)
+                .await
+                .map_err(|e| e.to_string())?;
             let missing: Vec<&String> = snapshot_ids
                 .iter()
                 .filter(|id| !statuses.iter().any(|s| &s.id == *id))
                 .collect();
             if !missing.is_empty() {
-                // Just created, so DescribeSnapshots may lag behind (eventual consistency).
-                tracing::debug!(?missing, "snapshots not visible yet");
+                // Just created, so DescribeSnapshots may lag behind (eventual consistency); a
+                // snapshot that stays invisible was deleted by someone else.
+                unseen_rounds += 1;
+                if unseen_rounds > MAX_UNSEEN_ROUNDS {
+                    return Err(format!(
+                        "snapshot(s) {} disappeared from {region} before completing",
+                        missing
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
             } else if statuses
                 .iter()
                 .all(|s| matches!(s.state, SnapshotState::Completed | SnapshotState::Error))
             {
                 return Ok(statuses);
             } else {
-                let percent: u32 = statuses.iter().map(|s| u32::from(s.progress.unwrap_or(0))).sum::<u32>()
+                let percent: u32 = statuses
+                    .iter()
+                    .map(|s| u32::from(s.progress.unwrap_or(0)))
+                    .sum::<u32>()
                     / statuses.len().max(1) as u32;
-                self.recorder
-                    .progress(&self.instance.id, &format!("{} snapshot(s) in {region}: {percent}%", statuses.len()));
+                self.recorder.progress(
+                    &self.instance.id,
+                    &format!("{} snapshot(s) in {region}: {percent}%", statuses.len()),
+                );
             }
             interval = next_interval(interval, self.config.poll_max);
         }
     }
 }
+
+/// How many polls a just-created snapshot may stay invisible before it counts as gone.
+const MAX_UNSEEN_ROUNDS: u32 = 10;
 
 fn next_interval(current: Duration, max: Duration) -> Duration {
     (current * 3 / 2).min(max)
@@ -149,7 +196,9 @@ pub fn errors(statuses: &[SnapshotStatus]) -> Vec<String> {
             format!(
                 "snapshot {} ended in state error: {}",
                 s.id,
-                s.state_message.as_deref().unwrap_or("AWS gave no state message")
+                s.state_message
+                    .as_deref()
+                    .unwrap_or("AWS gave no state message")
             )
         })
         .collect()

@@ -16,7 +16,12 @@ pub async fn replicate(
     kms_key_arn: Option<&str>,
 ) -> TargetOutcome {
     match copy_restore_point(ctx, source, target, kms_key_arn).await {
-        Ok(replica) => TargetOutcome { target: target.index, status: Status::Success, messages: vec![], replica: Some(replica) },
+        Ok(replica) => TargetOutcome {
+            target: target.index,
+            status: Status::Success,
+            messages: vec![],
+            replica: Some(replica),
+        },
         Err(e) => TargetOutcome::failed(target.index, e),
     }
 }

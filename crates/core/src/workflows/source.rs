@@ -37,15 +37,29 @@ pub async fn take_snapshots(ctx: &TaskContext<'_>) -> Result<Vec<SourceSnapshot>
 
     // CreateSnapshots with an instance specification snapshots every attached volume at the
     // same point in time: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSnapshots.html
-    let description = format!("snaprelay {}: {} session {}", ctx.policy, instance.id, ctx.session_id);
+    let description = format!(
+        "snaprelay {}: {} session {}",
+        ctx.policy, instance.id, ctx.session_id
+    );
     let created = ctx
         .step(
             "snapshot",
             &place,
-            |v: &Vec<crate::model::VolumeSnapshot>| v.iter().map(|s| format!("{} of {}", s.snapshot_id, s.volume_id)).collect::<Vec<_>>().join(", "),
+            |v: &Vec<crate::model::VolumeSnapshot>| {
+                v.iter()
+                    .map(|s| format!("{} of {}", s.snapshot_id, s.volume_id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
             async {
                 ctx.cloud
-                    .create_snapshots(access, region, &instance.id, &description, &ctx.tags("source"))
+                    .create_snapshots(
+                        access,
+                        region,
+                        &instance.id,
+                        &description,
+                        &ctx.tags("source"),
+                    )
                     .await
                     .map_err(|e| format!("could not snapshot instance {}: {e}", instance.id))
             },
@@ -60,7 +74,11 @@ pub async fn take_snapshots(ctx: &TaskContext<'_>) -> Result<Vec<SourceSnapshot>
                 .await
                 .map_err(|e| format!("could not follow the snapshots of {}: {e}", instance.id))?;
             let failed = errors(&statuses);
-            if failed.is_empty() { Ok(statuses) } else { Err(failed.join("; ")) }
+            if failed.is_empty() {
+                Ok(statuses)
+            } else {
+                Err(failed.join("; "))
+            }
         })
         .await;
     let statuses = match waited {
@@ -80,7 +98,8 @@ pub async fn take_snapshots(ctx: &TaskContext<'_>) -> Result<Vec<SourceSnapshot>
             SourceSnapshot {
                 snapshot_id: c.snapshot_id.clone(),
                 volume_id: c.volume_id.clone(),
-                encrypted: status.is_some_and(|s| s.encrypted) || volume.is_some_and(|v| v.encrypted),
+                encrypted: status.is_some_and(|s| s.encrypted)
+                    || volume.is_some_and(|v| v.encrypted),
                 // DescribeSnapshots reports the key; the volume's key is the same one.
                 kms_key_id: status
                     .and_then(|s| s.kms_key_id.clone())

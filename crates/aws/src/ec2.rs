@@ -1,0 +1,305 @@
+//! EC2: instances and their volumes, and the EBS snapshot calls of workflows A and B.
+
+use std::collections::HashMap;
+
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::types::{
+    Filter, InstanceSpecification, OperationType, ResourceType, SnapshotAttributeName,
+    SnapshotState as SdkState, Tag as SdkTag, TagSpecification,
+};
+use snaprelay_core::ids::AccountId;
+use snaprelay_core::model::{Instance, SnapshotState, SnapshotStatus, Tag, Volume, VolumeSnapshot};
+use snaprelay_core::policy::Selector;
+use snaprelay_core::ports::{CloudError, CopyRequest};
+
+use crate::error::cloud_error;
+
+/// AWS caps a filter at 200 values.
+const FILTER_VALUES: usize = 200;
+
+fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.into_iter().map(Into::into).collect()))
+        .build()
+}
+
+fn malformed(operation: &'static str, region: &str, what: String) -> CloudError {
+    CloudError {
+        service: "EC2",
+        operation,
+        region: region.to_owned(),
+        code: None,
+        message: what,
+    }
+}
+
+pub async fn find_instances(
+    client: &Client,
+    region: &str,
+    selector: &Selector,
+) -> Result<Vec<Instance>, CloudError> {
+    // Terminated instances have no volumes left; every other state can be snapshotted.
+    let live = filter(
+        "instance-state-name",
+        ["pending", "running", "stopping", "stopped"],
+    );
+    let filter_sets: Vec<Vec<Filter>> = match selector {
+        // A filter (unlike InstanceIds) does not fail the whole call for an id that is not in
+        // this Region, which is what we want with several source Regions.
+        Selector::Ids(ids) => ids
+            .chunks(FILTER_VALUES)
+            .map(|chunk| vec![filter("instance-id", chunk.iter().cloned()), live.clone()])
+            .collect(),
+        Selector::Tags(tags) => vec![
+            tags.iter()
+                .map(|(k, v)| filter(&format!("tag:{k}"), [v.clone()]))
+                .chain([live.clone()])
+                .collect(),
+        ],
+    };
+
+    let mut instances = Vec::new();
+    let mut volume_ids = Vec::new();
+    for filters in filter_sets {
+        let pages = client
+            .describe_instances()
+            .set_filters(Some(filters))
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| cloud_error("EC2", "DescribeInstances", region, e))?;
+        for reservation in pages.iter().flat_map(|p| p.reservations()) {
+            for i in reservation.instances() {
+                let Some(id) = i.instance_id() else { continue };
+                let name = i
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some("Name"))
+                    .and_then(|t| t.value())
+                    .map(str::to_owned);
+                let volumes: Vec<Volume> = i
+                    .block_device_mappings()
+                    .iter()
+                    .filter_map(|m| {
+                        let vol = m.ebs()?.volume_id()?;
+                        volume_ids.push(vol.to_owned());
+                        Some(Volume {
+                            id: vol.to_owned(),
+                            device: m.device_name().map(str::to_owned),
+                            size_gib: 0,
+                            encrypted: false,
+                            kms_key_id: None,
+                        })
+                    })
+                    .collect();
+                instances.push(Instance {
+                    id: id.to_owned(),
+                    region: region.to_owned(),
+                    name,
+                    volumes,
+                });
+            }
+        }
+    }
+
+    // The block device mappings name the volumes; their encryption comes from DescribeVolumes.
+    let mut details: HashMap<String, aws_sdk_ec2::types::Volume> = HashMap::new();
+    for chunk in volume_ids.chunks(FILTER_VALUES) {
+        let pages = client
+            .describe_volumes()
+            .filters(filter("volume-id", chunk.iter().cloned()))
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| cloud_error("EC2", "DescribeVolumes", region, e))?;
+        for v in pages
+            .into_iter()
+            .flat_map(|p| p.volumes.unwrap_or_default())
+        {
+            if let Some(id) = v.volume_id() {
+                details.insert(id.to_owned(), v);
+            }
+        }
+    }
+    for instance in &mut instances {
+        for volume in &mut instance.volumes {
+            let Some(d) = details.get(&volume.id) else {
+                return Err(malformed(
+                    "DescribeVolumes",
+                    region,
+                    format!(
+                        "volume {} of instance {} was not found (detached meanwhile?)",
+                        volume.id, instance.id
+                    ),
+                ));
+            };
+            volume.size_gib = d.size().unwrap_or(0);
+            volume.encrypted = d.encrypted().unwrap_or(false);
+            volume.kms_key_id = d.kms_key_id().map(str::to_owned);
+        }
+    }
+    Ok(instances)
+}
+
+fn tag_specification(tags: &[Tag]) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(ResourceType::Snapshot)
+        .set_tags(Some(
+            tags.iter()
+                .map(|t| SdkTag::builder().key(&t.key).value(&t.value).build())
+                .collect(),
+        ))
+        .build()
+}
+
+pub async fn create_snapshots(
+    client: &Client,
+    region: &str,
+    instance_id: &str,
+    description: &str,
+    tags: &[Tag],
+) -> Result<Vec<VolumeSnapshot>, CloudError> {
+    let out = client
+        .create_snapshots()
+        .instance_specification(
+            InstanceSpecification::builder()
+                .instance_id(instance_id)
+                .exclude_boot_volume(false)
+                .build(),
+        )
+        .description(description)
+        .tag_specifications(tag_specification(tags))
+        .send()
+        .await
+        .map_err(|e| cloud_error("EC2", "CreateSnapshots", region, e))?;
+    out.snapshots()
+        .iter()
+        .map(|s| match (s.snapshot_id(), s.volume_id()) {
+            (Some(snapshot_id), Some(volume_id)) => Ok(VolumeSnapshot {
+                snapshot_id: snapshot_id.to_owned(),
+                volume_id: volume_id.to_owned(),
+            }),
+            _ => Err(malformed(
+                "CreateSnapshots",
+                region,
+                format!("a snapshot of {instance_id} came back without its ids"),
+            )),
+        })
+        .collect()
+}
+
+pub async fn describe_snapshots(
+    client: &Client,
+    region: &str,
+    ids: &[String],
+) -> Result<Vec<SnapshotStatus>, CloudError> {
+    let mut statuses = Vec::with_capacity(ids.len());
+    // A `snapshot-id` filter rather than SnapshotIds: a snapshot not yet visible (eventual
+    // consistency right after CreateSnapshots / CopySnapshot) is then missing from the answer
+    // instead of failing the whole batch with InvalidSnapshot.NotFound.
+    for chunk in ids.chunks(FILTER_VALUES) {
+        let pages = client
+            .describe_snapshots()
+            .filters(filter("snapshot-id", chunk.iter().cloned()))
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| cloud_error("EC2", "DescribeSnapshots", region, e))?;
+        for s in pages.iter().flat_map(|p| p.snapshots()) {
+            let Some(id) = s.snapshot_id() else { continue };
+            statuses.push(SnapshotStatus {
+                id: id.to_owned(),
+                state: match s.state() {
+                    Some(SdkState::Pending) => SnapshotState::Pending,
+                    Some(SdkState::Completed) => SnapshotState::Completed,
+                    Some(SdkState::Error) => SnapshotState::Error,
+                    _ => SnapshotState::Other,
+                },
+                progress: s
+                    .progress()
+                    .and_then(|p| p.trim_end_matches('%').parse().ok()),
+                state_message: s
+                    .state_message()
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_owned),
+                encrypted: s.encrypted().unwrap_or(false),
+                kms_key_id: s.kms_key_id().map(str::to_owned),
+            });
+        }
+    }
+    Ok(statuses)
+}
+
+pub async fn set_snapshot_share(
+    client: &Client,
+    region: &str,
+    snapshot_id: &str,
+    account: &AccountId,
+    shared: bool,
+) -> Result<(), CloudError> {
+    // The flat form (Attribute, OperationType, UserId.N) of ModifySnapshotAttribute:
+    // https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifySnapshotAttribute.html
+    client
+        .modify_snapshot_attribute()
+        .snapshot_id(snapshot_id)
+        .attribute(SnapshotAttributeName::CreateVolumePermission)
+        .operation_type(if shared {
+            OperationType::Add
+        } else {
+            OperationType::Remove
+        })
+        .user_ids(account.as_str())
+        .send()
+        .await
+        .map_err(|e| cloud_error("EC2", "ModifySnapshotAttribute", region, e))?;
+    Ok(())
+}
+
+pub async fn copy_snapshot(
+    client: &Client,
+    region: &str,
+    request: &CopyRequest,
+) -> Result<String, CloudError> {
+    let mut call = client
+        .copy_snapshot()
+        .source_region(&request.source_region)
+        .source_snapshot_id(&request.source_snapshot_id)
+        .description(&request.description)
+        .tag_specifications(tag_specification(&request.tags));
+    if let Some(key) = &request.kms_key_arn {
+        // KmsKeyId is honoured only together with Encrypted = true.
+        call = call.encrypted(true).kms_key_id(key);
+    }
+    let out = call
+        .send()
+        .await
+        .map_err(|e| cloud_error("EC2", "CopySnapshot", region, e))?;
+    out.snapshot_id().map(str::to_owned).ok_or_else(|| {
+        malformed(
+            "CopySnapshot",
+            region,
+            format!(
+                "the copy of {} came back without an id",
+                request.source_snapshot_id
+            ),
+        )
+    })
+}
+
+pub async fn delete_snapshot(
+    client: &Client,
+    region: &str,
+    snapshot_id: &str,
+) -> Result<(), CloudError> {
+    client
+        .delete_snapshot()
+        .snapshot_id(snapshot_id)
+        .send()
+        .await
+        .map_err(|e| cloud_error("EC2", "DeleteSnapshot", region, e))?;
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! KMS: resolving a key id, alias or ARN to the key and who manages it.
+
+use aws_sdk_kms::types::KeyManagerType;
+use snaprelay_core::ids::key_arn_parts;
+use snaprelay_core::model::{KeyInfo, KeyManager};
+use snaprelay_core::ports::CloudError;
+
+use crate::error::cloud_error;
+
+pub async fn describe_key(
+    client: &aws_sdk_kms::Client,
+    region: &str,
+    key: &str,
+) -> Result<KeyInfo, CloudError> {
+    let out = client
+        .describe_key()
+        .key_id(key)
+        .send()
+        .await
+        .map_err(|e| cloud_error("KMS", "DescribeKey", region, e))?;
+    let malformed = |what: &str| CloudError {
+        service: "KMS",
+        operation: "DescribeKey",
+        region: region.to_owned(),
+        code: None,
+        message: format!("the answer for key {key} has {what}"),
+    };
+    let meta = out
+        .key_metadata()
+        .ok_or_else(|| malformed("no KeyMetadata"))?;
+    let arn = meta.arn().ok_or_else(|| malformed("no Arn"))?.to_owned();
+    let (key_region, account) = key_arn_parts(&arn).ok_or_else(|| malformed("a malformed Arn"))?;
+    Ok(KeyInfo {
+        account,
+        region: key_region,
+        // The AWS managed keys (aws/ebs, aws/rds) are told apart by KeyManager, never by name.
+        manager: match meta.key_manager() {
+            Some(KeyManagerType::Aws) => KeyManager::Aws,
+            _ => KeyManager::Customer,
+        },
+        state: meta
+            .key_state()
+            .map_or_else(|| "Unknown".to_owned(), |s| s.as_str().to_owned()),
+        usage: meta
+            .key_usage()
+            .map_or_else(|| "Unknown".to_owned(), |u| u.as_str().to_owned()),
+        spec: meta
+            .key_spec()
+            .map_or_else(|| "SYMMETRIC_DEFAULT".to_owned(), |s| s.as_str().to_owned()),
+        arn,
+    })
+}

@@ -1,0 +1,20 @@
+//! `snaprelay plan`: what a run would do, per resource and target. Only read calls are made.
+
+use crate::Outcome;
+use crate::output;
+
+use super::{Settings, load_policy, plan_policy, print_json};
+
+pub async fn run(settings: &Settings) -> Outcome {
+    let result = async {
+        let policy = load_policy(settings)?;
+        let (_, prepared) = plan_policy(&policy).await?;
+        if settings.json {
+            print_json(&prepared.plan)?;
+        } else {
+            print!("{}", output::plan_text(&prepared.plan));
+        }
+        Ok::<_, Outcome>(Outcome::Code(0))
+    };
+    result.await.unwrap_or_else(|o| o)
+}

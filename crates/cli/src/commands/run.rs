@@ -1,0 +1,31 @@
+//! `snaprelay run`: one session of the policy now.
+
+use snaprelay_core::engine::{EngineConfig, run_session};
+
+use crate::Outcome;
+use crate::output;
+
+use super::{Settings, Terminal, load_policy, open_store, plan_policy, print_json};
+
+pub async fn run(settings: &Settings, concurrency: usize) -> Outcome {
+    let result = async {
+        let policy = load_policy(settings)?;
+        let mut store = open_store(settings)?;
+        let (cloud, prepared) = plan_policy(&policy).await?;
+        let config = EngineConfig {
+            concurrency,
+            poll_initial: settings.poll_interval,
+            ..EngineConfig::default()
+        };
+        let report = run_session(&cloud, &mut store, &Terminal::detect(), &config, &prepared)
+            .await
+            .map_err(|e| Outcome::Failed(e.to_string()))?;
+        if settings.json {
+            print_json(&report)?;
+        } else {
+            print!("{}", output::report_text(&report));
+        }
+        Ok::<_, Outcome>(Outcome::Code(report.status.exit_code() as u8))
+    };
+    result.await.unwrap_or_else(|o| o)
+}

@@ -1,0 +1,141 @@
+//! Human-readable text for plans, session reports, sessions and steps.
+
+use std::fmt::Write;
+
+use snaprelay_core::plan::{Decision, Plan, Workflow};
+use snaprelay_core::report::{SessionReport, SessionSummary, StepRecord};
+
+pub fn plan_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Plan for policy {} (source account {}): {} resource(s), expected status {}",
+        plan.policy,
+        plan.source_account,
+        plan.tasks.len(),
+        plan.expected_status()
+    );
+    for m in &plan.messages {
+        let _ = writeln!(out, "  ! {m}");
+    }
+    for task in &plan.tasks {
+        let i = &task.instance;
+        let _ = writeln!(
+            out,
+            "\n{} {}{} in {}",
+            task.resource_type,
+            i.id,
+            i.name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default(),
+            i.region
+        );
+        for v in &i.volumes {
+            let _ = writeln!(
+                out,
+                "    volume {} {} GiB {}",
+                v.id,
+                v.size_gib,
+                v.kms_key_id
+                    .as_deref()
+                    .map_or("unencrypted".to_owned(), |k| format!("encrypted with {k}"))
+            );
+        }
+        for t in &task.targets {
+            let place = format!("targets[{}] {} {}", t.target, t.account, t.region);
+            let line = match &t.decision {
+                Decision::Replicate {
+                    workflow,
+                    kms_key_id,
+                } => format!(
+                    "replicate by {}, {}",
+                    match workflow {
+                        Workflow::SameAccount => "workflow A (copy in the same account)",
+                        Workflow::CrossAccountEc2 =>
+                            "workflow B (share, copy in the target account, unshare)",
+                    },
+                    kms_key_id
+                        .as_deref()
+                        .map_or("left unencrypted (no target key)".to_owned(), |k| format!(
+                            "encrypted with {k}"
+                        ))
+                ),
+                Decision::Skip { reason } => format!("no replica (Warning): {reason}"),
+                Decision::Refuse { reason } => format!("no replica (Failed): {reason}"),
+            };
+            let _ = writeln!(out, "  -> {place}: {line}");
+        }
+    }
+    out
+}
+
+pub fn report_text(r: &SessionReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Session {} of policy {}: {} ({} to {})",
+        r.session_id, r.policy, r.status, r.started_at, r.ended_at
+    );
+    for m in &r.messages {
+        let _ = writeln!(out, "  ! {m}");
+    }
+    for res in &r.resources {
+        let _ = writeln!(
+            out,
+            "\n{} {} in {}: {}",
+            res.resource_type, res.id, res.region, res.status
+        );
+        for (kind, place) in res
+            .source
+            .iter()
+            .map(|p| ("source ", p))
+            .chain(res.replicas.iter().map(|p| ("replica", p)))
+        {
+            let _ = writeln!(out, "  {kind} {}/{}", place.account, place.region);
+            for s in &place.snapshots {
+                let _ = writeln!(
+                    out,
+                    "      {} <- {} ({})",
+                    s.id,
+                    s.source_id,
+                    s.kms_key_id.as_deref().unwrap_or("unencrypted")
+                );
+            }
+        }
+        for m in &res.messages {
+            let _ = writeln!(out, "  ! {m}");
+        }
+    }
+    out
+}
+
+pub fn sessions_text(sessions: &[SessionSummary]) -> String {
+    if sessions.is_empty() {
+        return "No sessions recorded.\n".to_owned();
+    }
+    let mut out = format!(
+        "{:<22} {:<20} {:<8} {:>9}  {}\n",
+        "SESSION", "POLICY", "STATUS", "RESOURCES", "STARTED"
+    );
+    for s in sessions {
+        let _ = writeln!(
+            out,
+            "{:<22} {:<20} {:<8} {:>9}  {}",
+            s.session_id, s.policy, s.status, s.resources, s.started_at
+        );
+    }
+    out
+}
+
+pub fn steps_text(steps: &[StepRecord]) -> String {
+    let mut out = String::from("\nSteps:\n");
+    for s in steps {
+        let _ = writeln!(
+            out,
+            "  {} {:<20} {:<14} {:<28} {:<6} {}",
+            s.started_at, s.resource_id, s.step, s.place, s.outcome, s.detail
+        );
+    }
+    out
+}

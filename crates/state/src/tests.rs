@@ -1,0 +1,120 @@
+use super::*;
+use snaprelay_core::report::{PlaceReport, ResourceReport, SnapshotReport};
+use snaprelay_core::status::Status;
+
+fn report(id: &str) -> SessionReport {
+    SessionReport {
+        session_id: id.into(),
+        policy: "p".into(),
+        status: Status::Warning,
+        started_at: "2026-11-26T00:00:00Z".into(),
+        ended_at: "2026-11-26T00:01:00Z".into(),
+        source_account: "111111111111".into(),
+        resources: vec![ResourceReport {
+            resource_type: "ec2".into(),
+            id: "i-0123456789abcdef0".into(),
+            region: "us-east-1".into(),
+            status: Status::Warning,
+            messages: vec!["no key".into()],
+            source: None,
+            replicas: vec![],
+        }],
+        messages: vec![],
+    }
+}
+
+#[test]
+fn a_finished_session_is_listed_and_its_report_read_back() {
+    let mut store = SqliteStore::in_memory().unwrap();
+    store
+        .begin_session("s1", "p", "2026-11-26T00:00:00Z")
+        .unwrap();
+    assert_eq!(store.sessions(None).unwrap()[0].status, "Running");
+    store.finish_session(&report("s1")).unwrap();
+    let list = store.sessions(Some("p")).unwrap();
+    assert_eq!(list[0].status, "Warning");
+    assert_eq!(list[0].resources, 1);
+    assert!(store.sessions(Some("other")).unwrap().is_empty());
+    assert_eq!(store.session("s1").unwrap(), Some(report("s1")));
+    assert_eq!(store.session("nope").unwrap(), None);
+}
+
+#[test]
+fn steps_and_restore_points_are_kept_in_order() {
+    let mut store = SqliteStore::in_memory().unwrap();
+    store.begin_session("s1", "p", "t0").unwrap();
+    for step in ["snapshot", "copy"] {
+        store
+            .record_step(
+                "s1",
+                &StepRecord {
+                    resource_id: "i-1".into(),
+                    step: step.into(),
+                    place: "111111111111/us-east-1".into(),
+                    started_at: "t0".into(),
+                    ended_at: "t1".into(),
+                    outcome: "ok".into(),
+                    detail: String::new(),
+                },
+            )
+            .unwrap();
+    }
+    let point = RestorePoint {
+        policy: "p".into(),
+        resource_type: "ec2".into(),
+        resource_id: "i-1".into(),
+        kind: "replica".into(),
+        created_at: "t1".into(),
+        place: PlaceReport {
+            account: "222222222222".into(),
+            region: "eu-west-1".into(),
+            snapshots: vec![SnapshotReport {
+                id: "snap-2".into(),
+                source_id: "snap-1".into(),
+                volume_id: "vol-1".into(),
+                kms_key_id: Some("arn:aws:kms:eu-west-1:222222222222:key/k".into()),
+            }],
+        },
+    };
+    store.record_restore_point("s1", &point).unwrap();
+    let steps: Vec<String> = store
+        .steps("s1")
+        .unwrap()
+        .into_iter()
+        .map(|s| s.step)
+        .collect();
+    assert_eq!(steps, ["snapshot", "copy"]);
+    assert_eq!(store.restore_points("s1").unwrap(), vec![point]);
+}
+
+#[test]
+fn the_state_file_is_created_with_its_directory_and_reopened() {
+    let dir = std::env::temp_dir().join(format!("snaprelay-state-test-{}", std::process::id()));
+    let path = dir.join("nested").join("state.sqlite");
+    {
+        let mut store = SqliteStore::open(&path).unwrap();
+        store.begin_session("s1", "p", "t0").unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.sessions(None).unwrap().len(), 1);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_restore_point_kind_other_than_source_or_replica_is_refused() {
+    let mut store = SqliteStore::in_memory().unwrap();
+    store.begin_session("s1", "p", "t0").unwrap();
+    let point = RestorePoint {
+        policy: "p".into(),
+        resource_type: "ec2".into(),
+        resource_id: "i-1".into(),
+        kind: "other".into(),
+        created_at: "t1".into(),
+        place: PlaceReport {
+            account: "a".into(),
+            region: "r".into(),
+            snapshots: vec![],
+        },
+    };
+    assert!(store.record_restore_point("s1", &point).is_err());
+}
