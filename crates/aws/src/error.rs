@@ -1,6 +1,8 @@
 //! SDK errors as the core's [`CloudError`]: the call, the Region, AWS's error code and message.
 
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use std::error::Error;
+
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use snaprelay_core::ports::CloudError;
 
 pub fn cloud_error<E, R>(
@@ -10,8 +12,8 @@ pub fn cloud_error<E, R>(
     err: SdkError<E, R>,
 ) -> CloudError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: ProvideErrorMetadata + Error + 'static,
+    R: std::fmt::Debug + 'static,
 {
     let code = err.code().map(str::to_owned);
     // A service error has a code and usually a message; anything else (no credentials, the
@@ -19,7 +21,7 @@ where
     let message = match (err.message(), &code) {
         (Some(m), _) if !m.is_empty() => m.to_owned(),
         (_, Some(_)) => "AWS gave no message".to_owned(),
-        _ => DisplayErrorContext(&err).to_string(),
+        _ => chain(&err),
     };
     CloudError {
         service,
@@ -28,4 +30,18 @@ where
         code,
         message,
     }
+}
+
+/// The error and its causes, each once, as one line: "dispatch failure: ... : no credentials".
+fn chain(err: &(dyn Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }

@@ -41,9 +41,11 @@ pub async fn describe_key(
         state: meta
             .key_state()
             .map_or_else(|| "Unknown".to_owned(), |s| s.as_str().to_owned()),
+        // AWS always reports KeyUsage; ENCRYPT_DECRYPT is CreateKey's default when an answer
+        // leaves it out (moto does, for keys created without it).
         usage: meta
             .key_usage()
-            .map_or_else(|| "Unknown".to_owned(), |u| u.as_str().to_owned()),
+            .map_or_else(|| "ENCRYPT_DECRYPT".to_owned(), |u| u.as_str().to_owned()),
         spec: meta
             .key_spec()
             .map_or_else(|| "SYMMETRIC_DEFAULT".to_owned(), |s| s.as_str().to_owned()),

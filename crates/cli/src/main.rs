@@ -142,8 +142,11 @@ fn main() -> ExitCode {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("SNAPRELAY_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // The SDK's own warnings (an unreachable instance-metadata service while it searches the
+    // credential chain, say) are noise unless asked for; its errors reach us as results.
+    let filter = EnvFilter::try_from_env("SNAPRELAY_LOG").unwrap_or_else(|_| {
+        EnvFilter::new("error,snaprelay=warn,snaprelay_core=warn,snaprelay_aws=warn")
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
