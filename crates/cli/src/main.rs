@@ -37,7 +37,14 @@ struct Cli {
     output: Format,
 
     /// Seconds to wait before the first poll of a snapshot's state; later polls back off to 30 s.
-    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 2.0, value_parser = parse_seconds)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        default_value_t = 2.0,
+        value_parser = parse_seconds,
+        env = "SNAPRELAY_POLL_INTERVAL"
+    )]
     poll_interval: f64,
 
     #[command(subcommand)]

@@ -213,7 +213,7 @@ fn decide(
                 reason: format!(
                     "volume {} of instance {} is encrypted with the AWS managed key {} (alias aws/ebs); \
                      snapshots under an AWS managed key cannot be shared with account {}, so no share \
-                     was made. Remedy: encrypt the volume with a customer managed key whose key policy \
+                     is made. Remedy: encrypt the volume with a customer managed key whose key policy \
                      admits account {} (create an encrypted copy of a snapshot with that key and \
                      replace the volume from it), then run again",
                     v.id, instance.id, key.arn, target.account, target.account

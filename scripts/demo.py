@@ -1,0 +1,80 @@
+"""The quick-start demo: snaprelay against a local AWS emulator.
+
+Starts moto (with tests/e2e/moto_ext.py's corrections) on 127.0.0.1, builds a small estate in
+two accounts, and runs three policies that end in the seed's three outcomes:
+Success (same account, target key), Warning (encrypted, target without a key) and Failed
+(cross-account, a volume under the AWS managed aws/ebs key, while the other instance of the
+same session still gets its replica).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
+
+import moto_ext  # noqa: E402
+from estate import AMBIENT_ACCOUNT, Estate, run_snaprelay  # noqa: E402
+
+TARGET_ACCOUNT = "222222222222"
+
+
+def banner(text: str) -> None:
+    print(f"\n=== {text}", flush=True)
+
+
+def main() -> int:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    server = moto_ext.start()
+    try:
+        estate = Estate(server.endpoint)
+        source_key = estate.create_key(None, "us-east-1", allow_accounts=[TARGET_ACCOUNT], alias="app-data")
+        west_key = estate.create_key(None, "us-west-2", alias="dr-west")
+        eu_key = estate.create_key(TARGET_ACCOUNT, "eu-west-1", alias="dr-vault")
+        web, _ = estate.create_instance(
+            None,
+            "us-east-1",
+            volumes=[{"size": 8, "kms_key": source_key}, {"size": 20, "kms_key": source_key}],
+            tags={"Name": "web-1", "backup": "gold"},
+        )
+        legacy, _ = estate.create_instance(
+            None, "us-east-1", volumes=[{"size": 8, "encrypted": True}], tags={"Name": "legacy-1", "backup": "gold"}
+        )
+        banner(f"estate: account {AMBIENT_ACCOUNT} us-east-1: {web} (web-1, customer managed key), "
+               f"{legacy} (legacy-1, aws/ebs); target account {TARGET_ACCOUNT}")
+
+        header = 'name = "{name}"\n[source]\nregions = ["us-east-1"]\n[[source.resources]]\ntype = "ec2"\n{sel}\n'
+        policies = {
+            "dr-same-account": header.format(name="dr-same-account", sel=f'ids = ["{web}"]')
+            + f'[[targets]]\nregion = "us-west-2"\nkms_key = "{west_key}"\n',
+            "dr-no-target-key": header.format(name="dr-no-target-key", sel=f'ids = ["{web}"]')
+            + f'[[targets]]\naccount = "{TARGET_ACCOUNT}"\nregion = "eu-central-1"\n'
+            f'role_arn = "arn:aws:iam::{TARGET_ACCOUNT}:role/snaprelay-target"\n',
+            "dr-cross-account": header.format(name="dr-cross-account", sel='tags = { backup = "gold" }')
+            + f'[[targets]]\naccount = "{TARGET_ACCOUNT}"\nregion = "eu-west-1"\n'
+            f'role_arn = "arn:aws:iam::{TARGET_ACCOUNT}:role/snaprelay-target"\nkms_key = "{eu_key}"\n',
+        }
+        with tempfile.TemporaryDirectory(prefix="snaprelay-demo-") as tmp:
+            for name, text in policies.items():
+                work = Path(tmp) / name
+                work.mkdir()
+                banner(f"policy {name}")
+                print(text, end="")
+                if name == "dr-cross-account":
+                    banner(f"snaprelay plan ({name})")
+                    code, out, err = run_snaprelay(server.endpoint, text, work, "plan")
+                    print(out + err, end="")
+                banner(f"snaprelay run ({name})")
+                code, out, err = run_snaprelay(server.endpoint, text, work, "--poll-interval", "0.2", "run")
+                print(out + err, end="")
+                print(f"(exit code {code})")
+        return 0
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,349 @@
+"""End-to-end: the snaprelay binary replicating EC2 instances, against the patched moto.
+
+Contract (SPEC section 5): `snaprelay --policy P --state S run --output json` prints one JSON
+document; exit 0 Success, 3 Warning, 1 Failed, 2 invalid input. Snapshots snaprelay makes carry
+the tags snaprelay:policy / :session / :resource / :kind (source | replica).
+
+These tests run the binary at $SNAPRELAY_BIN (default target/debug/snaprelay); until it is
+built they fail with FileNotFoundError, on purpose.
+
+Source: the ambient account 123456789012, Region us-east-1. Target Region eu-west-1.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import moto_ext
+from estate import AMBIENT_ACCOUNT, Estate, run_snaprelay, tags_of
+
+A = AMBIENT_ACCOUNT
+B = "222222222222"
+SRC = "us-east-1"
+DST = "eu-west-1"
+TARGET_ROLE = f"arn:aws:iam::{B}:role/snaprelay-target"
+EVERYWHERE = ([None, B], [SRC, DST])
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def toml_str(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+
+def policy_toml(
+    name: str,
+    instance_ids: list[str],
+    targets: list[dict[str, str]],
+    extra_top: str = "",
+) -> str:
+    """A policy in the SPEC section 5 shape. targets: dicts of account/region/role_arn/kms_key."""
+    ids = ", ".join(toml_str(i) for i in instance_ids)
+    lines = [f"name = {toml_str(name)}", extra_top, "", "[source]", f'regions = ["{SRC}"]', ""]
+    lines += ["[[source.resources]]", 'type = "ec2"', f"ids = [{ids}]", ""]
+    for target in targets:
+        lines.append("[[targets]]")
+        lines += [f"{k} = {toml_str(v)}" for k, v in target.items()]
+        lines.append("")
+    lines += ["[retention]", "replicas = { count = 7 }", "source = { count = 2 }", ""]
+    return "\n".join(lines)
+
+
+def run_json(estate: Estate, policy: str, tmp_path: Path, command: str = "run") -> tuple[int, dict[str, Any], str]:
+    code, stdout, stderr = run_snaprelay(estate.endpoint, policy, tmp_path, command, "--output", "json")
+    try:
+        document = json.loads(stdout)
+    except json.JSONDecodeError as e:
+        pytest.fail(f"stdout is not one JSON document ({e}); exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}")
+    return code, document, stderr
+
+
+def resource(document: dict[str, Any], resource_id: str) -> dict[str, Any]:
+    found = [r for r in document["resources"] if r["id"] == resource_id]
+    assert len(found) == 1, f"resource {resource_id} in {json.dumps(document, indent=1)}"
+    return found[0]
+
+
+def replica_snapshots(res: dict[str, Any], account: str, region: str) -> list[dict[str, Any]]:
+    return [
+        snap
+        for replica in res.get("replicas", [])
+        if replica["account"] == account and replica["region"] == region
+        for snap in replica["snapshots"]
+    ]
+
+
+def assert_snaprelay_tags(snap: dict[str, Any], policy: str, session: str, instance: str, kind: str) -> None:
+    tags = tags_of(snap)
+    expected = {
+        "snaprelay:policy": policy,
+        "snaprelay:session": session,
+        "snaprelay:resource": instance,
+        "snaprelay:kind": kind,
+    }
+    assert {k: tags.get(k) for k in expected} == expected, snap["SnapshotId"]
+
+
+def source_snapshots(estate: Estate, instance: str) -> list[dict[str, Any]]:
+    return estate.snapshots(None, SRC, tags={"snaprelay:resource": instance, "snaprelay:kind": "source"})
+
+
+def accepted_shares(share_log: list[dict]) -> list[dict]:
+    return [e for e in share_log if e["accepted"] and (e["add_user_ids"] or e["add_groups"])]
+
+
+def messages(res: dict[str, Any]) -> str:
+    return "\n".join(str(m) for m in res.get("messages", []))
+
+
+def assert_replicas_of(
+    estate: Estate,
+    res: dict[str, Any],
+    *,
+    account: str,
+    volumes: list[str],
+    target_key: str,
+    policy: str,
+    session: str,
+    instance: str,
+) -> list[str]:
+    """Every volume has exactly one completed replica in account/DST under target_key."""
+    snaps = replica_snapshots(res, account, DST)
+    assert len(snaps) == len(volumes), res
+    source_volumes = []
+    for entry in snaps:
+        assert entry["kms_key_id"] == target_key
+        replica = estate.snapshot(account, DST, entry["id"])
+        assert replica["OwnerId"] == account
+        assert replica["State"] == "completed"
+        assert replica["Encrypted"] is True
+        assert replica["KmsKeyId"] == target_key
+        assert_snaprelay_tags(replica, policy, session, instance, "replica")
+        source = estate.snapshot(None, SRC, entry["source_id"])
+        assert source["OwnerId"] == A
+        assert_snaprelay_tags(source, policy, session, instance, "source")
+        source_volumes.append(source["VolumeId"])
+    assert sorted(source_volumes) == sorted(volumes)
+    return [e["id"] for e in snaps]
+
+
+# ------------------------------------------------------------------ a. same account
+
+
+def test_same_account_replicates_every_volume_under_target_key(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC)
+    target_key = estate.create_key(None, DST)
+    # The AWS managed key is fine within one account: no share is needed.
+    instance, volumes = estate.create_instance(
+        None, SRC, [{"encrypted": True, "kms_key": source_key}, {"encrypted": True, "kms_key": None}]
+    )
+    policy = policy_toml("e2e-same-account", [instance], [{"region": DST, "kms_key": target_key}])
+
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+
+    assert code == 0, stderr
+    assert (doc["status"], doc["policy"]) == ("Success", "e2e-same-account")
+    res = resource(doc, instance)
+    assert (res["type"], res["status"]) == ("ec2", "Success")
+    replicas = assert_replicas_of(
+        estate, res, account=A, volumes=volumes, target_key=target_key,
+        policy="e2e-same-account", session=doc["session_id"], instance=instance,
+    )
+    assert sorted(s["SnapshotId"] for s in estate.snapshots(None, DST)) == sorted(replicas)
+
+
+# ------------------------------------------------------------------ b. no target key
+
+
+def test_same_account_encrypted_without_target_key_warns_and_copies_nothing(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC)
+    instance, _ = estate.create_instance(None, SRC, [{"encrypted": True, "kms_key": source_key}])
+    policy = policy_toml("e2e-no-target-key", [instance], [{"region": DST}])
+
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+
+    assert code == 3, stderr
+    assert doc["status"] == "Warning"
+    res = resource(doc, instance)
+    assert res["status"] == "Warning"
+    assert re.search(r"kms|key", messages(res), re.I), res
+    assert replica_snapshots(res, A, DST) == []
+    assert estate.snapshots(None, DST) == []
+
+
+# ------------------------------------------------------------------ c. cross-account
+
+
+def test_cross_account_replicates_under_target_key_and_unshares(
+    estate: Estate, tmp_path: Path, share_log: list[dict]
+) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, volumes = estate.create_instance(
+        None, SRC, [{"encrypted": True, "kms_key": source_key}, {"size": 16, "encrypted": True, "kms_key": source_key}]
+    )
+    target = {"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}
+    policy = policy_toml("e2e-cross-account", [instance], [target])
+
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+
+    assert code == 0, stderr
+    assert doc["status"] == "Success"
+    res = resource(doc, instance)
+    assert res["status"] == "Success"
+    replicas = assert_replicas_of(
+        estate, res, account=B, volumes=volumes, target_key=target_key,
+        policy="e2e-cross-account", session=doc["session_id"], instance=instance,
+    )
+    assert sorted(s["SnapshotId"] for s in estate.snapshots(B, DST)) == sorted(replicas)
+    # Shared with the target only, and no longer shared once the copies completed.
+    assert accepted_shares(share_log), "the source snapshots were never shared"
+    for entry in accepted_shares(share_log):
+        assert set(entry["add_user_ids"]) == {B} and entry["add_groups"] == [], entry
+    sources = source_snapshots(estate, instance)
+    assert len(sources) == len(volumes)
+    for snap in sources:
+        assert estate.snapshot_shares(None, SRC, snap["SnapshotId"]) == []
+
+
+# ------------------------------------------------------------------ d. aws/ebs cross-account
+
+
+def test_cross_account_with_default_key_volume_fails_without_sharing(
+    estate: Estate, tmp_path: Path, share_log: list[dict]
+) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, (good_volume, default_key_volume) = estate.create_instance(
+        None, SRC, [{"encrypted": True, "kms_key": source_key}, {"encrypted": True, "kms_key": None}]
+    )
+    target = {"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}
+    policy = policy_toml("e2e-default-key", [instance], [target])
+
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+
+    assert code == 1, stderr
+    assert doc["status"] == "Failed"
+    res = resource(doc, instance)
+    assert res["status"] == "Failed"
+    text = messages(res)
+    assert default_key_volume in text and "aws/ebs" in text, res
+    assert accepted_shares(share_log) == [], "a snapshot was shared"
+    for snap in source_snapshots(estate, instance):
+        assert estate.snapshot_shares(None, SRC, snap["SnapshotId"]) == []
+    assert estate.snapshots(B, DST) == [] and estate.snapshots(B, SRC) == []
+
+
+# ------------------------------------------------------------------ e. mixed session
+
+
+def test_one_failed_instance_fails_the_session_but_not_the_other(
+    estate: Estate, tmp_path: Path, share_log: list[dict]
+) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    good, good_volumes = estate.create_instance(None, SRC, [{"encrypted": True, "kms_key": source_key}])
+    bad, _ = estate.create_instance(None, SRC, [{"encrypted": True, "kms_key": None}])
+    target = {"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}
+    policy = policy_toml("e2e-mixed", [good, bad], [target])
+
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+
+    assert code == 1, stderr
+    assert doc["status"] == "Failed"
+    assert resource(doc, bad)["status"] == "Failed"
+    good_res = resource(doc, good)
+    assert good_res["status"] == "Success"
+    replicas = assert_replicas_of(
+        estate, good_res, account=B, volumes=good_volumes, target_key=target_key,
+        policy="e2e-mixed", session=doc["session_id"], instance=good,
+    )
+    assert sorted(s["SnapshotId"] for s in estate.snapshots(B, DST)) == sorted(replicas)
+    for entry in accepted_shares(share_log):
+        assert set(entry["add_user_ids"]) == {B}, entry
+    for instance in (good, bad):
+        for snap in source_snapshots(estate, instance):
+            assert estate.snapshot_shares(None, SRC, snap["SnapshotId"]) == []
+
+
+# ------------------------------------------------------------------ f. invalid input
+
+
+@pytest.mark.parametrize("case", ["unknown_key", "bad_account", "malformed_kms_key", "key_in_other_region"])
+def test_invalid_policy_exits_2_naming_the_field_and_changes_nothing(
+    estate: Estate, tmp_path: Path, share_log: list[dict], case: str
+) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    other_region_key = estate.create_key(B, SRC)
+    instance, _ = estate.create_instance(None, SRC, [{"encrypted": True, "kms_key": source_key}])
+    target = {"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}
+    extra_top = ""
+    if case == "unknown_key":
+        extra_top, field, value = 'colour = "blue"', "colour", "colour"
+    elif case == "bad_account":
+        target["account"], field, value = "12345", "account", "12345"
+    elif case == "malformed_kms_key":
+        target["kms_key"] = "arn:aws:kms:eu-west-1:222222222222:not-a-key"
+        field, value = "kms_key", target["kms_key"]
+    else:
+        target["kms_key"], field, value = other_region_key, "kms_key", other_region_key
+    policy = policy_toml("e2e-invalid", [instance], [target], extra_top=extra_top)
+    before = estate.all_snapshots(*EVERYWHERE)
+
+    code, stdout, stderr = run_snaprelay(estate.endpoint, policy, tmp_path, "run", "--output", "json")
+
+    assert code == 2, f"exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    assert field in stderr and value in stderr, stderr
+    assert "panicked" not in stderr and "RUST_BACKTRACE" not in stderr, stderr
+    assert estate.all_snapshots(*EVERYWHERE) == before
+    assert before == {k: [] for k in before}
+    assert share_log == []
+
+
+# ------------------------------------------------------------------ g. plan
+
+
+def test_plan_changes_nothing(estate: Estate, tmp_path: Path, share_log: list[dict]) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"encrypted": True, "kms_key": source_key}])
+    target = {"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}
+    policy = policy_toml("e2e-plan", [instance], [target])
+
+    code, doc, stderr = run_json(estate, policy, tmp_path, command="plan")
+
+    assert code == 0, stderr
+    assert instance in json.dumps(doc), doc
+    assert estate.all_snapshots(*EVERYWHERE) == {
+        (a, r): [] for a in EVERYWHERE[0] for r in EVERYWHERE[1]
+    }
+    assert share_log == []
+
+
+# ------------------------------------------------------------------ h. key policy
+
+
+def test_source_key_not_admitting_target_fails_with_copy_state_message(
+    estate: Estate, tmp_path: Path
+) -> None:
+    source_key = estate.create_key(None, SRC)  # key policy: owner account only
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"encrypted": True, "kms_key": source_key}])
+    target = {"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}
+    policy = policy_toml("e2e-key-policy", [instance], [target])
+
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+
+    assert code == 1, stderr
+    assert doc["status"] == "Failed"
+    res = resource(doc, instance)
+    assert res["status"] == "Failed"
+    assert moto_ext.KEY_NOT_ACCESSIBLE in messages(res), res
+    assert [s for s in estate.snapshots(B, DST) if s["State"] == "completed"] == []
