@@ -302,6 +302,10 @@ def test_invalid_policy_exits_2_naming_the_field_and_changes_nothing(
     assert code == 2, f"exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}"
     assert field in stderr and value in stderr, stderr
     assert "panicked" not in stderr and "RUST_BACKTRACE" not in stderr, stderr
+    # --output json still prints one JSON document: the error.
+    error = json.loads(stdout)["error"]
+    assert (error["kind"], error["exit_code"]) == ("invalid-input", 2)
+    assert field in error["message"] and value in error["message"]
     assert estate.all_snapshots(*EVERYWHERE) == before
     assert before == {k: [] for k in before}
     assert share_log == []
@@ -346,4 +350,145 @@ def test_source_key_not_admitting_target_fails_with_copy_state_message(
     res = resource(doc, instance)
     assert res["status"] == "Failed"
     assert moto_ext.KEY_NOT_ACCESSIBLE in messages(res), res
-    assert [s for s in estate.snapshots(B, DST) if s["State"] == "completed"] == []
+    # The copy in error is deleted (a restore point is whole or absent) and the share removed.
+    assert estate.snapshots(B, DST) == []
+    for snap in source_snapshots(estate, instance):
+        assert estate.snapshot_shares(None, SRC, snap["SnapshotId"]) == []
+
+
+# ------------------------------------------------------------------ i. several targets
+
+
+def test_tag_selected_instances_replicate_to_every_target_with_one_share_per_account(
+    estate: Estate, tmp_path: Path, share_log: list[dict]
+) -> None:
+    """One policy, three targets: same account another Region (workflow A), and another
+    account in two Regions (workflow B, one share for both, removed at the end)."""
+    west = "us-west-2"
+    central = "eu-central-1"
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    same_account_key = estate.create_key(None, west)
+    b_key_dst = estate.create_key(B, DST)
+    b_key_central = estate.create_key(B, central, alias="dr-central")
+    gold = [
+        estate.create_instance(None, SRC, [{"kms_key": source_key}, {"encrypted": False}], tags={"tier": "gold"})
+        for _ in range(2)
+    ]
+    estate.create_instance(None, SRC, [{"kms_key": source_key}], tags={"tier": "bronze"})
+    policy = "\n".join(
+        [
+            'name = "e2e-multi"',
+            "[source]",
+            f'regions = ["{SRC}"]',
+            "[[source.resources]]",
+            'type = "ec2"',
+            'tags = { tier = "gold" }',
+            "[[targets]]",
+            f'region = "{west}"',
+            f'kms_key = "{same_account_key}"',
+            "[[targets]]",
+            f'account = "{B}"',
+            f'region = "{DST}"',
+            f'role_arn = "{TARGET_ROLE}"',
+            f'kms_key = "{b_key_dst}"',
+            "[[targets]]",
+            f'region = "{central}"',
+            f'role_arn = "{TARGET_ROLE}"',
+            'kms_key = "alias/dr-central"',
+            "",
+        ]
+    )
+
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+
+    assert code == 0, (doc, stderr)
+    assert sorted(r["id"] for r in doc["resources"]) == sorted(i for i, _ in gold)
+    for instance, volumes in gold:
+        res = resource(doc, instance)
+        assert res["status"] == "Success", res
+        places = sorted((r["account"], r["region"]) for r in res["replicas"])
+        assert places == sorted([(A, west), (B, DST), (B, central)])
+        for account, region, key in [(A, west, same_account_key), (B, DST, b_key_dst), (B, central, b_key_central)]:
+            snaps = replica_snapshots(res, account, region)
+            assert len(snaps) == len(volumes)
+            for entry in snaps:
+                replica = estate.snapshot(account, region, entry["id"])
+                # The alias named in the policy is resolved to the key's ARN, and the
+                # unencrypted volume is copied encrypted.
+                assert (replica["Encrypted"], replica["KmsKeyId"], entry["kms_key_id"]) == (True, key, key)
+        for snap in source_snapshots(estate, instance):
+            assert estate.snapshot_shares(None, SRC, snap["SnapshotId"]) == []
+    # Each source snapshot was shared with B exactly once, however many Regions B has.
+    adds = [e for e in accepted_shares(share_log)]
+    shared_ids = [e["snapshot_id"] for e in adds]
+    assert len(shared_ids) == len(set(shared_ids)) == 4, adds
+    assert all(e["add_user_ids"] == [B] for e in adds)
+
+
+# ------------------------------------------------------------------ j. the state store
+
+
+def test_sessions_list_and_show_read_back_the_run(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    policy = policy_toml(
+        "e2e-sessions", [instance], [{"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}]
+    )
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+    assert code == 0, stderr
+
+    code, _, stderr = run_snaprelay(estate.endpoint, policy, tmp_path, "sessions")
+    assert code == 2, "a bare `sessions` is a usage error"
+
+    code, out, stderr = run_snaprelay(estate.endpoint, policy, tmp_path, "sessions", "list", "--output", "json")
+    assert code == 0, stderr
+    sessions = json.loads(out)
+    assert [(s["session_id"], s["policy"], s["status"]) for s in sessions] == [
+        (doc["session_id"], "e2e-sessions", "Success")
+    ]
+
+    code, out, stderr = run_snaprelay(
+        estate.endpoint, policy, tmp_path, "sessions", "show", doc["session_id"], "--output", "json"
+    )
+    assert code == 0, stderr
+    shown = json.loads(out)
+    assert shown["report"] == doc
+    steps = [(s["step"], s["outcome"]) for s in shown["steps"]]
+    assert steps == [
+        ("snapshot", "ok"),
+        ("wait-snapshot", "ok"),
+        ("share", "ok"),
+        ("copy", "ok"),
+        ("wait-copy", "ok"),
+        ("unshare", "ok"),
+    ]
+
+    code, out, stderr = run_snaprelay(estate.endpoint, policy, tmp_path, "sessions", "show", "no-such-session")
+    assert code == 2 and "no-such-session" in stderr
+
+
+# ------------------------------------------------------------------ k. plan output
+
+
+def test_plan_json_names_the_workflow_and_key_of_each_target(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    good, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    default_key, _ = estate.create_instance(None, SRC, [{"encrypted": True}])
+    policy = policy_toml(
+        "e2e-plan",
+        [good, default_key],
+        [
+            {"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key},
+            {"region": "us-west-2"},
+        ],
+    )
+    code, plan, stderr = run_json(estate, policy, tmp_path, "plan")
+    assert code == 0, stderr
+    assert plan["source_account"] == A
+    tasks = {t["instance"]["id"]: t for t in plan["tasks"]}
+    good_targets = [(t["action"], t.get("workflow"), t.get("kms_key_id")) for t in tasks[good]["targets"]]
+    assert good_targets == [("replicate", "cross-account-ec2", target_key), ("skip", None, None)]
+    default_targets = [t["action"] for t in tasks[default_key]["targets"]]
+    assert default_targets == ["refuse", "skip"]

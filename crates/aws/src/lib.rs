@@ -14,6 +14,7 @@ mod error;
 mod kms;
 
 use std::collections::HashMap;
+use std::sync::Mutex as StdMutex;
 
 use async_trait::async_trait;
 use aws_config::meta::region::RegionProviderChain;
@@ -34,6 +35,10 @@ pub struct AwsCloud {
     base: SdkConfig,
     /// One SDK configuration per role, so each role is assumed (and its credentials cached) once.
     roles: Mutex<HashMap<RoleArn, SdkConfig>>,
+    /// Clients per (credentials, Region): building one is not free, and a fleet makes
+    /// thousands of calls to the same few places.
+    ec2_clients: StdMutex<HashMap<(Access, String), aws_sdk_ec2::Client>>,
+    kms_clients: StdMutex<HashMap<(Access, String), aws_sdk_kms::Client>>,
 }
 
 impl AwsCloud {
@@ -49,6 +54,8 @@ impl AwsCloud {
         Self {
             base,
             roles: Mutex::new(HashMap::new()),
+            ec2_clients: StdMutex::default(),
+            kms_clients: StdMutex::default(),
         }
     }
 
@@ -77,22 +84,39 @@ impl AwsCloud {
     }
 
     async fn ec2(&self, access: &Access, region: &str) -> aws_sdk_ec2::Client {
+        let key = (access.clone(), region.to_owned());
+        if let Some(c) = lock(&self.ec2_clients).get(&key) {
+            return c.clone();
+        }
         let cfg = self.config(access).await;
-        aws_sdk_ec2::Client::from_conf(
+        let client = aws_sdk_ec2::Client::from_conf(
             aws_sdk_ec2::config::Builder::from(&cfg)
                 .region(Region::new(region.to_owned()))
                 .build(),
-        )
+        );
+        lock(&self.ec2_clients).insert(key, client.clone());
+        client
     }
 
     async fn kms(&self, access: &Access, region: &str) -> aws_sdk_kms::Client {
+        let key = (access.clone(), region.to_owned());
+        if let Some(c) = lock(&self.kms_clients).get(&key) {
+            return c.clone();
+        }
         let cfg = self.config(access).await;
-        aws_sdk_kms::Client::from_conf(
+        let client = aws_sdk_kms::Client::from_conf(
             aws_sdk_kms::config::Builder::from(&cfg)
                 .region(Region::new(region.to_owned()))
                 .build(),
-        )
+        );
+        lock(&self.kms_clients).insert(key, client.clone());
+        client
     }
+}
+
+/// A poisoned lock only means another task panicked while inserting a client; the map is fine.
+fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[async_trait]

@@ -114,11 +114,12 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
+    let json = cli.output == Format::Json;
     let outcome = runtime.block_on(async {
         let settings = commands::Settings {
             policy: cli.policy,
             state: cli.state,
-            json: cli.output == Format::Json,
+            json,
             poll_interval: Duration::from_secs_f64(cli.poll_interval),
         };
         match cli.command {
@@ -134,17 +135,19 @@ fn main() -> ExitCode {
             } => commands::sessions::show(&settings, &id),
         }
     });
-    match outcome {
-        Outcome::Code(c) => ExitCode::from(c),
-        Outcome::Invalid(message) => {
-            eprintln!("error: {message}");
-            ExitCode::from(EXIT_INVALID)
-        }
-        Outcome::Failed(message) => {
-            eprintln!("error: {message}");
-            ExitCode::from(EXIT_FAILED)
-        }
+    let (code, kind, message) = match outcome {
+        Outcome::Code(c) => return ExitCode::from(c),
+        Outcome::Invalid(message) => (EXIT_INVALID, "invalid-input", message),
+        Outcome::Failed(message) => (EXIT_FAILED, "failed", message),
+    };
+    eprintln!("error: {message}");
+    if json {
+        // Whoever reads stdout as JSON still gets one document.
+        let doc =
+            serde_json::json!({ "error": { "kind": kind, "message": message, "exit_code": code } });
+        println!("{doc}");
     }
+    ExitCode::from(code)
 }
 
 fn init_logging() {

@@ -20,6 +20,15 @@ CREATE TABLE IF NOT EXISTS sessions (
     report      TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_by_policy ON sessions(policy, started_at);
+CREATE TABLE IF NOT EXISTS tasks (
+    session_id    TEXT NOT NULL REFERENCES sessions(id),
+    resource_type TEXT NOT NULL,
+    resource_id   TEXT NOT NULL,
+    region        TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    messages      TEXT NOT NULL,
+    PRIMARY KEY (session_id, resource_id)
+);
 CREATE TABLE IF NOT EXISTS steps (
     id          INTEGER PRIMARY KEY,
     session_id  TEXT NOT NULL REFERENCES sessions(id),
@@ -238,13 +247,37 @@ impl StateStore for SqliteStore {
     fn finish_session(&mut self, report: &SessionReport) -> Result<(), StoreError> {
         let json = serde_json::to_string(report)
             .map_err(|e| StoreError(format!("cannot encode the report: {e}")))?;
-        self.conn
-            .execute(
-                "UPDATE sessions SET ended_at = ?2, status = ?3, resources = ?4, report = ?5 WHERE id = ?1",
-                params![report.session_id, report.ended_at, report.status.as_str(), report.resources.len() as i64, json],
+        let fail = || err("cannot record the end of the session", None);
+        let tx = self.conn.transaction().map_err(fail())?;
+        for task in &report.resources {
+            let messages = serde_json::to_string(&task.messages)
+                .map_err(|e| StoreError(format!("cannot encode task messages: {e}")))?;
+            tx.execute(
+                "INSERT INTO tasks (session_id, resource_type, resource_id, region, status, messages) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    report.session_id,
+                    task.resource_type,
+                    task.id,
+                    task.region,
+                    task.status.as_str(),
+                    messages
+                ],
             )
-            .map_err(err("cannot record the end of the session", None))?;
-        Ok(())
+            .map_err(fail())?;
+        }
+        tx.execute(
+            "UPDATE sessions SET ended_at = ?2, status = ?3, resources = ?4, report = ?5 WHERE id = ?1",
+            params![
+                report.session_id,
+                report.ended_at,
+                report.status.as_str(),
+                report.resources.len() as i64,
+                json
+            ],
+        )
+        .map_err(fail())?;
+        tx.commit().map_err(fail())
     }
 
     fn sessions(&self, policy: Option<&str>) -> Result<Vec<SessionSummary>, StoreError> {

@@ -37,6 +37,22 @@ fn a_finished_session_is_listed_and_its_report_read_back() {
     assert!(store.sessions(Some("other")).unwrap().is_empty());
     assert_eq!(store.session("s1").unwrap(), Some(report("s1")));
     assert_eq!(store.session("nope").unwrap(), None);
+    let task: (String, String, String) = store
+        .conn
+        .query_row(
+            "SELECT resource_id, status, messages FROM tasks WHERE session_id = 's1'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        task,
+        (
+            "i-0123456789abcdef0".into(),
+            "Warning".into(),
+            r#"["no key"]"#.into()
+        )
+    );
 }
 
 #[test]
