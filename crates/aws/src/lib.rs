@@ -84,32 +84,36 @@ impl AwsCloud {
     }
 
     async fn ec2(&self, access: &Access, region: &str) -> aws_sdk_ec2::Client {
-        let key = (access.clone(), region.to_owned());
-        if let Some(c) = lock(&self.ec2_clients).get(&key) {
-            return c.clone();
-        }
-        let cfg = self.config(access).await;
-        let client = aws_sdk_ec2::Client::from_conf(
-            aws_sdk_ec2::config::Builder::from(&cfg)
-                .region(Region::new(region.to_owned()))
-                .build(),
-        );
-        lock(&self.ec2_clients).insert(key, client.clone());
-        client
+        self.cached(&self.ec2_clients, access, region, |cfg, r| {
+            aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(cfg).region(r).build(),
+            )
+        })
+        .await
     }
 
     async fn kms(&self, access: &Access, region: &str) -> aws_sdk_kms::Client {
+        self.cached(&self.kms_clients, access, region, |cfg, r| {
+            aws_sdk_kms::Client::from_conf(
+                aws_sdk_kms::config::Builder::from(cfg).region(r).build(),
+            )
+        })
+        .await
+    }
+
+    async fn cached<C: Clone>(
+        &self,
+        clients: &StdMutex<HashMap<(Access, String), C>>,
+        access: &Access,
+        region: &str,
+        build: impl FnOnce(&SdkConfig, Region) -> C,
+    ) -> C {
         let key = (access.clone(), region.to_owned());
-        if let Some(c) = lock(&self.kms_clients).get(&key) {
+        if let Some(c) = lock(clients).get(&key) {
             return c.clone();
         }
-        let cfg = self.config(access).await;
-        let client = aws_sdk_kms::Client::from_conf(
-            aws_sdk_kms::config::Builder::from(&cfg)
-                .region(Region::new(region.to_owned()))
-                .build(),
-        );
-        lock(&self.kms_clients).insert(key, client.clone());
+        let client = build(&self.config(access).await, Region::new(region.to_owned()));
+        lock(clients).insert(key, client.clone());
         client
     }
 }

@@ -70,15 +70,8 @@ pub async fn replicate(
             .collect(),
         None => {
             let copies = targets.iter().map(|(target, key)| async move {
-                match copy_restore_point(ctx, source, target, key.as_deref()).await {
-                    Ok(replica) => TargetOutcome {
-                        target: target.index,
-                        status: Status::Success,
-                        messages: vec![],
-                        replica: Some(replica),
-                    },
-                    Err(e) => TargetOutcome::failed(target.index, e),
-                }
+                let replica = copy_restore_point(ctx, source, target, key.as_deref()).await;
+                TargetOutcome::of(target.index, replica)
             });
             futures_util::future::join_all(copies).await
         }

@@ -44,6 +44,19 @@ pub struct TargetOutcome {
 }
 
 impl TargetOutcome {
+    /// The outcome of a replica restore point that was made, or of the error that stopped it.
+    pub fn of(target: usize, replica: Result<PlaceReport, String>) -> Self {
+        match replica {
+            Ok(replica) => Self {
+                target,
+                status: Status::Success,
+                messages: vec![],
+                replica: Some(replica),
+            },
+            Err(e) => Self::failed(target, e),
+        }
+    }
+
     pub fn failed(target: usize, message: String) -> Self {
         Self {
             target,

@@ -3,7 +3,6 @@
 //! 2. a copy to the target Region, re-encrypted with the target key, using the target role.
 
 use crate::plan::ResolvedTarget;
-use crate::status::Status;
 
 use super::copy::copy_restore_point;
 use super::source::SourceSnapshot;
@@ -15,13 +14,8 @@ pub async fn replicate(
     target: &ResolvedTarget,
     kms_key_arn: Option<&str>,
 ) -> TargetOutcome {
-    match copy_restore_point(ctx, source, target, kms_key_arn).await {
-        Ok(replica) => TargetOutcome {
-            target: target.index,
-            status: Status::Success,
-            messages: vec![],
-            replica: Some(replica),
-        },
-        Err(e) => TargetOutcome::failed(target.index, e),
-    }
+    TargetOutcome::of(
+        target.index,
+        copy_restore_point(ctx, source, target, kms_key_arn).await,
+    )
 }
