@@ -28,6 +28,7 @@ The patches change moto's classes, not its data, so a ``POST /moto-api/reset`` k
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import json
 import logging
@@ -660,6 +661,65 @@ def copy_snapshot(
     return snapshot
 
 
+class CopyPacing:
+    """Opt-in (tests set ``COPY_PACING.pending_seconds`` / ``.limit``; ``after_reset`` clears):
+    copies that take time, and the concurrent-copy quota.
+
+    moto completes a copy at once and never refuses one. AWS copies take minutes to hours
+    (State "pending" with a Progress) and allow a limited number in flight per account and
+    destination Region (EBS: 20, not adjustable); one more is refused with
+    ResourceLimitExceeded (https://docs.aws.amazon.com/ebs/latest/userguide/ebs-copy-snapshot.html).
+    """
+
+    def __init__(self) -> None:
+        self.pending_seconds = 0.0
+        self.limit: int | None = None
+        self.refused = 0
+        self.most_in_flight: dict[tuple[str, str], int] = {}
+        self._in_flight: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self.pending_seconds, self.limit, self.refused = 0.0, None, 0
+            self.most_in_flight.clear()
+            self._in_flight.clear()
+
+    def admit(self, dest: EBSBackend) -> Any:
+        place = (dest.account_id, dest.region_name)
+        with self._lock:
+            if self.limit is not None and self._in_flight.get(place, 0) >= self.limit:
+                self.refused += 1
+                raise EC2ClientError(
+                    "ResourceLimitExceeded",
+                    f"You have reached the limit of {self.limit} concurrent snapshot copies to this Region.",
+                )
+        return contextlib.nullcontext()
+
+    def hold_pending(self, dest: EBSBackend, snapshot: Snapshot) -> None:
+        if self.pending_seconds <= 0 and self.limit is None:
+            return
+        place = (dest.account_id, dest.region_name)
+        with self._lock:
+            n = self._in_flight.get(place, 0) + 1
+            self._in_flight[place] = n
+            self.most_in_flight[place] = max(self.most_in_flight.get(place, 0), n)
+        final = snapshot.status
+        snapshot.status = "pending"
+
+        def done() -> None:
+            with self._lock:
+                self._in_flight[place] = max(0, self._in_flight.get(place, 0) - 1)
+            snapshot.status = final
+
+        timer = threading.Timer(self.pending_seconds, done)
+        timer.daemon = True
+        timer.start()
+
+
+COPY_PACING = CopyPacing()
+
+
 @patch
 def patch_copy_snapshot() -> None:
     """Departures 1b, 5, 6: CopySnapshot. See copy_snapshot() for the AWS behaviour.
@@ -677,9 +737,11 @@ def patch_copy_snapshot() -> None:
         kms_key_id = self._get_param("KmsKeyId")
         tags = self._parse_tag_specification().get("snapshot", {})
         self.error_on_dryrun()
-        snapshot = copy_snapshot(
-            self.ec2_backend, source_snapshot_id, source_region, description, encrypted, kms_key_id
-        )
+        with COPY_PACING.admit(self.ec2_backend):
+            snapshot = copy_snapshot(
+                self.ec2_backend, source_snapshot_id, source_region, description, encrypted, kms_key_id
+            )
+        COPY_PACING.hold_pending(self.ec2_backend, snapshot)
         snapshot.add_tags(tags)
         return ActionResult({"SnapshotId": snapshot.id, "Tags": snapshot.tag_set})
 
@@ -845,6 +907,7 @@ def after_reset() -> None:
     apply_patches()
     with _share_log_lock:
         SHARE_LOG.clear()
+    COPY_PACING.clear()
 
 
 # --------------------------------------------------------------------------- server

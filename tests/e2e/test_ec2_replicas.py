@@ -492,3 +492,34 @@ def test_plan_json_names_the_workflow_and_key_of_each_target(estate: Estate, tmp
     assert good_targets == [("replicate", "cross-account-ec2", target_key), ("skip", None, None)]
     default_targets = [t["action"] for t in tasks[default_key]["targets"]]
     assert default_targets == ["refuse", "skip"]
+
+
+# ------------------------------------------------------------------ l. the copy quota
+
+
+def test_copies_beyond_the_quota_queue_and_retry_instead_of_failing(estate: Estate, tmp_path: Path) -> None:
+    """SPEC section 3: at most 20 EBS copies in flight per account and destination Region; a
+    ResourceLimitExceeded puts the copy back in the queue, it never fails the task."""
+    moto_ext.COPY_PACING.pending_seconds = 0.5
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instances = [
+        estate.create_instance(None, SRC, [{"kms_key": source_key}] * 3, tags={"backup": "bulk"})
+        for _ in range(8)
+    ]
+    # 24 copies to one place: snaprelay keeps 20 in flight at most (7 restore points of 3).
+    policy = policy_toml(
+        "e2e-quota", [i for i, _ in instances], [{"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}]
+    )
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+    assert code == 0, (doc, stderr)
+    assert max(moto_ext.COPY_PACING.most_in_flight.values()) <= 20
+    assert len([s for s in estate.snapshots(B, DST) if s["State"] == "completed"]) == 24
+
+    # Someone else's copies use most of the quota: AWS refuses ours, and they are retried.
+    moto_ext.COPY_PACING.limit = 4
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+    assert code == 0, (doc, stderr)
+    assert moto_ext.COPY_PACING.refused > 0
+    assert all(r["status"] == "Success" for r in doc["resources"])
+    assert len([s for s in estate.snapshots(B, DST) if s["State"] == "completed"]) == 48

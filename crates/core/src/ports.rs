@@ -49,6 +49,21 @@ pub struct CloudError {
 }
 
 impl CloudError {
+    /// AWS refused the call because a quota is used up (concurrent snapshot copies per
+    /// destination Region, the per-volume snapshot rate): the work waits and is tried again,
+    /// it does not fail (SPEC section 3).
+    pub fn is_quota(&self) -> bool {
+        matches!(
+            self.code.as_deref(),
+            Some(
+                "ResourceLimitExceeded"
+                    | "SnapshotQuotaExceeded"
+                    | "SnapshotCreationPerVolumeRateExceeded"
+                    | "ConcurrentSnapshotLimitExceeded"
+            )
+        )
+    }
+
     pub fn is_not_found(&self) -> bool {
         self.code
             .as_deref()

@@ -2,6 +2,7 @@
 //! recorded in the state store, and the session's report assembled at the end.
 
 mod prepare;
+mod slots;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,6 +14,7 @@ use futures_util::future::join_all;
 use futures_util::stream;
 
 pub use prepare::{PrepareError, Prepared, prepare};
+pub use slots::CopySlots;
 
 use crate::clock::{new_session_id, utc_now};
 use crate::ids::AccountId;
@@ -31,6 +33,8 @@ pub struct EngineConfig {
     pub poll_initial: Duration,
     /// The longest wait between two polls.
     pub poll_max: Duration,
+    /// EBS snapshot copies in flight per account and destination Region (AWS: 20).
+    pub ebs_copy_slots: usize,
 }
 
 impl Default for EngineConfig {
@@ -39,6 +43,7 @@ impl Default for EngineConfig {
             concurrency: 8,
             poll_initial: Duration::from_secs(2),
             poll_max: Duration::from_secs(30),
+            ebs_copy_slots: 20,
         }
     }
 }
@@ -120,6 +125,7 @@ pub async fn run_session(
         progress,
         failure: Mutex::new(None),
     };
+    let slots = CopySlots::new(config.ebs_copy_slots);
 
     let mut resources: Vec<(usize, ResourceReport)> = stream::iter(plan.tasks.iter().enumerate())
         .map(|(i, task)| {
@@ -127,6 +133,7 @@ pub async fn run_session(
                 cloud,
                 recorder: &recorder,
                 config,
+                slots: &slots,
                 session_id: &session_id,
                 policy: &plan.policy,
                 source_account: &plan.source_account,

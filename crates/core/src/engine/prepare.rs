@@ -41,7 +41,15 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
     let mut targets = Vec::new();
     for (index, t) in policy.targets.iter().enumerate() {
         let field = format!("targets[{index}]");
-        let access = Access::role(t.role_arn.clone());
+        let access = match &t.role_arn {
+            Some(role) => Access::role(Some(role.clone())),
+            // No target role: a target in the source account (named or by default) is reached
+            // with the source's credentials, another account with the ambient ones.
+            None if t.account.as_ref().is_none_or(|a| a == &source_account) => {
+                source_access.clone()
+            }
+            None => Access::ambient(),
+        };
         let account = accounts.of(&access).await?;
         if let Some(declared) = &t.account
             && declared != &account

@@ -22,6 +22,19 @@ pub async fn copy_restore_point(
     let place = format!("{}/{}", target.account, target.region);
     let access = &target.access;
 
+    // Held until the copies have ended: AWS counts a copy against the quota while it runs.
+    if !ctx
+        .slots
+        .available(&target.account, &target.region, source.len())
+    {
+        ctx.recorder
+            .progress(&instance.id, &format!("waiting for a copy slot in {place}"));
+    }
+    let _slots = ctx
+        .slots
+        .acquire(&target.account, &target.region, source.len())
+        .await;
+
     let mut copies: Vec<(String, &SourceSnapshot)> = Vec::new();
     for s in source {
         let mut tags = ctx.tags("replica");
@@ -49,16 +62,17 @@ pub async fn copy_restore_point(
                 &place,
                 |id: &String| format!("{id} from {}", s.snapshot_id),
                 async {
-                    ctx.cloud
-                        .copy_snapshot(access, &target.region, &request)
-                        .await
-                        .map_err(|e| {
-                            format!(
-                                "could not copy {} to {}: {e}",
-                                s.snapshot_id,
-                                target.label()
-                            )
-                        })
+                    ctx.retrying_quota("copy", || {
+                        ctx.cloud.copy_snapshot(access, &target.region, &request)
+                    })
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "could not copy {} to {}: {e}",
+                            s.snapshot_id,
+                            target.label()
+                        )
+                    })
                 },
             )
             .await;

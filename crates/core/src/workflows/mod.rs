@@ -14,10 +14,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::clock::utc_now;
-use crate::engine::{EngineConfig, Record};
+use crate::engine::{CopySlots, EngineConfig, Record};
 use crate::ids::AccountId;
 use crate::model::{Instance, SnapshotState, SnapshotStatus, Tag, tags};
-use crate::ports::{Access, Cloud};
+use crate::ports::{Access, Cloud, CloudError};
 use crate::report::{PlaceReport, StepRecord};
 use crate::status::Status;
 
@@ -26,6 +26,7 @@ pub struct TaskContext<'a> {
     pub cloud: &'a dyn Cloud,
     pub recorder: &'a dyn Record,
     pub config: &'a EngineConfig,
+    pub slots: &'a CopySlots,
     pub session_id: &'a str,
     pub policy: &'a str,
     pub source_account: &'a AccountId,
@@ -195,6 +196,44 @@ impl TaskContext<'_> {
 
 /// How many polls a just-created snapshot may stay invisible before it counts as gone.
 const MAX_UNSEEN_ROUNDS: u32 = 10;
+
+impl TaskContext<'_> {
+    /// Makes an AWS call until AWS stops refusing it for a used-up quota, waiting longer each
+    /// time (with jitter, so that many waiting tasks do not all try again at once).
+    pub async fn retrying_quota<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, CloudError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, CloudError>>,
+    {
+        let mut delay = self.config.poll_initial;
+        loop {
+            match call().await {
+                Err(e) if e.is_quota() => {
+                    let wait = jitter(delay);
+                    self.recorder.progress(
+                        &self.instance.id,
+                        &format!(
+                            "{what}: AWS quota reached ({}), trying again in {:.1}s",
+                            e.code.as_deref().unwrap_or_default(),
+                            wait.as_secs_f64()
+                        ),
+                    );
+                    tokio::time::sleep(wait).await;
+                    delay = next_interval(delay, self.config.poll_max);
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// `d` scaled by a factor between 0.75 and 1.25, from the clock's nanoseconds.
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    d.mul_f64(0.75 + f64::from(nanos % 1000) / 2000.0)
+}
 
 fn next_interval(current: Duration, max: Duration) -> Duration {
     (current * 3 / 2).min(max)

@@ -52,16 +52,13 @@ pub async fn take_snapshots(ctx: &TaskContext<'_>) -> Result<Vec<SourceSnapshot>
                     .join(", ")
             },
             async {
-                ctx.cloud
-                    .create_snapshots(
-                        access,
-                        region,
-                        &instance.id,
-                        &description,
-                        &ctx.tags("source"),
-                    )
-                    .await
-                    .map_err(|e| format!("could not snapshot instance {}: {e}", instance.id))
+                let tags = ctx.tags("source");
+                ctx.retrying_quota("snapshot", || {
+                    ctx.cloud
+                        .create_snapshots(access, region, &instance.id, &description, &tags)
+                })
+                .await
+                .map_err(|e| format!("could not snapshot instance {}: {e}", instance.id))
             },
         )
         .await?;
