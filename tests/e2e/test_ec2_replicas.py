@@ -453,7 +453,8 @@ def test_sessions_list_and_show_read_back_the_run(estate: Estate, tmp_path: Path
     )
     assert code == 0, stderr
     shown = json.loads(out)
-    assert shown["report"] == doc
+    # The run's own document, plus its steps.
+    assert {k: v for k, v in shown.items() if k != "steps"} == doc
     steps = [(s["step"], s["outcome"]) for s in shown["steps"]]
     assert steps == [
         ("snapshot", "ok"),
@@ -523,3 +524,89 @@ def test_copies_beyond_the_quota_queue_and_retry_instead_of_failing(estate: Esta
     assert moto_ext.COPY_PACING.refused > 0
     assert all(r["status"] == "Success" for r in doc["resources"])
     assert len([s for s in estate.snapshots(B, DST) if s["State"] == "completed"]) == 48
+
+
+# ------------------------------------------------------------------ m. defaults and typos
+
+
+def test_a_target_without_account_or_role_is_the_source_account_reached_with_the_source_role(
+    estate: Estate, tmp_path: Path
+) -> None:
+    """SPEC section 5: a target's account defaults to the source account. With a source role,
+    that is the role's account, not the account of the ambient credentials."""
+    source = "333333333333"
+    source_key = estate.create_key(source, SRC)
+    estate.create_key(source, DST, alias="dr-local")
+    ambient_key = estate.create_key(None, DST, alias="dr-local")  # same alias, wrong account
+    instance, volumes = estate.create_instance(source, SRC, [{"kms_key": source_key}])
+    policy = "\n".join(
+        [
+            'name = "e2e-source-role"',
+            "[source]",
+            f'role_arn = "arn:aws:iam::{source}:role/snaprelay-source"',
+            f'regions = ["{SRC}"]',
+            "[[source.resources]]",
+            'type = "ec2"',
+            f'ids = ["{instance}"]',
+            "[[targets]]",
+            f'region = "{DST}"',
+            'kms_key = "alias/dr-local"',
+            "",
+        ]
+    )
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+    assert code == 0, (doc, stderr)
+    [replica] = resource(doc, instance)["replicas"]
+    assert (replica["account"], replica["region"]) == (source, DST)
+    snaps = estate.snapshots(source, DST, tags={"snaprelay:kind": "replica"})
+    assert len(snaps) == len(volumes)
+    assert all(s["KmsKeyId"] != ambient_key for s in snaps)
+    assert estate.snapshots(None, DST) == []
+
+
+@pytest.mark.parametrize("field", ["source.regions[0]", "targets[0].region"])
+def test_a_region_aws_does_not_know_is_invalid_input_naming_the_field(
+    estate: Estate, tmp_path: Path, field: str
+) -> None:
+    instance, _ = estate.create_instance(None, SRC, [{"encrypted": False}])
+    source_region, target_region = ("us-wset-2", DST) if field.startswith("source") else (SRC, "eu-westt-1")
+    policy = "\n".join(
+        [
+            'name = "e2e-typo"',
+            "[source]",
+            f'regions = ["{source_region}"]',
+            "[[source.resources]]",
+            'type = "ec2"',
+            f'ids = ["{instance}"]',
+            "[[targets]]",
+            f'account = "{B}"',
+            f'role_arn = "{TARGET_ROLE}"',
+            f'region = "{target_region}"',
+            "",
+        ]
+    )
+    before = estate.all_snapshots(*EVERYWHERE)
+    code, stdout, stderr = run_snaprelay(estate.endpoint, policy, tmp_path, "run")
+    assert code == 2, stderr
+    assert field in stderr and "not a Region AWS knows" in stderr, stderr
+    assert estate.all_snapshots(*EVERYWHERE) == before
+
+
+def test_unencrypted_volumes_without_a_target_key_replicate_with_a_warning_and_their_devices(
+    estate: Estate, tmp_path: Path
+) -> None:
+    instance, volumes = estate.create_instance(None, SRC, [{"encrypted": False}, {"encrypted": False}])
+    policy = policy_toml("e2e-plain", [instance], [{"region": DST}])
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+    assert code == 3, (doc, stderr)
+    res = resource(doc, instance)
+    assert res["status"] == "Warning"
+    assert "left unencrypted" in messages(res)
+    snaps = replica_snapshots(res, A, DST)
+    assert len(snaps) == len(volumes)
+    devices = sorted(s["device"] for s in snaps)
+    assert devices == ["/dev/sda1", "/dev/sdf"]
+    for entry in snaps:
+        replica = estate.snapshot(None, DST, entry["id"])
+        assert replica["Encrypted"] is False and entry["kms_key_id"] is None
+        assert tags_of(replica)["snaprelay:device"] == entry["device"]

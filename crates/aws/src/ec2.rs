@@ -10,7 +10,7 @@ use aws_sdk_ec2::types::{
 use snaprelay_core::ids::AccountId;
 use snaprelay_core::model::{Instance, SnapshotState, SnapshotStatus, Tag, Volume, VolumeSnapshot};
 use snaprelay_core::policy::Selector;
-use snaprelay_core::ports::{CloudError, CopyRequest};
+use snaprelay_core::ports::{CloudError, CopyRequest, RegionStatus};
 
 use crate::error::cloud_error;
 
@@ -32,6 +32,26 @@ fn malformed(operation: &'static str, region: &str, what: String) -> CloudError 
         code: None,
         message: what,
     }
+}
+
+pub async fn regions(client: &Client, region: &str) -> Result<Vec<RegionStatus>, CloudError> {
+    let out = client
+        .describe_regions()
+        .all_regions(true)
+        .send()
+        .await
+        .map_err(|e| cloud_error("EC2", "DescribeRegions", region, e))?;
+    Ok(out
+        .regions()
+        .iter()
+        .filter_map(|r| {
+            Some(RegionStatus {
+                name: r.region_name()?.to_owned(),
+                // "opt-in-not-required" | "opted-in" | "not-opted-in"
+                enabled: r.opt_in_status() != Some("not-opted-in"),
+            })
+        })
+        .collect())
 }
 
 pub async fn find_instances(

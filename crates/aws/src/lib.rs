@@ -26,7 +26,7 @@ use tokio::sync::Mutex;
 use snaprelay_core::ids::{AccountId, RoleArn};
 use snaprelay_core::model::{Instance, KeyInfo, SnapshotStatus, Tag, VolumeSnapshot};
 use snaprelay_core::policy::Selector;
-use snaprelay_core::ports::{Access, Cloud, CloudError, CopyRequest};
+use snaprelay_core::ports::{Access, Cloud, CloudError, CopyRequest, RegionStatus};
 
 use error::cloud_error;
 
@@ -145,6 +145,12 @@ impl Cloud for AwsCloud {
                     out.account()
                 ),
             })
+    }
+
+    async fn regions(&self, access: &Access) -> Result<Vec<RegionStatus>, CloudError> {
+        let cfg = self.config(access).await;
+        let region = cfg.region().map(|r| r.to_string()).unwrap_or_default();
+        ec2::regions(&self.ec2(access, &region).await, &region).await
     }
 
     async fn find_instances(

@@ -48,8 +48,9 @@ pub fn plan_text(plan: &Plan) -> String {
                 Decision::Replicate {
                     workflow,
                     kms_key_id,
+                    warnings,
                 } => format!(
-                    "replicate by {}, {}",
+                    "replicate by {}, {}{}",
                     match workflow {
                         Workflow::SameAccount => "workflow A (copy in the same account)",
                         Workflow::CrossAccountEc2 =>
@@ -59,7 +60,11 @@ pub fn plan_text(plan: &Plan) -> String {
                         .as_deref()
                         .map_or("left unencrypted (no target key)".to_owned(), |k| format!(
                             "encrypted with {k}"
-                        ))
+                        )),
+                    warnings
+                        .iter()
+                        .map(|w| format!("\n       ! (Warning) {w}"))
+                        .collect::<String>()
                 ),
                 Decision::Skip { reason } => format!("no replica (Warning): {reason}"),
                 Decision::Refuse { reason } => format!("no replica (Failed): {reason}"),

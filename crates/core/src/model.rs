@@ -132,4 +132,6 @@ pub mod tags {
     pub const SOURCE_SNAPSHOT: &str = "snaprelay:source-snapshot";
     pub const SOURCE_ACCOUNT: &str = "snaprelay:source-account";
     pub const SOURCE_REGION: &str = "snaprelay:source-region";
+    /// The device the source volume was attached as, to rebuild the instance from replicas.
+    pub const DEVICE: &str = "snaprelay:device";
 }

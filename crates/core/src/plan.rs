@@ -63,6 +63,9 @@ pub enum Decision {
         workflow: Workflow,
         /// The key that will encrypt the replica; `None` leaves an unencrypted copy unencrypted.
         kms_key_id: Option<String>,
+        /// Why the replica, though made, deserves attention: the task ends `Warning`.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
     },
     /// No replica; the task ends `Warning`.
     Skip { reason: String },
@@ -73,7 +76,8 @@ pub enum Decision {
 impl Decision {
     pub fn status(&self) -> Status {
         match self {
-            Decision::Replicate { .. } => Status::Success,
+            Decision::Replicate { warnings, .. } if warnings.is_empty() => Status::Success,
+            Decision::Replicate { .. } => Status::Warning,
             Decision::Skip { .. } => Status::Warning,
             Decision::Refuse { .. } => Status::Failed,
         }
@@ -113,10 +117,16 @@ pub struct Plan {
 impl Plan {
     /// The status the session would end with if every replica it plans succeeded.
     pub fn expected_status(&self) -> Status {
+        let remarks = if self.messages.is_empty() {
+            Status::Success
+        } else {
+            Status::Warning
+        };
         Status::worst(
             self.tasks
                 .iter()
-                .flat_map(|t| t.targets.iter().map(|p| p.decision.status())),
+                .flat_map(|t| t.targets.iter().map(|p| p.decision.status()))
+                .chain([remarks]),
         )
     }
 }
@@ -212,11 +222,16 @@ fn decide(
             return Decision::Refuse {
                 reason: format!(
                     "volume {} of instance {} is encrypted with the AWS managed key {} (alias aws/ebs); \
-                     snapshots under an AWS managed key cannot be shared with account {}, so no share \
-                     is made. Remedy: encrypt the volume with a customer managed key whose key policy \
+                     snapshots under an AWS managed key cannot be shared with account {} for {}, so no \
+                     share is made. Remedy: encrypt the volume with a customer managed key whose key policy \
                      admits account {} (create an encrypted copy of a snapshot with that key and \
                      replace the volume from it), then run again",
-                    v.id, instance.id, key.arn, target.account, target.account
+                    v.id,
+                    instance.id,
+                    key.arn,
+                    target.account,
+                    target.label(),
+                    target.account
                 ),
             };
         }
@@ -246,8 +261,37 @@ fn decide(
                 Workflow::SameAccount
             },
             kms_key_id: key.as_ref().map(|k| k.arn.clone()),
+            warnings: replica_warnings(target, instance),
         },
     }
+}
+
+/// What is worth a `Warning` about a replica that is made all the same.
+fn replica_warnings(target: &ResolvedTarget, instance: &Instance) -> Vec<String> {
+    let mut warnings = Vec::new();
+    match &target.key {
+        None => warnings.push(format!(
+            "{} has no kms_key: the replica of instance {} is left unencrypted like its \
+             volumes; set kms_key on that target to a customer managed key in {} to encrypt it",
+            target.label(),
+            instance.id,
+            target.region
+        )),
+        // A replica in a DR account that depends on a key another account controls is lost
+        // with that account's key (disabled, deleted, or its policy changed).
+        Some(k) if k.account != target.account => warnings.push(format!(
+            "the target key {} of {} belongs to account {}, not to the target account: its \
+             replicas can be read only while account {} keeps that key and its policy; prefer a \
+             key of account {}",
+            k.arn,
+            target.label(),
+            k.account,
+            k.account,
+            target.account
+        )),
+        Some(_) => {}
+    }
+    warnings
 }
 
 #[cfg(test)]

@@ -64,11 +64,24 @@ impl CloudError {
         )
     }
 
+    pub fn is_access_denied(&self) -> bool {
+        self.code.as_deref().is_some_and(|c| {
+            c.contains("AccessDenied") || c == "UnauthorizedOperation" || c == "AuthFailure"
+        })
+    }
+
     pub fn is_not_found(&self) -> bool {
         self.code
             .as_deref()
             .is_some_and(|c| c.contains("NotFound") || c == "NoSuchEntity")
     }
+}
+
+/// A Region and whether the account may use it (opt-in Regions must be enabled first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegionStatus {
+    pub name: String,
+    pub enabled: bool,
 }
 
 /// Parameters of an EBS `CopySnapshot`, called in the destination Region.
@@ -87,6 +100,10 @@ pub struct CopyRequest {
 pub trait Cloud: Send + Sync {
     /// The account the credentials act in (STS `GetCallerIdentity`).
     async fn account_of(&self, access: &Access) -> Result<AccountId, CloudError>;
+
+    /// The Regions AWS knows (EC2 `DescribeRegions` with `AllRegions`), and whether each is
+    /// enabled for the account of these credentials.
+    async fn regions(&self, access: &Access) -> Result<Vec<RegionStatus>, CloudError>;
 
     /// Instances (not terminated) matching the selector, with their attached volumes.
     async fn find_instances(

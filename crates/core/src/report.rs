@@ -48,6 +48,9 @@ pub struct SnapshotReport {
     /// The snapshot it was copied from; for a source snapshot, the volume it was taken of.
     pub source_id: String,
     pub volume_id: String,
+    /// The device the volume was attached as (`/dev/xvda`), to rebuild the instance from it.
+    #[serde(default)]
+    pub device: Option<String>,
     /// The key ARN that encrypts it; `None` when unencrypted.
     pub kms_key_id: Option<String>,
 }

@@ -9,6 +9,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use snaprelay_core::ports::{StateStore, StoreError};
 use snaprelay_core::report::{RestorePoint, SessionReport, SessionSummary, StepRecord};
 
+/// Bumped with every change to [`SCHEMA`]; a later version migrates from the earlier ones.
+const SCHEMA_VERSION: i64 = 1;
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sessions (
     id          TEXT PRIMARY KEY,
@@ -58,6 +61,7 @@ CREATE TABLE IF NOT EXISTS restore_point_snapshots (
     snapshot_id      TEXT NOT NULL,
     source_id        TEXT NOT NULL,
     volume_id        TEXT NOT NULL,
+    device           TEXT,
     kms_key_id       TEXT,
     PRIMARY KEY (restore_point_id, snapshot_id)
 );
@@ -127,8 +131,21 @@ impl SqliteStore {
             .map_err(err("cannot enable foreign keys on", path))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err("cannot set a busy timeout on", path))?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err("cannot read the schema version of", path))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError(format!(
+                "the state file{} was written by a newer snaprelay (schema {version}, this one \
+                 knows {SCHEMA_VERSION}); upgrade snaprelay",
+                path.map(|p| format!(" {}", p.display()))
+                    .unwrap_or_default()
+            )));
+        }
         conn.execute_batch(SCHEMA)
             .map_err(err("cannot create the schema in", path))?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(err("cannot record the schema version in", path))?;
         Ok(Self { conn })
     }
 
@@ -165,7 +182,7 @@ impl SqliteStore {
         let mut snaps = self
             .conn
             .prepare(
-                "SELECT snapshot_id, source_id, volume_id, kms_key_id FROM restore_point_snapshots \
+                "SELECT snapshot_id, source_id, volume_id, kms_key_id, device FROM restore_point_snapshots \
                  WHERE restore_point_id = ?1 ORDER BY rowid",
             )
             .map_err(err("cannot read restore point snapshots", None))?;
@@ -178,6 +195,7 @@ impl SqliteStore {
                             source_id: r.get(1)?,
                             volume_id: r.get(2)?,
                             kms_key_id: r.get(3)?,
+                            device: r.get(4)?,
                         })
                     })
                     .and_then(|rows| rows.collect())
@@ -234,9 +252,10 @@ impl StateStore for SqliteStore {
         let id = tx.last_insert_rowid();
         for s in &p.place.snapshots {
             tx.execute(
-                "INSERT INTO restore_point_snapshots (restore_point_id, snapshot_id, source_id, volume_id, kms_key_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, s.id, s.source_id, s.volume_id, s.kms_key_id],
+                "INSERT INTO restore_point_snapshots \
+                 (restore_point_id, snapshot_id, source_id, volume_id, kms_key_id, device) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id, s.id, s.source_id, s.volume_id, s.kms_key_id, s.device],
             )
             .map_err(err("cannot record a restore point", None))?;
         }

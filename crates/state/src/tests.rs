@@ -88,6 +88,7 @@ fn steps_and_restore_points_are_kept_in_order() {
                 id: "snap-2".into(),
                 source_id: "snap-1".into(),
                 volume_id: "vol-1".into(),
+                device: Some("/dev/xvda".into()),
                 kms_key_id: Some("arn:aws:kms:eu-west-1:222222222222:key/k".into()),
             }],
         },

@@ -10,7 +10,16 @@ pub async fn run(settings: &Settings) -> Outcome {
         let policy = load_policy(settings)?;
         let (_, prepared) = plan_policy(&policy).await?;
         if settings.json {
-            print_json(&prepared.plan)?;
+            #[derive(serde::Serialize)]
+            struct PlanDocument<'a> {
+                #[serde(flatten)]
+                plan: &'a snaprelay_core::plan::Plan,
+                expected_status: snaprelay_core::status::Status,
+            }
+            print_json(&PlanDocument {
+                plan: &prepared.plan,
+                expected_status: prepared.plan.expected_status(),
+            })?;
         } else {
             print!("{}", output::plan_text(&prepared.plan));
         }

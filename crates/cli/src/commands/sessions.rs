@@ -27,12 +27,20 @@ pub fn list(settings: &Settings) -> Outcome {
     result.unwrap_or_else(|o| o)
 }
 
+/// `sessions show --output json`: the session's report, as `run --output json` printed it,
+/// with its steps; a session that never finished has no report, only its summary.
 #[derive(serde::Serialize)]
 struct Shown {
     #[serde(flatten)]
-    summary: snaprelay_core::report::SessionSummary,
-    report: Option<snaprelay_core::report::SessionReport>,
+    session: Session,
     steps: Vec<snaprelay_core::report::StepRecord>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Session {
+    Finished(snaprelay_core::report::SessionReport),
+    Unfinished(snaprelay_core::report::SessionSummary),
 }
 
 pub fn show(settings: &Settings, id: &str) -> Outcome {
@@ -49,23 +57,22 @@ pub fn show(settings: &Settings, id: &str) -> Outcome {
                     "session id {id:?}: no such session in the state file"
                 ))
             })?;
-        let shown = Shown {
-            report: store.session(id).map_err(failed)?,
-            steps: store.steps(id).map_err(failed)?,
-            summary,
+        let steps = store.steps(id).map_err(failed)?;
+        let session = match store.session(id).map_err(failed)? {
+            Some(report) => Session::Finished(report),
+            None => Session::Unfinished(summary),
         };
         if settings.json {
-            print_json(&shown)?;
+            print_json(&Shown { session, steps })?;
         } else {
-            if let Some(r) = &shown.report {
-                print!("{}", output::report_text(r));
-            } else {
-                println!(
-                    "Session {} of policy {}: {} (started {})",
-                    id, shown.summary.policy, shown.summary.status, shown.summary.started_at
-                );
+            match &session {
+                Session::Finished(r) => print!("{}", output::report_text(r)),
+                Session::Unfinished(s) => println!(
+                    "Session {} of policy {}: {} (started {}, never finished)",
+                    id, s.policy, s.status, s.started_at
+                ),
             }
-            print!("{}", output::steps_text(&shown.steps));
+            print!("{}", output::steps_text(&steps));
         }
         Ok::<_, Outcome>(Outcome::Code(0))
     })();

@@ -195,6 +195,7 @@ async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> Resourc
             Decision::Replicate {
                 workflow,
                 kms_key_id,
+                ..
             } => Some((t, *workflow, kms_key_id.clone())),
             Decision::Skip { reason } | Decision::Refuse { reason } => {
                 outcomes.push(TargetOutcome {
@@ -271,6 +272,17 @@ async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> Resourc
         }
     }
 
+    // A replica made with a planned warning (unencrypted, a key of another account) says so.
+    for o in &mut outcomes {
+        let planned = task.targets.iter().find(|t| t.target == o.target);
+        if let Some(Decision::Replicate { warnings, .. }) = planned.map(|t| &t.decision)
+            && o.status == Status::Success
+            && !warnings.is_empty()
+        {
+            o.status = Status::Warning;
+            o.messages.extend(warnings.iter().cloned());
+        }
+    }
     outcomes.sort_by_key(|o| o.target);
     report.status = Status::worst(outcomes.iter().map(|o| o.status));
     for o in outcomes {

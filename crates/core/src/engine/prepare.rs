@@ -8,7 +8,7 @@ use crate::ids::{AccountId, key_arn_parts};
 use crate::model::{Instance, KeyManager};
 use crate::plan::{Estate, Plan, ResolvedTarget, plan};
 use crate::policy::{Policy, Selector};
-use crate::ports::{Access, Cloud, CloudError};
+use crate::ports::{Access, Cloud, CloudError, RegionStatus};
 
 /// Why a session could not be planned.
 #[derive(Debug, thiserror::Error)]
@@ -29,14 +29,23 @@ pub struct Prepared {
 
 /// Resolves accounts and keys, takes the inventory, and plans.
 pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, PrepareError> {
-    let mut accounts = Accounts {
+    let mut known = Known {
         cloud,
-        known: HashMap::new(),
+        accounts: HashMap::new(),
+        regions: HashMap::new(),
     };
     let mut problems = Vec::new();
 
     let source_access = Access::role(policy.source.role_arn.clone());
-    let source_account = accounts.of(&source_access).await?;
+    let source_account = known.of(&source_access).await?;
+    for (i, region) in policy.source.regions.iter().enumerate() {
+        if let Some(why) = known
+            .region_problem(&source_access, &source_account, region)
+            .await?
+        {
+            problems.push(format!("source.regions[{i}] = \"{region}\": {why}"));
+        }
+    }
 
     let mut targets = Vec::new();
     for (index, t) in policy.targets.iter().enumerate() {
@@ -50,7 +59,7 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
             }
             None => Access::ambient(),
         };
-        let account = accounts.of(&access).await?;
+        let account = known.of(&access).await?;
         if let Some(declared) = &t.account
             && declared != &account
         {
@@ -58,6 +67,10 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
                 "{field}.account = \"{declared}\": the credentials for this target ({access}) act in \
                  account {account}; set {field}.role_arn to a role in account {declared}"
             ));
+            continue;
+        }
+        if let Some(why) = known.region_problem(&access, &account, &t.region).await? {
+            problems.push(format!("{field}.region = \"{}\": {why}", t.region));
             continue;
         }
         if account == source_account && policy.source.regions.contains(&t.region) {
@@ -89,6 +102,15 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
                     }
                     Some(info)
                 }
+                Err(e) if e.is_access_denied() => {
+                    problems.push(format!(
+                        "{field}.kms_key = \"{k}\": the target's credentials ({access}) may not use \
+                         this key ({}); a key of another account needs a key policy that admits \
+                         account {account}",
+                        e.message
+                    ));
+                    None
+                }
                 Err(e) if e.is_not_found() => {
                     problems.push(format!(
                         "{field}.kms_key = \"{k}\": no such key in account {account} Region {} ({})",
@@ -108,6 +130,9 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
         });
     }
 
+    if !problems.is_empty() {
+        return Err(PrepareError::Input(problems));
+    }
     let mut estate = Estate::default();
     let mut messages = Vec::new();
     let mut seen = BTreeSet::new();
@@ -179,19 +204,50 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
     })
 }
 
-/// The account behind each set of credentials, asked of STS once.
-struct Accounts<'a> {
+/// What STS and EC2 say about each set of credentials, asked once.
+struct Known<'a> {
     cloud: &'a dyn Cloud,
-    known: HashMap<Access, AccountId>,
+    accounts: HashMap<Access, AccountId>,
+    regions: HashMap<Access, Vec<RegionStatus>>,
 }
 
-impl Accounts<'_> {
+impl Known<'_> {
     async fn of(&mut self, access: &Access) -> Result<AccountId, CloudError> {
-        if let Some(a) = self.known.get(access) {
+        if let Some(a) = self.accounts.get(access) {
             return Ok(a.clone());
         }
         let account = self.cloud.account_of(access).await?;
-        self.known.insert(access.clone(), account.clone());
+        self.accounts.insert(access.clone(), account.clone());
         Ok(account)
+    }
+
+    /// Why `region` cannot be used with these credentials, if it cannot: a name the syntax
+    /// check let through but AWS does not know (a typo), or an opt-in Region not enabled.
+    async fn region_problem(
+        &mut self,
+        access: &Access,
+        account: &AccountId,
+        region: &str,
+    ) -> Result<Option<String>, CloudError> {
+        if !self.regions.contains_key(access) {
+            let list = self.cloud.regions(access).await?;
+            self.regions.insert(access.clone(), list);
+        }
+        let known = &self.regions[access];
+        Ok(match known.iter().find(|r| r.name == region) {
+            Some(r) if r.enabled => None,
+            Some(_) => Some(format!(
+                "is an opt-in Region that account {account} has not enabled; enable it in the \
+                 account settings first"
+            )),
+            None => {
+                let mut names: Vec<&str> = known.iter().map(|r| r.name.as_str()).collect();
+                names.sort_unstable();
+                Some(format!(
+                    "is not a Region AWS knows (known: {})",
+                    names.join(", ")
+                ))
+            }
+        })
     }
 }

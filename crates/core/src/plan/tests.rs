@@ -7,6 +7,8 @@ const SOURCE: &str = "111111111111";
 const OTHER: &str = "222222222222";
 const CMK: &str = "arn:aws:kms:us-east-1:111111111111:key/11111111-1111-1111-1111-111111111111";
 const AWS_EBS: &str = "arn:aws:kms:us-east-1:111111111111:key/22222222-2222-2222-2222-222222222222";
+const SAME_ACCOUNT_KEY: &str =
+    "arn:aws:kms:eu-west-1:111111111111:key/44444444-4444-4444-4444-444444444444";
 const TARGET_KEY: &str =
     "arn:aws:kms:eu-west-1:222222222222:key/33333333-3333-3333-3333-333333333333";
 
@@ -74,14 +76,15 @@ fn decision(t: ResolvedTarget, e: &Estate) -> Decision {
 #[test]
 fn same_account_with_a_target_key_uses_workflow_a() {
     let d = decision(
-        target(SOURCE, Some(TARGET_KEY)),
+        target(SOURCE, Some(SAME_ACCOUNT_KEY)),
         &estate(instance(vec![volume("vol-1", Some(CMK))])),
     );
     assert_eq!(
         d,
         Decision::Replicate {
             workflow: Workflow::SameAccount,
-            kms_key_id: Some(TARGET_KEY.into())
+            kms_key_id: Some(SAME_ACCOUNT_KEY.into()),
+            warnings: vec![]
         }
     );
 }
@@ -96,7 +99,8 @@ fn another_account_with_customer_keys_uses_workflow_b() {
         d,
         Decision::Replicate {
             workflow: Workflow::CrossAccountEc2,
-            kms_key_id: Some(TARGET_KEY.into())
+            kms_key_id: Some(TARGET_KEY.into()),
+            warnings: vec![]
         }
     );
 }
@@ -153,7 +157,7 @@ fn the_aws_managed_key_is_detected_from_key_metadata_not_the_name() {
 #[test]
 fn same_account_with_an_aws_managed_key_is_replicated() {
     let d = decision(
-        target(SOURCE, Some(TARGET_KEY)),
+        target(SOURCE, Some(SAME_ACCOUNT_KEY)),
         &estate(instance(vec![volume("vol-1", Some(AWS_EBS))])),
     );
     assert!(
@@ -187,24 +191,45 @@ fn unencrypted_volumes_are_copied_encrypted_when_a_target_key_is_given() {
         d,
         Decision::Replicate {
             workflow: Workflow::CrossAccountEc2,
-            kms_key_id: Some(TARGET_KEY.into())
+            kms_key_id: Some(TARGET_KEY.into()),
+            warnings: vec![]
         }
     );
 }
 
 #[test]
-fn unencrypted_volumes_without_a_target_key_are_copied_as_they_are() {
+fn unencrypted_volumes_without_a_target_key_are_copied_as_they_are_with_a_warning() {
     let d = decision(
         target(SOURCE, None),
         &estate(instance(vec![volume("vol-1", None)])),
     );
-    assert_eq!(
-        d,
-        Decision::Replicate {
-            workflow: Workflow::SameAccount,
-            kms_key_id: None
-        }
+    let Decision::Replicate {
+        workflow,
+        kms_key_id,
+        warnings,
+    } = &d
+    else {
+        panic!("{d:?}")
+    };
+    assert_eq!((*workflow, kms_key_id), (Workflow::SameAccount, &None));
+    assert!(warnings[0].contains("unencrypted"), "{warnings:?}");
+    assert_eq!(d.status(), Status::Warning);
+}
+
+#[test]
+fn a_target_key_of_another_account_than_the_target_is_a_warning() {
+    let d = decision(
+        target(OTHER, Some(SAME_ACCOUNT_KEY)),
+        &estate(instance(vec![volume("vol-1", Some(CMK))])),
     );
+    let Decision::Replicate { warnings, .. } = &d else {
+        panic!("{d:?}")
+    };
+    assert!(
+        warnings[0].contains("belongs to account 111111111111"),
+        "{warnings:?}"
+    );
+    assert_eq!(d.status(), Status::Warning);
 }
 
 #[test]
@@ -212,7 +237,7 @@ fn an_instance_without_volumes_is_a_warning_and_takes_no_snapshot() {
     let p = plan(
         "p",
         &account(SOURCE),
-        &[target(SOURCE, Some(TARGET_KEY))],
+        &[target(SOURCE, Some(SAME_ACCOUNT_KEY))],
         &estate(instance(vec![])),
         vec![],
     );
@@ -226,7 +251,7 @@ fn an_unreadable_source_key_fails_the_target() {
     e.keys.clear();
     e.key_errors
         .insert(CMK.into(), "AccessDeniedException".into());
-    let d = decision(target(SOURCE, Some(TARGET_KEY)), &e);
+    let d = decision(target(SOURCE, Some(SAME_ACCOUNT_KEY)), &e);
     let Decision::Refuse { reason } = d else {
         panic!()
     };
@@ -238,7 +263,7 @@ fn a_disabled_source_key_fails_the_target() {
     let mut e = estate(instance(vec![volume("vol-1", Some(CMK))]));
     e.keys.get_mut(CMK).unwrap().state = "Disabled".into();
     assert!(matches!(
-        decision(target(SOURCE, Some(TARGET_KEY)), &e),
+        decision(target(SOURCE, Some(SAME_ACCOUNT_KEY)), &e),
         Decision::Refuse { .. }
     ));
 }
@@ -251,7 +276,7 @@ fn each_target_is_decided_on_its_own() {
     let p = plan(
         "p",
         &account(SOURCE),
-        &[target(SOURCE, Some(TARGET_KEY)), other],
+        &[target(SOURCE, Some(SAME_ACCOUNT_KEY)), other],
         &e,
         vec![],
     );

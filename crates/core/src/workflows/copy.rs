@@ -44,6 +44,9 @@ pub async fn copy_restore_point(
             Tag::new(tags::SOURCE_ACCOUNT, ctx.source_account.as_str()),
             Tag::new(tags::SOURCE_REGION, &instance.region),
         ]);
+        if let Some(device) = &s.device {
+            tags.push(Tag::new(tags::DEVICE, device));
+        }
         let request = CopyRequest {
             source_region: instance.region.clone(),
             source_snapshot_id: s.snapshot_id.clone(),
@@ -115,6 +118,7 @@ pub async fn copy_restore_point(
                 id: id.clone(),
                 source_id: s.snapshot_id.clone(),
                 volume_id: s.volume_id.clone(),
+                device: s.device.clone(),
                 kms_key_id: statuses
                     .iter()
                     .find(|st| &st.id == id)

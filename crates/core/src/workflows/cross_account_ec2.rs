@@ -16,6 +16,30 @@ use super::copy::copy_restore_point;
 use super::source::SourceSnapshot;
 use super::{TargetOutcome, TaskContext};
 
+/// A copy that failed on a key is, across accounts, nearly always the source key's policy:
+/// say which keys and what they must allow.
+/// https://docs.aws.amazon.com/ebs/latest/userguide/share-kms-key.html
+fn with_key_hint(error: String, source: &[SourceSnapshot], account: &AccountId) -> String {
+    if !error.to_ascii_lowercase().contains("key") {
+        return error;
+    }
+    let mut keys: Vec<&str> = source
+        .iter()
+        .filter_map(|s| s.kms_key_id.as_deref())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.is_empty() {
+        return error;
+    }
+    format!(
+        "{error}. Check that the key policy of the source key {} admits account {account} \
+         (kms:DescribeKey, kms:CreateGrant, kms:Decrypt, kms:ReEncrypt*, kms:GenerateDataKey*) \
+         and that the target role's IAM policy allows the same actions on it",
+        keys.join(", ")
+    )
+}
+
 /// Replicates to every target in `account` (one share serves all its Regions).
 pub async fn replicate(
     ctx: &TaskContext<'_>,
@@ -70,7 +94,9 @@ pub async fn replicate(
             .collect(),
         None => {
             let copies = targets.iter().map(|(target, key)| async move {
-                let replica = copy_restore_point(ctx, source, target, key.as_deref()).await;
+                let replica = copy_restore_point(ctx, source, target, key.as_deref())
+                    .await
+                    .map_err(|e| with_key_hint(e, source, account));
                 TargetOutcome::of(target.index, replica)
             });
             futures_util::future::join_all(copies).await

@@ -11,6 +11,8 @@ use super::{TaskContext, errors};
 pub struct SourceSnapshot {
     pub snapshot_id: String,
     pub volume_id: String,
+    /// The device the volume is attached as.
+    pub device: Option<String>,
     pub encrypted: bool,
     /// The key ARN that encrypts it.
     pub kms_key_id: Option<String>,
@@ -22,6 +24,7 @@ impl SourceSnapshot {
             id: self.snapshot_id.clone(),
             source_id: self.volume_id.clone(),
             volume_id: self.volume_id.clone(),
+            device: self.device.clone(),
             kms_key_id: self.kms_key_id.clone(),
         }
     }
@@ -95,6 +98,7 @@ pub async fn take_snapshots(ctx: &TaskContext<'_>) -> Result<Vec<SourceSnapshot>
             SourceSnapshot {
                 snapshot_id: c.snapshot_id.clone(),
                 volume_id: c.volume_id.clone(),
+                device: volume.and_then(|v| v.device.clone()),
                 encrypted: status.is_some_and(|s| s.encrypted)
                     || volume.is_some_and(|v| v.encrypted),
                 // DescribeSnapshots reports the key; the volume's key is the same one.
