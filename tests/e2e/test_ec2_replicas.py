@@ -610,3 +610,56 @@ def test_unencrypted_volumes_without_a_target_key_replicate_with_a_warning_and_t
         replica = estate.snapshot(None, DST, entry["id"])
         assert replica["Encrypted"] is False and entry["kms_key_id"] is None
         assert tags_of(replica)["snaprelay:device"] == entry["device"]
+
+
+# ------------------------------------------------------------------ n. interruption
+
+
+def test_an_interrupted_run_removes_its_shares_and_unfinished_copies(estate: Estate, tmp_path: Path) -> None:
+    """SPEC section 4: no share is left behind and no orphan copy, even when the operator
+    presses Ctrl-C while copies are in flight."""
+    import signal
+    import subprocess
+    import time
+
+    from estate import snaprelay_bin, snaprelay_env
+
+    moto_ext.COPY_PACING.pending_seconds = 60
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, volumes = estate.create_instance(None, SRC, [{"kms_key": source_key}] * 2)
+    policy = policy_toml(
+        "e2e-interrupt", [instance], [{"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}]
+    )
+    (tmp_path / "policy.toml").write_text(policy)
+    proc = subprocess.Popen(
+        [str(snaprelay_bin()), "--policy", str(tmp_path / "policy.toml"), "--state", str(tmp_path / "state.db"),
+         "run", "--output", "json"],
+        env=snaprelay_env(estate.endpoint),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(estate.snapshots(B, DST)) < len(volumes):
+            assert proc.poll() is None and time.monotonic() < deadline, "no copies in flight"
+            time.sleep(0.1)
+        assert all(s["State"] == "pending" for s in estate.snapshots(B, DST))
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+
+    assert proc.returncode == 1, stderr
+    assert "panicked" not in stderr
+    doc = json.loads(stdout)
+    assert doc["status"] == "Failed"
+    assert any("interrupted" in m for m in doc["messages"]), doc
+    assert "interrupted" in messages(resource(doc, instance))
+    for snap in source_snapshots(estate, instance):
+        assert estate.snapshot_shares(None, SRC, snap["SnapshotId"]) == []
+    assert estate.snapshots(B, DST) == [], "unfinished copies are deleted"
+    code, out, _ = run_snaprelay(estate.endpoint, policy, tmp_path, "sessions", "list", "--output", "json")
+    assert [s["status"] for s in json.loads(out)] == ["Failed"]

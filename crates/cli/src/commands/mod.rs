@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use snaprelay_aws::AwsCloud;
-use snaprelay_core::engine::{PrepareError, Prepared, Progress, prepare};
+use snaprelay_core::engine::{Interrupt, PrepareError, Prepared, Progress, prepare};
 use snaprelay_core::policy::Policy;
 use snaprelay_state::SqliteStore;
 
@@ -59,6 +59,71 @@ pub fn open_store(settings: &Settings) -> Result<SqliteStore, Outcome> {
                 )
             })?;
             SqliteStore::open(&path).map_err(|e| Outcome::Failed(e.to_string()))
+        }
+    }
+}
+
+/// An interrupt raised by the first SIGINT (Ctrl-C) or SIGTERM; a second one ends the
+/// process at once (exit code 130), leaving the cleanup undone.
+pub fn interrupt_on_signals() -> Interrupt {
+    let (handle, interrupt) = Interrupt::new();
+    let mut signals = Signals::watch();
+    tokio::spawn(async move {
+        if !signals.next().await {
+            return;
+        }
+        eprintln!(
+            "snaprelay: interrupted: finishing cleanup (removing shares, deleting unfinished \
+             copies); interrupt again to stop at once"
+        );
+        handle.raise();
+        if signals.next().await {
+            eprintln!("snaprelay: interrupted again: stopping now, cleanup left undone");
+            std::process::exit(130);
+        }
+    });
+    interrupt
+}
+
+/// SIGINT and SIGTERM, watched from the moment this is made.
+struct Signals {
+    #[cfg(unix)]
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn watch() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(int), Ok(term)) => Some((int, term)),
+                _ => None,
+            };
+            Self { streams }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Waits for the next signal; false if signals cannot be watched.
+    async fn next(&mut self) -> bool {
+        #[cfg(unix)]
+        {
+            let Some((int, term)) = &mut self.streams else {
+                return false;
+            };
+            tokio::select! {
+                v = int.recv() => v.is_some(),
+                v = term.recv() => v.is_some(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.is_ok()
         }
     }
 }

@@ -17,9 +17,17 @@ pub async fn run(settings: &Settings, concurrency: usize) -> Outcome {
             poll_initial: settings.poll_interval,
             ..EngineConfig::default()
         };
-        let report = run_session(&cloud, &mut store, &Terminal::detect(), &config, &prepared)
-            .await
-            .map_err(|e| Outcome::Failed(e.to_string()))?;
+        let interrupt = super::interrupt_on_signals();
+        let report = run_session(
+            &cloud,
+            &mut store,
+            &Terminal::detect(),
+            &config,
+            &interrupt,
+            &prepared,
+        )
+        .await
+        .map_err(|e| Outcome::Failed(e.to_string()))?;
         if settings.json {
             print_json(&report)?;
         } else {

@@ -1,6 +1,7 @@
 //! A session: the planned tasks run with bounded concurrency, each step and restore point
 //! recorded in the state store, and the session's report assembled at the end.
 
+mod interrupt;
 mod prepare;
 mod slots;
 
@@ -13,6 +14,7 @@ use futures_util::StreamExt;
 use futures_util::future::join_all;
 use futures_util::stream;
 
+pub use interrupt::{Interrupt, InterruptHandle, Interrupted};
 pub use prepare::{PrepareError, Prepared, prepare};
 pub use slots::CopySlots;
 
@@ -113,6 +115,7 @@ pub async fn run_session(
     store: &mut dyn StateStore,
     progress: &dyn Progress,
     config: &EngineConfig,
+    interrupt: &Interrupt,
     prepared: &Prepared,
 ) -> Result<SessionReport, StoreError> {
     let plan = &prepared.plan;
@@ -134,6 +137,7 @@ pub async fn run_session(
                 recorder: &recorder,
                 config,
                 slots: &slots,
+                interrupt,
                 session_id: &session_id,
                 policy: &plan.policy,
                 source_account: &plan.source_account,
@@ -149,8 +153,16 @@ pub async fn run_session(
     let resources: Vec<ResourceReport> = resources.into_iter().map(|(_, r)| r).collect();
 
     let mut status = Status::worst(resources.iter().map(|r| r.status));
-    if !plan.messages.is_empty() {
+    let mut messages = plan.messages.clone();
+    if !messages.is_empty() {
         status = status.max(Status::Warning);
+    }
+    if interrupt.is_raised() {
+        status = Status::Failed;
+        messages.push(format!(
+            "{Interrupted} (SIGINT/SIGTERM): no new work was started, shares were removed and \
+             unfinished restore points deleted where AWS allowed; each resource says what is left"
+        ));
     }
     let report = SessionReport {
         session_id: session_id.clone(),
@@ -160,7 +172,7 @@ pub async fn run_session(
         ended_at: utc_now(),
         source_account: plan.source_account.to_string(),
         resources,
-        messages: plan.messages.clone(),
+        messages,
     };
     let Recorder { store, failure, .. } = recorder;
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
@@ -209,6 +221,14 @@ async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> Resourc
         })
         .collect();
 
+    if task.take_snapshot && ctx.interrupt.is_raised() {
+        report.status = Status::Failed;
+        report.messages.push(format!(
+            "{}: instance {} was not started",
+            Interrupted, instance.id
+        ));
+        return report;
+    }
     if task.take_snapshot {
         match workflows::source::take_snapshots(&ctx).await {
             Err(message) => {

@@ -4,6 +4,7 @@
 //! if any copy fails, the copies already made are deleted.
 
 use crate::clock::utc_now;
+use crate::engine::Interrupted;
 use crate::model::{Tag, tags};
 use crate::plan::ResolvedTarget;
 use crate::ports::CopyRequest;
@@ -30,13 +31,19 @@ pub async fn copy_restore_point(
         ctx.recorder
             .progress(&instance.id, &format!("waiting for a copy slot in {place}"));
     }
-    let _slots = ctx
-        .slots
-        .acquire(&target.account, &target.region, source.len())
-        .await;
+    let _slots = tokio::select! {
+        permit = ctx.slots.acquire(&target.account, &target.region, source.len()) => permit,
+        () = ctx.interrupt.raised() => {
+            return Err(format!("{Interrupted} while waiting for a copy slot in {place}"));
+        }
+    };
 
     let mut copies: Vec<(String, &SourceSnapshot)> = Vec::new();
     for s in source {
+        if ctx.interrupt.is_raised() {
+            let error = format!("{Interrupted} before {} was copied", s.snapshot_id);
+            return Err(discarding(ctx, target, &place, &copies, error).await);
+        }
         let mut tags = ctx.tags("replica");
         tags.extend([
             Tag::new(tags::VOLUME, &s.volume_id),

@@ -8,6 +8,7 @@
 //! The planner has already refused snapshots under an AWS managed key, which AWS cannot share.
 //! The source key's policy must admit the target account, or the copy ends in `error`.
 
+use crate::engine::Interrupted;
 use crate::ids::AccountId;
 use crate::plan::ResolvedTarget;
 use crate::status::Status;
@@ -54,6 +55,10 @@ pub async fn replicate(
     let mut shared: Vec<&SourceSnapshot> = Vec::new();
     let mut share_error = None;
     for s in source {
+        if ctx.interrupt.is_raised() {
+            share_error = Some(format!("{Interrupted} before {} was shared", s.snapshot_id));
+            break;
+        }
         let result = ctx
             .step(
                 "share",

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::clock::utc_now;
-use crate::engine::{CopySlots, EngineConfig, Record};
+use crate::engine::{CopySlots, EngineConfig, Interrupt, Record};
 use crate::ids::AccountId;
 use crate::model::{Instance, SnapshotState, SnapshotStatus, Tag, tags};
 use crate::ports::{Access, Cloud, CloudError};
@@ -27,6 +27,7 @@ pub struct TaskContext<'a> {
     pub recorder: &'a dyn Record,
     pub config: &'a EngineConfig,
     pub slots: &'a CopySlots,
+    pub interrupt: &'a Interrupt,
     pub session_id: &'a str,
     pub policy: &'a str,
     pub source_account: &'a AccountId,
@@ -149,7 +150,12 @@ impl TaskContext<'_> {
         let mut interval = self.config.poll_initial;
         let mut unseen_rounds = 0;
         loop {
-            tokio::time::sleep(interval).await;
+            self.interrupt.sleep(interval).await.map_err(|i| {
+                format!(
+                    "{i} before snapshot(s) {} completed",
+                    snapshot_ids.join(", ")
+                )
+            })?;
             let statuses = self
                 .cloud
                 .describe_snapshots(access, region, snapshot_ids)
@@ -218,7 +224,9 @@ impl TaskContext<'_> {
                             wait.as_secs_f64()
                         ),
                     );
-                    tokio::time::sleep(wait).await;
+                    if self.interrupt.sleep(wait).await.is_err() {
+                        return Err(e);
+                    }
                     delay = next_interval(delay, self.config.poll_max);
                 }
                 other => return other,
