@@ -153,9 +153,24 @@ fn main() -> ExitCode {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     // The SDK's own warnings (an unreachable instance-metadata service while it searches the
-    // credential chain, say) are noise unless asked for; its errors reach us as results.
-    let filter = EnvFilter::try_from_env("SNAPRELAY_LOG").unwrap_or_else(|_| {
-        EnvFilter::new("error,snaprelay=warn,snaprelay_core=warn,snaprelay_aws=warn")
+    // credential chain, say) are noise unless asked for; its errors reach us as results. A bare
+    // level (SNAPRELAY_LOG=debug) applies to snaprelay only: the SDK's debug log is very long and
+    // names access key ids. Full directives (SNAPRELAY_LOG=aws_config=debug) are taken as given.
+    let ours = |level: &str| {
+        format!(
+            "error,snaprelay={level},snaprelay_core={level},snaprelay_aws={level},snaprelay_state={level}"
+        )
+    };
+    let directives = match std::env::var("SNAPRELAY_LOG") {
+        Ok(v) if v.contains('=') => v,
+        Ok(v) if !v.trim().is_empty() => ours(v.trim()),
+        _ => ours("warn"),
+    };
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|e| {
+        eprintln!(
+            "warning: SNAPRELAY_LOG={directives:?} is not a valid log filter ({e}); using warn"
+        );
+        EnvFilter::new(ours("warn"))
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -35,7 +35,15 @@ pub fn load_policy(settings: &Settings) -> Result<Policy, Outcome> {
             path.display()
         ))
     })?;
-    Policy::from_toml(&text).map_err(|e| Outcome::Invalid(format!("{}: {e}", path.display())))
+    let policy = Policy::from_toml(&text)
+        .map_err(|e| Outcome::Invalid(format!("{}: {e}", path.display())))?;
+    if policy.retention != Default::default() {
+        eprintln!(
+            "note: [retention] is checked but not applied by this version of snaprelay yet: \
+             snapshots are kept until deleted by hand"
+        );
+    }
+    Ok(policy)
 }
 
 /// Connects to AWS and plans; nothing is changed.
