@@ -12,6 +12,7 @@
 mod ec2;
 mod error;
 mod kms;
+mod rds;
 
 use std::collections::HashMap;
 use std::sync::Mutex as StdMutex;
@@ -24,9 +25,11 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use tokio::sync::Mutex;
 
 use snaprelay_core::ids::{AccountId, RoleArn};
-use snaprelay_core::model::{Instance, KeyInfo, SnapshotStatus, Tag, VolumeSnapshot};
+use snaprelay_core::model::{
+    DbInstance, DbSnapshotStatus, Instance, KeyInfo, SnapshotStatus, Tag, VolumeSnapshot,
+};
 use snaprelay_core::policy::Selector;
-use snaprelay_core::ports::{Access, Cloud, CloudError, CopyRequest, RegionStatus};
+use snaprelay_core::ports::{Access, Cloud, CloudError, CopyRequest, DbCopyRequest, RegionStatus};
 
 use error::cloud_error;
 
@@ -39,6 +42,7 @@ pub struct AwsCloud {
     /// thousands of calls to the same few places.
     ec2_clients: StdMutex<HashMap<(Access, String), aws_sdk_ec2::Client>>,
     kms_clients: StdMutex<HashMap<(Access, String), aws_sdk_kms::Client>>,
+    rds_clients: StdMutex<HashMap<(Access, String), aws_sdk_rds::Client>>,
 }
 
 impl AwsCloud {
@@ -56,6 +60,7 @@ impl AwsCloud {
             roles: Mutex::new(HashMap::new()),
             ec2_clients: StdMutex::default(),
             kms_clients: StdMutex::default(),
+            rds_clients: StdMutex::default(),
         }
     }
 
@@ -96,6 +101,15 @@ impl AwsCloud {
         self.cached(&self.kms_clients, access, region, |cfg, r| {
             aws_sdk_kms::Client::from_conf(
                 aws_sdk_kms::config::Builder::from(cfg).region(r).build(),
+            )
+        })
+        .await
+    }
+
+    async fn rds(&self, access: &Access, region: &str) -> aws_sdk_rds::Client {
+        self.cached(&self.rds_clients, access, region, |cfg, r| {
+            aws_sdk_rds::Client::from_conf(
+                aws_sdk_rds::config::Builder::from(cfg).region(r).build(),
             )
         })
         .await
@@ -223,6 +237,66 @@ impl Cloud for AwsCloud {
         request: &CopyRequest,
     ) -> Result<String, CloudError> {
         ec2::copy_snapshot(&self.ec2(access, region).await, region, request).await
+    }
+
+    async fn find_db_instances(
+        &self,
+        access: &Access,
+        region: &str,
+        selector: &Selector,
+    ) -> Result<Vec<DbInstance>, CloudError> {
+        rds::find_db_instances(&self.rds(access, region).await, region, selector).await
+    }
+
+    async fn create_db_snapshot(
+        &self,
+        access: &Access,
+        region: &str,
+        db_instance_id: &str,
+        snapshot_id: &str,
+        tags: &[Tag],
+    ) -> Result<DbSnapshotStatus, CloudError> {
+        let client = self.rds(access, region).await;
+        rds::create_db_snapshot(&client, region, db_instance_id, snapshot_id, tags).await
+    }
+
+    async fn describe_db_snapshots(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_ids: &[String],
+    ) -> Result<Vec<DbSnapshotStatus>, CloudError> {
+        rds::describe_db_snapshots(&self.rds(access, region).await, region, snapshot_ids).await
+    }
+
+    async fn set_db_snapshot_share(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+        account: &AccountId,
+        shared: bool,
+    ) -> Result<(), CloudError> {
+        let client = self.rds(access, region).await;
+        rds::set_db_snapshot_share(&client, region, snapshot_id, account, shared).await
+    }
+
+    async fn copy_db_snapshot(
+        &self,
+        access: &Access,
+        region: &str,
+        request: &DbCopyRequest,
+    ) -> Result<DbSnapshotStatus, CloudError> {
+        rds::copy_db_snapshot(&self.rds(access, region).await, region, request).await
+    }
+
+    async fn delete_db_snapshot(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<(), CloudError> {
+        rds::delete_db_snapshot(&self.rds(access, region).await, region, snapshot_id).await
     }
 
     async fn delete_snapshot(

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use snaprelay_core::model::Resource;
 use snaprelay_core::plan::{Decision, Plan, Workflow};
 use snaprelay_core::report::{SessionReport, SessionSummary, StepRecord};
 
@@ -19,28 +20,38 @@ pub fn plan_text(plan: &Plan) -> String {
         let _ = writeln!(out, "  ! {m}");
     }
     for task in &plan.tasks {
-        let i = &task.instance;
-        let _ = writeln!(
-            out,
-            "\n{} {}{} in {}",
-            task.resource_type,
-            i.id,
-            i.name
-                .as_deref()
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default(),
-            i.region
-        );
-        for v in &i.volumes {
-            let _ = writeln!(
-                out,
-                "    volume {} {} GiB {}",
-                v.id,
-                v.size_gib,
-                v.kms_key_id
-                    .as_deref()
-                    .map_or("unencrypted".to_owned(), |k| format!("encrypted with {k}"))
-            );
+        match &task.resource {
+            Resource::Ec2(i) => {
+                let _ = writeln!(
+                    out,
+                    "\nec2 {}{} in {}",
+                    i.id,
+                    i.name
+                        .as_deref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default(),
+                    i.region
+                );
+                for v in &i.volumes {
+                    let _ = writeln!(
+                        out,
+                        "    volume {} {} GiB {}",
+                        v.id,
+                        v.size_gib,
+                        encryption(v.kms_key_id.as_deref())
+                    );
+                }
+            }
+            Resource::Rds(d) => {
+                let _ = writeln!(
+                    out,
+                    "\nrds {} ({}) in {}, {}",
+                    d.id,
+                    d.engine,
+                    d.region,
+                    encryption(d.kms_key_id.as_deref())
+                );
+            }
         }
         for t in &task.targets {
             let place = format!("targets[{}] {} {}", t.target, t.account, t.region);
@@ -48,24 +59,43 @@ pub fn plan_text(plan: &Plan) -> String {
                 Decision::Replicate {
                     workflow,
                     kms_key_id,
+                    staging_kms_key_id,
+                    single_step,
                     warnings,
-                } => format!(
-                    "replicate by {}, {}{}",
-                    match workflow {
-                        Workflow::SameAccount => "workflow A (copy in the same account)",
-                        Workflow::CrossAccountEc2 =>
-                            "workflow B (share, copy in the target account, unshare)",
-                    },
-                    kms_key_id
+                    notes,
+                } => {
+                    let how = match (workflow, single_step, staging_kms_key_id) {
+                        (Workflow::SameAccount, ..) => "workflow A (copy in the same account)".to_owned(),
+                        (Workflow::CrossAccountEc2, ..) => {
+                            "workflow B (share, copy in the target account, unshare)".to_owned()
+                        }
+                        (Workflow::CrossAccountRds, true, _) => {
+                            "workflow C in one step (share, one copy across accounts and Regions, unshare)"
+                                .to_owned()
+                        }
+                        (Workflow::CrossAccountRds, false, Some(staging)) => format!(
+                            "workflow C in two steps (share, copy into the target account in the source \
+                             Region encrypted with {staging}, copy that to the target Region, delete \
+                             the intermediate copy, unshare)"
+                        ),
+                        (Workflow::CrossAccountRds, false, None) => {
+                            "workflow C (share, copy in the target account, unshare)".to_owned()
+                        }
+                    };
+                    let key = kms_key_id
                         .as_deref()
-                        .map_or("left unencrypted (no target key)".to_owned(), |k| format!(
-                            "encrypted with {k}"
-                        )),
-                    warnings
-                        .iter()
-                        .map(|w| format!("\n       ! (Warning) {w}"))
-                        .collect::<String>()
-                ),
+                        .map_or("left unencrypted (no target key)".to_owned(), |k| {
+                            format!("encrypted with {k}")
+                        });
+                    let mut line = format!("replicate by {how}, {key}");
+                    for n in notes {
+                        let _ = write!(line, "\n       note: {n}");
+                    }
+                    for w in warnings {
+                        let _ = write!(line, "\n       ! (Warning) {w}");
+                    }
+                    line
+                }
                 Decision::Skip { reason } => format!("no replica (Warning): {reason}"),
                 Decision::Refuse { reason } => format!("no replica (Failed): {reason}"),
             };
@@ -73,6 +103,10 @@ pub fn plan_text(plan: &Plan) -> String {
         }
     }
     out
+}
+
+fn encryption(key: Option<&str>) -> String {
+    key.map_or("unencrypted".to_owned(), |k| format!("encrypted with {k}"))
 }
 
 pub fn report_text(r: &SessionReport) -> String {

@@ -31,6 +31,81 @@ pub struct Volume {
     pub kms_key_id: Option<String>,
 }
 
+/// An RDS DB instance selected by a policy.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DbInstance {
+    /// The DB instance identifier.
+    pub id: String,
+    pub arn: String,
+    pub region: String,
+    pub engine: String,
+    /// `StorageEncrypted`.
+    pub encrypted: bool,
+    /// The key ARN as `DescribeDBInstances` reports it.
+    pub kms_key_id: Option<String>,
+    /// The Aurora cluster the instance belongs to: such instances are snapshotted through
+    /// their cluster, not one by one.
+    pub cluster: Option<String>,
+}
+
+/// A resource a policy protects: an EC2 instance or an RDS DB instance.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum Resource {
+    #[serde(rename = "instance")]
+    Ec2(Instance),
+    #[serde(rename = "db_instance")]
+    Rds(DbInstance),
+}
+
+impl Resource {
+    /// The instance id or DB instance identifier.
+    pub fn id(&self) -> &str {
+        match self {
+            Resource::Ec2(i) => &i.id,
+            Resource::Rds(d) => &d.id,
+        }
+    }
+
+    pub fn region(&self) -> &str {
+        match self {
+            Resource::Ec2(i) => &i.region,
+            Resource::Rds(d) => &d.region,
+        }
+    }
+
+    /// `ec2` or `rds`, as the policy and the reports say.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Resource::Ec2(_) => "ec2",
+            Resource::Rds(_) => "rds",
+        }
+    }
+}
+
+/// What `DescribeDBSnapshots` says of one DB snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DbSnapshotStatus {
+    pub id: String,
+    pub arn: String,
+    /// `creating`, `available`, `copying`, `failed`, ...
+    pub status: String,
+    pub progress: Option<u8>,
+    pub encrypted: bool,
+    pub kms_key_id: Option<String>,
+}
+
+impl DbSnapshotStatus {
+    pub fn state(&self) -> SnapshotState {
+        match self.status.as_str() {
+            "available" => SnapshotState::Completed,
+            "failed" | "error" | "incompatible-restore" | "incompatible-parameters" => {
+                SnapshotState::Error
+            }
+            _ => SnapshotState::Pending,
+        }
+    }
+}
+
 /// Who manages a KMS key. AWS managed keys (`aws/ebs`, `aws/rds`) have fixed key policies and
 /// can never be used from another account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

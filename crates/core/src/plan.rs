@@ -1,21 +1,26 @@
 //! The planner: for every selected instance and every target, which workflow of the SPEC
 //! applies, or why no replica is made. Pure: it reads what the inventory found and decides.
 //!
-//! The rules, in the order they are applied for one instance and one target:
-//! 1. An instance with no EBS volume has nothing to snapshot: `Warning`, no replica.
+//! The rules, in the order they are applied for one resource and one target:
+//! 1. Nothing to snapshot (an instance without EBS volume) or a DB of an Aurora cluster (not
+//!    supported yet): `Warning`, no replica.
 //! 2. A source key that could not be read, or is not usable: `Failed` for that target.
-//! 3. Another account and a volume under an AWS managed key (`aws/ebs`): `Failed`, no share
-//!    is made (AWS refuses to share such snapshots).
-//! 4. An encrypted instance and a target without a key: `Warning`, no replica (the seed).
-//! 5. Otherwise the replica is made, by workflow A (same account) or B (another account),
-//!    encrypted with the target key when there is one (unencrypted volumes included).
+//! 3. Another account and a source key that is AWS managed (`aws/ebs`, `aws/rds`): `Failed`,
+//!    no share is made (AWS refuses to share such snapshots).
+//! 4. An encrypted resource and a target without a key: `Warning`, no replica (the seed).
+//! 5. Otherwise the replica is made: workflow A in the source account, B (EC2) or C (RDS)
+//!    in another, encrypted with the target key when there is one. A replica left unencrypted,
+//!    or under a key of another account than the target's, ends `Warning`.
+//! 6. RDS across accounts and Regions copies twice (workflow C), the first copy encrypted with
+//!    the target's staging key in the source Region (`staging_kms_key`, else the target
+//!    account's `aws/rds` key there), unless `rds_single_step` asks for one copy.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::ids::AccountId;
-use crate::model::{Instance, KeyInfo, KeyManager};
+use crate::model::{DbInstance, Instance, KeyInfo, KeyManager, Resource};
 use crate::ports::Access;
 use crate::status::Status;
 
@@ -29,6 +34,11 @@ pub struct ResolvedTarget {
     #[serde(skip)]
     pub access: Access,
     pub key: Option<KeyInfo>,
+    /// RDS workflow C: the key of the intermediate copy, per source Region.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub staging_keys: BTreeMap<String, KeyInfo>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rds_single_step: bool,
 }
 
 impl ResolvedTarget {
@@ -40,8 +50,8 @@ impl ResolvedTarget {
 /// What the inventory found in the source account.
 #[derive(Clone, Debug, Default)]
 pub struct Estate {
-    pub instances: Vec<Instance>,
-    /// Source keys by the key ARN the volumes report.
+    pub resources: Vec<Resource>,
+    /// Source keys by the key ARN the volumes and DB instances report.
     pub keys: BTreeMap<String, KeyInfo>,
     /// Source keys that `DescribeKey` could not read, with AWS's answer.
     pub key_errors: BTreeMap<String, String>,
@@ -54,6 +64,9 @@ pub enum Workflow {
     SameAccount,
     /// SPEC workflow B: share with the target account, copy there, unshare.
     CrossAccountEc2,
+    /// SPEC workflow C: share, copy into the target account in the source Region, copy that
+    /// to the target Region, delete the intermediate copy, unshare.
+    CrossAccountRds,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -63,9 +76,18 @@ pub enum Decision {
         workflow: Workflow,
         /// The key that will encrypt the replica; `None` leaves an unencrypted copy unencrypted.
         kms_key_id: Option<String>,
+        /// RDS workflow C in two steps: the key of the intermediate copy.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        staging_kms_key_id: Option<String>,
+        /// RDS workflow C in one `CopyDBSnapshot` across accounts and Regions.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        single_step: bool,
         /// Why the replica, though made, deserves attention: the task ends `Warning`.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         warnings: Vec<String>,
+        /// What is worth knowing about how the replica is made (cost, steps).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        notes: Vec<String>,
     },
     /// No replica; the task ends `Warning`.
     Skip { reason: String },
@@ -97,8 +119,12 @@ pub struct TargetPlan {
 pub struct TaskPlan {
     #[serde(rename = "type")]
     pub resource_type: &'static str,
-    pub instance: Instance,
-    /// Whether the source snapshots are taken (false only when there is nothing to snapshot).
+    pub id: String,
+    pub region: String,
+    /// `instance` (EC2) or `db_instance` (RDS), with what the inventory found.
+    #[serde(flatten)]
+    pub resource: Resource,
+    /// Whether the source snapshots are taken (false when there is nothing to snapshot).
     pub take_snapshot: bool,
     pub targets: Vec<TargetPlan>,
 }
@@ -140,19 +166,24 @@ pub fn plan(
     messages: Vec<String>,
 ) -> Plan {
     let tasks = estate
-        .instances
+        .resources
         .iter()
-        .map(|instance| TaskPlan {
-            resource_type: "ec2",
-            instance: instance.clone(),
-            take_snapshot: !instance.volumes.is_empty(),
+        .map(|resource| TaskPlan {
+            resource_type: resource.type_name(),
+            id: resource.id().to_owned(),
+            region: resource.region().to_owned(),
+            resource: resource.clone(),
+            take_snapshot: match resource {
+                Resource::Ec2(i) => !i.volumes.is_empty(),
+                Resource::Rds(d) => d.cluster.is_none(),
+            },
             targets: targets
                 .iter()
                 .map(|t| TargetPlan {
                     target: t.index,
                     account: t.account.clone(),
                     region: t.region.clone(),
-                    decision: decide(source_account, t, instance, estate),
+                    decision: decide(source_account, t, resource, estate),
                 })
                 .collect(),
         })
@@ -169,6 +200,18 @@ pub fn plan(
 fn decide(
     source_account: &AccountId,
     target: &ResolvedTarget,
+    resource: &Resource,
+    estate: &Estate,
+) -> Decision {
+    match resource {
+        Resource::Ec2(instance) => decide_ec2(source_account, target, instance, estate),
+        Resource::Rds(db) => decide_rds(source_account, target, db, estate),
+    }
+}
+
+fn decide_ec2(
+    source_account: &AccountId,
+    target: &ResolvedTarget,
     instance: &Instance,
     estate: &Estate,
 ) -> Decision {
@@ -181,100 +224,231 @@ fn decide(
         };
     }
     let cross_account = &target.account != source_account;
-
     for v in instance.volumes.iter().filter(|v| v.encrypted) {
-        let Some(key_arn) = &v.kms_key_id else {
-            return Decision::Refuse {
-                reason: format!(
-                    "volume {} is encrypted but AWS reported no KmsKeyId for it",
-                    v.id
-                ),
-            };
-        };
-        if let Some(err) = estate.key_errors.get(key_arn) {
-            return Decision::Refuse {
-                reason: format!(
-                    "the source key {key_arn} of volume {} could not be read ({err}); the source role \
-                     needs kms:DescribeKey on it, and the copy needs the source key",
-                    v.id
-                ),
-            };
-        }
-        let Some(key) = estate.keys.get(key_arn) else {
-            return Decision::Refuse {
-                reason: format!(
-                    "the source key {key_arn} of volume {} was not resolved",
-                    v.id
-                ),
-            };
-        };
-        if !key.is_enabled() {
-            return Decision::Refuse {
-                reason: format!(
-                    "volume {} is encrypted with key {} which is {}: its snapshots cannot be copied",
-                    v.id, key.arn, key.state
-                ),
-            };
-        }
+        let what = format!("volume {} of instance {}", v.id, instance.id);
         // https://docs.aws.amazon.com/ebs/latest/userguide/ebs-modifying-snapshot-permissions.html:
         // snapshots encrypted with an AWS managed key cannot be shared.
-        if cross_account && key.manager == KeyManager::Aws {
-            return Decision::Refuse {
-                reason: format!(
-                    "volume {} of instance {} is encrypted with the AWS managed key {} (alias aws/ebs); \
-                     snapshots under an AWS managed key cannot be shared with account {} for {}, so no \
-                     share is made. Remedy: encrypt the volume with a customer managed key whose key policy \
-                     admits account {} (create an encrypted copy of a snapshot with that key and \
-                     replace the volume from it), then run again",
-                    v.id,
-                    instance.id,
-                    key.arn,
-                    target.account,
-                    target.label(),
-                    target.account
-                ),
-            };
+        let remedy = "encrypt the volume with a customer managed key whose key policy admits the \
+                      target account (create an encrypted copy of a snapshot with that key and \
+                      replace the volume from it)";
+        if let Some(refusal) = source_key_refusal(
+            &what,
+            v.kms_key_id.as_deref(),
+            "aws/ebs",
+            remedy,
+            cross_account,
+            target,
+            estate,
+        ) {
+            return refusal;
         }
     }
-
-    match &target.key {
-        None if instance.is_encrypted() => Decision::Skip {
-            reason: format!(
-                "instance {} has encrypted volumes ({}) and {} has no kms_key: no replica is made. \
-                 Set kms_key on that target to a customer managed key in {}",
+    if target.key.is_none() && instance.is_encrypted() {
+        let encrypted: Vec<&str> = instance
+            .volumes
+            .iter()
+            .filter(|v| v.encrypted)
+            .map(|v| v.id.as_str())
+            .collect();
+        return no_target_key(
+            target,
+            &format!(
+                "instance {} has encrypted volumes ({})",
                 instance.id,
-                instance
-                    .volumes
-                    .iter()
-                    .filter(|v| v.encrypted)
-                    .map(|v| v.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                target.label(),
-                target.region
+                encrypted.join(", ")
             ),
+        );
+    }
+    Decision::Replicate {
+        workflow: if cross_account {
+            Workflow::CrossAccountEc2
+        } else {
+            Workflow::SameAccount
         },
-        key => Decision::Replicate {
-            workflow: if cross_account {
-                Workflow::CrossAccountEc2
-            } else {
-                Workflow::SameAccount
-            },
-            kms_key_id: key.as_ref().map(|k| k.arn.clone()),
-            warnings: replica_warnings(target, instance),
-        },
+        kms_key_id: target.key.as_ref().map(|k| k.arn.clone()),
+        staging_kms_key_id: None,
+        single_step: false,
+        warnings: replica_warnings(target, &instance.id),
+        notes: vec![],
+    }
+}
+
+/// RDS: workflow A in the source account, workflow C across accounts (SPEC section 2).
+fn decide_rds(
+    source_account: &AccountId,
+    target: &ResolvedTarget,
+    db: &DbInstance,
+    estate: &Estate,
+) -> Decision {
+    if let Some(cluster) = &db.cluster {
+        return Decision::Skip {
+            reason: format!(
+                "DB instance {} belongs to Aurora cluster {cluster}: Aurora is snapshotted per \
+                 cluster, which this version of snaprelay does not do yet",
+                db.id
+            ),
+        };
+    }
+    let cross_account = &target.account != source_account;
+    if db.encrypted {
+        let what = format!("DB instance {}", db.id);
+        // https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ShareSnapshot.html: a
+        // snapshot encrypted with the default AWS managed key cannot be shared.
+        let remedy = "copy a snapshot of the DB re-encrypted with a customer managed key whose key \
+                      policy admits the target account and restore the DB from it";
+        if let Some(refusal) = source_key_refusal(
+            &what,
+            db.kms_key_id.as_deref(),
+            "aws/rds",
+            remedy,
+            cross_account,
+            target,
+            estate,
+        ) {
+            return refusal;
+        }
+        if target.key.is_none() {
+            return no_target_key(target, &format!("DB instance {} is encrypted", db.id));
+        }
+    }
+    // CopyDBSnapshot across Regions needs a SigV4-presigned PreSignedUrl in AWS GovCloud (US)
+    // and ignores it elsewhere ("This setting applies only to Amazon Web Services GovCloud (US)
+    // Regions": https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CopyDBSnapshot.html).
+    // The Rust SDK does not make one (smithy-rs issue 124) and neither does snaprelay yet: say so
+    // before anything is changed rather than fail at the copy.
+    if target.region != db.region
+        && (target.region.starts_with("us-gov-") || db.region.starts_with("us-gov-"))
+    {
+        return Decision::Refuse {
+            reason: format!(
+                "copying DB snapshots from {} to {} (AWS GovCloud) needs a presigned URL, which \
+                 this version of snaprelay does not make; use a target in {}",
+                db.region, target.region, db.region
+            ),
+        };
+    }
+    let kms_key_id = target.key.as_ref().map(|k| k.arn.clone());
+    let warnings = replica_warnings(target, &db.id);
+    if !cross_account {
+        return Decision::Replicate {
+            workflow: Workflow::SameAccount,
+            kms_key_id,
+            staging_kms_key_id: None,
+            single_step: false,
+            warnings,
+            notes: vec![],
+        };
+    }
+    let (staging_kms_key_id, single_step, notes) = if target.region == db.region {
+        (None, false, vec![])
+    } else if target.rds_single_step {
+        (
+            None,
+            true,
+            vec![format!(
+                "one CopyDBSnapshot across accounts and Regions ({} to {}): AWS supports it in \
+                 most commercial Regions; without rds_single_step the two-step flow is used",
+                db.region, target.region
+            )],
+        )
+    } else {
+        let Some(staging) = target.staging_keys.get(&db.region) else {
+            return Decision::Refuse {
+                reason: format!(
+                    "{} has no staging key in {} for the intermediate copy of DB instance {}",
+                    target.label(),
+                    db.region,
+                    db.id
+                ),
+            };
+        };
+        (
+            Some(staging.arn.clone()),
+            false,
+            vec![format!(
+                "two steps: the shared snapshot is copied into account {} in {} (encrypted with \
+                 {}), then to {}; that second copy is a full, non-incremental copy every time \
+                 (rds_single_step = true avoids it where AWS supports a single copy)",
+                target.account, db.region, staging.arn, target.region
+            )],
+        )
+    };
+    Decision::Replicate {
+        workflow: Workflow::CrossAccountRds,
+        kms_key_id,
+        staging_kms_key_id,
+        single_step,
+        warnings,
+        notes,
+    }
+}
+
+/// Why the source key of `what` rules a replica out, if it does: unknown, unreadable,
+/// disabled, or (across accounts) AWS managed.
+fn source_key_refusal(
+    what: &str,
+    key_arn: Option<&str>,
+    managed_alias: &str,
+    remedy: &str,
+    cross_account: bool,
+    target: &ResolvedTarget,
+    estate: &Estate,
+) -> Option<Decision> {
+    let refuse = |reason: String| Some(Decision::Refuse { reason });
+    let Some(key_arn) = key_arn else {
+        return refuse(format!(
+            "{what} is encrypted but AWS reported no KmsKeyId for it"
+        ));
+    };
+    if let Some(err) = estate.key_errors.get(key_arn) {
+        return refuse(format!(
+            "the source key {key_arn} of {what} could not be read ({err}); the source role needs \
+             kms:DescribeKey on it, and the copy needs the source key"
+        ));
+    }
+    let Some(key) = estate.keys.get(key_arn) else {
+        return refuse(format!(
+            "the source key {key_arn} of {what} was not resolved"
+        ));
+    };
+    if !key.is_enabled() {
+        return refuse(format!(
+            "{what} is encrypted with key {} which is {}: its snapshots cannot be copied",
+            key.arn, key.state
+        ));
+    }
+    if cross_account && key.manager == KeyManager::Aws {
+        return refuse(format!(
+            "{what} is encrypted with the AWS managed key {} (alias {managed_alias}); snapshots \
+             under an AWS managed key cannot be shared with account {} for {}, so no share is \
+             made. Remedy: {remedy}, then run again",
+            key.arn,
+            target.account,
+            target.label()
+        ));
+    }
+    None
+}
+
+fn no_target_key(target: &ResolvedTarget, why: &str) -> Decision {
+    Decision::Skip {
+        reason: format!(
+            "{why} and {} has no kms_key: no replica is made. Set kms_key on that target to a \
+             customer managed key in {}",
+            target.label(),
+            target.region
+        ),
     }
 }
 
 /// What is worth a `Warning` about a replica that is made all the same.
-fn replica_warnings(target: &ResolvedTarget, instance: &Instance) -> Vec<String> {
+fn replica_warnings(target: &ResolvedTarget, resource_id: &str) -> Vec<String> {
     let mut warnings = Vec::new();
     match &target.key {
         None => warnings.push(format!(
-            "{} has no kms_key: the replica of instance {} is left unencrypted like its \
-             volumes; set kms_key on that target to a customer managed key in {} to encrypt it",
+            "{} has no kms_key: the replica of {resource_id} is left unencrypted like its \
+             source; set kms_key on that target to a customer managed key in {} to encrypt it",
             target.label(),
-            instance.id,
             target.region
         )),
         // A replica in a DR account that depends on a key another account controls is lost

@@ -65,6 +65,12 @@ pub struct Target {
     pub region: String,
     pub role_arn: Option<RoleArn>,
     pub kms_key: Option<KeyRef>,
+    /// RDS workflow C: the key of the target account, in the source Region, that encrypts the
+    /// intermediate copy. `None`: the target account's AWS managed `aws/rds` key there.
+    pub staging_kms_key: Option<KeyRef>,
+    /// RDS workflow C: copy the shared snapshot straight to the target Region in one
+    /// `CopyDBSnapshot` instead of the two-step flow.
+    pub rds_single_step: bool,
 }
 
 impl Target {
@@ -160,6 +166,9 @@ struct RawTarget {
     region: String,
     role_arn: Option<String>,
     kms_key: Option<String>,
+    staging_kms_key: Option<String>,
+    #[serde(default)]
+    rds_single_step: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -252,14 +261,7 @@ impl Policy {
             let field = format!("source.resources[{i}]");
             let resource_type = match sel.resource_type.as_str() {
                 "ec2" => ResourceType::Ec2,
-                "rds" => {
-                    p.add(
-                        format!("{field}.type"),
-                        q("rds"),
-                        "RDS replicas are not supported by this version of snaprelay yet",
-                    );
-                    continue;
-                }
+                "rds" => ResourceType::Rds,
                 other => {
                     p.add(
                         format!("{field}.type"),
@@ -284,12 +286,18 @@ impl Policy {
                     }
                     let mut seen = BTreeSet::new();
                     for (j, id) in ids.iter().enumerate() {
-                        if !is_instance_id(id) {
-                            p.add(
-                                format!("{field}.ids[{j}]"),
-                                q(id),
-                                "is not an EC2 instance id (i-0123456789abcdef0)",
-                            );
+                        let problem = match resource_type {
+                            ResourceType::Ec2 if !is_instance_id(id) => {
+                                Some("is not an EC2 instance id (i-0123456789abcdef0)")
+                            }
+                            ResourceType::Rds if !is_db_identifier(id, 63) => Some(
+                                "is not a DB instance identifier (1-63 letters, digits or \
+                                 hyphens, starting with a letter, no double or trailing hyphen)",
+                            ),
+                            _ => None,
+                        };
+                        if let Some(problem) = problem {
+                            p.add(format!("{field}.ids[{j}]"), q(id), problem);
                         } else if !seen.insert(id) {
                             p.add(format!("{field}.ids[{j}]"), q(id), "is listed twice");
                         }
@@ -420,11 +428,24 @@ impl Policy {
                     "is the source itself (same account and Region); a replica must be in another Region or account",
                 );
             }
+            let staging_kms_key = t.staging_kms_key.as_deref().and_then(|k| {
+                let parsed = KeyRef::parse(k);
+                if parsed.is_none() {
+                    p.add(
+                        format!("{field}.staging_kms_key"),
+                        q(k),
+                        "is not a KMS key ARN, alias ARN, key id or alias/NAME",
+                    );
+                }
+                parsed
+            });
             targets.push(Target {
                 account,
                 region: t.region.clone(),
                 role_arn,
                 kms_key,
+                staging_kms_key,
+                rds_single_step: t.rds_single_step,
             });
         }
         if raw.targets.is_empty() {
@@ -492,6 +513,18 @@ fn parse_keep(p: &mut Problems, field: &str, keep: Option<&RawKeep>) -> Option<K
             None
         }
     }
+}
+
+/// RDS identifier rules (DB instances: 63 characters, DB snapshots: 255): letters, digits and
+/// hyphens, starting with a letter, with no two hyphens in a row and no hyphen at the end.
+/// https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/CHAP_Limits.html#RDS_Limits.Constraints
+pub fn is_db_identifier(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && !s.ends_with('-')
+        && !s.contains("--")
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// `i-` followed by 8 or 17 hex digits.

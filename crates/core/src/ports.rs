@@ -6,7 +6,9 @@ use std::fmt;
 use async_trait::async_trait;
 
 use crate::ids::{AccountId, RoleArn};
-use crate::model::{Instance, KeyInfo, SnapshotStatus, Tag, VolumeSnapshot};
+use crate::model::{
+    DbInstance, DbSnapshotStatus, Instance, KeyInfo, SnapshotStatus, Tag, VolumeSnapshot,
+};
 use crate::policy::Selector;
 use crate::report::{SessionReport, SessionSummary, StepRecord};
 
@@ -75,6 +77,19 @@ impl CloudError {
             .as_deref()
             .is_some_and(|c| c.contains("NotFound") || c == "NoSuchEntity")
     }
+}
+
+/// Parameters of an RDS `CopyDBSnapshot`, called in the destination Region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DbCopyRequest {
+    /// The source snapshot's ARN: required for a snapshot of another Region or account.
+    pub source_arn: String,
+    /// `TargetDBSnapshotIdentifier`.
+    pub target_id: String,
+    /// The key that encrypts the copy (a key of the caller's account in the destination
+    /// Region; mandatory for a shared encrypted snapshot).
+    pub kms_key_arn: Option<String>,
+    pub tags: Vec<Tag>,
 }
 
 /// A Region and whether the account may use it (opt-in Regions must be enabled first).
@@ -156,6 +171,58 @@ pub trait Cloud: Send + Sync {
         region: &str,
         request: &CopyRequest,
     ) -> Result<String, CloudError>;
+
+    /// RDS `DescribeDBInstances`: DB instances matching the selector.
+    async fn find_db_instances(
+        &self,
+        access: &Access,
+        region: &str,
+        selector: &Selector,
+    ) -> Result<Vec<DbInstance>, CloudError>;
+
+    /// RDS `CreateDBSnapshot` of a DB instance, named `snapshot_id`.
+    async fn create_db_snapshot(
+        &self,
+        access: &Access,
+        region: &str,
+        db_instance_id: &str,
+        snapshot_id: &str,
+        tags: &[Tag],
+    ) -> Result<DbSnapshotStatus, CloudError>;
+
+    /// RDS `DescribeDBSnapshots` for a batch of the caller's own DB snapshot identifiers.
+    async fn describe_db_snapshots(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_ids: &[String],
+    ) -> Result<Vec<DbSnapshotStatus>, CloudError>;
+
+    /// RDS `ModifyDBSnapshotAttribute` `restore`: shares with (or unshares from) one account.
+    async fn set_db_snapshot_share(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+        account: &AccountId,
+        shared: bool,
+    ) -> Result<(), CloudError>;
+
+    /// RDS `CopyDBSnapshot`, called in `region` (the destination).
+    async fn copy_db_snapshot(
+        &self,
+        access: &Access,
+        region: &str,
+        request: &DbCopyRequest,
+    ) -> Result<DbSnapshotStatus, CloudError>;
+
+    /// RDS `DeleteDBSnapshot`; only ever called on a DB snapshot this session created.
+    async fn delete_db_snapshot(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<(), CloudError>;
 
     /// EC2 `DeleteSnapshot`; only ever called on a snapshot this session created.
     async fn delete_snapshot(

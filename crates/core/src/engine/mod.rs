@@ -16,15 +16,16 @@ use futures_util::stream;
 
 pub use interrupt::{Interrupt, InterruptHandle, Interrupted};
 pub use prepare::{PrepareError, Prepared, prepare};
-pub use slots::CopySlots;
+pub use slots::{CopySlots, Service};
 
 use crate::clock::{new_session_id, utc_now};
 use crate::ids::AccountId;
+use crate::model::{DbInstance, Instance, Resource};
 use crate::plan::{Decision, Plan, TaskPlan, Workflow};
 use crate::ports::{Cloud, StateStore, StoreError};
 use crate::report::{PlaceReport, ResourceReport, RestorePoint, SessionReport, StepRecord};
 use crate::status::Status;
-use crate::workflows::{self, TargetOutcome, TaskContext};
+use crate::workflows::{self, Planned, TargetOutcome, TaskContext};
 
 /// How the engine paces itself.
 #[derive(Clone, Debug)]
@@ -37,6 +38,8 @@ pub struct EngineConfig {
     pub poll_max: Duration,
     /// EBS snapshot copies in flight per account and destination Region (AWS: 20).
     pub ebs_copy_slots: usize,
+    /// RDS DB snapshot copies in progress per account and destination Region (AWS: 20).
+    pub rds_copy_slots: usize,
 }
 
 impl Default for EngineConfig {
@@ -46,6 +49,7 @@ impl Default for EngineConfig {
             poll_initial: Duration::from_secs(2),
             poll_max: Duration::from_secs(30),
             ebs_copy_slots: 20,
+            rds_copy_slots: 20,
         }
     }
 }
@@ -128,7 +132,7 @@ pub async fn run_session(
         progress,
         failure: Mutex::new(None),
     };
-    let slots = CopySlots::new(config.ebs_copy_slots);
+    let slots = CopySlots::new(config.ebs_copy_slots, config.rds_copy_slots);
 
     let mut resources: Vec<(usize, ResourceReport)> = stream::iter(plan.tasks.iter().enumerate())
         .map(|(i, task)| {
@@ -142,7 +146,7 @@ pub async fn run_session(
                 policy: &plan.policy,
                 source_account: &plan.source_account,
                 source_access: &prepared.source_access,
-                instance: &task.instance,
+                resource: &task.resource,
             };
             async move { (i, run_task(ctx, plan, task).await) }
         })
@@ -187,50 +191,59 @@ pub async fn run_session(
 
 type OutcomeFuture<'a> = Pin<Box<dyn Future<Output = Vec<TargetOutcome>> + Send + 'a>>;
 
-/// One resource: its source snapshots, then every target's workflow, side by side.
+/// One resource: its source snapshot(s), then every target's workflow, side by side.
 async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> ResourceReport {
-    let instance = ctx.instance;
     let mut report = ResourceReport {
         resource_type: task.resource_type.to_owned(),
-        id: instance.id.clone(),
-        region: instance.region.clone(),
+        id: task.id.clone(),
+        region: task.region.clone(),
         status: Status::Success,
         messages: Vec::new(),
         source: None,
         replicas: Vec::new(),
     };
     let mut outcomes: Vec<TargetOutcome> = Vec::new();
-    let replicate: Vec<_> = task
-        .targets
-        .iter()
-        .filter_map(|t| match &t.decision {
+    let mut replicate: Vec<Planned<'_>> = Vec::new();
+    for t in &task.targets {
+        match &t.decision {
             Decision::Replicate {
                 workflow,
                 kms_key_id,
+                staging_kms_key_id,
+                single_step,
                 ..
-            } => Some((t, *workflow, kms_key_id.clone())),
+            } => replicate.push(Planned {
+                target: &plan.targets[t.target],
+                workflow: *workflow,
+                kms_key_id: kms_key_id.as_deref(),
+                staging_kms_key_id: staging_kms_key_id.as_deref(),
+                single_step: *single_step,
+            }),
             Decision::Skip { reason } | Decision::Refuse { reason } => {
                 outcomes.push(TargetOutcome {
                     target: t.target,
                     status: t.decision.status(),
                     messages: vec![reason.clone()],
                     replica: None,
-                });
-                None
+                })
             }
-        })
-        .collect();
+        }
+    }
 
     if task.take_snapshot && ctx.interrupt.is_raised() {
         report.status = Status::Failed;
         report.messages.push(format!(
-            "{}: instance {} was not started",
-            Interrupted, instance.id
+            "{Interrupted}: {} {} was not started",
+            task.resource_type, task.id
         ));
         return report;
     }
     if task.take_snapshot {
-        match workflows::source::take_snapshots(&ctx).await {
+        let done = match &task.resource {
+            Resource::Ec2(instance) => replicate_ec2(&ctx, plan, instance, &replicate).await,
+            Resource::Rds(db) => replicate_rds(&ctx, plan, db, &replicate).await,
+        };
+        match done {
             Err(message) => {
                 report.status = Status::Failed;
                 report.messages.push(message);
@@ -239,55 +252,9 @@ async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> Resourc
                     .extend(outcomes.into_iter().flat_map(|o| o.messages));
                 return report;
             }
-            Ok(source) => {
-                report.source = Some(PlaceReport {
-                    account: plan.source_account.to_string(),
-                    region: instance.region.clone(),
-                    snapshots: source
-                        .iter()
-                        .map(workflows::source::SourceSnapshot::report)
-                        .collect(),
-                });
-                let mut futures: Vec<OutcomeFuture<'_>> = Vec::new();
-                let source = &source;
-                let ctx = &ctx;
-                for (t, workflow, key) in &replicate {
-                    if *workflow == Workflow::SameAccount {
-                        let target = &plan.targets[t.target];
-                        futures.push(Box::pin(async move {
-                            vec![
-                                workflows::same_account::replicate(
-                                    ctx,
-                                    source,
-                                    target,
-                                    key.as_deref(),
-                                )
-                                .await,
-                            ]
-                        }));
-                    }
-                }
-                // Workflow B shares once per target account, however many Regions it has there.
-                let mut accounts: Vec<&AccountId> = replicate
-                    .iter()
-                    .filter(|(_, w, _)| *w == Workflow::CrossAccountEc2)
-                    .map(|(t, _, _)| &t.account)
-                    .collect();
-                accounts.sort();
-                accounts.dedup();
-                for account in accounts {
-                    let group: Vec<_> = replicate
-                        .iter()
-                        .filter(|(t, w, _)| {
-                            *w == Workflow::CrossAccountEc2 && &t.account == account
-                        })
-                        .map(|(t, _, key)| (&plan.targets[t.target], key.clone()))
-                        .collect();
-                    futures.push(Box::pin(async move {
-                        workflows::cross_account_ec2::replicate(ctx, source, account, &group).await
-                    }));
-                }
-                outcomes.extend(join_all(futures).await.into_iter().flatten());
+            Ok((source, replicas)) => {
+                report.source = Some(source);
+                outcomes.extend(replicas);
             }
         }
     }
@@ -310,4 +277,88 @@ async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> Resourc
         report.replicas.extend(o.replica);
     }
     report
+}
+
+/// The source restore point and the outcome of each target that gets a replica.
+type Replicated = Result<(PlaceReport, Vec<TargetOutcome>), String>;
+
+async fn replicate_ec2(
+    ctx: &TaskContext<'_>,
+    plan: &Plan,
+    instance: &Instance,
+    replicate: &[Planned<'_>],
+) -> Replicated {
+    use workflows::ec2::{cross_account, same_account, source};
+    let source = source::take_snapshots(ctx, instance).await?;
+    let mut futures: Vec<OutcomeFuture<'_>> = Vec::new();
+    let source_ref = &source;
+    for p in replicate
+        .iter()
+        .filter(|p| p.workflow == Workflow::SameAccount)
+    {
+        futures.push(Box::pin(async move {
+            vec![same_account::replicate(ctx, source_ref, p).await]
+        }));
+    }
+    // Workflow B shares once per target account, however many Regions it has there.
+    for (account, group) in by_account(replicate, Workflow::CrossAccountEc2) {
+        futures.push(Box::pin(async move {
+            cross_account::replicate(ctx, source_ref, account, &group).await
+        }));
+    }
+    let outcomes = join_all(futures).await.into_iter().flatten().collect();
+    let place = PlaceReport {
+        account: plan.source_account.to_string(),
+        region: instance.region.clone(),
+        snapshots: source.iter().map(source::SourceSnapshot::report).collect(),
+    };
+    Ok((place, outcomes))
+}
+
+async fn replicate_rds(
+    ctx: &TaskContext<'_>,
+    plan: &Plan,
+    db: &DbInstance,
+    replicate: &[Planned<'_>],
+) -> Replicated {
+    use workflows::rds::{cross_account, same_account, source};
+    let source = source::take_snapshot(ctx, db).await?;
+    let mut futures: Vec<OutcomeFuture<'_>> = Vec::new();
+    let source_ref = &source;
+    for p in replicate
+        .iter()
+        .filter(|p| p.workflow == Workflow::SameAccount)
+    {
+        futures.push(Box::pin(async move {
+            vec![same_account::replicate(ctx, source_ref, p).await]
+        }));
+    }
+    // Workflow C shares once per target account, however many Regions it has there.
+    for (account, group) in by_account(replicate, Workflow::CrossAccountRds) {
+        futures.push(Box::pin(async move {
+            cross_account::replicate(ctx, source_ref, account, &group).await
+        }));
+    }
+    let outcomes = join_all(futures).await.into_iter().flatten().collect();
+    let place = PlaceReport {
+        account: plan.source_account.to_string(),
+        region: db.region.clone(),
+        snapshots: vec![source.report()],
+    };
+    Ok((place, outcomes))
+}
+
+/// The planned replicas of one cross-account workflow, grouped by target account.
+fn by_account<'p, 'a>(
+    replicate: &'p [Planned<'a>],
+    workflow: Workflow,
+) -> Vec<(&'a AccountId, Vec<Planned<'a>>)> {
+    let mut groups: Vec<(&'a AccountId, Vec<Planned<'a>>)> = Vec::new();
+    for p in replicate.iter().filter(|p| p.workflow == workflow) {
+        match groups.iter_mut().find(|(a, _)| *a == &p.target.account) {
+            Some((_, group)) => group.push(p.clone()),
+            None => groups.push((&p.target.account, vec![p.clone()])),
+        }
+    }
+    groups
 }

@@ -2,12 +2,12 @@
 //! inventory of the source account, and plan. Only read calls are made here, so an error found
 //! here leaves AWS untouched.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::ids::{AccountId, key_arn_parts};
-use crate::model::{Instance, KeyManager};
+use crate::ids::{AccountId, KeyRef, key_arn_parts};
+use crate::model::{KeyInfo, KeyManager, Resource};
 use crate::plan::{Estate, Plan, ResolvedTarget, plan};
-use crate::policy::{Policy, Selector};
+use crate::policy::{Policy, ResourceType, Selector};
 use crate::ports::{Access, Cloud, CloudError, RegionStatus};
 
 /// Why a session could not be planned.
@@ -47,6 +47,11 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
         }
     }
 
+    let has_rds = policy
+        .source
+        .resources
+        .iter()
+        .any(|r| r.resource_type == ResourceType::Rds);
     let mut targets = Vec::new();
     for (index, t) in policy.targets.iter().enumerate() {
         let field = format!("targets[{index}]");
@@ -83,50 +88,48 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
         }
         let key = match &t.kms_key {
             None => None,
-            Some(k) => match cloud.describe_key(&access, &t.region, k.as_str()).await {
-                Ok(info) => {
-                    if info.region != t.region {
-                        problems.push(format!(
-                            "{field}.kms_key = \"{k}\": the key is in {}, but replicas of this target \
-                             are made in {}; KMS keys are regional",
-                            info.region, t.region
-                        ));
-                    } else if info.manager == KeyManager::Aws {
-                        problems.push(format!(
-                            "{field}.kms_key = \"{k}\": {} is an AWS managed key; replicas must be \
-                             encrypted with a customer managed key",
-                            info.arn
-                        ));
-                    } else if let Some(why) = info.unusable_for_snapshots() {
-                        problems.push(format!("{field}.kms_key = \"{k}\": {why}"));
-                    }
-                    Some(info)
-                }
-                Err(e) if e.is_access_denied() => {
+            Some(k) => match resolve_key(cloud, &access, &account, &t.region, k).await? {
+                Ok(info) if info.manager == KeyManager::Aws => {
                     problems.push(format!(
-                        "{field}.kms_key = \"{k}\": the target's credentials ({access}) may not use \
-                         this key ({}); a key of another account needs a key policy that admits \
-                         account {account}",
-                        e.message
+                        "{field}.kms_key = \"{k}\": {} is an AWS managed key; replicas must be \
+                         encrypted with a customer managed key",
+                        info.arn
                     ));
                     None
                 }
-                Err(e) if e.is_not_found() => {
-                    problems.push(format!(
-                        "{field}.kms_key = \"{k}\": no such key in account {account} Region {} ({})",
-                        t.region, e.message
-                    ));
+                Ok(info) => Some(info),
+                Err(why) => {
+                    problems.push(format!("{field}.kms_key = \"{k}\": {why}"));
                     None
                 }
-                Err(e) => return Err(e.into()),
             },
         };
+        // RDS across accounts and Regions in two steps: the intermediate copy is made in each
+        // source Region, in the target account, with the staging key.
+        let mut staging_keys = BTreeMap::new();
+        if has_rds && account != source_account && !t.rds_single_step {
+            let default_key = KeyRef::AliasName("alias/aws/rds".into());
+            let staging = t.staging_kms_key.as_ref().unwrap_or(&default_key);
+            for region in policy.source.regions.iter().filter(|r| **r != t.region) {
+                match resolve_key(cloud, &access, &account, region, staging).await? {
+                    Ok(info) => {
+                        staging_keys.insert(region.clone(), info);
+                    }
+                    Err(why) => problems.push(format!(
+                        "{field}.staging_kms_key = \"{staging}\" (the key of the intermediate RDS \
+                         copy in {region}): {why}"
+                    )),
+                }
+            }
+        }
         targets.push(ResolvedTarget {
             index,
             account,
             region: t.region.clone(),
             access,
             key,
+            staging_keys,
+            rds_single_step: t.rds_single_step,
         });
     }
 
@@ -137,20 +140,35 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
     let mut messages = Vec::new();
     let mut seen = BTreeSet::new();
     for (i, sel) in policy.source.resources.iter().enumerate() {
-        let mut found: Vec<Instance> = Vec::new();
+        let mut found: Vec<Resource> = Vec::new();
         for region in &policy.source.regions {
-            found.extend(
-                cloud
-                    .find_instances(&source_access, region, &sel.selector)
-                    .await?,
-            );
+            match sel.resource_type {
+                ResourceType::Ec2 => found.extend(
+                    cloud
+                        .find_instances(&source_access, region, &sel.selector)
+                        .await?
+                        .into_iter()
+                        .map(Resource::Ec2),
+                ),
+                ResourceType::Rds => found.extend(
+                    cloud
+                        .find_db_instances(&source_access, region, &sel.selector)
+                        .await?
+                        .into_iter()
+                        .map(Resource::Rds),
+                ),
+            }
         }
+        let kind = match sel.resource_type {
+            ResourceType::Ec2 => "EC2 instance",
+            ResourceType::Rds => "DB instance",
+        };
         match &sel.selector {
             Selector::Ids(ids) => {
                 for (j, id) in ids.iter().enumerate() {
-                    if !found.iter().any(|inst| &inst.id == id) {
+                    if !found.iter().any(|r| r.id() == id) {
                         problems.push(format!(
-                            "source.resources[{i}].ids[{j}] = \"{id}\": no such instance in account \
+                            "source.resources[{i}].ids[{j}] = \"{id}\": no such {kind} in account \
                              {source_account}, Regions {}",
                             policy.source.regions.join(", ")
                         ));
@@ -158,16 +176,19 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
                 }
             }
             Selector::Tags(tags) if found.is_empty() => messages.push(format!(
-                "source.resources[{i}]: no instance in account {source_account}, Regions {} has the \
+                "source.resources[{i}]: no {kind} in account {source_account}, Regions {} has the \
                  tags {}",
                 policy.source.regions.join(", "),
-                tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+                tags.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
             Selector::Tags(_) => {}
         }
-        for inst in found {
-            if seen.insert(inst.id.clone()) {
-                estate.instances.push(inst);
+        for resource in found {
+            if seen.insert((resource.type_name(), resource.id().to_owned())) {
+                estate.resources.push(resource);
             }
         }
     }
@@ -176,9 +197,16 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
     }
 
     let key_arns: BTreeSet<String> = estate
-        .instances
+        .resources
         .iter()
-        .flat_map(|i| i.volumes.iter().filter_map(|v| v.kms_key_id.clone()))
+        .flat_map(|r| match r {
+            Resource::Ec2(i) => i
+                .volumes
+                .iter()
+                .filter_map(|v| v.kms_key_id.clone())
+                .collect::<Vec<_>>(),
+            Resource::Rds(d) => d.kms_key_id.iter().cloned().collect(),
+        })
         .collect();
     for arn in key_arns {
         let region = key_arn_parts(&arn).map(|(r, _)| r);
@@ -202,6 +230,41 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
         plan: plan(&policy.name, &source_account, &targets, &estate, messages),
         source_access,
     })
+}
+
+/// Resolves a key named in the policy, for use in `region` by `access`: the key, or why it
+/// cannot serve (missing, not readable by these credentials, another Region, not usable).
+async fn resolve_key(
+    cloud: &dyn Cloud,
+    access: &Access,
+    account: &AccountId,
+    region: &str,
+    key: &KeyRef,
+) -> Result<Result<KeyInfo, String>, CloudError> {
+    Ok(
+        match cloud.describe_key(access, region, key.as_str()).await {
+            // KMS keys are regional: a copy's key must be in the Region the copy is made in.
+            Ok(info) if info.region != region => Err(format!(
+                "the key is in {}, but it is used in {region}; KMS keys are regional (use the key's \
+             replica in {region}, or alias/NAME for a key of that Region)",
+                info.region
+            )),
+            Ok(info) => match info.unusable_for_snapshots() {
+                Some(why) => Err(why),
+                None => Ok(info),
+            },
+            Err(e) if e.is_access_denied() => Err(format!(
+                "the credentials used there ({access}) may not use this key ({}); a key of another \
+             account needs a key policy that admits account {account}",
+                e.message
+            )),
+            Err(e) if e.is_not_found() => Err(format!(
+                "no such key in account {account} Region {region} ({})",
+                e.message
+            )),
+            Err(e) => return Err(e),
+        },
+    )
 }
 
 /// What STS and EC2 say about each set of credentials, asked once.

@@ -1,7 +1,7 @@
 //! One test per planner rule (see the module documentation of `plan`).
 
 use super::*;
-use crate::model::Volume;
+use crate::model::{DbInstance, Volume};
 
 const SOURCE: &str = "111111111111";
 const OTHER: &str = "222222222222";
@@ -55,17 +55,30 @@ fn target(acc: &str, key_arn: Option<&str>) -> ResolvedTarget {
         region: "eu-west-1".into(),
         access: Access::ambient(),
         key: key_arn.map(|k| key(k, KeyManager::Customer)),
+        staging_keys: BTreeMap::new(),
+        rds_single_step: false,
     }
 }
 
 fn estate(instance: Instance) -> Estate {
     let mut e = Estate {
-        instances: vec![instance],
+        resources: vec![Resource::Ec2(instance)],
         ..Estate::default()
     };
     e.keys.insert(CMK.into(), key(CMK, KeyManager::Customer));
     e.keys.insert(AWS_EBS.into(), key(AWS_EBS, KeyManager::Aws));
     e
+}
+
+fn replicated(workflow: Workflow, kms_key_id: Option<String>) -> Decision {
+    Decision::Replicate {
+        workflow,
+        kms_key_id,
+        staging_kms_key_id: None,
+        single_step: false,
+        warnings: vec![],
+        notes: vec![],
+    }
 }
 
 fn decision(t: ResolvedTarget, e: &Estate) -> Decision {
@@ -81,11 +94,7 @@ fn same_account_with_a_target_key_uses_workflow_a() {
     );
     assert_eq!(
         d,
-        Decision::Replicate {
-            workflow: Workflow::SameAccount,
-            kms_key_id: Some(SAME_ACCOUNT_KEY.into()),
-            warnings: vec![]
-        }
+        replicated(Workflow::SameAccount, Some(SAME_ACCOUNT_KEY.into()))
     );
 }
 
@@ -97,11 +106,7 @@ fn another_account_with_customer_keys_uses_workflow_b() {
     );
     assert_eq!(
         d,
-        Decision::Replicate {
-            workflow: Workflow::CrossAccountEc2,
-            kms_key_id: Some(TARGET_KEY.into()),
-            warnings: vec![]
-        }
+        replicated(Workflow::CrossAccountEc2, Some(TARGET_KEY.into()))
     );
 }
 
@@ -189,11 +194,7 @@ fn unencrypted_volumes_are_copied_encrypted_when_a_target_key_is_given() {
     );
     assert_eq!(
         d,
-        Decision::Replicate {
-            workflow: Workflow::CrossAccountEc2,
-            kms_key_id: Some(TARGET_KEY.into()),
-            warnings: vec![]
-        }
+        replicated(Workflow::CrossAccountEc2, Some(TARGET_KEY.into()))
     );
 }
 
@@ -207,6 +208,7 @@ fn unencrypted_volumes_without_a_target_key_are_copied_as_they_are_with_a_warnin
         workflow,
         kms_key_id,
         warnings,
+        ..
     } = &d
     else {
         panic!("{d:?}")
@@ -287,4 +289,156 @@ fn each_target_is_decided_on_its_own() {
         .collect();
     assert_eq!(statuses, [Status::Success, Status::Failed]);
     assert_eq!(p.expected_status(), Status::Failed);
+}
+
+// ---------------------------------------------------------------- RDS
+
+const RDS_CMK: &str = "arn:aws:kms:us-east-1:111111111111:key/55555555-5555-5555-5555-555555555555";
+const AWS_RDS: &str = "arn:aws:kms:us-east-1:111111111111:key/66666666-6666-6666-6666-666666666666";
+const STAGING: &str = "arn:aws:kms:us-east-1:222222222222:key/77777777-7777-7777-7777-777777777777";
+
+fn db(key_arn: Option<&str>) -> DbInstance {
+    DbInstance {
+        id: "orders-db".into(),
+        arn: "arn:aws:rds:us-east-1:111111111111:db:orders-db".into(),
+        region: "us-east-1".into(),
+        engine: "postgres".into(),
+        encrypted: key_arn.is_some(),
+        kms_key_id: key_arn.map(str::to_owned),
+        cluster: None,
+    }
+}
+
+fn rds_estate(db: DbInstance) -> Estate {
+    let mut e = Estate {
+        resources: vec![Resource::Rds(db)],
+        ..Estate::default()
+    };
+    e.keys
+        .insert(RDS_CMK.into(), key(RDS_CMK, KeyManager::Customer));
+    e.keys.insert(AWS_RDS.into(), key(AWS_RDS, KeyManager::Aws));
+    e
+}
+
+fn cross_account_target(staging: bool) -> ResolvedTarget {
+    let mut t = target(OTHER, Some(TARGET_KEY));
+    if staging {
+        t.staging_keys
+            .insert("us-east-1".into(), key(STAGING, KeyManager::Customer));
+    }
+    t
+}
+
+#[test]
+fn rds_in_the_same_account_uses_workflow_a() {
+    let d = decision(
+        target(SOURCE, Some(SAME_ACCOUNT_KEY)),
+        &rds_estate(db(Some(RDS_CMK))),
+    );
+    assert_eq!(
+        d,
+        replicated(Workflow::SameAccount, Some(SAME_ACCOUNT_KEY.into()))
+    );
+}
+
+#[test]
+fn rds_across_accounts_and_regions_copies_twice_through_the_staging_key() {
+    let d = decision(cross_account_target(true), &rds_estate(db(Some(RDS_CMK))));
+    let Decision::Replicate {
+        workflow,
+        kms_key_id,
+        staging_kms_key_id,
+        single_step,
+        notes,
+        ..
+    } = &d
+    else {
+        panic!("{d:?}")
+    };
+    assert_eq!(*workflow, Workflow::CrossAccountRds);
+    assert_eq!(kms_key_id.as_deref(), Some(TARGET_KEY));
+    assert_eq!(staging_kms_key_id.as_deref(), Some(STAGING));
+    assert!(!single_step);
+    assert!(notes[0].contains("non-incremental"), "{notes:?}");
+    assert_eq!(d.status(), Status::Success);
+}
+
+#[test]
+fn rds_across_accounts_in_the_source_region_copies_once() {
+    let mut t = cross_account_target(false);
+    t.region = "us-east-1".into();
+    let d = decision(t, &rds_estate(db(Some(RDS_CMK))));
+    let Decision::Replicate {
+        staging_kms_key_id,
+        single_step,
+        ..
+    } = &d
+    else {
+        panic!("{d:?}")
+    };
+    assert_eq!((staging_kms_key_id, single_step), (&None, &false));
+}
+
+#[test]
+fn rds_single_step_copies_once_across_accounts_and_regions() {
+    let mut t = cross_account_target(false);
+    t.rds_single_step = true;
+    let d = decision(t, &rds_estate(db(Some(RDS_CMK))));
+    let Decision::Replicate {
+        staging_kms_key_id,
+        single_step,
+        ..
+    } = &d
+    else {
+        panic!("{d:?}")
+    };
+    assert_eq!((staging_kms_key_id, single_step), (&None, &true));
+}
+
+#[test]
+fn rds_under_the_aws_managed_key_across_accounts_fails_naming_db_key_and_remedy() {
+    let d = decision(cross_account_target(true), &rds_estate(db(Some(AWS_RDS))));
+    let Decision::Refuse { reason } = &d else {
+        panic!("{d:?}")
+    };
+    for needle in ["orders-db", AWS_RDS, "aws/rds", "customer managed key"] {
+        assert!(reason.contains(needle), "{needle}: {reason}");
+    }
+}
+
+#[test]
+fn encrypted_rds_without_target_key_is_a_warning_and_no_replica() {
+    let d = decision(target(SOURCE, None), &rds_estate(db(Some(RDS_CMK))));
+    assert!(matches!(d, Decision::Skip { .. }), "{d:?}");
+}
+
+#[test]
+fn an_aurora_member_is_skipped_with_a_warning_and_not_snapshotted() {
+    let mut member = db(Some(RDS_CMK));
+    member.cluster = Some("orders-cluster".into());
+    let p = plan(
+        "p",
+        &account(SOURCE),
+        &[target(SOURCE, Some(SAME_ACCOUNT_KEY))],
+        &rds_estate(member),
+        vec![],
+    );
+    assert!(!p.tasks[0].take_snapshot);
+    let Decision::Skip { reason } = &p.tasks[0].targets[0].decision else {
+        panic!()
+    };
+    assert!(reason.contains("Aurora"), "{reason}");
+}
+
+#[test]
+fn govcloud_cross_region_rds_copies_are_refused_before_any_change() {
+    let mut govdb = db(Some(RDS_CMK));
+    govdb.region = "us-gov-west-1".into();
+    let mut t = target(SOURCE, Some(SAME_ACCOUNT_KEY));
+    t.region = "us-gov-east-1".into();
+    let d = decision(t, &rds_estate(govdb));
+    let Decision::Refuse { reason } = &d else {
+        panic!("{d:?}")
+    };
+    assert!(reason.contains("presigned URL"), "{reason}");
 }

@@ -227,6 +227,49 @@ fn every_problem_is_reported_at_once() {
 }
 
 #[test]
+fn rds_selections_take_db_instance_identifiers() {
+    let text = r#"
+name = "p"
+[source]
+regions = ["us-east-1"]
+[[source.resources]]
+type = "rds"
+ids = ["orders-db", "1db", "bad--name", "trailing-"]
+[[targets]]
+region = "eu-west-1"
+"#;
+    assert_eq!(
+        fields(text),
+        [
+            "source.resources[0].ids[1]",
+            "source.resources[0].ids[2]",
+            "source.resources[0].ids[3]"
+        ]
+    );
+}
+
+#[test]
+fn rds_target_options_are_parsed_and_checked() {
+    let ok = policy(
+        "[[targets]]\naccount = \"222222222222\"\nregion = \"eu-west-1\"\nstaging_kms_key = \"alias/staging\"\nrds_single_step = true\n",
+    );
+    let p = Policy::from_toml(&ok).unwrap();
+    assert!(p.targets[0].rds_single_step);
+    assert_eq!(
+        p.targets[0].staging_kms_key,
+        Some(KeyRef::AliasName("alias/staging".into()))
+    );
+    let bad = policy("[[targets]]\nregion = \"eu-west-1\"\nstaging_kms_key = \"nope\"\n");
+    assert_eq!(fields(&bad), ["targets[0].staging_kms_key"]);
+    match Policy::from_toml(&policy(
+        "[[targets]]\nregion = \"eu-west-1\"\nrds_single_step = \"yes\"\n",
+    )) {
+        Err(PolicyError::Syntax(msg)) => assert!(msg.contains("rds_single_step"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn wrong_value_types_are_syntax_errors_naming_the_key() {
     match Policy::from_toml("name = 3\n[source]\nregions=[\"us-east-1\"]\n") {
         Err(PolicyError::Syntax(msg)) => assert!(msg.contains("name"), "{msg}"),

@@ -1,22 +1,22 @@
 //! The SPEC's workflows, one file each, and what they share: the task context, recorded steps,
-//! and waiting for snapshots to finish.
+//! waiting for snapshots to finish, retrying quota refusals.
 //!
-//! - [`source`]: step 1 of every workflow, the source snapshots of the instance.
-//! - [`same_account`]: workflow A, a copy to the target Region in the source account.
-//! - [`cross_account_ec2`]: workflow B, share, copy in the target account, unshare.
+//! - [`ec2`]: EC2 instances: workflow A (same account) and workflow B (another account).
+//! - [`rds`]: RDS DB instances: workflow A (same account) and workflow C (another account).
+//!
+//! Aurora clusters would get a sibling module of their own.
 
-mod copy;
-pub mod cross_account_ec2;
-pub mod same_account;
-pub mod source;
+pub mod ec2;
+pub mod rds;
 
 use std::future::Future;
 use std::time::Duration;
 
 use crate::clock::utc_now;
-use crate::engine::{CopySlots, EngineConfig, Interrupt, Record};
+use crate::engine::{CopySlots, EngineConfig, Interrupt, Record, Service};
 use crate::ids::AccountId;
-use crate::model::{Instance, SnapshotState, SnapshotStatus, Tag, tags};
+use crate::model::{DbSnapshotStatus, Resource, SnapshotState, SnapshotStatus, Tag, tags};
+use crate::plan::{ResolvedTarget, Workflow};
 use crate::ports::{Access, Cloud, CloudError};
 use crate::report::{PlaceReport, StepRecord};
 use crate::status::Status;
@@ -32,7 +32,19 @@ pub struct TaskContext<'a> {
     pub policy: &'a str,
     pub source_account: &'a AccountId,
     pub source_access: &'a Access,
-    pub instance: &'a Instance,
+    pub resource: &'a Resource,
+}
+
+/// A replica the plan asks for: where, by which workflow, with which keys.
+#[derive(Clone, Debug)]
+pub struct Planned<'a> {
+    pub target: &'a ResolvedTarget,
+    pub workflow: Workflow,
+    pub kms_key_id: Option<&'a str>,
+    /// RDS workflow C in two steps: the key of the intermediate copy.
+    pub staging_kms_key_id: Option<&'a str>,
+    /// RDS workflow C in one copy.
+    pub single_step: bool,
 }
 
 /// How one target of one resource ended.
@@ -83,14 +95,14 @@ impl TaskContext<'_> {
     {
         let started_at = utc_now();
         self.recorder
-            .progress(&self.instance.id, &format!("{step} ({place})"));
+            .progress(self.resource.id(), &format!("{step} ({place})"));
         let result = work.await;
         let (outcome, detail) = match &result {
             Ok(v) => ("ok", detail(v)),
             Err(e) => ("failed", e.clone()),
         };
         self.recorder.step(&StepRecord {
-            resource_id: self.instance.id.clone(),
+            resource_id: self.resource.id().to_owned(),
             step: step.to_owned(),
             place: place.to_owned(),
             started_at,
@@ -106,7 +118,7 @@ impl TaskContext<'_> {
         vec![
             Tag::new(tags::POLICY, self.policy),
             Tag::new(tags::SESSION, self.session_id),
-            Tag::new(tags::RESOURCE, &self.instance.id),
+            Tag::new(tags::RESOURCE, self.resource.id()),
             Tag::new(tags::KIND, kind),
         ]
     }
@@ -115,6 +127,7 @@ impl TaskContext<'_> {
     /// so that no orphan is left; says what could not be deleted.
     pub async fn discard(
         &self,
+        service: Service,
         access: &Access,
         region: &str,
         place: &str,
@@ -124,10 +137,11 @@ impl TaskContext<'_> {
         for id in snapshot_ids {
             let result = self
                 .step("discard", place, |_| id.clone(), async {
-                    self.cloud
-                        .delete_snapshot(access, region, id)
-                        .await
-                        .map_err(|e| e.to_string())
+                    match service {
+                        Service::Ebs => self.cloud.delete_snapshot(access, region, id).await,
+                        Service::Rds => self.cloud.delete_db_snapshot(access, region, id).await,
+                    }
+                    .map_err(|e| e.to_string())
                 })
                 .await;
             if let Err(e) = result {
@@ -139,14 +153,47 @@ impl TaskContext<'_> {
         left
     }
 
-    /// Polls `DescribeSnapshots` for a batch of snapshots, backing off, until each has completed
-    /// or failed. One call covers the whole batch.
+    /// Polls `DescribeSnapshots` for a batch of EBS snapshots until each has completed or
+    /// failed. One call covers the whole batch.
     pub async fn wait_for_snapshots(
         &self,
         access: &Access,
         region: &str,
         snapshot_ids: &[String],
     ) -> Result<Vec<SnapshotStatus>, String> {
+        self.wait_until_done(region, snapshot_ids, || {
+            self.cloud.describe_snapshots(access, region, snapshot_ids)
+        })
+        .await
+    }
+
+    /// Polls `DescribeDBSnapshots` for a batch of DB snapshots until each is available or
+    /// failed. One call covers the whole batch.
+    pub async fn wait_for_db_snapshots(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_ids: &[String],
+    ) -> Result<Vec<DbSnapshotStatus>, String> {
+        self.wait_until_done(region, snapshot_ids, || {
+            self.cloud
+                .describe_db_snapshots(access, region, snapshot_ids)
+        })
+        .await
+    }
+
+    /// Asks `describe` for the snapshots, backing off between polls, until each has ended.
+    async fn wait_until_done<S, F, Fut>(
+        &self,
+        region: &str,
+        snapshot_ids: &[String],
+        describe: F,
+    ) -> Result<Vec<S>, String>
+    where
+        S: Progressing,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Vec<S>, CloudError>>,
+    {
         let mut interval = self.config.poll_initial;
         let mut unseen_rounds = 0;
         loop {
@@ -156,47 +203,80 @@ impl TaskContext<'_> {
                     snapshot_ids.join(", ")
                 )
             })?;
-            let statuses = self
-                .cloud
-                .describe_snapshots(access, region, snapshot_ids)
-                .await
-                .map_err(|e| e.to_string())?;
-            let missing: Vec<&String> = snapshot_ids
+            let statuses = describe().await.map_err(|e| e.to_string())?;
+            let missing: Vec<&str> = snapshot_ids
                 .iter()
-                .filter(|id| !statuses.iter().any(|s| &s.id == *id))
+                .filter(|id| !statuses.iter().any(|s| s.id() == id.as_str()))
+                .map(String::as_str)
                 .collect();
             if !missing.is_empty() {
-                // Just created, so DescribeSnapshots may lag behind (eventual consistency); a
-                // snapshot that stays invisible was deleted by someone else.
+                // Just created, so Describe* may lag behind (eventual consistency); a snapshot
+                // that stays invisible was deleted by someone else.
                 unseen_rounds += 1;
                 if unseen_rounds > MAX_UNSEEN_ROUNDS {
                     return Err(format!(
                         "snapshot(s) {} disappeared from {region} before completing",
-                        missing
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        missing.join(", ")
                     ));
                 }
             } else if statuses
                 .iter()
-                .all(|s| matches!(s.state, SnapshotState::Completed | SnapshotState::Error))
+                .all(|s| matches!(s.state(), SnapshotState::Completed | SnapshotState::Error))
             {
                 return Ok(statuses);
             } else {
                 let percent: u32 = statuses
                     .iter()
-                    .map(|s| u32::from(s.progress.unwrap_or(0)))
+                    .map(|s| u32::from(s.progress().unwrap_or(0)))
                     .sum::<u32>()
                     / statuses.len().max(1) as u32;
                 self.recorder.progress(
-                    &self.instance.id,
+                    self.resource.id(),
                     &format!("{} snapshot(s) in {region}: {percent}%", statuses.len()),
                 );
             }
             interval = next_interval(interval, self.config.poll_max);
         }
+    }
+}
+
+/// A snapshot whose end is waited for: EBS or RDS.
+pub trait Progressing {
+    fn id(&self) -> &str;
+    fn state(&self) -> SnapshotState;
+    fn progress(&self) -> Option<u8>;
+    /// What AWS says about a failure.
+    fn message(&self) -> Option<&str>;
+}
+
+impl Progressing for SnapshotStatus {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn state(&self) -> SnapshotState {
+        self.state
+    }
+    fn progress(&self) -> Option<u8> {
+        self.progress
+    }
+    fn message(&self) -> Option<&str> {
+        self.state_message.as_deref()
+    }
+}
+
+impl Progressing for DbSnapshotStatus {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn state(&self) -> SnapshotState {
+        DbSnapshotStatus::state(self)
+    }
+    fn progress(&self) -> Option<u8> {
+        self.progress
+    }
+    fn message(&self) -> Option<&str> {
+        // RDS has no state message: the status itself (failed, incompatible-*) is all it says.
+        None
     }
 }
 
@@ -217,7 +297,7 @@ impl TaskContext<'_> {
                 Err(e) if e.is_quota() => {
                     let wait = jitter(delay);
                     self.recorder.progress(
-                        &self.instance.id,
+                        self.resource.id(),
                         &format!(
                             "{what}: AWS quota reached ({}), trying again in {:.1}s",
                             e.code.as_deref().unwrap_or_default(),
@@ -248,20 +328,36 @@ fn next_interval(current: Duration, max: Duration) -> Duration {
 }
 
 /// The snapshots among `statuses` that ended in `error`, with AWS's state message.
-pub fn errors(statuses: &[SnapshotStatus]) -> Vec<String> {
+pub fn errors<S: Progressing>(statuses: &[S]) -> Vec<String> {
     statuses
         .iter()
-        .filter(|s| s.state == SnapshotState::Error)
+        .filter(|s| s.state() == SnapshotState::Error)
         .map(|s| {
             format!(
                 "snapshot {} ended in state error: {}",
-                s.id,
-                s.state_message
-                    .as_deref()
-                    .unwrap_or("AWS gave no state message")
+                s.id(),
+                s.message().unwrap_or("AWS gave no state message")
             )
         })
         .collect()
+}
+
+/// A copy across accounts that failed on a key is nearly always the source key's policy: say
+/// which keys and what they must allow. https://docs.aws.amazon.com/ebs/latest/userguide/share-kms-key.html
+pub fn with_key_hint(error: String, source_keys: &[&str], account: &AccountId) -> String {
+    let lower = error.to_ascii_lowercase();
+    if !(lower.contains("key") || lower.contains("kms")) || source_keys.is_empty() {
+        return error;
+    }
+    let mut keys = source_keys.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    format!(
+        "{error}. Check that the key policy of the source key {} admits account {account} \
+         (kms:DescribeKey, kms:CreateGrant, kms:Decrypt, kms:ReEncrypt*, kms:GenerateDataKey*) \
+         and that the target role's IAM policy allows the same actions on it",
+        keys.join(", ")
+    )
 }
 
 #[cfg(test)]

@@ -4,14 +4,14 @@
 //! if any copy fails, the copies already made are deleted.
 
 use crate::clock::utc_now;
-use crate::engine::Interrupted;
+use crate::engine::{Interrupted, Service};
 use crate::model::{Tag, tags};
 use crate::plan::ResolvedTarget;
 use crate::ports::CopyRequest;
 use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
 
 use super::source::SourceSnapshot;
-use super::{TaskContext, errors};
+use crate::workflows::{TaskContext, errors};
 
 pub async fn copy_restore_point(
     ctx: &TaskContext<'_>,
@@ -19,20 +19,21 @@ pub async fn copy_restore_point(
     target: &ResolvedTarget,
     kms_key_arn: Option<&str>,
 ) -> Result<PlaceReport, String> {
-    let instance = ctx.instance;
+    let resource_id = ctx.resource.id();
+    let source_region = ctx.resource.region();
     let place = format!("{}/{}", target.account, target.region);
     let access = &target.access;
 
     // Held until the copies have ended: AWS counts a copy against the quota while it runs.
     if !ctx
         .slots
-        .available(&target.account, &target.region, source.len())
+        .available(Service::Ebs, &target.account, &target.region, source.len())
     {
         ctx.recorder
-            .progress(&instance.id, &format!("waiting for a copy slot in {place}"));
+            .progress(resource_id, &format!("waiting for a copy slot in {place}"));
     }
     let _slots = tokio::select! {
-        permit = ctx.slots.acquire(&target.account, &target.region, source.len()) => permit,
+        permit = ctx.slots.acquire(Service::Ebs, &target.account, &target.region, source.len()) => permit,
         () = ctx.interrupt.raised() => {
             return Err(format!("{Interrupted} while waiting for a copy slot in {place}"));
         }
@@ -49,18 +50,18 @@ pub async fn copy_restore_point(
             Tag::new(tags::VOLUME, &s.volume_id),
             Tag::new(tags::SOURCE_SNAPSHOT, &s.snapshot_id),
             Tag::new(tags::SOURCE_ACCOUNT, ctx.source_account.as_str()),
-            Tag::new(tags::SOURCE_REGION, &instance.region),
+            Tag::new(tags::SOURCE_REGION, source_region),
         ]);
         if let Some(device) = &s.device {
             tags.push(Tag::new(tags::DEVICE, device));
         }
         let request = CopyRequest {
-            source_region: instance.region.clone(),
+            source_region: source_region.to_owned(),
             source_snapshot_id: s.snapshot_id.clone(),
             kms_key_arn: kms_key_arn.map(str::to_owned),
             description: format!(
                 "snaprelay {}: replica of {} ({} of {})",
-                ctx.policy, s.snapshot_id, s.volume_id, instance.id
+                ctx.policy, s.snapshot_id, s.volume_id, resource_id
             ),
             tags,
         };
@@ -137,7 +138,7 @@ pub async fn copy_restore_point(
     ctx.recorder.restore_point(&RestorePoint {
         policy: ctx.policy.to_owned(),
         resource_type: "ec2".into(),
-        resource_id: instance.id.clone(),
+        resource_id: resource_id.to_owned(),
         kind: "replica".into(),
         created_at: utc_now(),
         place: replica.clone(),
@@ -155,7 +156,7 @@ async fn discarding(
     let ids: Vec<String> = copies.iter().map(|(id, _)| id.clone()).collect();
     let mut message = vec![error];
     message.extend(
-        ctx.discard(&target.access, &target.region, place, &ids)
+        ctx.discard(Service::Ebs, &target.access, &target.region, place, &ids)
             .await,
     );
     message.join("; ")

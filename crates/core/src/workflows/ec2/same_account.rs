@@ -2,20 +2,15 @@
 //! 1. the source snapshots (taken once per resource, see [`super::source`]);
 //! 2. a copy to the target Region, re-encrypted with the target key, using the target role.
 
-use crate::plan::ResolvedTarget;
-
 use super::copy::copy_restore_point;
 use super::source::SourceSnapshot;
-use super::{TargetOutcome, TaskContext};
+use crate::workflows::{Planned, TargetOutcome, TaskContext};
 
 pub async fn replicate(
     ctx: &TaskContext<'_>,
     source: &[SourceSnapshot],
-    target: &ResolvedTarget,
-    kms_key_arn: Option<&str>,
+    planned: &Planned<'_>,
 ) -> TargetOutcome {
-    TargetOutcome::of(
-        target.index,
-        copy_restore_point(ctx, source, target, kms_key_arn).await,
-    )
+    let replica = copy_restore_point(ctx, source, planned.target, planned.kms_key_id).await;
+    TargetOutcome::of(planned.target.index, replica)
 }

@@ -10,45 +10,20 @@
 
 use crate::engine::Interrupted;
 use crate::ids::AccountId;
-use crate::plan::ResolvedTarget;
 use crate::status::Status;
 
 use super::copy::copy_restore_point;
 use super::source::SourceSnapshot;
-use super::{TargetOutcome, TaskContext};
-
-/// A copy that failed on a key is, across accounts, nearly always the source key's policy:
-/// say which keys and what they must allow.
-/// https://docs.aws.amazon.com/ebs/latest/userguide/share-kms-key.html
-fn with_key_hint(error: String, source: &[SourceSnapshot], account: &AccountId) -> String {
-    if !error.to_ascii_lowercase().contains("key") {
-        return error;
-    }
-    let mut keys: Vec<&str> = source
-        .iter()
-        .filter_map(|s| s.kms_key_id.as_deref())
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    if keys.is_empty() {
-        return error;
-    }
-    format!(
-        "{error}. Check that the key policy of the source key {} admits account {account} \
-         (kms:DescribeKey, kms:CreateGrant, kms:Decrypt, kms:ReEncrypt*, kms:GenerateDataKey*) \
-         and that the target role's IAM policy allows the same actions on it",
-        keys.join(", ")
-    )
-}
+use crate::workflows::{Planned, TargetOutcome, TaskContext, with_key_hint};
 
 /// Replicates to every target in `account` (one share serves all its Regions).
 pub async fn replicate(
     ctx: &TaskContext<'_>,
     source: &[SourceSnapshot],
     account: &AccountId,
-    targets: &[(&ResolvedTarget, Option<String>)],
+    targets: &[Planned<'_>],
 ) -> Vec<TargetOutcome> {
-    let region = ctx.instance.region.as_str();
+    let region = ctx.resource.region();
     let place = format!("{}/{region}", ctx.source_account);
 
     // Step 2: share.
@@ -95,14 +70,19 @@ pub async fn replicate(
     let mut outcomes: Vec<TargetOutcome> = match share_error {
         Some(e) => targets
             .iter()
-            .map(|(t, _)| TargetOutcome::failed(t.index, e.clone()))
+            .map(|p| TargetOutcome::failed(p.target.index, e.clone()))
             .collect(),
         None => {
-            let copies = targets.iter().map(|(target, key)| async move {
-                let replica = copy_restore_point(ctx, source, target, key.as_deref())
+            let source_keys: Vec<&str> = source
+                .iter()
+                .filter_map(|s| s.kms_key_id.as_deref())
+                .collect();
+            let source_keys = &source_keys;
+            let copies = targets.iter().map(|p| async move {
+                let replica = copy_restore_point(ctx, source, p.target, p.kms_key_id)
                     .await
-                    .map_err(|e| with_key_hint(e, source, account));
-                TargetOutcome::of(target.index, replica)
+                    .map_err(|e| with_key_hint(e, source_keys, account));
+                TargetOutcome::of(p.target.index, replica)
             });
             futures_util::future::join_all(copies).await
         }

@@ -2,9 +2,11 @@
 //! taken with the source role, waited for until completed, recorded as the source restore point.
 
 use crate::clock::utc_now;
+use crate::engine::Service;
+use crate::model::Instance;
 use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
 
-use super::{TaskContext, errors};
+use crate::workflows::{TaskContext, errors};
 
 /// A completed snapshot of one source volume.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,8 +34,10 @@ impl SourceSnapshot {
 
 /// Takes, waits for and records the source restore point. On failure the snapshots already
 /// made are deleted (a restore point is kept whole or not at all) and the error is returned.
-pub async fn take_snapshots(ctx: &TaskContext<'_>) -> Result<Vec<SourceSnapshot>, String> {
-    let instance = ctx.instance;
+pub async fn take_snapshots(
+    ctx: &TaskContext<'_>,
+    instance: &Instance,
+) -> Result<Vec<SourceSnapshot>, String> {
     let region = instance.region.as_str();
     let access = ctx.source_access;
     let place = format!("{}/{region}", ctx.source_account);
@@ -85,7 +89,10 @@ pub async fn take_snapshots(ctx: &TaskContext<'_>) -> Result<Vec<SourceSnapshot>
         Ok(s) => s,
         Err(e) => {
             let mut message = vec![e];
-            message.extend(ctx.discard(access, region, &place, &ids).await);
+            message.extend(
+                ctx.discard(Service::Ebs, access, region, &place, &ids)
+                    .await,
+            );
             return Err(message.join("; "));
         }
     };

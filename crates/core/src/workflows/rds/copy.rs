@@ -1,0 +1,92 @@
+//! One `CopyDBSnapshot` into (account, Region), within the RDS copy quota, waited for until
+//! `available`; a copy that fails is deleted so that nothing half-made is left.
+
+use crate::engine::{Interrupted, Service};
+use crate::ids::AccountId;
+use crate::model::DbSnapshotStatus;
+use crate::ports::{Access, DbCopyRequest};
+use crate::workflows::{TaskContext, errors};
+
+pub struct DbCopy<'a> {
+    pub access: &'a Access,
+    pub account: &'a AccountId,
+    pub region: &'a str,
+    pub request: DbCopyRequest,
+}
+
+pub async fn copy_db_snapshot(
+    ctx: &TaskContext<'_>,
+    copy: DbCopy<'_>,
+) -> Result<DbSnapshotStatus, String> {
+    let DbCopy {
+        access,
+        account,
+        region,
+        request,
+    } = copy;
+    let place = format!("{account}/{region}");
+    // Held until the copy has ended: RDS counts it against the quota while it runs.
+    if !ctx.slots.available(Service::Rds, account, region, 1) {
+        ctx.recorder.progress(
+            ctx.resource.id(),
+            &format!("waiting for an RDS copy slot in {place}"),
+        );
+    }
+    let _slot = tokio::select! {
+        permit = ctx.slots.acquire(Service::Rds, account, region, 1) => permit,
+        () = ctx.interrupt.raised() => {
+            return Err(format!("{Interrupted} while waiting for an RDS copy slot in {place}"));
+        }
+    };
+    if ctx.interrupt.is_raised() {
+        return Err(format!(
+            "{Interrupted} before {} was copied",
+            request.source_arn
+        ));
+    }
+    // CopyDBSnapshot is called in the destination Region; the source is named by its ARN,
+    // which is required for a snapshot of another Region or account:
+    // https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CopyDBSnapshot.html
+    let copied = ctx
+        .step(
+            "copy",
+            &place,
+            |c: &DbSnapshotStatus| format!("{} from {}", c.arn, request.source_arn),
+            async {
+                ctx.retrying_quota("copy", || {
+                    ctx.cloud.copy_db_snapshot(access, region, &request)
+                })
+                .await
+                .map_err(|e| format!("could not copy {} to {place}: {e}", request.source_arn))
+            },
+        )
+        .await?;
+    let ids = vec![request.target_id.clone()];
+    let waited = ctx
+        .step("wait-copy", &place, |_| "available".to_owned(), async {
+            let statuses = ctx
+                .wait_for_db_snapshots(access, region, &ids)
+                .await
+                .map_err(|e| format!("could not follow the copy in {place}: {e}"))?;
+            let failed = errors(&statuses);
+            match statuses.into_iter().next() {
+                Some(s) if failed.is_empty() => Ok(s),
+                _ => Err(format!("copy to {place} failed: {}", failed.join("; "))),
+            }
+        })
+        .await;
+    match waited {
+        Ok(status) => Ok(DbSnapshotStatus {
+            kms_key_id: status.kms_key_id.or(copied.kms_key_id),
+            ..status
+        }),
+        Err(e) => {
+            let mut message = vec![e];
+            message.extend(
+                ctx.discard(Service::Rds, access, region, &place, &ids)
+                    .await,
+            );
+            Err(message.join("; "))
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Step 1 of the RDS workflows: a DB snapshot of the instance, taken with the source role,
+//! waited for until `available`, recorded as the source restore point.
+
+use crate::clock::utc_now;
+use crate::engine::Service;
+use crate::model::DbInstance;
+use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
+use crate::workflows::{TaskContext, errors};
+
+use super::snapshot_identifier;
+
+/// The available source DB snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceDbSnapshot {
+    /// The DB snapshot identifier; replicas take the same one.
+    pub id: String,
+    pub arn: String,
+    pub region: String,
+    pub db_instance_arn: String,
+    pub encrypted: bool,
+    pub kms_key_id: Option<String>,
+}
+
+impl SourceDbSnapshot {
+    pub fn report(&self) -> SnapshotReport {
+        SnapshotReport {
+            id: self.arn.clone(),
+            source_id: self.db_instance_arn.clone(),
+            volume_id: String::new(),
+            device: None,
+            kms_key_id: self.kms_key_id.clone(),
+        }
+    }
+}
+
+pub async fn take_snapshot(
+    ctx: &TaskContext<'_>,
+    db: &DbInstance,
+) -> Result<SourceDbSnapshot, String> {
+    let region = db.region.as_str();
+    let access = ctx.source_access;
+    let place = format!("{}/{region}", ctx.source_account);
+    let id = snapshot_identifier(ctx.policy, &db.id, ctx.session_id);
+
+    let tags = ctx.tags("source");
+    ctx.step("snapshot", &place, |_| id.clone(), async {
+        ctx.retrying_quota("snapshot", || {
+            ctx.cloud
+                .create_db_snapshot(access, region, &db.id, &id, &tags)
+        })
+        .await
+        .map_err(|e| format!("could not snapshot DB instance {}: {e}", db.id))
+    })
+    .await?;
+
+    let ids = vec![id.clone()];
+    let waited = ctx
+        .step("wait-snapshot", &place, |_| "available".to_owned(), async {
+            let statuses = ctx
+                .wait_for_db_snapshots(access, region, &ids)
+                .await
+                .map_err(|e| format!("could not follow the snapshot of {}: {e}", db.id))?;
+            let failed = errors(&statuses);
+            match statuses.into_iter().next() {
+                Some(s) if failed.is_empty() => Ok(s),
+                _ => Err(failed.join("; ")),
+            }
+        })
+        .await;
+    let status = match waited {
+        Ok(s) => s,
+        Err(e) => {
+            let mut message = vec![e];
+            message.extend(
+                ctx.discard(Service::Rds, access, region, &place, &ids)
+                    .await,
+            );
+            return Err(message.join("; "));
+        }
+    };
+
+    let snapshot = SourceDbSnapshot {
+        id,
+        arn: status.arn,
+        region: region.to_owned(),
+        db_instance_arn: db.arn.clone(),
+        encrypted: status.encrypted || db.encrypted,
+        kms_key_id: status.kms_key_id.or_else(|| db.kms_key_id.clone()),
+    };
+    ctx.recorder.restore_point(&RestorePoint {
+        policy: ctx.policy.to_owned(),
+        resource_type: "rds".into(),
+        resource_id: db.id.clone(),
+        kind: "source".into(),
+        created_at: utc_now(),
+        place: PlaceReport {
+            account: ctx.source_account.to_string(),
+            region: region.to_owned(),
+            snapshots: vec![snapshot.report()],
+        },
+    });
+    Ok(snapshot)
+}
