@@ -47,9 +47,11 @@ pub struct SnapshotReport {
     pub id: String,
     /// The snapshot it was copied from; for a source snapshot, the volume it was taken of.
     pub source_id: String,
+    /// EBS: the volume the snapshot is of.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub volume_id: String,
-    /// The device the volume was attached as (`/dev/xvda`), to rebuild the instance from it.
-    #[serde(default)]
+    /// EBS: the device the volume was attached as (`/dev/xvda`), to rebuild the instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
     /// The key ARN that encrypts it; `None` when unencrypted.
     pub kms_key_id: Option<String>,

@@ -67,6 +67,22 @@ CREATE TABLE IF NOT EXISTS restore_point_snapshots (
 );
 "#;
 
+/// Files made before the schema had a version lack the device of each snapshot.
+fn migrate_to_1(conn: &Connection) -> rusqlite::Result<()> {
+    let has_device: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('restore_point_snapshots') WHERE name = 'device'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_device {
+        conn.execute(
+            "ALTER TABLE restore_point_snapshots ADD COLUMN device TEXT",
+            [],
+        )?;
+    }
+    Ok(())
+}
+
 /// The SQLite state store.
 pub struct SqliteStore {
     conn: Connection,
@@ -144,6 +160,8 @@ impl SqliteStore {
         }
         conn.execute_batch(SCHEMA)
             .map_err(err("cannot create the schema in", path))?;
+        // Idempotent, so it runs on every open: cheap, and it mends files of early builds.
+        migrate_to_1(&conn).map_err(err("cannot upgrade the schema of", path))?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(err("cannot record the schema version in", path))?;
         Ok(Self { conn })

@@ -135,3 +135,43 @@ fn a_restore_point_kind_other_than_source_or_replica_is_refused() {
     };
     assert!(store.record_restore_point("s1", &point).is_err());
 }
+
+#[test]
+fn a_state_file_from_before_schema_versions_is_upgraded() {
+    let dir = std::env::temp_dir().join(format!("snaprelay-state-v0-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.sqlite");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE restore_point_snapshots (restore_point_id INTEGER NOT NULL, \
+             snapshot_id TEXT NOT NULL, source_id TEXT NOT NULL, volume_id TEXT NOT NULL, \
+             kms_key_id TEXT, PRIMARY KEY (restore_point_id, snapshot_id));",
+        )
+        .unwrap();
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    store.begin_session("s1", "p", "t0").unwrap();
+    let point = RestorePoint {
+        policy: "p".into(),
+        resource_type: "ec2".into(),
+        resource_id: "i-1".into(),
+        kind: "source".into(),
+        created_at: "t1".into(),
+        place: PlaceReport {
+            account: "111111111111".into(),
+            region: "us-east-1".into(),
+            snapshots: vec![SnapshotReport {
+                id: "snap-1".into(),
+                source_id: "vol-1".into(),
+                volume_id: "vol-1".into(),
+                device: Some("/dev/xvda".into()),
+                kms_key_id: None,
+            }],
+        },
+    };
+    store.record_restore_point("s1", &point).unwrap();
+    assert_eq!(store.restore_points("s1").unwrap(), vec![point]);
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
