@@ -1,4 +1,5 @@
-"""Fixtures: one patched moto server per test session, reset before every test."""
+"""Fixtures: one patched moto server per test session, reset before every test; the
+share/snapshot logs of moto_ext (share_log, db_share_log, db_snapshot_log)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,16 @@ def estate(moto_endpoint: str) -> Estate:
 def share_log() -> list[dict]:
     """Every createVolumePermission change requested during the test (moto_ext.SHARE_LOG)."""
     return moto_ext.SHARE_LOG
+
+
+@pytest.fixture
+def db_share_log() -> list[dict]:
+    """Every ModifyDBSnapshotAttribute request during the test (moto_ext.DB_SHARE_LOG)."""
+    return moto_ext.DB_SHARE_LOG
+
+
+@pytest.fixture
+def db_snapshot_log() -> list[dict]:
+    """Every manual CreateDBSnapshot / CopyDBSnapshot request during the test
+    (moto_ext.DB_SNAPSHOT_LOG)."""
+    return moto_ext.DB_SNAPSHOT_LOG

@@ -6,8 +6,9 @@ reached by ``sts:AssumeRole`` into ``arn:aws:iam::{account}:role/snaprelay-test`
 how moto switches accounts.
 
 ``Estate`` binds the endpoint; its methods take (account, region) like the brief's helpers:
-``create_key``, ``create_instance``, ``snapshots``, ``snapshot_shares``. ``run_snaprelay``
-runs the binary against the endpoint.
+``create_key``, ``create_instance``, ``snapshots``, ``snapshot_shares``, and for RDS
+``create_db_instance``, ``db_snapshots``, ``db_snapshot_shares``. ``run_snaprelay`` runs the
+binary against the endpoint.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +52,7 @@ class Clients:
     ec2: Any
     kms: Any
     sts: Any
+    rds: Any
 
 
 def _credentials(endpoint: str, account: str | None) -> dict[str, str]:
@@ -80,7 +83,7 @@ def clients(endpoint: str, account: str | None = None, region: str = "us-east-1"
     actual = sts.get_caller_identity()["Account"]
     if account is not None and actual != account:
         raise AssertionError(f"assumed a role in {account} but act in {actual}")
-    return Clients(actual, region, make("ec2"), make("kms"), sts)
+    return Clients(actual, region, make("ec2"), make("kms"), sts, make("rds"))
 
 
 def key_policy(owner: str, allow_accounts: Iterable[str] = ()) -> dict[str, Any]:
@@ -125,6 +128,9 @@ class Estate:
     def kms(self, account: str | None, region: str) -> Any:
         return self.clients(account, region).kms
 
+    def rds(self, account: str | None, region: str) -> Any:
+        return self.clients(account, region).rds
+
     # ---------------------------------------------------------------- KMS
 
     def create_key(
@@ -148,6 +154,10 @@ class Estate:
     def default_ebs_key(self, account: str | None, region: str) -> str:
         """ARN of the account's AWS managed aws/ebs key in `region` (created on demand)."""
         return self.kms(account, region).describe_key(KeyId="alias/aws/ebs")["KeyMetadata"]["Arn"]
+
+    def default_rds_key(self, account: str | None, region: str) -> str:
+        """ARN of the account's AWS managed aws/rds key in `region` (created on demand)."""
+        return self.kms(account, region).describe_key(KeyId="alias/aws/rds")["KeyMetadata"]["Arn"]
 
     # ---------------------------------------------------------------- EC2
 
@@ -262,6 +272,106 @@ class Estate:
             for r in regions
         }
 
+    # ---------------------------------------------------------------- RDS
+
+    def create_db_instance(
+        self,
+        account: str | None,
+        region: str,
+        identifier: str | None = None,
+        encrypted: bool = True,
+        kms_key: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create a PostgreSQL DB instance; returns its identifier.
+
+        encrypted without kms_key means the account's AWS managed aws/rds key; kms_key (ARN,
+        key id or alias) implies encrypted. The identifier defaults to a fresh "db-<hex>".
+        """
+        identifier = identifier or f"db-{uuid.uuid4().hex[:12]}"
+        kwargs: dict[str, Any] = {
+            "DBInstanceIdentifier": identifier,
+            "DBInstanceClass": "db.t3.micro",
+            "Engine": "postgres",
+            "MasterUsername": "snaprelay",
+            "MasterUserPassword": "not-a-secret-1",
+            "AllocatedStorage": 20,
+        }
+        if encrypted or kms_key:
+            kwargs["StorageEncrypted"] = True
+            if kms_key:
+                kwargs["KmsKeyId"] = kms_key
+        if tags:
+            kwargs["Tags"] = _tag_list(tags)
+        self.rds(account, region).create_db_instance(**kwargs)
+        return identifier
+
+    def db_instance(self, account: str | None, region: str, identifier: str) -> dict[str, Any]:
+        return self.rds(account, region).describe_db_instances(DBInstanceIdentifier=identifier)[
+            "DBInstances"
+        ][0]
+
+    def db_snapshots(
+        self,
+        account: str | None,
+        region: str,
+        tags: Mapping[str, str] | None = None,
+        snapshot_type: str | None = "manual",
+        **filters: str | list[str],
+    ) -> list[dict[str, Any]]:
+        """DB snapshots owned by `account` in `region` (manual ones unless snapshot_type says
+        otherwise; None: manual and automated), with their tags (TagList).
+
+        Keyword filters use DescribeDBSnapshots filter names with "_" for "-"
+        (db_instance_id="db-1", db_snapshot_id=["a", "b"]); tags={"k": "v"} is applied here,
+        as DescribeDBSnapshots has no tag filter.
+        """
+        rds_filters = []
+        for name, value in filters.items():
+            values = value if isinstance(value, list) else [value]
+            rds_filters.append({"Name": name.replace("_", "-"), "Values": [str(v) for v in values]})
+        kwargs: dict[str, Any] = {}
+        if rds_filters:
+            kwargs["Filters"] = rds_filters
+        if snapshot_type:
+            kwargs["SnapshotType"] = snapshot_type
+        found = self.rds(account, region).describe_db_snapshots(**kwargs)["DBSnapshots"]
+        wanted = dict(tags or {})
+        return [s for s in found if all(tags_of_db(s).get(k) == v for k, v in wanted.items())]
+
+    def db_snapshot(self, account: str | None, region: str, identifier: str) -> dict[str, Any]:
+        return self.rds(account, region).describe_db_snapshots(DBSnapshotIdentifier=identifier)[
+            "DBSnapshots"
+        ][0]
+
+    def db_snapshot_by_arn(self, arn: str) -> dict[str, Any]:
+        """The DB snapshot an ARN names, described by its owner in its Region."""
+        _, _, _, region, account, _, identifier = arn.split(":", 6)
+        return self.db_snapshot(account, region, identifier)
+
+    def db_snapshot_shares(self, account: str | None, region: str, snapshot_identifier: str) -> list[str]:
+        """The restore attribute: account ids allowed to copy/restore the snapshot ("all": public)."""
+        result = self.rds(account, region).describe_db_snapshot_attributes(
+            DBSnapshotIdentifier=snapshot_identifier
+        )["DBSnapshotAttributesResult"]
+        values = [
+            v
+            for attribute in result["DBSnapshotAttributes"]
+            if attribute["AttributeName"] == "restore"
+            for v in attribute.get("AttributeValues", [])
+        ]
+        return sorted(values)
+
+    def all_db_snapshots(
+        self, accounts: Iterable[str | None], regions: Iterable[str]
+    ) -> dict[tuple[str | None, str], list[str]]:
+        """Manual DB snapshot identifiers owned per (account, region): to prove nothing was created."""
+        return {
+            (a, r): sorted(s["DBSnapshotIdentifier"] for s in self.db_snapshots(a, r))
+            for a in accounts
+            for r in regions
+        }
+
 
 def _volumes_of(ec2: Any, instance_id: str) -> list[dict[str, Any]]:
     return ec2.describe_volumes(
@@ -275,6 +385,11 @@ def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
 
 def tags_of(resource: Mapping[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+
+
+def tags_of_db(resource: Mapping[str, Any]) -> dict[str, str]:
+    """Tags of an RDS resource as described (RDS calls the list TagList)."""
+    return {t["Key"]: t["Value"] for t in resource.get("TagList", [])}
 
 
 # -------------------------------------------------------------------- the binary

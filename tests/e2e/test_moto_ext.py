@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 import moto_ext
-from estate import AMBIENT_ACCOUNT, Estate, tags_of
+from estate import AMBIENT_ACCOUNT, Estate, key_policy, tags_of
 
 A = AMBIENT_ACCOUNT
 B = "222222222222"
@@ -547,3 +547,473 @@ def test_standalone_server_prints_endpoint_and_stops_on_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ================================================================== RDS
+# Each test pins an AWS behaviour moto 5.2.1 got wrong (see the patch_* docstrings in moto_ext);
+# with MOTO_EXT_SKIP=all each of them fails.
+
+
+def db_snapshot_of(estate: Estate, account: str | None, region: str, db: str, name: str, **kw) -> dict:
+    return estate.rds(account, region).create_db_snapshot(
+        DBInstanceIdentifier=db, DBSnapshotIdentifier=name, **kw
+    )["DBSnapshot"]
+
+
+@pytest.fixture
+def shared_db_snapshot(estate: Estate) -> dict:
+    """A DB snapshot in A/us-east-1 under a CMK admitting B, shared with B (restore)."""
+    key = estate.create_key(None, SRC, allow_accounts=[B])
+    db = estate.create_db_instance(None, SRC, "orders", kms_key=key)
+    snap = db_snapshot_of(estate, None, SRC, db, "orders-snap", Tags=[{"Key": "owner", "Value": "a"}])
+    estate.rds(None, SRC).modify_db_snapshot_attribute(
+        DBSnapshotIdentifier="orders-snap", AttributeName="restore", ValuesToAdd=[B]
+    )
+    return {"id": "orders-snap", "arn": snap["DBSnapshotArn"], "key": key, "db": db}
+
+
+# ------------------------------------------------------------------ R1: keys of DB instances
+
+
+def test_encrypted_db_instance_without_key_uses_aws_managed_rds_key(estate: Estate) -> None:
+    db = estate.create_db_instance(None, SRC, "plain-default")
+    described = estate.db_instance(None, SRC, db)
+    kms = estate.kms(None, SRC)
+    meta = kms.describe_key(KeyId="alias/aws/rds")["KeyMetadata"]
+    assert described["StorageEncrypted"] is True
+    assert described["KmsKeyId"] == meta["Arn"]
+    assert meta["Arn"].startswith(f"arn:aws:kms:{SRC}:{A}:key/")
+    assert meta["KeyManager"] == "AWS"
+    policy = json.loads(kms.get_key_policy(KeyId=meta["KeyId"], PolicyName="default")["Policy"])
+    conditions = [s.get("Condition", {}) for s in policy["Statement"]]
+    assert {"StringEquals": {"kms:CallerAccount": A, "kms:ViaService": f"rds.{SRC}.amazonaws.com"}} in conditions
+    # Another account, another Region: its own aws/rds key.
+    other = estate.create_db_instance(B, DST, "plain-default")
+    assert estate.db_instance(B, DST, other)["KmsKeyId"] == estate.default_rds_key(B, DST)
+    assert f":{DST}:{B}:" in estate.default_rds_key(B, DST)
+
+
+@pytest.mark.parametrize("form", ["alias", "key id", "alias arn", "key arn"])
+def test_db_instance_key_reported_as_full_arn(estate: Estate, form: str) -> None:
+    key = estate.create_key(None, SRC, alias="orders")
+    ref = {
+        "alias": "alias/orders",
+        "key id": key.split("/")[-1],
+        "alias arn": f"arn:aws:kms:{SRC}:{A}:alias/orders",
+        "key arn": key,
+    }[form]
+    db = estate.create_db_instance(None, SRC, "orders", kms_key=ref)
+    assert estate.db_instance(None, SRC, db)["KmsKeyId"] == key
+
+
+def test_db_instance_with_key_it_cannot_use_is_refused(estate: Estate) -> None:
+    for ref in ("alias/nope", estate.create_key(None, DST)):  # missing; other Region
+        with pytest.raises(ClientError) as excinfo:
+            estate.create_db_instance(None, SRC, kms_key=ref)
+        assert error_of(excinfo)[0] == "KMSKeyNotAccessibleFault", ref
+
+
+def test_db_snapshot_carries_instance_key_arn_and_progress(estate: Estate) -> None:
+    key = estate.create_key(None, SRC, alias="orders")
+    db = estate.create_db_instance(None, SRC, "orders", kms_key="alias/orders")
+    plain = estate.create_db_instance(None, SRC, "plain", encrypted=False)
+    created = db_snapshot_of(estate, None, SRC, db, "orders-1")
+    assert (created["Encrypted"], created["KmsKeyId"]) == (True, key)
+    described = estate.db_snapshot(None, SRC, "orders-1")
+    assert (described["Encrypted"], described["KmsKeyId"], described["Status"]) == (True, key, "available")
+    assert described["PercentProgress"] == 100
+    assert described["DBSnapshotArn"] == f"arn:aws:rds:{SRC}:{A}:snapshot:orders-1"
+    assert "SourceDBSnapshotIdentifier" not in described
+    db_snapshot_of(estate, None, SRC, plain, "plain-1")
+    unencrypted = estate.db_snapshot(None, SRC, "plain-1")
+    assert unencrypted["Encrypted"] is False and "KmsKeyId" not in unencrypted
+    default_db = estate.create_db_instance(None, SRC, "default")
+    assert db_snapshot_of(estate, None, SRC, default_db, "default-1")["KmsKeyId"] == estate.default_rds_key(None, SRC)
+
+
+# ------------------------------------------------------------------ R2: sharing
+
+
+@pytest.mark.parametrize("named", ["implicitly", "by alias"])
+def test_sharing_db_snapshot_under_aws_rds_key_fails(estate: Estate, named: str) -> None:
+    db = estate.create_db_instance(None, SRC, kms_key=None if named == "implicitly" else "alias/aws/rds")
+    db_snapshot_of(estate, None, SRC, db, "default-key-snap")
+    with pytest.raises(ClientError) as excinfo:
+        estate.rds(None, SRC).modify_db_snapshot_attribute(
+            DBSnapshotIdentifier="default-key-snap", AttributeName="restore", ValuesToAdd=[B]
+        )
+    assert error_of(excinfo) == moto_ext.DB_DEFAULT_KEY_SHARE_ERROR
+    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert estate.db_snapshot_shares(None, SRC, "default-key-snap") == []
+    assert [(e["snapshot_id"], e["values_to_add"], e["accepted"]) for e in moto_ext.DB_SHARE_LOG] == [
+        ("default-key-snap", [B], False)
+    ]
+
+
+def test_sharing_encrypted_db_snapshot_publicly_fails(estate: Estate) -> None:
+    db = estate.create_db_instance(None, SRC, kms_key=estate.create_key(None, SRC))
+    db_snapshot_of(estate, None, SRC, db, "cmk-snap")
+    with pytest.raises(ClientError) as excinfo:
+        estate.rds(None, SRC).modify_db_snapshot_attribute(
+            DBSnapshotIdentifier="cmk-snap", AttributeName="restore", ValuesToAdd=["all"]
+        )
+    assert error_of(excinfo) == moto_ext.DB_PUBLIC_ENCRYPTED_SHARE_ERROR
+    assert estate.db_snapshot_shares(None, SRC, "cmk-snap") == []
+
+
+def test_db_share_add_remove_is_logged_and_described(estate: Estate) -> None:
+    db = estate.create_db_instance(None, SRC, kms_key=estate.create_key(None, SRC, allow_accounts=[B, C]))
+    snap = db_snapshot_of(estate, None, SRC, db, "cmk-snap")
+    rds = estate.rds(None, SRC)
+    rds.modify_db_snapshot_attribute(DBSnapshotIdentifier="cmk-snap", AttributeName="restore", ValuesToAdd=[B, C])
+    assert estate.db_snapshot_shares(None, SRC, "cmk-snap") == [B, C]
+    rds.modify_db_snapshot_attribute(DBSnapshotIdentifier="cmk-snap", AttributeName="restore", ValuesToRemove=[B])
+    assert estate.db_snapshot_shares(None, SRC, "cmk-snap") == [C]
+    assert [
+        (e["account"], e["region"], e["snapshot_arn"], e["values_to_add"], e["values_to_remove"], e["accepted"])
+        for e in moto_ext.DB_SHARE_LOG
+    ] == [
+        (A, SRC, snap["DBSnapshotArn"], [B, C], [], True),
+        (A, SRC, snap["DBSnapshotArn"], [], [B], True),
+    ]
+
+
+# ------------------------------------------------------------------ R3: cross-account copies
+
+
+def test_cross_account_db_copy_of_shared_snapshot_in_source_region(estate: Estate, shared_db_snapshot: dict) -> None:
+    b_key = estate.create_key(B, SRC, alias="staging")
+    estate.create_key(None, SRC, alias="staging")  # the same alias in A must not be used
+    copy = estate.rds(B, SRC).copy_db_snapshot(
+        SourceDBSnapshotIdentifier=shared_db_snapshot["arn"],
+        TargetDBSnapshotIdentifier="orders-staging",
+        KmsKeyId="alias/staging",
+        Tags=[{"Key": "k", "Value": "v"}],
+    )["DBSnapshot"]
+    assert copy["DBSnapshotArn"] == f"arn:aws:rds:{SRC}:{B}:snapshot:orders-staging"
+    described = estate.db_snapshot(B, SRC, "orders-staging")
+    assert (described["Status"], described["Encrypted"], described["KmsKeyId"]) == ("available", True, b_key)
+    assert described["SourceDBSnapshotIdentifier"] == shared_db_snapshot["arn"]
+    assert described["SourceRegion"] == SRC
+    assert described["TagList"] == [{"Key": "k", "Value": "v"}]
+    assert [s["DBSnapshotIdentifier"] for s in estate.db_snapshots(A, SRC)] == ["orders-snap"]
+
+
+def test_cross_account_db_copy_single_step_to_another_region(estate: Estate, shared_db_snapshot: dict) -> None:
+    b_key = estate.create_key(B, DST)
+    estate.rds(B, DST).copy_db_snapshot(
+        SourceDBSnapshotIdentifier=shared_db_snapshot["arn"], TargetDBSnapshotIdentifier="orders", KmsKeyId=b_key
+    )
+    described = estate.db_snapshot(B, DST, "orders")
+    assert (described["KmsKeyId"], described["SourceDBSnapshotIdentifier"]) == (b_key, shared_db_snapshot["arn"])
+    assert estate.db_snapshots(B, SRC) == []
+
+
+def test_cross_account_db_copy_of_encrypted_snapshot_without_key_fails(estate: Estate, shared_db_snapshot: dict) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        estate.rds(B, SRC).copy_db_snapshot(
+            SourceDBSnapshotIdentifier=shared_db_snapshot["arn"], TargetDBSnapshotIdentifier="orders"
+        )
+    assert error_of(excinfo) == moto_ext.DB_SHARED_NEEDS_KEY
+    assert estate.db_snapshots(B, SRC) == []
+    with pytest.raises(ClientError) as excinfo:
+        estate.rds(B, DST).copy_db_snapshot(
+            SourceDBSnapshotIdentifier=shared_db_snapshot["arn"], TargetDBSnapshotIdentifier="orders"
+        )
+    assert error_of(excinfo) == moto_ext.DB_CROSS_REGION_NEEDS_KEY
+
+
+def test_cross_account_db_copy_of_unshared_snapshot_is_not_found(estate: Estate, shared_db_snapshot: dict) -> None:
+    rds_a = estate.rds(None, SRC)
+    rds_a.modify_db_snapshot_attribute(
+        DBSnapshotIdentifier=shared_db_snapshot["id"], AttributeName="restore", ValuesToAdd=[C], ValuesToRemove=[B]
+    )
+    b_key = estate.create_key(B, SRC)
+    for ref in (shared_db_snapshot["arn"], shared_db_snapshot["id"]):  # unshared; and never by bare id
+        with pytest.raises(ClientError) as excinfo:
+            estate.rds(B, SRC).copy_db_snapshot(SourceDBSnapshotIdentifier=ref, TargetDBSnapshotIdentifier="x", KmsKeyId=b_key)
+        assert error_of(excinfo)[0] == "DBSnapshotNotFound", ref
+        assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    # C, which it is shared with (and whose source key admits it), may copy it.
+    estate.kms(None, SRC).put_key_policy(
+        KeyId=shared_db_snapshot["key"], PolicyName="default", Policy=json.dumps(key_policy(A, [B, C]))
+    )
+    c_key = estate.create_key(C, SRC)
+    estate.rds(C, SRC).copy_db_snapshot(
+        SourceDBSnapshotIdentifier=shared_db_snapshot["arn"], TargetDBSnapshotIdentifier="x", KmsKeyId=c_key
+    )
+    assert [s["DBSnapshotIdentifier"] for s in estate.db_snapshots(C, SRC)] == ["x"]
+
+
+@pytest.mark.parametrize(
+    "policy_accounts, actions",
+    [([], None), ([C], None), ([B], ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"])],
+    ids=["owner-only", "other-account", "no-CreateGrant"],
+)
+def test_cross_account_db_copy_needs_source_key_policy_admitting_caller(
+    estate: Estate, policy_accounts: list[str], actions: list[str] | None
+) -> None:
+    kms = estate.kms(None, SRC)
+    statements = [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{A}:root"}, "Action": "kms:*", "Resource": "*"}]
+    if policy_accounts:
+        statements.append({
+            "Effect": "Allow",
+            "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in policy_accounts]},
+            "Action": actions or ["kms:*"],
+            "Resource": "*",
+        })
+    if actions:
+        statements.append({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{B}:root"}, "Action": actions, "Resource": "*"})
+    key = kms.create_key(Policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))["KeyMetadata"]["Arn"]
+    db = estate.create_db_instance(None, SRC, kms_key=key)
+    snap = db_snapshot_of(estate, None, SRC, db, "s")
+    estate.rds(None, SRC).modify_db_snapshot_attribute(DBSnapshotIdentifier="s", AttributeName="restore", ValuesToAdd=[B])
+    with pytest.raises(ClientError) as excinfo:
+        estate.rds(B, SRC).copy_db_snapshot(
+            SourceDBSnapshotIdentifier=snap["DBSnapshotArn"], TargetDBSnapshotIdentifier="s", KmsKeyId=estate.create_key(B, SRC)
+        )  # refused by the call itself, not later
+    assert error_of(excinfo) == ("KMSKeyNotAccessibleFault", moto_ext.DB_SOURCE_KEY_NOT_ACCESSIBLE.format(key=key))
+    assert estate.db_snapshots(B, SRC) == []
+
+
+@pytest.mark.parametrize("case", ["missing", "other-region", "third-account-not-admitting", "disabled"])
+def test_db_copy_into_a_key_the_caller_cannot_use_fails(estate: Estate, shared_db_snapshot: dict, case: str) -> None:
+    if case == "missing":
+        ref = "alias/nope"
+    elif case == "other-region":
+        ref = estate.create_key(B, DST)
+    elif case == "third-account-not-admitting":
+        ref = estate.create_key(C, SRC)
+    else:
+        ref = estate.create_key(B, SRC)
+        estate.kms(B, SRC).disable_key(KeyId=ref.split("/")[-1])  # moto: key id only
+    with pytest.raises(ClientError) as excinfo:
+        estate.rds(B, SRC).copy_db_snapshot(
+            SourceDBSnapshotIdentifier=shared_db_snapshot["arn"], TargetDBSnapshotIdentifier="x", KmsKeyId=ref
+        )
+    assert error_of(excinfo) == ("KMSKeyNotAccessibleFault", moto_ext.DB_TARGET_KEY_NOT_ACCESSIBLE.format(key=ref))
+
+
+def test_db_copy_into_a_third_account_key_admitting_caller_succeeds(estate: Estate, shared_db_snapshot: dict) -> None:
+    third = estate.create_key(C, SRC, allow_accounts=[B])
+    estate.rds(B, SRC).copy_db_snapshot(
+        SourceDBSnapshotIdentifier=shared_db_snapshot["arn"], TargetDBSnapshotIdentifier="x", KmsKeyId=third
+    )
+    assert estate.db_snapshot(B, SRC, "x")["KmsKeyId"] == third
+
+
+def test_same_account_db_copies_across_and_within_regions(estate: Estate) -> None:
+    key = estate.create_key(None, SRC)
+    dst_key = estate.create_key(None, DST, alias="replicas")
+    db = estate.create_db_instance(None, SRC, kms_key=key)
+    snap = db_snapshot_of(estate, None, SRC, db, "s")
+    rds_dst = estate.rds(None, DST)
+    with pytest.raises(ClientError) as excinfo:
+        rds_dst.copy_db_snapshot(SourceDBSnapshotIdentifier=snap["DBSnapshotArn"], TargetDBSnapshotIdentifier="s")
+    assert error_of(excinfo) == moto_ext.DB_CROSS_REGION_NEEDS_KEY
+    rds_dst.copy_db_snapshot(SourceDBSnapshotIdentifier=snap["DBSnapshotArn"], TargetDBSnapshotIdentifier="s", KmsKeyId="alias/replicas")
+    across = estate.db_snapshot(None, DST, "s")
+    assert (across["KmsKeyId"], across["SourceDBSnapshotIdentifier"], across["SourceRegion"]) == (dst_key, snap["DBSnapshotArn"], SRC)
+    # Within the Region: by identifier, keeps the source key, no SourceDBSnapshotIdentifier.
+    estate.rds(None, SRC).copy_db_snapshot(SourceDBSnapshotIdentifier="s", TargetDBSnapshotIdentifier="s-copy")
+    within = estate.db_snapshot(None, SRC, "s-copy")
+    assert (within["KmsKeyId"], within["PercentProgress"]) == (key, 100)
+    assert "SourceDBSnapshotIdentifier" not in within
+
+
+def test_db_copy_of_unencrypted_snapshot_with_key_is_encrypted(estate: Estate) -> None:
+    db = estate.create_db_instance(None, SRC, encrypted=False)
+    snap = db_snapshot_of(estate, None, SRC, db, "plain")
+    dst_key = estate.create_key(None, DST)
+    estate.rds(None, DST).copy_db_snapshot(SourceDBSnapshotIdentifier=snap["DBSnapshotArn"], TargetDBSnapshotIdentifier="plain")
+    assert estate.db_snapshot(None, DST, "plain")["Encrypted"] is False
+    estate.rds(None, DST).copy_db_snapshot(
+        SourceDBSnapshotIdentifier=snap["DBSnapshotArn"], TargetDBSnapshotIdentifier="enc", KmsKeyId=dst_key
+    )
+    described = estate.db_snapshot(None, DST, "enc")
+    assert (described["Encrypted"], described["KmsKeyId"], described["PercentProgress"]) == (True, dst_key, 100)
+
+
+def test_db_copy_target_identifier_is_unique_per_account_and_region(estate: Estate, shared_db_snapshot: dict) -> None:
+    arn = shared_db_snapshot["arn"]
+    for account, region in ((B, SRC), (B, DST), (None, DST)):
+        key = estate.create_key(account, region, allow_accounts=[B])
+        estate.rds(account, region).copy_db_snapshot(SourceDBSnapshotIdentifier=arn, TargetDBSnapshotIdentifier="same", KmsKeyId=key)
+    with pytest.raises(ClientError) as excinfo:
+        estate.rds(B, DST).copy_db_snapshot(
+            SourceDBSnapshotIdentifier=arn, TargetDBSnapshotIdentifier="SAME", KmsKeyId=estate.create_key(B, DST)
+        )
+    assert error_of(excinfo)[0] == "DBSnapshotAlreadyExists"
+    assert [e["error"] for e in moto_ext.DB_SNAPSHOT_LOG if e["action"] == "CopyDBSnapshot"] == [
+        None, None, None, "DBSnapshotAlreadyExists"
+    ]
+
+
+def test_db_copy_tags_and_copy_tags(estate: Estate, shared_db_snapshot: dict) -> None:
+    key = estate.create_key(B, SRC)
+    rds_b = estate.rds(B, SRC)
+    arn = shared_db_snapshot["arn"]
+    rds_b.copy_db_snapshot(SourceDBSnapshotIdentifier=arn, TargetDBSnapshotIdentifier="given", KmsKeyId=key,
+                           Tags=[{"Key": "k", "Value": "v"}], CopyTags=True)
+    rds_b.copy_db_snapshot(SourceDBSnapshotIdentifier=arn, TargetDBSnapshotIdentifier="copied", KmsKeyId=key, CopyTags=True)
+    rds_b.copy_db_snapshot(SourceDBSnapshotIdentifier=arn, TargetDBSnapshotIdentifier="bare", KmsKeyId=key)
+    tags = {s["DBSnapshotIdentifier"]: s["TagList"] for s in estate.db_snapshots(B, SRC)}
+    assert tags == {"given": [{"Key": "k", "Value": "v"}], "copied": [{"Key": "owner", "Value": "a"}], "bare": []}
+    assert estate.db_snapshot(B, SRC, "bare")["SourceDBSnapshotIdentifier"] == arn
+
+
+# ------------------------------------------------------------------ R4: pacing and quota
+
+
+def test_db_copy_pacing_pending_then_creating_then_available(estate: Estate) -> None:
+    import time
+
+    moto_ext.RDS_COPY_PACING.pending_seconds = 3.0
+    key = estate.create_key(None, SRC)
+    dst_key = estate.create_key(None, DST)
+    db = estate.create_db_instance(None, SRC, kms_key=key)
+    arn = db_snapshot_of(estate, None, SRC, db, "s")["DBSnapshotArn"]
+    copy = estate.rds(None, DST).copy_db_snapshot(SourceDBSnapshotIdentifier=arn, TargetDBSnapshotIdentifier="s", KmsKeyId=dst_key)["DBSnapshot"]
+    assert (copy["Status"], copy["PercentProgress"]) == ("pending", 0)
+    seen = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        snap = estate.db_snapshot(None, DST, "s")
+        seen.append((snap["Status"], snap["PercentProgress"]))
+        if snap["Status"] == "available":
+            break
+        time.sleep(0.1)
+    statuses = [s for s, _ in seen]
+    assert statuses[-1] == "available" and seen[-1][1] == 100
+    assert "creating" in statuses
+    order = {"pending": 0, "creating": 1, "available": 2}
+    assert [order[s] for s in statuses] == sorted(order[s] for s in statuses), statuses
+    progress = [p for s, p in seen if s == "creating"]
+    assert progress == sorted(progress) and all(0 <= p < 100 for p in progress)
+
+
+def test_db_copies_beyond_the_quota_are_refused(estate: Estate) -> None:
+    moto_ext.RDS_COPY_PACING.pending_seconds = 60
+    moto_ext.RDS_COPY_PACING.limit = 2
+    key = estate.create_key(None, SRC)
+    dst_key = estate.create_key(None, DST)
+    db = estate.create_db_instance(None, SRC, kms_key=key)
+    arn = db_snapshot_of(estate, None, SRC, db, "s")["DBSnapshotArn"]
+    rds_dst = estate.rds(None, DST)
+    for name in ("c1", "c2"):
+        rds_dst.copy_db_snapshot(SourceDBSnapshotIdentifier=arn, TargetDBSnapshotIdentifier=name, KmsKeyId=dst_key)
+    with pytest.raises(ClientError) as excinfo:
+        rds_dst.copy_db_snapshot(SourceDBSnapshotIdentifier=arn, TargetDBSnapshotIdentifier="c3", KmsKeyId=dst_key)
+    assert error_of(excinfo) == ("SnapshotQuotaExceeded", moto_ext.DB_COPY_QUOTA_MESSAGE.format(limit=2))
+    assert moto_ext.RDS_COPY_PACING.refused == 1
+    assert moto_ext.RDS_COPY_PACING.most_in_flight == {(A, DST): 2}
+    # Another destination Region has its own quota; deleting a copy in progress cancels it.
+    estate.rds(None, "us-west-2").copy_db_snapshot(
+        SourceDBSnapshotIdentifier=arn, TargetDBSnapshotIdentifier="c3", KmsKeyId=estate.create_key(None, "us-west-2")
+    )
+    assert rds_dst.delete_db_snapshot(DBSnapshotIdentifier="c1")["DBSnapshot"]["DBSnapshotIdentifier"] == "c1"
+    rds_dst.copy_db_snapshot(SourceDBSnapshotIdentifier=arn, TargetDBSnapshotIdentifier="c3", KmsKeyId=dst_key)
+    assert sorted((s["DBSnapshotIdentifier"], s["Status"]) for s in estate.db_snapshots(None, DST)) == [
+        ("c2", "pending"), ("c3", "pending")
+    ]
+
+
+def test_db_snapshot_being_created_cannot_be_shared_copied_or_deleted(estate: Estate) -> None:
+    import time
+
+    key = estate.create_key(None, SRC, allow_accounts=[B])
+    dst_key = estate.create_key(None, DST)
+    db = estate.create_db_instance(None, SRC, kms_key=key)
+    rds, rds_dst = estate.rds(None, SRC), estate.rds(None, DST)
+    moto_ext.RDS_COPY_PACING.create_seconds = 3.0
+    created = db_snapshot_of(estate, None, SRC, db, "s")
+    assert created["Status"] == "creating"
+    calls = [
+        lambda: rds.modify_db_snapshot_attribute(DBSnapshotIdentifier="s", AttributeName="restore", ValuesToAdd=[B]),
+        lambda: rds_dst.copy_db_snapshot(
+            SourceDBSnapshotIdentifier=created["DBSnapshotArn"], TargetDBSnapshotIdentifier="s", KmsKeyId=dst_key
+        ),
+        lambda: rds.delete_db_snapshot(DBSnapshotIdentifier="s"),
+    ]
+    for call in calls:
+        with pytest.raises(ClientError) as excinfo:
+            call()
+        assert error_of(excinfo)[0] == "InvalidDBSnapshotState"
+    deadline = time.monotonic() + 15
+    while estate.db_snapshot(None, SRC, "s")["Status"] != "available":
+        assert time.monotonic() < deadline, "never became available"
+        time.sleep(0.1)
+    rds.modify_db_snapshot_attribute(DBSnapshotIdentifier="s", AttributeName="restore", ValuesToAdd=[B])
+    assert estate.db_snapshot_shares(None, SRC, "s") == [B]
+
+
+# ------------------------------------------------------------------ R5 + R6: describe, delete, logs
+
+
+def test_describe_db_snapshots_by_several_ids(estate: Estate, shared_db_snapshot: dict) -> None:
+    b_key = estate.create_key(B, SRC)
+    estate.rds(B, SRC).copy_db_snapshot(
+        SourceDBSnapshotIdentifier=shared_db_snapshot["arn"], TargetDBSnapshotIdentifier="copy-1", KmsKeyId=b_key
+    )
+    estate.rds(B, SRC).copy_db_snapshot(
+        SourceDBSnapshotIdentifier=shared_db_snapshot["arn"], TargetDBSnapshotIdentifier="copy-2", KmsKeyId=b_key
+    )
+    found = estate.rds(B, SRC).describe_db_snapshots(
+        Filters=[{"Name": "db-snapshot-id", "Values": ["copy-1", "copy-2", "no-such-snapshot"]}]
+    )["DBSnapshots"]
+    assert sorted(
+        (s["DBSnapshotIdentifier"], s["Status"], s["PercentProgress"], s["Encrypted"], s["KmsKeyId"],
+         s["DBSnapshotArn"], s["SourceDBSnapshotIdentifier"])
+        for s in found
+    ) == [
+        (name, "available", 100, True, b_key, f"arn:aws:rds:{SRC}:{B}:snapshot:{name}", shared_db_snapshot["arn"])
+        for name in ("copy-1", "copy-2")
+    ]
+    with pytest.raises(ClientError) as excinfo:
+        estate.rds(B, SRC).describe_db_snapshots(DBSnapshotIdentifier="no-such-snapshot")
+    assert error_of(excinfo)[0] == "DBSnapshotNotFound"
+
+
+def test_db_snapshot_log_records_creates_and_copies(estate: Estate, shared_db_snapshot: dict) -> None:
+    b_key = estate.create_key(B, SRC)
+    with pytest.raises(ClientError):
+        estate.rds(B, SRC).copy_db_snapshot(SourceDBSnapshotIdentifier=shared_db_snapshot["arn"], TargetDBSnapshotIdentifier="Nokey")
+    estate.rds(B, SRC).copy_db_snapshot(
+        SourceDBSnapshotIdentifier=shared_db_snapshot["arn"], TargetDBSnapshotIdentifier="Staging", KmsKeyId=b_key,
+        Tags=[{"Key": "snaprelay:kind", "Value": "staging"}],
+    )
+    estate.rds(B, SRC).delete_db_snapshot(DBSnapshotIdentifier="staging")
+    log = [(e["action"], e["account"], e["region"], e["identifier"], e["accepted"], e["error"], e["result_kms_key_id"])
+           for e in moto_ext.DB_SNAPSHOT_LOG]
+    assert log == [
+        ("CreateDBSnapshot", A, SRC, "orders-snap", True, None, shared_db_snapshot["key"]),
+        ("CopyDBSnapshot", B, SRC, "nokey", False, "InvalidParameterValue", None),
+        ("CopyDBSnapshot", B, SRC, "staging", True, None, b_key),
+    ]
+    assert moto_ext.DB_SNAPSHOT_LOG[-1]["tags"] == {"snaprelay:kind": "staging"}
+    assert moto_ext.DB_SNAPSHOT_LOG[-1]["source"] == shared_db_snapshot["arn"]
+    assert estate.db_snapshots(B, SRC) == []
+
+
+def test_db_estate_helpers(estate: Estate) -> None:
+    key = estate.create_key(None, SRC)
+    gold = estate.create_db_instance(None, SRC, kms_key=key, tags={"backup": "gold"})
+    assert gold.startswith("db-")
+    described = estate.db_instance(None, SRC, gold)
+    assert described["TagList"] == [{"Key": "backup", "Value": "gold"}]
+    assert described["KmsKeyId"] == key
+    db_snapshot_of(estate, None, SRC, gold, "tagged", Tags=[{"Key": "snaprelay:kind", "Value": "source"}])
+    db_snapshot_of(estate, None, SRC, gold, "untagged")
+    # Manual snapshots only (moto also keeps an automated rds:<db>-<time> one), tag filter applied here.
+    assert sorted(s["DBSnapshotIdentifier"] for s in estate.db_snapshots(None, SRC)) == ["tagged", "untagged"]
+    assert [s["DBSnapshotIdentifier"] for s in estate.db_snapshots(None, SRC, tags={"snaprelay:kind": "source"})] == ["tagged"]
+    assert [s["DBSnapshotIdentifier"] for s in estate.db_snapshots(None, SRC, db_snapshot_id=["tagged", "nope"])] == ["tagged"]
+    assert estate.db_snapshot_by_arn(f"arn:aws:rds:{SRC}:{A}:snapshot:tagged")["KmsKeyId"] == key
+    assert estate.all_db_snapshots([None, B], [SRC]) == {(None, SRC): ["tagged", "untagged"], (B, SRC): []}
+
+
+def test_reset_clears_db_logs_and_pacing(estate: Estate) -> None:
+    assert moto_ext.DB_SHARE_LOG == [] and moto_ext.DB_SNAPSHOT_LOG == []
+    pacing = moto_ext.RDS_COPY_PACING
+    assert (pacing.pending_seconds, pacing.create_seconds, pacing.limit, pacing.refused, pacing.most_in_flight) == (0.0, 0.0, None, 0, {})
+    assert estate.db_snapshots(None, SRC) == []
