@@ -495,3 +495,28 @@ def test_invalid_rds_target_options_exit_2_naming_the_field(
     assert field in error["message"]
     assert estate.all_db_snapshots(*EVERYWHERE) == before == {k: [] for k in before}
     assert db_share_log == [] and db_snapshot_log == []
+
+
+# ------------------------------------------------------------------ the copy quota
+
+
+def test_rds_copies_beyond_the_quota_are_retried_not_failed(
+    estate: Estate, tmp_path: Path, db_snapshot_log: list[dict]
+) -> None:
+    """SPEC section 3: SnapshotQuotaExceeded puts the copy back in the queue; it never fails
+    the task. Here copies by others leave room for two at a time."""
+    moto_ext.RDS_COPY_PACING.pending_seconds = 0.4
+    moto_ext.RDS_COPY_PACING.limit = 2
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    dbs = [estate.create_db_instance(None, SRC, f"orders-{i}", kms_key=source_key) for i in range(5)]
+    target = {"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}
+    policy = rds_policy("e2e-rds-quota", dbs, [target])
+
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+
+    assert code == 0, (doc, stderr)
+    assert moto_ext.RDS_COPY_PACING.refused > 0, "the quota was never reached: the test proves nothing"
+    assert all(r["status"] == "Success" for r in doc["resources"]), doc
+    assert len(estate.db_snapshots(B, DST)) == len(dbs)
+    assert estate.db_snapshots(B, SRC) == [], "no intermediate copy is left"
