@@ -3,8 +3,9 @@
 Starts moto (with tests/e2e/moto_ext.py's corrections) on 127.0.0.1, builds a small estate in
 two accounts, and runs three policies that end in the seed's three outcomes:
 Success (same account, target key), Warning (encrypted, target without a key) and Failed
-(cross-account, a volume under the AWS managed aws/ebs key, while the other instance of the
-same session still gets its replica).
+(cross-account, a volume under the AWS managed aws/ebs key, while the other instance and an
+RDS database of the same session still get their replicas, the database through workflow C's
+two copies).
 """
 
 from __future__ import annotations
@@ -43,8 +44,12 @@ def main() -> int:
         legacy, _ = estate.create_instance(
             None, "us-east-1", volumes=[{"size": 8, "encrypted": True}], tags={"Name": "legacy-1", "backup": "gold"}
         )
-        banner(f"estate: account {AMBIENT_ACCOUNT} us-east-1: {web} (web-1, customer managed key), "
-               f"{legacy} (legacy-1, aws/ebs); target account {TARGET_ACCOUNT}")
+        orders = estate.create_db_instance(None, "us-east-1", "orders-db", kms_key=source_key, tags={"backup": "gold"})
+        banner(
+            f"estate: account {AMBIENT_ACCOUNT} us-east-1: {web} (web-1, customer managed key), "
+            f"{legacy} (legacy-1, aws/ebs), RDS {orders} (customer managed key); "
+            f"target account {TARGET_ACCOUNT}"
+        )
 
         header = 'name = "{name}"\n[source]\nregions = ["us-east-1"]\n[[source.resources]]\ntype = "ec2"\n{sel}\n'
         policies = {
@@ -54,6 +59,7 @@ def main() -> int:
             + f'[[targets]]\naccount = "{TARGET_ACCOUNT}"\nregion = "eu-central-1"\n'
             f'role_arn = "arn:aws:iam::{TARGET_ACCOUNT}:role/snaprelay-target"\n',
             "dr-cross-account": header.format(name="dr-cross-account", sel='tags = { backup = "gold" }')
+            + '[[source.resources]]\ntype = "rds"\ntags = { backup = "gold" }\n'
             + f'[[targets]]\naccount = "{TARGET_ACCOUNT}"\nregion = "eu-west-1"\n'
             f'role_arn = "arn:aws:iam::{TARGET_ACCOUNT}:role/snaprelay-target"\nkms_key = "{eu_key}"\n',
         }

@@ -73,11 +73,12 @@ pub fn plan_text(plan: &Plan) -> String {
                             "workflow C in one step (share, one copy across accounts and Regions, unshare)"
                                 .to_owned()
                         }
-                        (Workflow::CrossAccountRds, false, Some(staging)) => format!(
-                            "workflow C in two steps (share, copy into the target account in the source \
-                             Region encrypted with {staging}, copy that to the target Region, delete \
-                             the intermediate copy, unshare)"
-                        ),
+                        (Workflow::CrossAccountRds, false, Some(_)) => {
+                            "workflow C in two steps (share, copy into the target account in the \
+                             source Region, copy that to the target Region, delete the intermediate \
+                             copy, unshare)"
+                                .to_owned()
+                        }
                         (Workflow::CrossAccountRds, false, None) => {
                             "workflow C (share, copy in the target account, unshare)".to_owned()
                         }
