@@ -117,8 +117,9 @@ def copies(db_snapshot_log: list[dict], accepted: bool = True) -> list[dict]:
 
 
 def staging_ever(db_snapshot_log: list[dict]) -> list[dict]:
-    """Every request that created (or tried to create) an intermediate `-staging` snapshot."""
-    return [e for e in db_snapshot_log if e["identifier"].endswith("-staging")]
+    """Every request that created (or tried to create) an intermediate snapshot: `-staging`,
+    or `-staging-N` for the N-th staging key of one target account."""
+    return [e for e in db_snapshot_log if re.search(r"-staging(-\d+)?$", e["identifier"])]
 
 
 def assert_replica(
@@ -520,3 +521,109 @@ def test_rds_copies_beyond_the_quota_are_retried_not_failed(
     assert all(r["status"] == "Success" for r in doc["resources"]), doc
     assert len(estate.db_snapshots(B, DST)) == len(dbs)
     assert estate.db_snapshots(B, SRC) == [], "no intermediate copy is left"
+
+
+# ------------------------------------------------------------------ found in a user trial
+
+
+def test_the_share_is_removed_before_the_second_copy_of_the_two_step_flow(estate: Estate, tmp_path: Path) -> None:
+    """SPEC section 4: no share longer than needed. Once the intermediate copy exists, nothing
+    reads the shared snapshot: the share goes before the (long, full) second copy."""
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    db = estate.create_db_instance(None, SRC, "orders", kms_key=source_key)
+    policy = rds_policy(
+        "e2e-rds-unshare-early", [db], [{"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}]
+    )
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+    assert code == 0, (doc, stderr)
+    code, out, stderr = run_snaprelay(
+        estate.endpoint, policy, tmp_path, "sessions", "show", doc["session_id"], "--output", "json"
+    )
+    steps = [(s["step"], s["place"]) for s in json.loads(out)["steps"]]
+    assert steps == [
+        ("snapshot", f"{A}/{SRC}"),
+        ("wait-snapshot", f"{A}/{SRC}"),
+        ("share", f"{A}/{SRC}"),
+        ("copy", f"{B}/{SRC}"),
+        ("wait-copy", f"{B}/{SRC}"),
+        ("unshare", f"{A}/{SRC}"),
+        ("copy", f"{B}/{DST}"),
+        ("wait-copy", f"{B}/{DST}"),
+        ("discard", f"{B}/{SRC}"),
+    ], steps
+
+
+def test_an_unencrypted_db_across_accounts_and_regions_replicates_with_a_warning(
+    estate: Estate, tmp_path: Path, db_snapshot_log: list[dict]
+) -> None:
+    db = estate.create_db_instance(None, SRC, "plain", encrypted=False)
+    policy = rds_policy("e2e-rds-plain", [db], [{"account": B, "region": DST, "role_arn": TARGET_ROLE}])
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+    assert code == 3, (doc, stderr)
+    res = resource(doc, db)
+    assert res["status"] == "Warning" and "left unencrypted" in messages(res), res
+    [replica] = estate.db_snapshots(B, DST)
+    assert replica["Encrypted"] is False
+    [staging] = staging_ever(db_snapshot_log)
+    assert staging["result_kms_key_id"] is None, "the intermediate copy stays unencrypted like the DB"
+    assert estate.db_snapshots(B, SRC) == []
+
+
+def test_targets_of_one_account_with_different_staging_keys_each_get_their_own_intermediate_copy(
+    estate: Estate, tmp_path: Path, db_snapshot_log: list[dict]
+) -> None:
+    central = "eu-central-1"
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    default_staging = estate.default_rds_key(B, SRC)
+    own_staging = estate.create_key(B, SRC, alias="rds-staging")
+    keys = {DST: estate.create_key(B, DST), central: estate.create_key(B, central)}
+    db = estate.create_db_instance(None, SRC, "orders", kms_key=source_key)
+    policy = rds_policy(
+        "e2e-rds-two-staging",
+        [db],
+        [
+            {"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": keys[DST]},
+            {"account": B, "region": central, "role_arn": TARGET_ROLE, "kms_key": keys[central],
+             "staging_kms_key": "alias/rds-staging"},
+        ],
+    )
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+    assert code == 0, (doc, stderr)
+    staged = {e["identifier"]: e["result_kms_key_id"] for e in staging_ever(db_snapshot_log)}
+    assert sorted(staged.values()) == sorted([default_staging, own_staging]), staged
+    finals = {e["region"]: e["source"] for e in copies(db_snapshot_log) if e["region"] != SRC}
+    by_key = {key: ident for ident, key in staged.items()}
+    assert finals[DST].endswith(":" + by_key[default_staging])
+    assert finals[central].endswith(":" + by_key[own_staging])
+    assert estate.db_snapshots(B, SRC) == []
+
+
+def test_db_identifiers_are_matched_without_regard_to_case(estate: Estate, tmp_path: Path) -> None:
+    """RDS stores identifiers in lowercase; a policy naming `Orders-DB` means `orders-db`."""
+    db = estate.create_db_instance(None, SRC, "Orders-DB", encrypted=False)
+    policy = rds_policy("e2e-rds-case", ["Orders-DB"], [{"region": DST}])
+    code, plan, stderr = run_json(estate, policy, tmp_path, "plan")
+    assert code == 0, (plan, stderr)
+    assert [t["id"] for t in plan["tasks"]] == [db.lower()]
+
+
+@pytest.mark.parametrize("case", ["source_region_typo", "staging_key_of_the_source_account"])
+def test_cross_account_rds_input_errors_are_found_before_any_change(
+    estate: Estate, tmp_path: Path, db_snapshot_log: list[dict], case: str
+) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    foreign_staging = estate.create_key(None, SRC, allow_accounts=[B])
+    db = estate.create_db_instance(None, SRC, "orders", kms_key=source_key)
+    target = {"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}
+    if case == "staging_key_of_the_source_account":
+        target["staging_kms_key"] = foreign_staging
+    policy = rds_policy("e2e-rds-input", [db], [target])
+    if case == "source_region_typo":
+        policy = policy.replace(f'regions = ["{SRC}"]', f'regions = ["{SRC}", "us-east-9"]')
+    code, stdout, stderr = run_snaprelay(estate.endpoint, policy, tmp_path, "run")
+    assert code == 2, stderr
+    field = "source.regions[1]" if case == "source_region_typo" else "targets[0].staging_kms_key"
+    assert field in stderr, stderr
+    assert db_snapshot_log == []

@@ -59,12 +59,13 @@ pub fn plan_text(plan: &Plan) -> String {
                 Decision::Replicate {
                     workflow,
                     kms_key_id,
-                    staging_kms_key_id,
+                    two_step,
                     single_step,
                     warnings,
                     notes,
+                    ..
                 } => {
-                    let how = match (workflow, single_step, staging_kms_key_id) {
+                    let how = match (workflow, single_step, two_step) {
                         (Workflow::SameAccount, ..) => "workflow A (copy in the same account)".to_owned(),
                         (Workflow::CrossAccountEc2, ..) => {
                             "workflow B (share, copy in the target account, unshare)".to_owned()
@@ -73,13 +74,13 @@ pub fn plan_text(plan: &Plan) -> String {
                             "workflow C in one step (share, one copy across accounts and Regions, unshare)"
                                 .to_owned()
                         }
-                        (Workflow::CrossAccountRds, false, Some(_)) => {
+                        (Workflow::CrossAccountRds, false, true) => {
                             "workflow C in two steps (share, copy into the target account in the \
                              source Region, copy that to the target Region, delete the intermediate \
                              copy, unshare)"
                                 .to_owned()
                         }
-                        (Workflow::CrossAccountRds, false, None) => {
+                        (Workflow::CrossAccountRds, false, false) => {
                             "workflow C (share, copy in the target account, unshare)".to_owned()
                         }
                     };

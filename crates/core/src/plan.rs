@@ -39,6 +39,9 @@ pub struct ResolvedTarget {
     pub staging_keys: BTreeMap<String, KeyInfo>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub rds_single_step: bool,
+    /// Whether the policy names a staging key for this target.
+    #[serde(skip)]
+    pub staging_declared: bool,
 }
 
 impl ResolvedTarget {
@@ -76,9 +79,13 @@ pub enum Decision {
         workflow: Workflow,
         /// The key that will encrypt the replica; `None` leaves an unencrypted copy unencrypted.
         kms_key_id: Option<String>,
-        /// RDS workflow C in two steps: the key of the intermediate copy.
+        /// RDS workflow C in two steps: the key of the intermediate copy (`None` for an
+        /// unencrypted DB, whose intermediate copy stays unencrypted).
         #[serde(skip_serializing_if = "Option::is_none")]
         staging_kms_key_id: Option<String>,
+        /// RDS workflow C through an intermediate copy in the source Region.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        two_step: bool,
         /// RDS workflow C in one `CopyDBSnapshot` across accounts and Regions.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         single_step: bool,
@@ -267,6 +274,7 @@ fn decide_ec2(
         },
         kms_key_id: target.key.as_ref().map(|k| k.arn.clone()),
         staging_kms_key_id: None,
+        two_step: false,
         single_step: false,
         warnings: replica_warnings(target, &instance.id),
         notes: vec![],
@@ -329,55 +337,86 @@ fn decide_rds(
     }
     let kms_key_id = target.key.as_ref().map(|k| k.arn.clone());
     let warnings = replica_warnings(target, &db.id);
+    let mut notes = Vec::new();
+    let two_step = cross_account && target.region != db.region && !target.rds_single_step;
+    if target.staging_declared && !two_step {
+        notes.push(format!(
+            "staging_kms_key of {} is not used for DB instance {}: there is no intermediate copy \
+             ({})",
+            target.label(),
+            db.id,
+            if !cross_account {
+                "same account"
+            } else if target.region == db.region {
+                "the target is in the DB's Region"
+            } else {
+                "rds_single_step"
+            }
+        ));
+    }
     if !cross_account {
+        if target.rds_single_step {
+            notes.push(format!(
+                "rds_single_step of {} only concerns copies to another account",
+                target.label()
+            ));
+        }
         return Decision::Replicate {
             workflow: Workflow::SameAccount,
             kms_key_id,
             staging_kms_key_id: None,
+            two_step: false,
             single_step: false,
             warnings,
-            notes: vec![],
+            notes,
         };
     }
-    let (staging_kms_key_id, single_step, notes) = if target.region == db.region {
-        (None, false, vec![])
-    } else if target.rds_single_step {
-        (
-            None,
-            true,
-            vec![format!(
-                "one CopyDBSnapshot across accounts and Regions ({} to {}): AWS supports it in \
-                 most commercial Regions; without rds_single_step the two-step flow is used",
-                db.region, target.region
-            )],
-        )
-    } else {
-        let Some(staging) = target.staging_keys.get(&db.region) else {
-            return Decision::Refuse {
-                reason: format!(
-                    "{} has no staging key in {} for the intermediate copy of DB instance {}",
-                    target.label(),
-                    db.region,
-                    db.id
-                ),
+    let mut staging_kms_key_id = None;
+    if two_step {
+        // The intermediate copy of an encrypted snapshot needs a key of the target account in
+        // the source Region; an unencrypted snapshot is copied as it is.
+        if db.encrypted {
+            let Some(staging) = target.staging_keys.get(&db.region) else {
+                return Decision::Refuse {
+                    reason: format!(
+                        "{} has no staging key in {} for the intermediate copy of DB instance {}",
+                        target.label(),
+                        db.region,
+                        db.id
+                    ),
+                };
             };
+            staging_kms_key_id = Some(staging.arn.clone());
+        }
+        let staging_key = match target.staging_keys.get(&db.region) {
+            Some(k) if db.encrypted && k.manager == KeyManager::Aws => {
+                format!(
+                    "encrypted with {} (the target account's aws/rds key)",
+                    k.arn
+                )
+            }
+            Some(k) if db.encrypted => format!("encrypted with {}", k.arn),
+            _ => "unencrypted, like the DB".to_owned(),
         };
-        (
-            Some(staging.arn.clone()),
-            false,
-            vec![format!(
-                "two steps: the shared snapshot is copied into account {} in {} (encrypted with \
-                 {}), then to {}; that second copy is a full, non-incremental copy every time \
-                 (rds_single_step = true avoids it where AWS supports a single copy)",
-                target.account, db.region, staging.arn, target.region
-            )],
-        )
-    };
+        notes.push(format!(
+            "two steps: the shared snapshot is copied into account {} in {} ({staging_key}), \
+             then to {}; that second copy is a full, non-incremental copy every time \
+             (rds_single_step = true avoids it where AWS supports a single copy)",
+            target.account, db.region, target.region
+        ));
+    } else if target.region != db.region {
+        notes.push(format!(
+            "one CopyDBSnapshot across accounts and Regions ({} to {}): AWS supports it in most \
+             commercial Regions; without rds_single_step the two-step flow is used",
+            db.region, target.region
+        ));
+    }
     Decision::Replicate {
         workflow: Workflow::CrossAccountRds,
         kms_key_id,
         staging_kms_key_id,
-        single_step,
+        two_step,
+        single_step: target.region != db.region && target.rds_single_step,
         warnings,
         notes,
     }

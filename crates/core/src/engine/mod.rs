@@ -210,6 +210,7 @@ async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> Resourc
                 workflow,
                 kms_key_id,
                 staging_kms_key_id,
+                two_step,
                 single_step,
                 ..
             } => replicate.push(Planned {
@@ -217,6 +218,7 @@ async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> Resourc
                 workflow: *workflow,
                 kms_key_id: kms_key_id.as_deref(),
                 staging_kms_key_id: staging_kms_key_id.as_deref(),
+                two_step: *two_step,
                 single_step: *single_step,
             }),
             Decision::Skip { reason } | Decision::Refuse { reason } => {
@@ -273,7 +275,12 @@ async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> Resourc
     outcomes.sort_by_key(|o| o.target);
     report.status = Status::worst(outcomes.iter().map(|o| o.status));
     for o in outcomes {
-        report.messages.extend(o.messages);
+        for m in o.messages {
+            // The same remark for several targets (an Aurora member, say) is said once.
+            if !report.messages.contains(&m) {
+                report.messages.push(m);
+            }
+        }
         report.replicas.extend(o.replica);
     }
     report

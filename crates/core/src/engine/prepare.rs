@@ -38,12 +38,14 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
 
     let source_access = Access::role(policy.source.role_arn.clone());
     let source_account = known.of(&source_access).await?;
+    let mut usable_regions = Vec::new();
     for (i, region) in policy.source.regions.iter().enumerate() {
-        if let Some(why) = known
+        match known
             .region_problem(&source_access, &source_account, region)
             .await?
         {
-            problems.push(format!("source.regions[{i}] = \"{region}\": {why}"));
+            Some(why) => problems.push(format!("source.regions[{i}] = \"{region}\": {why}")),
+            None => usable_regions.push(region),
         }
     }
 
@@ -110,10 +112,18 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
         if has_rds && account != source_account && !t.rds_single_step {
             let default_key = KeyRef::AliasName("alias/aws/rds".into());
             let staging = t.staging_kms_key.as_ref().unwrap_or(&default_key);
-            for region in policy.source.regions.iter().filter(|r| **r != t.region) {
+            for region in usable_regions.iter().filter(|r| ***r != t.region) {
                 match resolve_key(cloud, &access, &account, region, staging).await? {
+                    // SPEC workflow C: the intermediate copy is encrypted with a key of the
+                    // target account in the source Region.
+                    Ok(info) if info.account != account => problems.push(format!(
+                        "{field}.staging_kms_key = \"{staging}\": {} is a key of account {}; the \
+                         intermediate copy in account {account} must be encrypted with a key of \
+                         that account",
+                        info.arn, info.account
+                    )),
                     Ok(info) => {
-                        staging_keys.insert(region.clone(), info);
+                        staging_keys.insert((*region).clone(), info);
                     }
                     Err(why) => problems.push(format!(
                         "{field}.staging_kms_key = \"{staging}\" (the key of the intermediate RDS \
@@ -130,6 +140,7 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
             key,
             staging_keys,
             rds_single_step: t.rds_single_step,
+            staging_declared: t.staging_kms_key.is_some(),
         });
     }
 
@@ -166,7 +177,8 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
         match &sel.selector {
             Selector::Ids(ids) => {
                 for (j, id) in ids.iter().enumerate() {
-                    if !found.iter().any(|r| r.id() == id) {
+                    // RDS identifiers are case-insensitive (RDS stores them in lowercase).
+                    if !found.iter().any(|r| r.id().eq_ignore_ascii_case(id)) {
                         problems.push(format!(
                             "source.resources[{i}].ids[{j}] = \"{id}\": no such {kind} in account \
                              {source_account}, Regions {}",
@@ -241,6 +253,14 @@ async fn resolve_key(
     region: &str,
     key: &KeyRef,
 ) -> Result<Result<KeyInfo, String>, CloudError> {
+    if let Some(pinned) = key.region()
+        && pinned != region
+    {
+        return Ok(Err(format!(
+            "the key is in {pinned}, but it is used in {region}; KMS keys are regional (use the \
+             key's replica in {region}, or alias/NAME for a key of that Region)"
+        )));
+    }
     Ok(
         match cloud.describe_key(access, region, key.as_str()).await {
             // KMS keys are regional: a copy's key must be in the Region the copy is made in.

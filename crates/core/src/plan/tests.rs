@@ -57,6 +57,7 @@ fn target(acc: &str, key_arn: Option<&str>) -> ResolvedTarget {
         key: key_arn.map(|k| key(k, KeyManager::Customer)),
         staging_keys: BTreeMap::new(),
         rds_single_step: false,
+        staging_declared: false,
     }
 }
 
@@ -75,6 +76,7 @@ fn replicated(workflow: Workflow, kms_key_id: Option<String>) -> Decision {
         workflow,
         kms_key_id,
         staging_kms_key_id: None,
+        two_step: false,
         single_step: false,
         warnings: vec![],
         notes: vec![],
@@ -370,13 +372,17 @@ fn rds_across_accounts_in_the_source_region_copies_once() {
     let d = decision(t, &rds_estate(db(Some(RDS_CMK))));
     let Decision::Replicate {
         staging_kms_key_id,
+        two_step,
         single_step,
         ..
     } = &d
     else {
         panic!("{d:?}")
     };
-    assert_eq!((staging_kms_key_id, single_step), (&None, &false));
+    assert_eq!(
+        (staging_kms_key_id, two_step, single_step),
+        (&None, &false, &false)
+    );
 }
 
 #[test]
@@ -386,13 +392,17 @@ fn rds_single_step_copies_once_across_accounts_and_regions() {
     let d = decision(t, &rds_estate(db(Some(RDS_CMK))));
     let Decision::Replicate {
         staging_kms_key_id,
+        two_step,
         single_step,
         ..
     } = &d
     else {
         panic!("{d:?}")
     };
-    assert_eq!((staging_kms_key_id, single_step), (&None, &true));
+    assert_eq!(
+        (staging_kms_key_id, two_step, single_step),
+        (&None, &false, &true)
+    );
 }
 
 #[test]
@@ -441,4 +451,32 @@ fn govcloud_cross_region_rds_copies_are_refused_before_any_change() {
         panic!("{d:?}")
     };
     assert!(reason.contains("presigned URL"), "{reason}");
+}
+
+#[test]
+fn an_unencrypted_db_across_accounts_and_regions_takes_an_unencrypted_intermediate_copy() {
+    let d = decision(cross_account_target(true), &rds_estate(db(None)));
+    let Decision::Replicate {
+        staging_kms_key_id,
+        two_step,
+        kms_key_id,
+        ..
+    } = &d
+    else {
+        panic!("{d:?}")
+    };
+    assert_eq!((staging_kms_key_id, two_step), (&None, &true));
+    assert_eq!(kms_key_id.as_deref(), Some(TARGET_KEY));
+}
+
+#[test]
+fn a_staging_key_that_is_not_used_is_noted() {
+    let mut t = cross_account_target(true);
+    t.region = "us-east-1".into();
+    t.staging_declared = true;
+    let d = decision(t, &rds_estate(db(Some(RDS_CMK))));
+    let Decision::Replicate { notes, .. } = &d else {
+        panic!("{d:?}")
+    };
+    assert!(notes[0].contains("staging_kms_key"), "{notes:?}");
 }

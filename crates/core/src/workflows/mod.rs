@@ -41,7 +41,9 @@ pub struct Planned<'a> {
     pub target: &'a ResolvedTarget,
     pub workflow: Workflow,
     pub kms_key_id: Option<&'a str>,
-    /// RDS workflow C in two steps: the key of the intermediate copy.
+    /// RDS workflow C through an intermediate copy in the source Region.
+    pub two_step: bool,
+    /// RDS workflow C in two steps: the key of the intermediate copy (none if unencrypted).
     pub staging_kms_key_id: Option<&'a str>,
     /// RDS workflow C in one copy.
     pub single_step: bool,
@@ -146,7 +148,8 @@ impl TaskContext<'_> {
                 .await;
             if let Err(e) = result {
                 left.push(format!(
-                    "snapshot {id} of an incomplete restore point could not be deleted: {e}"
+                    "snapshot {id} of an incomplete restore point could not be deleted: {e}; \
+                     delete it by hand once it has finished (it carries snaprelay's tags)"
                 ));
             }
         }
@@ -346,6 +349,7 @@ pub fn errors<S: Progressing>(statuses: &[S]) -> Vec<String> {
 /// which keys and what they must allow. https://docs.aws.amazon.com/ebs/latest/userguide/share-kms-key.html
 pub fn with_key_hint(error: String, source_keys: &[&str], account: &AccountId) -> String {
     let lower = error.to_ascii_lowercase();
+    let error = error.trim_end_matches('.').to_owned();
     if !(lower.contains("key") || lower.contains("kms")) || source_keys.is_empty() {
         return error;
     }

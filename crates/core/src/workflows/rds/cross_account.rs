@@ -4,13 +4,14 @@
 //!    `restore`), source role;
 //! 3. in the target account, the shared snapshot copied by its ARN into the source Region
 //!    (`KmsKeyId` is mandatory for a shared encrypted snapshot: the staging key, a key of the
-//!    target account in that Region), once for all the account's targets;
+//!    target account in that Region), once per staging key for all the account's targets;
 //! 4. for each target in another Region, that copy copied to the target Region with the target
 //!    key (a full copy: a copy of a copy is never incremental); a target in the source Region
 //!    takes its replica straight from the shared snapshot, and so does every target with
 //!    `rds_single_step` (one cross-account, cross-Region CopyDBSnapshot);
-//! 5. the intermediate copy deleted once the final copies have ended;
-//! 6. the share removed, whatever happened to the copies.
+//! 5. the intermediate copies deleted once the final copies have ended;
+//! 6. the share removed as soon as nothing reads the shared snapshot (after step 3 and the
+//!    direct copies), whatever happened to the copies.
 //!
 //! The planner has already refused snapshots under the AWS managed `aws/rds` key, which AWS
 //! cannot share: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ShareSnapshot.html
@@ -20,7 +21,7 @@ use futures_util::future::join_all;
 use crate::engine::{Interrupted, Service};
 use crate::ids::AccountId;
 use crate::model::DbSnapshotStatus;
-use crate::ports::DbCopyRequest;
+use crate::ports::{Access, DbCopyRequest};
 use crate::status::Status;
 use crate::workflows::{Planned, TargetOutcome, TaskContext, with_key_hint};
 
@@ -28,7 +29,7 @@ use super::copy::{DbCopy, copy_db_snapshot};
 use super::source::SourceDbSnapshot;
 use super::{STAGING_SUFFIX, record_replica};
 
-/// Replicates to every target in `account` (one share, one intermediate copy at most).
+/// Replicates to every target in `account`: one share, one intermediate copy per staging key.
 pub async fn replicate(
     ctx: &TaskContext<'_>,
     source: &SourceDbSnapshot,
@@ -65,18 +66,15 @@ pub async fn replicate(
         )
         .await;
 
-    let mut outcomes = match shared {
-        // A failed call may still have shared: the share is removed in step 6 all the same.
-        Err(e) => fail_all(&e),
-        Ok(()) => copy_to_targets(ctx, source, account, targets).await,
+    // Step 3 and, for targets that need no intermediate copy, step 4: everything that reads
+    // the shared snapshot.
+    let (mut outcomes, staging) = match shared {
+        // A failed call may still have shared: the share is removed below all the same.
+        Err(e) => (fail_all(&e), Vec::new()),
+        Ok(()) => copy_from_shared(ctx, source, account, targets).await,
     };
-    for o in outcomes.iter_mut().filter(|o| o.status == Status::Failed) {
-        for m in &mut o.messages {
-            *m = with_key_hint(std::mem::take(m), &source_keys, account);
-        }
-    }
 
-    // Step 6: unshare.
+    // Step 6, as soon as nothing reads the shared snapshot any more: unshare.
     let unshared = ctx
         .step("unshare", &source_place, |_| format!("{} from {account}", source.id), async {
             ctx.cloud
@@ -91,101 +89,138 @@ pub async fn replicate(
                 })
         })
         .await;
-    if let Err(e) = unshared {
-        for o in &mut outcomes {
+
+    // Step 4 for the others: from their intermediate copy to their Region.
+    let second_hops = targets.iter().filter(|p| p.two_step).map(|p| {
+        let staging = &staging;
+        async move {
+            let from = staging
+                .iter()
+                .find(|(key, _, _)| *key == p.staging_kms_key_id)
+                .map(|(_, _, copy)| copy);
+            let replica = match from {
+                Some(Ok(copy)) => final_copy(ctx, source, account, p, copy.arn.clone()).await,
+                Some(Err(e)) => Err(format!(
+                    "the intermediate copy in account {account} {region} failed: {e}"
+                )),
+                None => Err(format!(
+                    "no intermediate copy in account {account} {region}"
+                )),
+            };
+            TargetOutcome::of(p.target.index, replica)
+        }
+    });
+    outcomes.extend(join_all(second_hops).await);
+
+    // Step 5: the intermediate copies go once the final copies have ended (deleting them
+    // earlier would fail those copies).
+    for (_, access, copy) in &staging {
+        if let Ok(copy) = copy {
+            let place = format!("{account}/{region}");
+            let left = ctx
+                .discard(
+                    Service::Rds,
+                    access,
+                    region,
+                    &place,
+                    std::slice::from_ref(&copy.id),
+                )
+                .await;
+            for o in &mut outcomes {
+                o.messages.extend(left.iter().cloned());
+            }
+        }
+    }
+
+    for o in &mut outcomes {
+        if let Err(e) = &unshared {
             o.status = Status::Failed;
             o.messages.push(e.clone());
+        }
+        if o.status == Status::Failed {
+            for m in &mut o.messages {
+                *m = with_key_hint(std::mem::take(m), &source_keys, account);
+            }
         }
     }
     outcomes
 }
 
-/// Steps 3 to 5.
-async fn copy_to_targets(
+/// An intermediate copy: the staging key it was made with, who made it, and how it went.
+type Staging<'a> = (
+    Option<&'a str>,
+    &'a Access,
+    Result<DbSnapshotStatus, String>,
+);
+
+/// Step 3 (one intermediate copy per staging key) and the final copies of the targets that
+/// need none, side by side: all the copies that read the shared snapshot.
+async fn copy_from_shared<'a>(
     ctx: &TaskContext<'_>,
     source: &SourceDbSnapshot,
     account: &AccountId,
-    targets: &[Planned<'_>],
-) -> Vec<TargetOutcome> {
+    targets: &'a [Planned<'a>],
+) -> (Vec<TargetOutcome>, Vec<Staging<'a>>) {
     let region = source.region.as_str();
-    // Step 3: the intermediate copy, if any target needs one (the first one's staging key).
-    let two_step = targets
+    let mut keys: Vec<(Option<&str>, &Access)> = Vec::new();
+    for p in targets.iter().filter(|p| p.two_step) {
+        if !keys.iter().any(|(k, _)| *k == p.staging_kms_key_id) {
+            keys.push((p.staging_kms_key_id, &p.target.access));
+        }
+    }
+    let intermediates = keys
         .iter()
-        .find_map(|p| p.staging_kms_key_id.map(|k| (p, k)));
-    let staging: Option<Result<DbSnapshotStatus, String>> = match two_step {
-        None => None,
-        Some((p, staging_key)) => Some(
-            copy_db_snapshot(
+        .enumerate()
+        .map(|(n, (key, access))| async move {
+            let suffix = if n == 0 {
+                STAGING_SUFFIX.to_owned()
+            } else {
+                format!("{STAGING_SUFFIX}-{}", n + 1)
+            };
+            let copy = copy_db_snapshot(
                 ctx,
                 DbCopy {
-                    access: &p.target.access,
+                    access,
                     account,
                     region,
                     request: DbCopyRequest {
                         source_arn: source.arn.clone(),
-                        target_id: format!("{}{STAGING_SUFFIX}", source.id),
-                        kms_key_arn: Some(staging_key.to_owned()),
+                        target_id: format!("{}{suffix}", source.id),
+                        kms_key_arn: key.map(str::to_owned),
                         tags: ctx.tags("staging"),
                     },
                 },
             )
-            .await,
-        ),
-    };
-
-    // Step 4: the final copies, side by side.
-    let copies = targets.iter().map(|p| {
-        let staging = &staging;
-        async move {
-            let from = match (p.staging_kms_key_id, staging) {
-                (None, _) => source.arn.clone(),
-                (Some(_), Some(Ok(copy))) => copy.arn.clone(),
-                (Some(_), Some(Err(e))) => {
-                    return TargetOutcome::failed(
-                        p.target.index,
-                        format!("the intermediate copy in account {account} {region} failed: {e}"),
-                    );
-                }
-                (Some(_), None) => unreachable!("a two-step target makes the intermediate copy"),
-            };
-            let copy = DbCopy {
-                access: &p.target.access,
-                account,
-                region: &p.target.region,
-                request: DbCopyRequest {
-                    source_arn: from,
-                    target_id: source.id.clone(),
-                    kms_key_arn: p.kms_key_id.map(str::to_owned),
-                    tags: ctx.tags("replica"),
-                },
-            };
-            let replica = copy_db_snapshot(ctx, copy)
-                .await
-                .map(|copied| record_replica(ctx, p.target, source, &copied));
-            TargetOutcome::of(p.target.index, replica)
-        }
-    });
-    let mut outcomes = join_all(copies).await;
-
-    // Step 5: the intermediate copy goes once the final copies have ended (deleting it
-    // earlier could fail them).
-    if let (Some((p, _)), Some(Ok(copy))) = (two_step, &staging) {
-        let place = format!("{account}/{region}");
-        let left = ctx
-            .discard(
-                Service::Rds,
-                &p.target.access,
-                region,
-                &place,
-                std::slice::from_ref(&copy.id),
-            )
             .await;
-        for o in &mut outcomes {
-            o.messages.extend(left.iter().cloned());
-            if !left.is_empty() {
-                o.status = Status::Failed;
-            }
-        }
-    }
-    outcomes
+            (*key, *access, copy)
+        });
+    let direct = targets.iter().filter(|p| !p.two_step).map(|p| async move {
+        let replica = final_copy(ctx, source, account, p, source.arn.clone()).await;
+        TargetOutcome::of(p.target.index, replica)
+    });
+    tokio::join!(join_all(direct), join_all(intermediates))
+}
+
+/// The copy that makes a target's replica, from the shared snapshot or an intermediate copy.
+async fn final_copy(
+    ctx: &TaskContext<'_>,
+    source: &SourceDbSnapshot,
+    account: &AccountId,
+    p: &Planned<'_>,
+    from: String,
+) -> Result<crate::report::PlaceReport, String> {
+    let copy = DbCopy {
+        access: &p.target.access,
+        account,
+        region: &p.target.region,
+        request: DbCopyRequest {
+            source_arn: from,
+            target_id: source.id.clone(),
+            kms_key_arn: p.kms_key_id.map(str::to_owned),
+            tags: ctx.tags("replica"),
+        },
+    };
+    copy_db_snapshot(ctx, copy)
+        .await
+        .map(|copied| record_replica(ctx, p.target, source, &copied))
 }

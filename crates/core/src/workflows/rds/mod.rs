@@ -30,12 +30,12 @@ pub fn snapshot_identifier(policy: &str, db_instance: &str, session_id: &str) ->
             id.push(c);
         }
     }
-    // Room for the longest suffix we add (`-staging`).
-    id.truncate(255 - STAGING_SUFFIX.len());
+    // Room for the longest suffix we add (`-staging-NN`).
+    id.truncate(255 - STAGING_SUFFIX.len() - 3);
     while id.ends_with('-') {
         id.pop();
     }
-    debug_assert!(is_db_identifier(&format!("{id}{STAGING_SUFFIX}"), 255));
+    debug_assert!(is_db_identifier(&format!("{id}{STAGING_SUFFIX}-99"), 255));
     id
 }
 
