@@ -1,6 +1,6 @@
 """The quick-start demo: snaprelay against a local AWS emulator.
 
-Starts moto (with tests/e2e/moto_ext.py's corrections) on 127.0.0.1, builds a small estate in
+Starts moto (with tests/e2e/moto_ext's corrections) on 127.0.0.1, builds a small estate in
 two accounts, and runs three policies that end in the seed's three outcomes:
 Success (same account, target key), Warning (encrypted, target without a key) and Failed
 (cross-account, a volume under the AWS managed aws/ebs key, while the other instance and an

@@ -527,7 +527,7 @@ def test_reset_between_tests_leaves_no_snapshot(estate: Estate, share_log: list[
 
 
 def test_standalone_server_prints_endpoint_and_stops_on_sigterm() -> None:
-    script = Path(moto_ext.__file__)
+    script = Path(moto_ext.__file__).parent  # the package dir: python3 runs its __main__.py
     proc = subprocess.Popen(
         [sys.executable, str(script)],
         stdout=subprocess.PIPE,

@@ -1,0 +1,181 @@
+"""moto, corrected where snaprelay depends on how real AWS behaves.
+
+snaprelay's end-to-end tests run the real binary against moto (an AWS emulator).
+moto 5.2.1 departs from AWS in ways that would let a wrong implementation pass (or a
+right one fail): EBS snapshots carry no KMS key, snapshots shared from another account
+cannot be copied, snapshots under the AWS managed key can be shared, keys behind
+``alias/aws/*`` claim to be customer managed, key policies are never consulted; RDS DB
+instances "encrypted" with the literal key ``default_kms_key_id``, DB snapshots shared from
+another account cannot be copied, shared encrypted copies need no key. This
+package applies small monkey-patches to moto's classes, each imitating one documented AWS
+behaviour, and then starts moto's server.
+
+Every departure was checked with boto3 against plain moto 5.2.1 before being patched;
+``test_moto_ext.py`` proves each patch. Behaviours moto already gets right are listed in
+``ALREADY_CORRECT`` (no patch).
+
+One module per concern; each patch's docstring names the AWS behaviour it imitates:
+
+- ``kms.py``: key look-up, key policies, AWS managed keys (helpers the others use too);
+- ``ebs.py``: EBS snapshots, sharing (``SHARE_LOG``), copies (``COPY_PACING``);
+- ``rds.py``: DB instance keys, DB snapshot sharing and copies (``DB_SHARE_LOG``,
+  ``DB_SNAPSHOT_LOG``, ``RDS_COPY_PACING``);
+- ``server.py``: ``apply_patches`` (MOTO_EXT_SKIP), ``after_reset``, ``Server``, ``start``,
+  ``main``;
+- ``common.py``: the patch registry (``PATCHES``, ``@patch``), the logger, backend look-up;
+- ``__main__.py``: the standalone entry point.
+
+This file re-exports the public names of all of them: use ``moto_ext.X``.
+
+Use from Python::
+
+    server = moto_ext.start()          # patches, then serves on 127.0.0.1:<free port>
+    server.endpoint                    # "http://127.0.0.1:PORT"
+    server.stop()
+
+or standalone: ``python3 tests/e2e/moto_ext [--port N]`` prints the endpoint URL on
+its first stdout line and serves until SIGTERM / SIGINT.
+
+The patches change moto's classes, not its data, so a ``POST /moto-api/reset`` keeps them;
+``after_reset()`` clears the package's own records (the share and DB snapshot logs, the
+copy pacing settings).
+"""
+
+from __future__ import annotations
+
+# Importing kms, ebs and rds registers their patches in PATCHES (in that order).
+from . import ebs, rds
+from .common import AMBIENT_ACCOUNT, PATCHES, log, patch
+from .ebs import (
+    COPY_PACING,
+    DEFAULT_KEY_SHARE_ERROR,
+    KEY_NOT_ACCESSIBLE,
+    SHARE_LOG,
+    CopiedVolume,
+    CopyPacing,
+    ForeignSnapshotView,
+    copy_snapshot,
+    default_ebs_key_arn,
+    find_visible_snapshot,
+    key_of_snapshot,
+    patch_copy_snapshot,
+    patch_create_snapshots_copy_tags,
+    patch_describe_snapshots,
+    patch_modify_snapshot_attribute,
+    patch_snapshot_carries_volume_key,
+    patch_snapshot_not_found_message,
+    patch_snapshot_state_fields,
+    patch_volume_from_snapshot_keeps_key,
+)
+from .kms import (
+    COPY_KEY_ACTIONS,
+    KmsArn,
+    aws_managed_key_policy,
+    is_aws_managed,
+    key_policy_admits,
+    lookup_key,
+    make_aws_managed,
+    parse_kms_arn,
+    patch_default_ebs_key_is_aws_managed,
+    patch_key_manager_aws,
+    patch_kms_cross_account_describe_key,
+)
+from .rds import (
+    DB_COPY_QUOTA_MESSAGE,
+    DB_CROSS_REGION_NEEDS_KEY,
+    DB_DEFAULT_KEY_SHARE_ERROR,
+    DB_PUBLIC_ENCRYPTED_SHARE_ERROR,
+    DB_SHARE_LOG,
+    DB_SHARED_NEEDS_KEY,
+    DB_SNAPSHOT_LOG,
+    DB_SNAPSHOT_NOT_AVAILABLE,
+    DB_SOURCE_KEY_NOT_ACCESSIBLE,
+    DB_TARGET_KEY_NOT_ACCESSIBLE,
+    RDS_COPY_PACING,
+    RdsCopyPacing,
+    copy_db_snapshot,
+    default_rds_key,
+    find_copyable_db_snapshot,
+    key_of_db_snapshot,
+    patch_copy_db_snapshot,
+    patch_create_db_snapshot_log_and_pacing,
+    patch_db_instance_key_arn,
+    patch_db_snapshot_progress_fields,
+    patch_delete_db_snapshot_in_progress,
+    patch_modify_db_snapshot_attribute,
+)
+from .server import Server, after_reset, apply_patches, main, start
+
+ALREADY_CORRECT = {**ebs.ALREADY_CORRECT, **rds.ALREADY_CORRECT}
+"""Behaviours moto 5.2.1 already gets right, so no patch: EBS's, then RDS's (KMS has none)."""
+
+__all__ = [
+    # common
+    "AMBIENT_ACCOUNT",
+    "PATCHES",
+    "log",
+    "patch",
+    # kms
+    "COPY_KEY_ACTIONS",
+    "KmsArn",
+    "aws_managed_key_policy",
+    "is_aws_managed",
+    "key_policy_admits",
+    "lookup_key",
+    "make_aws_managed",
+    "parse_kms_arn",
+    "patch_default_ebs_key_is_aws_managed",
+    "patch_key_manager_aws",
+    "patch_kms_cross_account_describe_key",
+    # ebs
+    "COPY_PACING",
+    "DEFAULT_KEY_SHARE_ERROR",
+    "KEY_NOT_ACCESSIBLE",
+    "SHARE_LOG",
+    "CopiedVolume",
+    "CopyPacing",
+    "ForeignSnapshotView",
+    "copy_snapshot",
+    "default_ebs_key_arn",
+    "find_visible_snapshot",
+    "key_of_snapshot",
+    "patch_copy_snapshot",
+    "patch_create_snapshots_copy_tags",
+    "patch_describe_snapshots",
+    "patch_modify_snapshot_attribute",
+    "patch_snapshot_carries_volume_key",
+    "patch_snapshot_not_found_message",
+    "patch_snapshot_state_fields",
+    "patch_volume_from_snapshot_keeps_key",
+    # rds
+    "DB_COPY_QUOTA_MESSAGE",
+    "DB_CROSS_REGION_NEEDS_KEY",
+    "DB_DEFAULT_KEY_SHARE_ERROR",
+    "DB_PUBLIC_ENCRYPTED_SHARE_ERROR",
+    "DB_SHARE_LOG",
+    "DB_SHARED_NEEDS_KEY",
+    "DB_SNAPSHOT_LOG",
+    "DB_SNAPSHOT_NOT_AVAILABLE",
+    "DB_SOURCE_KEY_NOT_ACCESSIBLE",
+    "DB_TARGET_KEY_NOT_ACCESSIBLE",
+    "RDS_COPY_PACING",
+    "RdsCopyPacing",
+    "copy_db_snapshot",
+    "default_rds_key",
+    "find_copyable_db_snapshot",
+    "key_of_db_snapshot",
+    "patch_copy_db_snapshot",
+    "patch_create_db_snapshot_log_and_pacing",
+    "patch_db_instance_key_arn",
+    "patch_db_snapshot_progress_fields",
+    "patch_delete_db_snapshot_in_progress",
+    "patch_modify_db_snapshot_attribute",
+    # server
+    "Server",
+    "after_reset",
+    "apply_patches",
+    "main",
+    "start",
+    # gathered here
+    "ALREADY_CORRECT",
+]
