@@ -63,8 +63,9 @@ enum Command {
     Plan,
     /// Run one session of the policy now. Exit code 0 Success, 3 Warning, 1 Failed, 2 invalid input.
     Run {
-        /// How many resources are worked on at once.
-        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+        /// How many resources are worked on at once (copies are further bounded by AWS's
+        /// quota of 20 in flight per account and destination Region).
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=256))]
         concurrency: u16,
     },
     /// Past sessions.

@@ -45,7 +45,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            concurrency: 8,
+            concurrency: 32,
             poll_initial: Duration::from_secs(2),
             poll_max: Duration::from_secs(30),
             ebs_copy_slots: 20,
