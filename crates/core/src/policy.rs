@@ -76,10 +76,16 @@ pub struct Target {
 impl Target {
     /// The account this target is pinned to by the policy text alone, if any.
     pub fn declared_account(&self) -> Option<&AccountId> {
-        self.account
-            .as_ref()
-            .or_else(|| self.role_arn.as_ref().map(RoleArn::account))
+        declared_account(self.account.as_ref(), self.role_arn.as_ref())
     }
+}
+
+/// The target's account as the policy text pins it: `account`, else the target role's.
+fn declared_account<'a>(
+    account: Option<&'a AccountId>,
+    role_arn: Option<&'a RoleArn>,
+) -> Option<&'a AccountId> {
+    account.or_else(|| role_arn.map(RoleArn::account))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -399,9 +405,7 @@ impl Policy {
                 }
                 parsed
             });
-            let declared = account
-                .clone()
-                .or_else(|| role_arn.as_ref().map(|r| r.account().clone()));
+            let declared = declared_account(account.as_ref(), role_arn.as_ref()).cloned();
             let key = (declared.clone(), t.region.clone());
             if let Some(first) = seen_targets.insert(key, i) {
                 p.add(

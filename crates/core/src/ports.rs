@@ -254,6 +254,8 @@ pub trait StateStore: Send {
     ) -> Result<(), StoreError>;
     fn finish_session(&mut self, report: &SessionReport) -> Result<(), StoreError>;
     fn sessions(&self, policy: Option<&str>) -> Result<Vec<SessionSummary>, StoreError>;
+    /// One session's summary, finished or not.
+    fn summary(&self, session_id: &str) -> Result<Option<SessionSummary>, StoreError>;
     fn session(&self, session_id: &str) -> Result<Option<SessionReport>, StoreError>;
     fn steps(&self, session_id: &str) -> Result<Vec<StepRecord>, StoreError>;
 }

@@ -83,6 +83,20 @@ fn migrate_to_1(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The columns of a [`SessionSummary`], read by [`summary_row`].
+const SUMMARY: &str = "SELECT id, policy, status, started_at, ended_at, resources FROM sessions";
+
+fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary> {
+    Ok(SessionSummary {
+        session_id: r.get(0)?,
+        policy: r.get(1)?,
+        status: r.get(2)?,
+        started_at: r.get(3)?,
+        ended_at: r.get(4)?,
+        resources: r.get::<_, i64>(5)? as usize,
+    })
+}
+
 /// The SQLite state store.
 pub struct SqliteStore {
     conn: Connection,
@@ -320,23 +334,24 @@ impl StateStore for SqliteStore {
     fn sessions(&self, policy: Option<&str>) -> Result<Vec<SessionSummary>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT id, policy, status, started_at, ended_at, resources FROM sessions \
-                 WHERE ?1 IS NULL OR policy = ?1 ORDER BY started_at DESC, id DESC",
-            )
+            .prepare(&format!(
+                "{SUMMARY} WHERE ?1 IS NULL OR policy = ?1 ORDER BY started_at DESC, id DESC"
+            ))
             .map_err(err("cannot list sessions", None))?;
-        stmt.query_map([policy], |r| {
-            Ok(SessionSummary {
-                session_id: r.get(0)?,
-                policy: r.get(1)?,
-                status: r.get(2)?,
-                started_at: r.get(3)?,
-                ended_at: r.get(4)?,
-                resources: r.get::<_, i64>(5)? as usize,
-            })
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(err("cannot list sessions", None))
+        stmt.query_map([policy], summary_row)
+            .and_then(|rows| rows.collect())
+            .map_err(err("cannot list sessions", None))
+    }
+
+    fn summary(&self, session_id: &str) -> Result<Option<SessionSummary>, StoreError> {
+        self.conn
+            .query_row(
+                &format!("{SUMMARY} WHERE id = ?1"),
+                [session_id],
+                summary_row,
+            )
+            .optional()
+            .map_err(err("cannot read the session", None))
     }
 
     fn session(&self, session_id: &str) -> Result<Option<SessionReport>, StoreError> {

@@ -37,6 +37,8 @@ fn a_finished_session_is_listed_and_its_report_read_back() {
     assert!(store.sessions(Some("other")).unwrap().is_empty());
     assert_eq!(store.session("s1").unwrap(), Some(report("s1")));
     assert_eq!(store.session("nope").unwrap(), None);
+    assert_eq!(store.summary("s1").unwrap(), Some(list[0].clone()));
+    assert_eq!(store.summary("nope").unwrap(), None);
     let task: (String, String, String) = store
         .conn
         .query_row(

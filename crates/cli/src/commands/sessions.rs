@@ -47,16 +47,11 @@ pub fn show(settings: &Settings, id: &str) -> Outcome {
     let result = (|| {
         let store = open_store(settings)?;
         let failed = |e: snaprelay_core::ports::StoreError| Outcome::Failed(e.to_string());
-        let summary = store
-            .sessions(None)
-            .map_err(failed)?
-            .into_iter()
-            .find(|s| s.session_id == id)
-            .ok_or_else(|| {
-                Outcome::Invalid(format!(
-                    "session id {id:?}: no such session in the state file"
-                ))
-            })?;
+        let summary = store.summary(id).map_err(failed)?.ok_or_else(|| {
+            Outcome::Invalid(format!(
+                "session id {id:?}: no such session in the state file"
+            ))
+        })?;
         let steps = store.steps(id).map_err(failed)?;
         let session = match store.session(id).map_err(failed)? {
             Some(report) => Session::Finished(report),

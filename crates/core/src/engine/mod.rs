@@ -6,7 +6,6 @@ mod prepare;
 mod slots;
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -57,13 +56,6 @@ impl Default for EngineConfig {
 /// Where a session tells what it is doing, for a person watching.
 pub trait Progress: Send + Sync {
     fn update(&self, resource: &str, message: &str);
-}
-
-/// Progress that goes nowhere.
-pub struct Quiet;
-
-impl Progress for Quiet {
-    fn update(&self, _: &str, _: &str) {}
 }
 
 /// Records steps and restore points as they happen. A store error does not stop the tasks
@@ -189,8 +181,6 @@ pub async fn run_session(
     Ok(report)
 }
 
-type OutcomeFuture<'a> = Pin<Box<dyn Future<Output = Vec<TargetOutcome>> + Send + 'a>>;
-
 /// One resource: its source snapshot(s), then every target's workflow, side by side.
 async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> ResourceReport {
     let mut report = ResourceReport {
@@ -297,23 +287,18 @@ async fn replicate_ec2(
 ) -> Replicated {
     use workflows::ec2::{cross_account, same_account, source};
     let source = source::take_snapshots(ctx, instance).await?;
-    let mut futures: Vec<OutcomeFuture<'_>> = Vec::new();
     let source_ref = &source;
-    for p in replicate
-        .iter()
-        .filter(|p| p.workflow == Workflow::SameAccount)
-    {
-        futures.push(Box::pin(async move {
-            vec![same_account::replicate(ctx, source_ref, p).await]
-        }));
-    }
     // Workflow B shares once per target account, however many Regions it has there.
-    for (account, group) in by_account(replicate, Workflow::CrossAccountEc2) {
-        futures.push(Box::pin(async move {
-            cross_account::replicate(ctx, source_ref, account, &group).await
-        }));
-    }
-    let outcomes = join_all(futures).await.into_iter().flatten().collect();
+    let outcomes =
+        fan_out(
+            replicate,
+            Workflow::CrossAccountEc2,
+            |p| same_account::replicate(ctx, source_ref, p),
+            |account, group| async move {
+                cross_account::replicate(ctx, source_ref, account, &group).await
+            },
+        )
+        .await;
     let place = PlaceReport {
         account: plan.source_account.to_string(),
         region: instance.region.clone(),
@@ -330,29 +315,55 @@ async fn replicate_rds(
 ) -> Replicated {
     use workflows::rds::{cross_account, same_account, source};
     let source = source::take_snapshot(ctx, db).await?;
-    let mut futures: Vec<OutcomeFuture<'_>> = Vec::new();
     let source_ref = &source;
-    for p in replicate
-        .iter()
-        .filter(|p| p.workflow == Workflow::SameAccount)
-    {
-        futures.push(Box::pin(async move {
-            vec![same_account::replicate(ctx, source_ref, p).await]
-        }));
-    }
     // Workflow C shares once per target account, however many Regions it has there.
-    for (account, group) in by_account(replicate, Workflow::CrossAccountRds) {
-        futures.push(Box::pin(async move {
-            cross_account::replicate(ctx, source_ref, account, &group).await
-        }));
-    }
-    let outcomes = join_all(futures).await.into_iter().flatten().collect();
+    let outcomes =
+        fan_out(
+            replicate,
+            Workflow::CrossAccountRds,
+            |p| same_account::replicate(ctx, source_ref, p),
+            |account, group| async move {
+                cross_account::replicate(ctx, source_ref, account, &group).await
+            },
+        )
+        .await;
     let place = PlaceReport {
         account: plan.source_account.to_string(),
         region: db.region.clone(),
         snapshots: vec![source.report()],
     };
     Ok((place, outcomes))
+}
+
+/// Every planned replica of one resource, side by side: workflow A once per same-account
+/// target, the cross-account workflow once per target account.
+async fn fan_out<'p, 'a, A, FA, C, FC>(
+    replicate: &'p [Planned<'a>],
+    cross: Workflow,
+    same_account: A,
+    cross_account: C,
+) -> Vec<TargetOutcome>
+where
+    A: Fn(&'p Planned<'a>) -> FA,
+    FA: Future<Output = TargetOutcome>,
+    C: Fn(&'a AccountId, Vec<Planned<'a>>) -> FC,
+    FC: Future<Output = Vec<TargetOutcome>>,
+{
+    let same = join_all(
+        replicate
+            .iter()
+            .filter(|p| p.workflow == Workflow::SameAccount)
+            .map(same_account),
+    );
+    let others = join_all(
+        by_account(replicate, cross)
+            .into_iter()
+            .map(|(account, group)| cross_account(account, group)),
+    );
+    let (same, others) = tokio::join!(same, others);
+    same.into_iter()
+        .chain(others.into_iter().flatten())
+        .collect()
 }
 
 /// The planned replicas of one cross-account workflow, grouped by target account.
