@@ -12,7 +12,7 @@ use snaprelay_core::model::{Instance, SnapshotState, SnapshotStatus, Tag, Volume
 use snaprelay_core::policy::Selector;
 use snaprelay_core::ports::{CloudError, CopyRequest, RegionStatus};
 
-use crate::error::cloud_error;
+use crate::error::{cloud_error, malformed};
 
 /// AWS caps a filter at 200 values.
 const FILTER_VALUES: usize = 200;
@@ -22,16 +22,6 @@ fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Fi
         .name(name)
         .set_values(Some(values.into_iter().map(Into::into).collect()))
         .build()
-}
-
-fn malformed(operation: &'static str, region: &str, what: String) -> CloudError {
-    CloudError {
-        service: "EC2",
-        operation,
-        region: region.to_owned(),
-        code: None,
-        message: what,
-    }
 }
 
 pub async fn regions(client: &Client, region: &str) -> Result<Vec<RegionStatus>, CloudError> {
@@ -148,6 +138,7 @@ pub async fn find_instances(
         for volume in &mut instance.volumes {
             let Some(d) = details.get(&volume.id) else {
                 return Err(malformed(
+                    "EC2",
                     "DescribeVolumes",
                     region,
                     format!(
@@ -203,6 +194,7 @@ pub async fn create_snapshots(
                 volume_id: volume_id.to_owned(),
             }),
             _ => Err(malformed(
+                "EC2",
                 "CreateSnapshots",
                 region,
                 format!("a snapshot of {instance_id} came back without its ids"),
@@ -300,6 +292,7 @@ pub async fn copy_snapshot(
         .map_err(|e| cloud_error("EC2", "CopySnapshot", region, e))?;
     out.snapshot_id().map(str::to_owned).ok_or_else(|| {
         malformed(
+            "EC2",
             "CopySnapshot",
             region,
             format!(

@@ -32,6 +32,22 @@ where
     }
 }
 
+/// An answer from AWS that lacks what the call promises (an id, a field).
+pub fn malformed(
+    service: &'static str,
+    operation: &'static str,
+    region: &str,
+    message: String,
+) -> CloudError {
+    CloudError {
+        service,
+        operation,
+        region: region.to_owned(),
+        code: None,
+        message,
+    }
+}
+
 /// The error and its causes, each once, as one line: "dispatch failure: ... : no credentials".
 fn chain(err: &(dyn Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();

@@ -5,7 +5,7 @@ use snaprelay_core::ids::key_arn_parts;
 use snaprelay_core::model::{KeyInfo, KeyManager};
 use snaprelay_core::ports::CloudError;
 
-use crate::error::cloud_error;
+use crate::error::{cloud_error, malformed};
 
 pub async fn describe_key(
     client: &aws_sdk_kms::Client,
@@ -18,12 +18,13 @@ pub async fn describe_key(
         .send()
         .await
         .map_err(|e| cloud_error("KMS", "DescribeKey", region, e))?;
-    let malformed = |what: &str| CloudError {
-        service: "KMS",
-        operation: "DescribeKey",
-        region: region.to_owned(),
-        code: None,
-        message: format!("the answer for key {key} has {what}"),
+    let malformed = |what: &str| {
+        malformed(
+            "KMS",
+            "DescribeKey",
+            region,
+            format!("the answer for key {key} has {what}"),
+        )
     };
     let meta = out
         .key_metadata()

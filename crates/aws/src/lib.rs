@@ -31,7 +31,7 @@ use snaprelay_core::model::{
 use snaprelay_core::policy::Selector;
 use snaprelay_core::ports::{Access, Cloud, CloudError, CopyRequest, DbCopyRequest, RegionStatus};
 
-use error::cloud_error;
+use error::{cloud_error, malformed};
 
 /// The cloud port over the AWS SDK for Rust.
 pub struct AwsCloud {
@@ -147,18 +147,17 @@ impl Cloud for AwsCloud {
             .send()
             .await
             .map_err(|e| cloud_error("STS", "GetCallerIdentity", &region, e))?;
-        out.account()
-            .and_then(AccountId::parse)
-            .ok_or_else(|| CloudError {
-                service: "STS",
-                operation: "GetCallerIdentity",
-                region,
-                code: None,
-                message: format!(
+        out.account().and_then(AccountId::parse).ok_or_else(|| {
+            malformed(
+                "STS",
+                "GetCallerIdentity",
+                &region,
+                format!(
                     "AWS answered no valid account id for {access} ({:?})",
                     out.account()
                 ),
-            })
+            )
+        })
     }
 
     async fn regions(&self, access: &Access) -> Result<Vec<RegionStatus>, CloudError> {

@@ -7,7 +7,7 @@ use snaprelay_core::model::{DbInstance, DbSnapshotStatus, Tag};
 use snaprelay_core::policy::Selector;
 use snaprelay_core::ports::{CloudError, DbCopyRequest};
 
-use crate::error::cloud_error;
+use crate::error::{cloud_error, malformed};
 
 /// Values per RDS filter in one call.
 const FILTER_VALUES: usize = 100;
@@ -23,16 +23,6 @@ fn sdk_tags(tags: &[Tag]) -> Vec<SdkTag> {
     tags.iter()
         .map(|t| SdkTag::builder().key(&t.key).value(&t.value).build())
         .collect()
-}
-
-fn malformed(operation: &'static str, region: &str, what: String) -> CloudError {
-    CloudError {
-        service: "RDS",
-        operation,
-        region: region.to_owned(),
-        code: None,
-        message: what,
-    }
 }
 
 pub async fn find_db_instances(
@@ -106,6 +96,7 @@ fn status_of(
             kms_key_id: s.kms_key_id().map(str::to_owned),
         }),
         _ => Err(malformed(
+            "RDS",
             operation,
             region,
             "a DB snapshot came back without its identifier or ARN".into(),
@@ -130,6 +121,7 @@ pub async fn create_db_snapshot(
         .map_err(|e| cloud_error("RDS", "CreateDBSnapshot", region, e))?;
     let snapshot = out.db_snapshot().ok_or_else(|| {
         malformed(
+            "RDS",
             "CreateDBSnapshot",
             region,
             format!("no DB snapshot in the answer for {snapshot_id}"),
@@ -205,6 +197,7 @@ pub async fn copy_db_snapshot(
         .map_err(|e| cloud_error("RDS", "CopyDBSnapshot", region, e))?;
     let snapshot = out.db_snapshot().ok_or_else(|| {
         malformed(
+            "RDS",
             "CopyDBSnapshot",
             region,
             format!(
