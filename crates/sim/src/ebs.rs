@@ -1,0 +1,359 @@
+//! EC2 and EBS: instances with their volumes, crash-consistent snapshots, `createVolumePermission`
+//! shares and cross-Region, cross-account copies, each with the rule AWS applies.
+
+use std::collections::BTreeSet;
+
+use snaprelay_core::engine::Service;
+use snaprelay_core::ids::AccountId;
+use snaprelay_core::model::{Instance, SnapshotState, SnapshotStatus, Tag, Volume, VolumeSnapshot};
+use snaprelay_core::policy::Selector;
+use snaprelay_core::ports::{CloudError, CopyRequest};
+use tokio::time::Instant;
+
+use crate::faults::error;
+use crate::world::{SimSnapshot, World, lifecycle};
+
+/// State message of a copy whose key cannot be used (AWS checks keys asynchronously: "the
+/// action can appear to complete, but eventually fails", API_CopySnapshot.html). Same text as
+/// the moto harness uses.
+pub const KEY_NOT_ACCESSIBLE: &str = "Given key ID is not accessible";
+
+/// What `ModifySnapshotAttribute` answers for a snapshot under the `aws/ebs` key.
+const DEFAULT_KEY_SHARE: &str = "Encrypted snapshots with EBS default key cannot be shared";
+
+fn snapshot_not_found(operation: &str, region: &str, id: &str) -> CloudError {
+    error(
+        "ec2",
+        operation,
+        region,
+        "InvalidSnapshot.NotFound",
+        &format!("The snapshot '{id}' does not exist."),
+    )
+}
+
+pub(crate) fn matches(
+    selector: &Selector,
+    id: &str,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    match selector {
+        Selector::Ids(ids) => ids.iter().any(|i| i.eq_ignore_ascii_case(id)),
+        Selector::Tags(wanted) => wanted.iter().all(|(k, v)| tags.get(k) == Some(v)),
+    }
+}
+
+impl World {
+    pub fn find_instances(
+        &self,
+        caller: &AccountId,
+        region: &str,
+        selector: &Selector,
+    ) -> Vec<Instance> {
+        self.instances
+            .values()
+            .filter(|i| &i.account == caller && i.region == region && !i.terminated)
+            .filter(|i| matches(selector, &i.id, &i.tags))
+            .map(|i| Instance {
+                id: i.id.clone(),
+                region: i.region.clone(),
+                name: i.tags.get("Name").cloned(),
+                volumes: i
+                    .volumes
+                    .iter()
+                    .filter_map(|(vid, device)| {
+                        let v = self.volumes.get(vid)?;
+                        Some(Volume {
+                            id: vid.clone(),
+                            device: Some(device.clone()),
+                            size_gib: i32::try_from(v.size_gib).unwrap_or(i32::MAX),
+                            encrypted: v.kms_key.is_some(),
+                            kms_key_id: v.kms_key.clone(),
+                        })
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// EC2 `CreateSnapshots`: one snapshot per attached volume, all started at the same instant.
+    /// A volume's first snapshot is full, later ones incremental.
+    pub fn create_snapshots(
+        &mut self,
+        caller: &AccountId,
+        region: &str,
+        instance_id: &str,
+        tags: &[Tag],
+        now: Instant,
+    ) -> Result<Vec<VolumeSnapshot>, CloudError> {
+        let instance = self
+            .instances
+            .get(instance_id)
+            .filter(|i| &i.account == caller && i.region == region && !i.terminated)
+            .ok_or_else(|| {
+                error(
+                    "ec2",
+                    "CreateSnapshots",
+                    region,
+                    "InvalidInstanceID.NotFound",
+                    &format!("The instance ID '{instance_id}' does not exist"),
+                )
+            })?;
+        let volumes = instance.volumes.clone();
+        let mut made = Vec::new();
+        for (volume_id, _) in volumes {
+            let Some(volume) = self.volumes.get(&volume_id).cloned() else {
+                continue;
+            };
+            let incremental = !self.snapshotted_volumes.insert(volume_id.clone());
+            let t = self.timing.clone();
+            let duration = t.duration(
+                t.ebs_snapshot_base,
+                t.ebs_snapshot_per_gib,
+                volume.size_gib,
+                incremental,
+                &mut self.rng,
+            );
+            let id = self.new_id("snap");
+            self.snapshots.insert(
+                id.clone(),
+                SimSnapshot {
+                    id: id.clone(),
+                    account: caller.clone(),
+                    region: region.to_owned(),
+                    volume_id: volume_id.clone(),
+                    size_gib: volume.size_gib,
+                    kms_key: volume.kms_key.clone(),
+                    started: now,
+                    duration,
+                    failure: None,
+                    shared_with: BTreeSet::new(),
+                    tags: tags.to_vec(),
+                    copy_of: None,
+                    chain: duration,
+                },
+            );
+            made.push(VolumeSnapshot {
+                snapshot_id: id,
+                volume_id,
+            });
+        }
+        Ok(made)
+    }
+
+    /// EC2 `DescribeSnapshots` with a `snapshot-id` filter: the caller's snapshots, and those
+    /// shared with it, among `ids`; an unknown id is simply absent.
+    pub fn describe_snapshots(
+        &self,
+        caller: &AccountId,
+        region: &str,
+        ids: &[String],
+        now: Instant,
+    ) -> Vec<SnapshotStatus> {
+        ids.iter()
+            .filter_map(|id| self.snapshots.get(id))
+            .filter(|s| s.region == region)
+            .filter(|s| &s.account == caller || s.shared_with.contains(caller))
+            .map(|s| {
+                let (state, progress) = lifecycle(s.started, s.duration, s.failure.as_deref(), now);
+                SnapshotStatus {
+                    id: s.id.clone(),
+                    state,
+                    progress: Some(progress),
+                    state_message: (state == SnapshotState::Error)
+                        .then(|| s.failure.clone())
+                        .flatten(),
+                    encrypted: s.kms_key.is_some(),
+                    kms_key_id: s.kms_key.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// EC2 `ModifySnapshotAttribute` on `createVolumePermission` for one account. A snapshot
+    /// under an AWS managed key cannot be shared.
+    pub fn set_snapshot_share(
+        &mut self,
+        caller: &AccountId,
+        region: &str,
+        snapshot_id: &str,
+        account: &AccountId,
+        shared: bool,
+    ) -> Result<(), CloudError> {
+        let op = "ModifySnapshotAttribute";
+        let snapshot = self
+            .snapshots
+            .get(snapshot_id)
+            .filter(|s| &s.account == caller && s.region == region)
+            .ok_or_else(|| snapshot_not_found(op, region, snapshot_id))?;
+        if shared
+            && let Some(key) = &snapshot.kms_key
+            && self.key_is_aws_managed(key)
+        {
+            return Err(error(
+                "ec2",
+                op,
+                region,
+                "OperationNotPermitted",
+                DEFAULT_KEY_SHARE,
+            ));
+        }
+        let Some(snapshot) = self.snapshots.get_mut(snapshot_id) else {
+            return Err(snapshot_not_found(op, region, snapshot_id));
+        };
+        if shared {
+            snapshot.shared_with.insert(account.clone());
+        } else {
+            snapshot.shared_with.remove(account);
+        }
+        Ok(())
+    }
+
+    /// EC2 `CopySnapshot`, called in the destination Region by `caller`.
+    pub fn copy_snapshot(
+        &mut self,
+        caller: &AccountId,
+        region: &str,
+        request: &CopyRequest,
+        now: Instant,
+    ) -> Result<String, CloudError> {
+        let op = "CopySnapshot";
+        let source_id = &request.source_snapshot_id;
+        // The source must be the caller's or shared with it, in SourceRegion:
+        // https://docs.aws.amazon.com/ebs/latest/userguide/ebs-copy-snapshot.html
+        let source = self
+            .snapshots
+            .get(source_id)
+            .filter(|s| s.region == request.source_region)
+            .filter(|s| &s.account == caller || s.shared_with.contains(caller))
+            .cloned()
+            .ok_or_else(|| snapshot_not_found(op, region, source_id))?;
+        let (state, _) = lifecycle(
+            source.started,
+            source.duration,
+            source.failure.as_deref(),
+            now,
+        );
+        if state != SnapshotState::Completed {
+            return Err(error(
+                "ec2",
+                op,
+                region,
+                "IncorrectState",
+                &format!("Snapshot {source_id} is in invalid state - {state:?}").to_lowercase(),
+            ));
+        }
+        // Beyond the quota a copy is refused: "You can have up to twenty concurrent snapshot
+        // copy requests per destination Region" (ebs-copy-snapshot.html).
+        if !self.admit_copy(Service::Ebs, caller, region, now) {
+            return Err(error(
+                "ec2",
+                op,
+                region,
+                "ResourceLimitExceeded",
+                &format!(
+                    "You have reached the limit of {} concurrent snapshot copies to this Region.",
+                    self.quotas.ebs_copies
+                ),
+            ));
+        }
+
+        let mut failure = None;
+        let kms_key = match &request.kms_key_arn {
+            Some(key) => match self.find_key(caller, region, key) {
+                Some(k) if k.usable_by(caller) => Some(k.arn.clone()),
+                Some(k) => {
+                    failure = Some(KEY_NOT_ACCESSIBLE.to_owned());
+                    Some(k.arn.clone())
+                }
+                None => {
+                    failure = Some(KEY_NOT_ACCESSIBLE.to_owned());
+                    Some(key.clone())
+                }
+            },
+            // Without KmsKeyId an encrypted snapshot is copied under the caller's aws/ebs key.
+            None if source.kms_key.is_some() => {
+                Some(self.default_key(caller, region, "alias/aws/ebs"))
+            }
+            None => None,
+        };
+        if let Some(source_key) = &source.kms_key
+            && !self.key_usable(caller, source_key)
+        {
+            failure = Some(KEY_NOT_ACCESSIBLE.to_owned());
+        }
+        if let Some(message) = self.faults.on_copy() {
+            failure.get_or_insert(message);
+        }
+
+        // Incremental when an earlier copy of the same volume under the same key is here
+        // (simplified: AWS also needs that copy to be complete and still present).
+        let incremental = failure.is_none()
+            && !self.copied_volumes.insert((
+                caller.clone(),
+                region.to_owned(),
+                source.volume_id.clone(),
+                kms_key.clone(),
+            ));
+        let t = self.timing.clone();
+        let duration = if failure.is_some() {
+            t.key_failure_after
+        } else {
+            t.duration(
+                t.ebs_copy_base,
+                t.ebs_copy_per_gib,
+                source.size_gib,
+                incremental,
+                &mut self.rng,
+            )
+        };
+        self.start_copy(Service::Ebs, caller, region, now + duration, duration);
+        let id = self.new_id("snap");
+        self.snapshots.insert(
+            id.clone(),
+            SimSnapshot {
+                id: id.clone(),
+                account: caller.clone(),
+                region: region.to_owned(),
+                volume_id: source.volume_id.clone(),
+                size_gib: source.size_gib,
+                kms_key,
+                started: now,
+                duration,
+                failure,
+                shared_with: BTreeSet::new(),
+                tags: request.tags.clone(),
+                copy_of: Some(source.id.clone()),
+                chain: source.chain + duration,
+            },
+        );
+        Ok(id)
+    }
+
+    /// EC2 `DeleteSnapshot` of one of the caller's snapshots. Copies still reading from it
+    /// fail ("Deleting a source before its copy finishes can fail the copy", SPEC section 3).
+    pub fn delete_snapshot(
+        &mut self,
+        caller: &AccountId,
+        region: &str,
+        snapshot_id: &str,
+        now: Instant,
+    ) -> Result<(), CloudError> {
+        let owned = self
+            .snapshots
+            .get(snapshot_id)
+            .is_some_and(|s| &s.account == caller && s.region == region);
+        if !owned {
+            return Err(snapshot_not_found("DeleteSnapshot", region, snapshot_id));
+        }
+        self.snapshots.remove(snapshot_id);
+        for copy in self.snapshots.values_mut() {
+            if copy.copy_of.as_deref() == Some(snapshot_id)
+                && now < copy.started + copy.duration
+                && copy.failure.is_none()
+            {
+                copy.failure = Some(format!("source snapshot {snapshot_id} was deleted"));
+            }
+        }
+        Ok(())
+    }
+}

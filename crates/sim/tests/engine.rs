@@ -1,0 +1,172 @@
+//! The engine's workflows run end to end on the simulator, on virtual time: a day of AWS time
+//! in milliseconds. These test the engine, not AWS; the conformance suite ties the simulator
+//! to AWS's behaviour.
+
+use snaprelay_core::engine::{EngineConfig, Interrupt, Progress, prepare, run_session};
+use snaprelay_core::ids::AccountId;
+use snaprelay_core::model::SnapshotState;
+use snaprelay_core::policy::Policy;
+use snaprelay_core::report::SessionReport;
+use snaprelay_core::status::Status;
+use snaprelay_sim::{DbSpec, Encryption, Fault, InstanceSpec, SimCloud, VolumeSpec};
+use snaprelay_state::SqliteStore;
+
+struct Quiet;
+impl Progress for Quiet {
+    fn update(&self, _: &str, _: &str) {}
+}
+
+fn account(s: &str) -> AccountId {
+    AccountId::parse(s).unwrap()
+}
+
+const SOURCE: &str = "111111111111";
+const TARGET: &str = "222222222222";
+
+struct Estate {
+    cloud: SimCloud,
+    source_key: String,
+    west_key: String,
+    vault_key: String,
+}
+
+fn estate() -> Estate {
+    let (src, tgt) = (account(SOURCE), account(TARGET));
+    let cloud = SimCloud::new(&src);
+    cloud.add_account(&tgt);
+    let source_key = cloud.create_key(&src, "us-east-1", Some("app"), std::slice::from_ref(&tgt));
+    let west_key = cloud.create_key(&src, "us-west-2", Some("dr-west"), &[]);
+    let vault_key = cloud.create_key(&tgt, "eu-west-1", Some("vault"), &[]);
+    Estate {
+        cloud,
+        source_key,
+        west_key,
+        vault_key,
+    }
+}
+
+async fn run(cloud: &SimCloud, policy: &str) -> SessionReport {
+    let policy = Policy::from_toml(policy).expect("policy");
+    let prepared = prepare(cloud, &policy).await.expect("prepare");
+    let mut store = SqliteStore::in_memory().unwrap();
+    run_session(
+        cloud,
+        &mut store,
+        &Quiet,
+        &EngineConfig::default(),
+        &Interrupt::never(),
+        &prepared,
+    )
+    .await
+    .expect("session")
+}
+
+fn volume(size_gib: u32, key: &str) -> VolumeSpec {
+    VolumeSpec {
+        size_gib,
+        encryption: Encryption::Key(key.to_owned()),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn same_and_cross_account_replicas_of_ec2_and_rds_complete_on_virtual_time() {
+    let e = estate();
+    let src = account(SOURCE);
+    let web = e.cloud.add_instance(
+        &src,
+        "us-east-1",
+        InstanceSpec {
+            name: Some("web".into()),
+            volumes: vec![volume(100, &e.source_key), volume(500, &e.source_key)],
+            ..Default::default()
+        },
+    );
+    e.cloud.add_db_instance(
+        &src,
+        "us-east-1",
+        DbSpec {
+            id: "orders".into(),
+            engine: "postgres".into(),
+            size_gib: 200,
+            encryption: Encryption::Key(e.source_key.clone()),
+            tags: vec![],
+            cluster: None,
+        },
+    );
+    let policy = format!(
+        r#"
+name = "dr"
+[source]
+regions = ["us-east-1"]
+[[source.resources]]
+type = "ec2"
+ids = ["{web}"]
+[[source.resources]]
+type = "rds"
+ids = ["orders"]
+[[targets]]
+region = "us-west-2"
+kms_key = "{west}"
+[[targets]]
+account = "{TARGET}"
+region = "eu-west-1"
+role_arn = "arn:aws:iam::{TARGET}:role/snaprelay-target"
+kms_key = "{vault}"
+"#,
+        west = e.west_key,
+        vault = e.vault_key
+    );
+    let started = tokio::time::Instant::now();
+    let report = run(&e.cloud, &policy).await;
+    assert_eq!(report.status, Status::Success, "{report:#?}");
+    assert!(
+        started.elapsed().as_secs() > 600,
+        "copies take simulated minutes"
+    );
+    let tgt = account(TARGET);
+    let replicas = e.cloud.snapshots(&tgt, "eu-west-1");
+    assert_eq!(replicas.len(), 2);
+    assert!(replicas.iter().all(|s| s.state == SnapshotState::Completed
+        && s.kms_key.as_deref() == Some(e.vault_key.as_str())));
+    // Every share was removed once the copies were made.
+    assert!(
+        e.cloud
+            .snapshots(&src, "us-east-1")
+            .iter()
+            .all(|s| s.shared_with.is_empty())
+    );
+    // Workflow C in two steps left only the final copy in the target account.
+    assert!(e.cloud.db_snapshots(&tgt, "us-east-1").is_empty());
+    assert_eq!(e.cloud.db_snapshots(&tgt, "eu-west-1").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_copy_that_ends_in_error_fails_its_task_and_is_deleted() {
+    let e = estate();
+    let src = account(SOURCE);
+    let web = e.cloud.add_instance(
+        &src,
+        "us-east-1",
+        InstanceSpec {
+            volumes: vec![volume(10, &e.source_key)],
+            ..Default::default()
+        },
+    );
+    e.cloud.inject(Fault::FailCopy {
+        nth: 1,
+        message: "internal error".into(),
+    });
+    let policy = format!(
+        "name = \"dr\"\n[source]\nregions = [\"us-east-1\"]\n[[source.resources]]\ntype = \"ec2\"\n\
+         ids = [\"{web}\"]\n[[targets]]\nregion = \"us-west-2\"\nkms_key = \"{}\"\n",
+        e.west_key
+    );
+    let report = run(&e.cloud, &policy).await;
+    assert_eq!(report.status, Status::Failed);
+    let message = report.resources[0].messages.join("; ");
+    assert!(message.contains("internal error"), "{message}");
+    assert!(
+        e.cloud.snapshots(&src, "us-west-2").is_empty(),
+        "the failed copy is discarded"
+    );
+}
