@@ -16,7 +16,9 @@
 //! - [`kms`], [`ebs`], [`rds`]: each service's rules.
 //! - [`timing`]: how long things take, and the quotas.
 //! - [`faults`]: injected errors, throttling and failed copies; the count of calls.
+//! - [`demo`]: the estate and scenarios of `snaprelay demo`.
 
+pub mod demo;
 mod ebs;
 mod faults;
 mod kms;

@@ -170,3 +170,16 @@ async fn a_copy_that_ends_in_error_fails_its_task_and_is_deleted() {
         "the failed copy is discarded"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_demo_scenarios_end_as_the_seed_says() {
+    let (cloud, scenarios) = snaprelay_sim::demo::estate();
+    for scenario in scenarios {
+        let report = run(&cloud, &scenario.policy).await;
+        assert_eq!(
+            report.status, scenario.expected,
+            "{}: {report:#?}",
+            scenario.title
+        );
+    }
+}

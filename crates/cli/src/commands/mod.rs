@@ -1,5 +1,6 @@
 //! One file per subcommand, and what they share: loading the policy, the cloud and the store.
 
+pub mod demo;
 pub mod plan;
 pub mod run;
 pub mod sessions;

@@ -1,0 +1,147 @@
+//! The estate and scenarios of `snaprelay demo`: the seed's three outcomes on a small estate of
+//! two accounts and three Regions, with nothing to install and no AWS account.
+//!
+//! - Account 111111111111 (the source, the ambient credentials): `web-1` (two volumes) and
+//!   `web-2` under the customer managed key `alias/app-data`, `legacy-app` under the AWS managed
+//!   `aws/ebs` key, DB `orders` under `alias/app-data` and DB `billing` under `aws/rds`, all in
+//!   us-east-1; a key `alias/dr-west` in us-west-2.
+//! - Account 222222222222 (the vault), reached through a role: a key `alias/vault` in
+//!   eu-west-1. `alias/app-data`'s key policy admits the vault account.
+
+use snaprelay_core::ids::AccountId;
+use snaprelay_core::status::Status;
+
+use crate::{DbSpec, Encryption, InstanceSpec, SimCloud, VolumeSpec};
+
+pub const SOURCE_ACCOUNT: &str = "111111111111";
+pub const VAULT_ACCOUNT: &str = "222222222222";
+
+/// One session the demo runs: its policy, the status the seed says it ends in, and why.
+pub struct Scenario {
+    pub title: &'static str,
+    pub policy: String,
+    pub expected: Status,
+    pub why: &'static str,
+}
+
+fn account(id: &str) -> AccountId {
+    AccountId::parse(id).unwrap_or_else(|| unreachable!("{id} is a literal account id"))
+}
+
+/// Builds the demo estate in a new simulator and returns it with the scenarios to run.
+pub fn estate() -> (SimCloud, Vec<Scenario>) {
+    let source = account(SOURCE_ACCOUNT);
+    let vault = account(VAULT_ACCOUNT);
+    let cloud = SimCloud::new(&source);
+    cloud.add_account(&vault);
+
+    let app_key = cloud.create_key(
+        &source,
+        "us-east-1",
+        Some("app-data"),
+        std::slice::from_ref(&vault),
+    );
+    let west_key = cloud.create_key(&source, "us-west-2", Some("dr-west"), &[]);
+    let vault_key = cloud.create_key(&vault, "eu-west-1", Some("vault"), &[]);
+
+    let app = || Encryption::Key(app_key.clone());
+    let web = |name: &str, sizes: &[u32], encryption: Encryption| InstanceSpec {
+        name: Some(name.to_owned()),
+        tags: vec![("backup".into(), "gold".into())],
+        volumes: sizes
+            .iter()
+            .map(|&size_gib| VolumeSpec {
+                size_gib,
+                encryption: encryption.clone(),
+            })
+            .collect(),
+    };
+    cloud.add_instance(&source, "us-east-1", web("web-1", &[100, 50], app()));
+    cloud.add_instance(&source, "us-east-1", web("web-2", &[200], app()));
+    cloud.add_instance(
+        &source,
+        "us-east-1",
+        web("legacy-app", &[80], Encryption::DefaultKey),
+    );
+    let db = |id: &str, size_gib: u32, encryption: Encryption| DbSpec {
+        id: id.to_owned(),
+        engine: "postgres".into(),
+        size_gib,
+        encryption,
+        tags: vec![("backup".into(), "gold".into())],
+        cluster: None,
+    };
+    cloud.add_db_instance(&source, "us-east-1", db("orders", 300, app()));
+    cloud.add_db_instance(
+        &source,
+        "us-east-1",
+        db("billing", 50, Encryption::DefaultKey),
+    );
+
+    let scenarios = vec![
+        Scenario {
+            title: "Same account, another Region, with a target key",
+            policy: format!(
+                r#"name = "dr-same-account"
+[source]
+regions = ["us-east-1"]
+[[source.resources]]
+type = "ec2"
+tags = {{ Name = "web-1" }}
+[[source.resources]]
+type = "ec2"
+tags = {{ Name = "web-2" }}
+[[source.resources]]
+type = "rds"
+ids = ["orders"]
+[[targets]]
+region = "us-west-2"
+kms_key = "{west_key}"
+"#
+            ),
+            expected: Status::Success,
+            why: "snapshot, then copy to the target Region re-encrypted with the target key",
+        },
+        Scenario {
+            title: "Same account, but the target has no key",
+            policy: r#"name = "dr-no-target-key"
+[source]
+regions = ["us-east-1"]
+[[source.resources]]
+type = "ec2"
+tags = { Name = "web-1" }
+[[targets]]
+region = "eu-west-1"
+"#
+            .to_owned(),
+            expected: Status::Warning,
+            why: "an encrypted instance and a target without a KMS key: no replica is made and \
+                  the session completes with warnings",
+        },
+        Scenario {
+            title: "Another account: share, copy, and the AWS managed keys that cannot be shared",
+            policy: format!(
+                r#"name = "vault-cross-account"
+[source]
+regions = ["us-east-1"]
+[[source.resources]]
+type = "ec2"
+tags = {{ backup = "gold" }}
+[[source.resources]]
+type = "rds"
+tags = {{ backup = "gold" }}
+[[targets]]
+account = "{VAULT_ACCOUNT}"
+region = "eu-west-1"
+role_arn = "arn:aws:iam::{VAULT_ACCOUNT}:role/snaprelay-target"
+kms_key = "{vault_key}"
+"#
+            ),
+            expected: Status::Failed,
+            why: "web-1, web-2 and orders reach the vault (EC2: share and copy; RDS: share, copy \
+                  in the source Region, copy to the target Region); legacy-app (aws/ebs) and \
+                  billing (aws/rds) cannot be shared with another account, so their tasks fail",
+        },
+    ];
+    (cloud, scenarios)
+}
