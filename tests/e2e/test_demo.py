@@ -7,13 +7,13 @@ import json
 import os
 import subprocess
 
-from estate import DEFAULT_BIN
+from estate import snaprelay_bin
 
 
 def test_demo_ends_in_success_warning_and_failed_with_exit_code_0() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     done = subprocess.run(
-        [os.environ.get("SNAPRELAY_BIN", str(DEFAULT_BIN)), "demo", "--output", "json"],
+        [str(snaprelay_bin()), "demo", "--output", "json"],
         capture_output=True,
         text=True,
         timeout=60,

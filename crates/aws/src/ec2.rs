@@ -155,15 +155,22 @@ pub async fn find_instances(
     Ok(instances)
 }
 
-fn tag_specification(tags: &[Tag]) -> TagSpecification {
-    TagSpecification::builder()
-        .resource_type(ResourceType::Snapshot)
-        .set_tags(Some(
-            tags.iter()
-                .map(|t| SdkTag::builder().key(&t.key).value(&t.value).build())
-                .collect(),
-        ))
-        .build()
+/// The tags of new snapshots, if any: EC2 refuses an empty tag specification ("Tag
+/// specification must have at least one tag"), so none is sent for no tags.
+fn tag_specification(tags: &[Tag]) -> Option<Vec<TagSpecification>> {
+    if tags.is_empty() {
+        return None;
+    }
+    Some(vec![
+        TagSpecification::builder()
+            .resource_type(ResourceType::Snapshot)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|t| SdkTag::builder().key(&t.key).value(&t.value).build())
+                    .collect(),
+            ))
+            .build(),
+    ])
 }
 
 pub async fn create_snapshots(
@@ -182,7 +189,7 @@ pub async fn create_snapshots(
                 .build(),
         )
         .description(description)
-        .tag_specifications(tag_specification(tags))
+        .set_tag_specifications(tag_specification(tags))
         .send()
         .await
         .map_err(|e| cloud_error("EC2", "CreateSnapshots", region, e))?;
@@ -281,7 +288,7 @@ pub async fn copy_snapshot(
         .source_region(&request.source_region)
         .source_snapshot_id(&request.source_snapshot_id)
         .description(&request.description)
-        .tag_specifications(tag_specification(&request.tags));
+        .set_tag_specifications(tag_specification(&request.tags));
     if let Some(key) = &request.kms_key_arn {
         // KmsKeyId is honoured only together with Encrypted = true.
         call = call.encrypted(true).kms_key_id(key);

@@ -55,6 +55,12 @@ impl AwsCloud {
             .region(region)
             .load()
             .await;
+        Self::with_config(base)
+    }
+
+    /// Uses a configuration built by the caller (an emulator's endpoint and test credentials,
+    /// say) as the ambient one.
+    pub fn with_config(base: SdkConfig) -> Self {
         Self {
             base,
             roles: Mutex::new(HashMap::new()),
