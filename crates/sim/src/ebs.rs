@@ -11,7 +11,7 @@ use snaprelay_core::ports::{CloudError, CopyRequest};
 use tokio::time::Instant;
 
 use crate::faults::error;
-use crate::world::{SimSnapshot, World, lifecycle};
+use crate::world::{PackedTags, SimSnapshot, World, lifecycle};
 
 /// State message of a copy whose key cannot be used (AWS checks keys asynchronously: "the
 /// action can appear to complete, but eventually fails", API_CopySnapshot.html). Same text as
@@ -127,7 +127,7 @@ impl World {
                     duration,
                     failure: None,
                     shared_with: BTreeSet::new(),
-                    tags: tags.to_vec(),
+                    tags: PackedTags::pack(tags),
                     copy_of: None,
                     chain: duration,
                 },
@@ -321,7 +321,7 @@ impl World {
                 duration,
                 failure,
                 shared_with: BTreeSet::new(),
-                tags: request.tags.clone(),
+                tags: PackedTags::pack(&request.tags),
                 copy_of: Some(source.id.clone()),
                 chain: source.chain + duration,
             },

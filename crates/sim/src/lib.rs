@@ -297,7 +297,7 @@ impl SimCloud {
                 state: lifecycle(s.started, s.duration, s.failure.as_deref(), now).0,
                 kms_key: s.kms_key.clone(),
                 shared_with: s.shared_with.clone(),
-                tags: s.tags.clone(),
+                tags: s.tags.unpack(),
                 copy_of: s.copy_of.clone(),
             })
             .collect();
@@ -321,7 +321,7 @@ impl SimCloud {
                 state: lifecycle(s.started, s.duration, s.failure.as_deref(), now).0,
                 kms_key: s.kms_key.clone(),
                 shared_with: s.shared_with.clone(),
-                tags: s.tags.clone(),
+                tags: s.tags.unpack(),
                 copy_of: s.copy_of.clone(),
             })
             .collect();
@@ -332,6 +332,12 @@ impl SimCloud {
     /// API calls made so far, by operation (`ec2:CopySnapshot`, ...), failed ones included.
     pub fn calls(&self) -> BTreeMap<&'static str, u64> {
         self.world().faults.calls().clone()
+    }
+
+    /// API calls made so far, by operation, account and Region (calls refused before the
+    /// account was known are not counted here).
+    pub fn calls_by_place(&self) -> BTreeMap<(&'static str, AccountId, String), u64> {
+        self.world().place_calls.clone()
     }
 
     /// Faults injected so far (failed calls and copies) and calls throttled.
@@ -386,6 +392,9 @@ impl SimCloud {
         w.call(operation, region)?;
         let (service, name) = operation.split_once(':').unwrap_or(("", operation));
         let caller = w.caller(access, service, name, region)?;
+        *w.place_calls
+            .entry((operation, caller.clone(), region.to_owned()))
+            .or_default() += 1;
         f(&mut w, caller, Instant::now())
     }
 }

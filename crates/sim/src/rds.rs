@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::ebs::matches;
 use crate::faults::error;
-use crate::world::{SimDbSnapshot, World, db_snapshot_arn, lifecycle};
+use crate::world::{PackedTags, SimDbSnapshot, World, db_snapshot_arn, lifecycle};
 
 fn rds_error(operation: &str, region: &str, code: &str, message: &str) -> CloudError {
     error("rds", operation, region, code, message)
@@ -154,7 +154,7 @@ impl World {
             duration,
             failure: None,
             shared_with: BTreeSet::new(),
-            tags: tags.to_vec(),
+            tags: PackedTags::pack(tags),
             copy_of: None,
             chain: duration,
         };
@@ -362,7 +362,7 @@ impl World {
             duration,
             failure,
             shared_with: BTreeSet::new(),
-            tags: request.tags.clone(),
+            tags: PackedTags::pack(&request.tags),
             copy_of: Some(db_snapshot_arn(&source.region, &source.account, &source.id)),
             chain: source.chain + duration,
         };

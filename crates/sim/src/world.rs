@@ -92,7 +92,7 @@ pub(crate) struct SimSnapshot {
     /// The state message of a snapshot that ends in `error`.
     pub failure: Option<String>,
     pub shared_with: BTreeSet<AccountId>,
-    pub tags: Vec<Tag>,
+    pub tags: PackedTags,
     /// The snapshot this one was copied from.
     pub copy_of: Option<String>,
     /// How long the chain from the first snapshot to this one took, back to back.
@@ -122,7 +122,7 @@ pub(crate) struct SimDbSnapshot {
     pub duration: Duration,
     pub failure: Option<String>,
     pub shared_with: BTreeSet<AccountId>,
-    pub tags: Vec<Tag>,
+    pub tags: PackedTags,
     pub copy_of: Option<String>,
     pub chain: Duration,
 }
@@ -135,6 +135,35 @@ impl SimDbSnapshot {
 
 pub(crate) fn db_snapshot_arn(region: &str, account: &AccountId, id: &str) -> String {
     format!("arn:aws:rds:{region}:{account}:snapshot:{id}")
+}
+
+/// A snapshot's tags in one allocation: a fleet's replicas carry nine tags each, and the
+/// simulator should not weigh more than the tool it serves.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PackedTags(Box<str>);
+
+const KEY_END: char = '\u{1f}';
+const TAG_END: char = '\u{1e}';
+
+impl PackedTags {
+    pub fn pack(tags: &[Tag]) -> Self {
+        let mut packed = String::new();
+        for t in tags {
+            packed.push_str(&t.key);
+            packed.push(KEY_END);
+            packed.push_str(&t.value);
+            packed.push(TAG_END);
+        }
+        Self(packed.into_boxed_str())
+    }
+
+    pub fn unpack(&self) -> Vec<Tag> {
+        self.0
+            .split_terminator(TAG_END)
+            .filter_map(|t| t.split_once(KEY_END))
+            .map(|(k, v)| Tag::new(k, v))
+            .collect()
+    }
 }
 
 /// Where a snapshot is in its life, read off the clock.
@@ -185,6 +214,8 @@ pub(crate) struct World {
     pub peak_in_flight: HashMap<(Service, AccountId, String), usize>,
     /// The copy time accepted per place (a copy's whole duration), for the lower bound.
     pub copy_time: HashMap<(Service, AccountId, String), Duration>,
+    /// Calls by (operation, account, Region).
+    pub place_calls: BTreeMap<(&'static str, AccountId, String), u64>,
     next_id: u64,
 }
 
@@ -210,6 +241,7 @@ impl World {
             copied_volumes: HashSet::new(),
             peak_in_flight: HashMap::new(),
             copy_time: HashMap::new(),
+            place_calls: BTreeMap::new(),
             next_id: 0,
         }
     }

@@ -10,7 +10,7 @@ use snaprelay_core::ports::{StateStore, StoreError};
 use snaprelay_core::report::{RestorePoint, SessionReport, SessionSummary, StepRecord};
 
 /// Bumped with every change to [`SCHEMA`]; a later version migrates from the earlier ones.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sessions (
@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     region        TEXT NOT NULL,
     status        TEXT NOT NULL,
     messages      TEXT NOT NULL,
+    report        TEXT,
     PRIMARY KEY (session_id, resource_id)
 );
 CREATE TABLE IF NOT EXISTS steps (
@@ -79,6 +80,20 @@ fn migrate_to_1(conn: &Connection) -> rusqlite::Result<()> {
             "ALTER TABLE restore_point_snapshots ADD COLUMN device TEXT",
             [],
         )?;
+    }
+    Ok(())
+}
+
+/// Version 2 keeps each task's report in its own row (a fleet's session report is tens of
+/// megabytes as one document); version-1 sessions keep theirs whole in the session row.
+fn migrate_to_2(conn: &Connection) -> rusqlite::Result<()> {
+    let has_report: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('tasks') WHERE name = 'report'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_report {
+        conn.execute("ALTER TABLE tasks ADD COLUMN report TEXT", [])?;
     }
     Ok(())
 }
@@ -175,7 +190,9 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA)
             .map_err(err("cannot create the schema in", path))?;
         // Idempotent, so it runs on every open: cheap, and it mends files of early builds.
-        migrate_to_1(&conn).map_err(err("cannot upgrade the schema of", path))?;
+        migrate_to_1(&conn)
+            .and_then(|()| migrate_to_2(&conn))
+            .map_err(err("cannot upgrade the schema of", path))?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(err("cannot record the schema version in", path))?;
         Ok(Self { conn })
@@ -296,23 +313,37 @@ impl StateStore for SqliteStore {
     }
 
     fn finish_session(&mut self, report: &SessionReport) -> Result<(), StoreError> {
-        let json = serde_json::to_string(report)
-            .map_err(|e| StoreError(format!("cannot encode the report: {e}")))?;
+        let encode =
+            |what: &str, e: serde_json::Error| StoreError(format!("cannot encode {what}: {e}"));
+        // The session row holds the report without its resources; each task row holds its own.
+        let header = SessionReport {
+            session_id: report.session_id.clone(),
+            policy: report.policy.clone(),
+            status: report.status,
+            started_at: report.started_at.clone(),
+            ended_at: report.ended_at.clone(),
+            source_account: report.source_account.clone(),
+            resources: Vec::new(),
+            messages: report.messages.clone(),
+        };
+        let json = serde_json::to_string(&header).map_err(|e| encode("the report", e))?;
         let fail = || err("cannot record the end of the session", None);
         let tx = self.conn.transaction().map_err(fail())?;
         for task in &report.resources {
-            let messages = serde_json::to_string(&task.messages)
-                .map_err(|e| StoreError(format!("cannot encode task messages: {e}")))?;
+            let messages =
+                serde_json::to_string(&task.messages).map_err(|e| encode("task messages", e))?;
+            let task_json = serde_json::to_string(task).map_err(|e| encode("a task report", e))?;
             tx.execute(
-                "INSERT INTO tasks (session_id, resource_type, resource_id, region, status, messages) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO tasks (session_id, resource_type, resource_id, region, status, messages, report) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     report.session_id,
                     task.resource_type,
                     task.id,
                     task.region,
                     task.status.as_str(),
-                    messages
+                    messages,
+                    task_json
                 ],
             )
             .map_err(fail())?;
@@ -364,14 +395,30 @@ impl StateStore for SqliteStore {
             )
             .optional()
             .map_err(err("cannot read the session", None))?;
-        match json.flatten() {
-            None => Ok(None),
-            Some(j) => serde_json::from_str(&j).map(Some).map_err(|e| {
-                StoreError(format!(
-                    "the stored report of session {session_id} is unreadable: {e}"
-                ))
-            }),
+        let unreadable = |e: serde_json::Error| {
+            StoreError(format!(
+                "the stored report of session {session_id} is unreadable: {e}"
+            ))
+        };
+        let Some(json) = json.flatten() else {
+            return Ok(None);
+        };
+        let mut report: SessionReport = serde_json::from_str(&json).map_err(unreadable)?;
+        // Schema 2: the resources are in the task rows, in the report's order.
+        let mut stmt = self
+            .conn
+            .prepare("SELECT report FROM tasks WHERE session_id = ?1 AND report IS NOT NULL ORDER BY rowid")
+            .map_err(err("cannot read the session", None))?;
+        let tasks = stmt
+            .query_map([session_id], |r| r.get::<_, String>(0))
+            .map_err(err("cannot read the session", None))?;
+        for task in tasks {
+            let task = task.map_err(err("cannot read the session", None))?;
+            report
+                .resources
+                .push(serde_json::from_str(&task).map_err(unreadable)?);
         }
+        Ok(Some(report))
     }
 
     fn steps(&self, session_id: &str) -> Result<Vec<StepRecord>, StoreError> {

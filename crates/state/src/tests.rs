@@ -177,3 +177,39 @@ fn a_state_file_from_before_schema_versions_is_upgraded() {
     drop(store);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_session_recorded_whole_by_schema_1_is_still_read_back() {
+    let dir = std::env::temp_dir().join(format!("snaprelay-state-v1-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.sqlite");
+    {
+        // What schema 1 wrote: the whole report in the session row, tasks without reports.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE sessions (id TEXT PRIMARY KEY, policy TEXT NOT NULL, started_at TEXT \
+             NOT NULL, ended_at TEXT, status TEXT NOT NULL DEFAULT 'Running', resources INTEGER \
+             NOT NULL DEFAULT 0, report TEXT); \
+             CREATE TABLE tasks (session_id TEXT NOT NULL, resource_type TEXT NOT NULL, \
+             resource_id TEXT NOT NULL, region TEXT NOT NULL, status TEXT NOT NULL, messages \
+             TEXT NOT NULL, PRIMARY KEY (session_id, resource_id)); PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        let whole = serde_json::to_string(&report("old")).unwrap();
+        conn.execute(
+            "INSERT INTO sessions VALUES ('old', 'p', 't0', 't1', 'Warning', 1, ?1)",
+            [whole],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO tasks VALUES ('old', 'ec2', 'i-0123456789abcdef0', 'us-east-1', \
+             'Warning', '[\"no key\"]')",
+            [],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.session("old").unwrap(), Some(report("old")));
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}

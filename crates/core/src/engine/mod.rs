@@ -4,6 +4,7 @@
 mod interrupt;
 mod prepare;
 mod slots;
+mod watch;
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -16,6 +17,7 @@ use futures_util::stream;
 pub use interrupt::{Interrupt, InterruptHandle, Interrupted};
 pub use prepare::{PrepareError, Prepared, prepare};
 pub use slots::{CopySlots, Service};
+pub use watch::{Polled, Urgency, Watcher};
 
 use crate::clock::{new_session_id, utc_now};
 use crate::ids::AccountId;
@@ -33,8 +35,11 @@ pub struct EngineConfig {
     pub concurrency: usize,
     /// The first wait before asking whether a snapshot has completed.
     pub poll_initial: Duration,
-    /// The longest wait between two polls.
+    /// The longest wait between two polls of a place where no snapshot reports progress yet.
     pub poll_max: Duration,
+    /// The longest wait between two polls of a place whose snapshots report progress (the
+    /// poll is planned for when the first of them should end).
+    pub poll_horizon: Duration,
     /// EBS snapshot copies in flight per account and destination Region (AWS: 20).
     pub ebs_copy_slots: usize,
     /// RDS DB snapshot copies in progress per account and destination Region (AWS: 20).
@@ -47,6 +52,7 @@ impl Default for EngineConfig {
             concurrency: 32,
             poll_initial: Duration::from_secs(2),
             poll_max: Duration::from_secs(30),
+            poll_horizon: Duration::from_secs(900),
             ebs_copy_slots: 20,
             rds_copy_slots: 20,
         }
@@ -125,14 +131,19 @@ pub async fn run_session(
         failure: Mutex::new(None),
     };
     let slots = CopySlots::new(config.ebs_copy_slots, config.rds_copy_slots);
+    let ebs_watch = Watcher::new(cloud, config);
+    let rds_watch = Watcher::new(cloud, config);
 
-    let mut resources: Vec<(usize, ResourceReport)> = stream::iter(plan.tasks.iter().enumerate())
+    let tasks = stream::iter(interleaved(&plan.tasks))
+        .map(|i| (i, &plan.tasks[i]))
         .map(|(i, task)| {
             let ctx = TaskContext {
                 cloud,
                 recorder: &recorder,
                 config,
                 slots: &slots,
+                ebs_watch: &ebs_watch,
+                rds_watch: &rds_watch,
                 interrupt,
                 session_id: &session_id,
                 policy: &plan.policy,
@@ -143,8 +154,13 @@ pub async fn run_session(
             async move { (i, run_task(ctx, plan, task).await) }
         })
         .buffer_unordered(config.concurrency.max(1))
-        .collect()
-        .await;
+        .collect::<Vec<_>>();
+    // The watchers poll for every task until the last task is done.
+    let mut resources = tokio::select! {
+        done = tasks => done,
+        never = ebs_watch.run(&recorder) => match never {},
+        never = rds_watch.run(&recorder) => match never {},
+    };
     resources.sort_by_key(|(i, _)| *i);
     let resources: Vec<ResourceReport> = resources.into_iter().map(|(_, r)| r).collect();
 
@@ -179,6 +195,47 @@ pub async fn run_session(
         .unwrap_or_else(|p| p.into_inner())
         .finish_session(&report)?;
     Ok(report)
+}
+
+/// The order tasks are started in: the resources of each (type, Region) spread evenly over the
+/// session, so that EC2 and RDS copies (which have quotas of their own) and each source
+/// Region progress side by side instead of one after the other; within a group the largest
+/// first, so that the session does not end waiting for one big copy started last.
+fn interleaved(tasks: &[TaskPlan]) -> Vec<usize> {
+    let mut groups: Vec<((&str, &str), Vec<usize>)> = Vec::new();
+    for (i, t) in tasks.iter().enumerate() {
+        let key = (t.resource_type, t.region.as_str());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((key, vec![i])),
+        }
+    }
+    for (_, members) in &mut groups {
+        // A stable sort: equal sizes (RDS, whose size the inventory does not know) keep the
+        // plan's order.
+        members.sort_by_key(|&i| std::cmp::Reverse(size_gib(&tasks[i].resource)));
+    }
+    // Each task's place in the session: its rank within its group scaled to the group's size.
+    let mut order: Vec<(f64, usize)> = groups
+        .iter()
+        .flat_map(|(_, members)| {
+            let n = members.len() as f64;
+            members
+                .iter()
+                .enumerate()
+                .map(move |(rank, &i)| ((rank as f64 + 0.5) / n, i))
+        })
+        .collect();
+    order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    order.into_iter().map(|(_, i)| i).collect()
+}
+
+/// The data a resource's snapshots carry, as far as the inventory knows.
+fn size_gib(resource: &Resource) -> i64 {
+    match resource {
+        Resource::Ec2(i) => i.volumes.iter().map(|v| i64::from(v.size_gib)).sum(),
+        Resource::Rds(_) => 0,
+    }
 }
 
 /// One resource: its source snapshot(s), then every target's workflow, side by side.
@@ -379,4 +436,47 @@ fn by_account<'p, 'a>(
         }
     }
     groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Instance;
+
+    fn task(resource_type: &'static str, region: &str, id: &str) -> TaskPlan {
+        TaskPlan {
+            resource_type,
+            id: id.into(),
+            region: region.into(),
+            resource: Resource::Ec2(Instance {
+                id: id.into(),
+                region: region.into(),
+                name: None,
+                volumes: vec![],
+            }),
+            take_snapshot: true,
+            targets: vec![],
+        }
+    }
+
+    #[test]
+    fn tasks_of_each_type_and_region_are_spread_over_the_session() {
+        let mut tasks: Vec<TaskPlan> = (0..6)
+            .map(|n| task("ec2", "us-east-1", &format!("i-{n}")))
+            .collect();
+        tasks.extend((0..2).map(|n| task("rds", "us-east-1", &format!("db-{n}"))));
+        tasks.push(task("ec2", "us-west-2", "i-west"));
+        let order: Vec<&str> = interleaved(&tasks)
+            .into_iter()
+            .map(|i| tasks[i].id.as_str())
+            .collect();
+        assert_eq!(order.len(), tasks.len());
+        // The first RDS task comes long before the last EC2 one; the single west instance
+        // lands in the middle; each group keeps its own order.
+        let at = |id: &str| order.iter().position(|o| *o == id).unwrap();
+        assert!(at("db-0") < 3, "{order:?}");
+        assert!(at("db-1") < at("i-5"), "{order:?}");
+        assert!((3..=5).contains(&at("i-west")), "{order:?}");
+        assert!((0..5).all(|n| at(&format!("i-{n}")) < at(&format!("i-{}", n + 1))));
+    }
 }

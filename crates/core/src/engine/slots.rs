@@ -1,14 +1,19 @@
 //! Copy slots. AWS allows a limited number of snapshot copies in flight per account and
 //! destination Region (EBS: 20, not adjustable: https://docs.aws.amazon.com/ebs/latest/userguide/ebs-copy-snapshot.html;
 //! RDS: 20 DB snapshot copies in progress: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/CHAP_Limits.html).
-//! A restore point's copies take their slots here before `CopySnapshot` is called and give
-//! them back once the copies have ended, so a large session queues instead of being refused.
-//! Copies made by others still count against the quota at AWS: those refusals are retried.
+//! Each copy takes a slot here before `CopySnapshot` is called and gives it back once it has
+//! ended, so a large session queues instead of being refused. Copies made by others still
+//! count against the quota at AWS: those refusals are retried.
+//!
+//! A free slot goes to the waiting copy with the most data (then the longest waiting): the
+//! longest copies start first and the session does not end waiting for one large copy that
+//! happened to queue last (longest-processing-time-first scheduling).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 
 use crate::ids::AccountId;
 
@@ -19,63 +24,176 @@ pub enum Service {
     Rds,
 }
 
-pub struct CopySlots {
+type PlaceKey = (Service, AccountId, String);
+
+struct Waiter {
+    priority: u64,
+    order: Reverse<u64>,
+    grant: oneshot::Sender<()>,
+}
+
+impl PartialEq for Waiter {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Waiter {}
+impl PartialOrd for Waiter {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Waiter {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.priority, self.order).cmp(&(other.priority, other.order))
+    }
+}
+
+struct Place {
+    free: usize,
+    waiting: BinaryHeap<Waiter>,
+    next: u64,
+}
+
+struct Inner {
     ebs: usize,
     rds: usize,
-    places: Mutex<HashMap<(Service, AccountId, String), Arc<Semaphore>>>,
+    places: Mutex<HashMap<PlaceKey, Place>>,
+}
+
+impl Inner {
+    fn places(&self) -> MutexGuard<'_, HashMap<PlaceKey, Place>> {
+        self.places.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands a freed slot to the first waiter still waiting, or keeps it free.
+    fn release(&self, key: &PlaceKey) {
+        let mut places = self.places();
+        let Some(place) = places.get_mut(key) else {
+            return;
+        };
+        while let Some(w) = place.waiting.pop() {
+            if w.grant.send(()).is_ok() {
+                return;
+            }
+        }
+        place.free += 1;
+    }
+}
+
+pub struct CopySlots {
+    inner: Arc<Inner>,
+}
+
+/// A copy slot, given back when dropped.
+pub struct Slot {
+    inner: Arc<Inner>,
+    key: PlaceKey,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.inner.release(&self.key);
+    }
+}
+
+/// A wait for a slot; if given up after the slot was granted, the slot is given back.
+struct Pending {
+    inner: Arc<Inner>,
+    key: PlaceKey,
+    grant: oneshot::Receiver<()>,
+    done: bool,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        self.grant.close();
+        if self.grant.try_recv().is_ok() {
+            self.inner.release(&self.key);
+        }
+    }
 }
 
 impl CopySlots {
     pub fn new(ebs: usize, rds: usize) -> Self {
         Self {
-            ebs: ebs.max(1),
-            rds: rds.max(1),
-            places: Mutex::new(HashMap::new()),
+            inner: Arc::new(Inner {
+                ebs: ebs.max(1),
+                rds: rds.max(1),
+                places: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
     fn per_place(&self, service: Service) -> usize {
         match service {
-            Service::Ebs => self.ebs,
-            Service::Rds => self.rds,
+            Service::Ebs => self.inner.ebs,
+            Service::Rds => self.inner.rds,
         }
     }
 
-    /// Whether `n` slots of `service` in (account, Region) can be had without waiting.
-    pub fn available(&self, service: Service, account: &AccountId, region: &str, n: usize) -> bool {
-        self.place(service, account, region).available_permits() >= self.cap(service, n)
+    /// Whether a slot of `service` in (account, Region) can be had without waiting.
+    pub fn available(&self, service: Service, account: &AccountId, region: &str) -> bool {
+        let key = (service, account.clone(), region.to_owned());
+        let places = self.inner.places();
+        places
+            .get(&key)
+            .is_none_or(|p| p.free > 0 && p.waiting.is_empty())
     }
 
-    /// Waits for `n` slots of `service` (at most the whole quota) in (account, Region).
+    /// Waits for a slot of `service` in (account, Region). Among waiting copies, the one with
+    /// the highest `priority` (its size in GiB) gets the next free slot.
     pub async fn acquire(
         &self,
         service: Service,
         account: &AccountId,
         region: &str,
-        n: usize,
-    ) -> OwnedSemaphorePermit {
-        let n = self.cap(service, n) as u32;
-        match self
-            .place(service, account, region)
-            .acquire_many_owned(n)
-            .await
-        {
-            Ok(permit) => permit,
-            // The semaphores are never closed.
-            Err(_) => unreachable!("copy slot semaphores are never closed"),
+        priority: u64,
+    ) -> Slot {
+        let key = (service, account.clone(), region.to_owned());
+        let grant = {
+            let mut places = self.inner.places();
+            let place = places.entry(key.clone()).or_insert_with(|| Place {
+                free: self.per_place(service),
+                waiting: BinaryHeap::new(),
+                next: 0,
+            });
+            if place.free > 0 && place.waiting.is_empty() {
+                place.free -= 1;
+                return Slot {
+                    inner: self.inner.clone(),
+                    key,
+                };
+            }
+            let (tx, rx) = oneshot::channel();
+            place.next += 1;
+            place.waiting.push(Waiter {
+                priority,
+                order: Reverse(place.next),
+                grant: tx,
+            });
+            rx
+        };
+        let mut pending = Pending {
+            inner: self.inner.clone(),
+            key: key.clone(),
+            grant,
+            done: false,
+        };
+        // The sender lives in the heap until it is used; it is dropped unused only with the
+        // whole CopySlots, which outlives every wait.
+        let granted = (&mut pending.grant).await.is_ok();
+        pending.done = granted;
+        if !granted {
+            std::future::pending::<()>().await;
         }
-    }
-
-    fn cap(&self, service: Service, n: usize) -> usize {
-        n.clamp(1, self.per_place(service))
-    }
-
-    fn place(&self, service: Service, account: &AccountId, region: &str) -> Arc<Semaphore> {
-        let mut places = self.places.lock().unwrap_or_else(|p| p.into_inner());
-        places
-            .entry((service, account.clone(), region.to_owned()))
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_place(service))))
-            .clone()
+        Slot {
+            inner: self.inner.clone(),
+            key,
+        }
     }
 }
 
@@ -89,30 +207,66 @@ mod tests {
 
     #[tokio::test]
     async fn copies_beyond_the_quota_wait_for_a_slot_per_account_and_region() {
-        let slots = CopySlots::new(20, 20);
-        let first = slots
-            .acquire(Service::Ebs, &account(), "eu-west-1", 15)
+        let slots = CopySlots::new(2, 2);
+        let a = slots
+            .acquire(Service::Ebs, &account(), "eu-west-1", 0)
             .await;
-        assert!(!slots.available(Service::Ebs, &account(), "eu-west-1", 6));
-        assert!(slots.available(Service::Ebs, &account(), "eu-west-1", 5));
+        let b = slots
+            .acquire(Service::Ebs, &account(), "eu-west-1", 0)
+            .await;
+        assert!(!slots.available(Service::Ebs, &account(), "eu-west-1"));
         assert!(
-            slots.available(Service::Rds, &account(), "eu-west-1", 20),
+            slots.available(Service::Rds, &account(), "eu-west-1"),
             "RDS copies have their own quota"
         );
         assert!(
-            slots.available(Service::Ebs, &account(), "us-west-2", 20),
+            slots.available(Service::Ebs, &account(), "us-west-2"),
             "another Region has its own quota"
         );
-        drop(first);
-        assert!(slots.available(Service::Ebs, &account(), "eu-west-1", 20));
+        drop(a);
+        assert!(slots.available(Service::Ebs, &account(), "eu-west-1"));
+        drop(b);
     }
 
     #[tokio::test]
-    async fn a_restore_point_larger_than_the_quota_takes_the_whole_quota() {
-        let slots = CopySlots::new(20, 5);
-        let all = slots
-            .acquire(Service::Ebs, &account(), "eu-west-1", 27)
+    async fn a_freed_slot_goes_to_the_largest_waiting_copy() {
+        let slots = CopySlots::new(1, 1);
+        let held = slots
+            .acquire(Service::Ebs, &account(), "eu-west-1", 0)
             .await;
-        assert_eq!(all.num_permits(), 20);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let wait = |size: u64| {
+            let tx = tx.clone();
+            let slots = &slots;
+            async move {
+                let slot = slots
+                    .acquire(Service::Ebs, &account(), "eu-west-1", size)
+                    .await;
+                tx.send(size).unwrap();
+                drop(slot);
+            }
+        };
+        let all = futures_util::future::join4(wait(8), wait(500), wait(100), async {
+            tokio::task::yield_now().await;
+            drop(held);
+        });
+        all.await;
+        let order: Vec<u64> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert_eq!(order, vec![500, 100, 8]);
+    }
+
+    #[tokio::test]
+    async fn a_wait_given_up_does_not_lose_the_slot() {
+        let slots = CopySlots::new(1, 1);
+        let held = slots
+            .acquire(Service::Rds, &account(), "eu-west-1", 0)
+            .await;
+        let other = account();
+        {
+            let waiting = slots.acquire(Service::Rds, &other, "eu-west-1", 0);
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(1), waiting).await;
+        }
+        drop(held);
+        assert!(slots.available(Service::Rds, &account(), "eu-west-1"));
     }
 }

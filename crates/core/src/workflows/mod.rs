@@ -13,7 +13,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::clock::utc_now;
-use crate::engine::{CopySlots, EngineConfig, Interrupt, Record, Service};
+use crate::engine::{CopySlots, EngineConfig, Interrupt, Record, Service, Urgency, Watcher};
 use crate::ids::AccountId;
 use crate::model::{DbSnapshotStatus, Resource, SnapshotState, SnapshotStatus, Tag, tags};
 use crate::plan::{ResolvedTarget, Workflow};
@@ -27,6 +27,8 @@ pub struct TaskContext<'a> {
     pub recorder: &'a dyn Record,
     pub config: &'a EngineConfig,
     pub slots: &'a CopySlots,
+    pub ebs_watch: &'a Watcher<'a, SnapshotStatus>,
+    pub rds_watch: &'a Watcher<'a, DbSnapshotStatus>,
     pub interrupt: &'a Interrupt,
     pub session_id: &'a str,
     pub policy: &'a str,
@@ -156,90 +158,45 @@ impl TaskContext<'_> {
         left
     }
 
-    /// Polls `DescribeSnapshots` for a batch of EBS snapshots until each has completed or
-    /// failed. One call covers the whole batch.
+    /// Waits until each EBS snapshot of the batch has completed or failed. The session's
+    /// watcher polls for all tasks at once (engine/watch.rs).
     pub async fn wait_for_snapshots(
         &self,
         access: &Access,
         region: &str,
         snapshot_ids: &[String],
+        urgency: Urgency,
     ) -> Result<Vec<SnapshotStatus>, String> {
-        self.wait_until_done(region, snapshot_ids, || {
-            self.cloud.describe_snapshots(access, region, snapshot_ids)
-        })
-        .await
+        self.ebs_watch
+            .wait(
+                self.resource.id(),
+                access,
+                region,
+                snapshot_ids,
+                urgency,
+                self.interrupt,
+            )
+            .await
     }
 
-    /// Polls `DescribeDBSnapshots` for a batch of DB snapshots until each is available or
-    /// failed. One call covers the whole batch.
+    /// Waits until each DB snapshot of the batch is available or failed.
     pub async fn wait_for_db_snapshots(
         &self,
         access: &Access,
         region: &str,
         snapshot_ids: &[String],
+        urgency: Urgency,
     ) -> Result<Vec<DbSnapshotStatus>, String> {
-        self.wait_until_done(region, snapshot_ids, || {
-            self.cloud
-                .describe_db_snapshots(access, region, snapshot_ids)
-        })
-        .await
-    }
-
-    /// Asks `describe` for the snapshots, backing off between polls, until each has ended.
-    async fn wait_until_done<S, F, Fut>(
-        &self,
-        region: &str,
-        snapshot_ids: &[String],
-        describe: F,
-    ) -> Result<Vec<S>, String>
-    where
-        S: Progressing,
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<Vec<S>, CloudError>>,
-    {
-        let mut interval = self.config.poll_initial;
-        let mut unseen_rounds = 0;
-        loop {
-            self.interrupt.sleep(interval).await.map_err(|i| {
-                format!(
-                    "{i} before snapshot(s) {} completed",
-                    snapshot_ids.join(", ")
-                )
-            })?;
-            let statuses = describe().await.map_err(|e| e.to_string())?;
-            let missing: Vec<&str> = snapshot_ids
-                .iter()
-                .filter(|id| !statuses.iter().any(|s| s.id() == id.as_str()))
-                .map(String::as_str)
-                .collect();
-            if !missing.is_empty() {
-                // Just created, so Describe* may lag behind (eventual consistency); a snapshot
-                // that stays invisible was deleted by someone else.
-                unseen_rounds += 1;
-                if unseen_rounds > MAX_UNSEEN_ROUNDS {
-                    return Err(format!(
-                        "snapshot(s) {} disappeared from {region} before completing",
-                        missing.join(", ")
-                    ));
-                }
-            } else if statuses
-                .iter()
-                .all(|s| matches!(s.state(), SnapshotState::Completed | SnapshotState::Error))
-            {
-                return Ok(statuses);
-            } else {
-                let percent: u32 = statuses
-                    .iter()
-                    .map(|s| u32::from(s.progress().unwrap_or(0)))
-                    .sum::<u32>()
-                    / statuses.len().max(1) as u32;
-                self.recorder.progress(
-                    self.resource.id(),
-                    &format!("{} snapshot(s) in {region}: {percent}%", statuses.len()),
-                );
-            }
-            interval = next_interval(interval, self.config.poll_max);
-        }
+        self.rds_watch
+            .wait(
+                self.resource.id(),
+                access,
+                region,
+                snapshot_ids,
+                urgency,
+                self.interrupt,
+            )
+            .await
     }
 }
 
@@ -283,9 +240,6 @@ impl Progressing for DbSnapshotStatus {
     }
 }
 
-/// How many polls a just-created snapshot may stay invisible before it counts as gone.
-const MAX_UNSEEN_ROUNDS: u32 = 10;
-
 impl TaskContext<'_> {
     /// Makes an AWS call until AWS stops refusing it for a used-up quota, waiting longer each
     /// time (with jitter, so that many waiting tasks do not all try again at once).
@@ -319,14 +273,14 @@ impl TaskContext<'_> {
 }
 
 /// `d` scaled by a factor between 0.75 and 1.25, from the clock's nanoseconds.
-fn jitter(d: Duration) -> Duration {
+pub(crate) fn jitter(d: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |t| t.subsec_nanos());
     d.mul_f64(0.75 + f64::from(nanos % 1000) / 2000.0)
 }
 
-fn next_interval(current: Duration, max: Duration) -> Duration {
+pub(crate) fn next_interval(current: Duration, max: Duration) -> Duration {
     (current * 3 / 2).min(max)
 }
 

@@ -3,9 +3,12 @@
 //! key, waited for, and recorded as a replica restore point. A restore point is whole or absent:
 //! if any copy fails, the copies already made are deleted.
 
+use futures_util::future::join_all;
+
 use crate::clock::utc_now;
+use crate::engine::Urgency;
 use crate::engine::{Interrupted, Service};
-use crate::model::{Tag, tags};
+use crate::model::{Resource, SnapshotStatus, Tag, tags};
 use crate::plan::ResolvedTarget;
 use crate::ports::CopyRequest;
 use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
@@ -20,102 +23,37 @@ pub async fn copy_restore_point(
     kms_key_arn: Option<&str>,
 ) -> Result<PlaceReport, String> {
     let resource_id = ctx.resource.id();
-    let source_region = ctx.resource.region();
     let place = format!("{}/{}", target.account, target.region);
-    let access = &target.access;
 
-    // Held until the copies have ended: AWS counts a copy against the quota while it runs.
-    if !ctx
-        .slots
-        .available(Service::Ebs, &target.account, &target.region, source.len())
-    {
-        ctx.recorder
-            .progress(resource_id, &format!("waiting for a copy slot in {place}"));
-    }
-    let _slots = tokio::select! {
-        permit = ctx.slots.acquire(Service::Ebs, &target.account, &target.region, source.len()) => permit,
-        () = ctx.interrupt.raised() => {
-            return Err(format!("{Interrupted} while waiting for a copy slot in {place}"));
-        }
-    };
-
+    // The volumes are copied side by side. Each copy takes a slot before it starts and gives
+    // it back when it ends, as AWS counts it against the quota only while it runs: a restore
+    // point's small volumes free their slots while its large one is still copying, and no
+    // restore point holds slots while it waits for more.
+    let copied = join_all(
+        source
+            .iter()
+            .map(|s| copy_one(ctx, s, target, &place, kms_key_arn)),
+    )
+    .await;
     let mut copies: Vec<(String, &SourceSnapshot)> = Vec::new();
-    for s in source {
-        if ctx.interrupt.is_raised() {
-            let error = format!("{Interrupted} before {} was copied", s.snapshot_id);
-            return Err(discarding(ctx, target, &place, &copies, error).await);
-        }
-        let mut tags = ctx.tags("replica");
-        tags.extend([
-            Tag::new(tags::VOLUME, &s.volume_id),
-            Tag::new(tags::SOURCE_SNAPSHOT, &s.snapshot_id),
-            Tag::new(tags::SOURCE_ACCOUNT, ctx.source_account.as_str()),
-            Tag::new(tags::SOURCE_REGION, source_region),
-        ]);
-        if let Some(device) = &s.device {
-            tags.push(Tag::new(tags::DEVICE, device));
-        }
-        let request = CopyRequest {
-            source_region: source_region.to_owned(),
-            source_snapshot_id: s.snapshot_id.clone(),
-            kms_key_arn: kms_key_arn.map(str::to_owned),
-            description: format!(
-                "snaprelay {}: replica of {} ({} of {})",
-                ctx.policy, s.snapshot_id, s.volume_id, resource_id
-            ),
-            tags,
-        };
-        // CopySnapshot is called in the destination Region, with SourceRegion naming the source:
-        // https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CopySnapshot.html
-        let copied = ctx
-            .step(
-                "copy",
-                &place,
-                |id: &String| format!("{id} from {}", s.snapshot_id),
-                async {
-                    ctx.retrying_quota("copy", || {
-                        ctx.cloud.copy_snapshot(access, &target.region, &request)
-                    })
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "could not copy {} to {}: {e}",
-                            s.snapshot_id,
-                            target.label()
-                        )
-                    })
-                },
-            )
-            .await;
-        match copied {
-            Ok(id) => copies.push((id, s)),
-            Err(e) => return Err(discarding(ctx, target, &place, &copies, e).await),
+    let mut statuses = Vec::new();
+    let mut failures = Vec::new();
+    for (s, result) in source.iter().zip(copied) {
+        match result {
+            Ok((id, status)) => {
+                copies.push((id, s));
+                statuses.push(status);
+            }
+            Err((id, e)) => {
+                copies.extend(id.map(|id| (id, s)));
+                failures.push(e);
+            }
         }
     }
-
-    let ids: Vec<String> = copies.iter().map(|(id, _)| id.clone()).collect();
-    let waited = ctx
-        .step("wait-copy", &place, |_| "completed".to_owned(), async {
-            let statuses = ctx
-                .wait_for_snapshots(access, &target.region, &ids)
-                .await
-                .map_err(|e| format!("could not follow the copies in {}: {e}", target.label()))?;
-            let failed = errors(&statuses);
-            if failed.is_empty() {
-                Ok(statuses)
-            } else {
-                Err(format!(
-                    "copy to {} failed: {}",
-                    target.label(),
-                    failed.join("; ")
-                ))
-            }
-        })
-        .await;
-    let statuses = match waited {
-        Ok(s) => s,
-        Err(e) => return Err(discarding(ctx, target, &place, &copies, e).await),
-    };
+    if !failures.is_empty() {
+        failures.dedup();
+        return Err(discarding(ctx, target, &place, &copies, failures.join("; ")).await);
+    }
 
     let replica = PlaceReport {
         account: target.account.to_string(),
@@ -144,6 +82,116 @@ pub async fn copy_restore_point(
         place: replica.clone(),
     });
     Ok(replica)
+}
+
+/// One volume's copy: a slot, `CopySnapshot`, and its wait. The copy's id comes back with the
+/// error when it was made but did not complete, so that it can be discarded.
+async fn copy_one(
+    ctx: &TaskContext<'_>,
+    s: &SourceSnapshot,
+    target: &ResolvedTarget,
+    place: &str,
+    kms_key_arn: Option<&str>,
+) -> Result<(String, SnapshotStatus), (Option<String>, String)> {
+    let resource_id = ctx.resource.id();
+    let source_region = ctx.resource.region();
+    let access = &target.access;
+    if !ctx
+        .slots
+        .available(Service::Ebs, &target.account, &target.region)
+    {
+        ctx.recorder
+            .progress(resource_id, &format!("waiting for a copy slot in {place}"));
+    }
+    let _slot = tokio::select! {
+        permit = ctx.slots.acquire(Service::Ebs, &target.account, &target.region, volume_size(ctx, s)) => permit,
+        () = ctx.interrupt.raised() => {
+            return Err((None, format!("{Interrupted} while waiting for a copy slot in {place}")));
+        }
+    };
+    let mut tags = ctx.tags("replica");
+    tags.extend([
+        Tag::new(tags::VOLUME, &s.volume_id),
+        Tag::new(tags::SOURCE_SNAPSHOT, &s.snapshot_id),
+        Tag::new(tags::SOURCE_ACCOUNT, ctx.source_account.as_str()),
+        Tag::new(tags::SOURCE_REGION, source_region),
+    ]);
+    if let Some(device) = &s.device {
+        tags.push(Tag::new(tags::DEVICE, device));
+    }
+    let request = CopyRequest {
+        source_region: source_region.to_owned(),
+        source_snapshot_id: s.snapshot_id.clone(),
+        kms_key_arn: kms_key_arn.map(str::to_owned),
+        description: format!(
+            "snaprelay {}: replica of {} ({} of {})",
+            ctx.policy, s.snapshot_id, s.volume_id, resource_id
+        ),
+        tags,
+    };
+    // CopySnapshot is called in the destination Region, with SourceRegion naming the source:
+    // https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CopySnapshot.html
+    let id = ctx
+        .step(
+            "copy",
+            place,
+            |id: &String| format!("{id} from {}", s.snapshot_id),
+            async {
+                ctx.retrying_quota("copy", || {
+                    ctx.cloud.copy_snapshot(access, &target.region, &request)
+                })
+                .await
+                .map_err(|e| {
+                    format!(
+                        "could not copy {} to {}: {e}",
+                        s.snapshot_id,
+                        target.label()
+                    )
+                })
+            },
+        )
+        .await
+        .map_err(|e| (None, e))?;
+    let status = ctx
+        .step("wait-copy", place, |_| format!("{id} completed"), async {
+            let statuses = ctx
+                .wait_for_snapshots(
+                    access,
+                    &target.region,
+                    std::slice::from_ref(&id),
+                    Urgency::Copy,
+                )
+                .await
+                .map_err(|e| format!("could not follow the copies in {}: {e}", target.label()))?;
+            let failed = errors(&statuses);
+            match statuses.into_iter().next() {
+                Some(status) if failed.is_empty() => Ok(status),
+                _ => Err(format!(
+                    "copy to {} failed: {}",
+                    target.label(),
+                    failed.join("; ")
+                )),
+            }
+        })
+        .await;
+    // Returning ends the copy's hold on its slot.
+    match status {
+        Ok(status) => Ok((id, status)),
+        Err(e) => Err((Some(id), e)),
+    }
+}
+
+/// The size of the volume a snapshot was taken of, in GiB (0 if unknown): larger copies get
+/// free slots first.
+fn volume_size(ctx: &TaskContext<'_>, s: &SourceSnapshot) -> u64 {
+    match ctx.resource {
+        Resource::Ec2(instance) => instance
+            .volumes
+            .iter()
+            .find(|v| v.id == s.volume_id)
+            .map_or(0, |v| u64::try_from(v.size_gib).unwrap_or(0)),
+        Resource::Rds(_) => 0,
+    }
 }
 
 async fn discarding(

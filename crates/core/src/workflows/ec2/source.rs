@@ -3,6 +3,7 @@
 
 use crate::clock::utc_now;
 use crate::engine::Service;
+use crate::engine::Urgency;
 use crate::model::Instance;
 use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
 
@@ -74,7 +75,7 @@ pub async fn take_snapshots(
     let waited = ctx
         .step("wait-snapshot", &place, |_| "completed".to_owned(), async {
             let statuses = ctx
-                .wait_for_snapshots(access, region, &ids)
+                .wait_for_snapshots(access, region, &ids, Urgency::Snapshot)
                 .await
                 .map_err(|e| format!("could not follow the snapshots of {}: {e}", instance.id))?;
             let failed = errors(&statuses);

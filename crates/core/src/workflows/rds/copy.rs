@@ -1,6 +1,7 @@
 //! One `CopyDBSnapshot` into (account, Region), within the RDS copy quota, waited for until
 //! `available`; a copy that fails is deleted so that nothing half-made is left.
 
+use crate::engine::Urgency;
 use crate::engine::{Interrupted, Service};
 use crate::ids::AccountId;
 use crate::model::DbSnapshotStatus;
@@ -26,14 +27,14 @@ pub async fn copy_db_snapshot(
     } = copy;
     let place = format!("{account}/{region}");
     // Held until the copy has ended: RDS counts it against the quota while it runs.
-    if !ctx.slots.available(Service::Rds, account, region, 1) {
+    if !ctx.slots.available(Service::Rds, account, region) {
         ctx.recorder.progress(
             ctx.resource.id(),
             &format!("waiting for an RDS copy slot in {place}"),
         );
     }
     let _slot = tokio::select! {
-        permit = ctx.slots.acquire(Service::Rds, account, region, 1) => permit,
+        permit = ctx.slots.acquire(Service::Rds, account, region, 0) => permit,
         () = ctx.interrupt.raised() => {
             return Err(format!("{Interrupted} while waiting for an RDS copy slot in {place}"));
         }
@@ -65,7 +66,7 @@ pub async fn copy_db_snapshot(
     let waited = ctx
         .step("wait-copy", &place, |_| "available".to_owned(), async {
             let statuses = ctx
-                .wait_for_db_snapshots(access, region, &ids)
+                .wait_for_db_snapshots(access, region, &ids, Urgency::Copy)
                 .await
                 .map_err(|e| format!("could not follow the copy in {place}: {e}"))?;
             let failed = errors(&statuses);

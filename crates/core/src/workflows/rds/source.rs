@@ -3,6 +3,7 @@
 
 use crate::clock::utc_now;
 use crate::engine::Service;
+use crate::engine::Urgency;
 use crate::model::DbInstance;
 use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
 use crate::workflows::{TaskContext, errors};
@@ -57,7 +58,7 @@ pub async fn take_snapshot(
     let waited = ctx
         .step("wait-snapshot", &place, |_| "available".to_owned(), async {
             let statuses = ctx
-                .wait_for_db_snapshots(access, region, &ids)
+                .wait_for_db_snapshots(access, region, &ids, Urgency::Snapshot)
                 .await
                 .map_err(|e| format!("could not follow the snapshot of {}: {e}", db.id))?;
             let failed = errors(&statuses);
