@@ -292,12 +292,12 @@ impl<'a, S: Polled> Watcher<'a, S> {
             match by_id.remove(id) {
                 None => {
                     w.unseen += 1;
-                    if w.unseen > MAX_UNSEEN_ROUNDS {
-                        if let Some(w) = place.waiting.remove(id) {
-                            let _ = w.tx.send(Err(format!(
-                                "snapshot {id} disappeared from {region} before completing"
-                            )));
-                        }
+                    if w.unseen > MAX_UNSEEN_ROUNDS
+                        && let Some(w) = place.waiting.remove(id)
+                    {
+                        let _ = w.tx.send(Err(format!(
+                            "snapshot {id} disappeared from {region} before completing"
+                        )));
                     }
                 }
                 Some(s) if matches!(s.state(), SnapshotState::Completed | SnapshotState::Error) => {
