@@ -116,7 +116,7 @@ impl World {
             let id = self.new_id("snap");
             self.snapshots.insert(
                 id.clone(),
-                SimSnapshot {
+                Box::new(SimSnapshot {
                     id: id.clone(),
                     account: caller.clone(),
                     region: region.to_owned(),
@@ -130,7 +130,7 @@ impl World {
                     tags: PackedTags::pack(tags),
                     copy_of: None,
                     chain: duration,
-                },
+                }),
             );
             made.push(VolumeSnapshot {
                 snapshot_id: id,
@@ -310,7 +310,7 @@ impl World {
         let id = self.new_id("snap");
         self.snapshots.insert(
             id.clone(),
-            SimSnapshot {
+            Box::new(SimSnapshot {
                 id: id.clone(),
                 account: caller.clone(),
                 region: region.to_owned(),
@@ -324,7 +324,7 @@ impl World {
                 tags: PackedTags::pack(&request.tags),
                 copy_of: Some(source.id.clone()),
                 chain: source.chain + duration,
-            },
+            }),
         );
         Ok(id)
     }

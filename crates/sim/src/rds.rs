@@ -159,7 +159,7 @@ impl World {
             chain: duration,
         };
         let status = self.status(&snapshot, now);
-        self.db_snapshots.insert(key, snapshot);
+        self.db_snapshots.insert(key, Box::new(snapshot));
         Ok(status)
     }
 
@@ -367,7 +367,7 @@ impl World {
             chain: source.chain + duration,
         };
         let status = self.status(&snapshot, now);
-        self.db_snapshots.insert(target, snapshot);
+        self.db_snapshots.insert(target, Box::new(snapshot));
         Ok(status)
     }
 

@@ -201,10 +201,11 @@ pub(crate) struct World {
     pub aliases: HashMap<(AccountId, String, String), String>,
     pub instances: BTreeMap<String, SimInstance>,
     pub volumes: HashMap<String, SimVolume>,
-    pub snapshots: HashMap<String, SimSnapshot>,
+    /// Boxed: a fleet's table of snapshots stays small to grow (each entry is ~300 bytes).
+    pub snapshots: HashMap<String, Box<SimSnapshot>>,
     /// By (account, Region, identifier).
     pub dbs: BTreeMap<(AccountId, String, String), SimDb>,
-    pub db_snapshots: HashMap<(AccountId, String, String), SimDbSnapshot>,
+    pub db_snapshots: HashMap<(AccountId, String, String), Box<SimDbSnapshot>>,
     pub in_flight: InFlight,
     /// Volumes that have been snapshotted once (their next snapshot is incremental).
     pub snapshotted_volumes: HashSet<String>,

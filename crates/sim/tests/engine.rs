@@ -183,3 +183,58 @@ async fn the_demo_scenarios_end_as_the_seed_says() {
         );
     }
 }
+
+/// `count` instances of one volume each under the source key, replicated to us-west-2.
+fn many_instances(e: &Estate, count: usize) -> String {
+    let src = account(SOURCE);
+    for n in 0..count {
+        e.cloud.add_instance(
+            &src,
+            "us-east-1",
+            InstanceSpec {
+                tags: vec![("fleet".into(), "yes".into())],
+                volumes: vec![volume(50 + 10 * n as u32, &e.source_key)],
+                ..Default::default()
+            },
+        );
+    }
+    format!(
+        "name = \"fleet\"\n[source]\nregions = [\"us-east-1\"]\n[[source.resources]]\ntype = \"ec2\"\n\
+         tags = {{ fleet = \"yes\" }}\n[[targets]]\nregion = \"us-west-2\"\nkms_key = \"{}\"\n",
+        e.west_key
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn copies_stay_within_the_quota_of_twenty_per_place_and_all_complete() {
+    let e = estate();
+    let policy = many_instances(&e, 45);
+    let report = run(&e.cloud, &policy).await;
+    assert_eq!(report.status, Status::Success);
+    let stats = e.cloud.place_stats();
+    assert_eq!(stats.len(), 1, "{stats:?}");
+    assert_eq!(
+        stats[0].peak_in_flight, 20,
+        "the quota is used, never exceeded"
+    );
+    assert_eq!(
+        e.cloud.calls().get("ec2:CopySnapshot"),
+        Some(&45),
+        "no copy was refused"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_describe_call_covers_every_waiting_task_of_a_place() {
+    let e = estate();
+    let policy = many_instances(&e, 30);
+    let report = run(&e.cloud, &policy).await;
+    assert_eq!(report.status, Status::Success);
+    // 30 source snapshots and 30 copies, each waited for by its own task: polled one task at a
+    // time that would be dozens of calls per task.
+    let polls = e.cloud.calls()["ec2:DescribeSnapshots"];
+    assert!(
+        polls < 60,
+        "{polls} DescribeSnapshots calls for 60 snapshots"
+    );
+}

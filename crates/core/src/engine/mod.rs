@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::future::join_all;
-use futures_util::stream;
+use futures_util::stream::FuturesUnordered;
 
 pub use interrupt::{Interrupt, InterruptHandle, Interrupted};
 pub use prepare::{PrepareError, Prepared, prepare};
@@ -134,27 +134,25 @@ pub async fn run_session(
     let ebs_watch = Watcher::new(cloud, config);
     let rds_watch = Watcher::new(cloud, config);
 
-    let tasks = stream::iter(interleaved(&plan.tasks))
-        .map(|i| (i, &plan.tasks[i]))
-        .map(|(i, task)| {
-            let ctx = TaskContext {
-                cloud,
-                recorder: &recorder,
-                config,
-                slots: &slots,
-                ebs_watch: &ebs_watch,
-                rds_watch: &rds_watch,
-                interrupt,
-                session_id: &session_id,
-                policy: &plan.policy,
-                source_account: &plan.source_account,
-                source_access: &prepared.source_access,
-                resource: &task.resource,
-            };
-            async move { (i, run_task(ctx, plan, task).await) }
-        })
-        .buffer_unordered(config.concurrency.max(1))
-        .collect::<Vec<_>>();
+    let start = |i: usize| {
+        let task = &plan.tasks[i];
+        let ctx = TaskContext {
+            cloud,
+            recorder: &recorder,
+            config,
+            slots: &slots,
+            ebs_watch: &ebs_watch,
+            rds_watch: &rds_watch,
+            interrupt,
+            session_id: &session_id,
+            policy: &plan.policy,
+            source_account: &plan.source_account,
+            source_access: &prepared.source_access,
+            resource: &task.resource,
+        };
+        async move { (i, run_task(ctx, plan, task).await) }
+    };
+    let tasks = in_waves(interleaved(&plan.tasks), config.concurrency, start);
     // The watchers poll for every task until the last task is done.
     let mut resources = tokio::select! {
         done = tasks => done,
@@ -228,6 +226,32 @@ fn interleaved(tasks: &[TaskPlan]) -> Vec<usize> {
         .collect();
     order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     order.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Runs `start(i)` for every index, at most `concurrency` at once. Freed places are refilled
+/// in waves (once a quarter of them are free) rather than one by one: the source snapshots
+/// of a wave are taken together and end close together, so the watcher sees them end in a
+/// few polls instead of one poll each.
+async fn in_waves<F, T>(order: Vec<usize>, concurrency: usize, start: impl Fn(usize) -> F) -> Vec<T>
+where
+    F: Future<Output = T>,
+{
+    let concurrency = concurrency.max(1);
+    let refill_below = concurrency - (concurrency / 4).max(1);
+    let mut waiting = order.into_iter();
+    let mut running = FuturesUnordered::new();
+    let mut done = Vec::new();
+    loop {
+        if running.len() <= refill_below {
+            for i in waiting.by_ref().take(concurrency - running.len()) {
+                running.push(start(i));
+            }
+        }
+        match running.next().await {
+            Some(result) => done.push(result),
+            None => return done,
+        }
+    }
 }
 
 /// The data a resource's snapshots carry, as far as the inventory knows.
