@@ -428,6 +428,39 @@ def test_tag_selected_instances_replicate_to_every_target_with_one_share_per_acc
 # ------------------------------------------------------------------ j. the state store
 
 
+def test_restore_points_lists_each_run_per_resource_and_place(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    web, _ = estate.create_instance(None, SRC, [{"kms_key": source_key, "size": 8}, {"kms_key": source_key, "size": 20}])
+    other, _ = estate.create_instance(None, SRC, [{"kms_key": source_key, "size": 8}])
+    policy = policy_toml(
+        "e2e-points", [web, other], [{"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}]
+    )
+    sessions = []
+    for _ in range(2):
+        code, doc, stderr = run_json(estate, policy, tmp_path)
+        assert code == 0, stderr
+        sessions.append(doc["session_id"])
+
+    code, out, stderr = run_snaprelay(
+        estate.endpoint, policy, tmp_path, "restore-points", "--resource", web, "--output", "json"
+    )
+    assert code == 0, stderr
+    points = json.loads(out)
+    assert sorted((p["kind"], p["account"], p["region"], p["session_id"]) for p in points) == sorted(
+        [("source", AMBIENT_ACCOUNT, SRC, s) for s in sessions] + [("replica", B, DST, s) for s in sessions]
+    )
+    assert all(p["resource_id"] == web and p["policy"] == "e2e-points" for p in points)
+    for p in points:
+        assert sorted(s["size_gib"] for s in p["snapshots"]) == [8, 20]
+        assert all(s["kms_key_id"] == (source_key if p["kind"] == "source" else target_key) for s in p["snapshots"])
+
+    code, out, stderr = run_snaprelay(estate.endpoint, policy, tmp_path, "restore-points")
+    assert code == 0, stderr
+    assert f"ec2 {web} (policy e2e-points)" in out and f"ec2 {other} (policy e2e-points)" in out
+    assert out.count(f"replica {B}/{DST}") == 2 and "28 GiB" in out
+
+
 def test_sessions_list_and_show_read_back_the_run(estate: Estate, tmp_path: Path) -> None:
     source_key = estate.create_key(None, SRC, allow_accounts=[B])
     target_key = estate.create_key(B, DST)

@@ -75,6 +75,7 @@ pub async fn find_db_instances(
                 encrypted: db.storage_encrypted().unwrap_or(false),
                 kms_key_id: db.kms_key_id().map(str::to_owned),
                 cluster: db.db_cluster_identifier().map(str::to_owned),
+                size_gib: db.allocated_storage().map(i64::from),
             });
         }
     }

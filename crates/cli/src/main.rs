@@ -72,6 +72,13 @@ enum Command {
         #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=4096))]
         concurrency: u16,
     },
+    /// The restore points recorded in the state store, per resource and place (of the policy
+    /// given with --policy, else all).
+    RestorePoints {
+        /// Only this resource (instance id or DB instance identifier).
+        #[arg(long, value_name = "ID")]
+        resource: Option<String>,
+    },
     /// Past sessions.
     Sessions {
         #[command(subcommand)]
@@ -140,6 +147,9 @@ fn main() -> ExitCode {
             Command::Plan => commands::plan::run(&settings).await,
             Command::Run { concurrency } => {
                 commands::run::run(&settings, usize::from(concurrency)).await
+            }
+            Command::RestorePoints { resource } => {
+                commands::restore_points::run(&settings, resource.as_deref())
             }
             Command::Sessions {
                 command: SessionsCommand::List,

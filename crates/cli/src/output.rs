@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use snaprelay_core::model::Resource;
 use snaprelay_core::plan::{Decision, Plan, Workflow};
-use snaprelay_core::report::{SessionReport, SessionSummary, StepRecord};
+use snaprelay_core::report::{RecordedRestorePoint, SessionReport, SessionSummary, StepRecord};
 
 pub fn plan_text(plan: &Plan) -> String {
     let mut out = String::new();
@@ -177,6 +177,70 @@ pub fn steps_text(steps: &[StepRecord]) -> String {
             "  {} {:<20} {:<14} {:<28} {:<6} {}",
             s.started_at, s.resource_id, s.step, s.place, s.outcome, s.detail
         );
+    }
+    out
+}
+
+/// Restore points grouped by resource, then place (the source first), newest first.
+pub fn restore_points_text(points: &[RecordedRestorePoint]) -> String {
+    if points.is_empty() {
+        return "No restore points recorded.\n".to_owned();
+    }
+    let mut sorted: Vec<&RecordedRestorePoint> = points.iter().collect();
+    sorted.sort_by(|a, b| {
+        let key = |r: &RecordedRestorePoint| {
+            (
+                r.point.policy.clone(),
+                r.point.resource_id.clone(),
+                r.point.kind != "source",
+                r.point.place.account.clone(),
+                r.point.place.region.clone(),
+            )
+        };
+        key(a)
+            .cmp(&key(b))
+            .then_with(|| b.point.created_at.cmp(&a.point.created_at))
+    });
+    let mut out = String::new();
+    let mut resource = None;
+    let mut place = None;
+    for r in sorted {
+        let p = &r.point;
+        let this_resource = (&p.policy, &p.resource_type, &p.resource_id);
+        if resource != Some(this_resource) {
+            let _ = writeln!(
+                out,
+                "\n{} {} (policy {})",
+                p.resource_type, p.resource_id, p.policy
+            );
+            resource = Some(this_resource);
+            place = None;
+        }
+        let this_place = (&p.kind, &p.place.account, &p.place.region);
+        if place != Some(this_place) {
+            let _ = writeln!(out, "  {} {}/{}", p.kind, p.place.account, p.place.region);
+            place = Some(this_place);
+        }
+        let size: i64 = p.place.snapshots.iter().filter_map(|s| s.size_gib).sum();
+        let size = if p.place.snapshots.iter().all(|s| s.size_gib.is_some()) {
+            format!(", {size} GiB")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "    {}  session {}  {} snapshot(s){size}",
+            p.created_at,
+            r.session_id,
+            p.place.snapshots.len()
+        );
+        for s in &p.place.snapshots {
+            let mut about = vec![format!("from {}", s.source_id)];
+            about.extend(s.device.clone());
+            about.extend(s.size_gib.map(|g| format!("{g} GiB")));
+            about.push(s.kms_key_id.clone().unwrap_or_else(|| "unencrypted".into()));
+            let _ = writeln!(out, "      {} ({})", s.id, about.join(", "));
+        }
     }
     out
 }

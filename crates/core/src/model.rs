@@ -46,6 +46,8 @@ pub struct DbInstance {
     /// The Aurora cluster the instance belongs to: such instances are snapshotted through
     /// their cluster, not one by one.
     pub cluster: Option<String>,
+    /// `AllocatedStorage`, in GiB.
+    pub size_gib: Option<i64>,
 }
 
 /// A resource a policy protects: an EC2 instance or an RDS DB instance.

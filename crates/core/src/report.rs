@@ -55,6 +55,9 @@ pub struct SnapshotReport {
     pub device: Option<String>,
     /// The key ARN that encrypts it; `None` when unencrypted.
     pub kms_key_id: Option<String>,
+    /// The size of the volume or DB it holds, in GiB, when the inventory knew it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_gib: Option<i64>,
 }
 
 /// A restore point as recorded in the state store.
@@ -66,7 +69,16 @@ pub struct RestorePoint {
     /// `source` or `replica`.
     pub kind: String,
     pub created_at: String,
+    #[serde(flatten)]
     pub place: PlaceReport,
+}
+
+/// A restore point and the session that made it, as `restore-points` lists them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordedRestorePoint {
+    pub session_id: String,
+    #[serde(flatten)]
+    pub point: RestorePoint,
 }
 
 /// One step of one task: what was done, when, and how it ended.

@@ -54,6 +54,7 @@ impl World {
                 encrypted: d.kms_key.is_some(),
                 kms_key_id: d.kms_key.clone(),
                 cluster: d.cluster.clone(),
+                size_gib: Some(i64::from(d.size_gib)),
             })
             .collect()
     }

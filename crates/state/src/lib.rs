@@ -7,7 +7,17 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use snaprelay_core::ports::{StateStore, StoreError};
-use snaprelay_core::report::{RestorePoint, SessionReport, SessionSummary, StepRecord};
+use snaprelay_core::report::{
+    RecordedRestorePoint, RestorePoint, SessionReport, SessionSummary, StepRecord,
+};
+
+/// Which restore points [`SqliteStore::find_restore_points`] lists; `None` matches all.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PointFilter<'a> {
+    pub session: Option<&'a str>,
+    pub policy: Option<&'a str>,
+    pub resource: Option<&'a str>,
+}
 
 /// Bumped with every change to [`SCHEMA`]; a later version migrates from the earlier ones.
 const SCHEMA_VERSION: i64 = 2;
@@ -64,6 +74,7 @@ CREATE TABLE IF NOT EXISTS restore_point_snapshots (
     volume_id        TEXT NOT NULL,
     device           TEXT,
     kms_key_id       TEXT,
+    size_gib         INTEGER,
     PRIMARY KEY (restore_point_id, snapshot_id)
 );
 "#;
@@ -85,15 +96,25 @@ fn migrate_to_1(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Version 2 keeps each task's report in its own row (a fleet's session report is tens of
-/// megabytes as one document); version-1 sessions keep theirs whole in the session row.
+/// megabytes as one document; version-1 sessions keep theirs whole in the session row) and the
+/// size of each snapshot's volume.
 fn migrate_to_2(conn: &Connection) -> rusqlite::Result<()> {
-    let has_report: bool = conn.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('tasks') WHERE name = 'report'",
-        [],
+    add_column(conn, "tasks", "report", "TEXT")?;
+    add_column(conn, "restore_point_snapshots", "size_gib", "INTEGER")
+}
+
+/// Adds a column unless the table has it already.
+fn add_column(conn: &Connection, table: &str, column: &str, kind: &str) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
         |r| r.get(0),
     )?;
-    if !has_report {
-        conn.execute("ALTER TABLE tasks ADD COLUMN report TEXT", [])?;
+    if !has {
+        conn.execute(
+            &format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"),
+            [],
+        )?;
     }
     Ok(())
 }
@@ -198,46 +219,65 @@ impl SqliteStore {
         Ok(Self { conn })
     }
 
-    /// The restore points of a session.
+    /// The restore points of a session, in the order they were made.
     pub fn restore_points(&self, session_id: &str) -> Result<Vec<RestorePoint>, StoreError> {
+        let found = self.find_restore_points(&PointFilter {
+            session: Some(session_id),
+            ..PointFilter::default()
+        })?;
+        Ok(found.into_iter().map(|p| p.point).collect())
+    }
+
+    /// Restore points matching the filter, in the order they were made.
+    pub fn find_restore_points(
+        &self,
+        filter: &PointFilter<'_>,
+    ) -> Result<Vec<RecordedRestorePoint>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, policy, resource_type, resource_id, kind, account, region, created_at \
-                 FROM restore_points WHERE session_id = ?1 ORDER BY id",
+                "SELECT id, policy, resource_type, resource_id, kind, account, region, created_at, \
+                 session_id FROM restore_points WHERE (?1 IS NULL OR session_id = ?1) \
+                 AND (?2 IS NULL OR policy = ?2) AND (?3 IS NULL OR resource_id = ?3) ORDER BY id",
             )
             .map_err(err("cannot read restore points", None))?;
         let rows = stmt
-            .query_map([session_id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    RestorePoint {
-                        policy: r.get(1)?,
-                        resource_type: r.get(2)?,
-                        resource_id: r.get(3)?,
-                        kind: r.get(4)?,
-                        created_at: r.get(7)?,
-                        place: snaprelay_core::report::PlaceReport {
-                            account: r.get(5)?,
-                            region: r.get(6)?,
-                            snapshots: Vec::new(),
+            .query_map(
+                params![filter.session, filter.policy, filter.resource],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        RecordedRestorePoint {
+                            session_id: r.get(8)?,
+                            point: RestorePoint {
+                                policy: r.get(1)?,
+                                resource_type: r.get(2)?,
+                                resource_id: r.get(3)?,
+                                kind: r.get(4)?,
+                                created_at: r.get(7)?,
+                                place: snaprelay_core::report::PlaceReport {
+                                    account: r.get(5)?,
+                                    region: r.get(6)?,
+                                    snapshots: Vec::new(),
+                                },
+                            },
                         },
-                    },
-                ))
-            })
+                    ))
+                },
+            )
             .map_err(err("cannot read restore points", None))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(err("cannot read restore points", None))?;
         let mut snaps = self
             .conn
             .prepare(
-                "SELECT snapshot_id, source_id, volume_id, kms_key_id, device FROM restore_point_snapshots \
-                 WHERE restore_point_id = ?1 ORDER BY rowid",
+                "SELECT snapshot_id, source_id, volume_id, kms_key_id, device, size_gib \
+                 FROM restore_point_snapshots WHERE restore_point_id = ?1 ORDER BY rowid",
             )
             .map_err(err("cannot read restore point snapshots", None))?;
         rows.into_iter()
-            .map(|(id, mut point)| {
-                point.place.snapshots = snaps
+            .map(|(id, mut recorded)| {
+                recorded.point.place.snapshots = snaps
                     .query_map([id], |r| {
                         Ok(snaprelay_core::report::SnapshotReport {
                             id: r.get(0)?,
@@ -245,11 +285,12 @@ impl SqliteStore {
                             volume_id: r.get(2)?,
                             kms_key_id: r.get(3)?,
                             device: r.get(4)?,
+                            size_gib: r.get(5)?,
                         })
                     })
                     .and_then(|rows| rows.collect())
                     .map_err(err("cannot read restore point snapshots", None))?;
-                Ok(point)
+                Ok(recorded)
             })
             .collect()
     }
@@ -302,9 +343,9 @@ impl StateStore for SqliteStore {
         for s in &p.place.snapshots {
             tx.execute(
                 "INSERT INTO restore_point_snapshots \
-                 (restore_point_id, snapshot_id, source_id, volume_id, kms_key_id, device) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![id, s.id, s.source_id, s.volume_id, s.kms_key_id, s.device],
+                 (restore_point_id, snapshot_id, source_id, volume_id, kms_key_id, device, size_gib) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![id, s.id, s.source_id, s.volume_id, s.kms_key_id, s.device, s.size_gib],
             )
             .map_err(err("cannot record a restore point", None))?;
         }

@@ -92,6 +92,7 @@ fn steps_and_restore_points_are_kept_in_order() {
                 volume_id: "vol-1".into(),
                 device: Some("/dev/xvda".into()),
                 kms_key_id: Some("arn:aws:kms:eu-west-1:222222222222:key/k".into()),
+                size_gib: Some(8),
             }],
         },
     };
@@ -169,6 +170,7 @@ fn a_state_file_from_before_schema_versions_is_upgraded() {
                 volume_id: "vol-1".into(),
                 device: Some("/dev/xvda".into()),
                 kms_key_id: None,
+                size_gib: None,
             }],
         },
     };

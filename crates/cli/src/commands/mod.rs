@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod plan;
+pub mod restore_points;
 pub mod run;
 pub mod sessions;
 
@@ -38,12 +39,6 @@ pub fn load_policy(settings: &Settings) -> Result<Policy, Outcome> {
     })?;
     let policy = Policy::from_toml(&text)
         .map_err(|e| Outcome::Invalid(format!("{}: {e}", path.display())))?;
-    if policy.retention != Default::default() {
-        eprintln!(
-            "note: [retention] is checked but not applied by this version of snaprelay yet: \
-             snapshots are kept until deleted by hand"
-        );
-    }
     Ok(policy)
 }
 

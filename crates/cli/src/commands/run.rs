@@ -10,6 +10,12 @@ use super::{Settings, Terminal, load_policy, open_store, plan_policy, print_json
 pub async fn run(settings: &Settings, concurrency: usize) -> Outcome {
     let result = async {
         let policy = load_policy(settings)?;
+        if policy.retention != Default::default() {
+            eprintln!(
+                "note: [retention] is checked but not applied by this version of snaprelay yet: \
+                 snapshots are kept until deleted by hand"
+            );
+        }
         let mut store = open_store(settings)?;
         let (cloud, prepared) = plan_policy(&policy).await?;
         let config = EngineConfig {

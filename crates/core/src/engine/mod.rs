@@ -209,8 +209,7 @@ fn interleaved(tasks: &[TaskPlan]) -> Vec<usize> {
         }
     }
     for (_, members) in &mut groups {
-        // A stable sort: equal sizes (RDS, whose size the inventory does not know) keep the
-        // plan's order.
+        // A stable sort: equal sizes keep the plan's order.
         members.sort_by_key(|&i| std::cmp::Reverse(size_gib(&tasks[i].resource)));
     }
     // Each task's place in the session: its rank within its group scaled to the group's size.
@@ -258,7 +257,7 @@ where
 fn size_gib(resource: &Resource) -> i64 {
     match resource {
         Resource::Ec2(i) => i.volumes.iter().map(|v| i64::from(v.size_gib)).sum(),
-        Resource::Rds(_) => 0,
+        Resource::Rds(db) => db.size_gib.unwrap_or(0),
     }
 }
 

@@ -308,6 +308,7 @@ fn db(key_arn: Option<&str>) -> DbInstance {
         encrypted: key_arn.is_some(),
         kms_key_id: key_arn.map(str::to_owned),
         cluster: None,
+        size_gib: Some(20),
     }
 }
 

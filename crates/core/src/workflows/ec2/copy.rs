@@ -6,8 +6,7 @@
 use futures_util::future::join_all;
 
 use crate::clock::utc_now;
-use crate::engine::Urgency;
-use crate::engine::{Interrupted, Service};
+use crate::engine::{Interrupted, Service, Urgency};
 use crate::model::{Resource, SnapshotStatus, Tag, tags};
 use crate::plan::ResolvedTarget;
 use crate::ports::CopyRequest;
@@ -70,6 +69,7 @@ pub async fn copy_restore_point(
                     .find(|st| &st.id == id)
                     .and_then(|st| st.kms_key_id.clone())
                     .or_else(|| kms_key_arn.map(str::to_owned)),
+                size_gib: s.size_gib,
             })
             .collect(),
     };

@@ -2,8 +2,7 @@
 //! taken with the source role, waited for until completed, recorded as the source restore point.
 
 use crate::clock::utc_now;
-use crate::engine::Service;
-use crate::engine::Urgency;
+use crate::engine::{Service, Urgency};
 use crate::model::Instance;
 use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
 
@@ -19,6 +18,8 @@ pub struct SourceSnapshot {
     pub encrypted: bool,
     /// The key ARN that encrypts it.
     pub kms_key_id: Option<String>,
+    /// The volume's size.
+    pub size_gib: Option<i64>,
 }
 
 impl SourceSnapshot {
@@ -29,6 +30,7 @@ impl SourceSnapshot {
             volume_id: self.volume_id.clone(),
             device: self.device.clone(),
             kms_key_id: self.kms_key_id.clone(),
+            size_gib: self.size_gib,
         }
     }
 }
@@ -113,6 +115,7 @@ pub async fn take_snapshots(
                 kms_key_id: status
                     .and_then(|s| s.kms_key_id.clone())
                     .or_else(|| volume.and_then(|v| v.kms_key_id.clone())),
+                size_gib: volume.map(|v| i64::from(v.size_gib)),
             }
         })
         .collect();

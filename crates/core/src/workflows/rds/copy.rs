@@ -1,10 +1,9 @@
 //! One `CopyDBSnapshot` into (account, Region), within the RDS copy quota, waited for until
 //! `available`; a copy that fails is deleted so that nothing half-made is left.
 
-use crate::engine::Urgency;
-use crate::engine::{Interrupted, Service};
+use crate::engine::{Interrupted, Service, Urgency};
 use crate::ids::AccountId;
-use crate::model::DbSnapshotStatus;
+use crate::model::{DbSnapshotStatus, Resource};
 use crate::ports::{Access, DbCopyRequest};
 use crate::workflows::{TaskContext, errors};
 
@@ -13,6 +12,14 @@ pub struct DbCopy<'a> {
     pub account: &'a AccountId,
     pub region: &'a str,
     pub request: DbCopyRequest,
+}
+
+/// The DB's allocated storage in GiB (0 if unknown): larger copies get free slots first.
+fn db_size(ctx: &TaskContext<'_>) -> u64 {
+    match ctx.resource {
+        Resource::Rds(db) => db.size_gib.and_then(|g| u64::try_from(g).ok()).unwrap_or(0),
+        Resource::Ec2(_) => 0,
+    }
 }
 
 pub async fn copy_db_snapshot(
@@ -34,7 +41,7 @@ pub async fn copy_db_snapshot(
         );
     }
     let _slot = tokio::select! {
-        permit = ctx.slots.acquire(Service::Rds, account, region, 0) => permit,
+        permit = ctx.slots.acquire(Service::Rds, account, region, db_size(ctx)) => permit,
         () = ctx.interrupt.raised() => {
             return Err(format!("{Interrupted} while waiting for an RDS copy slot in {place}"));
         }

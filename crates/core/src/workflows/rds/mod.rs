@@ -58,6 +58,7 @@ fn record_replica(
             volume_id: String::new(),
             device: None,
             kms_key_id: replica.kms_key_id.clone(),
+            size_gib: source.size_gib,
         }],
     };
     ctx.recorder.restore_point(&RestorePoint {

@@ -2,8 +2,7 @@
 //! waited for until `available`, recorded as the source restore point.
 
 use crate::clock::utc_now;
-use crate::engine::Service;
-use crate::engine::Urgency;
+use crate::engine::{Service, Urgency};
 use crate::model::DbInstance;
 use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
 use crate::workflows::{TaskContext, errors};
@@ -20,6 +19,8 @@ pub struct SourceDbSnapshot {
     pub db_instance_arn: String,
     pub encrypted: bool,
     pub kms_key_id: Option<String>,
+    /// The DB's allocated storage.
+    pub size_gib: Option<i64>,
 }
 
 impl SourceDbSnapshot {
@@ -30,6 +31,7 @@ impl SourceDbSnapshot {
             volume_id: String::new(),
             device: None,
             kms_key_id: self.kms_key_id.clone(),
+            size_gib: self.size_gib,
         }
     }
 }
@@ -87,6 +89,7 @@ pub async fn take_snapshot(
         db_instance_arn: db.arn.clone(),
         encrypted: status.encrypted || db.encrypted,
         kms_key_id: status.kms_key_id.or_else(|| db.kms_key_id.clone()),
+        size_gib: db.size_gib,
     };
     ctx.recorder.restore_point(&RestorePoint {
         policy: ctx.policy.to_owned(),

@@ -1,0 +1,33 @@
+//! `snaprelay restore-points [--policy FILE] [--resource ID]`: the restore points the state
+//! store knows, per resource and place (the source, or a target's account and Region).
+
+use snaprelay_state::PointFilter;
+
+use crate::Outcome;
+use crate::output;
+
+use super::{Settings, load_policy, open_store, print_json};
+
+pub fn run(settings: &Settings, resource: Option<&str>) -> Outcome {
+    let result = (|| {
+        let policy = match settings.policy {
+            Some(_) => Some(load_policy(settings)?.name),
+            None => None,
+        };
+        let store = open_store(settings)?;
+        let points = store
+            .find_restore_points(&PointFilter {
+                policy: policy.as_deref(),
+                resource,
+                ..PointFilter::default()
+            })
+            .map_err(|e| Outcome::Failed(e.to_string()))?;
+        if settings.json {
+            print_json(&points)?;
+        } else {
+            print!("{}", output::restore_points_text(&points));
+        }
+        Ok::<_, Outcome>(Outcome::Code(0))
+    })();
+    result.unwrap_or_else(|o| o)
+}
