@@ -247,6 +247,11 @@ pub async fn describe_snapshots(
                     .map(str::to_owned),
                 encrypted: s.encrypted().unwrap_or(false),
                 kms_key_id: s.kms_key_id().map(str::to_owned),
+                tags: s
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some(Tag::new(t.key()?, t.value().unwrap_or_default())))
+                    .collect(),
             });
         }
     }

@@ -95,6 +95,11 @@ fn status_of(
             progress: s.percent_progress().and_then(|p| u8::try_from(p).ok()),
             encrypted: s.encrypted().unwrap_or(false),
             kms_key_id: s.kms_key_id().map(str::to_owned),
+            tags: s
+                .tag_list()
+                .iter()
+                .filter_map(|t| Some(Tag::new(t.key()?, t.value().unwrap_or_default())))
+                .collect(),
         }),
         _ => Err(malformed(
             "RDS",

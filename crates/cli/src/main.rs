@@ -79,10 +79,26 @@ enum Command {
         #[arg(long, value_name = "ID")]
         resource: Option<String>,
     },
+    /// Apply the policy's [retention] (run does it after every session).
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     /// Past sessions.
     Sessions {
         #[command(subcommand)]
         command: SessionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Delete the restore points the policy no longer keeps. Exit code 0, or 1 when some had to
+    /// be left (each is listed with the reason).
+    Apply {
+        /// List what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -151,6 +167,9 @@ fn main() -> ExitCode {
             Command::RestorePoints { resource } => {
                 commands::restore_points::run(&settings, resource.as_deref())
             }
+            Command::Retention {
+                command: RetentionCommand::Apply { dry_run },
+            } => commands::retention::apply(&settings, dry_run).await,
             Command::Sessions {
                 command: SessionsCommand::List,
             } => commands::sessions::list(&settings),

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use snaprelay_core::model::Resource;
 use snaprelay_core::plan::{Decision, Plan, Workflow};
 use snaprelay_core::report::{RecordedRestorePoint, SessionReport, SessionSummary, StepRecord};
+use snaprelay_core::retention::RetentionReport;
 
 pub fn plan_text(plan: &Plan) -> String {
     let mut out = String::new();
@@ -241,6 +242,36 @@ pub fn restore_points_text(points: &[RecordedRestorePoint]) -> String {
             about.push(s.kms_key_id.clone().unwrap_or_else(|| "unencrypted".into()));
             let _ = writeln!(out, "      {} ({})", s.id, about.join(", "));
         }
+    }
+    out
+}
+
+pub fn retention_text(r: &RetentionReport) -> String {
+    let mut out = String::new();
+    let verb = if r.dry_run { "would delete" } else { "deleted" };
+    let _ = writeln!(
+        out,
+        "Retention of policy {}: {verb} {} restore point(s), kept {}",
+        r.policy,
+        r.deleted.len(),
+        r.kept
+    );
+    for d in &r.deleted {
+        let _ = writeln!(
+            out,
+            "  - {} {} {} {}/{} made {} ({}): {}",
+            d.kind,
+            d.resource_type,
+            d.resource_id,
+            d.account,
+            d.region,
+            d.created_at,
+            d.snapshots.join(", "),
+            d.reason
+        );
+    }
+    for p in &r.problems {
+        let _ = writeln!(out, "  ! {p}");
     }
     out
 }

@@ -16,5 +16,6 @@ pub mod plan;
 pub mod policy;
 pub mod ports;
 pub mod report;
+pub mod retention;
 pub mod status;
 pub mod workflows;

@@ -94,6 +94,8 @@ pub struct DbSnapshotStatus {
     pub progress: Option<u8>,
     pub encrypted: bool,
     pub kms_key_id: Option<String>,
+    /// `TagList`: what proves snaprelay made it (`snaprelay:policy`, ...).
+    pub tags: Vec<Tag>,
 }
 
 impl DbSnapshotStatus {
@@ -173,6 +175,8 @@ pub struct SnapshotStatus {
     pub state_message: Option<String>,
     pub encrypted: bool,
     pub kms_key_id: Option<String>,
+    /// What proves snaprelay made it (`snaprelay:policy`, ...).
+    pub tags: Vec<Tag>,
 }
 
 /// One snapshot that `CreateSnapshots` made of one volume.
@@ -196,6 +200,11 @@ impl Tag {
             value: value.into(),
         }
     }
+}
+
+/// The value of tag `key` among `tags`.
+pub fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
+    tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
 }
 
 /// The tag keys snaprelay writes.

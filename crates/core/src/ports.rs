@@ -10,7 +10,7 @@ use crate::model::{
     DbInstance, DbSnapshotStatus, Instance, KeyInfo, SnapshotStatus, Tag, VolumeSnapshot,
 };
 use crate::policy::Selector;
-use crate::report::{SessionReport, SessionSummary, StepRecord};
+use crate::report::{RecordedRestorePoint, SessionReport, SessionSummary, StepRecord};
 
 /// Whose credentials a call is made with: a role assumed with STS, or the ambient credentials
 /// of the default chain.
@@ -258,4 +258,19 @@ pub trait StateStore: Send {
     fn summary(&self, session_id: &str) -> Result<Option<SessionSummary>, StoreError>;
     fn session(&self, session_id: &str) -> Result<Option<SessionReport>, StoreError>;
     fn steps(&self, session_id: &str) -> Result<Vec<StepRecord>, StoreError>;
+    /// The restore points of a policy, deleted ones included, in the order they were made.
+    fn policy_restore_points(&self, policy: &str) -> Result<Vec<RecordedRestorePoint>, StoreError>;
+    /// Retention deleted one snapshot of a restore point.
+    fn record_snapshot_deleted(
+        &mut self,
+        restore_point: i64,
+        snapshot_id: &str,
+        at: &str,
+    ) -> Result<(), StoreError>;
+    /// Retention deleted the last snapshot of a restore point.
+    fn record_restore_point_deleted(
+        &mut self,
+        restore_point: i64,
+        at: &str,
+    ) -> Result<(), StoreError>;
 }

@@ -76,9 +76,27 @@ pub struct RestorePoint {
 /// A restore point and the session that made it, as `restore-points` lists them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecordedRestorePoint {
+    /// The state store's number for it.
+    pub id: i64,
     pub session_id: String,
+    pub status: PointStatus,
     #[serde(flatten)]
     pub point: RestorePoint,
+    /// Snapshots retention has deleted already (all of them once `status` is `deleted`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted_snapshots: Vec<String>,
+}
+
+/// Whether a recorded restore point is still there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PointStatus {
+    /// Made and not deleted.
+    Complete,
+    /// Retention deleted some of its snapshots; the next `retention apply` finishes.
+    Deleting,
+    /// Retention deleted it.
+    Deleted,
 }
 
 /// One step of one task: what was done, when, and how it ended.

@@ -164,6 +164,7 @@ impl World {
                         .flatten(),
                     encrypted: s.kms_key.is_some(),
                     kms_key_id: s.kms_key.clone(),
+                    tags: s.tags.unpack(),
                 }
             })
             .collect()

@@ -75,6 +75,7 @@ impl World {
             progress: Some(progress),
             encrypted: s.kms_key.is_some(),
             kms_key_id: s.kms_key.clone(),
+            tags: s.tags.unpack(),
         }
     }
 

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 use snaprelay_core::ports::{StateStore, StoreError};
 use snaprelay_core::report::{
-    RecordedRestorePoint, RestorePoint, SessionReport, SessionSummary, StepRecord,
+    PlaceReport, PointStatus, RecordedRestorePoint, RestorePoint, SessionReport, SessionSummary,
+    SnapshotReport, StepRecord,
 };
 
 /// Which restore points [`SqliteStore::find_restore_points`] lists; `None` matches all.
@@ -64,7 +65,8 @@ CREATE TABLE IF NOT EXISTS restore_points (
     kind          TEXT NOT NULL CHECK (kind IN ('source', 'replica')),
     account       TEXT NOT NULL,
     region        TEXT NOT NULL,
-    created_at    TEXT NOT NULL
+    created_at    TEXT NOT NULL,
+    deleted_at    TEXT
 );
 CREATE INDEX IF NOT EXISTS restore_points_by_resource ON restore_points(policy, resource_id, account, region);
 CREATE TABLE IF NOT EXISTS restore_point_snapshots (
@@ -75,6 +77,7 @@ CREATE TABLE IF NOT EXISTS restore_point_snapshots (
     device           TEXT,
     kms_key_id       TEXT,
     size_gib         INTEGER,
+    deleted_at       TEXT,
     PRIMARY KEY (restore_point_id, snapshot_id)
 );
 "#;
@@ -97,10 +100,13 @@ fn migrate_to_1(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Version 2 keeps each task's report in its own row (a fleet's session report is tens of
 /// megabytes as one document; version-1 sessions keep theirs whole in the session row) and the
-/// size of each snapshot's volume.
+/// size of each snapshot's volume, and when retention deleted a restore point and each of its
+/// snapshots.
 fn migrate_to_2(conn: &Connection) -> rusqlite::Result<()> {
     add_column(conn, "tasks", "report", "TEXT")?;
-    add_column(conn, "restore_point_snapshots", "size_gib", "INTEGER")
+    add_column(conn, "restore_point_snapshots", "size_gib", "INTEGER")?;
+    add_column(conn, "restore_point_snapshots", "deleted_at", "TEXT")?;
+    add_column(conn, "restore_points", "deleted_at", "TEXT")
 }
 
 /// Adds a column unless the table has it already.
@@ -233,63 +239,82 @@ impl SqliteStore {
         &self,
         filter: &PointFilter<'_>,
     ) -> Result<Vec<RecordedRestorePoint>, StoreError> {
+        let fail = || err("cannot read restore points", None);
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT id, policy, resource_type, resource_id, kind, account, region, created_at, \
-                 session_id FROM restore_points WHERE (?1 IS NULL OR session_id = ?1) \
+                 session_id, deleted_at FROM restore_points WHERE (?1 IS NULL OR session_id = ?1) \
                  AND (?2 IS NULL OR policy = ?2) AND (?3 IS NULL OR resource_id = ?3) ORDER BY id",
             )
-            .map_err(err("cannot read restore points", None))?;
-        let rows = stmt
+            .map_err(fail())?;
+        let points = stmt
             .query_map(
                 params![filter.session, filter.policy, filter.resource],
                 |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        RecordedRestorePoint {
-                            session_id: r.get(8)?,
-                            point: RestorePoint {
-                                policy: r.get(1)?,
-                                resource_type: r.get(2)?,
-                                resource_id: r.get(3)?,
-                                kind: r.get(4)?,
-                                created_at: r.get(7)?,
-                                place: snaprelay_core::report::PlaceReport {
-                                    account: r.get(5)?,
-                                    region: r.get(6)?,
-                                    snapshots: Vec::new(),
-                                },
+                    Ok(RecordedRestorePoint {
+                        id: r.get(0)?,
+                        session_id: r.get(8)?,
+                        status: match r.get::<_, Option<String>>(9)? {
+                            Some(_) => PointStatus::Deleted,
+                            None => PointStatus::Complete,
+                        },
+                        point: RestorePoint {
+                            policy: r.get(1)?,
+                            resource_type: r.get(2)?,
+                            resource_id: r.get(3)?,
+                            kind: r.get(4)?,
+                            created_at: r.get(7)?,
+                            place: PlaceReport {
+                                account: r.get(5)?,
+                                region: r.get(6)?,
+                                snapshots: Vec::new(),
                             },
                         },
-                    ))
+                        deleted_snapshots: Vec::new(),
+                    })
                 },
             )
-            .map_err(err("cannot read restore points", None))?
+            .map_err(fail())?
             .collect::<Result<Vec<_>, _>>()
-            .map_err(err("cannot read restore points", None))?;
+            .map_err(fail())?;
         let mut snaps = self
             .conn
             .prepare(
-                "SELECT snapshot_id, source_id, volume_id, kms_key_id, device, size_gib \
+                "SELECT snapshot_id, source_id, volume_id, kms_key_id, device, size_gib, deleted_at \
                  FROM restore_point_snapshots WHERE restore_point_id = ?1 ORDER BY rowid",
             )
-            .map_err(err("cannot read restore point snapshots", None))?;
-        rows.into_iter()
-            .map(|(id, mut recorded)| {
-                recorded.point.place.snapshots = snaps
-                    .query_map([id], |r| {
-                        Ok(snaprelay_core::report::SnapshotReport {
-                            id: r.get(0)?,
-                            source_id: r.get(1)?,
-                            volume_id: r.get(2)?,
-                            kms_key_id: r.get(3)?,
-                            device: r.get(4)?,
-                            size_gib: r.get(5)?,
-                        })
+            .map_err(fail())?;
+        points
+            .into_iter()
+            .map(|mut recorded| {
+                let rows: Vec<(SnapshotReport, bool)> = snaps
+                    .query_map([recorded.id], |r| {
+                        Ok((
+                            SnapshotReport {
+                                id: r.get(0)?,
+                                source_id: r.get(1)?,
+                                volume_id: r.get(2)?,
+                                kms_key_id: r.get(3)?,
+                                device: r.get(4)?,
+                                size_gib: r.get(5)?,
+                            },
+                            r.get::<_, Option<String>>(6)?.is_some(),
+                        ))
                     })
                     .and_then(|rows| rows.collect())
-                    .map_err(err("cannot read restore point snapshots", None))?;
+                    .map_err(fail())?;
+                for (snapshot, deleted) in rows {
+                    if deleted {
+                        recorded.deleted_snapshots.push(snapshot.id.clone());
+                    }
+                    recorded.point.place.snapshots.push(snapshot);
+                }
+                if recorded.status == PointStatus::Complete
+                    && !recorded.deleted_snapshots.is_empty()
+                {
+                    recorded.status = PointStatus::Deleting;
+                }
                 Ok(recorded)
             })
             .collect()
@@ -297,6 +322,43 @@ impl SqliteStore {
 }
 
 impl StateStore for SqliteStore {
+    fn policy_restore_points(&self, policy: &str) -> Result<Vec<RecordedRestorePoint>, StoreError> {
+        self.find_restore_points(&PointFilter {
+            policy: Some(policy),
+            ..PointFilter::default()
+        })
+    }
+
+    fn record_snapshot_deleted(
+        &mut self,
+        restore_point: i64,
+        snapshot_id: &str,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE restore_point_snapshots SET deleted_at = ?3 \
+                 WHERE restore_point_id = ?1 AND snapshot_id = ?2",
+                params![restore_point, snapshot_id, at],
+            )
+            .map(drop)
+            .map_err(err("cannot record a deleted snapshot", None))
+    }
+
+    fn record_restore_point_deleted(
+        &mut self,
+        restore_point: i64,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE restore_points SET deleted_at = ?2 WHERE id = ?1",
+                params![restore_point, at],
+            )
+            .map(drop)
+            .map_err(err("cannot record a deleted restore point", None))
+    }
+
     fn begin_session(
         &mut self,
         session_id: &str,

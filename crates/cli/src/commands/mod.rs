@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod plan;
 pub mod restore_points;
+pub mod retention;
 pub mod run;
 pub mod sessions;
 
@@ -40,6 +41,21 @@ pub fn load_policy(settings: &Settings) -> Result<Policy, Outcome> {
     let policy = Policy::from_toml(&text)
         .map_err(|e| Outcome::Invalid(format!("{}: {e}", path.display())))?;
     Ok(policy)
+}
+
+/// Now, in seconds since the Unix epoch: the clock, or `SNAPRELAY_NOW` (an RFC 3339 UTC time,
+/// `2026-11-26T19:30:56Z`) when set. Retention by age reads it; tests set it to move time on.
+pub fn now() -> Result<u64, Outcome> {
+    match std::env::var("SNAPRELAY_NOW") {
+        Ok(v) => snaprelay_core::clock::parse_rfc3339(&v).ok_or_else(|| {
+            Outcome::Invalid(format!(
+                "SNAPRELAY_NOW = {v:?} is not a UTC time like 2026-11-26T19:30:56Z"
+            ))
+        }),
+        Err(_) => Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())),
+    }
 }
 
 /// Connects to AWS and plans; nothing is changed.

@@ -1,21 +1,28 @@
-//! `snaprelay run`: one session of the policy now.
+//! `snaprelay run`: one session of the policy now, then the policy's retention.
 
 use snaprelay_core::engine::{EngineConfig, run_session};
+use snaprelay_core::report::SessionReport;
+use snaprelay_core::retention::{self, Accesses, RetentionReport};
+use snaprelay_core::status::Status;
 
 use crate::Outcome;
 use crate::output;
 
-use super::{Settings, Terminal, load_policy, open_store, plan_policy, print_json};
+use super::{Settings, Terminal, load_policy, now, open_store, plan_policy, print_json};
+
+/// `run --output json`: the session's report, and what retention did after it.
+#[derive(serde::Serialize)]
+struct RunDocument<'a> {
+    #[serde(flatten)]
+    report: &'a SessionReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retention: Option<&'a RetentionReport>,
+}
 
 pub async fn run(settings: &Settings, concurrency: usize) -> Outcome {
     let result = async {
         let policy = load_policy(settings)?;
-        if policy.retention != Default::default() {
-            eprintln!(
-                "note: [retention] is checked but not applied by this version of snaprelay yet: \
-                 snapshots are kept until deleted by hand"
-            );
-        }
+        let now = now()?;
         let mut store = open_store(settings)?;
         let (cloud, prepared) = plan_policy(&policy).await?;
         let config = EngineConfig {
@@ -34,12 +41,47 @@ pub async fn run(settings: &Settings, concurrency: usize) -> Outcome {
         )
         .await
         .map_err(|e| Outcome::Failed(e.to_string()))?;
+
+        // Retention after the session, unless it was interrupted: the new restore points are
+        // recorded by now, and the newest of each place is never deleted.
+        let kept = if policy.retention == Default::default() || interrupt.is_raised() {
+            None
+        } else {
+            // `now` was read at the start (or injected): move it on by the session's length.
+            let at = |t: &str| snaprelay_core::clock::parse_rfc3339(t).unwrap_or(0);
+            let elapsed = at(&report.ended_at).saturating_sub(at(&report.started_at));
+            Some(
+                retention::apply(
+                    &cloud,
+                    &mut store,
+                    &policy.name,
+                    &policy.retention,
+                    &Accesses::of_plan(&prepared),
+                    now + elapsed,
+                    false,
+                )
+                .await
+                .map_err(|e| Outcome::Failed(e.to_string()))?,
+            )
+        };
+
         if settings.json {
-            print_json(&report)?;
+            print_json(&RunDocument {
+                report: &report,
+                retention: kept.as_ref(),
+            })?;
         } else {
             print!("{}", output::report_text(&report));
+            if let Some(r) = &kept {
+                print!("\n{}", output::retention_text(r));
+            }
         }
-        Ok::<_, Outcome>(Outcome::Code(report.status.exit_code() as u8))
+        let mut status = report.status;
+        if kept.as_ref().is_some_and(|r| !r.problems.is_empty()) {
+            // Something retention should have deleted was left: worth a look.
+            status = status.max(Status::Warning);
+        }
+        Ok::<_, Outcome>(Outcome::Code(status.exit_code() as u8))
     };
     result.await.unwrap_or_else(|o| o)
 }

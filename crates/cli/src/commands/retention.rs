@@ -1,0 +1,41 @@
+//! `snaprelay retention apply [--dry-run]`: applies the policy's `[retention]` now (`run` does
+//! the same at the end of every session). Exit code 0 when everything the policy lets go was
+//! deleted (or, with --dry-run, could be), 1 when something had to be left.
+
+use snaprelay_core::retention::{self, Accesses, RetentionReport};
+
+use crate::Outcome;
+use crate::output;
+
+use super::{Settings, load_policy, now, open_store, plan_policy, print_json};
+
+pub async fn apply(settings: &Settings, dry_run: bool) -> Outcome {
+    let result = async {
+        let policy = load_policy(settings)?;
+        let now = now()?;
+        let mut store = open_store(settings)?;
+        let (cloud, prepared) = plan_policy(&policy).await?;
+        let report = retention::apply(
+            &cloud,
+            &mut store,
+            &policy.name,
+            &policy.retention,
+            &Accesses::of_plan(&prepared),
+            now,
+            dry_run,
+        )
+        .await
+        .map_err(|e| Outcome::Failed(e.to_string()))?;
+        if settings.json {
+            print_json(&report)?;
+        } else {
+            print!("{}", output::retention_text(&report));
+        }
+        Ok::<_, Outcome>(Outcome::Code(exit_code(&report)))
+    };
+    result.await.unwrap_or_else(|o| o)
+}
+
+pub fn exit_code(report: &RetentionReport) -> u8 {
+    u8::from(!report.problems.is_empty())
+}

@@ -1,0 +1,309 @@
+//! Retention: which restore points a policy keeps, and deleting the others without ever
+//! deleting the wrong snapshot.
+//!
+//! The rules (SPEC section 4, issue 7):
+//! - Per resource and place (the source, or a target's account and Region), `[retention]`
+//!   keeps the newest `count` restore points, or those younger than `days` days.
+//! - The newest complete restore point of a resource in a place is never deleted, whatever the
+//!   policy says: the next EBS copy is incremental only while it exists (SPEC section 3).
+//! - Only restore points the state store recorded for this policy are candidates, and each of
+//!   their snapshots must also carry snaprelay's tags for this policy and resource in AWS; if
+//!   one does not, the restore point is left whole and the report says why.
+//! - A restore point is deleted as a unit: its snapshots one by one, each deletion recorded, and
+//!   the restore point marked deleted after the last. One left half deleted (an AWS error, a
+//!   crash) is `deleting` and is finished by the next run.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::clock::rfc3339;
+use crate::ids::AccountId;
+use crate::model::{Tag, tag_value, tags};
+use crate::policy::{Keep, Retention};
+use crate::ports::{Access, Cloud, StateStore, StoreError};
+use crate::report::{PointStatus, RecordedRestorePoint};
+
+/// What retention did, or would do in a dry run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RetentionReport {
+    pub policy: String,
+    pub dry_run: bool,
+    /// Restore points deleted (or to be deleted).
+    pub deleted: Vec<Expired>,
+    /// Restore points kept.
+    pub kept: usize,
+    /// Restore points left alone for a reason the operator should see.
+    pub problems: Vec<String>,
+}
+
+/// A restore point retention lets go.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Expired {
+    pub resource_type: String,
+    pub resource_id: String,
+    pub kind: String,
+    pub account: String,
+    pub region: String,
+    pub created_at: String,
+    pub session_id: String,
+    pub snapshots: Vec<String>,
+    /// Why: the rule that lets it go.
+    pub reason: String,
+}
+
+/// The credentials retention deletes with, per account.
+pub struct Accesses {
+    pub by_account: Vec<(AccountId, Access)>,
+}
+
+impl Accesses {
+    /// The source's credentials and each target account's, as the session used them.
+    pub fn of_plan(prepared: &crate::engine::Prepared) -> Self {
+        let plan = &prepared.plan;
+        let mut by_account = vec![(plan.source_account.clone(), prepared.source_access.clone())];
+        for t in &plan.targets {
+            if !by_account.iter().any(|(a, _)| a == &t.account) {
+                by_account.push((t.account.clone(), t.access.clone()));
+            }
+        }
+        Self { by_account }
+    }
+
+    fn of(&self, account: &str) -> Option<&Access> {
+        self.by_account
+            .iter()
+            .find(|(a, _)| a.as_str() == account)
+            .map(|(_, access)| access)
+    }
+}
+
+/// The restore points the policy lets go, with the reason, among everything recorded for it.
+/// Pure: `now` is seconds since the Unix epoch.
+pub fn expired<'a>(
+    points: &'a [RecordedRestorePoint],
+    retention: &Retention,
+    now: u64,
+) -> (Vec<(&'a RecordedRestorePoint, String)>, usize) {
+    let mut places: BTreeMap<(&str, &str, &str, &str, &str), Vec<&RecordedRestorePoint>> =
+        BTreeMap::new();
+    let mut expired = Vec::new();
+    for p in points {
+        match p.status {
+            PointStatus::Deleted => {}
+            // Half deleted: no longer a restore point anyone can use; finish it.
+            PointStatus::Deleting => expired.push((
+                p,
+                "its deletion was started by an earlier run and is finished".to_owned(),
+            )),
+            PointStatus::Complete => places
+                .entry((
+                    p.point.resource_type.as_str(),
+                    p.point.resource_id.as_str(),
+                    p.point.kind.as_str(),
+                    p.point.place.account.as_str(),
+                    p.point.place.region.as_str(),
+                ))
+                .or_default()
+                .push(p),
+        }
+    }
+    let mut kept = 0;
+    for ((_, _, kind, _, _), mut group) in places {
+        group.sort_by(|a, b| {
+            b.point
+                .created_at
+                .cmp(&a.point.created_at)
+                .then(b.id.cmp(&a.id))
+        });
+        let keep = if kind == "source" {
+            retention.source
+        } else {
+            retention.replicas
+        };
+        for (age_rank, p) in group.iter().enumerate() {
+            // The newest is always kept (age_rank 0).
+            let reason = match keep {
+                _ if age_rank == 0 => None,
+                None => None,
+                Some(Keep::Count(n)) if age_rank >= n as usize => Some(format!(
+                    "count = {n}: {} newer restore point(s) of this resource here",
+                    age_rank
+                )),
+                Some(Keep::Days(d)) => {
+                    let limit = now.saturating_sub(u64::from(d) * 86_400);
+                    (p.point.created_at < rfc3339(limit))
+                        .then(|| format!("days = {d}: made before {}", rfc3339(limit)))
+                }
+                Some(Keep::Count(_)) => None,
+            };
+            match reason {
+                Some(r) => expired.push((*p, r)),
+                None => kept += 1,
+            }
+        }
+    }
+    (expired, kept)
+}
+
+/// Applies the policy's retention: deletes (or, in a dry run, lists) the restore points it lets
+/// go. A store error stops it; AWS errors are reported per restore point.
+pub async fn apply(
+    cloud: &dyn Cloud,
+    store: &mut dyn StateStore,
+    policy: &str,
+    retention: &Retention,
+    accesses: &Accesses,
+    now: u64,
+    dry_run: bool,
+) -> Result<RetentionReport, StoreError> {
+    let points = store.policy_restore_points(policy)?;
+    let (expired, kept) = expired(&points, retention, now);
+    let mut report = RetentionReport {
+        policy: policy.to_owned(),
+        dry_run,
+        kept,
+        ..RetentionReport::default()
+    };
+    for (point, reason) in expired {
+        let p = &point.point;
+        let label = format!(
+            "{} restore point of {} {} in {}/{} made {}",
+            p.kind, p.resource_type, p.resource_id, p.place.account, p.place.region, p.created_at
+        );
+        let Some(access) = accesses.of(&p.place.account) else {
+            report.problems.push(format!(
+                "{label}: kept, account {} is no longer a place of this policy (no credentials \
+                 for it); delete it by hand if it is no longer wanted",
+                p.place.account
+            ));
+            continue;
+        };
+        match delete_point(cloud, store, point, access, dry_run, now).await? {
+            Ok(()) => report.deleted.push(Expired {
+                resource_type: p.resource_type.clone(),
+                resource_id: p.resource_id.clone(),
+                kind: p.kind.clone(),
+                account: p.place.account.clone(),
+                region: p.place.region.clone(),
+                created_at: p.created_at.clone(),
+                session_id: point.session_id.clone(),
+                snapshots: p.place.snapshots.iter().map(|s| s.id.clone()).collect(),
+                reason,
+            }),
+            Err(why) => report.problems.push(format!("{label}: {why}")),
+        }
+    }
+    Ok(report)
+}
+
+/// A snapshot of a restore point as AWS shows it now.
+enum Found {
+    /// Carries snaprelay's tags for this policy and resource.
+    Ours,
+    /// Gone already (deleted by hand, say).
+    Gone,
+    /// Present, but its tags do not prove it is this policy's.
+    Foreign(String),
+}
+
+/// Deletes one restore point as a unit. `Ok(Err(why))`: left alone (or half deleted) for a
+/// reason of AWS's; `Err`: the store failed.
+async fn delete_point(
+    cloud: &dyn Cloud,
+    store: &mut dyn StateStore,
+    point: &RecordedRestorePoint,
+    access: &Access,
+    dry_run: bool,
+    now: u64,
+) -> Result<Result<(), String>, StoreError> {
+    let p = &point.point;
+    let region = p.place.region.as_str();
+    let rds = p.resource_type == "rds";
+    let left: Vec<&str> = p
+        .place
+        .snapshots
+        .iter()
+        .map(|s| s.id.as_str())
+        .filter(|id| !point.deleted_snapshots.iter().any(|d| d == id))
+        .collect();
+
+    // First prove every snapshot is ours; only then delete any.
+    let mut found = Vec::with_capacity(left.len());
+    for id in &left {
+        let name = if rds { db_snapshot_name(id) } else { id };
+        let ids = [name.to_owned()];
+        let tags: Option<Vec<Tag>> = if rds {
+            match cloud.describe_db_snapshots(access, region, &ids).await {
+                Ok(s) => s.into_iter().next().map(|s| s.tags),
+                Err(e) => return Ok(Err(format!("kept, could not look at {id}: {e}"))),
+            }
+        } else {
+            match cloud.describe_snapshots(access, region, &ids).await {
+                Ok(s) => s.into_iter().next().map(|s| s.tags),
+                Err(e) => return Ok(Err(format!("kept, could not look at {id}: {e}"))),
+            }
+        };
+        let verdict = match tags {
+            None => Found::Gone,
+            Some(t)
+                if tag_value(&t, tags::POLICY) == Some(p.policy.as_str())
+                    && tag_value(&t, tags::RESOURCE) == Some(p.resource_id.as_str()) =>
+            {
+                Found::Ours
+            }
+            Some(t) => Found::Foreign(format!(
+                "{}={:?}, {}={:?}",
+                tags::POLICY,
+                tag_value(&t, tags::POLICY),
+                tags::RESOURCE,
+                tag_value(&t, tags::RESOURCE)
+            )),
+        };
+        if let Found::Foreign(seen) = &verdict {
+            return Ok(Err(format!(
+                "kept whole: snapshot {id} does not carry snaprelay's tags for policy {} and \
+                 resource {} ({seen}), so snaprelay will not delete it",
+                p.policy, p.resource_id
+            )));
+        }
+        found.push((*id, name, verdict));
+    }
+    if dry_run {
+        return Ok(Ok(()));
+    }
+
+    let at = rfc3339(now);
+    let total = found.len();
+    for (done, (id, name, verdict)) in found.into_iter().enumerate() {
+        if let Found::Ours = verdict {
+            let deleted = if rds {
+                cloud.delete_db_snapshot(access, region, name).await
+            } else {
+                cloud.delete_snapshot(access, region, name).await
+            };
+            match deleted {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    return Ok(Err(format!(
+                        "{} of its {total} snapshot(s) deleted, then {id} could not be: {e}; \
+                         the next run finishes it",
+                        done
+                    )));
+                }
+            }
+        }
+        store.record_snapshot_deleted(point.id, id, &at)?;
+    }
+    store.record_restore_point_deleted(point.id, &at)?;
+    Ok(Ok(()))
+}
+
+/// The identifier of a DB snapshot from its ARN (`arn:aws:rds:REGION:ACCOUNT:snapshot:NAME`).
+fn db_snapshot_name(arn: &str) -> &str {
+    arn.rsplit_once(":snapshot:").map_or(arn, |(_, name)| name)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,150 @@
+"""Retention (issue 7): `[retention]` applied after every run and by `retention apply`, never
+deleting the newest restore point of a place nor a snapshot whose tags do not prove it is this
+policy's."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from estate import AMBIENT_ACCOUNT, Estate, run_snaprelay, tags_of
+
+B = "222222222222"
+SRC = "us-east-1"
+DST = "eu-west-1"
+TARGET_ROLE = f"arn:aws:iam::{B}:role/snaprelay-target"
+
+
+def policy(name: str, instance: str, target_key: str, retention: str, resource_type: str = "ec2") -> str:
+    return f"""name = "{name}"
+[source]
+regions = ["{SRC}"]
+[[source.resources]]
+type = "{resource_type}"
+ids = ["{instance}"]
+[[targets]]
+account = "{B}"
+region = "{DST}"
+role_arn = "{TARGET_ROLE}"
+kms_key = "{target_key}"
+[retention]
+{retention}
+"""
+
+
+def run(estate: Estate, text: str, tmp_path: Path, *args: str, now: str | None = None) -> tuple[int, Any, str]:
+    env_now = {"SNAPRELAY_NOW": now} if now else {}
+    old = {k: os.environ.get(k) for k in env_now}
+    os.environ.update(env_now)
+    try:
+        code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, *args, "--output", "json")
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return code, json.loads(out) if out.strip() else None, err
+
+
+def estate_with_instance(estate: Estate) -> tuple[str, str, list[str]]:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, volumes = estate.create_instance(None, SRC, [{"kms_key": source_key}, {"kms_key": source_key}])
+    return instance, target_key, volumes
+
+
+def replicas(estate: Estate, policy_name: str) -> list[dict[str, Any]]:
+    return estate.snapshots(B, DST, tags={"snaprelay:policy": policy_name, "snaprelay:kind": "replica"})
+
+
+def test_three_runs_with_count_2_keep_two_replicas_per_volume_the_newest_among_them(
+    estate: Estate, tmp_path: Path
+) -> None:
+    instance, target_key, volumes = estate_with_instance(estate)
+    text = policy("e2e-count", instance, target_key, "replicas = { count = 2 }")
+    newest: list[str] = []
+    for n in range(3):
+        code, doc, err = run(estate, text, tmp_path, "run")
+        assert code == 0, err
+        newest = [s["id"] for s in doc["resources"][0]["replicas"][0]["snapshots"]]
+        deleted = doc["retention"]["deleted"]
+        assert len(deleted) == (1 if n == 2 else 0), doc["retention"]
+    left = replicas(estate, "e2e-count")
+    per_volume = {v: [s for s in left if tags_of(s)["snaprelay:volume"] == v] for v in volumes}
+    assert all(len(snaps) == 2 for snaps in per_volume.values()), per_volume
+    assert set(newest) <= {s["SnapshotId"] for s in left}
+    # No source retention in this policy: the three source restore points stay.
+    assert len(estate.snapshots(None, SRC, tags={"snaprelay:policy": "e2e-count"})) == 6
+
+    code, points, err = run(estate, text, tmp_path, "restore-points")
+    assert code == 0, err
+    statuses = sorted(p["status"] for p in points if p["kind"] == "replica")
+    assert statuses == ["complete", "complete", "deleted"]
+
+
+def test_days_retention_follows_the_injected_clock_and_keeps_the_newest(estate: Estate, tmp_path: Path) -> None:
+    instance, target_key, _ = estate_with_instance(estate)
+    text = policy("e2e-days", instance, target_key, "replicas = { days = 7 }\nsource = { days = 7 }")
+    for _ in range(2):
+        code, doc, err = run(estate, text, tmp_path, "run")
+        assert code == 0 and doc["retention"]["deleted"] == [], err
+
+    # A day later nothing is old enough; ten days later all but the newest of each place are.
+    code, report, err = run(estate, text, tmp_path, "retention", "apply", now=later(days=1))
+    assert code == 0 and report["deleted"] == [] and report["kept"] == 4, (report, err)
+    code, report, err = run(estate, text, tmp_path, "retention", "apply", "--dry-run", now=later(days=10))
+    assert code == 0 and report["dry_run"] and len(report["deleted"]) == 2, report
+    assert len(replicas(estate, "e2e-days")) == 4, "a dry run deletes nothing"
+    code, report, err = run(estate, text, tmp_path, "retention", "apply", now=later(days=10))
+    assert code == 0, err
+    assert sorted(d["kind"] for d in report["deleted"]) == ["replica", "source"]
+    assert len(replicas(estate, "e2e-days")) == 2
+    assert len(estate.snapshots(None, SRC, tags={"snaprelay:policy": "e2e-days"})) == 2
+
+
+def later(days: int) -> str:
+    import datetime
+
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=days)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_snapshot_whose_tags_do_not_prove_it_ours_is_never_deleted(estate: Estate, tmp_path: Path) -> None:
+    instance, target_key, _ = estate_with_instance(estate)
+    text = policy("e2e-foreign", instance, target_key, "replicas = { count = 1 }")
+    code, doc, err = run(estate, text, tmp_path, "run")
+    assert code == 0, err
+    first = [s["id"] for s in doc["resources"][0]["replicas"][0]["snapshots"]]
+    # Someone re-tags one replica of the first run as another policy's.
+    estate.ec2(B, DST).create_tags(Resources=[first[0]], Tags=[{"Key": "snaprelay:policy", "Value": "other"}])
+    # And a snapshot snaprelay never made sits in the same place.
+    volume = estate.ec2(B, DST).create_volume(AvailabilityZone=f"{DST}a", Size=8)
+    foreign = estate.ec2(B, DST).create_snapshot(VolumeId=volume["VolumeId"])["SnapshotId"]
+
+    code, doc, err = run(estate, text, tmp_path, "run")
+    assert code == 3, f"a restore point retention had to keep is a warning: {err}"
+    problems = doc["retention"]["problems"]
+    assert len(problems) == 1 and first[0] in problems[0] and "other" in problems[0], problems
+    left = {s["SnapshotId"] for s in estate.snapshots(B, DST)}
+    assert set(first) <= left, "the restore point is kept whole"
+    assert foreign in left
+
+
+def test_rds_replicas_across_accounts_are_kept_by_count_too(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    db = estate.create_db_instance(None, SRC, kms_key=source_key)
+    text = policy("e2e-rds-count", db, target_key, "replicas = { count = 1 }\nsource = { count = 1 }", "rds")
+    for _ in range(2):
+        code, doc, err = run(estate, text, tmp_path, "run")
+        assert code == 0, err
+    newest = doc["resources"][0]["replicas"][0]["snapshots"][0]["id"]
+    left = estate.db_snapshots(B, DST, tags={"snaprelay:policy": "e2e-rds-count"})
+    assert [s["DBSnapshotArn"] for s in left] == [newest]
+    assert estate.db_snapshots(B, SRC, tags={"snaprelay:policy": "e2e-rds-count"}) == [], "no intermediate left"
+    assert len(estate.db_snapshots(None, SRC, tags={"snaprelay:policy": "e2e-rds-count"})) == 1
+    assert sorted(d["kind"] for d in doc["retention"]["deleted"]) == ["replica", "source"]
+    assert AMBIENT_ACCOUNT in {d["account"] for d in doc["retention"]["deleted"]}
