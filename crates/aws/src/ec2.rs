@@ -228,34 +228,88 @@ pub async fn describe_snapshots(
             .try_collect()
             .await
             .map_err(|e| cloud_error("EC2", "DescribeSnapshots", region, e))?;
-        for s in pages.iter().flat_map(|p| p.snapshots()) {
-            let Some(id) = s.snapshot_id() else { continue };
-            statuses.push(SnapshotStatus {
-                id: id.to_owned(),
-                state: match s.state() {
-                    Some(SdkState::Pending) => SnapshotState::Pending,
-                    Some(SdkState::Completed) => SnapshotState::Completed,
-                    Some(SdkState::Error) => SnapshotState::Error,
-                    _ => SnapshotState::Other,
-                },
-                progress: s
-                    .progress()
-                    .and_then(|p| p.trim_end_matches('%').parse().ok()),
-                state_message: s
-                    .state_message()
-                    .filter(|m| !m.is_empty())
-                    .map(str::to_owned),
-                encrypted: s.encrypted().unwrap_or(false),
-                kms_key_id: s.kms_key_id().map(str::to_owned),
-                tags: s
-                    .tags()
-                    .iter()
-                    .filter_map(|t| Some(Tag::new(t.key()?, t.value().unwrap_or_default())))
-                    .collect(),
-            });
-        }
+        statuses.extend(
+            pages
+                .iter()
+                .flat_map(|p| p.snapshots())
+                .filter_map(status_of),
+        );
     }
     Ok(statuses)
+}
+
+/// The caller's own snapshots carrying `tag` (OwnerIds self: shared and public ones are not
+/// the caller's to manage).
+pub async fn find_snapshots(
+    client: &Client,
+    region: &str,
+    tag: &Tag,
+) -> Result<Vec<SnapshotStatus>, CloudError> {
+    let pages = client
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(filter(&format!("tag:{}", tag.key), [tag.value.clone()]))
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| cloud_error("EC2", "DescribeSnapshots", region, e))?;
+    Ok(pages
+        .iter()
+        .flat_map(|p| p.snapshots())
+        .filter_map(status_of)
+        .collect())
+}
+
+pub async fn snapshot_shares(
+    client: &Client,
+    region: &str,
+    snapshot_id: &str,
+) -> Result<Vec<String>, CloudError> {
+    let out = client
+        .describe_snapshot_attribute()
+        .snapshot_id(snapshot_id)
+        .attribute(SnapshotAttributeName::CreateVolumePermission)
+        .send()
+        .await
+        .map_err(|e| cloud_error("EC2", "DescribeSnapshotAttribute", region, e))?;
+    Ok(out
+        .create_volume_permissions()
+        .iter()
+        .filter_map(|p| {
+            p.user_id()
+                .map(str::to_owned)
+                .or_else(|| p.group().map(|g| g.as_str().to_owned()))
+        })
+        .collect())
+}
+
+/// A snapshot as DescribeSnapshots answers it; `None` without an id.
+fn status_of(s: &aws_sdk_ec2::types::Snapshot) -> Option<SnapshotStatus> {
+    let id = s.snapshot_id()?;
+    Some(SnapshotStatus {
+        id: id.to_owned(),
+        state: match s.state() {
+            Some(SdkState::Pending) => SnapshotState::Pending,
+            Some(SdkState::Completed) => SnapshotState::Completed,
+            Some(SdkState::Error) => SnapshotState::Error,
+            _ => SnapshotState::Other,
+        },
+        progress: s
+            .progress()
+            .and_then(|p| p.trim_end_matches('%').parse().ok()),
+        state_message: s
+            .state_message()
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned),
+        encrypted: s.encrypted().unwrap_or(false),
+        kms_key_id: s.kms_key_id().map(str::to_owned),
+        tags: s
+            .tags()
+            .iter()
+            .filter_map(|t| Some(Tag::new(t.key()?, t.value().unwrap_or_default())))
+            .collect(),
+    })
 }
 
 pub async fn set_snapshot_share(

@@ -312,4 +312,40 @@ impl Cloud for AwsCloud {
     ) -> Result<(), CloudError> {
         ec2::delete_snapshot(&self.ec2(access, region).await, region, snapshot_id).await
     }
+
+    async fn find_snapshots(
+        &self,
+        access: &Access,
+        region: &str,
+        tag: &Tag,
+    ) -> Result<Vec<SnapshotStatus>, CloudError> {
+        ec2::find_snapshots(&self.ec2(access, region).await, region, tag).await
+    }
+
+    async fn snapshot_shares(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Vec<String>, CloudError> {
+        ec2::snapshot_shares(&self.ec2(access, region).await, region, snapshot_id).await
+    }
+
+    async fn find_db_snapshots(
+        &self,
+        access: &Access,
+        region: &str,
+        tag: &Tag,
+    ) -> Result<Vec<DbSnapshotStatus>, CloudError> {
+        rds::find_db_snapshots(&self.rds(access, region).await, region, tag).await
+    }
+
+    async fn db_snapshot_shares(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Vec<String>, CloudError> {
+        rds::db_snapshot_shares(&self.rds(access, region).await, region, snapshot_id).await
+    }
 }

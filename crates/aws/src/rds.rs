@@ -160,6 +160,52 @@ pub async fn describe_db_snapshots(
     Ok(statuses)
 }
 
+/// The caller's manual DB snapshots carrying `tag`. DescribeDBSnapshots has no tag filter, so
+/// the tags of each (TagList) are read from the answer.
+pub async fn find_db_snapshots(
+    client: &Client,
+    region: &str,
+    tag: &Tag,
+) -> Result<Vec<DbSnapshotStatus>, CloudError> {
+    let pages = client
+        .describe_db_snapshots()
+        .snapshot_type("manual")
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| cloud_error("RDS", "DescribeDBSnapshots", region, e))?;
+    let mut found = Vec::new();
+    for s in pages.iter().flat_map(|p| p.db_snapshots()) {
+        let status = status_of(s, "DescribeDBSnapshots", region)?;
+        if status.tags.contains(tag) {
+            found.push(status);
+        }
+    }
+    Ok(found)
+}
+
+pub async fn db_snapshot_shares(
+    client: &Client,
+    region: &str,
+    snapshot_id: &str,
+) -> Result<Vec<String>, CloudError> {
+    let out = client
+        .describe_db_snapshot_attributes()
+        .db_snapshot_identifier(snapshot_id)
+        .send()
+        .await
+        .map_err(|e| cloud_error("RDS", "DescribeDBSnapshotAttributes", region, e))?;
+    Ok(out
+        .db_snapshot_attributes_result()
+        .map(|r| r.db_snapshot_attributes())
+        .unwrap_or_default()
+        .iter()
+        .filter(|a| a.attribute_name() == Some("restore"))
+        .flat_map(|a| a.attribute_values().iter().cloned())
+        .collect())
+}
+
 pub async fn set_db_snapshot_share(
     client: &Client,
     region: &str,

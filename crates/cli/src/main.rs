@@ -62,6 +62,13 @@ enum Command {
     /// Show snaprelay at work on a simulated AWS (two accounts, three Regions, EC2 and RDS):
     /// the seed's scenarios ending in Success, Warning and Failed. No AWS account needed.
     Demo,
+    /// List what the policy's sessions left in AWS that no record accounts for (snapshots in
+    /// no restore point, shares never removed); with --yes, delete and unshare it.
+    Gc {
+        /// Act: delete the unrecorded snapshots and remove the shares. Without it, only list.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Show what a run would do, changing nothing.
     Plan,
     /// Run one session of the policy now. Exit code 0 Success, 3 Warning, 1 Failed, 2 invalid input.
@@ -160,6 +167,7 @@ fn main() -> ExitCode {
         };
         match cli.command {
             Command::Demo => commands::demo::run(&settings).await,
+            Command::Gc { yes } => commands::gc::run(&settings, yes).await,
             Command::Plan => commands::plan::run(&settings).await,
             Command::Run { concurrency } => {
                 commands::run::run(&settings, usize::from(concurrency)).await

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use snaprelay_core::gc::GcReport;
 use snaprelay_core::model::Resource;
 use snaprelay_core::plan::{Decision, Plan, Workflow};
 use snaprelay_core::report::{RecordedRestorePoint, SessionReport, SessionSummary, StepRecord};
@@ -269,6 +270,50 @@ pub fn retention_text(r: &RetentionReport) -> String {
             d.snapshots.join(", "),
             d.reason
         );
+    }
+    for p in &r.problems {
+        let _ = writeln!(out, "  ! {p}");
+    }
+    out
+}
+
+pub fn gc_text(r: &GcReport) -> String {
+    let mut out = String::new();
+    if r.found.is_empty() {
+        let _ = writeln!(out, "Nothing left behind by policy {}.", r.policy);
+    } else {
+        let verb = if r.acted {
+            "Done"
+        } else {
+            "Would do (run again with --yes)"
+        };
+        let _ = writeln!(
+            out,
+            "Left behind by policy {}: {} item(s). {verb}:",
+            r.policy,
+            r.found.len()
+        );
+        for l in &r.found {
+            let shared = if l.shared_with.is_empty() {
+                String::new()
+            } else {
+                format!(" from {}", l.shared_with.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "  {} {} snapshot {}{shared} in {}/{} (session {}): {}",
+                l.action,
+                l.service,
+                l.id,
+                l.account,
+                l.region,
+                l.session.as_deref().unwrap_or("unknown"),
+                l.why
+            );
+        }
+    }
+    for s in &r.skipped {
+        let _ = writeln!(out, "  skipped: {s}");
     }
     for p in &r.problems {
         let _ = writeln!(out, "  ! {p}");

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use snaprelay_core::ids::AccountId;
-use snaprelay_core::model::{KeyManager, SnapshotState};
+use snaprelay_core::model::{KeyManager, SnapshotState, Tag};
 use snaprelay_core::policy::Selector;
 use snaprelay_core::ports::{Access, Cloud, CloudError, CopyRequest, DbCopyRequest};
 pub use snaprelay_sim::Encryption;
@@ -92,6 +92,10 @@ pub fn all() -> Vec<Check> {
         a_shared_encrypted_db_snapshot_is_copied_only_with_a_key_of_the_copier,
         a_db_snapshot_copy_to_another_region_needs_a_key,
         a_copied_db_snapshot_can_be_copied_on_and_deleted,
+        find_snapshots_lists_only_the_callers_snapshots_with_the_tag,
+        snapshot_shares_name_the_accounts_a_snapshot_is_shared_with,
+        find_db_snapshots_lists_only_the_callers_db_snapshots_with_the_tag,
+        db_snapshot_shares_name_the_accounts_a_db_snapshot_is_shared_with,
     ]
 }
 
@@ -687,4 +691,164 @@ async fn a_copied_db_snapshot_can_be_copied_on_and_deleted(f: &dyn Fixture) -> R
         "DBSnapshotNotFound",
     )
     .map(drop)
+}
+
+// ------------------------------------------------------------------- finding what snaprelay made
+
+async fn find_snapshots_lists_only_the_callers_snapshots_with_the_tag(
+    f: &dyn Fixture,
+) -> Result<(), String> {
+    let (source, other) = (f.source(), f.other());
+    let access = f.access(&source);
+    let key = f
+        .create_key(&source, HOME, None, std::slice::from_ref(&other))
+        .await;
+    let instance = f
+        .create_instance(&source, HOME, &[(8, Encryption::Key(key.clone()))])
+        .await;
+    let tag = Tag::new("conformance:find", "ebs");
+    let made = ok(
+        f.cloud()
+            .create_snapshots(
+                &access,
+                HOME,
+                &instance,
+                "tagged",
+                std::slice::from_ref(&tag),
+            )
+            .await,
+        "CreateSnapshots with a tag",
+    )?;
+    let tagged: Vec<String> = made.into_iter().map(|s| s.snapshot_id).collect();
+    settle(f, &access, HOME, &tagged).await?;
+    completed_snapshot(f, Encryption::Key(key)).await?;
+    let found = ok(
+        f.cloud().find_snapshots(&access, HOME, &tag).await,
+        "DescribeSnapshots by tag",
+    )?;
+    let ids: Vec<&str> = found.iter().map(|s| s.id.as_str()).collect();
+    ensure(
+        ids == tagged.iter().map(String::as_str).collect::<Vec<_>>(),
+        || format!("found {ids:?}, made {tagged:?}"),
+    )?;
+    ensure(found[0].tags.contains(&tag), || {
+        format!("{:?}", found[0].tags)
+    })?;
+    ok(
+        f.cloud()
+            .set_snapshot_share(&access, HOME, &tagged[0], &other, true)
+            .await,
+        "share",
+    )?;
+    let theirs = ok(
+        f.cloud()
+            .find_snapshots(&f.access(&other), HOME, &tag)
+            .await,
+        "DescribeSnapshots by tag, as the account it is shared with",
+    )?;
+    ensure(theirs.is_empty(), || {
+        format!("a snapshot shared with the caller is not the caller's: {theirs:?}")
+    })
+}
+
+async fn shares(f: &dyn Fixture, access: &Access, snapshot: &str) -> Result<Vec<String>, String> {
+    ok(
+        f.cloud().snapshot_shares(access, HOME, snapshot).await,
+        "DescribeSnapshotAttribute",
+    )
+}
+
+async fn snapshot_shares_name_the_accounts_a_snapshot_is_shared_with(
+    f: &dyn Fixture,
+) -> Result<(), String> {
+    let (source, other) = (f.source(), f.other());
+    let access = f.access(&source);
+    let key = f
+        .create_key(&source, HOME, None, std::slice::from_ref(&other))
+        .await;
+    let snapshot = completed_snapshot(f, Encryption::Key(key)).await?;
+    let before = shares(f, &access, &snapshot).await?;
+    ensure(before.is_empty(), || format!("{before:?}"))?;
+    ok(
+        f.cloud()
+            .set_snapshot_share(&access, HOME, &snapshot, &other, true)
+            .await,
+        "share",
+    )?;
+    let shared = shares(f, &access, &snapshot).await?;
+    ensure(shared == vec![other.to_string()], || format!("{shared:?}"))?;
+    ok(
+        f.cloud()
+            .set_snapshot_share(&access, HOME, &snapshot, &other, false)
+            .await,
+        "unshare",
+    )?;
+    let after = shares(f, &access, &snapshot).await?;
+    ensure(after.is_empty(), || format!("{after:?}"))
+}
+
+async fn find_db_snapshots_lists_only_the_callers_db_snapshots_with_the_tag(
+    f: &dyn Fixture,
+) -> Result<(), String> {
+    let source = f.source();
+    let access = f.access(&source);
+    let key = f.create_key(&source, HOME, None, &[]).await;
+    available_db_snapshot(f, "conf-untagged", Encryption::Key(key.clone())).await?;
+    f.create_db_instance(&source, HOME, "conf-tagged", Encryption::Key(key))
+        .await;
+    let tag = Tag::new("conformance:find", "rds");
+    ok(
+        f.cloud()
+            .create_db_snapshot(
+                &access,
+                HOME,
+                "conf-tagged",
+                "conf-tagged-snap",
+                std::slice::from_ref(&tag),
+            )
+            .await,
+        "CreateDBSnapshot with a tag",
+    )?;
+    let found = ok(
+        f.cloud().find_db_snapshots(&access, HOME, &tag).await,
+        "DescribeDBSnapshots by tag",
+    )?;
+    let ids: Vec<&str> = found.iter().map(|s| s.id.as_str()).collect();
+    ensure(ids == ["conf-tagged-snap"], || format!("found {ids:?}"))?;
+    ensure(found[0].tags.contains(&tag), || {
+        format!("{:?}", found[0].tags)
+    })
+}
+
+async fn db_snapshot_shares_name_the_accounts_a_db_snapshot_is_shared_with(
+    f: &dyn Fixture,
+) -> Result<(), String> {
+    let (source, other) = (f.source(), f.other());
+    let access = f.access(&source);
+    let key = f
+        .create_key(&source, HOME, None, std::slice::from_ref(&other))
+        .await;
+    let (snapshot, _) = available_db_snapshot(f, "conf-shares", Encryption::Key(key)).await?;
+    ok(
+        f.cloud()
+            .set_db_snapshot_share(&access, HOME, &snapshot, &other, true)
+            .await,
+        "share",
+    )?;
+    let shared = ok(
+        f.cloud().db_snapshot_shares(&access, HOME, &snapshot).await,
+        "DescribeDBSnapshotAttributes",
+    )?;
+    ensure(shared == vec![other.to_string()], || format!("{shared:?}"))?;
+    ok(
+        f.cloud()
+            .set_db_snapshot_share(&access, HOME, &snapshot, &other, false)
+            .await,
+        "unshare",
+    )?;
+    let after = ok(
+        f.cloud().db_snapshot_shares(&access, HOME, &snapshot).await,
+        "DescribeDBSnapshotAttributes",
+    )?;
+    ensure(after.is_empty(), || format!("{after:?}"))
 }

@@ -10,6 +10,7 @@
 
 pub mod clock;
 pub mod engine;
+pub mod gc;
 pub mod ids;
 pub mod model;
 pub mod plan;

@@ -231,6 +231,40 @@ pub trait Cloud: Send + Sync {
         region: &str,
         snapshot_id: &str,
     ) -> Result<(), CloudError>;
+
+    /// EC2 `DescribeSnapshots` of the caller's own snapshots that carry `tag`.
+    async fn find_snapshots(
+        &self,
+        access: &Access,
+        region: &str,
+        tag: &Tag,
+    ) -> Result<Vec<SnapshotStatus>, CloudError>;
+
+    /// EC2 `DescribeSnapshotAttribute` `createVolumePermission`: the accounts a snapshot is
+    /// shared with (`all` when public).
+    async fn snapshot_shares(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Vec<String>, CloudError>;
+
+    /// RDS `DescribeDBSnapshots` of the caller's manual DB snapshots that carry `tag`.
+    async fn find_db_snapshots(
+        &self,
+        access: &Access,
+        region: &str,
+        tag: &Tag,
+    ) -> Result<Vec<DbSnapshotStatus>, CloudError>;
+
+    /// RDS `DescribeDBSnapshotAttributes` `restore`: the accounts a DB snapshot is shared with
+    /// (`all` when public).
+    async fn db_snapshot_shares(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Vec<String>, CloudError>;
 }
 
 /// An error of the state store. The store is local; its errors end the session.

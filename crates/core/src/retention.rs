@@ -70,6 +70,11 @@ impl Accesses {
         Self { by_account }
     }
 
+    /// The credentials for an account of the policy.
+    pub fn access(&self, account: &AccountId) -> Option<&Access> {
+        self.of(account.as_str())
+    }
+
     fn of(&self, account: &str) -> Option<&Access> {
         self.by_account
             .iter()

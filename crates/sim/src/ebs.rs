@@ -209,6 +209,20 @@ impl World {
         Ok(())
     }
 
+    /// `DescribeSnapshotAttribute` `createVolumePermission` of one of the caller's snapshots.
+    pub fn snapshot_shares(
+        &self,
+        caller: &AccountId,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Vec<String>, CloudError> {
+        self.snapshots
+            .get(snapshot_id)
+            .filter(|s| &s.account == caller && s.region == region)
+            .map(|s| s.shared_with.iter().map(ToString::to_string).collect())
+            .ok_or_else(|| snapshot_not_found("DescribeSnapshotAttribute", region, snapshot_id))
+    }
+
     /// EC2 `CopySnapshot`, called in the destination Region by `caller`.
     pub fn copy_snapshot(
         &mut self,

@@ -140,6 +140,8 @@ fn static_name(operation: &str) -> &'static str {
         "ModifyDBSnapshotAttribute",
         "CopyDBSnapshot",
         "DeleteDBSnapshot",
+        "DescribeSnapshotAttribute",
+        "DescribeDBSnapshotAttributes",
     ];
     NAMES
         .iter()

@@ -580,4 +580,73 @@ impl Cloud for SimCloud {
             w.delete_snapshot(&caller, region, snapshot_id, now)
         })
     }
+
+    async fn find_snapshots(
+        &self,
+        access: &Access,
+        region: &str,
+        tag: &Tag,
+    ) -> Result<Vec<SnapshotStatus>, CloudError> {
+        self.act(access, "ec2:DescribeSnapshots", region, |w, caller, now| {
+            let ids: Vec<String> = w
+                .snapshots
+                .values()
+                .filter(|s| s.account == caller && s.region == region)
+                .filter(|s| s.tags.unpack().contains(tag))
+                .map(|s| s.id.clone())
+                .collect();
+            Ok(w.describe_snapshots(&caller, region, &ids, now))
+        })
+    }
+
+    async fn snapshot_shares(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Vec<String>, CloudError> {
+        self.act(
+            access,
+            "ec2:DescribeSnapshotAttribute",
+            region,
+            |w, caller, _| w.snapshot_shares(&caller, region, snapshot_id),
+        )
+    }
+
+    async fn find_db_snapshots(
+        &self,
+        access: &Access,
+        region: &str,
+        tag: &Tag,
+    ) -> Result<Vec<DbSnapshotStatus>, CloudError> {
+        self.act(
+            access,
+            "rds:DescribeDBSnapshots",
+            region,
+            |w, caller, now| {
+                let ids: Vec<String> = w
+                    .db_snapshots
+                    .values()
+                    .filter(|s| s.account == caller && s.region == region)
+                    .filter(|s| s.tags.unpack().contains(tag))
+                    .map(|s| s.id.clone())
+                    .collect();
+                Ok(w.describe_db_snapshots(&caller, region, &ids, now))
+            },
+        )
+    }
+
+    async fn db_snapshot_shares(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Vec<String>, CloudError> {
+        self.act(
+            access,
+            "rds:DescribeDBSnapshotAttributes",
+            region,
+            |w, caller, _| w.db_snapshot_shares(&caller, region, snapshot_id),
+        )
+    }
 }

@@ -238,6 +238,19 @@ impl World {
         Ok(())
     }
 
+    /// `DescribeDBSnapshotAttributes` `restore` of one of the caller's DB snapshots.
+    pub fn db_snapshot_shares(
+        &self,
+        caller: &AccountId,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Vec<String>, CloudError> {
+        self.db_snapshots
+            .get(&db_key(caller, region, snapshot_id))
+            .map(|s| s.shared_with.iter().map(ToString::to_string).collect())
+            .ok_or_else(|| not_found("DescribeDBSnapshotAttributes", region, snapshot_id))
+    }
+
     /// `CopyDBSnapshot` in the destination `region` by `caller`. Key problems are refused at
     /// once with `KMSKeyNotAccessibleFault`, as RDS does.
     pub fn copy_db_snapshot(

@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     ended_at    TEXT,
     status      TEXT NOT NULL DEFAULT 'Running',
     resources   INTEGER NOT NULL DEFAULT 0,
-    report      TEXT
+    report      TEXT,
+    pid         INTEGER
 );
 CREATE INDEX IF NOT EXISTS sessions_by_policy ON sessions(policy, started_at);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -100,13 +101,14 @@ fn migrate_to_1(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Version 2 keeps each task's report in its own row (a fleet's session report is tens of
 /// megabytes as one document; version-1 sessions keep theirs whole in the session row) and the
-/// size of each snapshot's volume, and when retention deleted a restore point and each of its
-/// snapshots.
+/// size of each snapshot's volume, when retention deleted a restore point and each of its
+/// snapshots, and the process that ran each session (gc leaves running sessions alone).
 fn migrate_to_2(conn: &Connection) -> rusqlite::Result<()> {
     add_column(conn, "tasks", "report", "TEXT")?;
     add_column(conn, "restore_point_snapshots", "size_gib", "INTEGER")?;
     add_column(conn, "restore_point_snapshots", "deleted_at", "TEXT")?;
-    add_column(conn, "restore_points", "deleted_at", "TEXT")
+    add_column(conn, "restore_points", "deleted_at", "TEXT")?;
+    add_column(conn, "sessions", "pid", "INTEGER")
 }
 
 /// Adds a column unless the table has it already.
@@ -223,6 +225,21 @@ impl SqliteStore {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(err("cannot record the schema version in", path))?;
         Ok(Self { conn })
+    }
+
+    /// Sessions of `policy` never finished, with the process that ran them (`None` for
+    /// sessions recorded before the process was).
+    pub fn unfinished_sessions(
+        &self,
+        policy: &str,
+    ) -> Result<Vec<(String, Option<u32>)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, pid FROM sessions WHERE policy = ?1 AND ended_at IS NULL")
+            .map_err(err("cannot read sessions", None))?;
+        stmt.query_map([policy], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(err("cannot read sessions", None))
     }
 
     /// The restore points of a session, in the order they were made.
@@ -367,8 +384,8 @@ impl StateStore for SqliteStore {
     ) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO sessions (id, policy, started_at) VALUES (?1, ?2, ?3)",
-                params![session_id, policy, started_at],
+                "INSERT INTO sessions (id, policy, started_at, pid) VALUES (?1, ?2, ?3, ?4)",
+                params![session_id, policy, started_at, std::process::id()],
             )
             .map_err(err("cannot record the session", None))?;
         Ok(())

@@ -1,6 +1,7 @@
 //! One file per subcommand, and what they share: loading the policy, the cloud and the store.
 
 pub mod demo;
+pub mod gc;
 pub mod plan;
 pub mod restore_points;
 pub mod retention;

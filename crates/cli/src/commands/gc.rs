@@ -1,0 +1,64 @@
+//! `snaprelay gc [--yes]`: lists what the policy's sessions left in AWS that no record accounts
+//! for (snapshots tagged for the policy but in no restore point, shares never removed), and with
+//! `--yes` deletes and unshares it. Without `--yes` nothing is changed (SPEC section 4).
+
+use snaprelay_core::gc::{self, GcReport};
+use snaprelay_state::PointFilter;
+
+use crate::Outcome;
+use crate::output;
+
+use super::{Settings, load_policy, open_store, plan_policy, print_json};
+
+pub async fn run(settings: &Settings, yes: bool) -> Outcome {
+    let result = async {
+        let policy = load_policy(settings)?;
+        let store = open_store(settings)?;
+        let failed = |e: snaprelay_core::ports::StoreError| Outcome::Failed(e.to_string());
+        let recorded = store
+            .find_restore_points(&PointFilter {
+                policy: Some(&policy.name),
+                ..PointFilter::default()
+            })
+            .map_err(failed)?;
+        let live: Vec<String> = store
+            .unfinished_sessions(&policy.name)
+            .map_err(failed)?
+            .into_iter()
+            .filter(|(_, pid)| pid.is_none_or(process_alive))
+            .map(|(id, _)| id)
+            .collect();
+        let (cloud, prepared) = plan_policy(&policy).await?;
+        let report = gc::collect(
+            &cloud,
+            &prepared,
+            &policy.source.regions,
+            &recorded,
+            &live,
+            yes,
+        )
+        .await
+        .map_err(|e| Outcome::Failed(e.to_string()))?;
+        if settings.json {
+            print_json(&report)?;
+        } else {
+            print!("{}", output::gc_text(&report));
+        }
+        Ok::<_, Outcome>(Outcome::Code(exit_code(&report)))
+    };
+    result.await.unwrap_or_else(|o| o)
+}
+
+fn exit_code(report: &GcReport) -> u8 {
+    u8::from(!report.problems.is_empty())
+}
+
+/// Whether the process that ran a session is still alive. Only Linux can tell (from /proc);
+/// elsewhere an unfinished session counts as running, so gc leaves its snapshots alone.
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}

@@ -1,0 +1,196 @@
+//! gc: what a policy's sessions left in AWS that no record accounts for. A crash (or `kill -9`)
+//! between a side effect and its record leaves:
+//!
+//! - snapshots carrying snaprelay's tags for the policy that the state store does not know (a
+//!   copy in flight, an RDS intermediate copy of workflow C);
+//! - shares of source snapshots (`createVolumePermission`, the DB snapshot `restore`
+//!   attribute) that were never removed.
+//!
+//! SPEC section 4: such snapshots are deleted only on an explicit operator command after a
+//! listing; by default gc only lists. Snapshots of a session still running (its process is
+//! alive) are left alone. A snapshot without the policy's tag is never even seen: gc asks AWS
+//! only for snapshots tagged `snaprelay:policy = <policy>`.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::engine::Prepared;
+use crate::ids::AccountId;
+use crate::model::{SnapshotState, Tag, tag_value, tags};
+use crate::ports::{Access, Cloud, CloudError};
+use crate::report::RecordedRestorePoint;
+use crate::retention::Accesses;
+
+/// Something left behind, and what gc does (or would do) about it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Leftover {
+    /// `ebs` or `rds`.
+    pub service: &'static str,
+    pub account: String,
+    pub region: String,
+    /// The snapshot id (EBS) or DB snapshot identifier (RDS).
+    pub id: String,
+    /// `delete` an unrecorded snapshot, or `unshare` a recorded one.
+    pub action: &'static str,
+    /// For `unshare`: the accounts it is shared with.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared_with: Vec<String>,
+    /// The session that made it, from its tag.
+    pub session: Option<String>,
+    pub why: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct GcReport {
+    pub policy: String,
+    /// False: a listing only (the default); true: `--yes`.
+    pub acted: bool,
+    pub found: Vec<Leftover>,
+    /// What was left alone on purpose, and why.
+    pub skipped: Vec<String>,
+    /// Actions that failed.
+    pub problems: Vec<String>,
+}
+
+/// The places a policy's sessions write to: the source Regions of the source account, each
+/// target, and (RDS workflow C) each target account in the source Regions.
+fn places(prepared: &Prepared, source_regions: &[String]) -> BTreeSet<(AccountId, String)> {
+    let plan = &prepared.plan;
+    let mut places = BTreeSet::new();
+    for region in source_regions {
+        places.insert((plan.source_account.clone(), region.clone()));
+        for t in &plan.targets {
+            places.insert((t.account.clone(), region.clone()));
+        }
+    }
+    for t in &plan.targets {
+        places.insert((t.account.clone(), t.region.clone()));
+    }
+    places
+}
+
+/// Finds what the policy's sessions left behind and, with `act`, deletes and unshares it.
+/// `live_sessions`: sessions whose process still runs.
+pub async fn collect(
+    cloud: &dyn Cloud,
+    prepared: &Prepared,
+    source_regions: &[String],
+    recorded: &[RecordedRestorePoint],
+    live_sessions: &[String],
+    act: bool,
+) -> Result<GcReport, CloudError> {
+    let policy = prepared.plan.policy.clone();
+    let accesses = Accesses::of_plan(prepared);
+    let known: BTreeSet<&str> = recorded
+        .iter()
+        .flat_map(|p| p.point.place.snapshots.iter().map(|s| s.id.as_str()))
+        .collect();
+    let tag = Tag::new(tags::POLICY, policy.as_str());
+    let source_account = &prepared.plan.source_account;
+    let mut report = GcReport {
+        policy: policy.clone(),
+        acted: act,
+        ..GcReport::default()
+    };
+
+    for (account, region) in places(prepared, source_regions) {
+        let Some(access) = accesses.access(&account) else {
+            continue;
+        };
+        let is_source = &account == source_account && source_regions.contains(&region);
+        let ebs = cloud.find_snapshots(access, &region, &tag).await?;
+        let found = ebs
+            .iter()
+            .map(|s| (s.id.clone(), s.id.clone(), &s.tags, s.state));
+        let rds = cloud.find_db_snapshots(access, &region, &tag).await?;
+        let found_db = rds
+            .iter()
+            .map(|s| (s.id.clone(), s.arn.clone(), &s.tags, s.state()));
+        for (service, (id, recorded_as, snapshot_tags, state)) in found
+            .map(|f| ("ebs", f))
+            .chain(found_db.map(|f| ("rds", f)))
+        {
+            let session = tag_value(snapshot_tags, tags::SESSION).map(str::to_owned);
+            if session.as_ref().is_some_and(|s| live_sessions.contains(s)) {
+                report.skipped.push(format!(
+                    "{service} snapshot {id} in {account}/{region}: session {} is still running",
+                    session.as_deref().unwrap_or_default()
+                ));
+                continue;
+            }
+            let leftover = |action, shared_with, why: String| Leftover {
+                service,
+                account: account.to_string(),
+                region: region.clone(),
+                id: id.clone(),
+                action,
+                shared_with,
+                session: session.clone(),
+                why,
+            };
+            if !known.contains(recorded_as.as_str()) {
+                let kind = tag_value(snapshot_tags, tags::KIND).unwrap_or("unknown");
+                let why = format!(
+                    "tagged for this policy ({kind}{}) but recorded in no restore point",
+                    if state == SnapshotState::Pending {
+                        ", still in progress"
+                    } else {
+                        ""
+                    }
+                );
+                report.found.push(leftover("delete", vec![], why));
+            } else if is_source {
+                // Only source snapshots are ever shared (workflows B and C).
+                let shared = if service == "ebs" {
+                    cloud.snapshot_shares(access, &region, &id).await?
+                } else {
+                    cloud.db_snapshot_shares(access, &region, &id).await?
+                };
+                if !shared.is_empty() {
+                    let why = "a share the session that made it never removed".to_owned();
+                    report.found.push(leftover("unshare", shared, why));
+                }
+            }
+        }
+    }
+
+    if act {
+        let found = report.found.clone();
+        for l in &found {
+            let Some(access) =
+                AccountId::parse(&l.account).and_then(|a| accesses.access(&a).cloned())
+            else {
+                continue;
+            };
+            if let Err(e) = fix(cloud, &access, l).await {
+                report.problems.push(format!(
+                    "{} {} {} in {}/{}: {e}",
+                    l.action, l.service, l.id, l.account, l.region
+                ));
+            }
+        }
+    }
+    Ok(report)
+}
+
+async fn fix(cloud: &dyn Cloud, access: &Access, l: &Leftover) -> Result<(), CloudError> {
+    match (l.action, l.service) {
+        ("delete", "ebs") => cloud.delete_snapshot(access, &l.region, &l.id).await,
+        ("delete", _) => cloud.delete_db_snapshot(access, &l.region, &l.id).await,
+        (_, service) => {
+            for account in l.shared_with.iter().filter_map(|a| AccountId::parse(a)) {
+                if service == "ebs" {
+                    cloud
+                        .set_snapshot_share(access, &l.region, &l.id, &account, false)
+                        .await?;
+                } else {
+                    cloud
+                        .set_db_snapshot_share(access, &l.region, &l.id, &account, false)
+                        .await?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
