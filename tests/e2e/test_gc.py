@@ -13,10 +13,23 @@ import moto_ext
 from estate import Estate, run_snaprelay, snaprelay_bin, snaprelay_env
 from test_retention import B, DST, SRC, policy
 
+THIRD = "333333333333"
+
 
 def gc(estate: Estate, text: str, tmp_path: Path, *args: str) -> tuple[int, dict, str]:
     code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "gc", *args, "--output", "json")
     return code, json.loads(out), err
+
+
+def with_state(estate: Estate, tmp_path: Path, state: str, *args: str) -> subprocess.CompletedProcess:
+    """`snaprelay --policy tmp_path/policy.toml --state tmp_path/STATE ARGS...`."""
+    return subprocess.run(
+        [str(snaprelay_bin()), "--policy", str(tmp_path / "policy.toml"), "--state", str(tmp_path / state), *args],
+        env=snaprelay_env(estate.endpoint),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def run_until_copies_are_in_flight(estate: Estate, text: str, tmp_path: Path, copies: int) -> subprocess.Popen:
@@ -51,6 +64,23 @@ def test_gc_lists_what_a_killed_run_left_and_removes_it_only_with_yes(estate: Es
     sources = {s["SnapshotId"] for s in estate.snapshots(None, SRC, tags={"snaprelay:policy": "e2e-gc"})}
     assert all(estate.snapshot_shares(None, SRC, s) == [B] for s in sources)
 
+    # A share snaprelay did not make, with an account that is no target of the policy.
+    some_source = sorted(sources)[0]
+    estate.ec2(None, SRC).modify_snapshot_attribute(
+        SnapshotId=some_source, Attribute="createVolumePermission", OperationType="add", UserIds=[THIRD]
+    )
+
+    # Another state file (or a new one) knows none of these sessions: nothing is deleted.
+    done = with_state(estate, tmp_path, "new.db", "gc", "--yes")
+    assert done.returncode == 2 and "no state file" in done.stderr, done.stderr
+    assert not (tmp_path / "new.db").exists(), "a reading command creates no state file"
+    with_state(estate, tmp_path, "other.db", "sessions", "list")
+    done = with_state(estate, tmp_path, "other.db", "gc", "--yes", "--output", "json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["found"] == [] and any("does not know" in s for s in report["skipped"]), report
+    assert {s["SnapshotId"] for s in estate.snapshots(B, DST)} == copies
+
     # Neighbours gc must never touch: a snapshot nobody tagged, and one of another policy.
     ec2 = estate.ec2(B, DST)
     volume = ec2.create_volume(AvailabilityZone=f"{DST}a", Size=8)["VolumeId"]
@@ -66,12 +96,16 @@ def test_gc_lists_what_a_killed_run_left_and_removes_it_only_with_yes(estate: Es
     found = {(f["action"], f["id"]) for f in report["found"]}
     assert found == {("delete", c) for c in copies} | {("unshare", s) for s in sources}, report
     assert {s["SnapshotId"] for s in estate.snapshots(B, DST)} == copies | {untagged, other}, "a listing changes nothing"
-    assert all(estate.snapshot_shares(None, SRC, s) == [B] for s in sources)
+    assert all(B in estate.snapshot_shares(None, SRC, s) for s in sources)
+    assert [f["shared_with"] for f in report["found"] if f["action"] == "unshare"] == [[B]] * len(sources)
+    assert any(THIRD in s and "not a target" in s for s in report["skipped"]), report["skipped"]
 
     code, report, err = gc(estate, text, tmp_path, "--yes")
     assert code == 0 and report["acted"] and report["problems"] == [], (report, err)
     assert {s["SnapshotId"] for s in estate.snapshots(B, DST)} == {untagged, other}
-    assert all(estate.snapshot_shares(None, SRC, s) == [] for s in sources)
+    assert {s: estate.snapshot_shares(None, SRC, s) for s in sources} == {
+        s: ([THIRD] if s == some_source else []) for s in sources
+    }, "only the target's shares are removed"
     assert {s["SnapshotId"] for s in estate.snapshots(None, SRC, tags={"snaprelay:policy": "e2e-gc"})} == sources, (
         "recorded source restore points are kept"
     )

@@ -83,6 +83,8 @@ def test_three_runs_with_count_2_keep_two_replicas_per_volume_the_newest_among_t
     assert code == 0, err
     statuses = sorted(p["status"] for p in points if p["kind"] == "replica")
     assert statuses == ["complete", "complete", "deleted"]
+    code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "restore-points")
+    assert code == 0 and out.count("DELETED by retention") == 1 and out.count("  complete") == 5, out
 
 
 def test_days_retention_follows_the_injected_clock_and_keeps_the_newest(estate: Estate, tmp_path: Path) -> None:
@@ -148,3 +150,23 @@ def test_rds_replicas_across_accounts_are_kept_by_count_too(estate: Estate, tmp_
     assert len(estate.db_snapshots(None, SRC, tags={"snaprelay:policy": "e2e-rds-count"})) == 1
     assert sorted(d["kind"] for d in doc["retention"]["deleted"]) == ["replica", "source"]
     assert AMBIENT_ACCOUNT in {d["account"] for d in doc["retention"]["deleted"]}
+
+
+def test_an_older_restore_point_is_kept_while_the_newer_one_is_damaged(estate: Estate, tmp_path: Path) -> None:
+    instance, target_key, _ = estate_with_instance(estate)
+    keep_all = policy("e2e-damaged", instance, target_key, "replicas = { count = 5 }")
+    firsts = []
+    for _ in range(2):
+        code, doc, err = run(estate, keep_all, tmp_path, "run")
+        assert code == 0, err
+        firsts.append([s["id"] for s in doc["resources"][0]["replicas"][0]["snapshots"]])
+    # Someone deletes a snapshot of the newest replica restore point by hand.
+    estate.ec2(B, DST).delete_snapshot(SnapshotId=firsts[1][0])
+
+    keep_one = policy("e2e-damaged", instance, target_key, "replicas = { count = 1 }")
+    code, report, err = run(estate, keep_one, tmp_path, "retention", "apply")
+    assert code == 1, err
+    assert report["deleted"] == [] and report["kept"] == 4, report  # 2 source + 2 replica
+    assert any(firsts[1][0] in p and "kept" in p for p in report["problems"]), report["problems"]
+    left = {s["SnapshotId"] for s in replicas(estate, "e2e-damaged")}
+    assert set(firsts[0]) <= left, "the older, whole restore point is still there"

@@ -5,7 +5,9 @@ use std::fmt::Write;
 use snaprelay_core::gc::GcReport;
 use snaprelay_core::model::Resource;
 use snaprelay_core::plan::{Decision, Plan, Workflow};
-use snaprelay_core::report::{RecordedRestorePoint, SessionReport, SessionSummary, StepRecord};
+use snaprelay_core::report::{
+    PointStatus, RecordedRestorePoint, SessionReport, SessionSummary, StepRecord,
+};
 use snaprelay_core::retention::RetentionReport;
 
 pub fn plan_text(plan: &Plan) -> String {
@@ -184,9 +186,12 @@ pub fn steps_text(steps: &[StepRecord]) -> String {
 }
 
 /// Restore points grouped by resource, then place (the source first), newest first.
-pub fn restore_points_text(points: &[RecordedRestorePoint]) -> String {
+pub fn restore_points_text(points: &[RecordedRestorePoint], resource: Option<&str>) -> String {
     if points.is_empty() {
-        return "No restore points recorded.\n".to_owned();
+        return match resource {
+            Some(id) => format!("No restore points recorded for resource {id}.\n"),
+            None => "No restore points recorded.\n".to_owned(),
+        };
     }
     let mut sorted: Vec<&RecordedRestorePoint> = points.iter().collect();
     sorted.sort_by(|a, b| {
@@ -229,13 +234,23 @@ pub fn restore_points_text(points: &[RecordedRestorePoint]) -> String {
         } else {
             String::new()
         };
+        let status = match r.status {
+            PointStatus::Complete => "complete",
+            PointStatus::Deleting => {
+                "DELETING (partly deleted by retention; the next run finishes)"
+            }
+            PointStatus::Deleted => "DELETED by retention",
+        };
         let _ = writeln!(
             out,
-            "    {}  session {}  {} snapshot(s){size}",
+            "    {}  session {}  {} snapshot(s){size}  {status}",
             p.created_at,
             r.session_id,
             p.place.snapshots.len()
         );
+        if r.status == PointStatus::Deleted {
+            continue;
+        }
         for s in &p.place.snapshots {
             let mut about = vec![format!("from {}", s.source_id)];
             about.extend(s.device.clone());
@@ -258,9 +273,14 @@ pub fn retention_text(r: &RetentionReport) -> String {
         r.kept
     );
     for d in &r.deleted {
+        let gone = if d.already_gone.is_empty() {
+            String::new()
+        } else {
+            format!(" (already gone from AWS: {})", d.already_gone.join(", "))
+        };
         let _ = writeln!(
             out,
-            "  - {} {} {} {}/{} made {} ({}): {}",
+            "  - {} {} {} {}/{} made {} ({}): {}{gone}",
             d.kind,
             d.resource_type,
             d.resource_id,

@@ -7,9 +7,12 @@
 //!   attribute) that were never removed.
 //!
 //! SPEC section 4: such snapshots are deleted only on an explicit operator command after a
-//! listing; by default gc only lists. Snapshots of a session still running (its process is
-//! alive) are left alone. A snapshot without the policy's tag is never even seen: gc asks AWS
-//! only for snapshots tagged `snaprelay:policy = <policy>`.
+//! listing; by default gc only lists. It considers only snapshots made by a session this state
+//! file recorded (their `snaprelay:session` tag), so another or a new state file finds nothing
+//! to delete; snapshots of a session still running (its process is alive) are left alone; a
+//! snapshot without the policy's tag is never even seen (gc asks AWS only for snapshots tagged
+//! `snaprelay:policy = <policy>`). Only shares with the policy's target accounts are removed:
+//! another account's share was not made by snaprelay and is reported, not removed.
 
 use std::collections::BTreeSet;
 
@@ -77,6 +80,7 @@ pub async fn collect(
     prepared: &Prepared,
     source_regions: &[String],
     recorded: &[RecordedRestorePoint],
+    known_sessions: &BTreeSet<String>,
     live_sessions: &[String],
     act: bool,
 ) -> Result<GcReport, CloudError> {
@@ -88,6 +92,12 @@ pub async fn collect(
         .collect();
     let tag = Tag::new(tags::POLICY, policy.as_str());
     let source_account = &prepared.plan.source_account;
+    let target_accounts: BTreeSet<&str> = prepared
+        .plan
+        .targets
+        .iter()
+        .map(|t| t.account.as_str())
+        .collect();
     let mut report = GcReport {
         policy: policy.clone(),
         acted: act,
@@ -112,6 +122,20 @@ pub async fn collect(
             .chain(found_db.map(|f| ("rds", f)))
         {
             let session = tag_value(snapshot_tags, tags::SESSION).map(str::to_owned);
+            // Only what a session of this state file made: with another (or a new) state file
+            // every snapshot of the policy would look unrecorded.
+            if !session.as_ref().is_some_and(|s| known_sessions.contains(s)) {
+                report.skipped.push(format!(
+                    "{service} snapshot {id} in {account}/{region}: made by {}, which this state \
+                     file does not know; left alone (run gc with the state file that recorded it)",
+                    session
+                        .as_deref()
+                        .map_or("no snaprelay session".to_owned(), |s| format!(
+                            "session {s}"
+                        ))
+                ));
+                continue;
+            }
             if session.as_ref().is_some_and(|s| live_sessions.contains(s)) {
                 report.skipped.push(format!(
                     "{service} snapshot {id} in {account}/{region}: session {} is still running",
@@ -147,9 +171,19 @@ pub async fn collect(
                 } else {
                     cloud.db_snapshot_shares(access, &region, &id).await?
                 };
-                if !shared.is_empty() {
+                let (ours, others): (Vec<String>, Vec<String>) = shared
+                    .into_iter()
+                    .partition(|a| target_accounts.contains(a.as_str()));
+                if !others.is_empty() {
+                    report.skipped.push(format!(
+                        "{service} snapshot {id} in {account}/{region} is shared with {}, not a \
+                         target of this policy: snaprelay did not make that share and leaves it",
+                        others.join(", ")
+                    ));
+                }
+                if !ours.is_empty() {
                     let why = "a share the session that made it never removed".to_owned();
-                    report.found.push(leftover("unshare", shared, why));
+                    report.found.push(leftover("unshare", ours, why));
                 }
             }
         }

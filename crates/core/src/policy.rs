@@ -503,7 +503,7 @@ fn parse_keep(p: &mut Problems, field: &str, keep: Option<&RawKeep>) -> Option<K
                 p.add(
                     format!("{field}.{name}"),
                     n,
-                    "must be a whole number of at least 1",
+                    "must be a whole number from 1 to 4294967295",
                 );
                 None
             }

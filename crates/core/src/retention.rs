@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::clock::rfc3339;
 use crate::ids::AccountId;
-use crate::model::{Tag, tag_value, tags};
+use crate::model::{SnapshotState, Tag, tag_value, tags};
 use crate::policy::{Keep, Retention};
 use crate::ports::{Access, Cloud, StateStore, StoreError};
 use crate::report::{PointStatus, RecordedRestorePoint};
@@ -48,6 +48,9 @@ pub struct Expired {
     pub created_at: String,
     pub session_id: String,
     pub snapshots: Vec<String>,
+    /// Snapshots that were already gone from AWS (deleted by hand, say).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub already_gone: Vec<String>,
     /// Why: the rule that lets it go.
     pub reason: String,
 }
@@ -164,12 +167,15 @@ pub async fn apply(
 ) -> Result<RetentionReport, StoreError> {
     let points = store.policy_restore_points(policy)?;
     let (expired, kept) = expired(&points, retention, now);
+    let expired_ids: Vec<i64> = expired.iter().map(|(p, _)| p.id).collect();
     let mut report = RetentionReport {
         policy: policy.to_owned(),
         dry_run,
         kept,
         ..RetentionReport::default()
     };
+    // Places whose kept restore points were checked in AWS: None if they are whole, else why.
+    let mut checked: BTreeMap<PlaceKey, Option<String>> = BTreeMap::new();
     for (point, reason) in expired {
         let p = &point.point;
         let label = format!(
@@ -177,6 +183,7 @@ pub async fn apply(
             p.kind, p.resource_type, p.resource_id, p.place.account, p.place.region, p.created_at
         );
         let Some(access) = accesses.of(&p.place.account) else {
+            report.kept += 1;
             report.problems.push(format!(
                 "{label}: kept, account {} is no longer a place of this policy (no credentials \
                  for it); delete it by hand if it is no longer wanted",
@@ -184,8 +191,30 @@ pub async fn apply(
             ));
             continue;
         };
+        // Before letting an older restore point go, the ones kept in its place must really be
+        // there: a kept one someone damaged by hand must not leave the place with none whole.
+        if point.status == PointStatus::Complete {
+            let key = place_key(point);
+            if !checked.contains_key(&key) {
+                let kept_here: Vec<&RecordedRestorePoint> = points
+                    .iter()
+                    .filter(|k| k.status == PointStatus::Complete && place_key(k) == key)
+                    .filter(|k| !expired_ids.contains(&k.id))
+                    .collect();
+                let damage = missing_snapshots(cloud, access, &kept_here).await;
+                checked.insert(key.clone(), damage);
+            }
+            if let Some(Some(damage)) = checked.get(&key) {
+                report.kept += 1;
+                report.problems.push(format!(
+                    "{label}: kept, because {damage}; nothing older is deleted here until a \
+                     newer restore point is whole"
+                ));
+                continue;
+            }
+        }
         match delete_point(cloud, store, point, access, dry_run, now).await? {
-            Ok(()) => report.deleted.push(Expired {
+            Ok(already_gone) => report.deleted.push(Expired {
                 resource_type: p.resource_type.clone(),
                 resource_id: p.resource_id.clone(),
                 kind: p.kind.clone(),
@@ -194,12 +223,81 @@ pub async fn apply(
                 created_at: p.created_at.clone(),
                 session_id: point.session_id.clone(),
                 snapshots: p.place.snapshots.iter().map(|s| s.id.clone()).collect(),
+                already_gone,
                 reason,
             }),
-            Err(why) => report.problems.push(format!("{label}: {why}")),
+            Err(why) => {
+                report.kept += 1;
+                report.problems.push(format!("{label}: {why}"));
+            }
         }
     }
     Ok(report)
+}
+
+type PlaceKey = (String, String, String, String, String);
+
+fn place_key(p: &RecordedRestorePoint) -> PlaceKey {
+    let p = &p.point;
+    (
+        p.resource_type.clone(),
+        p.resource_id.clone(),
+        p.kind.clone(),
+        p.place.account.clone(),
+        p.place.region.clone(),
+    )
+}
+
+/// Why the kept restore points of a place are not whole in AWS (a snapshot missing or failed),
+/// or `None` when they are.
+async fn missing_snapshots(
+    cloud: &dyn Cloud,
+    access: &Access,
+    kept: &[&RecordedRestorePoint],
+) -> Option<String> {
+    let first = kept.first()?;
+    let region = first.point.place.region.as_str();
+    let rds = first.point.resource_type == "rds";
+    let wanted: Vec<(&RecordedRestorePoint, String)> = kept
+        .iter()
+        .flat_map(|k| {
+            k.point.place.snapshots.iter().map(move |s| {
+                let name = if rds { db_snapshot_name(&s.id) } else { &s.id };
+                (*k, name.to_owned())
+            })
+        })
+        .collect();
+    let names: Vec<String> = wanted.iter().map(|(_, n)| n.clone()).collect();
+    let present: Result<Vec<(String, SnapshotState)>, _> = if rds {
+        cloud
+            .describe_db_snapshots(access, region, &names)
+            .await
+            .map(|s| s.into_iter().map(|s| (s.id.clone(), s.state())).collect())
+    } else {
+        cloud
+            .describe_snapshots(access, region, &names)
+            .await
+            .map(|s| s.into_iter().map(|s| (s.id, s.state)).collect())
+    };
+    let present = match present {
+        Ok(p) => p,
+        Err(e) => {
+            return Some(format!(
+                "the restore points kept here could not be checked: {e}"
+            ));
+        }
+    };
+    wanted.iter().find_map(|(k, name)| {
+        let whole = present
+            .iter()
+            .any(|(id, state)| id == name && *state == SnapshotState::Completed);
+        (!whole).then(|| {
+            format!(
+                "the newer restore point made {} (kept) lacks snapshot {name} in AWS",
+                k.point.created_at
+            )
+        })
+    })
 }
 
 /// A snapshot of a restore point as AWS shows it now.
@@ -212,8 +310,8 @@ enum Found {
     Foreign(String),
 }
 
-/// Deletes one restore point as a unit. `Ok(Err(why))`: left alone (or half deleted) for a
-/// reason of AWS's; `Err`: the store failed.
+/// Deletes one restore point as a unit; `Ok(Ok(gone))` lists the snapshots already gone.
+/// `Ok(Err(why))`: left alone (or half deleted) for a reason of AWS's; `Err`: the store failed.
 async fn delete_point(
     cloud: &dyn Cloud,
     store: &mut dyn StateStore,
@@ -221,7 +319,7 @@ async fn delete_point(
     access: &Access,
     dry_run: bool,
     now: u64,
-) -> Result<Result<(), String>, StoreError> {
+) -> Result<Result<Vec<String>, String>, StoreError> {
     let p = &point.point;
     let region = p.place.region.as_str();
     let rds = p.resource_type == "rds";
@@ -258,11 +356,11 @@ async fn delete_point(
                 Found::Ours
             }
             Some(t) => Found::Foreign(format!(
-                "{}={:?}, {}={:?}",
+                "it has {}={} and {}={}",
                 tags::POLICY,
-                tag_value(&t, tags::POLICY),
+                tag_value(&t, tags::POLICY).unwrap_or("(none)"),
                 tags::RESOURCE,
-                tag_value(&t, tags::RESOURCE)
+                tag_value(&t, tags::RESOURCE).unwrap_or("(none)")
             )),
         };
         if let Found::Foreign(seen) = &verdict {
@@ -274,8 +372,13 @@ async fn delete_point(
         }
         found.push((*id, name, verdict));
     }
+    let gone: Vec<String> = found
+        .iter()
+        .filter(|(_, _, v)| matches!(v, Found::Gone))
+        .map(|(id, _, _)| (*id).to_owned())
+        .collect();
     if dry_run {
-        return Ok(Ok(()));
+        return Ok(Ok(gone));
     }
 
     let at = rfc3339(now);
@@ -302,7 +405,7 @@ async fn delete_point(
         store.record_snapshot_deleted(point.id, id, &at)?;
     }
     store.record_restore_point_deleted(point.id, &at)?;
-    Ok(Ok(()))
+    Ok(Ok(gone))
 }
 
 /// The identifier of a DB snapshot from its ARN (`arn:aws:rds:REGION:ACCOUNT:snapshot:NAME`).

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use crate::Outcome;
 use crate::output;
 
-use super::{Settings, print_json};
+use super::{Settings, emit, print_json};
 
 /// Progress lines stamped with the simulated time since the demo began. Percentages of a
 /// resource are shown at most every ten simulated minutes, steps always.
@@ -115,24 +115,24 @@ pub async fn run(settings: &Settings) -> Outcome {
                 }
             );
             if !settings.json {
-                println!("\n{}", output::report_text(&report));
+                emit(&format!("\n{}\n", output::report_text(&report)));
             }
             reports.push(report);
         }
         if settings.json {
             print_json(&reports)?;
         } else {
-            println!(
-                "Summary ({} of simulated AWS time in {:.2} s):\n  {:<22} {:<8} {:>9}  why\n{summary}",
+            emit(&format!(
+                "Summary ({} of simulated AWS time in {:.2} s):\n  {:<22} {:<8} {:>9}  why\n{summary}\n",
                 hms(progress.start.elapsed()),
                 wall.elapsed().as_secs_f64(),
                 "POLICY",
                 "STATUS",
                 "TOOK",
-            );
-            println!(
+            ));
+            emit(
                 "Against real AWS: write a policy like the ones above and run\n  \
-                 snaprelay plan --policy FILE    then    snaprelay run --policy FILE"
+                 snaprelay plan --policy FILE    then    snaprelay run --policy FILE\n",
             );
         }
         Ok::<_, Outcome>(Outcome::Code(if as_expected { 0 } else { 1 }))

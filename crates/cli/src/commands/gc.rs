@@ -3,17 +3,18 @@
 //! `--yes` deletes and unshares it. Without `--yes` nothing is changed (SPEC section 4).
 
 use snaprelay_core::gc::{self, GcReport};
+use snaprelay_core::ports::StateStore;
 use snaprelay_state::PointFilter;
 
 use crate::Outcome;
 use crate::output;
 
-use super::{Settings, load_policy, open_store, plan_policy, print_json};
+use super::{Settings, emit, load_policy, open_existing_store, plan_policy, print_json};
 
 pub async fn run(settings: &Settings, yes: bool) -> Outcome {
     let result = async {
         let policy = load_policy(settings)?;
-        let store = open_store(settings)?;
+        let store = open_existing_store(settings)?;
         let failed = |e: snaprelay_core::ports::StoreError| Outcome::Failed(e.to_string());
         let recorded = store
             .find_restore_points(&PointFilter {
@@ -21,6 +22,12 @@ pub async fn run(settings: &Settings, yes: bool) -> Outcome {
                 ..PointFilter::default()
             })
             .map_err(failed)?;
+        let known: std::collections::BTreeSet<String> = store
+            .sessions(Some(&policy.name))
+            .map_err(failed)?
+            .into_iter()
+            .map(|s| s.session_id)
+            .collect();
         let live: Vec<String> = store
             .unfinished_sessions(&policy.name)
             .map_err(failed)?
@@ -34,6 +41,7 @@ pub async fn run(settings: &Settings, yes: bool) -> Outcome {
             &prepared,
             &policy.source.regions,
             &recorded,
+            &known,
             &live,
             yes,
         )
@@ -42,7 +50,7 @@ pub async fn run(settings: &Settings, yes: bool) -> Outcome {
         if settings.json {
             print_json(&report)?;
         } else {
-            print!("{}", output::gc_text(&report));
+            emit(&output::gc_text(&report));
         }
         Ok::<_, Outcome>(Outcome::Code(exit_code(&report)))
     };

@@ -84,6 +84,28 @@ pub fn open_store(settings: &Settings) -> Result<SqliteStore, Outcome> {
     }
 }
 
+/// Opens the state store for a command that reads what sessions recorded (`restore-points`,
+/// `retention`, `gc`): a state file that does not exist is an error, not a new empty file. An
+/// empty store would make gc take every snapshot of the policy for an orphan.
+pub fn open_existing_store(settings: &Settings) -> Result<SqliteStore, Outcome> {
+    let path = match &settings.state {
+        Some(path) => path.clone(),
+        None => SqliteStore::default_path().ok_or_else(|| {
+            Outcome::Invalid(
+                "no per-user data directory (HOME is not set): give --state FILE".into(),
+            )
+        })?,
+    };
+    if !path.exists() {
+        return Err(Outcome::Invalid(format!(
+            "no state file at {}: give --state with the file your runs recorded to (a run \
+             creates it)",
+            path.display()
+        )));
+    }
+    open_store(settings)
+}
+
 /// An interrupt raised by the first SIGINT (Ctrl-C) or SIGTERM; a second one ends the
 /// process at once (exit code 130), leaving the cleanup undone.
 pub fn interrupt_on_signals() -> Interrupt {
@@ -149,11 +171,25 @@ impl Signals {
     }
 }
 
+/// Writes to stdout. A reader that went away (`snaprelay ... | head`) ends the process quietly
+/// with 141 (128 + SIGPIPE), as it would a C tool, instead of a panic.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Prints JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), Outcome> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Outcome::Failed(format!("cannot encode JSON: {e}")))?;
-    println!("{text}");
+    emit(&format!("{text}\n"));
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use crate::Outcome;
 use crate::output;
 
-use super::{Settings, load_policy, plan_policy, print_json};
+use super::{Settings, emit, load_policy, plan_policy, print_json};
 
 pub async fn run(settings: &Settings) -> Outcome {
     let result = async {
@@ -21,7 +21,7 @@ pub async fn run(settings: &Settings) -> Outcome {
                 expected_status: prepared.plan.expected_status(),
             })?;
         } else {
-            print!("{}", output::plan_text(&prepared.plan));
+            emit(&output::plan_text(&prepared.plan));
         }
         Ok::<_, Outcome>(Outcome::Code(0))
     };

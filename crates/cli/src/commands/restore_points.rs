@@ -6,7 +6,7 @@ use snaprelay_state::PointFilter;
 use crate::Outcome;
 use crate::output;
 
-use super::{Settings, load_policy, open_store, print_json};
+use super::{Settings, emit, load_policy, open_existing_store, print_json};
 
 pub fn run(settings: &Settings, resource: Option<&str>) -> Outcome {
     let result = (|| {
@@ -14,7 +14,7 @@ pub fn run(settings: &Settings, resource: Option<&str>) -> Outcome {
             Some(_) => Some(load_policy(settings)?.name),
             None => None,
         };
-        let store = open_store(settings)?;
+        let store = open_existing_store(settings)?;
         let points = store
             .find_restore_points(&PointFilter {
                 policy: policy.as_deref(),
@@ -25,7 +25,7 @@ pub fn run(settings: &Settings, resource: Option<&str>) -> Outcome {
         if settings.json {
             print_json(&points)?;
         } else {
-            print!("{}", output::restore_points_text(&points));
+            emit(&output::restore_points_text(&points, resource));
         }
         Ok::<_, Outcome>(Outcome::Code(0))
     })();

@@ -7,13 +7,20 @@ use snaprelay_core::retention::{self, Accesses, RetentionReport};
 use crate::Outcome;
 use crate::output;
 
-use super::{Settings, load_policy, now, open_store, plan_policy, print_json};
+use super::{Settings, emit, load_policy, now, open_existing_store, plan_policy, print_json};
 
 pub async fn apply(settings: &Settings, dry_run: bool) -> Outcome {
     let result = async {
         let policy = load_policy(settings)?;
+        if policy.retention == Default::default() {
+            emit(&format!(
+                "Policy {} has no [retention] section: every restore point is kept, nothing to do.\n",
+                policy.name
+            ));
+            return Ok(Outcome::Code(0));
+        }
         let now = now()?;
-        let mut store = open_store(settings)?;
+        let mut store = open_existing_store(settings)?;
         let (cloud, prepared) = plan_policy(&policy).await?;
         let report = retention::apply(
             &cloud,
@@ -29,7 +36,7 @@ pub async fn apply(settings: &Settings, dry_run: bool) -> Outcome {
         if settings.json {
             print_json(&report)?;
         } else {
-            print!("{}", output::retention_text(&report));
+            emit(&output::retention_text(&report));
         }
         Ok::<_, Outcome>(Outcome::Code(exit_code(&report)))
     };

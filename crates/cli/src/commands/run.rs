@@ -8,7 +8,7 @@ use snaprelay_core::status::Status;
 use crate::Outcome;
 use crate::output;
 
-use super::{Settings, Terminal, load_policy, now, open_store, plan_policy, print_json};
+use super::{Settings, Terminal, emit, load_policy, now, open_store, plan_policy, print_json};
 
 /// `run --output json`: the session's report, and what retention did after it.
 #[derive(serde::Serialize)]
@@ -71,9 +71,9 @@ pub async fn run(settings: &Settings, concurrency: usize) -> Outcome {
                 retention: kept.as_ref(),
             })?;
         } else {
-            print!("{}", output::report_text(&report));
+            emit(&output::report_text(&report));
             if let Some(r) = &kept {
-                print!("\n{}", output::retention_text(r));
+                emit(&format!("\n{}", output::retention_text(r)));
             }
         }
         let mut status = report.status;

@@ -5,7 +5,7 @@ use snaprelay_core::ports::StateStore;
 use crate::Outcome;
 use crate::output;
 
-use super::{Settings, load_policy, open_store, print_json};
+use super::{Settings, emit, load_policy, open_store, print_json};
 
 pub fn list(settings: &Settings) -> Outcome {
     let result = (|| {
@@ -20,7 +20,7 @@ pub fn list(settings: &Settings) -> Outcome {
         if settings.json {
             print_json(&sessions)?;
         } else {
-            print!("{}", output::sessions_text(&sessions));
+            emit(&output::sessions_text(&sessions));
         }
         Ok::<_, Outcome>(Outcome::Code(0))
     })();
@@ -61,13 +61,13 @@ pub fn show(settings: &Settings, id: &str) -> Outcome {
             print_json(&Shown { session, steps })?;
         } else {
             match &session {
-                Session::Finished(r) => print!("{}", output::report_text(r)),
-                Session::Unfinished(s) => println!(
-                    "Session {} of policy {}: {} (started {}, never finished)",
+                Session::Finished(r) => emit(&output::report_text(r)),
+                Session::Unfinished(s) => emit(&format!(
+                    "Session {} of policy {}: {} (started {}, never finished)\n",
                     id, s.policy, s.status, s.started_at
-                ),
+                )),
             }
-            print!("{}", output::steps_text(&steps));
+            emit(&output::steps_text(&steps));
         }
         Ok::<_, Outcome>(Outcome::Code(0))
     })();
