@@ -74,7 +74,7 @@ def test_gc_lists_what_a_killed_run_left_and_removes_it_only_with_yes(estate: Es
     done = with_state(estate, tmp_path, "new.db", "gc", "--yes")
     assert done.returncode == 2 and "no state file" in done.stderr, done.stderr
     assert not (tmp_path / "new.db").exists(), "a reading command creates no state file"
-    with_state(estate, tmp_path, "other.db", "sessions", "list")
+    with_state(estate, tmp_path, "other.db", "demo")  # a state file with sessions of other policies
     done = with_state(estate, tmp_path, "other.db", "gc", "--yes", "--output", "json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -127,6 +127,11 @@ def test_gc_leaves_alone_what_a_running_session_is_making(estate: Estate, tmp_pa
         assert report["found"] == [] and len(report["skipped"]) >= 2, report
         assert all("still running" in s for s in report["skipped"])
         assert len(estate.snapshots(B, DST)) == 1, "the copy in flight is untouched"
+        # A second session of the same policy would overlap the first: refused, nothing done.
+        before = len(estate.snapshots(None, SRC))
+        done = with_state(estate, tmp_path, "state.db", "run")
+        assert done.returncode == 1 and "still running" in done.stderr, done.stderr
+        assert len(estate.snapshots(None, SRC)) == before
     finally:
         proc.kill()
         proc.wait()

@@ -170,3 +170,24 @@ def test_an_older_restore_point_is_kept_while_the_newer_one_is_damaged(estate: E
     assert any(firsts[1][0] in p and "kept" in p for p in report["problems"]), report["problems"]
     left = {s["SnapshotId"] for s in replicas(estate, "e2e-damaged")}
     assert set(firsts[0]) <= left, "the older, whole restore point is still there"
+
+
+def test_a_place_removed_from_the_policy_keeps_its_restore_points_quietly(estate: Estate, tmp_path: Path) -> None:
+    instance, target_key, _ = estate_with_instance(estate)
+    west_key = estate.create_key(None, "us-west-2")
+    both = policy("e2e-removed", instance, target_key, "replicas = { count = 5 }") + f"""
+[[targets]]
+region = "us-west-2"
+kms_key = "{west_key}"
+"""
+    for _ in range(2):
+        code, doc, err = run(estate, both, tmp_path, "run")
+        assert code == 0, err
+    only_vault = policy("e2e-removed", instance, target_key, "replicas = { count = 1 }")
+    for _ in range(2):
+        code, doc, err = run(estate, only_vault, tmp_path, "run")
+        assert code == 0, err
+    retention = doc["retention"]
+    assert retention["problems"] == [] and any("us-west-2 is no longer a place" in s for s in retention["skipped"])
+    assert len(estate.snapshots(None, "us-west-2", tags={"snaprelay:policy": "e2e-removed"})) == 4
+    assert len(replicas(estate, "e2e-removed")) == 2, "count = 1 still applies to the vault"

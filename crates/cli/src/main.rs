@@ -1,6 +1,15 @@
 //! The `snaprelay` command line: a thin shell over the core. Each subcommand lives in
 //! `commands/`; this file parses arguments, sets up logging and maps outcomes to exit codes.
 
+/// `eprintln!` that cannot panic: with stderr closed (`run 2>&1 | head`) a message nobody can
+/// read is dropped, and the session (its Ctrl-C handling above all) carries on.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod commands;
 mod output;
 
@@ -153,7 +162,7 @@ fn main() -> ExitCode {
     let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            say!("error: cannot start the async runtime: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
@@ -191,7 +200,7 @@ fn main() -> ExitCode {
         Outcome::Invalid(message) => (EXIT_INVALID, "invalid-input", message),
         Outcome::Failed(message) => (EXIT_FAILED, "failed", message),
     };
-    eprintln!("error: {message}");
+    say!("error: {message}");
     if json {
         // Whoever reads stdout as JSON still gets one document.
         let doc =
@@ -218,9 +227,7 @@ fn init_logging() {
         _ => ours("warn"),
     };
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|e| {
-        eprintln!(
-            "warning: SNAPRELAY_LOG={directives:?} is not a valid log filter ({e}); using warn"
-        );
+        say!("warning: SNAPRELAY_LOG={directives:?} is not a valid log filter ({e}); using warn");
         EnvFilter::new(ours("warn"))
     });
     tracing_subscriber::fmt()

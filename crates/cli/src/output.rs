@@ -207,6 +207,7 @@ pub fn restore_points_text(points: &[RecordedRestorePoint], resource: Option<&st
         key(a)
             .cmp(&key(b))
             .then_with(|| b.point.created_at.cmp(&a.point.created_at))
+            .then_with(|| b.id.cmp(&a.id))
     });
     let mut out = String::new();
     let mut resource = None;
@@ -293,6 +294,9 @@ pub fn retention_text(r: &RetentionReport) -> String {
     }
     for p in &r.problems {
         let _ = writeln!(out, "  ! {p}");
+    }
+    for s in &r.skipped {
+        let _ = writeln!(out, "  note: {s}");
     }
     out
 }

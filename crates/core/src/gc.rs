@@ -85,7 +85,7 @@ pub async fn collect(
     act: bool,
 ) -> Result<GcReport, CloudError> {
     let policy = prepared.plan.policy.clone();
-    let accesses = Accesses::of_plan(prepared);
+    let accesses = Accesses::of_plan(prepared, source_regions);
     let known: BTreeSet<&str> = recorded
         .iter()
         .flat_map(|p| p.point.place.snapshots.iter().map(|s| s.id.as_str()))
@@ -182,7 +182,9 @@ pub async fn collect(
                     ));
                 }
                 if !ours.is_empty() {
-                    let why = "a share the session that made it never removed".to_owned();
+                    let why = "shared with the policy's target account outside any session \
+                               (a session removes its shares once the copies are made)"
+                        .to_owned();
                     report.found.push(leftover("unshare", ours, why));
                 }
             }

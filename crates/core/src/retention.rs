@@ -13,7 +13,7 @@
 //!   the restore point marked deleted after the last. One left half deleted (an AWS error, a
 //!   crash) is `deleting` and is finished by the next run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -35,6 +35,9 @@ pub struct RetentionReport {
     pub kept: usize,
     /// Restore points left alone for a reason the operator should see.
     pub problems: Vec<String>,
+    /// Places the policy no longer has: their restore points are left as they are.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 /// A restore point retention lets go.
@@ -55,14 +58,18 @@ pub struct Expired {
     pub reason: String,
 }
 
-/// The credentials retention deletes with, per account.
+/// The credentials retention deletes with, per account, and the places the policy has now.
 pub struct Accesses {
     pub by_account: Vec<(AccountId, Access)>,
+    /// (account, Region) of the source.
+    pub source_places: BTreeSet<(String, String)>,
+    /// (account, Region) of each target.
+    pub replica_places: BTreeSet<(String, String)>,
 }
 
 impl Accesses {
     /// The source's credentials and each target account's, as the session used them.
-    pub fn of_plan(prepared: &crate::engine::Prepared) -> Self {
+    pub fn of_plan(prepared: &crate::engine::Prepared, source_regions: &[String]) -> Self {
         let plan = &prepared.plan;
         let mut by_account = vec![(plan.source_account.clone(), prepared.source_access.clone())];
         for t in &plan.targets {
@@ -70,7 +77,29 @@ impl Accesses {
                 by_account.push((t.account.clone(), t.access.clone()));
             }
         }
-        Self { by_account }
+        let account = plan.source_account.to_string();
+        Self {
+            by_account,
+            source_places: source_regions
+                .iter()
+                .map(|r| (account.clone(), r.clone()))
+                .collect(),
+            replica_places: plan
+                .targets
+                .iter()
+                .map(|t| (t.account.to_string(), t.region.clone()))
+                .collect(),
+        }
+    }
+
+    /// Whether the policy still has this place (a removed target or source Region: no).
+    fn has_place(&self, kind: &str, account: &str, region: &str) -> bool {
+        let place = (account.to_owned(), region.to_owned());
+        if kind == "source" {
+            self.source_places.contains(&place)
+        } else {
+            self.replica_places.contains(&place)
+        }
     }
 
     /// The credentials for an account of the policy.
@@ -182,13 +211,19 @@ pub async fn apply(
             "{} restore point of {} {} in {}/{} made {}",
             p.kind, p.resource_type, p.resource_id, p.place.account, p.place.region, p.created_at
         );
-        let Some(access) = accesses.of(&p.place.account) else {
+        let access = accesses
+            .of(&p.place.account)
+            .filter(|_| accesses.has_place(&p.kind, &p.place.account, &p.place.region));
+        let Some(access) = access else {
             report.kept += 1;
-            report.problems.push(format!(
-                "{label}: kept, account {} is no longer a place of this policy (no credentials \
-                 for it); delete it by hand if it is no longer wanted",
-                p.place.account
-            ));
+            let note = format!(
+                "{} {}/{} is no longer a place of this policy: its restore points are left as \
+                 they are (delete them by hand if they are no longer wanted)",
+                p.kind, p.place.account, p.place.region
+            );
+            if !report.skipped.contains(&note) {
+                report.skipped.push(note);
+            }
             continue;
         };
         // Before letting an older restore point go, the ones kept in its place must really be

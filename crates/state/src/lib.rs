@@ -216,14 +216,21 @@ impl SqliteStore {
                     .unwrap_or_default()
             )));
         }
-        conn.execute_batch(SCHEMA)
-            .map_err(err("cannot create the schema in", path))?;
-        // Idempotent, so it runs on every open: cheap, and it mends files of early builds.
+        // A file that is up to date is only read here: commands that only read work on a
+        // read-only state file and leave it untouched.
+        if version < SCHEMA_VERSION {
+            conn.execute_batch(SCHEMA)
+                .map_err(err("cannot create the schema in", path))?;
+        }
+        // They look at the columns and add only what is missing, so they also mend files of
+        // early builds that claim the current version.
         migrate_to_1(&conn)
             .and_then(|()| migrate_to_2(&conn))
             .map_err(err("cannot upgrade the schema of", path))?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(err("cannot record the schema version in", path))?;
+        if version != SCHEMA_VERSION {
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(err("cannot record the schema version in", path))?;
+        }
         Ok(Self { conn })
     }
 

@@ -45,7 +45,7 @@ impl Progress for Clocked {
                 _ => last.insert(resource.to_owned(), now),
             };
         }
-        eprintln!("  [{}] {resource}: {message}", hms(self.start.elapsed()));
+        say!("  [{}] {resource}: {message}", hms(self.start.elapsed()));
     }
 }
 
@@ -74,8 +74,8 @@ pub async fn run(settings: &Settings) -> Outcome {
         let mut as_expected = true;
         for (n, scenario) in scenarios.iter().enumerate() {
             if !settings.json {
-                eprintln!("\n=== {}. {}\n", n + 1, scenario.title);
-                eprintln!("{}", indent(&scenario.policy));
+                say!("\n=== {}. {}\n", n + 1, scenario.title);
+                say!("{}", indent(&scenario.policy));
             }
             let policy = Policy::from_toml(&scenario.policy)
                 .map_err(|e| Outcome::Failed(format!("the demo's own policy is invalid: {e}")))?;

@@ -9,7 +9,9 @@ use snaprelay_state::PointFilter;
 use crate::Outcome;
 use crate::output;
 
-use super::{Settings, emit, load_policy, open_existing_store, plan_policy, print_json};
+use super::{
+    Settings, emit, load_policy, open_existing_store, plan_policy, print_json, running_sessions,
+};
 
 pub async fn run(settings: &Settings, yes: bool) -> Outcome {
     let result = async {
@@ -28,11 +30,8 @@ pub async fn run(settings: &Settings, yes: bool) -> Outcome {
             .into_iter()
             .map(|s| s.session_id)
             .collect();
-        let live: Vec<String> = store
-            .unfinished_sessions(&policy.name)
-            .map_err(failed)?
+        let live: Vec<String> = running_sessions(&store, &policy.name)?
             .into_iter()
-            .filter(|(_, pid)| pid.is_none_or(process_alive))
             .map(|(id, _)| id)
             .collect();
         let (cloud, prepared) = plan_policy(&policy).await?;
@@ -59,14 +58,4 @@ pub async fn run(settings: &Settings, yes: bool) -> Outcome {
 
 fn exit_code(report: &GcReport) -> u8 {
     u8::from(!report.problems.is_empty())
-}
-
-/// Whether the process that ran a session is still alive. Only Linux can tell (from /proc);
-/// elsewhere an unfinished session counts as running, so gc leaves its snapshots alone.
-fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true
-    }
 }

@@ -106,6 +106,29 @@ pub fn open_existing_store(settings: &Settings) -> Result<SqliteStore, Outcome> 
     open_store(settings)
 }
 
+/// Unfinished sessions of a policy whose process still runs, with that process.
+pub fn running_sessions(
+    store: &SqliteStore,
+    policy: &str,
+) -> Result<Vec<(String, Option<u32>)>, Outcome> {
+    Ok(store
+        .unfinished_sessions(policy)
+        .map_err(|e| Outcome::Failed(e.to_string()))?
+        .into_iter()
+        .filter(|(_, pid)| pid.is_none_or(process_alive))
+        .collect())
+}
+
+/// Whether the process that ran a session is still alive. Only Linux can tell (from /proc);
+/// elsewhere an unfinished session counts as running.
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
 /// An interrupt raised by the first SIGINT (Ctrl-C) or SIGTERM; a second one ends the
 /// process at once (exit code 130), leaving the cleanup undone.
 pub fn interrupt_on_signals() -> Interrupt {
@@ -115,13 +138,13 @@ pub fn interrupt_on_signals() -> Interrupt {
         if !signals.next().await {
             return;
         }
-        eprintln!(
+        say!(
             "snaprelay: interrupted: finishing cleanup (removing shares, deleting unfinished \
              copies); interrupt again to stop at once"
         );
         handle.raise();
         if signals.next().await {
-            eprintln!("snaprelay: interrupted again: stopping now, cleanup left undone");
+            say!("snaprelay: interrupted again: stopping now, cleanup left undone");
             std::process::exit(130);
         }
     });
@@ -180,7 +203,7 @@ pub fn emit(text: &str) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(141);
         }
-        eprintln!("error: cannot write to stdout: {e}");
+        say!("error: cannot write to stdout: {e}");
         std::process::exit(1);
     }
 }
@@ -209,7 +232,7 @@ impl Terminal {
 impl Progress for Terminal {
     fn update(&self, resource: &str, message: &str) {
         if self.enabled {
-            eprintln!("[{resource}] {message}");
+            say!("[{resource}] {message}");
         }
     }
 }

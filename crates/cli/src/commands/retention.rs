@@ -27,7 +27,7 @@ pub async fn apply(settings: &Settings, dry_run: bool) -> Outcome {
             &mut store,
             &policy.name,
             &policy.retention,
-            &Accesses::of_plan(&prepared),
+            &Accesses::of_plan(&prepared, &policy.source.regions),
             now,
             dry_run,
         )

@@ -8,7 +8,10 @@ use snaprelay_core::status::Status;
 use crate::Outcome;
 use crate::output;
 
-use super::{Settings, Terminal, emit, load_policy, now, open_store, plan_policy, print_json};
+use super::{
+    Settings, Terminal, emit, load_policy, now, open_store, plan_policy, print_json,
+    running_sessions,
+};
 
 /// `run --output json`: the session's report, and what retention did after it.
 #[derive(serde::Serialize)]
@@ -24,6 +27,16 @@ pub async fn run(settings: &Settings, concurrency: usize) -> Outcome {
         let policy = load_policy(settings)?;
         let now = now()?;
         let mut store = open_store(settings)?;
+        // Two sessions of one policy must not overlap: the retention of one would delete the
+        // source snapshots the other is still copying from.
+        if let Some((id, pid)) = running_sessions(&store, &policy.name)?.into_iter().next() {
+            return Err(Outcome::Failed(format!(
+                "session {id} of policy {} is still running{}; wait for it to end (two sessions \
+                 of one policy must not overlap). Nothing was done",
+                policy.name,
+                pid.map(|p| format!(" (process {p})")).unwrap_or_default()
+            )));
+        }
         let (cloud, prepared) = plan_policy(&policy).await?;
         let config = EngineConfig {
             concurrency,
@@ -56,7 +69,7 @@ pub async fn run(settings: &Settings, concurrency: usize) -> Outcome {
                     &mut store,
                     &policy.name,
                     &policy.retention,
-                    &Accesses::of_plan(&prepared),
+                    &Accesses::of_plan(&prepared, &policy.source.regions),
                     now + elapsed,
                     false,
                 )

@@ -5,7 +5,7 @@ use snaprelay_core::ports::StateStore;
 use crate::Outcome;
 use crate::output;
 
-use super::{Settings, emit, load_policy, open_store, print_json};
+use super::{Settings, emit, load_policy, open_existing_store, print_json};
 
 pub fn list(settings: &Settings) -> Outcome {
     let result = (|| {
@@ -13,7 +13,7 @@ pub fn list(settings: &Settings) -> Outcome {
             Some(_) => Some(load_policy(settings)?.name),
             None => None,
         };
-        let store = open_store(settings)?;
+        let store = open_existing_store(settings)?;
         let sessions = store
             .sessions(policy.as_deref())
             .map_err(|e| Outcome::Failed(e.to_string()))?;
@@ -45,7 +45,7 @@ enum Session {
 
 pub fn show(settings: &Settings, id: &str) -> Outcome {
     let result = (|| {
-        let store = open_store(settings)?;
+        let store = open_existing_store(settings)?;
         let failed = |e: snaprelay_core::ports::StoreError| Outcome::Failed(e.to_string());
         let summary = store.summary(id).map_err(failed)?.ok_or_else(|| {
             Outcome::Invalid(format!(
