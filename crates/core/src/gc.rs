@@ -84,6 +84,8 @@ pub async fn collect(
     live_sessions: &[String],
     act: bool,
 ) -> Result<GcReport, CloudError> {
+    let throttled = crate::engine::Throttled::new(cloud);
+    let cloud: &dyn Cloud = &throttled;
     let policy = prepared.plan.policy.clone();
     let accesses = Accesses::of_plan(prepared, source_regions);
     let known: BTreeSet<&str> = recorded

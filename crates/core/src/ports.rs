@@ -66,6 +66,20 @@ impl CloudError {
         )
     }
 
+    /// AWS refused the call for its request rate; it is retried with backoff and jitter.
+    pub fn is_throttling(&self) -> bool {
+        matches!(
+            self.code.as_deref(),
+            Some(
+                "RequestLimitExceeded"
+                    | "Throttling"
+                    | "ThrottlingException"
+                    | "TooManyRequestsException"
+                    | "RequestThrottled"
+            )
+        )
+    }
+
     pub fn is_access_denied(&self) -> bool {
         self.code.as_deref().is_some_and(|c| {
             c.contains("AccessDenied") || c == "UnauthorizedOperation" || c == "AuthFailure"

@@ -194,6 +194,8 @@ pub async fn apply(
     now: u64,
     dry_run: bool,
 ) -> Result<RetentionReport, StoreError> {
+    let throttled = crate::engine::Throttled::new(cloud);
+    let cloud: &dyn Cloud = &throttled;
     let points = store.policy_restore_points(policy)?;
     let (expired, kept) = expired(&points, retention, now);
     let expired_ids: Vec<i64> = expired.iter().map(|(p, _)| p.id).collect();

@@ -238,3 +238,105 @@ async fn one_describe_call_covers_every_waiting_task_of_a_place() {
         "{polls} DescribeSnapshots calls for 60 snapshots"
     );
 }
+
+fn ec2_and_rds_cross_account(e: &Estate, instances: usize) -> String {
+    let src = account(SOURCE);
+    for _ in 0..instances {
+        e.cloud.add_instance(
+            &src,
+            "us-east-1",
+            InstanceSpec {
+                tags: vec![("fleet".into(), "yes".into())],
+                volumes: vec![volume(20, &e.source_key), volume(40, &e.source_key)],
+                ..Default::default()
+            },
+        );
+    }
+    e.cloud.add_db_instance(
+        &src,
+        "us-east-1",
+        DbSpec {
+            id: "orders".into(),
+            engine: "postgres".into(),
+            size_gib: 100,
+            encryption: Encryption::Key(e.source_key.clone()),
+            tags: vec![("fleet".into(), "yes".into())],
+            cluster: None,
+        },
+    );
+    format!(
+        r#"name = "faults"
+[source]
+regions = ["us-east-1"]
+[[source.resources]]
+type = "ec2"
+tags = {{ fleet = "yes" }}
+[[source.resources]]
+type = "rds"
+tags = {{ fleet = "yes" }}
+[[targets]]
+region = "us-west-2"
+kms_key = "{west}"
+[[targets]]
+account = "{TARGET}"
+region = "eu-west-1"
+role_arn = "arn:aws:iam::{TARGET}:role/snaprelay-target"
+kms_key = "{vault}"
+"#,
+        west = e.west_key,
+        vault = e.vault_key
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_with_30_percent_of_calls_throttled_still_succeeds() {
+    let e = estate();
+    let policy = ec2_and_rds_cross_account(&e, 10);
+    e.cloud.inject(Fault::Throttle { per_mille: 300 });
+    let report = run(&e.cloud, &policy).await;
+    assert_eq!(report.status, Status::Success, "{report:#?}");
+    let (_, throttled) = e.cloud.faults_fired();
+    assert!(throttled > 30, "only {throttled} calls were throttled");
+    // Every share was removed and no intermediate RDS copy is left, throttled or not.
+    let src = account(SOURCE);
+    assert!(
+        e.cloud
+            .snapshots(&src, "us-east-1")
+            .iter()
+            .all(|s| s.shared_with.is_empty())
+    );
+    assert!(
+        e.cloud
+            .db_snapshots(&account(TARGET), "us-east-1")
+            .is_empty()
+    );
+    assert_eq!(e.cloud.snapshots(&account(TARGET), "eu-west-1").len(), 20);
+}
+
+#[tokio::test(start_paused = true)]
+async fn quota_refusals_put_the_copy_back_in_the_queue_and_never_fail_it() {
+    let e = estate();
+    let policy = ec2_and_rds_cross_account(&e, 3);
+    for nth in [1, 2, 5] {
+        e.cloud.inject(Fault::FailCall {
+            operation: "ec2:CopySnapshot",
+            nth,
+            code: "ResourceLimitExceeded",
+            message: "You have reached the limit of 20 concurrent snapshot copies.".into(),
+        });
+    }
+    e.cloud.inject(Fault::FailCall {
+        operation: "rds:CopyDBSnapshot",
+        nth: 1,
+        code: "SnapshotQuotaExceeded",
+        message: "Cannot copy more than 20 snapshots across regions".into(),
+    });
+    let report = run(&e.cloud, &policy).await;
+    assert_eq!(report.status, Status::Success, "{report:#?}");
+    assert_eq!(e.cloud.faults_fired().0, 4);
+    assert_eq!(
+        e.cloud.calls()["ec2:CopySnapshot"],
+        12 + 3,
+        "each refused copy tried again"
+    );
+}

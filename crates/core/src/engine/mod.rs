@@ -4,6 +4,7 @@
 mod interrupt;
 mod prepare;
 mod slots;
+mod throttled;
 mod watch;
 
 use std::future::Future;
@@ -17,6 +18,7 @@ use futures_util::stream::FuturesUnordered;
 pub use interrupt::{Interrupt, InterruptHandle, Interrupted};
 pub use prepare::{PrepareError, Prepared, prepare};
 pub use slots::{CopySlots, Service};
+pub use throttled::Throttled;
 pub use watch::{Polled, Urgency, Watcher};
 
 use crate::clock::{new_session_id, utc_now};
@@ -120,6 +122,8 @@ pub async fn run_session(
     interrupt: &Interrupt,
     prepared: &Prepared,
 ) -> Result<SessionReport, StoreError> {
+    let throttled = Throttled::new(cloud);
+    let cloud: &dyn Cloud = &throttled;
     let plan = &prepared.plan;
     let session_id = new_session_id();
     let started_at = utc_now();

@@ -269,7 +269,7 @@ impl<'a, S: Polled> Watcher<'a, S> {
             return;
         };
         if let Some(e) = failure {
-            if is_throttling(&e) {
+            if e.is_throttling() {
                 place.quiet = next_interval(place.quiet, self.config.poll_max);
                 place.due = now + jitter(place.quiet);
                 return;
@@ -354,16 +354,4 @@ impl<'a, S: Polled> Watcher<'a, S> {
             }
         }
     }
-}
-
-fn is_throttling(e: &CloudError) -> bool {
-    matches!(
-        e.code.as_deref(),
-        Some(
-            "RequestLimitExceeded"
-                | "Throttling"
-                | "ThrottlingException"
-                | "TooManyRequestsException"
-        )
-    )
 }
