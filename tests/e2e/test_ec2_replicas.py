@@ -461,6 +461,30 @@ def test_restore_points_lists_each_run_per_resource_and_place(estate: Estate, tm
     assert out.count(f"replica {B}/{DST}") == 2 and "28 GiB" in out
 
 
+def test_log_format_json_gives_machines_one_event_per_line(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    policy = policy_toml(
+        "e2e-events", [instance], [{"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}]
+    )
+    code, _, stderr = run_snaprelay(estate.endpoint, policy, tmp_path, "run", "--log-format", "json")
+    assert code == 0, stderr
+    events = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert len(events) == len([l for l in stderr.splitlines() if l.strip()]), "every line is an event"
+    steps = [(e["step"], e["outcome"]) for e in events if e["event"] == "step"]
+    assert steps == [
+        ("snapshot", "ok"),
+        ("wait-snapshot", "ok"),
+        ("share", "ok"),
+        ("copy", "ok"),
+        ("wait-copy", "ok"),
+        ("unshare", "ok"),
+    ]
+    assert all(e["resource"] == instance for e in events if e["event"] == "progress")
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", e["time"]) for e in events)
+
+
 def test_sessions_list_and_show_read_back_the_run(estate: Estate, tmp_path: Path) -> None:
     source_key = estate.create_key(None, SRC, allow_accounts=[B])
     target_key = estate.create_key(B, DST)

@@ -11,6 +11,7 @@ macro_rules! say {
 }
 
 mod commands;
+mod fault;
 mod output;
 
 use std::path::PathBuf;
@@ -56,8 +57,19 @@ struct Cli {
     )]
     poll_interval: f64,
 
+    /// How progress is shown on stderr: text lines when stderr is a terminal, or JSON events
+    /// (one object a line: progress and steps) for machines, always.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -173,6 +185,7 @@ fn main() -> ExitCode {
             state: cli.state,
             json,
             poll_interval: Duration::from_secs_f64(cli.poll_interval),
+            json_events: cli.log_format == LogFormat::Json,
         };
         match cli.command {
             Command::Demo => commands::demo::run(&settings).await,

@@ -24,6 +24,8 @@ pub struct Settings {
     pub state: Option<PathBuf>,
     pub json: bool,
     pub poll_interval: Duration,
+    /// `--log-format json`: progress and steps as JSON events on stderr.
+    pub json_events: bool,
 }
 
 /// Reads and validates the policy named by `--policy`.
@@ -214,6 +216,46 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<(), Outcome> {
         .map_err(|e| Outcome::Failed(format!("cannot encode JSON: {e}")))?;
     emit(&format!("{text}\n"));
     Ok(())
+}
+
+/// Structured events on stderr, one JSON object a line, for machines (`--log-format json`):
+/// `{"event": "progress", "time", "resource", "message"}` as work goes on, and
+/// `{"event": "step", "time", "resource_id", "step", "place", "started_at", "ended_at",
+/// "outcome", "detail"}` as each recorded step ends.
+pub struct JsonEvents;
+
+impl Progress for JsonEvents {
+    fn update(&self, resource: &str, message: &str) {
+        let event = serde_json::json!({
+            "event": "progress",
+            "time": snaprelay_core::clock::utc_now(),
+            "resource": resource,
+            "message": message,
+        });
+        say!("{event}");
+    }
+
+    fn step(&self, step: &snaprelay_core::report::StepRecord) {
+        let mut event = serde_json::json!({
+            "event": "step",
+            "time": snaprelay_core::clock::utc_now(),
+        });
+        if let (Some(map), Ok(serde_json::Value::Object(fields))) =
+            (event.as_object_mut(), serde_json::to_value(step))
+        {
+            map.extend(fields);
+        }
+        say!("{event}");
+    }
+}
+
+/// How a session shows its progress on stderr.
+pub fn progress(settings: &Settings) -> Box<dyn Progress> {
+    if settings.json_events {
+        Box::new(JsonEvents)
+    } else {
+        Box::new(Terminal::detect())
+    }
 }
 
 /// Progress lines on stderr, only when a person is watching it.

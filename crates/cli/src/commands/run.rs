@@ -9,8 +9,7 @@ use crate::Outcome;
 use crate::output;
 
 use super::{
-    Settings, Terminal, emit, load_policy, now, open_store, plan_policy, print_json,
-    running_sessions,
+    Settings, emit, load_policy, now, open_store, plan_policy, print_json, running_sessions,
 };
 
 /// `run --output json`: the session's report, and what retention did after it.
@@ -26,6 +25,7 @@ pub async fn run(settings: &Settings, concurrency: usize) -> Outcome {
     let result = async {
         let policy = load_policy(settings)?;
         let now = now()?;
+        let abort_after = crate::fault::abort_after().map_err(Outcome::Invalid)?;
         let mut store = open_store(settings)?;
         // Two sessions of one policy must not overlap: the retention of one would delete the
         // source snapshots the other is still copying from.
@@ -44,10 +44,15 @@ pub async fn run(settings: &Settings, concurrency: usize) -> Outcome {
             ..EngineConfig::default()
         };
         let interrupt = super::interrupt_on_signals();
+        let hooked = abort_after.map(|n| crate::fault::AbortAfter::new(&cloud, n));
+        let session_cloud: &dyn snaprelay_core::ports::Cloud = match &hooked {
+            Some(h) => h,
+            None => &cloud,
+        };
         let report = run_session(
-            &cloud,
+            session_cloud,
             &mut store,
-            &Terminal::detect(),
+            super::progress(settings).as_ref(),
             &config,
             &interrupt,
             &prepared,

@@ -64,6 +64,8 @@ impl Default for EngineConfig {
 /// Where a session tells what it is doing, for a person watching.
 pub trait Progress: Send + Sync {
     fn update(&self, resource: &str, message: &str);
+    /// A step has ended (after it was recorded in the state store).
+    fn step(&self, _step: &StepRecord) {}
 }
 
 /// Records steps and restore points as they happen. A store error does not stop the tasks
@@ -98,6 +100,7 @@ impl Record for Recorder<'_> {
         let result = store.record_step(&self.session_id, step);
         drop(store);
         self.keep(result);
+        self.progress.step(step);
     }
 
     fn restore_point(&self, point: &RestorePoint) {
