@@ -5,9 +5,12 @@
 //! - [`workflows`]: one file per SPEC workflow, read top to bottom as the SPEC lists its steps.
 //! - [`engine`]: a session: inventory, plan, the tasks run with bounded concurrency, records.
 //! - [`ports`]: the traits the adapters implement (cloud, state store).
+//! - [`retention`], [`gc`]: what a policy keeps, and what a crash left.
+//! - [`access`]: the key-policy and IAM-policy evaluator `check` will use (issue 6).
 //!
 //! Nothing here performs I/O except through the ports.
 
+pub mod access;
 pub mod clock;
 pub mod engine;
 pub mod gc;
