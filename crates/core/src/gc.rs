@@ -107,7 +107,7 @@ pub async fn collect(
     };
 
     for (account, region) in places(prepared, source_regions) {
-        let Some(access) = accesses.access(&account) else {
+        let Some(access) = accesses.of(account.as_str()) else {
             continue;
         };
         let is_source = &account == source_account && source_regions.contains(&region);
@@ -196,12 +196,10 @@ pub async fn collect(
     if act {
         let found = report.found.clone();
         for l in &found {
-            let Some(access) =
-                AccountId::parse(&l.account).and_then(|a| accesses.access(&a).cloned())
-            else {
+            let Some(access) = accesses.of(&l.account) else {
                 continue;
             };
-            if let Err(e) = fix(cloud, &access, l).await {
+            if let Err(e) = fix(cloud, access, l).await {
                 report.problems.push(format!(
                     "{} {} {} in {}/{}: {e}",
                     l.action, l.service, l.id, l.account, l.region

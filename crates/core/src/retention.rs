@@ -102,12 +102,8 @@ impl Accesses {
         }
     }
 
-    /// The credentials for an account of the policy.
-    pub fn access(&self, account: &AccountId) -> Option<&Access> {
-        self.of(account.as_str())
-    }
-
-    fn of(&self, account: &str) -> Option<&Access> {
+    /// The credentials for an account of the policy (its 12 digits).
+    pub fn of(&self, account: &str) -> Option<&Access> {
         self.by_account
             .iter()
             .find(|(a, _)| a.as_str() == account)

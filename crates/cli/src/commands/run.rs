@@ -25,7 +25,8 @@ pub async fn run(settings: &Settings, concurrency: usize) -> Outcome {
     let result = async {
         let policy = load_policy(settings)?;
         let now = now()?;
-        let abort_after = crate::fault::abort_after().map_err(Outcome::Invalid)?;
+        let started = std::time::Instant::now();
+        let after_change = crate::fault::abort_hook().map_err(Outcome::Invalid)?;
         let mut store = open_store(settings)?;
         // Two sessions of one policy must not overlap: the retention of one would delete the
         // source snapshots the other is still copying from.
@@ -41,16 +42,12 @@ pub async fn run(settings: &Settings, concurrency: usize) -> Outcome {
         let config = EngineConfig {
             concurrency,
             poll_initial: settings.poll_interval,
+            after_change,
             ..EngineConfig::default()
         };
         let interrupt = super::interrupt_on_signals();
-        let hooked = abort_after.map(|n| crate::fault::AbortAfter::new(&cloud, n));
-        let session_cloud: &dyn snaprelay_core::ports::Cloud = match &hooked {
-            Some(h) => h,
-            None => &cloud,
-        };
         let report = run_session(
-            session_cloud,
+            &cloud,
             &mut store,
             super::progress(settings).as_ref(),
             &config,
@@ -66,8 +63,7 @@ pub async fn run(settings: &Settings, concurrency: usize) -> Outcome {
             None
         } else {
             // `now` was read at the start (or injected): move it on by the session's length.
-            let at = |t: &str| snaprelay_core::clock::parse_rfc3339(t).unwrap_or(0);
-            let elapsed = at(&report.ended_at).saturating_sub(at(&report.started_at));
+            let elapsed = started.elapsed().as_secs();
             Some(
                 retention::apply(
                     &cloud,

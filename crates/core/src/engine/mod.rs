@@ -18,7 +18,7 @@ use futures_util::stream::FuturesUnordered;
 pub use interrupt::{Interrupt, InterruptHandle, Interrupted};
 pub use prepare::{PrepareError, Prepared, prepare};
 pub use slots::{CopySlots, Service};
-pub use throttled::Throttled;
+pub use throttled::{ChangeHook, Throttled};
 pub use watch::{Polled, Urgency, Watcher};
 
 use crate::clock::{new_session_id, utc_now};
@@ -46,6 +46,8 @@ pub struct EngineConfig {
     pub ebs_copy_slots: usize,
     /// RDS DB snapshot copies in progress per account and destination Region (AWS: 20).
     pub rds_copy_slots: usize,
+    /// Told of each call of the session that changed AWS (the crash hook).
+    pub after_change: Option<ChangeHook>,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +59,7 @@ impl Default for EngineConfig {
             poll_horizon: Duration::from_secs(900),
             ebs_copy_slots: 20,
             rds_copy_slots: 20,
+            after_change: None,
         }
     }
 }
@@ -125,7 +128,7 @@ pub async fn run_session(
     interrupt: &Interrupt,
     prepared: &Prepared,
 ) -> Result<SessionReport, StoreError> {
-    let throttled = Throttled::new(cloud);
+    let throttled = Throttled::with_hook(cloud, config.after_change.as_ref());
     let cloud: &dyn Cloud = &throttled;
     let plan = &prepared.plan;
     let session_id = new_session_id();

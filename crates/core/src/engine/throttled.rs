@@ -5,8 +5,13 @@
 //!
 //! Only throttling is retried here. Quota refusals (`ResourceLimitExceeded`, ...) are the
 //! workflows' to handle (they wait for copy slots), and any other error is an answer.
+//!
+//! It is also where the engine's calls that change AWS can be observed: a [`ChangeHook`] is
+//! told of each one that succeeded (the crash tests abort the process there).
 
+use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,14 +29,46 @@ const ATTEMPTS: u32 = 8;
 const FIRST_WAIT: Duration = Duration::from_millis(500);
 const LONGEST_WAIT: Duration = Duration::from_secs(20);
 
+/// Told the operation name (`CopySnapshot`, ...) of each call that changed AWS, once AWS has
+/// answered it successfully.
+#[derive(Clone)]
+pub struct ChangeHook(pub Arc<dyn Fn(&'static str) + Send + Sync>);
+
+impl fmt::Debug for ChangeHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ChangeHook")
+    }
+}
+
 /// A cloud whose throttled calls are retried.
 pub struct Throttled<'a> {
     inner: &'a dyn Cloud,
+    after_change: Option<&'a ChangeHook>,
 }
 
 impl<'a> Throttled<'a> {
     pub fn new(inner: &'a dyn Cloud) -> Self {
-        Self { inner }
+        Self::with_hook(inner, None)
+    }
+
+    pub fn with_hook(inner: &'a dyn Cloud, after_change: Option<&'a ChangeHook>) -> Self {
+        Self {
+            inner,
+            after_change,
+        }
+    }
+
+    /// A call that changes AWS: retried like any other, then reported to the hook.
+    async fn change<T, F, Fut>(&self, operation: &'static str, call: F) -> Result<T, CloudError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, CloudError>>,
+    {
+        let result = self.retry(call).await;
+        if let (Ok(_), Some(hook)) = (&result, self.after_change) {
+            (hook.0)(operation);
+        }
+        result
     }
 
     async fn retry<T, F, Fut>(&self, call: F) -> Result<T, CloudError>
@@ -93,7 +130,7 @@ impl Cloud for Throttled<'_> {
         description: &str,
         tags: &[Tag],
     ) -> Result<Vec<VolumeSnapshot>, CloudError> {
-        self.retry(|| {
+        self.change("CreateSnapshots", || {
             self.inner
                 .create_snapshots(access, region, instance_id, description, tags)
         })
@@ -118,7 +155,7 @@ impl Cloud for Throttled<'_> {
         account: &AccountId,
         shared: bool,
     ) -> Result<(), CloudError> {
-        self.retry(|| {
+        self.change("ModifySnapshotAttribute", || {
             self.inner
                 .set_snapshot_share(access, region, snapshot_id, account, shared)
         })
@@ -131,8 +168,10 @@ impl Cloud for Throttled<'_> {
         region: &str,
         request: &CopyRequest,
     ) -> Result<String, CloudError> {
-        self.retry(|| self.inner.copy_snapshot(access, region, request))
-            .await
+        self.change("CopySnapshot", || {
+            self.inner.copy_snapshot(access, region, request)
+        })
+        .await
     }
 
     async fn find_db_instances(
@@ -153,7 +192,7 @@ impl Cloud for Throttled<'_> {
         snapshot_id: &str,
         tags: &[Tag],
     ) -> Result<DbSnapshotStatus, CloudError> {
-        self.retry(|| {
+        self.change("CreateDBSnapshot", || {
             self.inner
                 .create_db_snapshot(access, region, db_instance_id, snapshot_id, tags)
         })
@@ -181,7 +220,7 @@ impl Cloud for Throttled<'_> {
         account: &AccountId,
         shared: bool,
     ) -> Result<(), CloudError> {
-        self.retry(|| {
+        self.change("ModifyDBSnapshotAttribute", || {
             self.inner
                 .set_db_snapshot_share(access, region, snapshot_id, account, shared)
         })
@@ -194,8 +233,10 @@ impl Cloud for Throttled<'_> {
         region: &str,
         request: &DbCopyRequest,
     ) -> Result<DbSnapshotStatus, CloudError> {
-        self.retry(|| self.inner.copy_db_snapshot(access, region, request))
-            .await
+        self.change("CopyDBSnapshot", || {
+            self.inner.copy_db_snapshot(access, region, request)
+        })
+        .await
     }
 
     async fn delete_db_snapshot(
@@ -204,8 +245,10 @@ impl Cloud for Throttled<'_> {
         region: &str,
         snapshot_id: &str,
     ) -> Result<(), CloudError> {
-        self.retry(|| self.inner.delete_db_snapshot(access, region, snapshot_id))
-            .await
+        self.change("DeleteDBSnapshot", || {
+            self.inner.delete_db_snapshot(access, region, snapshot_id)
+        })
+        .await
     }
 
     async fn delete_snapshot(
@@ -214,8 +257,10 @@ impl Cloud for Throttled<'_> {
         region: &str,
         snapshot_id: &str,
     ) -> Result<(), CloudError> {
-        self.retry(|| self.inner.delete_snapshot(access, region, snapshot_id))
-            .await
+        self.change("DeleteSnapshot", || {
+            self.inner.delete_snapshot(access, region, snapshot_id)
+        })
+        .await
     }
 
     async fn find_snapshots(
