@@ -1,37 +1,31 @@
-"""A run aborted right after its Nth change to AWS (SNAPRELAY_ABORT_AFTER_SIDE_EFFECT, which
-aborts like kill -9), for every N of a cross-account EC2 session: `gc --yes` then removes what
-no record accounts for, and the next run ends with the restore points an uninterrupted run
-makes (plus the one the aborted session had finished, if it got that far): no share left, no
-orphan, every snapshot left in a whole, recorded restore point.
+"""Crash and resume (issue 5), on the SDK path against moto: a run aborted right after its Nth
+change to AWS (SNAPRELAY_ABORT_AFTER_SIDE_EFFECT, which aborts like kill -9) is resumed, by the
+next `run` or by `sessions resume ID`, and ends as an uninterrupted run does: one session,
+every restore point recorded and whole, no duplicate snapshot, no orphan, no share left.
 
-(Resuming the interrupted session itself, instead of cleaning up after it, is issue 5.)"""
+The simulator's crash suite (crates/sim/tests/crash.rs) tries every N of a larger policy; here,
+every N of a cross-account EC2 session and a sample of N of an EC2 + RDS policy with a
+same-account and a cross-account (two-step RDS) target."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from estate import Estate, run_snaprelay, snaprelay_bin, snaprelay_env
-from test_retention import B, DST, SRC, policy
+from estate import AMBIENT_ACCOUNT, Estate, run_snaprelay, snaprelay_bin, snaprelay_env
+from test_retention import B, DST, SRC, TARGET_ROLE, policy
 
 # CreateSnapshots, two shares, two copies, two unshares.
-SIDE_EFFECTS = 7
+EC2_SIDE_EFFECTS = 7
 
 
-@pytest.mark.parametrize("n", range(1, SIDE_EFFECTS + 1))
-def test_after_a_run_aborted_at_any_side_effect_gc_and_a_rerun_give_the_uninterrupted_result(
-    estate: Estate, tmp_path: Path, n: int
-) -> None:
-    source_key = estate.create_key(None, SRC, allow_accounts=[B])
-    target_key = estate.create_key(B, DST)
-    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}, {"kms_key": source_key}])
-    text = policy("e2e-crash", instance, target_key, "replicas = { count = 7 }")
+def aborted_run(estate: Estate, text: str, tmp_path: Path, n: int) -> str:
+    """Runs the policy, aborted after change n; returns the id of the session it left."""
     (tmp_path / "policy.toml").write_text(text)
-
     env = {**snaprelay_env(estate.endpoint), "SNAPRELAY_ABORT_AFTER_SIDE_EFFECT": str(n)}
     aborted = subprocess.run(
         [str(snaprelay_bin()), "--policy", str(tmp_path / "policy.toml"), "--state", str(tmp_path / "state.db"), "run"],
@@ -42,27 +36,143 @@ def test_after_a_run_aborted_at_any_side_effect_gc_and_a_rerun_give_the_uninterr
     )
     assert aborted.returncode < 0 or aborted.returncode == 134, (aborted.returncode, aborted.stderr)
     assert "aborting after" in aborted.stderr
+    code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "sessions", "list", "--output", "json")
+    [session] = json.loads(out)
+    assert session["status"] == "Running" and session["ended_at"] is None, session
+    return session["session_id"]
 
-    code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "gc", "--yes", "--output", "json")
-    assert code == 0 and json.loads(out)["problems"] == [], (out, err)
+
+def assert_like_an_uninterrupted_run(estate: Estate, text: str, tmp_path: Path, doc: dict[str, Any], session: str) -> None:
+    """The resumed session is the interrupted one, it succeeded, and AWS and the state file
+    hold exactly what an uninterrupted run leaves."""
+    assert doc["session_id"] == session and doc["status"] == "Success" and doc.get("resumed") is True, doc
+    code, out, _ = run_snaprelay(estate.endpoint, text, tmp_path, "sessions", "list", "--output", "json")
+    assert [(s["session_id"], s["status"]) for s in json.loads(out)] == [(session, "Success")]
+    code, out, _ = run_snaprelay(estate.endpoint, text, tmp_path, "restore-points", "--output", "json")
+    points = json.loads(out)
+    # One restore point per resource and place, each whole.
+    places = [(p["resource_id"], p["kind"], p["account"], p["region"]) for p in points]
+    assert len(places) == len(set(places)), places
+    expected = {(r["id"], "source") for r in doc["resources"]} | {
+        (r["id"], "replica", p["account"], p["region"]) for r in doc["resources"] for p in r["replicas"]
+    }
+    assert {(p[0], p[1]) if p[1] == "source" else p for p in places} == expected
+    recorded = {s["id"] for p in points for s in p["snapshots"]}
+    # Every snapshot of the policy in AWS is recorded, and every recorded one is in AWS.
+    in_aws: set[str] = set()
+    for account, region in {(None, SRC), (B, SRC), (None, DST), (B, DST)}:
+        for s in estate.snapshots(account, region, tags={"snaprelay:policy": json_name(text)}):
+            in_aws.add(s["SnapshotId"])
+            assert s["State"] == "completed", s
+            if account is None:
+                assert estate.snapshot_shares(None, region, s["SnapshotId"]) == [], "no share left"
+        for s in estate.db_snapshots(account, region):
+            in_aws.add(s["DBSnapshotArn"])
+            if account is None:
+                assert estate.db_snapshot_shares(None, region, s["DBSnapshotIdentifier"]) == [], "no share left"
+    assert in_aws == recorded, "no duplicate, no orphan, no intermediate left"
+    code, out, _ = run_snaprelay(estate.endpoint, text, tmp_path, "gc", "--output", "json")
+    assert code == 0 and json.loads(out)["found"] == []
+
+
+def json_name(text: str) -> str:
+    return text.split('"')[1]
+
+
+@pytest.mark.parametrize("n", range(1, EC2_SIDE_EFFECTS + 1))
+def test_a_run_killed_after_any_change_is_resumed_by_the_next_run(estate: Estate, tmp_path: Path, n: int) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}, {"kms_key": source_key}])
+    text = policy("e2e-crash", instance, target_key, "replicas = { count = 7 }")
+    session = aborted_run(estate, text, tmp_path, n)
+
     code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "run", "--output", "json")
     assert code == 0, err
-    rerun = json.loads(out)
+    assert f"resuming session {session}" in err
+    doc = json.loads(out)
+    assert_like_an_uninterrupted_run(estate, text, tmp_path, doc, session)
+    [resource] = doc["resources"]
+    assert len(resource["source"]["snapshots"]) == 2 and len(resource["replicas"][0]["snapshots"]) == 2
+    # The run after that is a new session.
+    code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "run", "--output", "json")
+    assert code == 0 and json.loads(out)["session_id"] != session and "resuming" not in err
 
-    replicas = {s["SnapshotId"] for s in estate.snapshots(B, DST, tags={"snaprelay:policy": "e2e-crash"})}
-    assert {s["id"] for s in rerun["resources"][0]["replicas"][0]["snapshots"]} <= replicas
-    sources = estate.snapshots(None, SRC, tags={"snaprelay:policy": "e2e-crash"})
-    assert all(estate.snapshot_shares(None, SRC, s["SnapshotId"]) == [] for s in sources), "no share left"
-    code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "restore-points", "--output", "json")
-    points = json.loads(out)
-    recorded = {s["id"] for p in points for s in p["snapshots"]}
-    assert {s["SnapshotId"] for s in sources} | replicas <= recorded, "every snapshot left is in a recorded restore point"
-    # ... and every recorded restore point is whole: none lost a snapshot to the crash or to gc.
-    present = {s["SnapshotId"] for s in sources} | replicas
-    assert all(s["id"] in present for p in points for s in p["snapshots"])
-    # Only an aborted session that got as far as recording its replica (after its copies, at
-    # the unshares) leaves a second replica restore point; otherwise there is exactly one.
-    replica_points = [p for p in points if p["kind"] == "replica"]
-    assert len(replica_points) == (2 if n > 5 else 1), replica_points
-    code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "gc", "--output", "json")
-    assert json.loads(out)["found"] == []
+
+def ec2_and_rds_policy(estate: Estate) -> str:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    west_key = estate.create_key(None, DST)
+    vault_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}, {"kms_key": source_key}])
+    db = estate.create_db_instance(None, SRC, "orders", kms_key=source_key)
+    return f"""name = "e2e-crash-mixed"
+[source]
+regions = ["{SRC}"]
+[[source.resources]]
+type = "ec2"
+ids = ["{instance}"]
+[[source.resources]]
+type = "rds"
+ids = ["{db}"]
+[[targets]]
+region = "{DST}"
+kms_key = "{west_key}"
+[[targets]]
+account = "{B}"
+region = "{DST}"
+role_arn = "{TARGET_ROLE}"
+kms_key = "{vault_key}"
+"""
+
+
+# EC2: 1 CreateSnapshots, 2 same-account copies, 2 shares, 2 copies, 2 unshares. RDS: 1 snapshot,
+# 1 same-account copy, 1 share, the intermediate and the final copy, 1 unshare, 1 delete.
+MIXED_SIDE_EFFECTS = 16
+
+
+@pytest.mark.parametrize("n", [1, 3, 6, 9, 12, MIXED_SIDE_EFFECTS])
+def test_an_ec2_and_rds_session_killed_mid_way_is_finished_by_sessions_resume(
+    estate: Estate, tmp_path: Path, n: int
+) -> None:
+    text = ec2_and_rds_policy(estate)
+    session = aborted_run(estate, text, tmp_path, n)
+
+    code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "sessions", "resume", session, "--output", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert_like_an_uninterrupted_run(estate, text, tmp_path, doc, session)
+    for resource in doc["resources"]:
+        assert [(p["account"], p["region"]) for p in resource["replicas"]] == [
+            (AMBIENT_ACCOUNT, DST),
+            (B, DST),
+        ], resource
+    assert estate.db_snapshots(B, SRC) == [], "the intermediate copy is gone"
+
+
+def test_an_uninterrupted_mixed_run_makes_the_side_effects_the_sample_assumes(estate: Estate, tmp_path: Path) -> None:
+    text = ec2_and_rds_policy(estate)
+    (tmp_path / "policy.toml").write_text(text)
+    env = {**snaprelay_env(estate.endpoint), "SNAPRELAY_ABORT_AFTER_SIDE_EFFECT": str(MIXED_SIDE_EFFECTS + 1)}
+    done = subprocess.run(
+        [str(snaprelay_bin()), "--policy", str(tmp_path / "policy.toml"), "--state", str(tmp_path / "state.db"), "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_resume_refuses_a_finished_session_another_policys_and_an_unknown_one(estate: Estate, tmp_path: Path) -> None:
+    text = ec2_and_rds_policy(estate)
+    code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "run", "--output", "json")
+    assert code == 0, err
+    finished = json.loads(out)["session_id"]
+    code, _, err = run_snaprelay(estate.endpoint, text, tmp_path, "sessions", "resume", finished)
+    assert code == 2 and "has ended (Success)" in err, err
+    code, _, err = run_snaprelay(estate.endpoint, text, tmp_path, "sessions", "resume", "20990101T000000Z-0000")
+    assert code == 2 and "no such session" in err, err
+    other = text.replace('name = "e2e-crash-mixed"', 'name = "another"')
+    session = aborted_run(estate, other, tmp_path, 1)
+    code, _, err = run_snaprelay(estate.endpoint, text, tmp_path, "sessions", "resume", session)
+    assert code == 2 and 'session of policy "another"' in err, err

@@ -302,6 +302,7 @@ fn status_of(s: &aws_sdk_ec2::types::Snapshot) -> Option<SnapshotStatus> {
             .state_message()
             .filter(|m| !m.is_empty())
             .map(str::to_owned),
+        volume_id: s.volume_id().map(str::to_owned),
         encrypted: s.encrypted().unwrap_or(false),
         kms_key_id: s.kms_key_id().map(str::to_owned),
         tags: s

@@ -139,6 +139,16 @@ enum SessionsCommand {
         /// The session id, as `sessions list` prints it.
         id: String,
     },
+    /// Finish a session that was interrupted (its process killed): what it had done is found
+    /// in AWS and taken up, nothing is done twice. `run` does it on its own for the newest
+    /// interrupted session of the policy. Needs --policy. Exit codes as for `run`.
+    Resume {
+        /// The session id, as `sessions list` prints it.
+        id: String,
+        /// As for `run`.
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=4096))]
+        concurrency: u16,
+    },
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -192,7 +202,7 @@ fn main() -> ExitCode {
             Command::Gc { yes } => commands::gc::run(&settings, yes).await,
             Command::Plan => commands::plan::run(&settings).await,
             Command::Run { concurrency } => {
-                commands::run::run(&settings, usize::from(concurrency)).await
+                commands::run::run(&settings, usize::from(concurrency), None).await
             }
             Command::RestorePoints { resource } => {
                 commands::restore_points::run(&settings, resource.as_deref())
@@ -206,6 +216,9 @@ fn main() -> ExitCode {
             Command::Sessions {
                 command: SessionsCommand::Show { id },
             } => commands::sessions::show(&settings, &id),
+            Command::Sessions {
+                command: SessionsCommand::Resume { id, concurrency },
+            } => commands::run::run(&settings, usize::from(concurrency), Some(&id)).await,
         }
     });
     let (code, kind, message) = match outcome {

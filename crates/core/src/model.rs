@@ -173,6 +173,9 @@ pub struct SnapshotStatus {
     /// `Progress` without its `%` sign.
     pub progress: Option<u8>,
     pub state_message: Option<String>,
+    /// The volume a snapshot was taken of (a copy's is not meaningful: AWS answers
+    /// `vol-ffffffff`).
+    pub volume_id: Option<String>,
     pub encrypted: bool,
     pub kms_key_id: Option<String>,
     /// What proves snaprelay made it (`snaprelay:policy`, ...).

@@ -295,6 +295,22 @@ pub trait StateStore: Send {
         started_at: &str,
     ) -> Result<(), StoreError>;
     fn record_step(&mut self, session_id: &str, step: &StepRecord) -> Result<(), StoreError>;
+    /// Records, before it is made, a step that changes AWS (outcome `started`), so that a
+    /// crash in the middle leaves a trace: its task is reconciled with AWS on resume.
+    /// Returns the row [`StateStore::end_step`] completes.
+    fn begin_step(&mut self, session_id: &str, step: &StepRecord) -> Result<i64, StoreError>;
+    /// Records how a step begun with [`StateStore::begin_step`] ended.
+    fn end_step(&mut self, id: i64, step: &StepRecord) -> Result<(), StoreError>;
+    /// Records the report of a task as soon as it has ended: a resumed session keeps it.
+    fn record_task(
+        &mut self,
+        session_id: &str,
+        report: &crate::report::ResourceReport,
+    ) -> Result<(), StoreError>;
+    /// What an unfinished session had done, for resuming it.
+    fn progress_of(&self, session_id: &str) -> Result<crate::report::SessionProgress, StoreError>;
+    /// An unfinished session is taken up by this process.
+    fn resume_session(&mut self, session_id: &str) -> Result<(), StoreError>;
     fn record_restore_point(
         &mut self,
         session_id: &str,

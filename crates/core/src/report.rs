@@ -19,6 +19,21 @@ pub struct SessionReport {
     pub messages: Vec<String>,
 }
 
+/// What an unfinished session had done when it stopped, as its state file tells.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SessionProgress {
+    pub session_id: String,
+    pub policy: String,
+    pub started_at: String,
+    /// The resources with at least one step recorded (begun or ended): only these may have
+    /// changed AWS, and only these are reconciled with AWS before going on.
+    pub started: Vec<String>,
+    /// The tasks that ended, with their reports: a resumed session does not touch them again.
+    pub tasks: Vec<ResourceReport>,
+    /// The restore points the session recorded.
+    pub points: Vec<RestorePoint>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResourceReport {
     #[serde(rename = "type")]

@@ -201,6 +201,7 @@ fn main() {
             &config,
             &Interrupt::never(),
             &prepared,
+            None,
         )
         .await
         .expect("session");

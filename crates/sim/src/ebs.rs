@@ -162,6 +162,7 @@ impl World {
                     state_message: (state == SnapshotState::Error)
                         .then(|| s.failure.clone())
                         .flatten(),
+                    volume_id: Some(s.volume_id.clone()),
                     encrypted: s.kms_key.is_some(),
                     kms_key_id: s.kms_key.clone(),
                     tags: s.tags.unpack(),

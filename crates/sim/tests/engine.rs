@@ -56,6 +56,7 @@ async fn run(cloud: &SimCloud, policy: &str) -> SessionReport {
         &EngineConfig::default(),
         &Interrupt::never(),
         &prepared,
+        None,
     )
     .await
     .expect("session")

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 use snaprelay_core::ports::{StateStore, StoreError};
 use snaprelay_core::report::{
-    PlaceReport, PointStatus, RecordedRestorePoint, RestorePoint, SessionReport, SessionSummary,
-    SnapshotReport, StepRecord,
+    PlaceReport, PointStatus, RecordedRestorePoint, ResourceReport, RestorePoint, SessionProgress,
+    SessionReport, SessionSummary, SnapshotReport, StepRecord,
 };
 
 /// Which restore points [`SqliteStore::find_restore_points`] lists; `None` matches all.
@@ -234,15 +234,18 @@ impl SqliteStore {
         Ok(Self { conn })
     }
 
-    /// Sessions of `policy` never finished, with the process that ran them (`None` for
-    /// sessions recorded before the process was).
+    /// Sessions of `policy` never finished, newest first, with the process that ran them
+    /// (`None` for sessions recorded before the process was).
     pub fn unfinished_sessions(
         &self,
         policy: &str,
     ) -> Result<Vec<(String, Option<u32>)>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, pid FROM sessions WHERE policy = ?1 AND ended_at IS NULL")
+            .prepare(
+                "SELECT id, pid FROM sessions WHERE policy = ?1 AND ended_at IS NULL \
+                 ORDER BY started_at DESC, id DESC",
+            )
             .map_err(err("cannot read sessions", None))?;
         stmt.query_map([policy], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect())
@@ -409,6 +412,94 @@ impl StateStore for SqliteStore {
         Ok(())
     }
 
+    fn begin_step(&mut self, session_id: &str, s: &StepRecord) -> Result<i64, StoreError> {
+        self.record_step(session_id, s)?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn end_step(&mut self, id: i64, s: &StepRecord) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE steps SET ended_at = ?2, outcome = ?3, detail = ?4 WHERE id = ?1",
+                params![id, s.ended_at, s.outcome, s.detail],
+            )
+            .map(drop)
+            .map_err(err("cannot record the end of a step", None))
+    }
+
+    fn record_task(&mut self, session_id: &str, task: &ResourceReport) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(err("cannot record a task", None))?;
+        tx.execute(
+            "DELETE FROM tasks WHERE session_id = ?1 AND resource_id = ?2",
+            [session_id, &task.id],
+        )
+        .map_err(err("cannot record a task", None))?;
+        insert_task(&tx, session_id, task)?;
+        tx.commit().map_err(err("cannot record a task", None))
+    }
+
+    fn progress_of(&self, session_id: &str) -> Result<SessionProgress, StoreError> {
+        let fail = || err("cannot read the session", None);
+        let (policy, started_at): (String, String) = self
+            .conn
+            .query_row(
+                "SELECT policy, started_at FROM sessions WHERE id = ?1",
+                [session_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(fail())?
+            .ok_or_else(|| StoreError(format!("no session {session_id} in the state file")))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT resource_id FROM steps WHERE session_id = ?1")
+            .map_err(fail())?;
+        let started = stmt
+            .query_map([session_id], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(fail())?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT report FROM tasks WHERE session_id = ?1 AND report IS NOT NULL ORDER BY rowid",
+            )
+            .map_err(fail())?;
+        let reports: Vec<String> = stmt
+            .query_map([session_id], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(fail())?;
+        let tasks = reports
+            .iter()
+            .map(|json| serde_json::from_str(json))
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                StoreError(format!(
+                    "a task report of session {session_id} is unreadable: {e}"
+                ))
+            })?;
+        Ok(SessionProgress {
+            session_id: session_id.to_owned(),
+            policy,
+            started_at,
+            started,
+            tasks,
+            points: self.restore_points(session_id)?,
+        })
+    }
+
+    fn resume_session(&mut self, session_id: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE sessions SET pid = ?2 WHERE id = ?1 AND ended_at IS NULL",
+                params![session_id, std::process::id()],
+            )
+            .map(drop)
+            .map_err(err("cannot record the resumed session", None))
+    }
+
     fn record_restore_point(
         &mut self,
         session_id: &str,
@@ -456,24 +547,15 @@ impl StateStore for SqliteStore {
         let json = serde_json::to_string(&header).map_err(|e| encode("the report", e))?;
         let fail = || err("cannot record the end of the session", None);
         let tx = self.conn.transaction().map_err(fail())?;
+        // Tasks were recorded as they ended; they are written again in the report's order,
+        // which `session` reads them back in.
+        tx.execute(
+            "DELETE FROM tasks WHERE session_id = ?1",
+            [&report.session_id],
+        )
+        .map_err(fail())?;
         for task in &report.resources {
-            let messages =
-                serde_json::to_string(&task.messages).map_err(|e| encode("task messages", e))?;
-            let task_json = serde_json::to_string(task).map_err(|e| encode("a task report", e))?;
-            tx.execute(
-                "INSERT INTO tasks (session_id, resource_type, resource_id, region, status, messages, report) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    report.session_id,
-                    task.resource_type,
-                    task.id,
-                    task.region,
-                    task.status.as_str(),
-                    messages,
-                    task_json
-                ],
-            )
-            .map_err(fail())?;
+            insert_task(&tx, &report.session_id, task)?;
         }
         tx.execute(
             "UPDATE sessions SET ended_at = ?2, status = ?3, resources = ?4, report = ?5 WHERE id = ?1",
@@ -570,6 +652,33 @@ impl StateStore for SqliteStore {
         .and_then(|rows| rows.collect())
         .map_err(err("cannot read steps", None))
     }
+}
+
+/// One task row, with its report.
+fn insert_task(
+    conn: &Connection,
+    session_id: &str,
+    task: &ResourceReport,
+) -> Result<(), StoreError> {
+    let encode =
+        |what: &str, e: serde_json::Error| StoreError(format!("cannot encode {what}: {e}"));
+    let messages = serde_json::to_string(&task.messages).map_err(|e| encode("task messages", e))?;
+    let task_json = serde_json::to_string(task).map_err(|e| encode("a task report", e))?;
+    conn.execute(
+        "INSERT INTO tasks (session_id, resource_type, resource_id, region, status, messages, report) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            session_id,
+            task.resource_type,
+            task.id,
+            task.region,
+            task.status.as_str(),
+            messages,
+            task_json
+        ],
+    )
+    .map(drop)
+    .map_err(err("cannot record a task", None))
 }
 
 #[cfg(test)]

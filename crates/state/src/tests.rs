@@ -215,3 +215,58 @@ fn a_session_recorded_whole_by_schema_1_is_still_read_back() {
     drop(store);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn an_unfinished_session_tells_what_it_had_begun_and_ended() {
+    let mut store = SqliteStore::in_memory().unwrap();
+    store.begin_session("s1", "p", "t0").unwrap();
+    let step = |resource: &str, outcome: &str| StepRecord {
+        resource_id: resource.into(),
+        step: "copy".into(),
+        place: "111111111111/us-west-2".into(),
+        started_at: "t0".into(),
+        ended_at: String::new(),
+        outcome: outcome.into(),
+        detail: String::new(),
+    };
+    // i-1 ended; i-2 began a change and never said how it went (the process died).
+    let id = store.begin_step("s1", &step("i-1", "started")).unwrap();
+    store.end_step(id, &step("i-1", "ok")).unwrap();
+    store.begin_step("s1", &step("i-2", "started")).unwrap();
+    let mut done = report("s1").resources.remove(0);
+    done.id = "i-1".into();
+    store.record_task("s1", &done).unwrap();
+    store.record_task("s1", &done).unwrap();
+
+    let progress = store.progress_of("s1").unwrap();
+    let mut started = progress.started.clone();
+    started.sort();
+    assert_eq!(started, ["i-1", "i-2"]);
+    assert_eq!(progress.tasks, vec![done.clone()], "recorded once");
+    assert_eq!(
+        (progress.policy.as_str(), progress.started_at.as_str()),
+        ("p", "t0")
+    );
+    let outcomes: Vec<String> = store
+        .steps("s1")
+        .unwrap()
+        .into_iter()
+        .map(|s| s.outcome)
+        .collect();
+    assert_eq!(outcomes, ["ok", "started"]);
+    assert_eq!(store.unfinished_sessions("p").unwrap().len(), 1);
+
+    // Finishing writes every task once, in the report's order.
+    let mut finished = report("s1");
+    finished.resources = vec![
+        done.clone(),
+        ResourceReport {
+            id: "i-2".into(),
+            ..done
+        },
+    ];
+    store.finish_session(&finished).unwrap();
+    assert_eq!(store.session("s1").unwrap(), Some(finished));
+    assert!(store.unfinished_sessions("p").unwrap().is_empty());
+    assert!(store.progress_of("nope").is_err());
+}

@@ -93,6 +93,7 @@ pub async fn run(settings: &Settings) -> Outcome {
                 },
                 &Interrupt::never(),
                 &prepared,
+                None,
             )
             .await
             .map_err(|e| Outcome::Failed(e.to_string()))?;

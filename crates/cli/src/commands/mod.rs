@@ -121,6 +121,18 @@ pub fn running_sessions(
         .collect())
 }
 
+/// Unfinished sessions of a policy whose process is gone (killed, or the machine stopped),
+/// newest first: `run` resumes them.
+pub fn interrupted_sessions(store: &SqliteStore, policy: &str) -> Result<Vec<String>, Outcome> {
+    Ok(store
+        .unfinished_sessions(policy)
+        .map_err(|e| Outcome::Failed(e.to_string()))?
+        .into_iter()
+        .filter(|(_, pid)| pid.is_some_and(|p| !process_alive(p)))
+        .map(|(id, _)| id)
+        .collect())
+}
+
 /// Whether the process that ran a session is still alive. Only Linux can tell (from /proc);
 /// elsewhere an unfinished session counts as running.
 fn process_alive(pid: u32) -> bool {

@@ -1,7 +1,10 @@
-//! `snaprelay run`: one session of the policy now, then the policy's retention.
+//! `snaprelay run`: one session of the policy now, then the policy's retention. A session of
+//! the policy that was interrupted (its process killed) is resumed instead of starting a new
+//! one; `snaprelay sessions resume ID` names the session to resume.
 
 use snaprelay_core::engine::{EngineConfig, run_session};
-use snaprelay_core::report::SessionReport;
+use snaprelay_core::ports::StateStore;
+use snaprelay_core::report::{SessionProgress, SessionReport};
 use snaprelay_core::retention::{self, Accesses, RetentionReport};
 use snaprelay_core::status::Status;
 
@@ -9,7 +12,8 @@ use crate::Outcome;
 use crate::output;
 
 use super::{
-    Settings, emit, load_policy, now, open_store, plan_policy, print_json, running_sessions,
+    Settings, emit, interrupted_sessions, load_policy, now, open_existing_store, open_store,
+    plan_policy, print_json, running_sessions,
 };
 
 /// `run --output json`: the session's report, and what retention did after it.
@@ -17,17 +21,24 @@ use super::{
 struct RunDocument<'a> {
     #[serde(flatten)]
     report: &'a SessionReport,
+    /// The session was an interrupted one, taken up again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    resumed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     retention: Option<&'a RetentionReport>,
 }
 
-pub async fn run(settings: &Settings, concurrency: usize) -> Outcome {
+/// `run`, or with `resume` (a session id) `sessions resume ID`.
+pub async fn run(settings: &Settings, concurrency: usize, resume: Option<&str>) -> Outcome {
     let result = async {
         let policy = load_policy(settings)?;
         let now = now()?;
         let started = std::time::Instant::now();
         let after_change = crate::fault::abort_hook().map_err(Outcome::Invalid)?;
-        let mut store = open_store(settings)?;
+        let mut store = match resume {
+            Some(_) => open_existing_store(settings)?,
+            None => open_store(settings)?,
+        };
         // Two sessions of one policy must not overlap: the retention of one would delete the
         // source snapshots the other is still copying from.
         if let Some((id, pid)) = running_sessions(&store, &policy.name)?.into_iter().next() {
@@ -38,7 +49,20 @@ pub async fn run(settings: &Settings, concurrency: usize) -> Outcome {
                 pid.map(|p| format!(" (process {p})")).unwrap_or_default()
             )));
         }
+        let progress = to_resume(&store, &policy.name, resume)?;
         let (cloud, prepared) = plan_policy(&policy).await?;
+        if let Some(p) = &progress {
+            say!(
+                "snaprelay: resuming session {} of policy {} (started {}, interrupted): {} of its \
+                 tasks had ended, {} had begun and are taken up where AWS shows them; no new \
+                 session is started",
+                p.session_id,
+                p.policy,
+                p.started_at,
+                p.tasks.len(),
+                p.started.len().saturating_sub(p.tasks.len())
+            );
+        }
         let config = EngineConfig {
             concurrency,
             poll_initial: settings.poll_interval,
@@ -53,6 +77,7 @@ pub async fn run(settings: &Settings, concurrency: usize) -> Outcome {
             &config,
             &interrupt,
             &prepared,
+            progress.as_ref(),
         )
         .await
         .map_err(|e| Outcome::Failed(e.to_string()))?;
@@ -82,6 +107,7 @@ pub async fn run(settings: &Settings, concurrency: usize) -> Outcome {
         if settings.json {
             print_json(&RunDocument {
                 report: &report,
+                resumed: progress.is_some(),
                 retention: kept.as_ref(),
             })?;
         } else {
@@ -98,4 +124,40 @@ pub async fn run(settings: &Settings, concurrency: usize) -> Outcome {
         Ok::<_, Outcome>(Outcome::Code(status.exit_code() as u8))
     };
     result.await.unwrap_or_else(|o| o)
+}
+
+/// The interrupted session to finish: the one named, else the newest of the policy whose
+/// process is gone, if any.
+fn to_resume(
+    store: &snaprelay_state::SqliteStore,
+    policy: &str,
+    named: Option<&str>,
+) -> Result<Option<SessionProgress>, Outcome> {
+    let failed = |e: snaprelay_core::ports::StoreError| Outcome::Failed(e.to_string());
+    let id = match named {
+        None => interrupted_sessions(store, policy)?.into_iter().next(),
+        Some(id) => {
+            let summary = store.summary(id).map_err(failed)?.ok_or_else(|| {
+                Outcome::Invalid(format!(
+                    "session id {id:?}: no such session in the state file"
+                ))
+            })?;
+            if summary.policy != policy {
+                return Err(Outcome::Invalid(format!(
+                    "session id {id:?} is a session of policy {:?}, not of {policy:?} (the \
+                     policy file's name); nothing was done",
+                    summary.policy
+                )));
+            }
+            if summary.ended_at.is_some() {
+                return Err(Outcome::Invalid(format!(
+                    "session id {id:?} has ended ({}); there is nothing to resume",
+                    summary.status
+                )));
+            }
+            Some(id.to_owned())
+        }
+    };
+    id.map(|id| store.progress_of(&id).map_err(failed))
+        .transpose()
 }

@@ -7,6 +7,7 @@ mod slots;
 mod throttled;
 mod watch;
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -26,7 +27,9 @@ use crate::ids::AccountId;
 use crate::model::{DbInstance, Instance, Resource};
 use crate::plan::{Decision, Plan, TaskPlan, Workflow};
 use crate::ports::{Cloud, StateStore, StoreError};
-use crate::report::{PlaceReport, ResourceReport, RestorePoint, SessionReport, StepRecord};
+use crate::report::{
+    PlaceReport, ResourceReport, RestorePoint, SessionProgress, SessionReport, StepRecord,
+};
 use crate::status::Status;
 use crate::workflows::{self, Planned, TargetOutcome, TaskContext};
 
@@ -83,11 +86,21 @@ pub struct Recorder<'a> {
 /// What the workflows record through (implemented by [`Recorder`]).
 pub trait Record: Sync {
     fn step(&self, step: &StepRecord);
+    /// A step that changes AWS is about to be made; returns what [`Record::end_step`] takes.
+    fn begin_step(&self, step: &StepRecord) -> Option<i64>;
+    fn end_step(&self, begun: Option<i64>, step: &StepRecord);
     fn restore_point(&self, point: &RestorePoint);
     fn progress(&self, resource: &str, message: &str);
 }
 
 impl Recorder<'_> {
+    fn task(&self, report: &ResourceReport) {
+        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let result = store.record_task(&self.session_id, report);
+        drop(store);
+        self.keep(result);
+    }
+
     fn keep(&self, result: Result<(), StoreError>) {
         if let Err(e) = result {
             tracing::error!(error = %e, "could not record in the state store");
@@ -101,6 +114,30 @@ impl Record for Recorder<'_> {
     fn step(&self, step: &StepRecord) {
         let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
         let result = store.record_step(&self.session_id, step);
+        drop(store);
+        self.keep(result);
+        self.progress.step(step);
+    }
+
+    fn begin_step(&self, step: &StepRecord) -> Option<i64> {
+        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let result = store.begin_step(&self.session_id, step);
+        drop(store);
+        match result {
+            Ok(id) => Some(id),
+            Err(e) => {
+                self.keep(Err(e));
+                None
+            }
+        }
+    }
+
+    fn end_step(&self, begun: Option<i64>, step: &StepRecord) {
+        let Some(id) = begun else {
+            return self.step(step);
+        };
+        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let result = store.end_step(id, step);
         drop(store);
         self.keep(result);
         self.progress.step(step);
@@ -120,6 +157,11 @@ impl Record for Recorder<'_> {
 }
 
 /// Runs one session of a prepared plan and returns its report, recorded in the store.
+///
+/// With `resume`, the session is an interrupted one taken up again (after a crash or
+/// `kill -9`): its ended tasks keep their reports, the tasks it had started look in AWS for
+/// what they had done before doing anything (tags and deterministic names find it), and the
+/// others start afresh.
 pub async fn run_session(
     cloud: &dyn Cloud,
     store: &mut dyn StateStore,
@@ -127,13 +169,24 @@ pub async fn run_session(
     config: &EngineConfig,
     interrupt: &Interrupt,
     prepared: &Prepared,
+    resume: Option<&SessionProgress>,
 ) -> Result<SessionReport, StoreError> {
     let throttled = Throttled::with_hook(cloud, config.after_change.as_ref());
     let cloud: &dyn Cloud = &throttled;
     let plan = &prepared.plan;
-    let session_id = new_session_id();
-    let started_at = utc_now();
-    store.begin_session(&session_id, &plan.policy, &started_at)?;
+    let (session_id, started_at) = match resume {
+        Some(p) => {
+            store.resume_session(&p.session_id)?;
+            (p.session_id.clone(), p.started_at.clone())
+        }
+        None => {
+            let id = new_session_id();
+            let at = utc_now();
+            store.begin_session(&id, &plan.policy, &at)?;
+            (id, at)
+        }
+    };
+    let resumed = Resumed::of(resume);
     let recorder = Recorder {
         session_id: session_id.clone(),
         store: Mutex::new(store),
@@ -159,8 +212,18 @@ pub async fn run_session(
             source_account: &plan.source_account,
             source_access: &prepared.source_access,
             resource: &task.resource,
+            resumed: resumed.points_of(&task.id),
         };
-        async move { (i, run_task(ctx, plan, task).await) }
+        let done = resumed.done(&task.id);
+        let recorder = &recorder;
+        async move {
+            if let Some(report) = done {
+                return (i, report.clone());
+            }
+            let report = run_task(ctx, plan, task).await;
+            recorder.task(&report);
+            (i, report)
+        }
     };
     let tasks = in_waves(interleaved(&plan.tasks), config.concurrency, start);
     // The watchers poll for every task until the last task is done.
@@ -170,10 +233,13 @@ pub async fn run_session(
         never = rds_watch.run(&recorder) => match never {},
     };
     resources.sort_by_key(|(i, _)| *i);
-    let resources: Vec<ResourceReport> = resources.into_iter().map(|(_, r)| r).collect();
+    let mut resources: Vec<ResourceReport> = resources.into_iter().map(|(_, r)| r).collect();
+    let mut messages = plan.messages.clone();
+    if let Some(p) = resume {
+        messages.extend(resumed.left_out(plan, p, &mut resources));
+    }
 
     let mut status = Status::worst(resources.iter().map(|r| r.status));
-    let mut messages = plan.messages.clone();
     if !messages.is_empty() {
         status = status.max(Status::Warning);
     }
@@ -203,6 +269,80 @@ pub async fn run_session(
         .unwrap_or_else(|p| p.into_inner())
         .finish_session(&report)?;
     Ok(report)
+}
+
+/// What a resumed session had done, by resource.
+#[derive(Default)]
+struct Resumed<'p> {
+    points: HashMap<&'p str, Vec<RestorePoint>>,
+    started: HashSet<&'p str>,
+    done: HashMap<&'p str, &'p ResourceReport>,
+}
+
+impl<'p> Resumed<'p> {
+    fn of(progress: Option<&'p SessionProgress>) -> Self {
+        let Some(p) = progress else {
+            return Self::default();
+        };
+        let mut points: HashMap<&str, Vec<RestorePoint>> = HashMap::new();
+        for point in &p.points {
+            points
+                .entry(point.resource_id.as_str())
+                .or_default()
+                .push(point.clone());
+        }
+        Self {
+            points,
+            started: p.started.iter().map(String::as_str).collect(),
+            done: p.tasks.iter().map(|t| (t.id.as_str(), t)).collect(),
+        }
+    }
+
+    /// The restore points a started task recorded (empty when none), or `None` for a task
+    /// that never changed anything.
+    fn points_of(&self, resource: &str) -> Option<&[RestorePoint]> {
+        if !self.started.contains(resource) {
+            return None;
+        }
+        Some(self.points.get(resource).map_or(&[], Vec::as_slice))
+    }
+
+    fn done(&self, resource: &str) -> Option<&'p ResourceReport> {
+        self.done.get(resource).copied()
+    }
+
+    /// Tasks of the interrupted session that the plan no longer has: the ended ones join the
+    /// report; for the others, what is left is said.
+    fn left_out(
+        &self,
+        plan: &Plan,
+        progress: &SessionProgress,
+        resources: &mut Vec<ResourceReport>,
+    ) -> Vec<String> {
+        let planned: HashSet<&str> = plan.tasks.iter().map(|t| t.id.as_str()).collect();
+        resources.extend(
+            progress
+                .tasks
+                .iter()
+                .filter(|t| !planned.contains(t.id.as_str()))
+                .cloned(),
+        );
+        let mut gone: Vec<&str> = self
+            .started
+            .iter()
+            .copied()
+            .filter(|r| !planned.contains(r) && !self.done.contains_key(r))
+            .collect();
+        gone.sort_unstable();
+        gone.into_iter()
+            .map(|r| {
+                format!(
+                    "{r} was being worked on when the session stopped and is no longer in the \
+                     plan: `snaprelay gc` lists what it left in AWS"
+                )
+            })
+            .collect()
+    }
 }
 
 /// The order tasks are started in: the resources of each (type, Region) spread evenly over the

@@ -15,10 +15,12 @@ use std::time::Duration;
 use crate::clock::utc_now;
 use crate::engine::{CopySlots, EngineConfig, Interrupt, Record, Service, Urgency, Watcher};
 use crate::ids::AccountId;
-use crate::model::{DbSnapshotStatus, Resource, SnapshotState, SnapshotStatus, Tag, tags};
+use crate::model::{
+    DbSnapshotStatus, Resource, SnapshotState, SnapshotStatus, Tag, tag_value, tags,
+};
 use crate::plan::{ResolvedTarget, Workflow};
 use crate::ports::{Access, Cloud, CloudError};
-use crate::report::{PlaceReport, StepRecord};
+use crate::report::{PlaceReport, RestorePoint, StepRecord};
 use crate::status::Status;
 
 /// What a workflow works with for one resource.
@@ -35,6 +37,10 @@ pub struct TaskContext<'a> {
     pub source_account: &'a AccountId,
     pub source_access: &'a Access,
     pub resource: &'a Resource,
+    /// Set when the session is resumed and this task had begun: the restore points it had
+    /// recorded. Each step that changes AWS then first looks for what the interrupted
+    /// attempt did (by tags and deterministic names) and takes it up instead of repeating it.
+    pub resumed: Option<&'a [RestorePoint]>,
 }
 
 /// A replica the plan asks for: where, by which workflow, with which keys.
@@ -97,24 +103,86 @@ impl TaskContext<'_> {
     where
         F: Future<Output = Result<T, String>>,
     {
-        let started_at = utc_now();
-        self.recorder
-            .progress(self.resource.id(), &format!("{step} ({place})"));
-        let result = work.await;
-        let (outcome, detail) = match &result {
-            Ok(v) => ("ok", detail(v)),
-            Err(e) => ("failed", e.clone()),
-        };
-        self.recorder.step(&StepRecord {
+        self.recorded_step(false, step, place, detail, work).await
+    }
+
+    /// Like [`TaskContext::step`], for a step that changes AWS: it is recorded as begun
+    /// before the call, so that a crash during it is known to have possibly happened.
+    pub async fn change<T, F>(
+        &self,
+        step: &str,
+        place: &str,
+        detail: impl FnOnce(&T) -> String,
+        work: F,
+    ) -> Result<T, String>
+    where
+        F: Future<Output = Result<T, String>>,
+    {
+        self.recorded_step(true, step, place, detail, work).await
+    }
+
+    async fn recorded_step<T, F>(
+        &self,
+        changes_aws: bool,
+        step: &str,
+        place: &str,
+        detail: impl FnOnce(&T) -> String,
+        work: F,
+    ) -> Result<T, String>
+    where
+        F: Future<Output = Result<T, String>>,
+    {
+        let mut record = StepRecord {
             resource_id: self.resource.id().to_owned(),
             step: step.to_owned(),
             place: place.to_owned(),
-            started_at,
-            ended_at: utc_now(),
-            outcome: outcome.to_owned(),
-            detail,
-        });
+            started_at: utc_now(),
+            ended_at: String::new(),
+            outcome: "started".to_owned(),
+            detail: String::new(),
+        };
+        let begun = if changes_aws {
+            self.recorder.begin_step(&record)
+        } else {
+            None
+        };
+        self.recorder
+            .progress(self.resource.id(), &format!("{step} ({place})"));
+        let result = work.await;
+        (record.outcome, record.detail) = match &result {
+            Ok(v) => ("ok".to_owned(), detail(v)),
+            Err(e) => ("failed".to_owned(), e.clone()),
+        };
+        record.ended_at = utc_now();
+        self.recorder.end_step(begun, &record);
         result
+    }
+
+    /// Resuming: this session's snapshots of this resource and `kind` in a place (EC2
+    /// `DescribeSnapshots` by the session's tag; the others are read from the answer).
+    pub async fn session_snapshots(
+        &self,
+        access: &Access,
+        region: &str,
+        kind: &str,
+    ) -> Result<Vec<SnapshotStatus>, CloudError> {
+        let session = Tag::new(tags::SESSION, self.session_id);
+        let found = self.cloud.find_snapshots(access, region, &session).await?;
+        Ok(found
+            .into_iter()
+            .filter(|s| {
+                tag_value(&s.tags, tags::RESOURCE) == Some(self.resource.id())
+                    && tag_value(&s.tags, tags::KIND) == Some(kind)
+            })
+            .collect())
+    }
+
+    /// The restore point a resumed task had recorded in a place.
+    pub fn recorded(&self, kind: &str, account: &str, region: &str) -> Option<&PlaceReport> {
+        self.resumed?
+            .iter()
+            .find(|p| p.kind == kind && p.place.account == account && p.place.region == region)
+            .map(|p| &p.place)
     }
 
     /// The tags every snapshot made for this resource carries, so ownership can be proven.
@@ -140,12 +208,16 @@ impl TaskContext<'_> {
         let mut left = Vec::new();
         for id in snapshot_ids {
             let result = self
-                .step("discard", place, |_| id.clone(), async {
-                    match service {
+                .change("discard", place, |_| id.clone(), async {
+                    let deleted = match service {
                         Service::Ebs => self.cloud.delete_snapshot(access, region, id).await,
                         Service::Rds => self.cloud.delete_db_snapshot(access, region, id).await,
+                    };
+                    match deleted {
+                        // Already gone: deleted by an attempt that crashed before saying so.
+                        Err(e) if e.is_not_found() => Ok(()),
+                        other => other.map_err(|e| e.to_string()),
                     }
-                    .map_err(|e| e.to_string())
                 })
                 .await;
             if let Err(e) = result {

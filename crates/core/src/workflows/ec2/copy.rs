@@ -7,7 +7,7 @@ use futures_util::future::join_all;
 
 use crate::clock::utc_now;
 use crate::engine::{Interrupted, Service, Urgency};
-use crate::model::{Resource, SnapshotStatus, Tag, tags};
+use crate::model::{Resource, SnapshotState, SnapshotStatus, Tag, tag_value, tags};
 use crate::plan::ResolvedTarget;
 use crate::ports::CopyRequest;
 use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
@@ -23,6 +23,14 @@ pub async fn copy_restore_point(
 ) -> Result<PlaceReport, String> {
     let resource_id = ctx.resource.id();
     let place = format!("{}/{}", target.account, target.region);
+    if let Some(recorded) = ctx.recorded("replica", target.account.as_str(), &target.region) {
+        return Ok(recorded.clone());
+    }
+    let earlier = match ctx.resumed {
+        Some(_) => copied_earlier(ctx, target, &place).await?,
+        None => Vec::new(),
+    };
+    let earlier = &earlier;
 
     // The volumes are copied side by side. Each copy takes a slot before it starts and gives
     // it back when it ends, as AWS counts it against the quota only while it runs: a restore
@@ -31,7 +39,7 @@ pub async fn copy_restore_point(
     let copied = join_all(
         source
             .iter()
-            .map(|s| copy_one(ctx, s, target, &place, kms_key_arn)),
+            .map(|s| copy_one(ctx, s, target, &place, kms_key_arn, earlier)),
     )
     .await;
     let mut copies: Vec<(String, &SourceSnapshot)> = Vec::new();
@@ -92,6 +100,7 @@ async fn copy_one(
     target: &ResolvedTarget,
     place: &str,
     kms_key_arn: Option<&str>,
+    earlier: &[SnapshotStatus],
 ) -> Result<(String, SnapshotStatus), (Option<String>, String)> {
     let resource_id = ctx.resource.id();
     let source_region = ctx.resource.region();
@@ -129,29 +138,35 @@ async fn copy_one(
         ),
         tags,
     };
-    // CopySnapshot is called in the destination Region, with SourceRegion naming the source:
-    // https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CopySnapshot.html
-    let id = ctx
-        .step(
-            "copy",
-            place,
-            |id: &String| format!("{id} from {}", s.snapshot_id),
-            async {
-                ctx.retrying_quota("copy", || {
-                    ctx.cloud.copy_snapshot(access, &target.region, &request)
-                })
-                .await
-                .map_err(|e| {
-                    format!(
-                        "could not copy {} to {}: {e}",
-                        s.snapshot_id,
-                        target.label()
-                    )
-                })
-            },
-        )
+    let taken_up = take_up(ctx, s, target, place, earlier)
         .await
         .map_err(|e| (None, e))?;
+    // CopySnapshot is called in the destination Region, with SourceRegion naming the source:
+    // https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CopySnapshot.html
+    let id = match taken_up {
+        Some(id) => id,
+        None => ctx
+            .change(
+                "copy",
+                place,
+                |id: &String| format!("{id} from {}", s.snapshot_id),
+                async {
+                    ctx.retrying_quota("copy", || {
+                        ctx.cloud.copy_snapshot(access, &target.region, &request)
+                    })
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "could not copy {} to {}: {e}",
+                            s.snapshot_id,
+                            target.label()
+                        )
+                    })
+                },
+            )
+            .await
+            .map_err(|e| (None, e))?,
+    };
     let status = ctx
         .step("wait-copy", place, |_| format!("{id} completed"), async {
             let statuses = ctx
@@ -208,4 +223,54 @@ async fn discarding(
             .await,
     );
     message.join("; ")
+}
+
+/// Resuming: the copies an interrupted attempt made into the target place for this resource
+/// (found by the session's and the resource's tags, which `CopySnapshot` applies with the copy).
+async fn copied_earlier(
+    ctx: &TaskContext<'_>,
+    target: &ResolvedTarget,
+    place: &str,
+) -> Result<Vec<SnapshotStatus>, String> {
+    ctx.step(
+        "find-copies",
+        place,
+        |found: &Vec<SnapshotStatus>| format!("{} found", found.len()),
+        async {
+            ctx.session_snapshots(&target.access, &target.region, "replica")
+                .await
+                .map_err(|e| format!("could not look for earlier copies in {place}: {e}"))
+        },
+    )
+    .await
+}
+
+/// Resuming: an earlier copy of `s` that has not failed is taken up; failed ones and any
+/// second copy are deleted, so that one copy of each snapshot is left.
+async fn take_up(
+    ctx: &TaskContext<'_>,
+    s: &SourceSnapshot,
+    target: &ResolvedTarget,
+    place: &str,
+    earlier: &[SnapshotStatus],
+) -> Result<Option<String>, String> {
+    let mut kept = None;
+    let mut extra = Vec::new();
+    for copy in earlier
+        .iter()
+        .filter(|c| tag_value(&c.tags, tags::SOURCE_SNAPSHOT) == Some(s.snapshot_id.as_str()))
+    {
+        if kept.is_none() && copy.state != SnapshotState::Error {
+            kept = Some(copy.id.clone());
+        } else {
+            extra.push(copy.id.clone());
+        }
+    }
+    let left = ctx
+        .discard(Service::Ebs, &target.access, &target.region, place, &extra)
+        .await;
+    if !left.is_empty() {
+        return Err(left.join("; "));
+    }
+    Ok(kept)
 }

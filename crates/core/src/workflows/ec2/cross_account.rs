@@ -26,16 +26,24 @@ pub async fn replicate(
     let region = ctx.resource.region();
     let place = format!("{}/{region}", ctx.source_account);
 
-    // Step 2: share.
+    // Step 2: share, unless a resumed task has every replica of this account already (the
+    // shares are still removed in step 4, in case the crash came before that).
+    let replicated = targets.iter().all(|p| {
+        ctx.recorded("replica", account.as_str(), &p.target.region)
+            .is_some()
+    });
     let mut shared: Vec<&SourceSnapshot> = Vec::new();
     let mut share_error = None;
-    for s in source {
+    if replicated {
+        shared.extend(source);
+    }
+    for s in source.iter().filter(|_| !replicated) {
         if ctx.interrupt.is_raised() {
             share_error = Some(format!("{Interrupted} before {} was shared", s.snapshot_id));
             break;
         }
         let result = ctx
-            .step(
+            .change(
                 "share",
                 &place,
                 |_| format!("{} with {account}", s.snapshot_id),
@@ -91,7 +99,7 @@ pub async fn replicate(
     // Step 4: unshare, whatever happened to the copies.
     for s in shared {
         let result = ctx
-            .step("unshare", &place, |_| format!("{} from {account}", s.snapshot_id), async {
+            .change("unshare", &place, |_| format!("{} from {account}", s.snapshot_id), async {
                 ctx.cloud
                     .set_snapshot_share(ctx.source_access, region, &s.snapshot_id, account, false)
                     .await

@@ -3,7 +3,7 @@
 
 use crate::clock::utc_now;
 use crate::engine::{Service, Urgency};
-use crate::model::Instance;
+use crate::model::{Instance, SnapshotState, SnapshotStatus, VolumeSnapshot};
 use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
 
 use crate::workflows::{TaskContext, errors};
@@ -23,6 +23,19 @@ pub struct SourceSnapshot {
 }
 
 impl SourceSnapshot {
+    /// A snapshot of the source restore point an interrupted attempt recorded.
+    fn recorded(r: &SnapshotReport, instance: &Instance) -> Self {
+        let volume = instance.volumes.iter().find(|v| v.id == r.volume_id);
+        Self {
+            snapshot_id: r.id.clone(),
+            volume_id: r.volume_id.clone(),
+            device: r.device.clone(),
+            encrypted: r.kms_key_id.is_some() || volume.is_some_and(|v| v.encrypted),
+            kms_key_id: r.kms_key_id.clone(),
+            size_gib: r.size_gib,
+        }
+    }
+
     pub fn report(&self) -> SnapshotReport {
         SnapshotReport {
             id: self.snapshot_id.clone(),
@@ -47,31 +60,51 @@ pub async fn take_snapshots(
 
     // CreateSnapshots with an instance specification snapshots every attached volume at the
     // same point in time: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSnapshots.html
+    if let Some(recorded) = ctx.recorded("source", ctx.source_account.as_str(), region) {
+        return Ok(recorded
+            .snapshots
+            .iter()
+            .map(|r| SourceSnapshot::recorded(r, instance))
+            .collect());
+    }
     let description = format!(
         "snaprelay {}: {} session {}",
         ctx.policy, instance.id, ctx.session_id
     );
-    let created = ctx
-        .step(
-            "snapshot",
-            &place,
-            |v: &Vec<crate::model::VolumeSnapshot>| {
-                v.iter()
-                    .map(|s| format!("{} of {}", s.snapshot_id, s.volume_id))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            },
-            async {
-                let tags = ctx.tags("source");
-                ctx.retrying_quota("snapshot", || {
-                    ctx.cloud
-                        .create_snapshots(access, region, &instance.id, &description, &tags)
-                })
-                .await
-                .map_err(|e| format!("could not snapshot instance {}: {e}", instance.id))
-            },
-        )
-        .await?;
+    let earlier = match ctx.resumed {
+        Some(_) => taken_earlier(ctx, instance, &place).await?,
+        None => None,
+    };
+    let created = match earlier {
+        Some(created) => created,
+        None => {
+            ctx.change(
+                "snapshot",
+                &place,
+                |v: &Vec<VolumeSnapshot>| {
+                    v.iter()
+                        .map(|s| format!("{} of {}", s.snapshot_id, s.volume_id))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                async {
+                    let tags = ctx.tags("source");
+                    ctx.retrying_quota("snapshot", || {
+                        ctx.cloud.create_snapshots(
+                            access,
+                            region,
+                            &instance.id,
+                            &description,
+                            &tags,
+                        )
+                    })
+                    .await
+                    .map_err(|e| format!("could not snapshot instance {}: {e}", instance.id))
+                },
+            )
+            .await?
+        }
+    };
     let ids: Vec<String> = created.iter().map(|s| s.snapshot_id.clone()).collect();
 
     let waited = ctx
@@ -132,4 +165,61 @@ pub async fn take_snapshots(
         },
     });
     Ok(snapshots)
+}
+
+/// Resuming: the source snapshots an interrupted attempt took (found by the session's and the
+/// resource's tags, which `CreateSnapshots` applies atomically). They are taken up when they
+/// cover the instance's volumes, one each, none failed; otherwise they are deleted and the
+/// instance is snapshotted again.
+async fn taken_earlier(
+    ctx: &TaskContext<'_>,
+    instance: &Instance,
+    place: &str,
+) -> Result<Option<Vec<VolumeSnapshot>>, String> {
+    let region = instance.region.as_str();
+    let found = ctx
+        .step(
+            "find-snapshots",
+            place,
+            |found: &Vec<SnapshotStatus>| format!("{} found", found.len()),
+            async {
+                ctx.session_snapshots(ctx.source_access, region, "source")
+                    .await
+                    .map_err(|e| {
+                        format!("could not look for the snapshots of {}: {e}", instance.id)
+                    })
+            },
+        )
+        .await?;
+    if found.is_empty() {
+        return Ok(None);
+    }
+    let mut volumes: Vec<&str> = found
+        .iter()
+        .filter_map(|s| s.volume_id.as_deref())
+        .collect();
+    volumes.sort_unstable();
+    let mut wanted: Vec<&str> = instance.volumes.iter().map(|v| v.id.as_str()).collect();
+    wanted.sort_unstable();
+    let whole = volumes == wanted && found.iter().all(|s| s.state != SnapshotState::Error);
+    if whole {
+        return Ok(Some(
+            found
+                .into_iter()
+                .map(|s| VolumeSnapshot {
+                    snapshot_id: s.id,
+                    volume_id: s.volume_id.unwrap_or_default(),
+                })
+                .collect(),
+        ));
+    }
+    let ids: Vec<String> = found.into_iter().map(|s| s.id).collect();
+    let left = ctx
+        .discard(Service::Ebs, ctx.source_access, region, place, &ids)
+        .await;
+    if left.is_empty() {
+        Ok(None)
+    } else {
+        Err(left.join("; "))
+    }
 }

@@ -52,23 +52,33 @@ pub async fn copy_db_snapshot(
             request.source_arn
         ));
     }
+    // Resuming: the copy's name is fixed by the session, so an interrupted attempt's copy is
+    // found by it and waited for instead of being made again.
+    let earlier = match ctx.resumed {
+        Some(_) => existing(ctx, access, region, &place, &request.target_id).await?,
+        None => None,
+    };
     // CopyDBSnapshot is called in the destination Region; the source is named by its ARN,
     // which is required for a snapshot of another Region or account:
     // https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CopyDBSnapshot.html
-    let copied = ctx
-        .step(
-            "copy",
-            &place,
-            |c: &DbSnapshotStatus| format!("{} from {}", c.arn, request.source_arn),
-            async {
-                ctx.retrying_quota("copy", || {
-                    ctx.cloud.copy_db_snapshot(access, region, &request)
-                })
-                .await
-                .map_err(|e| format!("could not copy {} to {place}: {e}", request.source_arn))
-            },
-        )
-        .await?;
+    let copied = match earlier {
+        Some(copied) => copied,
+        None => {
+            ctx.change(
+                "copy",
+                &place,
+                |c: &DbSnapshotStatus| format!("{} from {}", c.arn, request.source_arn),
+                async {
+                    ctx.retrying_quota("copy", || {
+                        ctx.cloud.copy_db_snapshot(access, region, &request)
+                    })
+                    .await
+                    .map_err(|e| format!("could not copy {} to {place}: {e}", request.source_arn))
+                },
+            )
+            .await?
+        }
+    };
     let ids = vec![request.target_id.clone()];
     let waited = ctx
         .step("wait-copy", &place, |_| "available".to_owned(), async {
@@ -97,4 +107,31 @@ pub async fn copy_db_snapshot(
             Err(message.join("; "))
         }
     }
+}
+
+/// The caller's DB snapshot named `id` in `region`, if there is one.
+pub(super) async fn existing(
+    ctx: &TaskContext<'_>,
+    access: &Access,
+    region: &str,
+    place: &str,
+    id: &str,
+) -> Result<Option<DbSnapshotStatus>, String> {
+    ctx.step(
+        "find-snapshot",
+        place,
+        |found: &Option<DbSnapshotStatus>| match found {
+            Some(s) => format!("{id} found ({})", s.status),
+            None => format!("{id} not found"),
+        },
+        async {
+            let ids = [id.to_owned()];
+            ctx.cloud
+                .describe_db_snapshots(access, region, &ids)
+                .await
+                .map(|found| found.into_iter().find(|s| s.id == id))
+                .map_err(|e| format!("could not look for {id} in {place}: {e}"))
+        },
+    )
+    .await
 }

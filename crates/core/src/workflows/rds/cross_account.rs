@@ -34,9 +34,23 @@ pub async fn replicate(
     ctx: &TaskContext<'_>,
     source: &SourceDbSnapshot,
     account: &AccountId,
-    targets: &[Planned<'_>],
+    all: &[Planned<'_>],
 ) -> Vec<TargetOutcome> {
     let region = source.region.as_str();
+    // A resumed task keeps the replicas it had recorded and works on the other targets.
+    let (done, todo): (Vec<&Planned<'_>>, Vec<&Planned<'_>>) = all.iter().partition(|p| {
+        ctx.recorded("replica", account.as_str(), &p.target.region)
+            .is_some()
+    });
+    let mut recorded: Vec<TargetOutcome> = done
+        .iter()
+        .filter_map(|p| {
+            let place = ctx.recorded("replica", account.as_str(), &p.target.region)?;
+            Some(TargetOutcome::of(p.target.index, Ok(place.clone())))
+        })
+        .collect();
+    let targets: Vec<Planned<'_>> = todo.into_iter().cloned().collect();
+    let targets = targets.as_slice();
     let source_place = format!("{}/{region}", ctx.source_account);
     let source_keys: Vec<&str> = source.kms_key_id.as_deref().into_iter().collect();
     let fail_all = |e: &str| -> Vec<TargetOutcome> {
@@ -48,10 +62,17 @@ pub async fn replicate(
 
     // Step 2: share.
     if ctx.interrupt.is_raised() {
-        return fail_all(&format!("{Interrupted} before {} was shared", source.id));
+        recorded.extend(fail_all(&format!(
+            "{Interrupted} before {} was shared",
+            source.id
+        )));
+        return recorded;
     }
-    let shared = ctx
-        .step(
+    let shared = if targets.is_empty() {
+        // Nothing left to copy: only the share a crash may have left is removed below.
+        Ok(())
+    } else {
+        ctx.change(
             "share",
             &source_place,
             |_| format!("{} with {account}", source.id),
@@ -64,19 +85,20 @@ pub async fn replicate(
                     })
             },
         )
-        .await;
+        .await
+    };
 
     // Step 3 and, for targets that need no intermediate copy, step 4: everything that reads
     // the shared snapshot.
     let (mut outcomes, staging) = match shared {
         // A failed call may still have shared: the share is removed below all the same.
         Err(e) => (fail_all(&e), Vec::new()),
-        Ok(()) => copy_from_shared(ctx, source, account, targets).await,
+        Ok(()) => copy_from_shared(ctx, source, account, all, targets).await,
     };
 
     // Step 6, as soon as nothing reads the shared snapshot any more: unshare.
     let unshared = ctx
-        .step("unshare", &source_place, |_| format!("{} from {account}", source.id), async {
+        .change("unshare", &source_place, |_| format!("{} from {account}", source.id), async {
             ctx.cloud
                 .set_db_snapshot_share(ctx.source_access, region, &source.id, account, false)
                 .await
@@ -114,6 +136,12 @@ pub async fn replicate(
 
     // Step 5: the intermediate copies go once the final copies have ended (deleting them
     // earlier would fail those copies).
+    if ctx.resumed.is_some() {
+        let left = leftover_staging(ctx, source, account, all, &staging).await;
+        for o in &mut outcomes {
+            o.messages.extend(left.iter().cloned());
+        }
+    }
     for (_, access, copy) in &staging {
         if let Ok(copy) = copy {
             let place = format!("{account}/{region}");
@@ -143,7 +171,67 @@ pub async fn replicate(
             }
         }
     }
-    outcomes
+    recorded.extend(outcomes);
+    recorded
+}
+
+/// The intermediate copies workflow C makes for `all` the targets of an account: one per
+/// staging key, with the identifier and role each is made with. The numbering depends on all
+/// the targets, so that a resumed task finds the copies an interrupted attempt made.
+fn staging_copies<'a>(
+    source: &SourceDbSnapshot,
+    all: &'a [Planned<'a>],
+) -> Vec<(Option<&'a str>, &'a Access, String)> {
+    let mut keys: Vec<(Option<&str>, &Access)> = Vec::new();
+    for p in all.iter().filter(|p| p.two_step) {
+        if !keys.iter().any(|(k, _)| *k == p.staging_kms_key_id) {
+            keys.push((p.staging_kms_key_id, &p.target.access));
+        }
+    }
+    keys.into_iter()
+        .enumerate()
+        .map(|(n, (key, access))| {
+            let suffix = if n == 0 {
+                STAGING_SUFFIX.to_owned()
+            } else {
+                format!("{STAGING_SUFFIX}-{}", n + 1)
+            };
+            (key, access, format!("{}{suffix}", source.id))
+        })
+        .collect()
+}
+
+/// Resuming: intermediate copies an interrupted attempt made that this attempt did not need
+/// (their targets were replicated already) are deleted. Says what could not be.
+async fn leftover_staging(
+    ctx: &TaskContext<'_>,
+    source: &SourceDbSnapshot,
+    account: &AccountId,
+    all: &[Planned<'_>],
+    made: &[Staging<'_>],
+) -> Vec<String> {
+    let region = source.region.as_str();
+    let place = format!("{account}/{region}");
+    let mut left = Vec::new();
+    for (key, access, id) in staging_copies(source, all) {
+        if made.iter().any(|(k, _, _)| *k == key) {
+            continue;
+        }
+        let ids = vec![id];
+        match ctx.cloud.describe_db_snapshots(access, region, &ids).await {
+            Ok(found) if found.is_empty() => {}
+            Ok(_) => left.extend(
+                ctx.discard(Service::Rds, access, region, &place, &ids)
+                    .await,
+            ),
+            Err(e) => left.push(format!(
+                "could not look for the intermediate copy {} in {place}: {e}; `snaprelay gc` \
+                 finds it if it is there",
+                ids[0]
+            )),
+        }
+    }
+    left
 }
 
 /// An intermediate copy: the staging key it was made with, who made it, and how it went.
@@ -159,41 +247,37 @@ async fn copy_from_shared<'a>(
     ctx: &TaskContext<'_>,
     source: &SourceDbSnapshot,
     account: &AccountId,
+    all: &'a [Planned<'a>],
     targets: &'a [Planned<'a>],
 ) -> (Vec<TargetOutcome>, Vec<Staging<'a>>) {
     let region = source.region.as_str();
-    let mut keys: Vec<(Option<&str>, &Access)> = Vec::new();
-    for p in targets.iter().filter(|p| p.two_step) {
-        if !keys.iter().any(|(k, _)| *k == p.staging_kms_key_id) {
-            keys.push((p.staging_kms_key_id, &p.target.access));
-        }
-    }
-    let intermediates = keys
-        .iter()
-        .enumerate()
-        .map(|(n, (key, access))| async move {
-            let suffix = if n == 0 {
-                STAGING_SUFFIX.to_owned()
-            } else {
-                format!("{STAGING_SUFFIX}-{}", n + 1)
-            };
-            let copy = copy_db_snapshot(
-                ctx,
-                DbCopy {
-                    access,
-                    account,
-                    region,
-                    request: DbCopyRequest {
-                        source_arn: source.arn.clone(),
-                        target_id: format!("{}{suffix}", source.id),
-                        kms_key_arn: key.map(str::to_owned),
-                        tags: ctx.tags("staging"),
-                    },
+    // Only the staging keys of targets still to be replicated.
+    let keys: Vec<_> = staging_copies(source, all)
+        .into_iter()
+        .filter(|(key, _, _)| {
+            targets
+                .iter()
+                .any(|p| p.two_step && p.staging_kms_key_id == *key)
+        })
+        .collect();
+    let intermediates = keys.into_iter().map(|(key, access, target_id)| async move {
+        let copy = copy_db_snapshot(
+            ctx,
+            DbCopy {
+                access,
+                account,
+                region,
+                request: DbCopyRequest {
+                    source_arn: source.arn.clone(),
+                    target_id,
+                    kms_key_arn: key.map(str::to_owned),
+                    tags: ctx.tags("staging"),
                 },
-            )
-            .await;
-            (*key, *access, copy)
-        });
+            },
+        )
+        .await;
+        (key, access, copy)
+    });
     let direct = targets.iter().filter(|p| !p.two_step).map(|p| async move {
         let replica = final_copy(ctx, source, account, p, source.arn.clone()).await;
         TargetOutcome::of(p.target.index, replica)

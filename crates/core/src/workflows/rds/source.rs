@@ -45,16 +45,37 @@ pub async fn take_snapshot(
     let place = format!("{}/{region}", ctx.source_account);
     let id = snapshot_identifier(ctx.policy, &db.id, ctx.session_id);
 
-    let tags = ctx.tags("source");
-    ctx.step("snapshot", &place, |_| id.clone(), async {
-        ctx.retrying_quota("snapshot", || {
-            ctx.cloud
-                .create_db_snapshot(access, region, &db.id, &id, &tags)
+    if let Some(recorded) = ctx.recorded("source", ctx.source_account.as_str(), region)
+        && let Some(r) = recorded.snapshots.first()
+    {
+        return Ok(SourceDbSnapshot {
+            id,
+            arn: r.id.clone(),
+            region: region.to_owned(),
+            db_instance_arn: db.arn.clone(),
+            encrypted: r.kms_key_id.is_some() || db.encrypted,
+            kms_key_id: r.kms_key_id.clone(),
+            size_gib: db.size_gib,
+        });
+    }
+    // Resuming: the snapshot's name is the session's, so an interrupted attempt's snapshot
+    // is found by it and waited for instead of being taken again.
+    let taken = match ctx.resumed {
+        Some(_) => super::copy::existing(ctx, access, region, &place, &id).await?,
+        None => None,
+    };
+    if taken.is_none() {
+        let tags = ctx.tags("source");
+        ctx.change("snapshot", &place, |_| id.clone(), async {
+            ctx.retrying_quota("snapshot", || {
+                ctx.cloud
+                    .create_db_snapshot(access, region, &db.id, &id, &tags)
+            })
+            .await
+            .map_err(|e| format!("could not snapshot DB instance {}: {e}", db.id))
         })
-        .await
-        .map_err(|e| format!("could not snapshot DB instance {}: {e}", db.id))
-    })
-    .await?;
+        .await?;
+    }
 
     let ids = vec![id.clone()];
     let waited = ctx
