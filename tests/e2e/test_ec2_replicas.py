@@ -482,6 +482,8 @@ def test_log_format_json_gives_machines_one_event_per_line(estate: Estate, tmp_p
         ("unshare", "ok"),
     ]
     assert all(e["resource"] == instance for e in events if e["event"] == "progress")
+    tasks = [(e["resource"], e["status"], e["ended"], e["total"]) for e in events if e["event"] == "task"]
+    assert tasks == [(instance, "Success", 1, 1)]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", e["time"]) for e in events)
 
 

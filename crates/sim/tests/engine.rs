@@ -341,3 +341,60 @@ async fn quota_refusals_put_the_copy_back_in_the_queue_and_never_fail_it() {
         "each refused copy tried again"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_key_revoked_mid_session_fails_its_task_with_the_aws_message_and_the_others_finish() {
+    let e = estate();
+    let (src, tgt) = (account(SOURCE), account(TARGET));
+    let other_key =
+        e.cloud
+            .create_key(&src, "us-east-1", Some("other"), std::slice::from_ref(&tgt));
+    let kept = e.cloud.add_instance(
+        &src,
+        "us-east-1",
+        InstanceSpec {
+            volumes: vec![volume(50, &e.source_key), volume(80, &e.source_key)],
+            ..Default::default()
+        },
+    );
+    let revoked = e.cloud.add_instance(
+        &src,
+        "us-east-1",
+        InstanceSpec {
+            volumes: vec![volume(60, &other_key), volume(90, &other_key)],
+            ..Default::default()
+        },
+    );
+    let policy = format!(
+        "name = \"dr\"\n[source]\nregions = [\"us-east-1\"]\n[[source.resources]]\ntype = \"ec2\"\n\
+         ids = [\"{kept}\", \"{revoked}\"]\n[[targets]]\naccount = \"{TARGET}\"\nregion = \"eu-west-1\"\n\
+         role_arn = \"arn:aws:iam::{TARGET}:role/snaprelay-target\"\nkms_key = \"{}\"\n",
+        e.vault_key
+    );
+    // The key policy stops admitting the target account while the source snapshots are taken.
+    let revoke = async {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        e.cloud.set_key_admits(&other_key, &tgt, false);
+    };
+    let (report, ()) = tokio::join!(run(&e.cloud, &policy), revoke);
+
+    assert_eq!(report.status, Status::Failed, "{report:#?}");
+    let by_id = |id: &str| report.resources.iter().find(|r| r.id == id).unwrap();
+    assert_eq!(by_id(&kept).status, Status::Success);
+    let failed = by_id(&revoked);
+    assert_eq!(failed.status, Status::Failed);
+    let message = failed.messages.join("; ");
+    assert!(
+        message.contains(snaprelay_sim::KEY_NOT_ACCESSIBLE) && message.contains(&other_key),
+        "AWS's message and the key to fix: {message}"
+    );
+    // The failed task's copies were deleted, the other's are there; no share is left; both
+    // source restore points stay (they are whole).
+    let replicas = e.cloud.snapshots(&tgt, "eu-west-1");
+    assert_eq!(replicas.len(), 2);
+    assert!(replicas.iter().all(|s| s.state == SnapshotState::Completed));
+    let sources = e.cloud.snapshots(&src, "us-east-1");
+    assert_eq!(sources.len(), 4);
+    assert!(sources.iter().all(|s| s.shared_with.is_empty()));
+    assert!(failed.source.is_some() && failed.replicas.is_empty());
+}

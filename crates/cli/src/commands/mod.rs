@@ -15,6 +15,7 @@ use std::time::Duration;
 use snaprelay_aws::AwsCloud;
 use snaprelay_core::engine::{Interrupt, PrepareError, Prepared, Progress, prepare};
 use snaprelay_core::policy::Policy;
+use snaprelay_core::report::ResourceReport;
 use snaprelay_state::SqliteStore;
 
 use crate::Outcome;
@@ -259,6 +260,18 @@ impl Progress for JsonEvents {
         }
         say!("{event}");
     }
+
+    fn task_ended(&self, report: &ResourceReport, ended: usize, total: usize) {
+        let event = serde_json::json!({
+            "event": "task",
+            "time": snaprelay_core::clock::utc_now(),
+            "resource": report.id,
+            "status": report.status,
+            "ended": ended,
+            "total": total,
+        });
+        say!("{event}");
+    }
 }
 
 /// How a session shows its progress on stderr.
@@ -287,6 +300,17 @@ impl Progress for Terminal {
     fn update(&self, resource: &str, message: &str) {
         if self.enabled {
             say!("[{resource}] {message}");
+        }
+    }
+
+    fn task_ended(&self, report: &ResourceReport, ended: usize, total: usize) {
+        if self.enabled {
+            say!(
+                "[{}] {} ({ended} of {total} resources done, {}%)",
+                report.id,
+                report.status,
+                ended * 100 / total.max(1)
+            );
         }
     }
 }

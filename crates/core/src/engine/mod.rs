@@ -72,6 +72,8 @@ pub trait Progress: Send + Sync {
     fn update(&self, resource: &str, message: &str);
     /// A step has ended (after it was recorded in the state store).
     fn step(&self, _step: &StepRecord) {}
+    /// A resource's task has ended: `ended` of the session's `total` are done.
+    fn task_ended(&self, _report: &ResourceReport, _ended: usize, _total: usize) {}
 }
 
 /// Records steps and restore points as they happen. A store error does not stop the tasks
@@ -187,6 +189,7 @@ pub async fn run_session(
         }
     };
     let resumed = Resumed::of(resume);
+    let ended = std::sync::atomic::AtomicUsize::new(0);
     let recorder = Recorder {
         session_id: session_id.clone(),
         store: Mutex::new(store),
@@ -216,12 +219,18 @@ pub async fn run_session(
         };
         let done = resumed.done(&task.id);
         let recorder = &recorder;
+        let ended = &ended;
         async move {
-            if let Some(report) = done {
-                return (i, report.clone());
-            }
-            let report = run_task(ctx, plan, task).await;
-            recorder.task(&report);
+            let report = match done {
+                Some(report) => report.clone(),
+                None => {
+                    let report = run_task(ctx, plan, task).await;
+                    recorder.task(&report);
+                    report
+                }
+            };
+            let n = ended.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress.task_ended(&report, n, plan.tasks.len());
             (i, report)
         }
     };
