@@ -402,12 +402,15 @@ impl StateStore for SqliteStore {
     }
 
     fn record_step(&mut self, session_id: &str, s: &StepRecord) -> Result<(), StoreError> {
+        // Steps are written many times a second on a fleet: the statements are kept compiled.
         self.conn
-            .execute(
+            .prepare_cached(
                 "INSERT INTO steps (session_id, resource_id, step, place, started_at, ended_at, outcome, detail) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![session_id, s.resource_id, s.step, s.place, s.started_at, s.ended_at, s.outcome, s.detail],
             )
+            .and_then(|mut stmt| {
+                stmt.execute(params![session_id, s.resource_id, s.step, s.place, s.started_at, s.ended_at, s.outcome, s.detail])
+            })
             .map_err(err("cannot record a step", None))?;
         Ok(())
     }
@@ -419,10 +422,10 @@ impl StateStore for SqliteStore {
 
     fn end_step(&mut self, id: i64, s: &StepRecord) -> Result<(), StoreError> {
         self.conn
-            .execute(
+            .prepare_cached(
                 "UPDATE steps SET ended_at = ?2, outcome = ?3, detail = ?4 WHERE id = ?1",
-                params![id, s.ended_at, s.outcome, s.detail],
             )
+            .and_then(|mut stmt| stmt.execute(params![id, s.ended_at, s.outcome, s.detail]))
             .map(drop)
             .map_err(err("cannot record the end of a step", None))
     }
