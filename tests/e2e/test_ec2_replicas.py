@@ -334,9 +334,13 @@ def test_plan_changes_nothing(estate: Estate, tmp_path: Path, share_log: list[di
 # ------------------------------------------------------------------ h. key policy
 
 
-def test_source_key_not_admitting_target_fails_with_copy_state_message(
-    estate: Estate, tmp_path: Path
+def test_source_key_not_admitting_target_is_refused_before_anything_is_shared_or_copied(
+    estate: Estate, tmp_path: Path, share_log: list[dict]
 ) -> None:
+    """run's preflight (issue 6) reads the source key's policy: a replica the target account
+    could not copy is refused up front, with the fix, instead of a copy that AWS fails (in
+    AWS often hours later, as a copy in state error; that path is tested on the simulator and
+    by the conformance suite)."""
     source_key = estate.create_key(None, SRC)  # key policy: owner account only
     target_key = estate.create_key(B, DST)
     instance, _ = estate.create_instance(None, SRC, [{"encrypted": True, "kms_key": source_key}])
@@ -349,11 +353,14 @@ def test_source_key_not_admitting_target_fails_with_copy_state_message(
     assert doc["status"] == "Failed"
     res = resource(doc, instance)
     assert res["status"] == "Failed"
-    assert moto_ext.KEY_NOT_ACCESSIBLE in messages(res), res
-    # The copy in error is deleted (a restore point is whole or absent) and the share removed.
+    text = messages(res)
+    assert "preflight check" in text and source_key in text, res
+    assert f"arn:aws:iam::{B}:root" in text and "kms:GrantIsForAWSResource" in text, res
+    assert "refused 1 replica" in stderr
+    # Nothing was shared or copied; the source restore point is still taken.
+    assert share_log == []
     assert estate.snapshots(B, DST) == []
-    for snap in source_snapshots(estate, instance):
-        assert estate.snapshot_shares(None, SRC, snap["SnapshotId"]) == []
+    assert res["source"] is not None
 
 
 # ------------------------------------------------------------------ i. several targets

@@ -3,7 +3,7 @@
 use aws_sdk_kms::types::KeyManagerType;
 use snaprelay_core::ids::key_arn_parts;
 use snaprelay_core::model::{KeyInfo, KeyManager};
-use snaprelay_core::ports::CloudError;
+use snaprelay_core::ports::{CloudError, KeyGrant};
 
 use crate::error::{cloud_error, malformed};
 
@@ -52,4 +52,55 @@ pub async fn describe_key(
             .map_or_else(|| "SYMMETRIC_DEFAULT".to_owned(), |s| s.as_str().to_owned()),
         arn,
     })
+}
+
+/// `GetKeyPolicy` with the only policy name KMS has, `default`.
+pub async fn key_policy(
+    client: &aws_sdk_kms::Client,
+    region: &str,
+    key_arn: &str,
+) -> Result<String, CloudError> {
+    let out = client
+        .get_key_policy()
+        .key_id(key_arn)
+        .policy_name("default")
+        .send()
+        .await
+        .map_err(|e| cloud_error("KMS", "GetKeyPolicy", region, e))?;
+    out.policy().map(str::to_owned).ok_or_else(|| {
+        malformed(
+            "KMS",
+            "GetKeyPolicy",
+            region,
+            format!("no policy in the answer for key {key_arn}"),
+        )
+    })
+}
+
+/// `ListGrants`, every page.
+pub async fn key_grants(
+    client: &aws_sdk_kms::Client,
+    region: &str,
+    key_arn: &str,
+) -> Result<Vec<KeyGrant>, CloudError> {
+    let pages: Vec<_> = client
+        .list_grants()
+        .key_id(key_arn)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| cloud_error("KMS", "ListGrants", region, e))?;
+    Ok(pages
+        .iter()
+        .flat_map(|p| p.grants())
+        .map(|g| KeyGrant {
+            grantee: g.grantee_principal().unwrap_or_default().to_owned(),
+            operations: g
+                .operations()
+                .iter()
+                .map(|o| o.as_str().to_owned())
+                .collect(),
+        })
+        .collect())
 }

@@ -6,11 +6,13 @@
 //! ambient credentials; its credentials are cached and refreshed by the SDK.
 //!
 //! - [`ec2`]: instances, volumes and EBS snapshots.
-//! - [`kms`]: key resolution.
+//! - [`kms`]: key resolution, key policies and grants.
+//! - [`iam`]: a role's policy documents, for `check`.
 //! - [`error`]: SDK errors turned into [`CloudError`]s that name the call, the Region and AWS's code.
 
 mod ec2;
 mod error;
+mod iam;
 mod kms;
 mod rds;
 
@@ -29,7 +31,9 @@ use snaprelay_core::model::{
     DbInstance, DbSnapshotStatus, Instance, KeyInfo, SnapshotStatus, Tag, VolumeSnapshot,
 };
 use snaprelay_core::policy::Selector;
-use snaprelay_core::ports::{Access, Cloud, CloudError, CopyRequest, DbCopyRequest, RegionStatus};
+use snaprelay_core::ports::{
+    Access, Cloud, CloudError, CopyRequest, DbCopyRequest, KeyGrant, RegionStatus,
+};
 
 use error::{cloud_error, malformed};
 
@@ -121,6 +125,27 @@ impl AwsCloud {
         .await
     }
 
+    /// STS `GetCallerIdentity`, and the Region it was asked in.
+    async fn caller_identity(
+        &self,
+        access: &Access,
+    ) -> Result<
+        (
+            aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput,
+            String,
+        ),
+        CloudError,
+    > {
+        let cfg = self.config(access).await;
+        let region = cfg.region().map(|r| r.to_string()).unwrap_or_default();
+        let out = aws_sdk_sts::Client::new(&cfg)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| cloud_error("STS", "GetCallerIdentity", &region, e))?;
+        Ok((out, region))
+    }
+
     async fn cached<C: Clone>(
         &self,
         clients: &StdMutex<HashMap<(Access, String), C>>,
@@ -146,13 +171,7 @@ fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[async_trait]
 impl Cloud for AwsCloud {
     async fn account_of(&self, access: &Access) -> Result<AccountId, CloudError> {
-        let cfg = self.config(access).await;
-        let region = cfg.region().map(|r| r.to_string()).unwrap_or_default();
-        let out = aws_sdk_sts::Client::new(&cfg)
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| cloud_error("STS", "GetCallerIdentity", &region, e))?;
+        let (out, region) = self.caller_identity(access).await?;
         out.account().and_then(AccountId::parse).ok_or_else(|| {
             malformed(
                 "STS",
@@ -347,5 +366,44 @@ impl Cloud for AwsCloud {
         snapshot_id: &str,
     ) -> Result<Vec<String>, CloudError> {
         rds::db_snapshot_shares(&self.rds(access, region).await, region, snapshot_id).await
+    }
+
+    async fn caller_arn(&self, access: &Access) -> Result<String, CloudError> {
+        let (out, region) = self.caller_identity(access).await?;
+        out.arn().map(str::to_owned).ok_or_else(|| {
+            malformed(
+                "STS",
+                "GetCallerIdentity",
+                &region,
+                format!("AWS answered no ARN for {access}"),
+            )
+        })
+    }
+
+    async fn key_policy(
+        &self,
+        access: &Access,
+        region: &str,
+        key_arn: &str,
+    ) -> Result<String, CloudError> {
+        kms::key_policy(&self.kms(access, region).await, region, key_arn).await
+    }
+
+    async fn key_grants(
+        &self,
+        access: &Access,
+        region: &str,
+        key_arn: &str,
+    ) -> Result<Vec<KeyGrant>, CloudError> {
+        kms::key_grants(&self.kms(access, region).await, region, key_arn).await
+    }
+
+    async fn role_policies(
+        &self,
+        access: &Access,
+        role_name: &str,
+    ) -> Result<Vec<String>, CloudError> {
+        let client = aws_sdk_iam::Client::new(&self.config(access).await);
+        iam::role_policies(&client, role_name).await
     }
 }

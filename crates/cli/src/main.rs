@@ -80,6 +80,10 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check that the roles and keys the policy uses allow what a run does (key policies,
+    /// grants, the roles' IAM policies, the keys themselves), and print the statement that
+    /// fixes each problem. Only reads. Exit code 0 all OK, 1 something missing, 2 invalid input.
+    Check,
     /// Show snaprelay at work on a simulated AWS (two accounts, three Regions, EC2 and RDS):
     /// the seed's scenarios ending in Success, Warning and Failed. No AWS account needed.
     Demo,
@@ -198,6 +202,7 @@ fn main() -> ExitCode {
             json_events: cli.log_format == LogFormat::Json,
         };
         match cli.command {
+            Command::Check => commands::check::run(&settings).await,
             Command::Demo => commands::demo::run(&settings).await,
             Command::Gc { yes } => commands::gc::run(&settings, yes).await,
             Command::Plan => commands::plan::run(&settings).await,

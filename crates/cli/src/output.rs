@@ -344,3 +344,62 @@ pub fn gc_text(r: &GcReport) -> String {
     }
     out
 }
+
+/// `check`: a table of findings, then the fix of each problem.
+pub fn check_text(r: &snaprelay_core::check::CheckReport) -> String {
+    use snaprelay_core::check::Holds;
+    let mut out = format!("Check of policy {}\n\n", r.policy);
+    let label = |h: Holds| match h {
+        Holds::Ok => "OK",
+        Holds::Missing => "MISSING",
+        Holds::Unknown => "UNKNOWN",
+    };
+    let mut fixes = Vec::new();
+    for f in &r.findings {
+        let number = if f.fix.is_some() {
+            fixes.push(f);
+            format!(" [fix {}]", fixes.len())
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "{:<8} {:<12} {}\n",
+            label(f.status),
+            f.check,
+            f.resource
+        ));
+        if !f.principal.is_empty() {
+            out.push_str(&format!("{:21}principal: {}\n", "", f.principal));
+        }
+        if !f.actions.is_empty() {
+            out.push_str(&format!("{:21}actions:   {}\n", "", f.actions.join(", ")));
+        }
+        out.push_str(&format!("{:21}{}{number}\n", "", f.detail));
+    }
+    if !fixes.is_empty() {
+        out.push_str("\nFixes:\n");
+        for (i, f) in fixes.iter().enumerate() {
+            out.push_str(&format!(
+                "[fix {}] {}\n",
+                i + 1,
+                f.fix.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    for n in &r.notes {
+        out.push_str(&format!("\nNote: {n}\n"));
+    }
+    let count = |h| r.findings.iter().filter(|f| f.status == h).count();
+    out.push_str(&format!(
+        "\n{} OK, {} missing, {} unknown: {}\n",
+        count(Holds::Ok),
+        count(Holds::Missing),
+        count(Holds::Unknown),
+        if r.holds() {
+            "the policy's roles and keys allow what a run does"
+        } else {
+            "a run would fail where MISSING is shown"
+        }
+    ));
+    out
+}

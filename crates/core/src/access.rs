@@ -70,10 +70,13 @@ pub struct Request<'a> {
 pub enum Verdict {
     /// An Allow statement matches and no Deny does; the Allow statements' ids.
     Allowed(Vec<String>),
-    /// A Deny statement matches (or might: it has parts the evaluator does not understand).
+    /// A Deny statement matches.
     Denied(String),
     /// Nothing allows it.
     NotAllowed,
+    /// Undecided: a Deny statement might apply, or nothing surely allows it but an Allow
+    /// statement might (they have parts the evaluator does not understand).
+    Unsure(String),
 }
 
 /// Parses a policy document. Errors name the statement and field.
@@ -252,13 +255,28 @@ fn principal_matches(entry: &str, caller: &Caller) -> bool {
     false
 }
 
-/// `Some(true/false)`: the condition holds or not; `None`: the operator is not understood.
+/// The condition keys whose presence in a request is known: a request evaluated here carries
+/// each that applies to it, and lacks the others.
+pub const MODELLED_KEYS: [&str; 4] = [
+    "kms:CallerAccount",
+    "kms:ViaService",
+    "kms:GrantIsForAWSResource",
+    "aws:PrincipalAccount",
+];
+
+/// `Some(true/false)`: the condition holds or not; `None`: the operator or the key is not
+/// understood.
 fn condition_holds(c: &Condition, context: &BTreeMap<String, Vec<String>>) -> Option<bool> {
     let present = context
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(&c.key))
         .map(|(_, v)| v);
     let Some(values) = present else {
+        // A key the request is not modelled with (aws:PrincipalOrgID, aws:SourceIp, tags...)
+        // has a value in AWS that is not known here: the condition might hold.
+        if !MODELLED_KEYS.iter().any(|k| k.eq_ignore_ascii_case(&c.key)) {
+            return None;
+        }
         // A key missing from the request: "the condition is false", except with `...IfExists`
         // and with the negated operators, "such as StringNotLike or ArnNotLike", for which "the
         // condition is true" (IAM reference, condition operators).
@@ -313,10 +331,17 @@ fn applies(s: &Statement, r: &Request<'_>) -> Option<bool> {
 pub fn evaluate(statements: &[Statement], r: &Request<'_>) -> Verdict {
     let label =
         |s: &Statement, i: usize| s.sid.clone().unwrap_or_else(|| format!("Statement[{i}]"));
+    let mut maybe_denied = None;
     for (i, s) in statements.iter().enumerate().filter(|(_, s)| !s.allow) {
-        if applies(s, r) != Some(false) {
-            return Verdict::Denied(label(s, i));
+        match applies(s, r) {
+            Some(true) => return Verdict::Denied(label(s, i)),
+            None => maybe_denied = maybe_denied.or(Some(label(s, i))),
+            Some(false) => {}
         }
+    }
+    // A Deny that might apply leaves the request undecided, whatever allows it.
+    if let Some(sid) = maybe_denied {
+        return Verdict::Unsure(sid);
     }
     let allowed: Vec<String> = statements
         .iter()
@@ -324,10 +349,16 @@ pub fn evaluate(statements: &[Statement], r: &Request<'_>) -> Verdict {
         .filter(|(_, s)| s.allow && applies(s, r) == Some(true))
         .map(|(i, s)| label(s, i))
         .collect();
-    if allowed.is_empty() {
-        Verdict::NotAllowed
-    } else {
-        Verdict::Allowed(allowed)
+    if !allowed.is_empty() {
+        return Verdict::Allowed(allowed);
+    }
+    match statements
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.allow && applies(s, r).is_none())
+    {
+        Some((i, s)) => Verdict::Unsure(label(s, i)),
+        None => Verdict::NotAllowed,
     }
 }
 

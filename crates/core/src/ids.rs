@@ -49,7 +49,7 @@ fn is_partition(s: &str) -> bool {
 }
 
 /// An IAM role ARN: `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoleArn {
     arn: String,
     account: AccountId,
@@ -90,6 +90,11 @@ impl RoleArn {
 
     pub fn account(&self) -> &AccountId {
         &self.account
+    }
+
+    /// The role's name, without its path (what IAM's `RoleName` parameters take).
+    pub fn name(&self) -> &str {
+        self.arn.rsplit('/').next().unwrap_or_default()
     }
 }
 

@@ -11,6 +11,7 @@
 //! Nothing here performs I/O except through the ports.
 
 pub mod access;
+pub mod check;
 pub mod clock;
 pub mod engine;
 pub mod gc;

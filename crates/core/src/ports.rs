@@ -14,7 +14,7 @@ use crate::report::{RecordedRestorePoint, SessionReport, SessionSummary, StepRec
 
 /// Whose credentials a call is made with: a role assumed with STS, or the ambient credentials
 /// of the default chain.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Access {
     pub role_arn: Option<RoleArn>,
 }
@@ -279,6 +279,43 @@ pub trait Cloud: Send + Sync {
         region: &str,
         snapshot_id: &str,
     ) -> Result<Vec<String>, CloudError>;
+
+    /// STS `GetCallerIdentity`: the ARN the credentials act as (`...:assumed-role/NAME/...`
+    /// for a role).
+    async fn caller_arn(&self, access: &Access) -> Result<String, CloudError>;
+
+    /// KMS `GetKeyPolicy` (policy `default`) of a key of the caller's account.
+    async fn key_policy(
+        &self,
+        access: &Access,
+        region: &str,
+        key_arn: &str,
+    ) -> Result<String, CloudError>;
+
+    /// KMS `ListGrants` of a key of the caller's account.
+    async fn key_grants(
+        &self,
+        access: &Access,
+        region: &str,
+        key_arn: &str,
+    ) -> Result<Vec<KeyGrant>, CloudError>;
+
+    /// IAM: the policy documents of a role of the caller's account, inline
+    /// (`ListRolePolicies`, `GetRolePolicy`) and attached managed ones
+    /// (`ListAttachedRolePolicies`, `GetPolicy`, `GetPolicyVersion`), as JSON.
+    async fn role_policies(
+        &self,
+        access: &Access,
+        role_name: &str,
+    ) -> Result<Vec<String>, CloudError>;
+}
+
+/// A KMS grant: who may use the key for which operations, without the key policy saying so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyGrant {
+    pub grantee: String,
+    /// `Decrypt`, `CreateGrant`, ...
+    pub operations: Vec<String>,
 }
 
 /// An error of the state store. The store is local; its errors end the session.

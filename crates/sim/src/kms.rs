@@ -93,6 +93,60 @@ impl World {
         self.keys.get(&arn)
     }
 
+    /// KMS `GetKeyPolicy`: the documented default key policy, plus AWS's documented
+    /// statements for another account's use of the key for each account it admits
+    /// (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html).
+    /// AWS managed keys answer their fixed policy: use through the service, by the owner only.
+    pub fn key_policy(
+        &mut self,
+        caller: &AccountId,
+        region: &str,
+        key_arn: &str,
+    ) -> Result<String, CloudError> {
+        let key = self
+            .keys
+            .get(key_arn)
+            .filter(|k| &k.account == caller && k.region == region)
+            .ok_or_else(|| {
+                error(
+                    "kms",
+                    "GetKeyPolicy",
+                    region,
+                    "NotFoundException",
+                    &format!("Key '{key_arn}' does not exist"),
+                )
+            })?;
+        let owner = &key.account;
+        let statements = if key.manager == KeyManager::Aws {
+            vec![format!(
+                r#"{{"Sid":"Allow access through the service for all principals in the account","Effect":"Allow","Principal":{{"AWS":"*"}},"Action":["kms:Encrypt","kms:Decrypt","kms:ReEncrypt*","kms:GenerateDataKey*","kms:CreateGrant","kms:DescribeKey"],"Resource":"*","Condition":{{"StringEquals":{{"kms:CallerAccount":"{owner}"}},"StringLike":{{"kms:ViaService":["ec2.{region}.amazonaws.com","rds.{region}.amazonaws.com"]}}}}}}"#
+            )]
+        } else {
+            let mut statements = vec![format!(
+                r#"{{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{owner}:root"}},"Action":"kms:*","Resource":"*"}}"#
+            )];
+            if !key.admits.is_empty() {
+                let principals = key
+                    .admits
+                    .iter()
+                    .map(|a| format!(r#""arn:aws:iam::{a}:root""#))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                statements.push(format!(
+                    r#"{{"Sid":"Allow use of the key","Effect":"Allow","Principal":{{"AWS":[{principals}]}},"Action":["kms:Encrypt","kms:Decrypt","kms:ReEncrypt*","kms:GenerateDataKey*","kms:DescribeKey"],"Resource":"*"}}"#
+                ));
+                statements.push(format!(
+                    r#"{{"Sid":"Allow attachment of persistent resources","Effect":"Allow","Principal":{{"AWS":[{principals}]}},"Action":["kms:CreateGrant","kms:ListGrants","kms:RevokeGrant"],"Resource":"*","Condition":{{"Bool":{{"kms:GrantIsForAWSResource":"true"}}}}}}"#
+                ));
+            }
+            statements
+        };
+        Ok(format!(
+            r#"{{"Version":"2012-10-17","Id":"key-default-1","Statement":[{}]}}"#,
+            statements.join(",")
+        ))
+    }
+
     /// KMS `DescribeKey`. A key of another account is described only when its key policy
     /// admits the caller, and must be named by ARN.
     pub fn describe_key(

@@ -38,7 +38,9 @@ use snaprelay_core::model::{
     Tag, VolumeSnapshot,
 };
 use snaprelay_core::policy::Selector;
-use snaprelay_core::ports::{Access, Cloud, CloudError, CopyRequest, DbCopyRequest, RegionStatus};
+use snaprelay_core::ports::{
+    Access, Cloud, CloudError, CopyRequest, DbCopyRequest, KeyGrant, RegionStatus,
+};
 use tokio::time::Instant;
 
 pub use ebs::KEY_NOT_ACCESSIBLE;
@@ -648,5 +650,55 @@ impl Cloud for SimCloud {
             region,
             |w, caller, _| w.db_snapshot_shares(&caller, region, snapshot_id),
         )
+    }
+
+    async fn caller_arn(&self, access: &Access) -> Result<String, CloudError> {
+        let mut w = self.world();
+        w.call("sts:GetCallerIdentity", "us-east-1")?;
+        let account = w.account_of(access, "us-east-1")?;
+        Ok(match &access.role_arn {
+            Some(role) => format!(
+                "arn:aws:sts::{account}:assumed-role/{}/snaprelay",
+                role.name()
+            ),
+            None => format!("arn:aws:iam::{account}:user/sim"),
+        })
+    }
+
+    async fn key_policy(
+        &self,
+        access: &Access,
+        region: &str,
+        key_arn: &str,
+    ) -> Result<String, CloudError> {
+        self.act(access, "kms:GetKeyPolicy", region, |w, caller, _| {
+            w.key_policy(&caller, region, key_arn)
+        })
+    }
+
+    /// The simulator makes no grants a check could see.
+    async fn key_grants(
+        &self,
+        access: &Access,
+        region: &str,
+        key_arn: &str,
+    ) -> Result<Vec<KeyGrant>, CloudError> {
+        self.act(access, "kms:ListGrants", region, |w, caller, _| {
+            w.key_policy(&caller, region, key_arn).map(|_| Vec::new())
+        })
+    }
+
+    /// The simulator does not model IAM policies: every role may do everything.
+    async fn role_policies(
+        &self,
+        access: &Access,
+        _role_name: &str,
+    ) -> Result<Vec<String>, CloudError> {
+        self.act(access, "iam:GetRolePolicy", "us-east-1", |_, _, _| {
+            Ok(vec![
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#
+                    .to_owned(),
+            ])
+        })
     }
 }

@@ -1,5 +1,6 @@
 //! One file per subcommand, and what they share: loading the policy, the cloud and the store.
 
+pub mod check;
 pub mod demo;
 pub mod gc;
 pub mod plan;

@@ -50,7 +50,16 @@ pub async fn run(settings: &Settings, concurrency: usize, resume: Option<&str>) 
             )));
         }
         let progress = to_resume(&store, &policy.name, resume)?;
-        let (cloud, prepared) = plan_policy(&policy).await?;
+        let (cloud, mut prepared) = plan_policy(&policy).await?;
+        // The keys' policies and the target roles' IAM policies, checked as `check` does: a
+        // replica that AWS would surely fail is refused now, with the fix, not hours later.
+        let refused = snaprelay_core::check::preflight(&cloud, &mut prepared).await;
+        if refused > 0 {
+            say!(
+                "snaprelay: the preflight check refused {refused} replica(s) whose source key \
+                 the target cannot use; each says why and how to fix it (snaprelay check shows all)"
+            );
+        }
         if let Some(p) = &progress {
             say!(
                 "snaprelay: resuming session {} of policy {} (started {}, interrupted): {} of its \

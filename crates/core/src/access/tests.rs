@@ -266,13 +266,14 @@ fn what_the_evaluator_does_not_understand_never_allows_and_may_deny() {
     )
     .unwrap();
     let now = [("aws:CurrentTime", "2026-11-26T00:00:00Z")];
+    // Not an Allow, and not a "missing" either: the statement might allow.
     assert_eq!(
         ask(&policy, &role(OWNER), "kms:Decrypt", &now),
-        Verdict::NotAllowed
+        Verdict::Unsure("odd-allow".into())
     );
     assert_eq!(
         ask(&policy, &role(OWNER), "kms:Encrypt", &now),
-        Verdict::Denied("odd-deny".into())
+        Verdict::Unsure("odd-deny".into())
     );
 }
 
@@ -306,4 +307,27 @@ fn wildcards_match_runs_and_single_characters() {
     assert!(wildcard("kms:?ecrypt", "kms:Decrypt", false));
     assert!(!wildcard("kms:Re*To", "kms:ReEncryptFrom", false));
     assert!(wildcard("*", "", false));
+}
+
+#[test]
+fn a_condition_on_a_key_the_request_is_not_modelled_with_is_unsure_not_false() {
+    // Admitting accounts of an organization is common; the organization is not known here.
+    let policy = parse(
+        r#"{"Statement": [{"Sid": "Org", "Effect": "Allow", "Principal": {"AWS": "*"},
+            "Action": "kms:Decrypt", "Resource": "*",
+            "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-abc123"}}}]}"#,
+    )
+    .unwrap();
+    let caller = Caller {
+        account: "222222222222".into(),
+        arn: None,
+    };
+    let context = BTreeMap::new();
+    let request = Request {
+        caller: &caller,
+        action: "kms:Decrypt",
+        resource: "*",
+        context: &context,
+    };
+    assert_eq!(evaluate(&policy, &request), Verdict::Unsure("Org".into()));
 }

@@ -17,7 +17,7 @@ use futures_util::future::join_all;
 use futures_util::stream::FuturesUnordered;
 
 pub use interrupt::{Interrupt, InterruptHandle, Interrupted};
-pub use prepare::{PrepareError, Prepared, prepare};
+pub use prepare::{PrepareError, Prepared, prepare, target_access};
 pub use slots::{CopySlots, Service};
 pub use throttled::{ChangeHook, Throttled};
 pub use watch::{Polled, Urgency, Watcher};

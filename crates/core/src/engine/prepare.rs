@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::ids::{AccountId, KeyRef, key_arn_parts};
 use crate::model::{KeyInfo, KeyManager, Resource};
 use crate::plan::{Estate, Plan, ResolvedTarget, plan};
-use crate::policy::{Policy, ResourceType, Selector};
+use crate::policy::{Policy, ResourceType, Selector, Target};
 use crate::ports::{Access, Cloud, CloudError, RegionStatus};
 
 /// Why a session could not be planned.
@@ -59,15 +59,7 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
     let mut targets = Vec::new();
     for (index, t) in policy.targets.iter().enumerate() {
         let field = format!("targets[{index}]");
-        let access = match &t.role_arn {
-            Some(role) => Access::role(Some(role.clone())),
-            // No target role: a target in the source account (named or by default) is reached
-            // with the source's credentials, another account with the ambient ones.
-            None if t.account.as_ref().is_none_or(|a| a == &source_account) => {
-                source_access.clone()
-            }
-            None => Access::ambient(),
-        };
+        let access = target_access(t, &source_access, &source_account);
         let account = known.of(&access).await?;
         if let Some(declared) = &t.account
             && declared != &account
@@ -244,6 +236,16 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
         plan: plan(&policy.name, &source_account, &targets, &estate, messages),
         source_access,
     })
+}
+
+/// The credentials a target is worked on with: its role, else for a target in the source
+/// account (named or by default) the source's credentials, else the ambient ones.
+pub fn target_access(t: &Target, source: &Access, source_account: &AccountId) -> Access {
+    match &t.role_arn {
+        Some(role) => Access::role(Some(role.clone())),
+        None if t.account.as_ref().is_none_or(|a| a == source_account) => source.clone(),
+        None => Access::ambient(),
+    }
 }
 
 /// Resolves a key named in the policy, for use in `region` by `access`: the key, or why it

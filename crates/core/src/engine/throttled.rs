@@ -21,7 +21,7 @@ use crate::model::{
     DbInstance, DbSnapshotStatus, Instance, KeyInfo, SnapshotStatus, Tag, VolumeSnapshot,
 };
 use crate::policy::Selector;
-use crate::ports::{Access, Cloud, CloudError, CopyRequest, DbCopyRequest, RegionStatus};
+use crate::ports::{Access, Cloud, CloudError, CopyRequest, DbCopyRequest, KeyGrant, RegionStatus};
 use crate::workflows::jitter;
 
 /// Attempts per call before the throttling error is returned.
@@ -300,6 +300,39 @@ impl Cloud for Throttled<'_> {
         snapshot_id: &str,
     ) -> Result<Vec<String>, CloudError> {
         self.retry(|| self.inner.db_snapshot_shares(access, region, snapshot_id))
+            .await
+    }
+
+    async fn caller_arn(&self, access: &Access) -> Result<String, CloudError> {
+        self.retry(|| self.inner.caller_arn(access)).await
+    }
+
+    async fn key_policy(
+        &self,
+        access: &Access,
+        region: &str,
+        key_arn: &str,
+    ) -> Result<String, CloudError> {
+        self.retry(|| self.inner.key_policy(access, region, key_arn))
+            .await
+    }
+
+    async fn key_grants(
+        &self,
+        access: &Access,
+        region: &str,
+        key_arn: &str,
+    ) -> Result<Vec<KeyGrant>, CloudError> {
+        self.retry(|| self.inner.key_grants(access, region, key_arn))
+            .await
+    }
+
+    async fn role_policies(
+        &self,
+        access: &Access,
+        role_name: &str,
+    ) -> Result<Vec<String>, CloudError> {
+        self.retry(|| self.inner.role_policies(access, role_name))
             .await
     }
 }

@@ -1,0 +1,199 @@
+"""`snaprelay check` (issue 6) on moto: a correct setup reports all OK; a source key whose key
+policy does not admit the target account, a target key only in another Region, a disabled
+target key, an `aws/ebs` volume across accounts and a target role without KMS permissions are
+each reported, with a fix that, once applied, makes `check` pass. Nothing is changed in AWS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from estate import Estate, _credentials, run_snaprelay
+from test_retention import B, DST, SRC, TARGET_ROLE
+
+TARGET_ACTIONS = [
+    "ec2:CopySnapshot",
+    "ec2:CreateTags",
+    "ec2:DescribeSnapshots",
+    "ec2:DeleteSnapshot",
+    "rds:CopyDBSnapshot",
+    "rds:AddTagsToResource",
+    "rds:DescribeDBSnapshots",
+    "rds:DeleteDBSnapshot",
+]
+KMS_ACTIONS = ["kms:DescribeKey", "kms:CreateGrant", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"]
+
+
+def iam(estate: Estate, account: str) -> Any:
+    return boto3.client("iam", region_name="us-east-1", endpoint_url=estate.endpoint, **_credentials(estate.endpoint, account))
+
+
+def target_role(estate: Estate, kms_actions: list[str] = KMS_ACTIONS) -> None:
+    """The target role in account B, with what a target role needs (the KMS actions given)."""
+    client = iam(estate, B)
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}
+    client.create_role(RoleName="snaprelay-target", AssumeRolePolicyDocument=json.dumps(trust))
+    statements: list[dict[str, Any]] = [{"Effect": "Allow", "Action": TARGET_ACTIONS, "Resource": "*"}]
+    if kms_actions:
+        statements.append({"Effect": "Allow", "Action": kms_actions, "Resource": "*"})
+    client.put_role_policy(
+        RoleName="snaprelay-target",
+        PolicyName="snaprelay",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+    )
+
+
+def ec2_policy(name: str, instance: str, target_key: str, region: str = DST) -> str:
+    return f"""name = "{name}"
+[source]
+regions = ["{SRC}"]
+[[source.resources]]
+type = "ec2"
+ids = ["{instance}"]
+[[targets]]
+account = "{B}"
+region = "{region}"
+role_arn = "{TARGET_ROLE}"
+kms_key = "{target_key}"
+"""
+
+
+def check(estate: Estate, text: str, tmp_path: Path) -> tuple[int, dict[str, Any], str]:
+    code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "check", "--output", "json")
+    return code, json.loads(out), err
+
+
+def missing(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [f for f in doc["findings"] if f["status"] == "missing"]
+
+
+def no_snapshot_anywhere(estate: Estate) -> None:
+    for account, region in [(None, SRC), (B, DST), (B, SRC)]:
+        assert estate.snapshots(account, region) == [], "check changes nothing"
+
+
+def test_a_correct_cross_account_setup_reports_all_ok(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    target_role(estate)
+    code, doc, err = check(estate, ec2_policy("e2e-check-ok", instance, target_key), tmp_path)
+    assert code == 0, (doc, err)
+    assert doc["ok"] is True and missing(doc) == []
+    ok = {(f["check"], f["resource"]) for f in doc["findings"] if f["status"] == "ok"}
+    # Both keys from both sides, the target key itself, the target role's EC2 actions.
+    assert ("key policy", source_key) in ok and ("key policy", target_key) in ok
+    assert ("IAM policy", source_key) in ok and ("IAM policy", target_key) in ok
+    assert any(c == "target key" for c, _ in ok)
+    # The ambient source credentials are a user in moto: said, not guessed.
+    assert any(f["status"] == "unknown" and "not a role" in f["detail"] for f in doc["findings"])
+    code, out, _ = run_snaprelay(estate.endpoint, ec2_policy("e2e-check-ok", instance, target_key), tmp_path, "check")
+    assert code == 0 and "MISSING" not in out and "OK" in out
+    no_snapshot_anywhere(estate)
+
+
+def test_a_source_key_policy_without_the_target_account_is_found_and_the_fix_works(
+    estate: Estate, tmp_path: Path
+) -> None:
+    source_key = estate.create_key(None, SRC)  # admits no other account
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    target_role(estate)
+    text = ec2_policy("e2e-check-key-policy", instance, target_key)
+    code, doc, err = check(estate, text, tmp_path)
+    assert code == 1, (doc, err)
+    [finding] = missing(doc)
+    assert (finding["check"], finding["resource"], finding["principal"]) == (
+        "key policy",
+        source_key,
+        f"arn:aws:iam::{B}:root",
+    )
+    assert set(finding["actions"]) == set(KMS_ACTIONS)
+    fix = finding["fix"]
+    assert "kms:GrantIsForAWSResource" in fix
+    code, out, _ = run_snaprelay(estate.endpoint, text, tmp_path, "check")
+    assert code == 1 and "MISSING" in out and "Fixes:" in out and fix in out
+    no_snapshot_anywhere(estate)
+
+    # The printed statements, added to the key policy, make check pass.
+    statements = json.loads("[" + fix.split(": ", 1)[1] + "]")
+    kms = estate.kms(None, SRC)
+    policy = json.loads(kms.get_key_policy(KeyId=source_key, PolicyName="default")["Policy"])
+    policy["Statement"].extend(statements)
+    kms.put_key_policy(KeyId=source_key, PolicyName="default", Policy=json.dumps(policy))
+    code, doc, err = check(estate, text, tmp_path)
+    assert code == 0, (missing(doc), err)
+
+
+def test_a_target_role_without_kms_permissions_gets_an_iam_policy_that_works(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    target_role(estate, kms_actions=["kms:DescribeKey", "kms:Decrypt"])
+    text = ec2_policy("e2e-check-iam", instance, target_key)
+    code, doc, err = check(estate, text, tmp_path)
+    assert code == 1, (doc, err)
+    found = missing(doc)
+    assert {f["check"] for f in found} == {"IAM policy"}
+    assert {f["principal"] for f in found} == {TARGET_ROLE}
+    assert all("kms:CreateGrant" in f["actions"] and "kms:Decrypt" not in f["actions"] for f in found)
+    for f in found:
+        document = f["fix"].split("the IAM policy ", 1)[1]
+        iam(estate, B).put_role_policy(RoleName="snaprelay-target", PolicyName=f"fix-{found.index(f)}", PolicyDocument=document)
+    code, doc, err = check(estate, text, tmp_path)
+    assert code == 0, (missing(doc), err)
+
+
+def test_a_target_key_of_another_region_is_found(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    estate.create_key(B, SRC, alias="vault")  # the alias exists in us-east-1 only
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    target_role(estate)
+    code, doc, err = check(estate, ec2_policy("e2e-check-region", instance, "alias/vault"), tmp_path)
+    assert code == 1, (doc, err)
+    [finding] = missing(doc)
+    assert finding["check"] == "target key" and f"no such key in {DST}" in finding["detail"]
+    assert f"aws kms create-key --region {DST}" in finding["fix"] and "replicate-key" in finding["fix"]
+    # A key ARN of another Region is a mistake in the policy itself: invalid input.
+    other = estate.create_key(B, SRC)
+    code, _, err = run_snaprelay(estate.endpoint, ec2_policy("e2e-check-region", instance, other), tmp_path, "check")
+    assert code == 2 and "targets[0].kms_key" in err and other in err, err
+
+
+def test_a_disabled_target_key_is_found_and_enabling_it_fixes_it(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    # moto's DisableKey and EnableKey take the key id only.
+    estate.kms(B, DST).disable_key(KeyId=target_key.rsplit("/", 1)[1])
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    target_role(estate)
+    text = ec2_policy("e2e-check-disabled", instance, target_key)
+    code, doc, err = check(estate, text, tmp_path)
+    assert code == 1, (doc, err)
+    [finding] = missing(doc)
+    assert finding["check"] == "target key" and "Disabled" in finding["detail"]
+    assert finding["fix"] == f"aws kms enable-key --region {DST} --key-id {target_key}"
+    estate.kms(B, DST).enable_key(KeyId=target_key.rsplit("/", 1)[1])
+    code, doc, err = check(estate, text, tmp_path)
+    assert code == 0, (missing(doc), err)
+
+
+def test_a_volume_under_aws_ebs_cannot_go_to_another_account(estate: Estate, tmp_path: Path) -> None:
+    default_key = estate.default_ebs_key(None, SRC)
+    target_key = estate.create_key(B, DST)
+    instance, volumes = estate.create_instance(None, SRC, [{"kms_key": default_key}])
+    target_role(estate)
+    code, doc, err = check(estate, ec2_policy("e2e-check-aws-ebs", instance, target_key), tmp_path)
+    assert code == 1, (doc, err)
+    [finding] = missing(doc)
+    assert finding["check"] == "plan" and instance in finding["resource"]
+    assert "aws/ebs" in finding["detail"] and volumes[0] in finding["detail"], finding
+    no_snapshot_anywhere(estate)
+
+
+def test_check_of_a_bad_policy_is_invalid_input(estate: Estate, tmp_path: Path) -> None:
+    code, out, err = run_snaprelay(estate.endpoint, 'name = "x"\n[source]\nregions = ["us-east-1"]\nbogus = 1\n', tmp_path, "check")
+    assert code == 2 and "bogus" in err
