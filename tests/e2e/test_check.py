@@ -197,3 +197,46 @@ def test_a_volume_under_aws_ebs_cannot_go_to_another_account(estate: Estate, tmp
 def test_check_of_a_bad_policy_is_invalid_input(estate: Estate, tmp_path: Path) -> None:
     code, out, err = run_snaprelay(estate.endpoint, 'name = "x"\n[source]\nregions = ["us-east-1"]\nbogus = 1\n', tmp_path, "check")
     assert code == 2 and "bogus" in err
+
+
+def test_rds_across_accounts_and_regions_checks_the_staging_key_too(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    staging = estate.default_rds_key(B, SRC)  # the documented default staging key
+    db = estate.create_db_instance(None, SRC, "orders", kms_key=source_key)
+    target_role(estate)
+    text = f"""name = "e2e-check-rds"
+[source]
+regions = ["{SRC}"]
+[[source.resources]]
+type = "rds"
+ids = ["{db}"]
+[[targets]]
+account = "{B}"
+region = "{DST}"
+role_arn = "{TARGET_ROLE}"
+kms_key = "{target_key}"
+"""
+    code, doc, err = check(estate, text, tmp_path)
+    assert code == 0, (missing(doc), err)
+    checked = {(f["check"], f["resource"]) for f in doc["findings"] if f["status"] == "ok"}
+    for key in (source_key, target_key):
+        assert ("key policy", key) in checked and ("IAM policy", key) in checked, (key, checked)
+    # aws/rds's key policy lets any principal of its account use it through RDS: no IAM needed.
+    assert ("key policy", staging) in checked
+    # The target role without rds:CopyDBSnapshot: missing, with the IAM policy that fixes it.
+    iam(estate, B).put_role_policy(
+        RoleName="snaprelay-target",
+        PolicyName="snaprelay",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["kms:*", "ec2:*"], "Resource": "*"}]}
+        ),
+    )
+    code, doc, err = check(estate, text, tmp_path)
+    assert code == 1, doc
+    [finding] = missing(doc)
+    assert finding["check"] == "IAM policy" and "rds:CopyDBSnapshot" in finding["actions"], finding
+    document = finding["fix"].split("the IAM policy ", 1)[1]
+    iam(estate, B).put_role_policy(RoleName="snaprelay-target", PolicyName="fix", PolicyDocument=document)
+    code, doc, err = check(estate, text, tmp_path)
+    assert code == 0, (missing(doc), err)

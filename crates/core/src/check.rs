@@ -456,10 +456,12 @@ impl Needs {
                 if let (true, Some(key)) = (*two_step, staging_kms_key_id) {
                     needs.kms_use(user, key, user, service, &label);
                 }
-                needs.service_actions(source, service, true, cross, &task.region, plan);
-                needs.service_actions(user, service, false, cross, &target.region, plan);
+                let source_side = (source, &plan.source_account);
+                let target_side = (user, &target.account);
+                needs.service_actions(source_side, service, true, cross, &task.region);
+                needs.service_actions(target_side, service, false, cross, &target.region);
                 if *two_step {
-                    needs.service_actions(user, service, false, cross, &task.region, plan);
+                    needs.service_actions(target_side, service, false, cross, &task.region);
                 }
             }
         }
@@ -490,14 +492,14 @@ impl Needs {
         purpose.services.insert(service);
     }
 
+    /// The EC2 or RDS actions `who` (credentials acting in an account) makes in `region`.
     fn service_actions(
         &mut self,
-        who: &Access,
+        (who, account): (&Access, &AccountId),
         service: &'static str,
         source_side: bool,
         cross: bool,
         region: &str,
-        plan: &crate::plan::Plan,
     ) {
         let actions: &[&str] = match (service, source_side) {
             ("ec2", true) => &[
@@ -533,7 +535,7 @@ impl Needs {
         };
         let resource = match service {
             "ec2" => format!("arn:aws:ec2:{region}::snapshot/*"),
-            _ => format!("arn:aws:rds:{region}:{}:snapshot:*", plan.source_account),
+            _ => format!("arn:aws:rds:{region}:{account}:snapshot:*"),
         };
         let set = self.service.entry(who.clone()).or_default();
         for a in actions
