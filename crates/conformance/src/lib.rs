@@ -96,6 +96,8 @@ pub fn all() -> Vec<Check> {
         snapshot_shares_name_the_accounts_a_snapshot_is_shared_with,
         find_db_snapshots_lists_only_the_callers_db_snapshots_with_the_tag,
         db_snapshot_shares_name_the_accounts_a_db_snapshot_is_shared_with,
+        the_caller_arn_of_a_role_names_the_assumed_role,
+        a_key_policy_read_back_tells_which_accounts_may_use_the_key,
     ]
 }
 
@@ -851,4 +853,76 @@ async fn db_snapshot_shares_name_the_accounts_a_db_snapshot_is_shared_with(
         "DescribeDBSnapshotAttributes",
     )?;
     ensure(after.is_empty(), || format!("{after:?}"))
+}
+
+async fn the_caller_arn_of_a_role_names_the_assumed_role(f: &dyn Fixture) -> Result<(), String> {
+    let other = f.other();
+    let arn = ok(
+        f.cloud().caller_arn(&f.access(&other)).await,
+        "GetCallerIdentity with a role",
+    )?;
+    let role = f
+        .access(&other)
+        .role_arn
+        .ok_or("the other account has no role")?;
+    ensure(
+        arn.starts_with(&format!(
+            "arn:aws:sts::{other}:assumed-role/{}/",
+            role.name()
+        )),
+        || format!("{arn} is not an assumed-role ARN of {role}"),
+    )?;
+    let ambient = ok(
+        f.cloud().caller_arn(&Access::ambient()).await,
+        "GetCallerIdentity",
+    )?;
+    ensure(
+        ambient.split(':').nth(4) == Some(f.source().as_str()),
+        || format!("{ambient} is not in account {}", f.source()),
+    )
+}
+
+async fn a_key_policy_read_back_tells_which_accounts_may_use_the_key(
+    f: &dyn Fixture,
+) -> Result<(), String> {
+    use snaprelay_core::access::{Caller, Request, Verdict, evaluate, parse};
+    let (source, other) = (f.source(), f.other());
+    let admitting = f
+        .create_key(&source, HOME, None, std::slice::from_ref(&other))
+        .await;
+    let private = f.create_key(&source, HOME, None, &[]).await;
+    let me = f.access(&source);
+    let caller = Caller {
+        account: other.to_string(),
+        arn: None,
+    };
+    for (key, admitted) in [(&admitting, true), (&private, false)] {
+        let document = ok(f.cloud().key_policy(&me, HOME, key).await, "GetKeyPolicy")?;
+        let statements = parse(&document).map_err(|e| format!("{document}: {e}"))?;
+        ok(f.cloud().key_grants(&me, HOME, key).await, "ListGrants")?;
+        for action in ["kms:Decrypt", "kms:CreateGrant", "kms:DescribeKey"] {
+            let context = std::collections::BTreeMap::from([
+                ("kms:CallerAccount".to_owned(), vec![other.to_string()]),
+                (
+                    "kms:GrantIsForAWSResource".to_owned(),
+                    vec!["true".to_owned()],
+                ),
+            ]);
+            let verdict = evaluate(
+                &statements,
+                &Request {
+                    caller: &caller,
+                    action,
+                    resource: key,
+                    context: &context,
+                },
+            );
+            ensure(matches!(verdict, Verdict::Allowed(_)) == admitted, || {
+                format!(
+                    "{action} by {other} on {key} (admitted: {admitted}): {verdict:?} from {document}"
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
