@@ -119,7 +119,7 @@ def test_a_source_key_policy_without_the_target_account_is_found_and_the_fix_wor
     no_snapshot_anywhere(estate)
 
     # The printed statements, added to the key policy, make check pass.
-    statements = json.loads("[" + fix.split(": ", 1)[1] + "]")
+    statements = json.loads(fix.split(": ", 1)[1])
     kms = estate.kms(None, SRC)
     policy = json.loads(kms.get_key_policy(KeyId=source_key, PolicyName="default")["Policy"])
     policy["Statement"].extend(statements)
@@ -240,3 +240,90 @@ kms_key = "{target_key}"
     iam(estate, B).put_role_policy(RoleName="snaprelay-target", PolicyName="fix", PolicyDocument=document)
     code, doc, err = check(estate, text, tmp_path)
     assert code == 0, (missing(doc), err)
+
+
+def put_key_policy(estate: Estate, account: str | None, region: str, key: str, statements: list[dict[str, Any]]) -> None:
+    kms = estate.kms(account, region)
+    owner = key.split(":")[4]
+    root = {"Sid": "Owner", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{owner}:root"}, "Action": "kms:*", "Resource": "*"}
+    kms.put_key_policy(
+        KeyId=key, PolicyName="default", Policy=json.dumps({"Version": "2012-10-17", "Statement": [root, *statements]})
+    )
+
+
+def test_a_key_used_by_ec2_and_rds_is_checked_for_each_service(estate: Estate, tmp_path: Path) -> None:
+    """kms:ViaService differs per service: a key policy that admits the target account only
+    through EC2 does not let RDS copy the DB under the same key."""
+    source_key = estate.create_key(None, SRC)
+    put_key_policy(estate, None, SRC, source_key, [{
+        "Sid": "EC2 only", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{B}:root"},
+        "Action": KMS_ACTIONS, "Resource": "*",
+        "Condition": {"StringEquals": {"kms:ViaService": f"ec2.{SRC}.amazonaws.com"}},
+    }])
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    db = estate.create_db_instance(None, SRC, "orders", kms_key=source_key)
+    target_role(estate)
+    text = ec2_policy("e2e-check-via", instance, target_key).replace(
+        '[[targets]]', f'[[source.resources]]\ntype = "rds"\nids = ["{db}"]\n[[targets]]', 1
+    )
+    code, doc, err = check(estate, text, tmp_path)
+    assert code == 1, (doc, err)
+    [finding] = missing(doc)
+    assert (finding["check"], finding["resource"]) == ("key policy", source_key), finding
+
+
+def test_an_iam_deny_wins_even_where_the_key_policy_names_the_role(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    put_key_policy(estate, B, DST, target_key, [{
+        "Sid": "The role itself", "Effect": "Allow", "Principal": {"AWS": TARGET_ROLE},
+        "Action": "kms:*", "Resource": "*",
+    }])
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    target_role(estate)
+    iam(estate, B).put_role_policy(
+        RoleName="snaprelay-target", PolicyName="no-kms",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Sid": "NoKms", "Effect": "Deny", "Action": "kms:*", "Resource": "*"}]}),
+    )
+    code, doc, err = check(estate, ec2_policy("e2e-check-deny", instance, target_key), tmp_path)
+    assert code == 1, (doc, err)
+    found = missing(doc)
+    assert {(f["check"], f["resource"]) for f in found} == {("IAM policy", source_key), ("IAM policy", target_key)}
+    # The Deny is named with the policy it is in.
+    assert all('statement "NoKms" of policy' in f["detail"] and TARGET_ROLE in f["detail"] for f in found), found
+
+
+def test_a_deny_that_might_apply_in_another_attached_policy_is_unknown_not_ok(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    target_role(estate)
+    client = iam(estate, B)
+    arn = client.create_policy(PolicyName="org-only", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Action": "kms:*", "Resource": "*",
+         "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": "o-abc123"}}}]}))["Policy"]["Arn"]
+    client.attach_role_policy(RoleName="snaprelay-target", PolicyArn=arn)
+    code, doc, err = check(estate, ec2_policy("e2e-check-org", instance, target_key), tmp_path)
+    assert code == 0, (doc, err)
+    unknown = [f for f in doc["findings"] if f["status"] == "unknown" and f["check"] == "IAM policy" and f["resource"] in (source_key, target_key)]
+    assert len(unknown) == 2, doc["findings"]
+
+
+def test_a_target_role_that_does_not_exist_is_missing(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    code, doc, err = check(estate, ec2_policy("e2e-check-norole", instance, target_key), tmp_path)
+    assert code == 1, (doc, err)
+    assert {f["check"] for f in missing(doc)} == {"IAM policy"}
+    assert all("does not exist" in f["detail"] for f in missing(doc))
+
+
+def test_a_policy_that_does_not_fit_aws_is_invalid_input_as_for_plan(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    target_role(estate)
+    code, _, err = run_snaprelay(estate.endpoint, ec2_policy("e2e-check-input", "i-0123456789abcdef0", target_key), tmp_path, "check")
+    assert code == 2 and "source.resources[0].ids[0]" in err, err

@@ -38,7 +38,7 @@ def aborted_run(estate: Estate, text: str, tmp_path: Path, n: int) -> str:
     assert "aborting after" in aborted.stderr
     code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "sessions", "list", "--output", "json")
     [session] = json.loads(out)
-    assert session["status"] == "Running" and session["ended_at"] is None, session
+    assert session["status"] == "Interrupted" and session["ended_at"] is None, session
     return session["session_id"]
 
 
@@ -176,3 +176,26 @@ def test_resume_refuses_a_finished_session_another_policys_and_an_unknown_one(es
     session = aborted_run(estate, other, tmp_path, 1)
     code, _, err = run_snaprelay(estate.endpoint, text, tmp_path, "sessions", "resume", session)
     assert code == 2 and 'session of policy "another"' in err, err
+
+
+def test_a_killed_session_whose_pid_was_reused_is_still_seen_as_interrupted(estate: Estate, tmp_path: Path) -> None:
+    """pids are reused: after a reboot, and in a container where snaprelay runs as pid 1.
+    Here the recorded pid is made 1, a process that always exists: the session is still
+    known to be interrupted (its process started at another time), listed as such, and resumed."""
+    import sqlite3
+
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    text = policy("e2e-crash-pid", instance, target_key, "replicas = { count = 7 }")
+    session = aborted_run(estate, text, tmp_path, 3)
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        db.execute("UPDATE sessions SET pid = 1 WHERE id = ?", (session,))
+
+    code, out, _ = run_snaprelay(estate.endpoint, text, tmp_path, "sessions", "show", session)
+    assert code == 0 and "Interrupted" in out and f"sessions resume {session}" in out, out
+    code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "gc")
+    assert code == 0 and f"session {session} of policy e2e-crash-pid was interrupted" in err, err
+    code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "run", "--output", "json")
+    assert code == 0, err
+    assert_like_an_uninterrupted_run(estate, text, tmp_path, json.loads(out), session)

@@ -32,6 +32,8 @@ pub struct SessionProgress {
     pub tasks: Vec<ResourceReport>,
     /// The restore points the session recorded.
     pub points: Vec<RestorePoint>,
+    /// Every step it recorded, begun or ended (the shares it made, the places it copied to).
+    pub steps: Vec<StepRecord>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

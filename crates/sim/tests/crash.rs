@@ -134,10 +134,10 @@ fn session(
         ..EngineConfig::default()
     };
     let resume = store
-        .unfinished_sessions(&policy.name)
+        .unfinished_sessions(Some(&policy.name))
         .unwrap()
         .first()
-        .map(|(id, _)| store.progress_of(id).unwrap());
+        .map(|u| store.progress_of(&u.id).unwrap());
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         rt.block_on(async {
             let prepared = prepare(cloud, policy).await.expect("prepare");
@@ -263,7 +263,7 @@ fn outcome(cloud: &SimCloud, store: &SqliteStore, report: &SessionReport, run: &
         "{run}: every snapshot in AWS is in a recorded restore point, and every recorded one is \
          in AWS"
     );
-    let unfinished = store.unfinished_sessions("dr").unwrap();
+    let unfinished = store.unfinished_sessions(Some("dr")).unwrap();
     assert!(
         unfinished.is_empty(),
         "{run}: sessions left unfinished: {unfinished:?}"
@@ -280,6 +280,19 @@ fn outcome(cloud: &SimCloud, store: &SqliteStore, report: &SessionReport, run: &
     }
 }
 
+/// Simulated crashes unwind quietly; other panics are reported as usual.
+fn quiet_crashes() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.payload().is::<Crash>() {
+                default_hook(info);
+            }
+        }));
+    });
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -290,12 +303,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn a_session_killed_after_any_change_resumes_to_the_uninterrupted_result() {
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if !info.payload().is::<Crash>() {
-            default_hook(info);
-        }
-    }));
+    quiet_crashes();
 
     // The uninterrupted run: the expected result, and how many changes it makes.
     let (cloud, policy_text) = estate();
@@ -357,5 +365,56 @@ fn a_session_killed_after_any_change_resumes_to_the_uninterrupted_result() {
     }
     println!(
         "crash suite: {total} kill points, {crashes} crashes, every one resumed to the uninterrupted result"
+    );
+}
+
+#[test]
+fn a_target_removed_before_the_resume_leaves_no_share_and_its_copies_are_named() {
+    quiet_crashes();
+    let (cloud, text) = estate();
+    let policy = Policy::from_toml(&text).unwrap();
+    let rt = runtime();
+    let mut store = SqliteStore::in_memory().unwrap();
+    // Killed after its 8th change: the shares with the other account are in place.
+    let seen = Arc::new(AtomicUsize::new(0));
+    let first = session(
+        &rt,
+        &cloud,
+        &mut store,
+        &policy,
+        crash_after(Some(8), &seen),
+    );
+    assert!(first.is_none());
+    let shared = |cloud: &SimCloud| {
+        cloud
+            .snapshots(&account(SOURCE), "us-east-1")
+            .iter()
+            .filter(|s| !s.shared_with.is_empty())
+            .count()
+            + cloud
+                .db_snapshots(&account(SOURCE), "us-east-1")
+                .iter()
+                .filter(|s| !s.shared_with.is_empty())
+                .count()
+    };
+    assert!(shared(&cloud) > 0, "the crash left shares");
+
+    // Both targets in the other account are removed from the policy; then the resume.
+    let only_west = text
+        .split("[[targets]]")
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("[[targets]]");
+    let smaller = Policy::from_toml(&only_west).unwrap();
+    let report = session(&rt, &cloud, &mut store, &smaller, None).expect("no crash");
+    assert_eq!(shared(&cloud), 0, "{report:#?}");
+    assert_eq!(report.status, Status::Warning, "{report:#?}");
+    assert!(
+        report
+            .messages
+            .iter()
+            .any(|m| m.contains(&format!("copied into {TARGET}/")) && m.contains("no longer")),
+        "{:#?}",
+        report.messages
     );
 }

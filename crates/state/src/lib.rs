@@ -12,6 +12,26 @@ use snaprelay_core::report::{
     SessionReport, SessionSummary, SnapshotReport, StepRecord,
 };
 
+pub mod process;
+
+/// A session that never finished, and the process that ran it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unfinished {
+    pub id: String,
+    pub policy: String,
+    /// `None` for sessions recorded before sessions recorded their process.
+    pub pid: Option<u32>,
+    /// Which process that pid was (see [`process::identity`]); `None` before schema 3.
+    pub process: Option<String>,
+}
+
+impl Unfinished {
+    /// Whether its process still runs (else it was interrupted: killed, or the machine stopped).
+    pub fn is_running(&self) -> bool {
+        process::still_running(self.pid, self.process.as_deref())
+    }
+}
+
 /// Which restore points [`SqliteStore::find_restore_points`] lists; `None` matches all.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PointFilter<'a> {
@@ -21,7 +41,7 @@ pub struct PointFilter<'a> {
 }
 
 /// Bumped with every change to [`SCHEMA`]; a later version migrates from the earlier ones.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sessions (
@@ -32,7 +52,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     status      TEXT NOT NULL DEFAULT 'Running',
     resources   INTEGER NOT NULL DEFAULT 0,
     report      TEXT,
-    pid         INTEGER
+    pid         INTEGER,
+    process     TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_by_policy ON sessions(policy, started_at);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -109,6 +130,11 @@ fn migrate_to_2(conn: &Connection) -> rusqlite::Result<()> {
     add_column(conn, "restore_point_snapshots", "deleted_at", "TEXT")?;
     add_column(conn, "restore_points", "deleted_at", "TEXT")?;
     add_column(conn, "sessions", "pid", "INTEGER")
+}
+
+/// Version 3 records which process a pid was (pids are reused: after a reboot, in containers).
+fn migrate_to_3(conn: &Connection) -> rusqlite::Result<()> {
+    add_column(conn, "sessions", "process", "TEXT")
 }
 
 /// Adds a column unless the table has it already.
@@ -226,6 +252,7 @@ impl SqliteStore {
         // early builds that claim the current version.
         migrate_to_1(&conn)
             .and_then(|()| migrate_to_2(&conn))
+            .and_then(|()| migrate_to_3(&conn))
             .map_err(err("cannot upgrade the schema of", path))?;
         if version != SCHEMA_VERSION {
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)
@@ -234,22 +261,26 @@ impl SqliteStore {
         Ok(Self { conn })
     }
 
-    /// Sessions of `policy` never finished, newest first, with the process that ran them
-    /// (`None` for sessions recorded before the process was).
-    pub fn unfinished_sessions(
-        &self,
-        policy: &str,
-    ) -> Result<Vec<(String, Option<u32>)>, StoreError> {
+    /// Sessions never finished (of `policy`, else of every policy), newest first, with the
+    /// process that ran them.
+    pub fn unfinished_sessions(&self, policy: Option<&str>) -> Result<Vec<Unfinished>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, pid FROM sessions WHERE policy = ?1 AND ended_at IS NULL \
-                 ORDER BY started_at DESC, id DESC",
+                "SELECT id, policy, pid, process FROM sessions WHERE (?1 IS NULL OR policy = ?1) \
+                 AND ended_at IS NULL ORDER BY started_at DESC, id DESC",
             )
             .map_err(err("cannot read sessions", None))?;
-        stmt.query_map([policy], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(err("cannot read sessions", None))
+        stmt.query_map([policy], |r| {
+            Ok(Unfinished {
+                id: r.get(0)?,
+                policy: r.get(1)?,
+                pid: r.get(2)?,
+                process: r.get(3)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(err("cannot read sessions", None))
     }
 
     /// The restore points of a session, in the order they were made.
@@ -394,8 +425,8 @@ impl StateStore for SqliteStore {
     ) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO sessions (id, policy, started_at, pid) VALUES (?1, ?2, ?3, ?4)",
-                params![session_id, policy, started_at, std::process::id()],
+                "INSERT INTO sessions (id, policy, started_at, pid, process) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![session_id, policy, started_at, std::process::id(), process::identity(std::process::id())],
             )
             .map_err(err("cannot record the session", None))?;
         Ok(())
@@ -490,14 +521,19 @@ impl StateStore for SqliteStore {
             started,
             tasks,
             points: self.restore_points(session_id)?,
+            steps: self.steps(session_id)?,
         })
     }
 
     fn resume_session(&mut self, session_id: &str) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "UPDATE sessions SET pid = ?2 WHERE id = ?1 AND ended_at IS NULL",
-                params![session_id, std::process::id()],
+                "UPDATE sessions SET pid = ?2, process = ?3 WHERE id = ?1 AND ended_at IS NULL",
+                params![
+                    session_id,
+                    std::process::id(),
+                    process::identity(std::process::id())
+                ],
             )
             .map(drop)
             .map_err(err("cannot record the resumed session", None))

@@ -254,7 +254,7 @@ fn an_unfinished_session_tells_what_it_had_begun_and_ended() {
         .map(|s| s.outcome)
         .collect();
     assert_eq!(outcomes, ["ok", "started"]);
-    assert_eq!(store.unfinished_sessions("p").unwrap().len(), 1);
+    assert_eq!(store.unfinished_sessions(Some("p")).unwrap().len(), 1);
 
     // Finishing writes every task once, in the report's order.
     let mut finished = report("s1");
@@ -267,6 +267,6 @@ fn an_unfinished_session_tells_what_it_had_begun_and_ended() {
     ];
     store.finish_session(&finished).unwrap();
     assert_eq!(store.session("s1").unwrap(), Some(finished));
-    assert!(store.unfinished_sessions("p").unwrap().is_empty());
+    assert!(store.unfinished_sessions(Some("p")).unwrap().is_empty());
     assert!(store.progress_of("nope").is_err());
 }

@@ -4,6 +4,7 @@
 
 use snaprelay_aws::AwsCloud;
 use snaprelay_core::check::check;
+use snaprelay_core::engine::PrepareError;
 
 use crate::Outcome;
 use crate::output;
@@ -14,9 +15,10 @@ pub async fn run(settings: &Settings) -> Outcome {
     let result = async {
         let policy = load_policy(settings)?;
         let cloud = AwsCloud::load(&policy.source.regions[0]).await;
-        let report = check(&cloud, &policy)
-            .await
-            .map_err(|e| Outcome::Failed(format!("{e}; nothing could be checked")))?;
+        let report = check(&cloud, &policy).await.map_err(|e| match e {
+            PrepareError::Input(_) => Outcome::Invalid(e.to_string()),
+            PrepareError::Cloud(e) => Outcome::Failed(format!("{e}; nothing could be checked")),
+        })?;
         if settings.json {
             #[derive(serde::Serialize)]
             struct CheckDocument<'a> {

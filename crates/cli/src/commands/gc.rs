@@ -10,7 +10,8 @@ use crate::Outcome;
 use crate::output;
 
 use super::{
-    Settings, emit, load_policy, open_existing_store, plan_policy, print_json, running_sessions,
+    Settings, emit, interrupted_sessions, load_policy, open_existing_store, plan_policy,
+    print_json, running_sessions,
 };
 
 pub async fn run(settings: &Settings, yes: bool) -> Outcome {
@@ -50,6 +51,16 @@ pub async fn run(settings: &Settings, yes: bool) -> Outcome {
             print_json(&report)?;
         } else {
             emit(&output::gc_text(&report));
+        }
+        // What an interrupted session left is what its resume takes up: say so, once it
+        // is listed (and, with --yes, after it was deleted: the resume then makes it again).
+        for id in interrupted_sessions(&store, &policy.name)? {
+            say!(
+                "note: session {id} of policy {} was interrupted; `snaprelay run` (or `sessions \
+                 resume {id}`) resumes it and takes up its copies in flight, which gc lists as \
+                 left behind",
+                policy.name
+            );
         }
         Ok::<_, Outcome>(Outcome::Code(exit_code(&report)))
     };

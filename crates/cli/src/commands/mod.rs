@@ -17,7 +17,7 @@ use snaprelay_aws::AwsCloud;
 use snaprelay_core::engine::{Interrupt, PrepareError, Prepared, Progress, prepare};
 use snaprelay_core::policy::Policy;
 use snaprelay_core::report::ResourceReport;
-use snaprelay_state::SqliteStore;
+use snaprelay_state::{SqliteStore, Unfinished};
 
 use crate::Outcome;
 
@@ -116,10 +116,11 @@ pub fn running_sessions(
     policy: &str,
 ) -> Result<Vec<(String, Option<u32>)>, Outcome> {
     Ok(store
-        .unfinished_sessions(policy)
+        .unfinished_sessions(Some(policy))
         .map_err(|e| Outcome::Failed(e.to_string()))?
         .into_iter()
-        .filter(|(_, pid)| pid.is_none_or(process_alive))
+        .filter(Unfinished::is_running)
+        .map(|u| (u.id, u.pid))
         .collect())
 }
 
@@ -127,22 +128,12 @@ pub fn running_sessions(
 /// newest first: `run` resumes them.
 pub fn interrupted_sessions(store: &SqliteStore, policy: &str) -> Result<Vec<String>, Outcome> {
     Ok(store
-        .unfinished_sessions(policy)
+        .unfinished_sessions(Some(policy))
         .map_err(|e| Outcome::Failed(e.to_string()))?
         .into_iter()
-        .filter(|(_, pid)| pid.is_some_and(|p| !process_alive(p)))
-        .map(|(id, _)| id)
+        .filter(|u| u.pid.is_some() && !u.is_running())
+        .map(|u| u.id)
         .collect())
-}
-
-/// Whether the process that ran a session is still alive. Only Linux can tell (from /proc);
-/// elsewhere an unfinished session counts as running.
-fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true
-    }
 }
 
 /// An interrupt raised by the first SIGINT (Ctrl-C) or SIGTERM; a second one ends the

@@ -14,9 +14,10 @@ pub fn list(settings: &Settings) -> Outcome {
             None => None,
         };
         let store = open_existing_store(settings)?;
-        let sessions = store
+        let mut sessions = store
             .sessions(policy.as_deref())
             .map_err(|e| Outcome::Failed(e.to_string()))?;
+        mark_interrupted(&store, &mut sessions)?;
         if settings.json {
             print_json(&sessions)?;
         } else {
@@ -52,6 +53,9 @@ pub fn show(settings: &Settings, id: &str) -> Outcome {
                 "session id {id:?}: no such session in the state file"
             ))
         })?;
+        let mut summaries = vec![summary];
+        mark_interrupted(&store, &mut summaries)?;
+        let summary = summaries.remove(0);
         let steps = store.steps(id).map_err(failed)?;
         let session = match store.session(id).map_err(failed)? {
             Some(report) => Session::Finished(report),
@@ -62,8 +66,13 @@ pub fn show(settings: &Settings, id: &str) -> Outcome {
         } else {
             match &session {
                 Session::Finished(r) => emit(&output::report_text(r)),
+                Session::Unfinished(s) if s.status == INTERRUPTED => emit(&format!(
+                    "Session {} of policy {}: {} (started {}; its process is gone: `snaprelay \
+                     run` or `snaprelay sessions resume {id}` finishes it)\n",
+                    id, s.policy, s.status, s.started_at
+                )),
                 Session::Unfinished(s) => emit(&format!(
-                    "Session {} of policy {}: {} (started {}, never finished)\n",
+                    "Session {} of policy {}: {} (started {}, not finished)\n",
                     id, s.policy, s.status, s.started_at
                 )),
             }
@@ -72,4 +81,26 @@ pub fn show(settings: &Settings, id: &str) -> Outcome {
         Ok::<_, Outcome>(Outcome::Code(0))
     })();
     result.unwrap_or_else(|o| o)
+}
+
+/// The status of an unfinished session whose process is gone.
+const INTERRUPTED: &str = "Interrupted";
+
+/// Unfinished sessions whose process is gone are shown `Interrupted`, not `Running`.
+fn mark_interrupted(
+    store: &snaprelay_state::SqliteStore,
+    sessions: &mut [snaprelay_core::report::SessionSummary],
+) -> Result<(), Outcome> {
+    let unfinished = store
+        .unfinished_sessions(None)
+        .map_err(|e| Outcome::Failed(e.to_string()))?;
+    for s in sessions.iter_mut().filter(|s| s.ended_at.is_none()) {
+        if unfinished
+            .iter()
+            .any(|u| u.id == s.session_id && u.pid.is_some() && !u.is_running())
+        {
+            s.status = INTERRUPTED.to_owned();
+        }
+    }
+    Ok(())
 }

@@ -3,11 +3,11 @@
 
 mod interrupt;
 mod prepare;
+mod resume;
 mod slots;
 mod throttled;
 mod watch;
 
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use futures_util::stream::FuturesUnordered;
 
 pub use interrupt::{Interrupt, InterruptHandle, Interrupted};
 pub use prepare::{PrepareError, Prepared, prepare, target_access};
+use resume::Resumed;
 pub use slots::{CopySlots, Service};
 pub use throttled::{ChangeHook, Throttled};
 pub use watch::{Polled, Urgency, Watcher};
@@ -246,6 +247,7 @@ pub async fn run_session(
     let mut messages = plan.messages.clone();
     if let Some(p) = resume {
         messages.extend(resumed.left_out(plan, p, &mut resources));
+        messages.extend(resume::leftovers(cloud, &recorder, prepared, p).await);
     }
 
     let mut status = Status::worst(resources.iter().map(|r| r.status));
@@ -278,80 +280,6 @@ pub async fn run_session(
         .unwrap_or_else(|p| p.into_inner())
         .finish_session(&report)?;
     Ok(report)
-}
-
-/// What a resumed session had done, by resource.
-#[derive(Default)]
-struct Resumed<'p> {
-    points: HashMap<&'p str, Vec<RestorePoint>>,
-    started: HashSet<&'p str>,
-    done: HashMap<&'p str, &'p ResourceReport>,
-}
-
-impl<'p> Resumed<'p> {
-    fn of(progress: Option<&'p SessionProgress>) -> Self {
-        let Some(p) = progress else {
-            return Self::default();
-        };
-        let mut points: HashMap<&str, Vec<RestorePoint>> = HashMap::new();
-        for point in &p.points {
-            points
-                .entry(point.resource_id.as_str())
-                .or_default()
-                .push(point.clone());
-        }
-        Self {
-            points,
-            started: p.started.iter().map(String::as_str).collect(),
-            done: p.tasks.iter().map(|t| (t.id.as_str(), t)).collect(),
-        }
-    }
-
-    /// The restore points a started task recorded (empty when none), or `None` for a task
-    /// that never changed anything.
-    fn points_of(&self, resource: &str) -> Option<&[RestorePoint]> {
-        if !self.started.contains(resource) {
-            return None;
-        }
-        Some(self.points.get(resource).map_or(&[], Vec::as_slice))
-    }
-
-    fn done(&self, resource: &str) -> Option<&'p ResourceReport> {
-        self.done.get(resource).copied()
-    }
-
-    /// Tasks of the interrupted session that the plan no longer has: the ended ones join the
-    /// report; for the others, what is left is said.
-    fn left_out(
-        &self,
-        plan: &Plan,
-        progress: &SessionProgress,
-        resources: &mut Vec<ResourceReport>,
-    ) -> Vec<String> {
-        let planned: HashSet<&str> = plan.tasks.iter().map(|t| t.id.as_str()).collect();
-        resources.extend(
-            progress
-                .tasks
-                .iter()
-                .filter(|t| !planned.contains(t.id.as_str()))
-                .cloned(),
-        );
-        let mut gone: Vec<&str> = self
-            .started
-            .iter()
-            .copied()
-            .filter(|r| !planned.contains(r) && !self.done.contains_key(r))
-            .collect();
-        gone.sort_unstable();
-        gone.into_iter()
-            .map(|r| {
-                format!(
-                    "{r} was being worked on when the session stopped and is no longer in the \
-                     plan: `snaprelay gc` lists what it left in AWS"
-                )
-            })
-            .collect()
-    }
 }
 
 /// The order tasks are started in: the resources of each (type, Region) spread evenly over the
