@@ -292,7 +292,7 @@ def test_an_iam_deny_wins_even_where_the_key_policy_names_the_role(estate: Estat
     found = missing(doc)
     assert {(f["check"], f["resource"]) for f in found} == {("IAM policy", source_key), ("IAM policy", target_key)}
     # The Deny is named with the policy it is in.
-    assert all('statement "NoKms" of policy' in f["detail"] and TARGET_ROLE in f["detail"] for f in found), found
+    assert all('statement "NoKms" of policy no-kms of' in f["detail"] and TARGET_ROLE in f["detail"] for f in found), found
 
 
 def test_a_deny_that_might_apply_in_another_attached_policy_is_unknown_not_ok(estate: Estate, tmp_path: Path) -> None:

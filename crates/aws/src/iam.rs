@@ -5,11 +5,11 @@ use snaprelay_core::ports::CloudError;
 
 use crate::error::{cloud_error, malformed};
 
-/// The inline and attached managed policies of `role_name`, as JSON documents.
+/// The inline and attached managed policies of `role_name`: (name or ARN, JSON document).
 pub async fn role_policies(
     client: &aws_sdk_iam::Client,
     role_name: &str,
-) -> Result<Vec<String>, CloudError> {
+) -> Result<Vec<(String, String)>, CloudError> {
     // IAM is global: errors name us-east-1, where its endpoint is.
     let region = "us-east-1";
     let mut documents = Vec::new();
@@ -29,7 +29,10 @@ pub async fn role_policies(
             .send()
             .await
             .map_err(|e| cloud_error("IAM", "GetRolePolicy", region, e))?;
-        documents.push(decoded(Some(out.policy_document()), "GetRolePolicy")?);
+        documents.push((
+            name.clone(),
+            decoded(Some(out.policy_document()), "GetRolePolicy")?,
+        ));
     }
     let attached: Vec<_> = client
         .list_attached_role_policies()
@@ -68,10 +71,13 @@ pub async fn role_policies(
             .send()
             .await
             .map_err(|e| cloud_error("IAM", "GetPolicyVersion", region, e))?;
-        documents.push(decoded(
-            out.policy_version().and_then(|v| v.document()),
-            "GetPolicyVersion",
-        )?);
+        documents.push((
+            arn.to_owned(),
+            decoded(
+                out.policy_version().and_then(|v| v.document()),
+                "GetPolicyVersion",
+            )?,
+        ));
     }
     Ok(documents)
 }

@@ -402,7 +402,7 @@ impl Cloud for AwsCloud {
         &self,
         access: &Access,
         role_name: &str,
-    ) -> Result<Vec<String>, CloudError> {
+    ) -> Result<Vec<(String, String)>, CloudError> {
         let client = aws_sdk_iam::Client::new(&self.config(access).await);
         iam::role_policies(&client, role_name).await
     }

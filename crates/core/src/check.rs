@@ -605,7 +605,7 @@ impl Principals {
                 Ok(documents) => {
                     let mut all = Vec::new();
                     let mut failed = None;
-                    for (n, d) in documents.iter().enumerate() {
+                    for (name, d) in &documents {
                         match access::parse(d) {
                             Ok(statements) => {
                                 all.extend(statements.into_iter().enumerate().map(
@@ -614,14 +614,14 @@ impl Principals {
                                             || format!("statement {i}"),
                                             |sid| format!("statement {sid:?}"),
                                         );
-                                        st.sid =
-                                            Some(format!("{sid} of policy {} of {role}", n + 1));
+                                        st.sid = Some(format!("{sid} of policy {name} of {role}"));
                                         st
                                     },
                                 ));
                             }
                             Err(e) => {
-                                failed = Some(format!("a policy of {role} cannot be read: {e}"))
+                                failed =
+                                    Some(format!("policy {name} of {role} cannot be read: {e}"))
                             }
                         }
                     }

@@ -302,12 +302,13 @@ pub trait Cloud: Send + Sync {
 
     /// IAM: the policy documents of a role of the caller's account, inline
     /// (`ListRolePolicies`, `GetRolePolicy`) and attached managed ones
-    /// (`ListAttachedRolePolicies`, `GetPolicy`, `GetPolicyVersion`), as JSON.
+    /// (`ListAttachedRolePolicies`, `GetPolicy`, `GetPolicyVersion`): (the inline policy's
+    /// name or the managed policy's ARN, the JSON document).
     async fn role_policies(
         &self,
         access: &Access,
         role_name: &str,
-    ) -> Result<Vec<String>, CloudError>;
+    ) -> Result<Vec<(String, String)>, CloudError>;
 }
 
 /// A KMS grant: who may use the key for which operations, without the key policy saying so.

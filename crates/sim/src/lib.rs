@@ -693,12 +693,13 @@ impl Cloud for SimCloud {
         &self,
         access: &Access,
         _role_name: &str,
-    ) -> Result<Vec<String>, CloudError> {
+    ) -> Result<Vec<(String, String)>, CloudError> {
         self.act(access, "iam:GetRolePolicy", "us-east-1", |_, _, _| {
-            Ok(vec![
+            Ok(vec![(
+                "allow-all".to_owned(),
                 r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#
                     .to_owned(),
-            ])
+            )])
         })
     }
 }

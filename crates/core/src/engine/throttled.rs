@@ -331,7 +331,7 @@ impl Cloud for Throttled<'_> {
         &self,
         access: &Access,
         role_name: &str,
-    ) -> Result<Vec<String>, CloudError> {
+    ) -> Result<Vec<(String, String)>, CloudError> {
         self.retry(|| self.inner.role_policies(access, role_name))
             .await
     }
