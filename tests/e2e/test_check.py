@@ -271,6 +271,29 @@ def test_a_key_used_by_ec2_and_rds_is_checked_for_each_service(estate: Estate, t
     assert code == 1, (doc, err)
     [finding] = missing(doc)
     assert (finding["check"], finding["resource"]) == ("key policy", source_key), finding
+    # run's preflight evaluates both services too: the DB's replica is refused up front, the
+    # instance's is made.
+    code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "run", "--output", "json")
+    statuses = {r["type"]: r["status"] for r in json.loads(out)["resources"]}
+    assert code == 1 and statuses == {"ec2": "Success", "rds": "Failed"}, (out, err)
+
+
+def test_fixes_for_two_accounts_on_one_key_have_distinct_sids(estate: Estate, tmp_path: Path) -> None:
+    c = "333333333333"
+    source_key = estate.create_key(None, SRC)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    keys = {acct: estate.create_key(acct, DST) for acct in (B, c)}
+    text = ec2_policy("e2e-check-sids", instance, keys[B]) + f'''[[targets]]
+account = "{c}"
+region = "{DST}"
+role_arn = "arn:aws:iam::{c}:role/snaprelay-target"
+kms_key = "{keys[c]}"
+'''
+    code, doc, err = check(estate, text, tmp_path)
+    fixes = [f["fix"] for f in missing(doc) if f["check"] == "key policy"]
+    assert code == 1 and len(fixes) == 2, doc
+    sids = [st["Sid"] for fix in fixes for st in json.loads(fix.split(": ", 1)[1])]
+    assert len(sids) == len(set(sids)) == 4, sids
 
 
 def test_an_iam_deny_wins_even_where_the_key_policy_names_the_role(estate: Estate, tmp_path: Path) -> None:
@@ -292,7 +315,7 @@ def test_an_iam_deny_wins_even_where_the_key_policy_names_the_role(estate: Estat
     found = missing(doc)
     assert {(f["check"], f["resource"]) for f in found} == {("IAM policy", source_key), ("IAM policy", target_key)}
     # The Deny is named with the policy it is in.
-    assert all('statement "NoKms" of policy no-kms of' in f["detail"] and TARGET_ROLE in f["detail"] for f in found), found
+    assert all('Sid "NoKms" in policy no-kms of' in f["detail"] and TARGET_ROLE in f["detail"] for f in found), found
 
 
 def test_a_deny_that_might_apply_in_another_attached_policy_is_unknown_not_ok(estate: Estate, tmp_path: Path) -> None:

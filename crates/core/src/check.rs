@@ -142,7 +142,9 @@ pub async fn check(cloud: &dyn Cloud, policy: &Policy) -> Result<CheckReport, Pr
 /// is refused with the finding and its fix, instead of a copy that AWS fails, often hours
 /// later; what cannot be decided is left to AWS. Returns how many replicas were refused.
 pub async fn preflight(cloud: &dyn Cloud, prepared: &mut Prepared) -> usize {
-    let mut pairs: BTreeMap<(Access, String), Purpose> = BTreeMap::new();
+    // Per (target credentials, source key, service): EC2 and RDS use a key with their own
+    // kms:ViaService, and a key policy may admit one and not the other.
+    let mut uses: BTreeMap<(Access, String, &'static str), Purpose> = BTreeMap::new();
     for task in &prepared.plan.tasks {
         let (service, keys) = source_keys(&task.resource);
         for t in &task.targets {
@@ -160,16 +162,17 @@ pub async fn preflight(cloud: &dyn Cloud, prepared: &mut Prepared) -> usize {
                         service,
                         &label,
                     );
-                    for (pair, purpose) in needs.kms {
-                        pairs.entry(pair).or_insert(purpose);
+                    for ((user, key), purpose) in needs.kms {
+                        let merged = uses.entry((user, key, service)).or_insert(purpose);
+                        merged.what.insert(label.clone());
                     }
                 }
             }
         }
     }
     let mut principals = Principals::default();
-    let mut refusals: BTreeMap<(Access, String), String> = BTreeMap::new();
-    for ((user, key), purpose) in &pairs {
+    let mut refusals: BTreeMap<(Access, String, &'static str), String> = BTreeMap::new();
+    for ((user, key, service), purpose) in &uses {
         let principal = principals.get(cloud, user).await;
         let findings = kms_findings(cloud, &mut principals, &principal, key, purpose).await;
         // Only the key's side: the roles' IAM policies are `check`'s to report (they may be
@@ -184,9 +187,10 @@ pub async fn preflight(cloud: &dyn Cloud, prepared: &mut Prepared) -> usize {
                 .map(|x| format!("; to fix it, {x}"))
                 .unwrap_or_default();
             refusals.insert(
-                (user.clone(), key.clone()),
+                (user.clone(), key.clone(), service),
                 format!(
-                    "the preflight check found that {} cannot use source key {key}: {}{fix}",
+                    "the preflight check found that {} cannot use source key {key} through \
+                     {service}: {}{fix}",
                     principal_name(&principal),
                     f.detail
                 ),
@@ -196,12 +200,12 @@ pub async fn preflight(cloud: &dyn Cloud, prepared: &mut Prepared) -> usize {
     let mut refused = 0;
     let targets = prepared.plan.targets.clone();
     for task in &mut prepared.plan.tasks {
-        let (_, keys) = source_keys(&task.resource);
+        let (service, keys) = source_keys(&task.resource);
         for t in &mut task.targets {
             let access = &targets[t.target].access;
             let reason = keys
                 .iter()
-                .find_map(|k| refusals.get(&(access.clone(), (*k).to_owned())));
+                .find_map(|k| refusals.get(&(access.clone(), (*k).to_owned(), service)));
             if let (Some(reason), Decision::Replicate { .. }) = (reason, &t.decision) {
                 t.decision = Decision::Refuse {
                     reason: reason.clone(),
@@ -611,10 +615,10 @@ impl Principals {
                                 all.extend(statements.into_iter().enumerate().map(
                                     |(i, mut st)| {
                                         let sid = st.sid.take().map_or_else(
-                                            || format!("statement {i}"),
-                                            |sid| format!("statement {sid:?}"),
+                                            || format!("Statement[{i}]"),
+                                            |sid| format!("Sid {sid:?}"),
                                         );
-                                        st.sid = Some(format!("{sid} of policy {name} of {role}"));
+                                        st.sid = Some(format!("{sid} in policy {name} of {role}"));
                                         st
                                     },
                                 ));
@@ -633,7 +637,9 @@ impl Principals {
                 Err(e) if e.is_not_found() => Err((
                     Holds::Missing,
                     format!(
-                        "role {role} does not exist in account {} ({e})",
+                        "role {role} does not exist in account {} ({e}); create it, with a trust \
+                         policy that lets the credentials snaprelay runs with assume it, and the \
+                         permissions this check lists",
                         role.account()
                     ),
                 )),
@@ -657,6 +663,15 @@ impl Principals {
         };
         self.policies.insert(p.access.clone(), result.clone());
         result
+    }
+}
+
+/// A key-policy statement as findings name it: `Sid "..."`, or `Statement[N]` without a Sid.
+fn named(sid: &str) -> String {
+    if sid.starts_with("Statement[") {
+        sid.to_owned()
+    } else {
+        format!("Sid {sid:?}")
     }
 }
 
@@ -775,7 +790,7 @@ async fn kms_findings(
                 };
                 let mut is_direct = false;
                 match access::evaluate(statements, &request(&caller)) {
-                    Verdict::Denied(sid) => denied.push(format!("{action} (statement {sid})")),
+                    Verdict::Denied(sid) => denied.push(format!("{action} ({})", named(&sid))),
                     Verdict::Allowed(_) => {
                         is_direct = account == key_account
                             && matches!(
@@ -789,7 +804,7 @@ async fn kms_findings(
                         is_direct = account == key_account;
                     }
                     Verdict::Unsure(sid) => {
-                        unsure.push(format!("{action} via {service} (statement {sid})"));
+                        unsure.push(format!("{action} via {service} ({})", named(&sid)));
                     }
                     Verdict::NotAllowed => missing_key_side.push(action.to_owned()),
                 }
@@ -1054,6 +1069,11 @@ fn principal_entry(access: &Access, who: Option<(&str, &str, Option<&str>)>) -> 
 /// The key-policy statements that allow `actions` to `principal`: AWS's documented "Allow
 /// use of the key" and, for `kms:CreateGrant`, "Allow attachment of persistent resources".
 fn key_policy_fix(actions: &[String], principal: &str) -> String {
+    // Sids must be unique in a key policy: they name the principal's account (or role).
+    let who = principal
+        .strip_prefix("arn:aws:iam::")
+        .and_then(|rest| rest.strip_suffix(":root"))
+        .unwrap_or(principal);
     let principal = format!("\"AWS\": \"{principal}\"");
     let (grant, other): (Vec<String>, Vec<String>) = actions
         .iter()
@@ -1062,7 +1082,7 @@ fn key_policy_fix(actions: &[String], principal: &str) -> String {
     let mut statements = Vec::new();
     if !other.is_empty() {
         statements.push(json_statement(
-            "Allow use of the key for snaprelay",
+            &format!("Allow use of the key for snaprelay in {who}"),
             &principal,
             &as_written(&other),
             None,
@@ -1070,7 +1090,7 @@ fn key_policy_fix(actions: &[String], principal: &str) -> String {
     }
     if !grant.is_empty() {
         statements.push(json_statement(
-            "Allow attachment of persistent resources for snaprelay",
+            &format!("Allow attachment of persistent resources for snaprelay in {who}"),
             &principal,
             &grant,
             Some("\"Bool\": {\"kms:GrantIsForAWSResource\": \"true\"}"),
