@@ -181,7 +181,7 @@ def test_resume_refuses_a_finished_session_another_policys_and_an_unknown_one(es
 def test_a_killed_session_whose_pid_was_reused_is_still_seen_as_interrupted(estate: Estate, tmp_path: Path) -> None:
     """pids are reused: after a reboot, and in a container where snaprelay runs as pid 1.
     Here the recorded pid is made 1, a process that always exists: the session is still
-    known to be interrupted (its process started at another time), listed as such, and resumed."""
+    known to be interrupted (no process holds its policy's lock), listed as such, and resumed."""
     import sqlite3
 
     source_key = estate.create_key(None, SRC, allow_accounts=[B])
@@ -196,6 +196,44 @@ def test_a_killed_session_whose_pid_was_reused_is_still_seen_as_interrupted(esta
     assert code == 0 and "Interrupted" in out and f"sessions resume {session}" in out, out
     code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "gc")
     assert code == 0 and f"session {session} of policy e2e-crash-pid was interrupted" in err, err
+    code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "run", "--output", "json")
+    assert code == 0, err
+    assert_like_an_uninterrupted_run(estate, text, tmp_path, json.loads(out), session)
+
+
+def test_a_session_whose_lock_is_held_elsewhere_is_left_alone_whatever_its_pid(estate: Estate, tmp_path: Path) -> None:
+    """A session running in another pid namespace (a container) or on another machine sharing
+    the state file: its pid means nothing here, but it holds its policy's lock. While the lock
+    is held (here by the test, as that process would), nothing touches the session; once it
+    is let go, the next run resumes it."""
+    import fcntl
+
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    text = policy("e2e-crash-lock", instance, target_key, "replicas = { count = 7 }")
+    session = aborted_run(estate, text, tmp_path, 4)  # the copies are in flight
+    in_flight = {s["SnapshotId"] for s in estate.snapshots(B, DST)}
+    assert in_flight
+
+    lock_file = open(tmp_path / "state.db.locks" / "e2e-crash-lock.lock", "a")
+    fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        code, _, err = run_snaprelay(estate.endpoint, text, tmp_path, "run")
+        assert code == 1 and "still running" in err and session in err, err
+        code, _, err = run_snaprelay(estate.endpoint, text, tmp_path, "sessions", "resume", session)
+        assert code == 1 and "still running" in err, err
+        code, _, err = run_snaprelay(estate.endpoint, text, tmp_path, "retention", "apply")
+        assert code == 1 and "still running" in err, err
+        code, out, _ = run_snaprelay(estate.endpoint, text, tmp_path, "sessions", "list", "--output", "json")
+        assert [s["status"] for s in json.loads(out)] == ["Running"]
+        code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "gc", "--yes", "--output", "json")
+        assert code == 0 and json.loads(out)["found"] == [], out
+        assert {s["SnapshotId"] for s in estate.snapshots(B, DST)} == in_flight, "gc deleted nothing"
+    finally:
+        fcntl.flock(lock_file, fcntl.LOCK_UN)
+        lock_file.close()
+
     code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "run", "--output", "json")
     assert code == 0, err
     assert_like_an_uninterrupted_run(estate, text, tmp_path, json.loads(out), session)

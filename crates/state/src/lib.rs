@@ -12,24 +12,21 @@ use snaprelay_core::report::{
     SessionReport, SessionSummary, SnapshotReport, StepRecord,
 };
 
-pub mod process;
-
-/// A session that never finished, and the process that ran it.
+/// A session that never finished, and the process that ran it (for people to read: whether
+/// it still runs is told by its policy's lock, see [`SqliteStore::lock_policy`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unfinished {
     pub id: String,
     pub policy: String,
     /// `None` for sessions recorded before sessions recorded their process.
     pub pid: Option<u32>,
-    /// Which process that pid was (see [`process::identity`]); `None` before schema 3.
-    pub process: Option<String>,
 }
 
-impl Unfinished {
-    /// Whether its process still runs (else it was interrupted: killed, or the machine stopped).
-    pub fn is_running(&self) -> bool {
-        process::still_running(self.pid, self.process.as_deref())
-    }
+/// Held by the process running a session of a policy, for as long as it runs; the operating
+/// system releases it when that process ends, however it ends (`kill -9` included).
+#[derive(Debug)]
+pub struct PolicyLock {
+    _file: Option<std::fs::File>,
 }
 
 /// Which restore points [`SqliteStore::find_restore_points`] lists; `None` matches all.
@@ -41,7 +38,7 @@ pub struct PointFilter<'a> {
 }
 
 /// Bumped with every change to [`SCHEMA`]; a later version migrates from the earlier ones.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sessions (
@@ -52,8 +49,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     status      TEXT NOT NULL DEFAULT 'Running',
     resources   INTEGER NOT NULL DEFAULT 0,
     report      TEXT,
-    pid         INTEGER,
-    process     TEXT
+    pid         INTEGER
 );
 CREATE INDEX IF NOT EXISTS sessions_by_policy ON sessions(policy, started_at);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -132,11 +128,6 @@ fn migrate_to_2(conn: &Connection) -> rusqlite::Result<()> {
     add_column(conn, "sessions", "pid", "INTEGER")
 }
 
-/// Version 3 records which process a pid was (pids are reused: after a reboot, in containers).
-fn migrate_to_3(conn: &Connection) -> rusqlite::Result<()> {
-    add_column(conn, "sessions", "process", "TEXT")
-}
-
 /// Adds a column unless the table has it already.
 fn add_column(conn: &Connection, table: &str, column: &str, kind: &str) -> rusqlite::Result<()> {
     let has: bool = conn.query_row(
@@ -170,6 +161,8 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary> {
 /// The SQLite state store.
 pub struct SqliteStore {
     conn: Connection,
+    /// The file, when it is one (locks live beside it).
+    path: Option<PathBuf>,
 }
 
 fn err<'a>(
@@ -211,7 +204,9 @@ impl SqliteStore {
             })?;
         }
         let conn = Connection::open(path).map_err(err("cannot open the state file", Some(path)))?;
-        Self::init(conn, Some(path))
+        let mut store = Self::init(conn, Some(path))?;
+        store.path = Some(path.to_owned());
+        Ok(store)
     }
 
     /// A store that lives in memory, for tests.
@@ -252,13 +247,49 @@ impl SqliteStore {
         // early builds that claim the current version.
         migrate_to_1(&conn)
             .and_then(|()| migrate_to_2(&conn))
-            .and_then(|()| migrate_to_3(&conn))
             .map_err(err("cannot upgrade the schema of", path))?;
         if version != SCHEMA_VERSION {
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(err("cannot record the schema version in", path))?;
         }
-        Ok(Self { conn })
+        Ok(Self { conn, path: None })
+    }
+
+    /// The lock of `policy`'s sessions in this state file, if no other process holds it:
+    /// `None` while a session of the policy runs elsewhere. It is a file lock (`flock`), so it
+    /// tells across pid namespaces and machines sharing the file, where a pid cannot; the
+    /// operating system releases it when its process dies. An in-memory store has nothing to
+    /// share and always gets it.
+    pub fn lock_policy(&self, policy: &str) -> Result<Option<PolicyLock>, StoreError> {
+        let Some(path) = &self.path else {
+            return Ok(Some(PolicyLock { _file: None }));
+        };
+        let mut name = path.as_os_str().to_owned();
+        name.push(".locks");
+        let dir = PathBuf::from(name);
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            StoreError(format!(
+                "cannot create the lock directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        // Policy names are letters, digits, '-' and '_' (policy.rs).
+        let lock = dir.join(format!("{policy}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(|e| {
+                StoreError(format!("cannot open the lock file {}: {e}", lock.display()))
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(PolicyLock { _file: Some(file) })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(StoreError(format!("cannot lock {}: {e}", lock.display())))
+            }
+        }
     }
 
     /// Sessions never finished (of `policy`, else of every policy), newest first, with the
@@ -267,7 +298,7 @@ impl SqliteStore {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, policy, pid, process FROM sessions WHERE (?1 IS NULL OR policy = ?1) \
+                "SELECT id, policy, pid FROM sessions WHERE (?1 IS NULL OR policy = ?1) \
                  AND ended_at IS NULL ORDER BY started_at DESC, id DESC",
             )
             .map_err(err("cannot read sessions", None))?;
@@ -276,7 +307,6 @@ impl SqliteStore {
                 id: r.get(0)?,
                 policy: r.get(1)?,
                 pid: r.get(2)?,
-                process: r.get(3)?,
             })
         })
         .and_then(|rows| rows.collect())
@@ -425,8 +455,8 @@ impl StateStore for SqliteStore {
     ) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO sessions (id, policy, started_at, pid, process) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![session_id, policy, started_at, std::process::id(), process::identity(std::process::id())],
+                "INSERT INTO sessions (id, policy, started_at, pid) VALUES (?1, ?2, ?3, ?4)",
+                params![session_id, policy, started_at, std::process::id()],
             )
             .map_err(err("cannot record the session", None))?;
         Ok(())
@@ -528,12 +558,8 @@ impl StateStore for SqliteStore {
     fn resume_session(&mut self, session_id: &str) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "UPDATE sessions SET pid = ?2, process = ?3 WHERE id = ?1 AND ended_at IS NULL",
-                params![
-                    session_id,
-                    std::process::id(),
-                    process::identity(std::process::id())
-                ],
+                "UPDATE sessions SET pid = ?2 WHERE id = ?1 AND ended_at IS NULL",
+                params![session_id, std::process::id()],
             )
             .map(drop)
             .map_err(err("cannot record the resumed session", None))

@@ -270,3 +270,28 @@ fn an_unfinished_session_tells_what_it_had_begun_and_ended() {
     assert!(store.unfinished_sessions(Some("p")).unwrap().is_empty());
     assert!(store.progress_of("nope").is_err());
 }
+
+#[test]
+fn a_policy_lock_is_held_by_one_holder_at_a_time_and_let_go_when_dropped() {
+    let dir = std::env::temp_dir().join(format!("snaprelay-lock-{}", std::process::id()));
+    let path = dir.join("state.sqlite");
+    let first = SqliteStore::open(&path).unwrap();
+    let second = SqliteStore::open(&path).unwrap();
+    let held = first.lock_policy("p").unwrap().expect("free");
+    assert!(second.lock_policy("p").unwrap().is_none(), "held elsewhere");
+    assert!(
+        second.lock_policy("other").unwrap().is_some(),
+        "one lock per policy"
+    );
+    drop(held);
+    assert!(second.lock_policy("p").unwrap().is_some(), "let go");
+    assert!(
+        SqliteStore::in_memory()
+            .unwrap()
+            .lock_policy("p")
+            .unwrap()
+            .is_some()
+    );
+    drop((first, second));
+    std::fs::remove_dir_all(dir).unwrap();
+}

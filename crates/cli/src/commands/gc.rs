@@ -10,8 +10,7 @@ use crate::Outcome;
 use crate::output;
 
 use super::{
-    Settings, emit, interrupted_sessions, load_policy, open_existing_store, plan_policy,
-    print_json, running_sessions,
+    Settings, emit, load_policy, lock_policy, open_existing_store, plan_policy, print_json,
 };
 
 pub async fn run(settings: &Settings, yes: bool) -> Outcome {
@@ -31,10 +30,19 @@ pub async fn run(settings: &Settings, yes: bool) -> Outcome {
             .into_iter()
             .map(|s| s.session_id)
             .collect();
-        let live: Vec<String> = running_sessions(&store, &policy.name)?
+        // Held while gc acts, so that no session starts meanwhile. When a session runs (its
+        // process holds the lock), every unfinished session is left alone.
+        let lock = lock_policy(&store, &policy.name, false)?;
+        let free = lock.is_some();
+        // Only `--yes` keeps it: a listing must not hold up a run that starts meanwhile.
+        let _held = if yes { lock } else { None };
+        let unfinished: Vec<String> = store
+            .unfinished_sessions(Some(&policy.name))
+            .map_err(|e| Outcome::Failed(e.to_string()))?
             .into_iter()
-            .map(|(id, _)| id)
+            .map(|u| u.id)
             .collect();
+        let live: Vec<String> = if free { Vec::new() } else { unfinished.clone() };
         let (cloud, prepared) = plan_policy(&policy).await?;
         let report = gc::collect(
             &cloud,
@@ -54,7 +62,7 @@ pub async fn run(settings: &Settings, yes: bool) -> Outcome {
         }
         // What an interrupted session left is what its resume takes up: say so, once it
         // is listed (and, with --yes, after it was deleted: the resume then makes it again).
-        for id in interrupted_sessions(&store, &policy.name)? {
+        for id in if free { unfinished } else { Vec::new() } {
             say!(
                 "note: session {id} of policy {} was interrupted; `snaprelay run` (or `sessions \
                  resume {id}`) resumes it and takes up its copies in flight, which gc lists as \

@@ -17,7 +17,7 @@ use snaprelay_aws::AwsCloud;
 use snaprelay_core::engine::{Interrupt, PrepareError, Prepared, Progress, prepare};
 use snaprelay_core::policy::Policy;
 use snaprelay_core::report::ResourceReport;
-use snaprelay_state::{SqliteStore, Unfinished};
+use snaprelay_state::{PolicyLock, SqliteStore};
 
 use crate::Outcome;
 
@@ -110,28 +110,59 @@ pub fn open_existing_store(settings: &Settings) -> Result<SqliteStore, Outcome> 
     open_store(settings)
 }
 
-/// Unfinished sessions of a policy whose process still runs, with that process.
-pub fn running_sessions(
+/// The lock a running session of the policy holds (see `SqliteStore::lock_policy`); `None`
+/// when another process holds it. With `wait`, a holder that only looks (`sessions list`)
+/// is given two seconds to let go.
+pub fn lock_policy(
     store: &SqliteStore,
     policy: &str,
-) -> Result<Vec<(String, Option<u32>)>, Outcome> {
-    Ok(store
-        .unfinished_sessions(Some(policy))
-        .map_err(|e| Outcome::Failed(e.to_string()))?
-        .into_iter()
-        .filter(Unfinished::is_running)
-        .map(|u| (u.id, u.pid))
-        .collect())
+    wait: bool,
+) -> Result<Option<PolicyLock>, Outcome> {
+    let tries = if wait { 10 } else { 1 };
+    for n in 0..tries {
+        if let Some(lock) = store
+            .lock_policy(policy)
+            .map_err(|e| Outcome::Failed(e.to_string()))?
+        {
+            return Ok(Some(lock));
+        }
+        if n + 1 < tries {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    Ok(None)
 }
 
-/// Unfinished sessions of a policy whose process is gone (killed, or the machine stopped),
-/// newest first: `run` resumes them.
-pub fn interrupted_sessions(store: &SqliteStore, policy: &str) -> Result<Vec<String>, Outcome> {
+/// Why a command refuses while a session of the policy runs, naming it.
+pub fn still_running(store: &SqliteStore, policy: &str) -> Outcome {
+    let running = store
+        .unfinished_sessions(Some(policy))
+        .ok()
+        .and_then(|u| u.into_iter().next());
+    Outcome::Failed(format!(
+        "a session of policy {policy} is still running in another process{}; wait for it to \
+         end (two sessions of one policy must not overlap). Nothing was done",
+        running
+            .map(|u| format!(
+                " (session {}{})",
+                u.id,
+                u.pid.map(|p| format!(", process {p}")).unwrap_or_default()
+            ))
+            .unwrap_or_default()
+    ))
+}
+
+/// The unfinished sessions of a policy, newest first, for a caller that holds the policy's
+/// lock: none of them is running, each was interrupted (killed, or the machine stopped).
+pub fn interrupted_sessions(
+    store: &SqliteStore,
+    policy: &str,
+    _held: &PolicyLock,
+) -> Result<Vec<String>, Outcome> {
     Ok(store
         .unfinished_sessions(Some(policy))
         .map_err(|e| Outcome::Failed(e.to_string()))?
         .into_iter()
-        .filter(|u| u.pid.is_some() && !u.is_running())
         .map(|u| u.id)
         .collect())
 }

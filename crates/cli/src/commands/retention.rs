@@ -7,7 +7,10 @@ use snaprelay_core::retention::{self, Accesses, RetentionReport};
 use crate::Outcome;
 use crate::output;
 
-use super::{Settings, emit, load_policy, now, open_existing_store, plan_policy, print_json};
+use super::{
+    Settings, emit, load_policy, lock_policy, now, open_existing_store, plan_policy, print_json,
+    still_running,
+};
 
 pub async fn apply(settings: &Settings, dry_run: bool) -> Outcome {
     let result = async {
@@ -21,6 +24,10 @@ pub async fn apply(settings: &Settings, dry_run: bool) -> Outcome {
         }
         let now = now()?;
         let mut store = open_existing_store(settings)?;
+        // Not while a session of the policy runs: its restore points are not recorded yet.
+        let Some(_lock) = lock_policy(&store, &policy.name, true)? else {
+            return Err(still_running(&store, &policy.name));
+        };
         let (cloud, prepared) = plan_policy(&policy).await?;
         let report = retention::apply(
             &cloud,

@@ -12,8 +12,8 @@ use crate::Outcome;
 use crate::output;
 
 use super::{
-    Settings, emit, interrupted_sessions, load_policy, now, open_existing_store, open_store,
-    plan_policy, print_json, running_sessions,
+    Settings, emit, interrupted_sessions, load_policy, lock_policy, now, open_existing_store,
+    open_store, plan_policy, print_json, still_running,
 };
 
 /// `run --output json`: the session's report, and what retention did after it.
@@ -40,16 +40,11 @@ pub async fn run(settings: &Settings, concurrency: usize, resume: Option<&str>) 
             None => open_store(settings)?,
         };
         // Two sessions of one policy must not overlap: the retention of one would delete the
-        // source snapshots the other is still copying from.
-        if let Some((id, pid)) = running_sessions(&store, &policy.name)?.into_iter().next() {
-            return Err(Outcome::Failed(format!(
-                "session {id} of policy {} is still running{}; wait for it to end (two sessions \
-                 of one policy must not overlap). Nothing was done",
-                policy.name,
-                pid.map(|p| format!(" (process {p})")).unwrap_or_default()
-            )));
-        }
-        let progress = to_resume(&store, &policy.name, resume)?;
+        // source snapshots the other is still copying from. The lock is held to the end.
+        let Some(lock) = lock_policy(&store, &policy.name, true)? else {
+            return Err(still_running(&store, &policy.name));
+        };
+        let progress = to_resume(&store, &policy.name, resume, &lock)?;
         let (cloud, mut prepared) = plan_policy(&policy).await?;
         // The keys' policies and the target roles' IAM policies, checked as `check` does: a
         // replica that AWS would surely fail is refused now, with the fix, not hours later.
@@ -141,10 +136,13 @@ fn to_resume(
     store: &snaprelay_state::SqliteStore,
     policy: &str,
     named: Option<&str>,
+    lock: &snaprelay_state::PolicyLock,
 ) -> Result<Option<SessionProgress>, Outcome> {
     let failed = |e: snaprelay_core::ports::StoreError| Outcome::Failed(e.to_string());
     let id = match named {
-        None => interrupted_sessions(store, policy)?.into_iter().next(),
+        None => interrupted_sessions(store, policy, lock)?
+            .into_iter()
+            .next(),
         Some(id) => {
             let summary = store.summary(id).map_err(failed)?.ok_or_else(|| {
                 Outcome::Invalid(format!(

@@ -91,14 +91,19 @@ fn mark_interrupted(
     store: &snaprelay_state::SqliteStore,
     sessions: &mut [snaprelay_core::report::SessionSummary],
 ) -> Result<(), Outcome> {
-    let unfinished = store
-        .unfinished_sessions(None)
-        .map_err(|e| Outcome::Failed(e.to_string()))?;
+    // A policy whose lock is free has no session running: its unfinished ones were
+    // interrupted. (The lock is let go at once.)
+    let mut free: std::collections::BTreeMap<String, bool> = Default::default();
     for s in sessions.iter_mut().filter(|s| s.ended_at.is_none()) {
-        if unfinished
-            .iter()
-            .any(|u| u.id == s.session_id && u.pid.is_some() && !u.is_running())
-        {
+        let is_free = match free.get(&s.policy) {
+            Some(f) => *f,
+            None => {
+                let f = super::lock_policy(store, &s.policy, false)?.is_some();
+                free.insert(s.policy.clone(), f);
+                f
+            }
+        };
+        if is_free {
             s.status = INTERRUPTED.to_owned();
         }
     }
