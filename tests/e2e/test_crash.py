@@ -94,6 +94,9 @@ def test_a_run_killed_after_any_change_is_resumed_by_the_next_run(estate: Estate
     assert_like_an_uninterrupted_run(estate, text, tmp_path, doc, session)
     [resource] = doc["resources"]
     assert len(resource["source"]["snapshots"]) == 2 and len(resource["replicas"][0]["snapshots"]) == 2
+    # Its steps mark where the resume began.
+    code, out, _ = run_snaprelay(estate.endpoint, text, tmp_path, "sessions", "show", session, "--output", "json")
+    assert [s["step"] for s in json.loads(out)["steps"]].count("resume") == 1
     # The run after that is a new session.
     code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "run", "--output", "json")
     assert code == 0 and json.loads(out)["session_id"] != session and "resuming" not in err

@@ -519,7 +519,7 @@ impl StateStore for SqliteStore {
             .ok_or_else(|| StoreError(format!("no session {session_id} in the state file")))?;
         let mut stmt = self
             .conn
-            .prepare("SELECT DISTINCT resource_id FROM steps WHERE session_id = ?1")
+            .prepare("SELECT DISTINCT resource_id FROM steps WHERE session_id = ?1 AND resource_id != ''")
             .map_err(fail())?;
         let started = stmt
             .query_map([session_id], |r| r.get(0))

@@ -197,6 +197,19 @@ pub async fn run_session(
         progress,
         failure: Mutex::new(None),
     };
+    if resume.is_some() {
+        // Marks, among the session's steps, where this attempt began.
+        let now = utc_now();
+        recorder.step(&StepRecord {
+            resource_id: String::new(),
+            step: "resume".into(),
+            place: String::new(),
+            started_at: now.clone(),
+            ended_at: now,
+            outcome: "ok".into(),
+            detail: format!("taken up by process {}", std::process::id()),
+        });
+    }
     let slots = CopySlots::new(config.ebs_copy_slots, config.rds_copy_slots);
     let ebs_watch = Watcher::new(cloud, config);
     let rds_watch = Watcher::new(cloud, config);
