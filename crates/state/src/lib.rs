@@ -205,7 +205,8 @@ impl SqliteStore {
         }
         let conn = Connection::open(path).map_err(err("cannot open the state file", Some(path)))?;
         let mut store = Self::init(conn, Some(path))?;
-        store.path = Some(path.to_owned());
+        // The real file: a symlink to it must find the same lock.
+        store.path = Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()));
         Ok(store)
     }
 

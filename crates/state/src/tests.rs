@@ -283,6 +283,17 @@ fn a_policy_lock_is_held_by_one_holder_at_a_time_and_let_go_when_dropped() {
         second.lock_policy("other").unwrap().is_some(),
         "one lock per policy"
     );
+    #[cfg(unix)]
+    {
+        // The same file through a symlink shares the lock.
+        let link = dir.join("link.sqlite");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let third = SqliteStore::open(&link).unwrap();
+        assert!(
+            third.lock_policy("p").unwrap().is_none(),
+            "held through the link too"
+        );
+    }
     drop(held);
     assert!(second.lock_policy("p").unwrap().is_some(), "let go");
     assert!(

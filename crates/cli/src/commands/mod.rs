@@ -146,7 +146,9 @@ pub fn still_running(store: &SqliteStore, policy: &str) -> Outcome {
             .map(|u| format!(
                 " (session {}{})",
                 u.id,
-                u.pid.map(|p| format!(", process {p}")).unwrap_or_default()
+                u.pid
+                    .map(|p| format!(", started by process {p}"))
+                    .unwrap_or_default()
             ))
             .unwrap_or_default()
     ))
