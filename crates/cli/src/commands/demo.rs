@@ -133,6 +133,7 @@ pub async fn run(settings: &Settings) -> Outcome {
             ));
             emit(
                 "Against real AWS: write a policy like the ones above and run\n  \
+                 snaprelay check --policy FILE   (roles and keys, with fixes)\n  \
                  snaprelay plan --policy FILE    then    snaprelay run --policy FILE\n",
             );
         }
