@@ -152,20 +152,11 @@ pub async fn preflight(cloud: &dyn Cloud, prepared: &mut Prepared) -> usize {
                 && *workflow != Workflow::SameAccount
             {
                 let target = &prepared.plan.targets[t.target];
+                let label = format!("{} {} to {}", task.resource_type, task.id, target.label());
                 for key in &keys {
-                    let label = format!("{} {} to {}", task.resource_type, task.id, target.label());
-                    let mut needs = Needs::default();
-                    needs.kms_use(
-                        &target.access,
-                        key,
-                        &prepared.source_access,
-                        service,
-                        &label,
-                    );
-                    for ((user, key), purpose) in needs.kms {
-                        let merged = uses.entry((user, key, service)).or_insert(purpose);
-                        merged.what.insert(label.clone());
-                    }
+                    uses.entry((target.access.clone(), (*key).to_owned(), service))
+                        .or_insert_with(|| Purpose::new(key, &prepared.source_access))
+                        .add(service, &label);
                 }
             }
         }
@@ -265,16 +256,7 @@ async fn target_keys(cloud: &dyn Cloud, policy: &Policy) -> Result<Vec<Finding>,
             findings.push(assume_finding(&access, &format!("targets[{i}]"), &e));
             continue;
         }
-        if let Some(pinned) = key.region()
-            && pinned != region
-        {
-            findings.push(finding(
-                Holds::Missing,
-                format!("the key is in {pinned}; a replica in {region} needs a key of {region}"),
-                Some(create_key_fix(region)),
-            ));
-            continue;
-        }
+        // (A key ARN of another Region is refused when the policy is read.)
         findings.push(match cloud.describe_key(&access, region, key.as_str()).await {
             Ok(info) if info.region != *region => finding(
                 Holds::Missing,
@@ -407,6 +389,25 @@ struct Purpose {
     services: BTreeSet<&'static str>,
 }
 
+impl Purpose {
+    /// A key's use, before any service or replica is known; `owner` reads its policy.
+    fn new(key: &str, owner: &Access) -> Self {
+        Self {
+            key_region: crate::ids::key_arn_parts(key)
+                .map(|(r, _)| r)
+                .unwrap_or_default(),
+            owner: owner.clone(),
+            what: BTreeSet::new(),
+            services: BTreeSet::new(),
+        }
+    }
+
+    fn add(&mut self, service: &'static str, what: &str) {
+        self.services.insert(service);
+        self.what.insert(what.to_owned());
+    }
+}
+
 /// What the plan's replicas need, gathered from every task.
 #[derive(Default)]
 struct Needs {
@@ -465,20 +466,10 @@ impl Needs {
         service: &'static str,
         what: &str,
     ) {
-        let key_region = crate::ids::key_arn_parts(key)
-            .map(|(r, _)| r)
-            .unwrap_or_default();
-        let purpose = self
-            .kms
+        self.kms
             .entry((user.clone(), key.to_owned()))
-            .or_insert_with(|| Purpose {
-                key_region,
-                owner: owner.clone(),
-                what: BTreeSet::new(),
-                services: BTreeSet::new(),
-            });
-        purpose.what.insert(what.to_owned());
-        purpose.services.insert(service);
+            .or_insert_with(|| Purpose::new(key, owner))
+            .add(service, what);
     }
 
     /// The EC2 or RDS actions `who` (credentials acting in an account) makes in `region`.
