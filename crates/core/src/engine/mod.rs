@@ -98,59 +98,50 @@ pub trait Record: Sync {
 
 impl Recorder<'_> {
     fn task(&self, report: &ResourceReport) {
-        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        let result = store.record_task(&self.session_id, report);
-        drop(store);
-        self.keep(result);
+        self.write(|store, session| store.record_task(session, report));
     }
 
-    fn keep(&self, result: Result<(), StoreError>) {
-        if let Err(e) = result {
-            tracing::error!(error = %e, "could not record in the state store");
-            let mut slot = self.failure.lock().unwrap_or_else(|p| p.into_inner());
-            slot.get_or_insert(e);
+    /// One write to the store, under its lock; a failure is kept for the session's end (the
+    /// tasks under way go on) and `None` is returned.
+    fn write<T>(
+        &self,
+        write: impl FnOnce(&mut dyn StateStore, &str) -> Result<T, StoreError>,
+    ) -> Option<T> {
+        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let result = write(&mut **store, &self.session_id);
+        drop(store);
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::error!(error = %e, "could not record in the state store");
+                let mut slot = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+                slot.get_or_insert(e);
+                None
+            }
         }
     }
 }
 
 impl Record for Recorder<'_> {
     fn step(&self, step: &StepRecord) {
-        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        let result = store.record_step(&self.session_id, step);
-        drop(store);
-        self.keep(result);
+        self.write(|store, session| store.record_step(session, step));
         self.progress.step(step);
     }
 
     fn begin_step(&self, step: &StepRecord) -> Option<i64> {
-        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        let result = store.begin_step(&self.session_id, step);
-        drop(store);
-        match result {
-            Ok(id) => Some(id),
-            Err(e) => {
-                self.keep(Err(e));
-                None
-            }
-        }
+        self.write(|store, session| store.begin_step(session, step))
     }
 
     fn end_step(&self, begun: Option<i64>, step: &StepRecord) {
         let Some(id) = begun else {
             return self.step(step);
         };
-        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        let result = store.end_step(id, step);
-        drop(store);
-        self.keep(result);
+        self.write(|store, _| store.end_step(id, step));
         self.progress.step(step);
     }
 
     fn restore_point(&self, point: &RestorePoint) {
-        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        let result = store.record_restore_point(&self.session_id, point);
-        drop(store);
-        self.keep(result);
+        self.write(|store, session| store.record_restore_point(session, point));
     }
 
     fn progress(&self, resource: &str, message: &str) {
