@@ -25,15 +25,25 @@ pub struct SessionProgress {
     pub session_id: String,
     pub policy: String,
     pub started_at: String,
-    /// The resources with at least one step recorded (begun or ended): only these may have
-    /// changed AWS, and only these are reconciled with AWS before going on.
-    pub started: Vec<String>,
     /// The tasks that ended, with their reports: a resumed session does not touch them again.
     pub tasks: Vec<ResourceReport>,
     /// The restore points the session recorded.
     pub points: Vec<RestorePoint>,
     /// Every step it recorded, begun or ended (the shares it made, the places it copied to).
     pub steps: Vec<StepRecord>,
+}
+
+impl SessionProgress {
+    /// The resources with at least one step recorded (begun or ended): only these may have
+    /// changed AWS, and only these are reconciled with AWS before going on. (A step without
+    /// a resource marks where a resume began.)
+    pub fn started(&self) -> std::collections::BTreeSet<&str> {
+        self.steps
+            .iter()
+            .map(|s| s.resource_id.as_str())
+            .filter(|r| !r.is_empty())
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -293,6 +293,31 @@ impl SqliteStore {
         }
     }
 
+    /// The reports of a session's tasks, in the order they were recorded (schema 2 keeps each
+    /// in its task row; schema-1 sessions have none there).
+    fn task_reports(&self, session_id: &str) -> Result<Vec<ResourceReport>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT report FROM tasks WHERE session_id = ?1 AND report IS NOT NULL ORDER BY rowid",
+            )
+            .map_err(err("cannot read the session", None))?;
+        let reports: Vec<String> = stmt
+            .query_map([session_id], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(err("cannot read the session", None))?;
+        reports
+            .iter()
+            .map(|json| {
+                serde_json::from_str(json).map_err(|e| {
+                    StoreError(format!(
+                        "a task report of session {session_id} is unreadable: {e}"
+                    ))
+                })
+            })
+            .collect()
+    }
+
     /// Sessions never finished (of `policy`, else of every policy), newest first, with the
     /// process that ran them.
     pub fn unfinished_sessions(&self, policy: Option<&str>) -> Result<Vec<Unfinished>, StoreError> {
@@ -518,39 +543,11 @@ impl StateStore for SqliteStore {
             .optional()
             .map_err(fail())?
             .ok_or_else(|| StoreError(format!("no session {session_id} in the state file")))?;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT DISTINCT resource_id FROM steps WHERE session_id = ?1 AND resource_id != ''")
-            .map_err(fail())?;
-        let started = stmt
-            .query_map([session_id], |r| r.get(0))
-            .and_then(|rows| rows.collect())
-            .map_err(fail())?;
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT report FROM tasks WHERE session_id = ?1 AND report IS NOT NULL ORDER BY rowid",
-            )
-            .map_err(fail())?;
-        let reports: Vec<String> = stmt
-            .query_map([session_id], |r| r.get(0))
-            .and_then(|rows| rows.collect())
-            .map_err(fail())?;
-        let tasks = reports
-            .iter()
-            .map(|json| serde_json::from_str(json))
-            .collect::<Result<_, _>>()
-            .map_err(|e| {
-                StoreError(format!(
-                    "a task report of session {session_id} is unreadable: {e}"
-                ))
-            })?;
         Ok(SessionProgress {
             session_id: session_id.to_owned(),
             policy,
             started_at,
-            started,
-            tasks,
+            tasks: self.task_reports(session_id)?,
             points: self.restore_points(session_id)?,
             steps: self.steps(session_id)?,
         })
@@ -680,19 +677,7 @@ impl StateStore for SqliteStore {
         };
         let mut report: SessionReport = serde_json::from_str(&json).map_err(unreadable)?;
         // Schema 2: the resources are in the task rows, in the report's order.
-        let mut stmt = self
-            .conn
-            .prepare("SELECT report FROM tasks WHERE session_id = ?1 AND report IS NOT NULL ORDER BY rowid")
-            .map_err(err("cannot read the session", None))?;
-        let tasks = stmt
-            .query_map([session_id], |r| r.get::<_, String>(0))
-            .map_err(err("cannot read the session", None))?;
-        for task in tasks {
-            let task = task.map_err(err("cannot read the session", None))?;
-            report
-                .resources
-                .push(serde_json::from_str(&task).map_err(unreadable)?);
-        }
+        report.resources.extend(self.task_reports(session_id)?);
         Ok(Some(report))
     }
 

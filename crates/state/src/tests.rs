@@ -239,8 +239,7 @@ fn an_unfinished_session_tells_what_it_had_begun_and_ended() {
     store.record_task("s1", &done).unwrap();
 
     let progress = store.progress_of("s1").unwrap();
-    let mut started = progress.started.clone();
-    started.sort();
+    let started: Vec<&str> = progress.started().into_iter().collect();
     assert_eq!(started, ["i-1", "i-2"]);
     assert_eq!(progress.tasks, vec![done.clone()], "recorded once");
     assert_eq!(

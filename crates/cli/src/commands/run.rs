@@ -64,7 +64,7 @@ pub async fn run(settings: &Settings, concurrency: usize, resume: Option<&str>) 
                 p.policy,
                 p.started_at,
                 p.tasks.len(),
-                p.started.len().saturating_sub(p.tasks.len())
+                p.started().len().saturating_sub(p.tasks.len())
             );
         }
         let config = EngineConfig {

@@ -8,12 +8,13 @@ use crate::ports::{Cloud, CloudError};
 use crate::report::{ResourceReport, RestorePoint, SessionProgress, StepRecord};
 
 use super::{Prepared, Record};
+use crate::workflows::{parse_share_detail, share_detail};
 
 /// What a resumed session had done, by resource.
 #[derive(Default)]
 pub(super) struct Resumed<'p> {
     points: HashMap<&'p str, Vec<RestorePoint>>,
-    started: HashSet<&'p str>,
+    started: BTreeSet<&'p str>,
     done: HashMap<&'p str, &'p ResourceReport>,
 }
 
@@ -31,7 +32,7 @@ impl<'p> Resumed<'p> {
         }
         Self {
             points,
-            started: p.started.iter().map(String::as_str).collect(),
+            started: p.started(),
             done: p.tasks.iter().map(|t| (t.id.as_str(), t)).collect(),
         }
     }
@@ -99,12 +100,12 @@ pub(super) async fn leftovers(
         .steps
         .iter()
         .filter(|s| s.step == "unshare" && s.outcome == "ok")
-        .filter_map(|s| s.detail.split_once(" from "))
+        .filter_map(|s| parse_share_detail(false, &s.detail))
         .collect();
     let mut shares: BTreeSet<(&str, &str, &str, &str)> = BTreeSet::new();
     for s in progress.steps.iter().filter(|s| s.step == "share") {
         let (Some((id, account)), Some((_, region))) =
-            (s.detail.split_once(" with "), s.place.split_once('/'))
+            (parse_share_detail(true, &s.detail), s.place.split_once('/'))
         else {
             continue;
         };
@@ -113,23 +114,26 @@ pub(super) async fn leftovers(
         }
     }
     for (resource, region, id, account) in shares {
-        let Some(account_id) = crate::ids::AccountId::parse(account) else {
+        let Some(account) = crate::ids::AccountId::parse(account) else {
             continue;
         };
         let access = &prepared.source_access;
         let started_at = crate::clock::utc_now();
         let result: Result<(), CloudError> = if id.starts_with("snap-") {
             cloud
-                .set_snapshot_share(access, region, id, &account_id, false)
+                .set_snapshot_share(access, region, id, &account, false)
                 .await
         } else {
             cloud
-                .set_db_snapshot_share(access, region, id, &account_id, false)
+                .set_db_snapshot_share(access, region, id, &account, false)
                 .await
         };
         let (outcome, detail) = match &result {
-            Ok(()) => ("ok", format!("{id} from {account}")),
-            Err(e) if e.is_not_found() => ("ok", format!("{id} from {account} (gone)")),
+            Ok(()) => ("ok", share_detail(false, id, &account)),
+            Err(e) if e.is_not_found() => (
+                "ok",
+                format!("{} (gone)", share_detail(false, id, &account)),
+            ),
             Err(e) => {
                 messages.push(format!(
                     "{id} is still shared with account {account} by the interrupted session: \

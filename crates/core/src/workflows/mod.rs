@@ -272,6 +272,20 @@ impl TaskContext<'_> {
     }
 }
 
+/// The detail of a share step (`SNAPSHOT with ACCOUNT`) or an unshare step (`SNAPSHOT from
+/// ACCOUNT`): a resume reads them back to remove every share an interrupted attempt made.
+pub fn share_detail(shared: bool, snapshot: &str, account: &AccountId) -> String {
+    let word = if shared { "with" } else { "from" };
+    format!("{snapshot} {word} {account}")
+}
+
+/// The snapshot and account a [`share_detail`] names (anything after the account is a remark).
+pub fn parse_share_detail(shared: bool, detail: &str) -> Option<(&str, &str)> {
+    let word = if shared { " with " } else { " from " };
+    let (snapshot, rest) = detail.split_once(word)?;
+    Some((snapshot, rest.split_whitespace().next()?))
+}
+
 /// A snapshot whose end is waited for: EBS or RDS.
 pub trait Progressing {
     fn id(&self) -> &str;
@@ -393,6 +407,23 @@ pub fn with_key_hint(error: String, source_keys: &[&str], account: &AccountId) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn share_details_read_back_as_written() {
+        let account = AccountId::parse("222222222222").unwrap();
+        let shared = share_detail(true, "snap-0abc", &account);
+        assert_eq!(shared, "snap-0abc with 222222222222");
+        assert_eq!(
+            parse_share_detail(true, &shared),
+            Some(("snap-0abc", "222222222222"))
+        );
+        let gone = format!("{} (gone)", share_detail(false, "db-1", &account));
+        assert_eq!(
+            parse_share_detail(false, &gone),
+            Some(("db-1", "222222222222"))
+        );
+        assert_eq!(parse_share_detail(false, &shared), None);
+    }
 
     #[test]
     fn polling_backs_off_to_the_maximum() {

@@ -14,7 +14,7 @@ use crate::status::Status;
 
 use super::copy::copy_restore_point;
 use super::source::SourceSnapshot;
-use crate::workflows::{Planned, TargetOutcome, TaskContext, with_key_hint};
+use crate::workflows::{Planned, TargetOutcome, TaskContext, share_detail, with_key_hint};
 
 /// Replicates to every target in `account` (one share serves all its Regions).
 pub async fn replicate(
@@ -46,7 +46,7 @@ pub async fn replicate(
             .change(
                 "share",
                 &place,
-                |_| format!("{} with {account}", s.snapshot_id),
+                |_| share_detail(true, &s.snapshot_id, account),
                 async {
                     ctx.cloud
                         .set_snapshot_share(
@@ -99,7 +99,7 @@ pub async fn replicate(
     // Step 4: unshare, whatever happened to the copies.
     for s in shared {
         let result = ctx
-            .change("unshare", &place, |_| format!("{} from {account}", s.snapshot_id), async {
+            .change("unshare", &place, |_| share_detail(false, &s.snapshot_id, account), async {
                 ctx.cloud
                     .set_snapshot_share(ctx.source_access, region, &s.snapshot_id, account, false)
                     .await

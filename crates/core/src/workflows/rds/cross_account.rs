@@ -23,7 +23,7 @@ use crate::ids::AccountId;
 use crate::model::DbSnapshotStatus;
 use crate::ports::{Access, DbCopyRequest};
 use crate::status::Status;
-use crate::workflows::{Planned, TargetOutcome, TaskContext, with_key_hint};
+use crate::workflows::{Planned, TargetOutcome, TaskContext, share_detail, with_key_hint};
 
 use super::copy::{DbCopy, copy_db_snapshot};
 use super::source::SourceDbSnapshot;
@@ -38,18 +38,14 @@ pub async fn replicate(
 ) -> Vec<TargetOutcome> {
     let region = source.region.as_str();
     // A resumed task keeps the replicas it had recorded and works on the other targets.
-    let (done, todo): (Vec<&Planned<'_>>, Vec<&Planned<'_>>) = all.iter().partition(|p| {
-        ctx.recorded("replica", account.as_str(), &p.target.region)
-            .is_some()
-    });
-    let mut recorded: Vec<TargetOutcome> = done
-        .iter()
-        .filter_map(|p| {
-            let place = ctx.recorded("replica", account.as_str(), &p.target.region)?;
-            Some(TargetOutcome::of(p.target.index, Ok(place.clone())))
-        })
-        .collect();
-    let targets: Vec<Planned<'_>> = todo.into_iter().cloned().collect();
+    let mut recorded: Vec<TargetOutcome> = Vec::new();
+    let mut targets: Vec<Planned<'_>> = Vec::new();
+    for p in all {
+        match ctx.recorded("replica", account.as_str(), &p.target.region) {
+            Some(place) => recorded.push(TargetOutcome::of(p.target.index, Ok(place.clone()))),
+            None => targets.push(p.clone()),
+        }
+    }
     let targets = targets.as_slice();
     let source_place = format!("{}/{region}", ctx.source_account);
     let source_keys: Vec<&str> = source.kms_key_id.as_deref().into_iter().collect();
@@ -75,7 +71,7 @@ pub async fn replicate(
         ctx.change(
             "share",
             &source_place,
-            |_| format!("{} with {account}", source.id),
+            |_| share_detail(true, &source.id, account),
             async {
                 ctx.cloud
                     .set_db_snapshot_share(ctx.source_access, region, &source.id, account, true)
@@ -98,7 +94,7 @@ pub async fn replicate(
 
     // Step 6, as soon as nothing reads the shared snapshot any more: unshare.
     let unshared = ctx
-        .change("unshare", &source_place, |_| format!("{} from {account}", source.id), async {
+        .change("unshare", &source_place, |_| share_detail(false, &source.id, account), async {
             ctx.cloud
                 .set_db_snapshot_share(ctx.source_access, region, &source.id, account, false)
                 .await
