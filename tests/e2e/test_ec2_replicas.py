@@ -303,9 +303,10 @@ def test_invalid_policy_exits_2_naming_the_field_and_changes_nothing(
     assert field in stderr and value in stderr, stderr
     assert "panicked" not in stderr and "RUST_BACKTRACE" not in stderr, stderr
     # --output json still prints one JSON document: the error.
-    error = json.loads(stdout)["error"]
-    assert (error["kind"], error["exit_code"]) == ("invalid-input", 2)
-    assert field in error["message"] and value in error["message"]
+    doc = json.loads(stdout)
+    assert doc["code"] == "invalid_input", doc
+    error = doc["error"]
+    assert field in error and value in error
     assert estate.all_snapshots(*EVERYWHERE) == before
     assert before == {k: [] for k in before}
     assert share_log == []

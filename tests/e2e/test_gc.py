@@ -5,6 +5,7 @@ those, never a snapshot of another policy or one snaprelay did not make."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -74,7 +75,13 @@ def test_gc_lists_what_a_killed_run_left_and_removes_it_only_with_yes(estate: Es
     done = with_state(estate, tmp_path, "new.db", "gc", "--yes")
     assert done.returncode == 2 and "no state file" in done.stderr, done.stderr
     assert not (tmp_path / "new.db").exists(), "a reading command creates no state file"
-    with_state(estate, tmp_path, "other.db", "demo")  # a state file with sessions of other policies
+    # A state file with a session of another policy only. (`demo` never writes a real state.)
+    sqlite3.connect(tmp_path / "other.db").close()
+    assert with_state(estate, tmp_path, "other.db", "sessions", "list").returncode == 0  # makes its schema
+    with sqlite3.connect(tmp_path / "other.db") as db:
+        db.execute(
+            "INSERT INTO sessions (id, policy, started_at) VALUES ('20261201T000000Z-0001', 'another', '2026-12-01T00:00:00Z')"
+        )
     done = with_state(estate, tmp_path, "other.db", "gc", "--yes", "--output", "json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)

@@ -19,9 +19,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use snaprelay_core::app::{AppError, ErrorKind};
 
-/// Exit code for invalid input: nothing was done (SPEC section 5).
-const EXIT_INVALID: u8 = 2;
 /// Exit code for a failure that is not the input's fault (AWS unreachable, state store broken).
 const EXIT_FAILED: u8 = 1;
 
@@ -166,9 +165,35 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
 
 /// How a command ended, for the exit code.
 pub enum Outcome {
+    /// The command ran; its exit code.
     Code(u8),
-    Invalid(String),
-    Failed(String),
+    /// It could not: the error's class fixes the exit code and the JSON `code`.
+    Error(AppError),
+}
+
+impl Outcome {
+    /// Invalid input: exit code 2, nothing was done.
+    #[allow(non_snake_case)]
+    pub fn Invalid(message: impl Into<String>) -> Self {
+        Self::Error(AppError::invalid(message))
+    }
+
+    /// A failure of the given class.
+    pub fn failed(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::Error(AppError::new(kind, message))
+    }
+}
+
+impl From<AppError> for Outcome {
+    fn from(e: AppError) -> Self {
+        Self::Error(e)
+    }
+}
+
+impl From<snaprelay_core::ports::StoreError> for Outcome {
+    fn from(e: snaprelay_core::ports::StoreError) -> Self {
+        Self::Error(e.into())
+    }
 }
 
 fn main() -> ExitCode {
@@ -210,35 +235,33 @@ fn main() -> ExitCode {
                 commands::run::run(&settings, usize::from(concurrency), None).await
             }
             Command::RestorePoints { resource } => {
-                commands::restore_points::run(&settings, resource.as_deref())
+                commands::restore_points::run(&settings, resource.as_deref()).await
             }
             Command::Retention {
                 command: RetentionCommand::Apply { dry_run },
             } => commands::retention::apply(&settings, dry_run).await,
             Command::Sessions {
                 command: SessionsCommand::List,
-            } => commands::sessions::list(&settings),
+            } => commands::sessions::list(&settings).await,
             Command::Sessions {
                 command: SessionsCommand::Show { id },
-            } => commands::sessions::show(&settings, &id),
+            } => commands::sessions::show(&settings, &id).await,
             Command::Sessions {
                 command: SessionsCommand::Resume { id, concurrency },
             } => commands::run::run(&settings, usize::from(concurrency), Some(&id)).await,
         }
     });
-    let (code, kind, message) = match outcome {
+    let error = match outcome {
         Outcome::Code(c) => return ExitCode::from(c),
-        Outcome::Invalid(message) => (EXIT_INVALID, "invalid-input", message),
-        Outcome::Failed(message) => (EXIT_FAILED, "failed", message),
+        Outcome::Error(e) => e,
     };
-    say!("error: {message}");
+    say!("error: {}", error.message);
     if json {
-        // Whoever reads stdout as JSON still gets one document.
-        let doc =
-            serde_json::json!({ "error": { "kind": kind, "message": message, "exit_code": code } });
+        // Whoever reads stdout as JSON still gets one document (SPEC section 5).
+        let doc = serde_json::json!({ "error": error.message, "code": error.kind.code() });
         println!("{doc}");
     }
-    ExitCode::from(code)
+    ExitCode::from(error.kind.exit_code())
 }
 
 fn init_logging() {

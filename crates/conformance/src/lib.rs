@@ -1,4 +1,4 @@
-//! One behaviour suite of the cloud port, run against every implementation of it: the
+//! One behaviour suite of the cloud port (and, in [`store`], one of the state store port), run against every implementation of it: the
 //! simulator (`tests/sim.rs`) and the AWS SDK adapter against the moto emulator with
 //! `tests/e2e/moto_ext`'s corrections (`tests/moto.rs`).
 //!
@@ -6,6 +6,8 @@
 //! Where the two backends disagree, one of them is wrong about AWS. A backend provides a
 //! [`Fixture`]: the cloud under test, and a way to build the estate a check needs (which the
 //! port itself cannot do: snaprelay never creates keys or instances).
+
+pub mod store;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,5 +1,6 @@
 //! Syntax of the AWS identifiers a policy names: account ids, Regions, IAM role ARNs and KMS key
 //! references. Only syntax is checked here; whether the thing exists is asked of AWS later.
+//! And the ids of snaprelay's own records: sessions, steps, restore points.
 
 use std::fmt;
 
@@ -293,5 +294,78 @@ mod tests {
         ] {
             assert!(KeyRef::parse(bad).is_none(), "{bad}");
         }
+    }
+}
+
+/// A session's id (`20261127T101500Z-1a2b`: its start time and a salt, so ids sort by time).
+#[derive(
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for SessionId {
+    fn from(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+}
+
+impl From<String> for SessionId {
+    fn from(id: String) -> Self {
+        Self(id)
+    }
+}
+
+impl PartialEq<str> for SessionId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for SessionId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+/// A step begun with [`StateStore::begin_step`], for [`StateStore::end_step`] to complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StepId(pub i64);
+
+/// A recorded restore point, as the store numbers it.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct RestorePointId(pub i64);
+
+impl fmt::Display for RestorePointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }

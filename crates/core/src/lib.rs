@@ -1,6 +1,8 @@
 //! snaprelay's pure core.
 //!
 //! - [`policy`]: the policy file, parsed and validated.
+//! - [`app`]: one entry per use case (plan, run, resume, check, retention, gc) that the CLI
+//!   and a server call.
 //! - [`plan`]: the planner, deciding which SPEC workflow applies to each resource and target.
 //! - [`workflows`]: one file per SPEC workflow, read top to bottom as the SPEC lists its steps.
 //! - [`engine`]: a session: inventory, plan, the tasks run with bounded concurrency, records.
@@ -11,6 +13,7 @@
 //! Nothing here performs I/O except through the ports.
 
 pub mod access;
+pub mod app;
 pub mod check;
 pub mod clock;
 pub mod engine;

@@ -3,12 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{RestorePointId, SessionId};
 use crate::status::Status;
 
 /// The report of one session, printed by `run` and kept by the state store.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SessionReport {
-    pub session_id: String,
+    pub session_id: SessionId,
     pub policy: String,
     pub status: Status,
     pub started_at: String,
@@ -22,7 +23,7 @@ pub struct SessionReport {
 /// What an unfinished session had done when it stopped, as its state file tells.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SessionProgress {
-    pub session_id: String,
+    pub session_id: SessionId,
     pub policy: String,
     pub started_at: String,
     /// The tasks that ended, with their reports: a resumed session does not touch them again.
@@ -104,8 +105,8 @@ pub struct RestorePoint {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecordedRestorePoint {
     /// The state store's number for it.
-    pub id: i64,
-    pub session_id: String,
+    pub id: RestorePointId,
+    pub session_id: SessionId,
     pub status: PointStatus,
     #[serde(flatten)]
     pub point: RestorePoint,
@@ -144,7 +145,7 @@ pub struct StepRecord {
 /// A line of `sessions list`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SessionSummary {
-    pub session_id: String,
+    pub session_id: SessionId,
     pub policy: String,
     /// `Success`, `Warning`, `Failed`, or `Running` for a session that never finished.
     pub status: String,

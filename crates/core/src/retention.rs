@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::clock::rfc3339;
-use crate::ids::AccountId;
+use crate::ids::{AccountId, RestorePointId, SessionId};
 use crate::model::{SnapshotState, Tag, tag_value, tags};
 use crate::policy::{Keep, Retention};
 use crate::ports::{Access, Cloud, StateStore, StoreError};
@@ -49,7 +49,7 @@ pub struct Expired {
     pub account: String,
     pub region: String,
     pub created_at: String,
-    pub session_id: String,
+    pub session_id: SessionId,
     pub snapshots: Vec<String>,
     /// Snapshots that were already gone from AWS (deleted by hand, say).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -183,7 +183,7 @@ pub fn expired<'a>(
 /// go. A store error stops it; AWS errors are reported per restore point.
 pub async fn apply(
     cloud: &dyn Cloud,
-    store: &mut dyn StateStore,
+    store: &dyn StateStore,
     policy: &str,
     retention: &Retention,
     accesses: &Accesses,
@@ -192,9 +192,9 @@ pub async fn apply(
 ) -> Result<RetentionReport, StoreError> {
     let throttled = crate::engine::Throttled::new(cloud);
     let cloud: &dyn Cloud = &throttled;
-    let points = store.policy_restore_points(policy)?;
+    let points = store.policy_restore_points(policy).await?;
     let (expired, kept) = expired(&points, retention, now);
-    let expired_ids: Vec<i64> = expired.iter().map(|(p, _)| p.id).collect();
+    let expired_ids: Vec<RestorePointId> = expired.iter().map(|(p, _)| p.id).collect();
     let mut report = RetentionReport {
         policy: policy.to_owned(),
         dry_run,
@@ -347,7 +347,7 @@ enum Found {
 /// `Ok(Err(why))`: left alone (or half deleted) for a reason of AWS's; `Err`: the store failed.
 async fn delete_point(
     cloud: &dyn Cloud,
-    store: &mut dyn StateStore,
+    store: &dyn StateStore,
     point: &RecordedRestorePoint,
     access: &Access,
     dry_run: bool,
@@ -435,9 +435,9 @@ async fn delete_point(
                 }
             }
         }
-        store.record_snapshot_deleted(point.id, id, &at)?;
+        store.record_snapshot_deleted(point.id, id, &at).await?;
     }
-    store.record_restore_point_deleted(point.id, &at)?;
+    store.record_restore_point_deleted(point.id, &at).await?;
     Ok(Ok(gone))
 }
 

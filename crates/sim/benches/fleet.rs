@@ -187,7 +187,7 @@ fn main() {
     let wall = std::time::Instant::now();
     let (report, makespan) = runtime.block_on(async {
         let policy = Policy::from_toml(&policy).expect("policy");
-        let mut store = SqliteStore::open(&state).expect("state store");
+        let store = SqliteStore::open(&state).expect("state store");
         let prepared = prepare(&cloud, &policy).await.expect("prepare");
         let config = EngineConfig {
             concurrency: o.concurrency,
@@ -196,7 +196,7 @@ fn main() {
         let start = tokio::time::Instant::now();
         let report = run_session(
             &cloud,
-            &mut store,
+            &store,
             &Quiet,
             &config,
             &Interrupt::never(),

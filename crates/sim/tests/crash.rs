@@ -19,7 +19,7 @@ use snaprelay_core::engine::{ChangeHook, EngineConfig, Interrupt, Progress, prep
 use snaprelay_core::ids::AccountId;
 use snaprelay_core::model::{Tag, tag_value, tags};
 use snaprelay_core::policy::Policy;
-use snaprelay_core::ports::StateStore;
+use snaprelay_core::ports::{SessionId, StateStore};
 use snaprelay_core::report::SessionReport;
 use snaprelay_core::status::Status;
 use snaprelay_sim::{DbSpec, Encryption, InstanceSpec, SimCloud, VolumeSpec};
@@ -121,11 +121,19 @@ fn crash_after(at: Option<usize>, seen: &Arc<AtomicUsize>) -> Option<ChangeHook>
     })))
 }
 
+/// Waits for a state store call (they need no timer or I/O driver).
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+        .block_on(f)
+}
+
 /// Runs (or resumes) a session on a paused-clock runtime; `None` when it crashed.
 fn session(
     rt: &tokio::runtime::Runtime,
     cloud: &SimCloud,
-    store: &mut SqliteStore,
+    store: &SqliteStore,
     policy: &Policy,
     hook: Option<ChangeHook>,
 ) -> Option<SessionReport> {
@@ -133,11 +141,13 @@ fn session(
         after_change: hook,
         ..EngineConfig::default()
     };
-    let resume = store
-        .unfinished_sessions(Some(&policy.name))
-        .unwrap()
-        .first()
-        .map(|u| store.progress_of(&u.id).unwrap());
+    let resume = rt.block_on(async {
+        let unfinished = store.unfinished_sessions(Some(&policy.name)).await.unwrap();
+        match unfinished.first() {
+            Some(u) => Some(store.progress_of(&u.id).await.unwrap()),
+            None => None,
+        }
+    });
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         rt.block_on(async {
             let prepared = prepare(cloud, policy).await.expect("prepare");
@@ -221,8 +231,8 @@ fn aws_ids(cloud: &SimCloud) -> Vec<String> {
 
 /// The restore points recorded, as (resource, kind, account/region, snapshots), and every
 /// snapshot id they hold.
-fn recorded(store: &SqliteStore, session_id: &str) -> (Vec<String>, Vec<String>) {
-    let points = store.restore_points(session_id).unwrap();
+fn recorded(store: &SqliteStore, session_id: &SessionId) -> (Vec<String>, Vec<String>) {
+    let points = block(store.session_restore_points(session_id)).unwrap();
     let mut lines: Vec<String> = points
         .iter()
         .map(|p| {
@@ -263,7 +273,7 @@ fn outcome(cloud: &SimCloud, store: &SqliteStore, report: &SessionReport, run: &
         "{run}: every snapshot in AWS is in a recorded restore point, and every recorded one is \
          in AWS"
     );
-    let unfinished = store.unfinished_sessions(Some("dr")).unwrap();
+    let unfinished = block(store.unfinished_sessions(Some("dr"))).unwrap();
     assert!(
         unfinished.is_empty(),
         "{run}: sessions left unfinished: {unfinished:?}"
@@ -309,16 +319,10 @@ fn a_session_killed_after_any_change_resumes_to_the_uninterrupted_result() {
     let (cloud, policy_text) = estate();
     let policy = Policy::from_toml(&policy_text).unwrap();
     let rt = runtime();
-    let mut store = SqliteStore::in_memory().unwrap();
+    let store = SqliteStore::in_memory().unwrap();
     let changes = Arc::new(AtomicUsize::new(0));
-    let report = session(
-        &rt,
-        &cloud,
-        &mut store,
-        &policy,
-        crash_after(None, &changes),
-    )
-    .expect("no crash");
+    let report =
+        session(&rt, &cloud, &store, &policy, crash_after(None, &changes)).expect("no crash");
     assert_eq!(report.status, Status::Success, "{report:#?}");
     let expected = outcome(&cloud, &store, &report, "uninterrupted");
     let total = changes.load(Ordering::SeqCst);
@@ -332,31 +336,19 @@ fn a_session_killed_after_any_change_resumes_to_the_uninterrupted_result() {
         for second_crash in [false, true] {
             let (cloud, _) = estate();
             let rt = runtime();
-            let mut store = SqliteStore::in_memory().unwrap();
+            let store = SqliteStore::in_memory().unwrap();
             let seen = Arc::new(AtomicUsize::new(0));
-            let first = session(
-                &rt,
-                &cloud,
-                &mut store,
-                &policy,
-                crash_after(Some(n), &seen),
-            );
+            let first = session(&rt, &cloud, &store, &policy, crash_after(Some(n), &seen));
             assert!(first.is_none(), "the session dies after change {n}");
             crashes += 1;
             if second_crash {
                 let seen = Arc::new(AtomicUsize::new(0));
-                let again = session(
-                    &rt,
-                    &cloud,
-                    &mut store,
-                    &policy,
-                    crash_after(Some(1), &seen),
-                );
+                let again = session(&rt, &cloud, &store, &policy, crash_after(Some(1), &seen));
                 if again.is_none() {
                     crashes += 1;
                 }
             }
-            let report = session(&rt, &cloud, &mut store, &policy, None).expect("no crash");
+            let report = session(&rt, &cloud, &store, &policy, None).expect("no crash");
             let run =
                 format!("killed after change {n} (second crash: {second_crash}), then resumed");
             let got = outcome(&cloud, &store, &report, &run);
@@ -374,16 +366,10 @@ fn a_target_removed_before_the_resume_leaves_no_share_and_its_copies_are_named()
     let (cloud, text) = estate();
     let policy = Policy::from_toml(&text).unwrap();
     let rt = runtime();
-    let mut store = SqliteStore::in_memory().unwrap();
+    let store = SqliteStore::in_memory().unwrap();
     // Killed after its 8th change: the shares with the other account are in place.
     let seen = Arc::new(AtomicUsize::new(0));
-    let first = session(
-        &rt,
-        &cloud,
-        &mut store,
-        &policy,
-        crash_after(Some(8), &seen),
-    );
+    let first = session(&rt, &cloud, &store, &policy, crash_after(Some(8), &seen));
     assert!(first.is_none());
     let shared = |cloud: &SimCloud| {
         cloud
@@ -406,7 +392,7 @@ fn a_target_removed_before_the_resume_leaves_no_share_and_its_copies_are_named()
         .collect::<Vec<_>>()
         .join("[[targets]]");
     let smaller = Policy::from_toml(&only_west).unwrap();
-    let report = session(&rt, &cloud, &mut store, &smaller, None).expect("no crash");
+    let report = session(&rt, &cloud, &store, &smaller, None).expect("no crash");
     assert_eq!(shared(&cloud), 0, "{report:#?}");
     assert_eq!(report.status, Status::Warning, "{report:#?}");
     assert!(

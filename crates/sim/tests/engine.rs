@@ -48,10 +48,10 @@ fn estate() -> Estate {
 async fn run(cloud: &SimCloud, policy: &str) -> SessionReport {
     let policy = Policy::from_toml(policy).expect("policy");
     let prepared = prepare(cloud, &policy).await.expect("prepare");
-    let mut store = SqliteStore::in_memory().unwrap();
+    let store = SqliteStore::in_memory().unwrap();
     run_session(
         cloud,
-        &mut store,
+        &store,
         &Quiet,
         &EngineConfig::default(),
         &Interrupt::never(),
@@ -397,4 +397,109 @@ async fn a_key_revoked_mid_session_fails_its_task_with_the_aws_message_and_the_o
     assert_eq!(sources.len(), 4);
     assert!(sources.iter().all(|s| s.shared_with.is_empty()));
     assert!(failed.source.is_some() && failed.replicas.is_empty());
+}
+
+/// A server runs several policies at once: each session is an owned value started from a
+/// spawned task, and both record into one shared store.
+#[tokio::test(start_paused = true)]
+async fn two_policies_run_at_once_from_spawned_tasks_on_one_store() {
+    use std::sync::Arc;
+
+    use snaprelay_core::app::{App, RunRequest, run_policy};
+    use snaprelay_core::ports::StateStore;
+
+    let e = estate();
+    let src = account(SOURCE);
+    let web = e.cloud.add_instance(
+        &src,
+        "us-east-1",
+        InstanceSpec {
+            name: Some("web".into()),
+            volumes: vec![volume(100, &e.source_key)],
+            ..Default::default()
+        },
+    );
+    e.cloud.add_db_instance(
+        &src,
+        "us-east-1",
+        DbSpec {
+            id: "orders".into(),
+            engine: "postgres".into(),
+            size_gib: 200,
+            encryption: Encryption::Key(e.source_key.clone()),
+            tags: vec![],
+            cluster: None,
+        },
+    );
+    let policy = |name: &str, kind: &str, id: &str| {
+        Policy::from_toml(&format!(
+            r#"
+name = "{name}"
+[source]
+regions = ["us-east-1"]
+[[source.resources]]
+type = "{kind}"
+ids = ["{id}"]
+[[targets]]
+account = "{TARGET}"
+region = "eu-west-1"
+role_arn = "arn:aws:iam::{TARGET}:role/snaprelay-target"
+kms_key = "{vault}"
+"#,
+            vault = e.vault_key
+        ))
+        .expect("policy")
+    };
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let app = App::new(Arc::new(e.cloud), store.clone());
+    let tasks: Vec<_> = [
+        policy("web-dr", "ec2", &web),
+        policy("db-dr", "rds", "orders"),
+    ]
+    .into_iter()
+    .map(|policy| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            run_policy(
+                &app,
+                &policy,
+                &RunRequest::default(),
+                &Quiet,
+                &Interrupt::never(),
+            )
+            .await
+            .expect("session")
+        })
+    })
+    .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        let done = t.await.expect("no panic");
+        statuses.push((done.report.policy.clone(), done.report.status));
+    }
+    assert_eq!(
+        statuses,
+        vec![
+            ("web-dr".to_owned(), Status::Success),
+            ("db-dr".to_owned(), Status::Success)
+        ]
+    );
+    let sessions = store.sessions(None).await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    assert!(sessions.iter().all(|s| s.ended_at.is_some()));
+    for name in ["web-dr", "db-dr"] {
+        let points = store.policy_restore_points(name).await.unwrap();
+        assert_eq!(
+            points
+                .iter()
+                .map(|p| p.point.kind.as_str())
+                .collect::<Vec<_>>(),
+            vec!["source", "replica"],
+            "{name}"
+        );
+        assert!(
+            !store.lease_held(name).await.unwrap(),
+            "released at the end"
+        );
+    }
 }

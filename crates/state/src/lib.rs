@@ -3,38 +3,37 @@
 //! The file lives in the per-user data directory unless `--state` names another. WAL mode
 //! keeps it readable (for `sessions list`) while a run writes it.
 
+use std::collections::HashSet;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
-use snaprelay_core::ports::{StateStore, StoreError};
+use snaprelay_core::ports::{
+    Lease, PointFilter, RestorePointId, SessionId, StateStore, StepId, StoreError, Unfinished,
+};
 use snaprelay_core::report::{
     PlaceReport, PointStatus, RecordedRestorePoint, ResourceReport, RestorePoint, SessionProgress,
     SessionReport, SessionSummary, SnapshotReport, StepRecord,
 };
 
-/// A session that never finished, and the process that ran it (for people to read: whether
-/// it still runs is told by its policy's lock, see [`SqliteStore::lock_policy`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Unfinished {
-    pub id: String,
-    pub policy: String,
-    /// `None` for sessions recorded before sessions recorded their process.
-    pub pid: Option<u32>,
+/// What keeps a policy's lease held in this process: the locked file, or for an in-memory
+/// store its entry in the store's set of held leases.
+enum Hold {
+    File(#[allow(dead_code)] std::fs::File),
+    Memory(Arc<Mutex<HashSet<String>>>, String),
 }
 
-/// Held by the process running a session of a policy, for as long as it runs; the operating
-/// system releases it when that process ends, however it ends (`kill -9` included).
-#[derive(Debug)]
-pub struct PolicyLock {
-    _file: Option<std::fs::File>,
-}
-
-/// Which restore points [`SqliteStore::find_restore_points`] lists; `None` matches all.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PointFilter<'a> {
-    pub session: Option<&'a str>,
-    pub policy: Option<&'a str>,
-    pub resource: Option<&'a str>,
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Hold::Memory(held, policy) = self {
+            held.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(policy);
+        }
+    }
 }
 
 /// Bumped with every change to [`SCHEMA`]; a later version migrates from the earlier ones.
@@ -149,7 +148,7 @@ const SUMMARY: &str = "SELECT id, policy, status, started_at, ended_at, resource
 
 fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary> {
     Ok(SessionSummary {
-        session_id: r.get(0)?,
+        session_id: SessionId::new(r.get::<_, String>(0)?),
         policy: r.get(1)?,
         status: r.get(2)?,
         started_at: r.get(3)?,
@@ -158,11 +157,14 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary> {
     })
 }
 
-/// The SQLite state store.
+/// The SQLite state store. One connection, shared under a mutex: each call is a few
+/// statements on a local file, never held across an await.
 pub struct SqliteStore {
-    conn: Connection,
+    conn: Mutex<Connection>,
     /// The file, when it is one (locks live beside it).
     path: Option<PathBuf>,
+    /// An in-memory store's held leases (a file store's are file locks).
+    held: Arc<Mutex<HashSet<String>>>,
 }
 
 fn err<'a>(
@@ -253,76 +255,210 @@ impl SqliteStore {
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(err("cannot record the schema version in", path))?;
         }
-        Ok(Self { conn, path: None })
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path: None,
+            held: Arc::default(),
+        })
     }
 
-    /// The lock of `policy`'s sessions in this state file, if no other process holds it:
-    /// `None` while a session of the policy runs elsewhere. It is a file lock (`flock`), so it
-    /// tells across pid namespaces and machines sharing the file, where a pid cannot; the
-    /// operating system releases it when its process dies. An in-memory store has nothing to
-    /// share and always gets it.
-    pub fn lock_policy(&self, policy: &str) -> Result<Option<PolicyLock>, StoreError> {
-        let Some(path) = &self.path else {
-            return Ok(Some(PolicyLock { _file: None }));
-        };
+    /// The connection, for one call's statements.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while it was held left no transaction open (rusqlite rolls back on drop).
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lock file of `policy`'s lease: `STATE.locks/POLICY.lock` beside the real state
+    /// file (a symlink to the state must find the same lock).
+    fn lock_file(&self, policy: &str) -> Option<PathBuf> {
+        let path = self.path.as_ref()?;
         let mut name = path.as_os_str().to_owned();
         name.push(".locks");
-        let dir = PathBuf::from(name);
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            StoreError(format!(
-                "cannot create the lock directory {}: {e}",
-                dir.display()
-            ))
-        })?;
         // Policy names are letters, digits, '-' and '_' (policy.rs).
-        let lock = dir.join(format!("{policy}.lock"));
-        let file = std::fs::OpenOptions::new()
+        Some(PathBuf::from(name).join(format!("{policy}.lock")))
+    }
+
+    /// Takes the file lock (`flock`) of `policy`: it tells across pid namespaces and machines
+    /// sharing the file, where a pid cannot, and the operating system releases it when its
+    /// process dies. The file keeps the generation and the holder, for people to read.
+    fn lock_policy_file(
+        &self,
+        lock: &Path,
+        policy: &str,
+        holder: &str,
+    ) -> Result<Option<Lease>, StoreError> {
+        if let Some(dir) = lock.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError(format!(
+                    "cannot create the lock directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let mut file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
-            .open(&lock)
+            .open(lock)
             .map_err(|e| {
                 StoreError(format!("cannot open the lock file {}: {e}", lock.display()))
             })?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(PolicyLock { _file: Some(file) })),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
             Err(std::fs::TryLockError::Error(e)) => {
-                Err(StoreError(format!("cannot lock {}: {e}", lock.display())))
+                return Err(StoreError(format!("cannot lock {}: {e}", lock.display())));
             }
         }
+        let mut text = String::new();
+        // An unreadable or empty file (made by an earlier version) starts at generation 1.
+        let _ = file.read_to_string(&mut text);
+        let generation = text
+            .lines()
+            .find_map(|l| l.strip_prefix("generation "))
+            .and_then(|g| g.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            + 1;
+        let written = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| write!(file, "generation {generation}\nholder {holder}\n"))
+            .and_then(|()| file.flush());
+        written.map_err(|e| {
+            StoreError(format!(
+                "cannot write the lock file {}: {e}",
+                lock.display()
+            ))
+        })?;
+        Ok(Some(Lease {
+            policy: policy.to_owned(),
+            holder: holder.to_owned(),
+            generation,
+            ttl: None,
+            guard: Some(Box::new(Hold::File(file))),
+        }))
     }
+}
 
-    /// The reports of a session's tasks, in the order they were recorded (schema 2 keeps each
-    /// in its task row; schema-1 sessions have none there).
-    fn task_reports(&self, session_id: &str) -> Result<Vec<ResourceReport>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT report FROM tasks WHERE session_id = ?1 AND report IS NOT NULL ORDER BY rowid",
-            )
-            .map_err(err("cannot read the session", None))?;
-        let reports: Vec<String> = stmt
-            .query_map([session_id], |r| r.get(0))
-            .and_then(|rows| rows.collect())
-            .map_err(err("cannot read the session", None))?;
-        reports
-            .iter()
-            .map(|json| {
-                serde_json::from_str(json).map_err(|e| {
-                    StoreError(format!(
-                        "a task report of session {session_id} is unreadable: {e}"
+/// The reports of a session's tasks, in the order they were recorded (schema 2 keeps each
+/// in its task row; schema-1 sessions have none there).
+fn task_reports(conn: &Connection, session_id: &str) -> Result<Vec<ResourceReport>, StoreError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT report FROM tasks WHERE session_id = ?1 AND report IS NOT NULL ORDER BY rowid",
+        )
+        .map_err(err("cannot read the session", None))?;
+    let reports: Vec<String> = stmt
+        .query_map([session_id], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(err("cannot read the session", None))?;
+    reports
+        .iter()
+        .map(|json| {
+            serde_json::from_str(json).map_err(|e| {
+                StoreError(format!(
+                    "a task report of session {session_id} is unreadable: {e}"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Restore points matching the filter, in the order they were made.
+fn find_restore_points(
+    conn: &Connection,
+    filter: &PointFilter<'_>,
+) -> Result<Vec<RecordedRestorePoint>, StoreError> {
+    let fail = || err("cannot read restore points", None);
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, policy, resource_type, resource_id, kind, account, region, created_at, \
+                 session_id, deleted_at FROM restore_points WHERE (?1 IS NULL OR session_id = ?1) \
+                 AND (?2 IS NULL OR policy = ?2) AND (?3 IS NULL OR resource_id = ?3) ORDER BY id",
+        )
+        .map_err(fail())?;
+    let points = stmt
+        .query_map(
+            params![
+                filter.session.map(SessionId::as_str),
+                filter.policy,
+                filter.resource
+            ],
+            |r| {
+                Ok(RecordedRestorePoint {
+                    id: RestorePointId(r.get(0)?),
+                    session_id: SessionId::new(r.get::<_, String>(8)?),
+                    status: match r.get::<_, Option<String>>(9)? {
+                        Some(_) => PointStatus::Deleted,
+                        None => PointStatus::Complete,
+                    },
+                    point: RestorePoint {
+                        policy: r.get(1)?,
+                        resource_type: r.get(2)?,
+                        resource_id: r.get(3)?,
+                        kind: r.get(4)?,
+                        created_at: r.get(7)?,
+                        place: PlaceReport {
+                            account: r.get(5)?,
+                            region: r.get(6)?,
+                            snapshots: Vec::new(),
+                        },
+                    },
+                    deleted_snapshots: Vec::new(),
+                })
+            },
+        )
+        .map_err(fail())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fail())?;
+    let mut snaps = conn
+        .prepare(
+            "SELECT snapshot_id, source_id, volume_id, kms_key_id, device, size_gib, deleted_at \
+                 FROM restore_point_snapshots WHERE restore_point_id = ?1 ORDER BY rowid",
+        )
+        .map_err(fail())?;
+    points
+        .into_iter()
+        .map(|mut recorded| {
+            let rows: Vec<(SnapshotReport, bool)> = snaps
+                .query_map([recorded.id.0], |r| {
+                    Ok((
+                        SnapshotReport {
+                            id: r.get(0)?,
+                            source_id: r.get(1)?,
+                            volume_id: r.get(2)?,
+                            kms_key_id: r.get(3)?,
+                            device: r.get(4)?,
+                            size_gib: r.get(5)?,
+                        },
+                        r.get::<_, Option<String>>(6)?.is_some(),
                     ))
                 })
-            })
-            .collect()
-    }
+                .and_then(|rows| rows.collect())
+                .map_err(fail())?;
+            for (snapshot, deleted) in rows {
+                if deleted {
+                    recorded.deleted_snapshots.push(snapshot.id.clone());
+                }
+                recorded.point.place.snapshots.push(snapshot);
+            }
+            if recorded.status == PointStatus::Complete && !recorded.deleted_snapshots.is_empty() {
+                recorded.status = PointStatus::Deleting;
+            }
+            Ok(recorded)
+        })
+        .collect()
+}
 
-    /// Sessions never finished (of `policy`, else of every policy), newest first, with the
-    /// process that ran them.
-    pub fn unfinished_sessions(&self, policy: Option<&str>) -> Result<Vec<Unfinished>, StoreError> {
-        let mut stmt = self
-            .conn
+#[async_trait]
+impl StateStore for SqliteStore {
+    async fn unfinished_sessions(
+        &self,
+        policy: Option<&str>,
+    ) -> Result<Vec<Unfinished>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare(
                 "SELECT id, policy, pid FROM sessions WHERE (?1 IS NULL OR policy = ?1) \
                  AND ended_at IS NULL ORDER BY started_at DESC, id DESC",
@@ -330,7 +466,7 @@ impl SqliteStore {
             .map_err(err("cannot read sessions", None))?;
         stmt.query_map([policy], |r| {
             Ok(Unfinished {
-                id: r.get(0)?,
+                id: SessionId::new(r.get::<_, String>(0)?),
                 policy: r.get(1)?,
                 pid: r.get(2)?,
             })
@@ -339,244 +475,155 @@ impl SqliteStore {
         .map_err(err("cannot read sessions", None))
     }
 
-    /// The restore points of a session, in the order they were made.
-    pub fn restore_points(&self, session_id: &str) -> Result<Vec<RestorePoint>, StoreError> {
-        let found = self.find_restore_points(&PointFilter {
-            session: Some(session_id),
-            ..PointFilter::default()
-        })?;
-        Ok(found.into_iter().map(|p| p.point).collect())
-    }
-
-    /// Restore points matching the filter, in the order they were made.
-    pub fn find_restore_points(
+    async fn find_restore_points(
         &self,
         filter: &PointFilter<'_>,
     ) -> Result<Vec<RecordedRestorePoint>, StoreError> {
-        let fail = || err("cannot read restore points", None);
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, policy, resource_type, resource_id, kind, account, region, created_at, \
-                 session_id, deleted_at FROM restore_points WHERE (?1 IS NULL OR session_id = ?1) \
-                 AND (?2 IS NULL OR policy = ?2) AND (?3 IS NULL OR resource_id = ?3) ORDER BY id",
-            )
-            .map_err(fail())?;
-        let points = stmt
-            .query_map(
-                params![filter.session, filter.policy, filter.resource],
-                |r| {
-                    Ok(RecordedRestorePoint {
-                        id: r.get(0)?,
-                        session_id: r.get(8)?,
-                        status: match r.get::<_, Option<String>>(9)? {
-                            Some(_) => PointStatus::Deleted,
-                            None => PointStatus::Complete,
-                        },
-                        point: RestorePoint {
-                            policy: r.get(1)?,
-                            resource_type: r.get(2)?,
-                            resource_id: r.get(3)?,
-                            kind: r.get(4)?,
-                            created_at: r.get(7)?,
-                            place: PlaceReport {
-                                account: r.get(5)?,
-                                region: r.get(6)?,
-                                snapshots: Vec::new(),
-                            },
-                        },
-                        deleted_snapshots: Vec::new(),
-                    })
-                },
-            )
-            .map_err(fail())?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(fail())?;
-        let mut snaps = self
-            .conn
-            .prepare(
-                "SELECT snapshot_id, source_id, volume_id, kms_key_id, device, size_gib, deleted_at \
-                 FROM restore_point_snapshots WHERE restore_point_id = ?1 ORDER BY rowid",
-            )
-            .map_err(fail())?;
-        points
-            .into_iter()
-            .map(|mut recorded| {
-                let rows: Vec<(SnapshotReport, bool)> = snaps
-                    .query_map([recorded.id], |r| {
-                        Ok((
-                            SnapshotReport {
-                                id: r.get(0)?,
-                                source_id: r.get(1)?,
-                                volume_id: r.get(2)?,
-                                kms_key_id: r.get(3)?,
-                                device: r.get(4)?,
-                                size_gib: r.get(5)?,
-                            },
-                            r.get::<_, Option<String>>(6)?.is_some(),
-                        ))
-                    })
-                    .and_then(|rows| rows.collect())
-                    .map_err(fail())?;
-                for (snapshot, deleted) in rows {
-                    if deleted {
-                        recorded.deleted_snapshots.push(snapshot.id.clone());
-                    }
-                    recorded.point.place.snapshots.push(snapshot);
-                }
-                if recorded.status == PointStatus::Complete
-                    && !recorded.deleted_snapshots.is_empty()
-                {
-                    recorded.status = PointStatus::Deleting;
-                }
-                Ok(recorded)
-            })
-            .collect()
-    }
-}
-
-impl StateStore for SqliteStore {
-    fn policy_restore_points(&self, policy: &str) -> Result<Vec<RecordedRestorePoint>, StoreError> {
-        self.find_restore_points(&PointFilter {
-            policy: Some(policy),
-            ..PointFilter::default()
-        })
+        find_restore_points(&self.conn(), filter)
     }
 
-    fn record_snapshot_deleted(
-        &mut self,
-        restore_point: i64,
+    async fn record_snapshot_deleted(
+        &self,
+        restore_point: RestorePointId,
         snapshot_id: &str,
         at: &str,
     ) -> Result<(), StoreError> {
-        self.conn
+        self.conn()
             .execute(
                 "UPDATE restore_point_snapshots SET deleted_at = ?3 \
                  WHERE restore_point_id = ?1 AND snapshot_id = ?2",
-                params![restore_point, snapshot_id, at],
+                params![restore_point.0, snapshot_id, at],
             )
             .map(drop)
             .map_err(err("cannot record a deleted snapshot", None))
     }
 
-    fn record_restore_point_deleted(
-        &mut self,
-        restore_point: i64,
+    async fn record_restore_point_deleted(
+        &self,
+        restore_point: RestorePointId,
         at: &str,
     ) -> Result<(), StoreError> {
-        self.conn
+        self.conn()
             .execute(
                 "UPDATE restore_points SET deleted_at = ?2 WHERE id = ?1",
-                params![restore_point, at],
+                params![restore_point.0, at],
             )
             .map(drop)
             .map_err(err("cannot record a deleted restore point", None))
     }
 
-    fn begin_session(
-        &mut self,
-        session_id: &str,
+    async fn begin_session(
+        &self,
+        session_id: &SessionId,
         policy: &str,
         started_at: &str,
     ) -> Result<(), StoreError> {
-        self.conn
+        self.conn()
             .execute(
                 "INSERT INTO sessions (id, policy, started_at, pid) VALUES (?1, ?2, ?3, ?4)",
-                params![session_id, policy, started_at, std::process::id()],
+                params![session_id.as_str(), policy, started_at, std::process::id()],
             )
             .map_err(err("cannot record the session", None))?;
         Ok(())
     }
 
-    fn record_step(&mut self, session_id: &str, s: &StepRecord) -> Result<(), StoreError> {
-        // Steps are written many times a second on a fleet: the statements are kept compiled.
-        self.conn
-            .prepare_cached(
-                "INSERT INTO steps (session_id, resource_id, step, place, started_at, ended_at, outcome, detail) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![session_id, s.resource_id, s.step, s.place, s.started_at, s.ended_at, s.outcome, s.detail])
-            })
-            .map_err(err("cannot record a step", None))?;
-        Ok(())
+    async fn record_step(&self, session_id: &SessionId, s: &StepRecord) -> Result<(), StoreError> {
+        insert_step(&self.conn(), session_id, s)
     }
 
-    fn begin_step(&mut self, session_id: &str, s: &StepRecord) -> Result<i64, StoreError> {
-        self.record_step(session_id, s)?;
-        Ok(self.conn.last_insert_rowid())
+    async fn begin_step(
+        &self,
+        session_id: &SessionId,
+        s: &StepRecord,
+    ) -> Result<StepId, StoreError> {
+        let conn = self.conn();
+        insert_step(&conn, session_id, s)?;
+        Ok(StepId(conn.last_insert_rowid()))
     }
 
-    fn end_step(&mut self, id: i64, s: &StepRecord) -> Result<(), StoreError> {
-        self.conn
+    async fn end_step(&self, id: StepId, s: &StepRecord) -> Result<(), StoreError> {
+        self.conn()
             .prepare_cached(
                 "UPDATE steps SET ended_at = ?2, outcome = ?3, detail = ?4 WHERE id = ?1",
             )
-            .and_then(|mut stmt| stmt.execute(params![id, s.ended_at, s.outcome, s.detail]))
+            .and_then(|mut stmt| stmt.execute(params![id.0, s.ended_at, s.outcome, s.detail]))
             .map(drop)
             .map_err(err("cannot record the end of a step", None))
     }
 
-    fn record_task(&mut self, session_id: &str, task: &ResourceReport) -> Result<(), StoreError> {
-        let tx = self
-            .conn
+    async fn record_task(
+        &self,
+        session_id: &SessionId,
+        task: &ResourceReport,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
             .transaction()
             .map_err(err("cannot record a task", None))?;
         tx.execute(
             "DELETE FROM tasks WHERE session_id = ?1 AND resource_id = ?2",
-            [session_id, &task.id],
+            [session_id.as_str(), &task.id],
         )
         .map_err(err("cannot record a task", None))?;
-        insert_task(&tx, session_id, task)?;
+        insert_task(&tx, session_id.as_str(), task)?;
         tx.commit().map_err(err("cannot record a task", None))
     }
 
-    fn progress_of(&self, session_id: &str) -> Result<SessionProgress, StoreError> {
+    async fn progress_of(&self, session_id: &SessionId) -> Result<SessionProgress, StoreError> {
         let fail = || err("cannot read the session", None);
-        let (policy, started_at): (String, String) = self
-            .conn
+        let conn = self.conn();
+        let (policy, started_at): (String, String) = conn
             .query_row(
                 "SELECT policy, started_at FROM sessions WHERE id = ?1",
-                [session_id],
+                [session_id.as_str()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
             .map_err(fail())?
             .ok_or_else(|| StoreError(format!("no session {session_id} in the state file")))?;
         Ok(SessionProgress {
-            session_id: session_id.to_owned(),
+            session_id: session_id.clone(),
             policy,
             started_at,
-            tasks: self.task_reports(session_id)?,
-            points: self.restore_points(session_id)?,
-            steps: self.steps(session_id)?,
+            tasks: task_reports(&conn, session_id.as_str())?,
+            points: find_restore_points(
+                &conn,
+                &PointFilter {
+                    session: Some(session_id),
+                    ..PointFilter::default()
+                },
+            )?
+            .into_iter()
+            .map(|p| p.point)
+            .collect(),
+            steps: steps(&conn, session_id)?,
         })
     }
 
-    fn resume_session(&mut self, session_id: &str) -> Result<(), StoreError> {
-        self.conn
+    async fn resume_session(&self, session_id: &SessionId) -> Result<(), StoreError> {
+        self.conn()
             .execute(
                 "UPDATE sessions SET pid = ?2 WHERE id = ?1 AND ended_at IS NULL",
-                params![session_id, std::process::id()],
+                params![session_id.as_str(), std::process::id()],
             )
             .map(drop)
             .map_err(err("cannot record the resumed session", None))
     }
 
-    fn record_restore_point(
-        &mut self,
-        session_id: &str,
+    async fn record_restore_point(
+        &self,
+        session_id: &SessionId,
         p: &RestorePoint,
-    ) -> Result<(), StoreError> {
+    ) -> Result<RestorePointId, StoreError> {
         // A restore point is recorded whole or not at all.
-        let tx = self
-            .conn
+        let mut conn = self.conn();
+        let tx = conn
             .transaction()
             .map_err(err("cannot record a restore point", None))?;
         tx.execute(
             "INSERT INTO restore_points (session_id, policy, resource_type, resource_id, kind, account, region, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![session_id, p.policy, p.resource_type, p.resource_id, p.kind, p.place.account, p.place.region, p.created_at],
+            params![session_id.as_str(), p.policy, p.resource_type, p.resource_id, p.kind, p.place.account, p.place.region, p.created_at],
         )
         .map_err(err("cannot record a restore point", None))?;
         let id = tx.last_insert_rowid();
@@ -590,10 +637,11 @@ impl StateStore for SqliteStore {
             .map_err(err("cannot record a restore point", None))?;
         }
         tx.commit()
-            .map_err(err("cannot record a restore point", None))
+            .map_err(err("cannot record a restore point", None))?;
+        Ok(RestorePointId(id))
     }
 
-    fn finish_session(&mut self, report: &SessionReport) -> Result<(), StoreError> {
+    async fn finish_session(&self, report: &SessionReport) -> Result<(), StoreError> {
         let encode =
             |what: &str, e: serde_json::Error| StoreError(format!("cannot encode {what}: {e}"));
         // The session row holds the report without its resources; each task row holds its own.
@@ -609,21 +657,22 @@ impl StateStore for SqliteStore {
         };
         let json = serde_json::to_string(&header).map_err(|e| encode("the report", e))?;
         let fail = || err("cannot record the end of the session", None);
-        let tx = self.conn.transaction().map_err(fail())?;
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(fail())?;
         // Tasks were recorded as they ended; they are written again in the report's order,
         // which `session` reads them back in.
         tx.execute(
             "DELETE FROM tasks WHERE session_id = ?1",
-            [&report.session_id],
+            [report.session_id.as_str()],
         )
         .map_err(fail())?;
         for task in &report.resources {
-            insert_task(&tx, &report.session_id, task)?;
+            insert_task(&tx, report.session_id.as_str(), task)?;
         }
         tx.execute(
             "UPDATE sessions SET ended_at = ?2, status = ?3, resources = ?4, report = ?5 WHERE id = ?1",
             params![
-                report.session_id,
+                report.session_id.as_str(),
                 report.ended_at,
                 report.status.as_str(),
                 report.resources.len() as i64,
@@ -634,9 +683,9 @@ impl StateStore for SqliteStore {
         tx.commit().map_err(fail())
     }
 
-    fn sessions(&self, policy: Option<&str>) -> Result<Vec<SessionSummary>, StoreError> {
-        let mut stmt = self
-            .conn
+    async fn sessions(&self, policy: Option<&str>) -> Result<Vec<SessionSummary>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare(&format!(
                 "{SUMMARY} WHERE ?1 IS NULL OR policy = ?1 ORDER BY started_at DESC, id DESC"
             ))
@@ -646,23 +695,23 @@ impl StateStore for SqliteStore {
             .map_err(err("cannot list sessions", None))
     }
 
-    fn summary(&self, session_id: &str) -> Result<Option<SessionSummary>, StoreError> {
-        self.conn
+    async fn summary(&self, session_id: &SessionId) -> Result<Option<SessionSummary>, StoreError> {
+        self.conn()
             .query_row(
                 &format!("{SUMMARY} WHERE id = ?1"),
-                [session_id],
+                [session_id.as_str()],
                 summary_row,
             )
             .optional()
             .map_err(err("cannot read the session", None))
     }
 
-    fn session(&self, session_id: &str) -> Result<Option<SessionReport>, StoreError> {
-        let json: Option<Option<String>> = self
-            .conn
+    async fn session(&self, session_id: &SessionId) -> Result<Option<SessionReport>, StoreError> {
+        let conn = self.conn();
+        let json: Option<Option<String>> = conn
             .query_row(
                 "SELECT report FROM sessions WHERE id = ?1",
-                [session_id],
+                [session_id.as_str()],
                 |r| r.get(0),
             )
             .optional()
@@ -677,32 +726,116 @@ impl StateStore for SqliteStore {
         };
         let mut report: SessionReport = serde_json::from_str(&json).map_err(unreadable)?;
         // Schema 2: the resources are in the task rows, in the report's order.
-        report.resources.extend(self.task_reports(session_id)?);
+        report
+            .resources
+            .extend(task_reports(&conn, session_id.as_str())?);
         Ok(Some(report))
     }
 
-    fn steps(&self, session_id: &str) -> Result<Vec<StepRecord>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT resource_id, step, place, started_at, ended_at, outcome, detail FROM steps \
-                 WHERE session_id = ?1 ORDER BY id",
-            )
-            .map_err(err("cannot read steps", None))?;
-        stmt.query_map([session_id], |r| {
-            Ok(StepRecord {
-                resource_id: r.get(0)?,
-                step: r.get(1)?,
-                place: r.get(2)?,
-                started_at: r.get(3)?,
-                ended_at: r.get(4)?,
-                outcome: r.get(5)?,
-                detail: r.get(6)?,
-            })
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(err("cannot read steps", None))
+    async fn steps(&self, session_id: &SessionId) -> Result<Vec<StepRecord>, StoreError> {
+        steps(&self.conn(), session_id)
     }
+
+    async fn acquire_lease(
+        &self,
+        policy: &str,
+        holder: &str,
+        _ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        if let Some(lock) = self.lock_file(policy) {
+            return self.lock_policy_file(&lock, policy, holder);
+        }
+        // In memory: nothing is shared beyond this process; the set keeps holders apart.
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if !held.insert(policy.to_owned()) {
+            return Ok(None);
+        }
+        Ok(Some(Lease {
+            policy: policy.to_owned(),
+            holder: holder.to_owned(),
+            generation: 1,
+            ttl: None,
+            guard: Some(Box::new(Hold::Memory(self.held.clone(), policy.to_owned()))),
+        }))
+    }
+
+    async fn renew_lease(&self, lease: &Lease) -> Result<bool, StoreError> {
+        // A lock held by a live process never lapses.
+        Ok(lease.guard.is_some())
+    }
+
+    async fn release_lease(&self, lease: Lease) -> Result<(), StoreError> {
+        drop(lease);
+        Ok(())
+    }
+
+    async fn lease_held(&self, policy: &str) -> Result<bool, StoreError> {
+        let Some(lock) = self.lock_file(policy) else {
+            return Ok(self
+                .held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(policy));
+        };
+        // Only looked at: a file that is not there is not locked, and none is made.
+        let file = match std::fs::OpenOptions::new().read(true).open(&lock) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => {
+                return Err(StoreError(format!(
+                    "cannot open the lock file {}: {e}",
+                    lock.display()
+                )));
+            }
+        };
+        match file.try_lock_shared() {
+            Ok(()) => Ok(false),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(StoreError(format!("cannot lock {}: {e}", lock.display())))
+            }
+        }
+    }
+}
+
+/// One step row. Steps are written many times a second on a fleet: the statement is kept
+/// compiled.
+fn insert_step(
+    conn: &Connection,
+    session_id: &SessionId,
+    s: &StepRecord,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO steps (session_id, resource_id, step, place, started_at, ended_at, outcome, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![session_id.as_str(), s.resource_id, s.step, s.place, s.started_at, s.ended_at, s.outcome, s.detail])
+    })
+    .map(drop)
+    .map_err(err("cannot record a step", None))
+}
+
+fn steps(conn: &Connection, session_id: &SessionId) -> Result<Vec<StepRecord>, StoreError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT resource_id, step, place, started_at, ended_at, outcome, detail FROM steps \
+             WHERE session_id = ?1 ORDER BY id",
+        )
+        .map_err(err("cannot read steps", None))?;
+    stmt.query_map([session_id.as_str()], |r| {
+        Ok(StepRecord {
+            resource_id: r.get(0)?,
+            step: r.get(1)?,
+            place: r.get(2)?,
+            started_at: r.get(3)?,
+            ended_at: r.get(4)?,
+            outcome: r.get(5)?,
+            detail: r.get(6)?,
+        })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(err("cannot read steps", None))
 }
 
 /// One task row, with its report.

@@ -1,4 +1,10 @@
 use super::*;
+
+const TTL: Duration = Duration::from_secs(5);
+
+fn sid(id: &str) -> SessionId {
+    SessionId::new(id)
+}
 use snaprelay_core::report::{PlaceReport, ResourceReport, SnapshotReport};
 use snaprelay_core::status::Status;
 
@@ -23,24 +29,28 @@ fn report(id: &str) -> SessionReport {
     }
 }
 
-#[test]
-fn a_finished_session_is_listed_and_its_report_read_back() {
-    let mut store = SqliteStore::in_memory().unwrap();
+#[tokio::test]
+async fn a_finished_session_is_listed_and_its_report_read_back() {
+    let store = SqliteStore::in_memory().unwrap();
     store
-        .begin_session("s1", "p", "2026-11-26T00:00:00Z")
+        .begin_session(&sid("s1"), "p", "2026-11-26T00:00:00Z")
+        .await
         .unwrap();
-    assert_eq!(store.sessions(None).unwrap()[0].status, "Running");
-    store.finish_session(&report("s1")).unwrap();
-    let list = store.sessions(Some("p")).unwrap();
+    assert_eq!(store.sessions(None).await.unwrap()[0].status, "Running");
+    store.finish_session(&report("s1")).await.unwrap();
+    let list = store.sessions(Some("p")).await.unwrap();
     assert_eq!(list[0].status, "Warning");
     assert_eq!(list[0].resources, 1);
-    assert!(store.sessions(Some("other")).unwrap().is_empty());
-    assert_eq!(store.session("s1").unwrap(), Some(report("s1")));
-    assert_eq!(store.session("nope").unwrap(), None);
-    assert_eq!(store.summary("s1").unwrap(), Some(list[0].clone()));
-    assert_eq!(store.summary("nope").unwrap(), None);
+    assert!(store.sessions(Some("other")).await.unwrap().is_empty());
+    assert_eq!(store.session(&sid("s1")).await.unwrap(), Some(report("s1")));
+    assert_eq!(store.session(&sid("nope")).await.unwrap(), None);
+    assert_eq!(
+        store.summary(&sid("s1")).await.unwrap(),
+        Some(list[0].clone())
+    );
+    assert_eq!(store.summary(&sid("nope")).await.unwrap(), None);
     let task: (String, String, String) = store
-        .conn
+        .conn()
         .query_row(
             "SELECT resource_id, status, messages FROM tasks WHERE session_id = 's1'",
             [],
@@ -57,14 +67,14 @@ fn a_finished_session_is_listed_and_its_report_read_back() {
     );
 }
 
-#[test]
-fn steps_and_restore_points_are_kept_in_order() {
-    let mut store = SqliteStore::in_memory().unwrap();
-    store.begin_session("s1", "p", "t0").unwrap();
+#[tokio::test]
+async fn steps_and_restore_points_are_kept_in_order() {
+    let store = SqliteStore::in_memory().unwrap();
+    store.begin_session(&sid("s1"), "p", "t0").await.unwrap();
     for step in ["snapshot", "copy"] {
         store
             .record_step(
-                "s1",
+                &sid("s1"),
                 &StepRecord {
                     resource_id: "i-1".into(),
                     step: step.into(),
@@ -75,6 +85,7 @@ fn steps_and_restore_points_are_kept_in_order() {
                     detail: String::new(),
                 },
             )
+            .await
             .unwrap();
     }
     let point = RestorePoint {
@@ -96,34 +107,41 @@ fn steps_and_restore_points_are_kept_in_order() {
             }],
         },
     };
-    store.record_restore_point("s1", &point).unwrap();
+    store
+        .record_restore_point(&sid("s1"), &point)
+        .await
+        .unwrap();
     let steps: Vec<String> = store
-        .steps("s1")
+        .steps(&sid("s1"))
+        .await
         .unwrap()
         .into_iter()
         .map(|s| s.step)
         .collect();
     assert_eq!(steps, ["snapshot", "copy"]);
-    assert_eq!(store.restore_points("s1").unwrap(), vec![point]);
+    assert_eq!(
+        store.session_restore_points(&sid("s1")).await.unwrap(),
+        vec![point]
+    );
 }
 
-#[test]
-fn the_state_file_is_created_with_its_directory_and_reopened() {
+#[tokio::test]
+async fn the_state_file_is_created_with_its_directory_and_reopened() {
     let dir = std::env::temp_dir().join(format!("snaprelay-state-test-{}", std::process::id()));
     let path = dir.join("nested").join("state.sqlite");
     {
-        let mut store = SqliteStore::open(&path).unwrap();
-        store.begin_session("s1", "p", "t0").unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        store.begin_session(&sid("s1"), "p", "t0").await.unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.sessions(None).unwrap().len(), 1);
+    assert_eq!(store.sessions(None).await.unwrap().len(), 1);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[test]
-fn a_restore_point_kind_other_than_source_or_replica_is_refused() {
-    let mut store = SqliteStore::in_memory().unwrap();
-    store.begin_session("s1", "p", "t0").unwrap();
+#[tokio::test]
+async fn a_restore_point_kind_other_than_source_or_replica_is_refused() {
+    let store = SqliteStore::in_memory().unwrap();
+    store.begin_session(&sid("s1"), "p", "t0").await.unwrap();
     let point = RestorePoint {
         policy: "p".into(),
         resource_type: "ec2".into(),
@@ -136,11 +154,16 @@ fn a_restore_point_kind_other_than_source_or_replica_is_refused() {
             snapshots: vec![],
         },
     };
-    assert!(store.record_restore_point("s1", &point).is_err());
+    assert!(
+        store
+            .record_restore_point(&sid("s1"), &point)
+            .await
+            .is_err()
+    );
 }
 
-#[test]
-fn a_state_file_from_before_schema_versions_is_upgraded() {
+#[tokio::test]
+async fn a_state_file_from_before_schema_versions_is_upgraded() {
     let dir = std::env::temp_dir().join(format!("snaprelay-state-v0-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("state.sqlite");
@@ -153,8 +176,8 @@ fn a_state_file_from_before_schema_versions_is_upgraded() {
         )
         .unwrap();
     }
-    let mut store = SqliteStore::open(&path).unwrap();
-    store.begin_session("s1", "p", "t0").unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    store.begin_session(&sid("s1"), "p", "t0").await.unwrap();
     let point = RestorePoint {
         policy: "p".into(),
         resource_type: "ec2".into(),
@@ -174,14 +197,20 @@ fn a_state_file_from_before_schema_versions_is_upgraded() {
             }],
         },
     };
-    store.record_restore_point("s1", &point).unwrap();
-    assert_eq!(store.restore_points("s1").unwrap(), vec![point]);
+    store
+        .record_restore_point(&sid("s1"), &point)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.session_restore_points(&sid("s1")).await.unwrap(),
+        vec![point]
+    );
     drop(store);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[test]
-fn a_session_recorded_whole_by_schema_1_is_still_read_back() {
+#[tokio::test]
+async fn a_session_recorded_whole_by_schema_1_is_still_read_back() {
     let dir = std::env::temp_dir().join(format!("snaprelay-state-v1-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("state.sqlite");
@@ -211,15 +240,18 @@ fn a_session_recorded_whole_by_schema_1_is_still_read_back() {
         .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.session("old").unwrap(), Some(report("old")));
+    assert_eq!(
+        store.session(&sid("old")).await.unwrap(),
+        Some(report("old"))
+    );
     drop(store);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[test]
-fn an_unfinished_session_tells_what_it_had_begun_and_ended() {
-    let mut store = SqliteStore::in_memory().unwrap();
-    store.begin_session("s1", "p", "t0").unwrap();
+#[tokio::test]
+async fn an_unfinished_session_tells_what_it_had_begun_and_ended() {
+    let store = SqliteStore::in_memory().unwrap();
+    store.begin_session(&sid("s1"), "p", "t0").await.unwrap();
     let step = |resource: &str, outcome: &str| StepRecord {
         resource_id: resource.into(),
         step: "copy".into(),
@@ -230,15 +262,21 @@ fn an_unfinished_session_tells_what_it_had_begun_and_ended() {
         detail: String::new(),
     };
     // i-1 ended; i-2 began a change and never said how it went (the process died).
-    let id = store.begin_step("s1", &step("i-1", "started")).unwrap();
-    store.end_step(id, &step("i-1", "ok")).unwrap();
-    store.begin_step("s1", &step("i-2", "started")).unwrap();
+    let id = store
+        .begin_step(&sid("s1"), &step("i-1", "started"))
+        .await
+        .unwrap();
+    store.end_step(id, &step("i-1", "ok")).await.unwrap();
+    store
+        .begin_step(&sid("s1"), &step("i-2", "started"))
+        .await
+        .unwrap();
     let mut done = report("s1").resources.remove(0);
     done.id = "i-1".into();
-    store.record_task("s1", &done).unwrap();
-    store.record_task("s1", &done).unwrap();
+    store.record_task(&sid("s1"), &done).await.unwrap();
+    store.record_task(&sid("s1"), &done).await.unwrap();
 
-    let progress = store.progress_of("s1").unwrap();
+    let progress = store.progress_of(&sid("s1")).await.unwrap();
     let started: Vec<&str> = progress.started().into_iter().collect();
     assert_eq!(started, ["i-1", "i-2"]);
     assert_eq!(progress.tasks, vec![done.clone()], "recorded once");
@@ -247,13 +285,14 @@ fn an_unfinished_session_tells_what_it_had_begun_and_ended() {
         ("p", "t0")
     );
     let outcomes: Vec<String> = store
-        .steps("s1")
+        .steps(&sid("s1"))
+        .await
         .unwrap()
         .into_iter()
         .map(|s| s.outcome)
         .collect();
     assert_eq!(outcomes, ["ok", "started"]);
-    assert_eq!(store.unfinished_sessions(Some("p")).unwrap().len(), 1);
+    assert_eq!(store.unfinished_sessions(Some("p")).await.unwrap().len(), 1);
 
     // Finishing writes every task once, in the report's order.
     let mut finished = report("s1");
@@ -264,22 +303,43 @@ fn an_unfinished_session_tells_what_it_had_begun_and_ended() {
             ..done
         },
     ];
-    store.finish_session(&finished).unwrap();
-    assert_eq!(store.session("s1").unwrap(), Some(finished));
-    assert!(store.unfinished_sessions(Some("p")).unwrap().is_empty());
-    assert!(store.progress_of("nope").is_err());
+    store.finish_session(&finished).await.unwrap();
+    assert_eq!(store.session(&sid("s1")).await.unwrap(), Some(finished));
+    assert!(
+        store
+            .unfinished_sessions(Some("p"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.progress_of(&sid("nope")).await.is_err());
 }
 
-#[test]
-fn a_policy_lock_is_held_by_one_holder_at_a_time_and_let_go_when_dropped() {
+#[tokio::test]
+async fn a_policy_lease_is_a_file_lock_shared_through_symlinks_and_let_go_when_dropped() {
     let dir = std::env::temp_dir().join(format!("snaprelay-lock-{}", std::process::id()));
     let path = dir.join("state.sqlite");
     let first = SqliteStore::open(&path).unwrap();
     let second = SqliteStore::open(&path).unwrap();
-    let held = first.lock_policy("p").unwrap().expect("free");
-    assert!(second.lock_policy("p").unwrap().is_none(), "held elsewhere");
+    let held = first
+        .acquire_lease("p", "test", TTL)
+        .await
+        .unwrap()
+        .expect("free");
     assert!(
-        second.lock_policy("other").unwrap().is_some(),
+        second
+            .acquire_lease("p", "test", TTL)
+            .await
+            .unwrap()
+            .is_none(),
+        "held elsewhere"
+    );
+    assert!(
+        second
+            .acquire_lease("other", "test", TTL)
+            .await
+            .unwrap()
+            .is_some(),
         "one lock per policy"
     );
     #[cfg(unix)]
@@ -289,16 +349,28 @@ fn a_policy_lock_is_held_by_one_holder_at_a_time_and_let_go_when_dropped() {
         std::os::unix::fs::symlink(&path, &link).unwrap();
         let third = SqliteStore::open(&link).unwrap();
         assert!(
-            third.lock_policy("p").unwrap().is_none(),
+            third
+                .acquire_lease("p", "test", TTL)
+                .await
+                .unwrap()
+                .is_none(),
             "held through the link too"
         );
     }
     drop(held);
-    assert!(second.lock_policy("p").unwrap().is_some(), "let go");
+    assert!(
+        second
+            .acquire_lease("p", "test", TTL)
+            .await
+            .unwrap()
+            .is_some(),
+        "let go"
+    );
     assert!(
         SqliteStore::in_memory()
             .unwrap()
-            .lock_policy("p")
+            .acquire_lease("p", "test", TTL)
+            .await
             .unwrap()
             .is_some()
     );

@@ -2,23 +2,17 @@
 //! with the statement that fixes each problem. Only read calls are made. Exit code 0 when
 //! everything holds, 1 when something is missing, 2 on bad input.
 
-use snaprelay_aws::AwsCloud;
-use snaprelay_core::check::check;
-use snaprelay_core::engine::PrepareError;
+use snaprelay_core::app;
 
 use crate::Outcome;
 use crate::output;
 
-use super::{Settings, emit, load_policy, print_json};
+use super::{Settings, aws_app_stateless, emit, load_policy, print_json};
 
 pub async fn run(settings: &Settings) -> Outcome {
     let result = async {
         let policy = load_policy(settings)?;
-        let cloud = AwsCloud::load(&policy.source.regions[0]).await;
-        let report = check(&cloud, &policy).await.map_err(|e| match e {
-            PrepareError::Input(_) => Outcome::Invalid(e.to_string()),
-            PrepareError::Cloud(e) => Outcome::Failed(format!("{e}; nothing could be checked")),
-        })?;
+        let report = app::check(&aws_app_stateless(&policy).await?, &policy).await?;
         if settings.json {
             #[derive(serde::Serialize)]
             struct CheckDocument<'a> {

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use snaprelay_core::app::ErrorKind;
 use snaprelay_core::engine::{EngineConfig, Interrupt, Progress, prepare, run_session};
 use snaprelay_core::policy::Policy;
 use snaprelay_core::report::SessionReport;
@@ -57,11 +58,9 @@ fn hms(d: Duration) -> String {
 /// Runs on a runtime whose clock is paused, so that waits are virtual.
 pub async fn run(settings: &Settings) -> Outcome {
     let result = async {
-        let mut store = match &settings.state {
-            Some(path) => SqliteStore::open(path),
-            None => SqliteStore::in_memory(),
-        }
-        .map_err(|e| Outcome::Failed(e.to_string()))?;
+        // The demo's sessions are simulated: they never go into a real state (--state and
+        // SNAPRELAY_STATE are ignored), where gc or retention would take them for real ones.
+        let store = SqliteStore::in_memory()?;
         let (cloud, scenarios) = demo::estate();
         let progress = Clocked {
             start: Instant::now(),
@@ -77,15 +76,19 @@ pub async fn run(settings: &Settings) -> Outcome {
                 say!("\n=== {}. {}\n", n + 1, scenario.title);
                 say!("{}", indent(&scenario.policy));
             }
-            let policy = Policy::from_toml(&scenario.policy)
-                .map_err(|e| Outcome::Failed(format!("the demo's own policy is invalid: {e}")))?;
-            let prepared = prepare(&cloud, &policy)
-                .await
-                .map_err(|e| Outcome::Failed(format!("the demo could not plan: {e}")))?;
+            let policy = Policy::from_toml(&scenario.policy).map_err(|e| {
+                Outcome::failed(
+                    ErrorKind::Internal,
+                    format!("the demo's own policy is invalid: {e}"),
+                )
+            })?;
+            let prepared = prepare(&cloud, &policy).await.map_err(|e| {
+                Outcome::failed(ErrorKind::Internal, format!("the demo could not plan: {e}"))
+            })?;
             let began = Instant::now();
             let report = run_session(
                 &cloud,
-                &mut store,
+                &store,
                 &progress,
                 &EngineConfig {
                     poll_initial: settings.poll_interval,
@@ -95,8 +98,7 @@ pub async fn run(settings: &Settings) -> Outcome {
                 &prepared,
                 None,
             )
-            .await
-            .map_err(|e| Outcome::Failed(e.to_string()))?;
+            .await?;
             let matches = report.status == scenario.expected;
             as_expected &= matches;
             let _ = writeln!(

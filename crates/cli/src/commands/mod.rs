@@ -13,11 +13,15 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use snaprelay_aws::AwsCloud;
-use snaprelay_core::engine::{Interrupt, PrepareError, Prepared, Progress, prepare};
+use snaprelay_core::app::{App, ErrorKind};
+use snaprelay_core::engine::{Interrupt, Progress};
 use snaprelay_core::policy::Policy;
+use snaprelay_core::ports::StateStore;
 use snaprelay_core::report::ResourceReport;
-use snaprelay_state::{PolicyLock, SqliteStore};
+use snaprelay_state::SqliteStore;
 
 use crate::Outcome;
 
@@ -34,7 +38,7 @@ pub struct Settings {
 pub fn load_policy(settings: &Settings) -> Result<Policy, Outcome> {
     let Some(path) = &settings.policy else {
         return Err(Outcome::Invalid(
-            "--policy FILE is required for this command".into(),
+            "--policy FILE is required for this command",
         ));
     };
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -63,14 +67,17 @@ pub fn now() -> Result<u64, Outcome> {
     }
 }
 
-/// Connects to AWS and plans; nothing is changed.
-pub async fn plan_policy(policy: &Policy) -> Result<(AwsCloud, Prepared), Outcome> {
+/// The application over AWS (the SDK's default chain, in the policy's first source Region)
+/// and `store`.
+pub async fn aws_app(policy: &Policy, store: Arc<dyn StateStore>) -> App {
     let cloud = AwsCloud::load(&policy.source.regions[0]).await;
-    match prepare(&cloud, policy).await {
-        Ok(prepared) => Ok((cloud, prepared)),
-        Err(e @ PrepareError::Input(_)) => Err(Outcome::Invalid(e.to_string())),
-        Err(PrepareError::Cloud(e)) => Err(Outcome::Failed(format!("{e}; nothing was changed"))),
-    }
+    App::new(Arc::new(cloud), store)
+}
+
+/// The application over AWS for a command that records nothing (`plan`, `check`).
+pub async fn aws_app_stateless(policy: &Policy) -> Result<App, Outcome> {
+    let store = SqliteStore::in_memory()?;
+    Ok(aws_app(policy, Arc::new(store)).await)
 }
 
 /// Opens the state store named by `--state`, or the default one.
@@ -79,11 +86,9 @@ pub fn open_store(settings: &Settings) -> Result<SqliteStore, Outcome> {
         Some(path) => SqliteStore::open(path).map_err(|e| Outcome::Invalid(e.to_string())),
         None => {
             let path = SqliteStore::default_path().ok_or_else(|| {
-                Outcome::Invalid(
-                    "no per-user data directory (HOME is not set): give --state FILE".into(),
-                )
+                Outcome::Invalid("no per-user data directory (HOME is not set): give --state FILE")
             })?;
-            SqliteStore::open(&path).map_err(|e| Outcome::Failed(e.to_string()))
+            Ok(SqliteStore::open(&path)?)
         }
     }
 }
@@ -95,9 +100,7 @@ pub fn open_existing_store(settings: &Settings) -> Result<SqliteStore, Outcome> 
     let path = match &settings.state {
         Some(path) => path.clone(),
         None => SqliteStore::default_path().ok_or_else(|| {
-            Outcome::Invalid(
-                "no per-user data directory (HOME is not set): give --state FILE".into(),
-            )
+            Outcome::Invalid("no per-user data directory (HOME is not set): give --state FILE")
         })?,
     };
     if !path.exists() {
@@ -108,65 +111,6 @@ pub fn open_existing_store(settings: &Settings) -> Result<SqliteStore, Outcome> 
         )));
     }
     open_store(settings)
-}
-
-/// The lock a running session of the policy holds (see `SqliteStore::lock_policy`); `None`
-/// when another process holds it. With `wait`, a holder that only looks (`sessions list`)
-/// is given two seconds to let go.
-pub fn lock_policy(
-    store: &SqliteStore,
-    policy: &str,
-    wait: bool,
-) -> Result<Option<PolicyLock>, Outcome> {
-    let tries = if wait { 10 } else { 1 };
-    for n in 0..tries {
-        if let Some(lock) = store
-            .lock_policy(policy)
-            .map_err(|e| Outcome::Failed(e.to_string()))?
-        {
-            return Ok(Some(lock));
-        }
-        if n + 1 < tries {
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-    Ok(None)
-}
-
-/// Why a command refuses while a session of the policy runs, naming it.
-pub fn still_running(store: &SqliteStore, policy: &str) -> Outcome {
-    let running = store
-        .unfinished_sessions(Some(policy))
-        .ok()
-        .and_then(|u| u.into_iter().next());
-    Outcome::Failed(format!(
-        "a session of policy {policy} is still running in another process{}; wait for it to \
-         end (two sessions of one policy must not overlap). Nothing was done",
-        running
-            .map(|u| format!(
-                " (session {}{})",
-                u.id,
-                u.pid
-                    .map(|p| format!(", started by process {p}"))
-                    .unwrap_or_default()
-            ))
-            .unwrap_or_default()
-    ))
-}
-
-/// The unfinished sessions of a policy, newest first, for a caller that holds the policy's
-/// lock: none of them is running, each was interrupted (killed, or the machine stopped).
-pub fn interrupted_sessions(
-    store: &SqliteStore,
-    policy: &str,
-    _held: &PolicyLock,
-) -> Result<Vec<String>, Outcome> {
-    Ok(store
-        .unfinished_sessions(Some(policy))
-        .map_err(|e| Outcome::Failed(e.to_string()))?
-        .into_iter()
-        .map(|u| u.id)
-        .collect())
 }
 
 /// An interrupt raised by the first SIGINT (Ctrl-C) or SIGTERM; a second one ends the
@@ -251,7 +195,7 @@ pub fn emit(text: &str) {
 /// Prints JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), Outcome> {
     let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Outcome::Failed(format!("cannot encode JSON: {e}")))?;
+        .map_err(|e| Outcome::failed(ErrorKind::Internal, format!("cannot encode JSON: {e}")))?;
     emit(&format!("{text}\n"));
     Ok(())
 }
@@ -263,6 +207,15 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<(), Outcome> {
 pub struct JsonEvents;
 
 impl Progress for JsonEvents {
+    fn notice(&self, message: &str) {
+        let event = serde_json::json!({
+            "event": "notice",
+            "time": snaprelay_core::clock::utc_now(),
+            "message": message,
+        });
+        say!("{event}");
+    }
+
     fn update(&self, resource: &str, message: &str) {
         let event = serde_json::json!({
             "event": "progress",
@@ -322,6 +275,10 @@ impl Terminal {
 }
 
 impl Progress for Terminal {
+    fn notice(&self, message: &str) {
+        say!("{message}");
+    }
+
     fn update(&self, resource: &str, message: &str) {
         if self.enabled {
             say!("[{resource}] {message}");

@@ -1,14 +1,16 @@
 //! `snaprelay plan`: what a run would do, per resource and target. Only read calls are made.
 
+use snaprelay_core::app;
+
 use crate::Outcome;
 use crate::output;
 
-use super::{Settings, emit, load_policy, plan_policy, print_json};
+use super::{Settings, aws_app_stateless, emit, load_policy, print_json};
 
 pub async fn run(settings: &Settings) -> Outcome {
     let result = async {
         let policy = load_policy(settings)?;
-        let (_, prepared) = plan_policy(&policy).await?;
+        let prepared = app::plan(&aws_app_stateless(&policy).await?, &policy).await?;
         if settings.json {
             #[derive(serde::Serialize)]
             struct PlanDocument<'a> {

@@ -1,15 +1,15 @@
 //! `snaprelay restore-points [--policy FILE] [--resource ID]`: the restore points the state
 //! store knows, per resource and place (the source, or a target's account and Region).
 
-use snaprelay_state::PointFilter;
+use snaprelay_core::ports::{PointFilter, StateStore};
 
 use crate::Outcome;
 use crate::output;
 
 use super::{Settings, emit, load_policy, open_existing_store, print_json};
 
-pub fn run(settings: &Settings, resource: Option<&str>) -> Outcome {
-    let result = (|| {
+pub async fn run(settings: &Settings, resource: Option<&str>) -> Outcome {
+    let result = async {
         let policy = match settings.policy {
             Some(_) => Some(load_policy(settings)?.name),
             None => None,
@@ -21,13 +21,13 @@ pub fn run(settings: &Settings, resource: Option<&str>) -> Outcome {
                 resource,
                 ..PointFilter::default()
             })
-            .map_err(|e| Outcome::Failed(e.to_string()))?;
+            .await?;
         if settings.json {
             print_json(&points)?;
         } else {
             emit(&output::restore_points_text(&points, resource));
         }
         Ok::<_, Outcome>(Outcome::Code(0))
-    })();
-    result.unwrap_or_else(|o| o)
+    };
+    result.await.unwrap_or_else(|o| o)
 }

@@ -2,15 +2,15 @@
 //! the same at the end of every session). Exit code 0 when everything the policy lets go was
 //! deleted (or, with --dry-run, could be), 1 when something had to be left.
 
-use snaprelay_core::retention::{self, Accesses, RetentionReport};
+use std::sync::Arc;
+
+use snaprelay_core::app::apply_retention;
+use snaprelay_core::retention::RetentionReport;
 
 use crate::Outcome;
 use crate::output;
 
-use super::{
-    Settings, emit, load_policy, lock_policy, now, open_existing_store, plan_policy, print_json,
-    still_running,
-};
+use super::{Settings, aws_app, emit, load_policy, now, open_existing_store, print_json};
 
 pub async fn apply(settings: &Settings, dry_run: bool) -> Outcome {
     let result = async {
@@ -23,23 +23,9 @@ pub async fn apply(settings: &Settings, dry_run: bool) -> Outcome {
             return Ok(Outcome::Code(0));
         }
         let now = now()?;
-        let mut store = open_existing_store(settings)?;
-        // Not while a session of the policy runs: its restore points are not recorded yet.
-        let Some(_lock) = lock_policy(&store, &policy.name, true)? else {
-            return Err(still_running(&store, &policy.name));
-        };
-        let (cloud, prepared) = plan_policy(&policy).await?;
-        let report = retention::apply(
-            &cloud,
-            &mut store,
-            &policy.name,
-            &policy.retention,
-            &Accesses::of_plan(&prepared, &policy.source.regions),
-            now,
-            dry_run,
-        )
-        .await
-        .map_err(|e| Outcome::Failed(e.to_string()))?;
+        let store = open_existing_store(settings)?;
+        let app = aws_app(&policy, Arc::new(store)).await;
+        let report = apply_retention(&app, &policy, now, dry_run).await?;
         if settings.json {
             print_json(&report)?;
         } else {

@@ -1,31 +1,29 @@
 //! `snaprelay sessions list | show ID`: past sessions from the state store.
 
-use snaprelay_core::ports::StateStore;
+use snaprelay_core::ports::{SessionId, StateStore};
 
 use crate::Outcome;
 use crate::output;
 
 use super::{Settings, emit, load_policy, open_existing_store, print_json};
 
-pub fn list(settings: &Settings) -> Outcome {
-    let result = (|| {
+pub async fn list(settings: &Settings) -> Outcome {
+    let result = async {
         let policy = match settings.policy {
             Some(_) => Some(load_policy(settings)?.name),
             None => None,
         };
         let store = open_existing_store(settings)?;
-        let mut sessions = store
-            .sessions(policy.as_deref())
-            .map_err(|e| Outcome::Failed(e.to_string()))?;
-        mark_interrupted(&store, &mut sessions)?;
+        let mut sessions = store.sessions(policy.as_deref()).await?;
+        mark_interrupted(&store, &mut sessions).await?;
         if settings.json {
             print_json(&sessions)?;
         } else {
             emit(&output::sessions_text(&sessions));
         }
         Ok::<_, Outcome>(Outcome::Code(0))
-    })();
-    result.unwrap_or_else(|o| o)
+    };
+    result.await.unwrap_or_else(|o| o)
 }
 
 /// `sessions show --output json`: the session's report, as `run --output json` printed it,
@@ -44,20 +42,20 @@ enum Session {
     Unfinished(snaprelay_core::report::SessionSummary),
 }
 
-pub fn show(settings: &Settings, id: &str) -> Outcome {
-    let result = (|| {
+pub async fn show(settings: &Settings, id: &str) -> Outcome {
+    let result = async {
         let store = open_existing_store(settings)?;
-        let failed = |e: snaprelay_core::ports::StoreError| Outcome::Failed(e.to_string());
-        let summary = store.summary(id).map_err(failed)?.ok_or_else(|| {
+        let session_id = SessionId::from(id);
+        let summary = store.summary(&session_id).await?.ok_or_else(|| {
             Outcome::Invalid(format!(
                 "session id {id:?}: no such session in the state file"
             ))
         })?;
         let mut summaries = vec![summary];
-        mark_interrupted(&store, &mut summaries)?;
+        mark_interrupted(&store, &mut summaries).await?;
         let summary = summaries.remove(0);
-        let steps = store.steps(id).map_err(failed)?;
-        let session = match store.session(id).map_err(failed)? {
+        let steps = store.steps(&session_id).await?;
+        let session = match store.session(&session_id).await? {
             Some(report) => Session::Finished(report),
             None => Session::Unfinished(summary),
         };
@@ -79,26 +77,26 @@ pub fn show(settings: &Settings, id: &str) -> Outcome {
             emit(&output::steps_text(&steps));
         }
         Ok::<_, Outcome>(Outcome::Code(0))
-    })();
-    result.unwrap_or_else(|o| o)
+    };
+    result.await.unwrap_or_else(|o| o)
 }
 
 /// The status of an unfinished session whose process is gone.
 const INTERRUPTED: &str = "Interrupted";
 
 /// Unfinished sessions whose process is gone are shown `Interrupted`, not `Running`.
-fn mark_interrupted(
-    store: &snaprelay_state::SqliteStore,
+async fn mark_interrupted(
+    store: &dyn StateStore,
     sessions: &mut [snaprelay_core::report::SessionSummary],
 ) -> Result<(), Outcome> {
-    // A policy whose lock is free has no session running: its unfinished ones were
-    // interrupted. (The lock is let go at once.)
+    // A policy whose lease nobody holds has no session running: its unfinished ones were
+    // interrupted.
     let mut free: std::collections::BTreeMap<String, bool> = Default::default();
     for s in sessions.iter_mut().filter(|s| s.ended_at.is_none()) {
         let is_free = match free.get(&s.policy) {
             Some(f) => *f,
             None => {
-                let f = super::lock_policy(store, &s.policy, false)?.is_some();
+                let f = !store.lease_held(&s.policy).await?;
                 free.insert(s.policy.clone(), f);
                 f
             }

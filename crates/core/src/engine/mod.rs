@@ -27,7 +27,7 @@ use crate::clock::{new_session_id, utc_now};
 use crate::ids::AccountId;
 use crate::model::{DbInstance, Instance, Resource};
 use crate::plan::{Decision, Plan, TaskPlan, Workflow};
-use crate::ports::{Cloud, StateStore, StoreError};
+use crate::ports::{Cloud, SessionId, StateStore, StepId, StoreError};
 use crate::report::{
     PlaceReport, ResourceReport, RestorePoint, SessionProgress, SessionReport, StepRecord,
 };
@@ -71,6 +71,8 @@ impl Default for EngineConfig {
 /// Where a session tells what it is doing, for a person watching.
 pub trait Progress: Send + Sync {
     fn update(&self, resource: &str, message: &str);
+    /// Something the operator should read whoever is watching (a resume, a refusal).
+    fn notice(&self, _message: &str) {}
     /// A step has ended (after it was recorded in the state store).
     fn step(&self, _step: &StepRecord) {}
     /// A resource's task has ended: `ended` of the session's `total` are done.
@@ -80,36 +82,32 @@ pub trait Progress: Send + Sync {
 /// Records steps and restore points as they happen. A store error does not stop the tasks
 /// under way (their AWS work must still be finished and cleaned up); it fails the session.
 pub struct Recorder<'a> {
-    session_id: String,
-    store: Mutex<&'a mut dyn StateStore>,
+    session_id: SessionId,
+    store: &'a dyn StateStore,
     progress: &'a dyn Progress,
     failure: Mutex<Option<StoreError>>,
 }
 
 /// What the workflows record through (implemented by [`Recorder`]).
+#[async_trait::async_trait]
 pub trait Record: Sync {
-    fn step(&self, step: &StepRecord);
+    async fn step(&self, step: &StepRecord);
     /// A step that changes AWS is about to be made; returns what [`Record::end_step`] takes.
-    fn begin_step(&self, step: &StepRecord) -> Option<i64>;
-    fn end_step(&self, begun: Option<i64>, step: &StepRecord);
-    fn restore_point(&self, point: &RestorePoint);
+    async fn begin_step(&self, step: &StepRecord) -> Option<StepId>;
+    async fn end_step(&self, begun: Option<StepId>, step: &StepRecord);
+    async fn restore_point(&self, point: &RestorePoint);
     fn progress(&self, resource: &str, message: &str);
 }
 
 impl Recorder<'_> {
-    fn task(&self, report: &ResourceReport) {
-        self.write(|store, session| store.record_task(session, report));
+    async fn task(&self, report: &ResourceReport) {
+        let result = self.store.record_task(&self.session_id, report).await;
+        self.kept(result);
     }
 
-    /// One write to the store, under its lock; a failure is kept for the session's end (the
+    /// The value of one write to the store; a failure is kept for the session's end (the
     /// tasks under way go on) and `None` is returned.
-    fn write<T>(
-        &self,
-        write: impl FnOnce(&mut dyn StateStore, &str) -> Result<T, StoreError>,
-    ) -> Option<T> {
-        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        let result = write(&mut **store, &self.session_id);
-        drop(store);
+    fn kept<T>(&self, result: Result<T, StoreError>) -> Option<T> {
         match result {
             Ok(v) => Some(v),
             Err(e) => {
@@ -122,26 +120,34 @@ impl Recorder<'_> {
     }
 }
 
+#[async_trait::async_trait]
 impl Record for Recorder<'_> {
-    fn step(&self, step: &StepRecord) {
-        self.write(|store, session| store.record_step(session, step));
+    async fn step(&self, step: &StepRecord) {
+        let result = self.store.record_step(&self.session_id, step).await;
+        self.kept(result);
         self.progress.step(step);
     }
 
-    fn begin_step(&self, step: &StepRecord) -> Option<i64> {
-        self.write(|store, session| store.begin_step(session, step))
+    async fn begin_step(&self, step: &StepRecord) -> Option<StepId> {
+        let result = self.store.begin_step(&self.session_id, step).await;
+        self.kept(result)
     }
 
-    fn end_step(&self, begun: Option<i64>, step: &StepRecord) {
+    async fn end_step(&self, begun: Option<StepId>, step: &StepRecord) {
         let Some(id) = begun else {
-            return self.step(step);
+            return self.step(step).await;
         };
-        self.write(|store, _| store.end_step(id, step));
+        let result = self.store.end_step(id, step).await;
+        self.kept(result);
         self.progress.step(step);
     }
 
-    fn restore_point(&self, point: &RestorePoint) {
-        self.write(|store, session| store.record_restore_point(session, point));
+    async fn restore_point(&self, point: &RestorePoint) {
+        let result = self
+            .store
+            .record_restore_point(&self.session_id, point)
+            .await;
+        self.kept(result);
     }
 
     fn progress(&self, resource: &str, message: &str) {
@@ -158,7 +164,7 @@ impl Record for Recorder<'_> {
 /// others start afresh.
 pub async fn run_session(
     cloud: &dyn Cloud,
-    store: &mut dyn StateStore,
+    store: &dyn StateStore,
     progress: &dyn Progress,
     config: &EngineConfig,
     interrupt: &Interrupt,
@@ -170,13 +176,13 @@ pub async fn run_session(
     let plan = &prepared.plan;
     let (session_id, started_at) = match resume {
         Some(p) => {
-            store.resume_session(&p.session_id)?;
+            store.resume_session(&p.session_id).await?;
             (p.session_id.clone(), p.started_at.clone())
         }
         None => {
-            let id = new_session_id();
+            let id = SessionId::new(new_session_id());
             let at = utc_now();
-            store.begin_session(&id, &plan.policy, &at)?;
+            store.begin_session(&id, &plan.policy, &at).await?;
             (id, at)
         }
     };
@@ -184,22 +190,24 @@ pub async fn run_session(
     let ended = std::sync::atomic::AtomicUsize::new(0);
     let recorder = Recorder {
         session_id: session_id.clone(),
-        store: Mutex::new(store),
+        store,
         progress,
         failure: Mutex::new(None),
     };
     if resume.is_some() {
         // Marks, among the session's steps, where this attempt began.
         let now = utc_now();
-        recorder.step(&StepRecord {
-            resource_id: String::new(),
-            step: "resume".into(),
-            place: String::new(),
-            started_at: now.clone(),
-            ended_at: now,
-            outcome: "ok".into(),
-            detail: format!("taken up by process {}", std::process::id()),
-        });
+        recorder
+            .step(&StepRecord {
+                resource_id: String::new(),
+                step: "resume".into(),
+                place: String::new(),
+                started_at: now.clone(),
+                ended_at: now,
+                outcome: "ok".into(),
+                detail: format!("taken up by process {}", std::process::id()),
+            })
+            .await;
     }
     let slots = CopySlots::new(config.ebs_copy_slots, config.rds_copy_slots);
     let ebs_watch = Watcher::new(cloud, config);
@@ -215,7 +223,7 @@ pub async fn run_session(
             ebs_watch: &ebs_watch,
             rds_watch: &rds_watch,
             interrupt,
-            session_id: &session_id,
+            session_id: session_id.as_str(),
             policy: &plan.policy,
             source_account: &plan.source_account,
             source_access: &prepared.source_access,
@@ -230,7 +238,7 @@ pub async fn run_session(
                 Some(report) => report.clone(),
                 None => {
                     let report = run_task(ctx, plan, task).await;
-                    recorder.task(&report);
+                    recorder.task(&report).await;
                     report
                 }
             };
@@ -275,14 +283,11 @@ pub async fn run_session(
         resources,
         messages,
     };
-    let Recorder { store, failure, .. } = recorder;
+    let Recorder { failure, .. } = recorder;
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
-    store
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .finish_session(&report)?;
+    store.finish_session(&report).await?;
     Ok(report)
 }
 

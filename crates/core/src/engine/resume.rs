@@ -142,15 +142,17 @@ pub(super) async fn leftovers(
                 ("failed", e.to_string())
             }
         };
-        recorder.step(&StepRecord {
-            resource_id: resource.to_owned(),
-            step: "unshare".into(),
-            place: format!("{}/{region}", plan.source_account),
-            started_at,
-            ended_at: crate::clock::utc_now(),
-            outcome: outcome.into(),
-            detail,
-        });
+        recorder
+            .step(&StepRecord {
+                resource_id: resource.to_owned(),
+                step: "unshare".into(),
+                place: format!("{}/{region}", plan.source_account),
+                started_at,
+                ended_at: crate::clock::utc_now(),
+                outcome: outcome.into(),
+                detail,
+            })
+            .await;
     }
 
     // The places the plan copies into: each target, and for RDS across accounts each target

@@ -4,8 +4,8 @@ use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
 
 fn point(id: i64, kind: &str, region: &str, created_at: &str) -> RecordedRestorePoint {
     RecordedRestorePoint {
-        id,
-        session_id: format!("s{id}"),
+        id: RestorePointId(id),
+        session_id: SessionId::new(format!("s{id}")),
         status: PointStatus::Complete,
         point: RestorePoint {
             policy: "p".into(),
@@ -31,7 +31,7 @@ fn point(id: i64, kind: &str, region: &str, created_at: &str) -> RecordedRestore
 }
 
 fn ids(expired: &[(&RecordedRestorePoint, String)]) -> Vec<i64> {
-    let mut ids: Vec<i64> = expired.iter().map(|(p, _)| p.id).collect();
+    let mut ids: Vec<i64> = expired.iter().map(|(p, _)| p.id.0).collect();
     ids.sort_unstable();
     ids
 }

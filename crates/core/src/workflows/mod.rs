@@ -142,7 +142,7 @@ impl TaskContext<'_> {
             detail: String::new(),
         };
         let begun = if changes_aws {
-            self.recorder.begin_step(&record)
+            self.recorder.begin_step(&record).await
         } else {
             None
         };
@@ -154,7 +154,7 @@ impl TaskContext<'_> {
             Err(e) => ("failed".to_owned(), e.clone()),
         };
         record.ended_at = utc_now();
-        self.recorder.end_step(begun, &record);
+        self.recorder.end_step(begun, &record).await;
         result
     }
 

@@ -81,14 +81,16 @@ pub async fn copy_restore_point(
             })
             .collect(),
     };
-    ctx.recorder.restore_point(&RestorePoint {
-        policy: ctx.policy.to_owned(),
-        resource_type: "ec2".into(),
-        resource_id: resource_id.to_owned(),
-        kind: "replica".into(),
-        created_at: utc_now(),
-        place: replica.clone(),
-    });
+    ctx.recorder
+        .restore_point(&RestorePoint {
+            policy: ctx.policy.to_owned(),
+            resource_type: "ec2".into(),
+            resource_id: resource_id.to_owned(),
+            kind: "replica".into(),
+            created_at: utc_now(),
+            place: replica.clone(),
+        })
+        .await;
     Ok(replica)
 }
 

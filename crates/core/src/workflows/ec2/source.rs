@@ -152,18 +152,20 @@ pub async fn take_snapshots(
             }
         })
         .collect();
-    ctx.recorder.restore_point(&RestorePoint {
-        policy: ctx.policy.to_owned(),
-        resource_type: "ec2".into(),
-        resource_id: instance.id.clone(),
-        kind: "source".into(),
-        created_at: utc_now(),
-        place: PlaceReport {
-            account: ctx.source_account.to_string(),
-            region: region.to_owned(),
-            snapshots: snapshots.iter().map(SourceSnapshot::report).collect(),
-        },
-    });
+    ctx.recorder
+        .restore_point(&RestorePoint {
+            policy: ctx.policy.to_owned(),
+            resource_type: "ec2".into(),
+            resource_id: instance.id.clone(),
+            kind: "source".into(),
+            created_at: utc_now(),
+            place: PlaceReport {
+                account: ctx.source_account.to_string(),
+                region: region.to_owned(),
+                snapshots: snapshots.iter().map(SourceSnapshot::report).collect(),
+            },
+        })
+        .await;
     Ok(snapshots)
 }
 

@@ -300,7 +300,6 @@ async fn final_copy(
             tags: ctx.tags("replica"),
         },
     };
-    copy_db_snapshot(ctx, copy)
-        .await
-        .map(|copied| record_replica(ctx, p.target, source, &copied))
+    let copied = copy_db_snapshot(ctx, copy).await?;
+    Ok(record_replica(ctx, p.target, source, &copied).await)
 }

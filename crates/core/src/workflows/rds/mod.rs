@@ -43,7 +43,7 @@ pub fn snapshot_identifier(policy: &str, db_instance: &str, session_id: &str) ->
 pub const STAGING_SUFFIX: &str = "-staging";
 
 /// Records a replica restore point and returns it for the report.
-fn record_replica(
+async fn record_replica(
     ctx: &TaskContext<'_>,
     target: &ResolvedTarget,
     source: &source::SourceDbSnapshot,
@@ -61,14 +61,16 @@ fn record_replica(
             size_gib: source.size_gib,
         }],
     };
-    ctx.recorder.restore_point(&RestorePoint {
-        policy: ctx.policy.to_owned(),
-        resource_type: "rds".into(),
-        resource_id: ctx.resource.id().to_owned(),
-        kind: "replica".into(),
-        created_at: utc_now(),
-        place: place.clone(),
-    });
+    ctx.recorder
+        .restore_point(&RestorePoint {
+            policy: ctx.policy.to_owned(),
+            resource_type: "rds".into(),
+            resource_id: ctx.resource.id().to_owned(),
+            kind: "replica".into(),
+            created_at: utc_now(),
+            place: place.clone(),
+        })
+        .await;
     place
 }
 

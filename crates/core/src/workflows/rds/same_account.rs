@@ -30,8 +30,9 @@ pub async fn replicate(
             tags: ctx.tags("replica"),
         },
     };
-    let replica = copy_db_snapshot(ctx, copy)
-        .await
-        .map(|copied| record_replica(ctx, target, source, &copied));
+    let replica = match copy_db_snapshot(ctx, copy).await {
+        Ok(copied) => Ok(record_replica(ctx, target, source, &copied).await),
+        Err(e) => Err(e),
+    };
     TargetOutcome::of(target.index, replica)
 }

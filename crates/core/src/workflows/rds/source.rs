@@ -112,17 +112,19 @@ pub async fn take_snapshot(
         kms_key_id: status.kms_key_id.or_else(|| db.kms_key_id.clone()),
         size_gib: db.size_gib,
     };
-    ctx.recorder.restore_point(&RestorePoint {
-        policy: ctx.policy.to_owned(),
-        resource_type: "rds".into(),
-        resource_id: db.id.clone(),
-        kind: "source".into(),
-        created_at: utc_now(),
-        place: PlaceReport {
-            account: ctx.source_account.to_string(),
-            region: region.to_owned(),
-            snapshots: vec![snapshot.report()],
-        },
-    });
+    ctx.recorder
+        .restore_point(&RestorePoint {
+            policy: ctx.policy.to_owned(),
+            resource_type: "rds".into(),
+            resource_id: db.id.clone(),
+            kind: "source".into(),
+            created_at: utc_now(),
+            place: PlaceReport {
+                account: ctx.source_account.to_string(),
+                region: region.to_owned(),
+                snapshots: vec![snapshot.report()],
+            },
+        })
+        .await;
     Ok(snapshot)
 }

@@ -10,7 +10,9 @@ use crate::model::{
     DbInstance, DbSnapshotStatus, Instance, KeyInfo, SnapshotStatus, Tag, VolumeSnapshot,
 };
 use crate::policy::Selector;
-use crate::report::{RecordedRestorePoint, SessionReport, SessionSummary, StepRecord};
+
+mod state;
+pub use state::*;
 
 /// Whose credentials a call is made with: a role assumed with STS, or the ambient credentials
 /// of the default chain.
@@ -317,62 +319,4 @@ pub struct KeyGrant {
     pub grantee: String,
     /// `Decrypt`, `CreateGrant`, ...
     pub operations: Vec<String>,
-}
-
-/// An error of the state store. The store is local; its errors end the session.
-#[derive(Debug, thiserror::Error)]
-#[error("state store: {0}")]
-pub struct StoreError(pub String);
-
-/// Where sessions, tasks, steps and restore points are recorded.
-pub trait StateStore: Send {
-    fn begin_session(
-        &mut self,
-        session_id: &str,
-        policy: &str,
-        started_at: &str,
-    ) -> Result<(), StoreError>;
-    fn record_step(&mut self, session_id: &str, step: &StepRecord) -> Result<(), StoreError>;
-    /// Records, before it is made, a step that changes AWS (outcome `started`), so that a
-    /// crash in the middle leaves a trace: its task is reconciled with AWS on resume.
-    /// Returns the row [`StateStore::end_step`] completes.
-    fn begin_step(&mut self, session_id: &str, step: &StepRecord) -> Result<i64, StoreError>;
-    /// Records how a step begun with [`StateStore::begin_step`] ended.
-    fn end_step(&mut self, id: i64, step: &StepRecord) -> Result<(), StoreError>;
-    /// Records the report of a task as soon as it has ended: a resumed session keeps it.
-    fn record_task(
-        &mut self,
-        session_id: &str,
-        report: &crate::report::ResourceReport,
-    ) -> Result<(), StoreError>;
-    /// What an unfinished session had done, for resuming it.
-    fn progress_of(&self, session_id: &str) -> Result<crate::report::SessionProgress, StoreError>;
-    /// An unfinished session is taken up by this process.
-    fn resume_session(&mut self, session_id: &str) -> Result<(), StoreError>;
-    fn record_restore_point(
-        &mut self,
-        session_id: &str,
-        point: &crate::report::RestorePoint,
-    ) -> Result<(), StoreError>;
-    fn finish_session(&mut self, report: &SessionReport) -> Result<(), StoreError>;
-    fn sessions(&self, policy: Option<&str>) -> Result<Vec<SessionSummary>, StoreError>;
-    /// One session's summary, finished or not.
-    fn summary(&self, session_id: &str) -> Result<Option<SessionSummary>, StoreError>;
-    fn session(&self, session_id: &str) -> Result<Option<SessionReport>, StoreError>;
-    fn steps(&self, session_id: &str) -> Result<Vec<StepRecord>, StoreError>;
-    /// The restore points of a policy, deleted ones included, in the order they were made.
-    fn policy_restore_points(&self, policy: &str) -> Result<Vec<RecordedRestorePoint>, StoreError>;
-    /// Retention deleted one snapshot of a restore point.
-    fn record_snapshot_deleted(
-        &mut self,
-        restore_point: i64,
-        snapshot_id: &str,
-        at: &str,
-    ) -> Result<(), StoreError>;
-    /// Retention deleted the last snapshot of a restore point.
-    fn record_restore_point_deleted(
-        &mut self,
-        restore_point: i64,
-        at: &str,
-    ) -> Result<(), StoreError>;
 }

@@ -1,0 +1,462 @@
+//! One behaviour suite of the state store port, run against every backend (SQLite now,
+//! PostgreSQL next): sessions, steps, task reports, restore points, retention marks, leases
+//! and concurrent writers. A backend provides a [`StoreFixture`] whose `open` gives a new
+//! handle on one shared store, as a second process (or worker) would have.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use snaprelay_core::ports::{PointFilter, SessionId, StateStore};
+use snaprelay_core::report::{
+    PlaceReport, PointStatus, ResourceReport, RestorePoint, SessionReport, SnapshotReport,
+    StepRecord,
+};
+use snaprelay_core::status::Status;
+
+/// What a backend gives the suite.
+#[async_trait]
+pub trait StoreFixture: Sync {
+    /// A new handle on the store under test (the same data every time).
+    async fn open(&self) -> Arc<dyn StateStore>;
+    /// The lease TTL the suite asks for: short, so that a lapse is seen in seconds.
+    fn ttl(&self) -> Duration {
+        Duration::from_secs(2)
+    }
+}
+
+/// A check of the suite.
+pub type StoreCheck =
+    for<'a> fn(&'a dyn StoreFixture) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+macro_rules! checks {
+    ($($name:ident),* $(,)?) => {
+        /// Every check, by name.
+        pub fn checks() -> Vec<(&'static str, StoreCheck)> {
+            vec![$((stringify!($name), |f| Box::pin($name(f)))),*]
+        }
+    };
+}
+
+checks!(
+    a_session_is_listed_running_then_finished_with_its_report,
+    a_step_begun_before_its_change_is_completed_in_place,
+    a_task_report_is_kept_once_for_a_resume,
+    a_restore_point_is_recorded_whole_and_found_by_filter,
+    retention_marks_a_restore_point_deleting_then_deleted,
+    unfinished_sessions_are_listed_newest_first,
+    two_holders_never_both_hold_a_lease,
+    a_lease_whose_holder_died_can_be_taken_over,
+    of_many_concurrent_acquirers_exactly_one_holds,
+    concurrent_writers_lose_nothing,
+);
+
+/// Runs every check, naming the one that fails.
+pub async fn run_all(fixture: &dyn StoreFixture) {
+    for (name, check) in checks() {
+        eprintln!("store check: {name}");
+        check(fixture).await;
+    }
+}
+
+fn id(name: &str) -> SessionId {
+    SessionId::new(format!("{name}-{}", unique()))
+}
+
+/// A suffix no other check of this process uses, so checks share one store.
+fn unique() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn step(resource: &str, outcome: &str) -> StepRecord {
+    StepRecord {
+        resource_id: resource.into(),
+        step: "copy".into(),
+        place: "222222222222/eu-west-1".into(),
+        started_at: "2026-12-04T10:00:00Z".into(),
+        ended_at: String::new(),
+        outcome: outcome.into(),
+        detail: String::new(),
+    }
+}
+
+fn task(resource: &str) -> ResourceReport {
+    ResourceReport {
+        resource_type: "ec2".into(),
+        id: resource.into(),
+        region: "us-east-1".into(),
+        status: Status::Success,
+        messages: vec!["copied".into()],
+        source: None,
+        replicas: vec![],
+    }
+}
+
+fn point(policy: &str, resource: &str, kind: &str, snapshots: &[&str]) -> RestorePoint {
+    RestorePoint {
+        policy: policy.into(),
+        resource_type: "ec2".into(),
+        resource_id: resource.into(),
+        kind: kind.into(),
+        created_at: "2026-12-04T10:05:00Z".into(),
+        place: PlaceReport {
+            account: "222222222222".into(),
+            region: "eu-west-1".into(),
+            snapshots: snapshots
+                .iter()
+                .map(|s| SnapshotReport {
+                    id: (*s).into(),
+                    source_id: format!("{s}-source"),
+                    volume_id: "vol-1".into(),
+                    device: Some("/dev/xvda".into()),
+                    kms_key_id: Some("arn:aws:kms:eu-west-1:222222222222:key/k".into()),
+                    size_gib: Some(8),
+                })
+                .collect(),
+        },
+    }
+}
+
+fn report(session: &SessionId, policy: &str, tasks: Vec<ResourceReport>) -> SessionReport {
+    SessionReport {
+        session_id: session.clone(),
+        policy: policy.into(),
+        status: Status::Success,
+        started_at: "2026-12-04T10:00:00Z".into(),
+        ended_at: "2026-12-04T10:10:00Z".into(),
+        source_account: "111111111111".into(),
+        resources: tasks,
+        messages: vec![],
+    }
+}
+
+async fn a_session_is_listed_running_then_finished_with_its_report(f: &dyn StoreFixture) {
+    let store = f.open().await;
+    let policy = format!("p-{}", unique());
+    let s = id("session");
+    store
+        .begin_session(&s, &policy, "2026-12-04T10:00:00Z")
+        .await
+        .unwrap();
+    let listed = store.sessions(Some(&policy)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].status.as_str(), listed[0].ended_at.as_deref()),
+        ("Running", None)
+    );
+    assert_eq!(
+        store.session(&s).await.unwrap(),
+        None,
+        "no report before it ends"
+    );
+    let done = report(&s, &policy, vec![task("i-1"), task("i-2")]);
+    store.finish_session(&done).await.unwrap();
+    let summary = store.summary(&s).await.unwrap().expect("recorded");
+    assert_eq!((summary.status.as_str(), summary.resources), ("Success", 2));
+    assert_eq!(store.session(&s).await.unwrap(), Some(done));
+    // Another handle reads the same.
+    let other = f.open().await;
+    assert_eq!(other.summary(&s).await.unwrap(), Some(summary));
+    assert_eq!(store.summary(&id("unknown")).await.unwrap(), None);
+}
+
+async fn a_step_begun_before_its_change_is_completed_in_place(f: &dyn StoreFixture) {
+    let store = f.open().await;
+    let s = id("steps");
+    store.begin_session(&s, "steps", "t0").await.unwrap();
+    let begun = store.begin_step(&s, &step("i-1", "started")).await.unwrap();
+    store.record_step(&s, &step("i-2", "ok")).await.unwrap();
+    // A crash here leaves the first step `started`: resume reads it so.
+    assert_eq!(store.steps(&s).await.unwrap()[0].outcome, "started");
+    let mut ended = step("i-1", "ok");
+    ended.ended_at = "2026-12-04T10:01:00Z".into();
+    ended.detail = "snap-1".into();
+    store.end_step(begun, &ended).await.unwrap();
+    let steps = store.steps(&s).await.unwrap();
+    assert_eq!(steps.len(), 2, "ended in place, not added");
+    assert_eq!(steps[0], ended);
+    assert_eq!(steps[1].resource_id, "i-2");
+}
+
+async fn a_task_report_is_kept_once_for_a_resume(f: &dyn StoreFixture) {
+    let store = f.open().await;
+    let s = id("tasks");
+    store.begin_session(&s, "tasks", "t0").await.unwrap();
+    store.begin_step(&s, &step("i-1", "started")).await.unwrap();
+    store.record_task(&s, &task("i-1")).await.unwrap();
+    store.record_task(&s, &task("i-1")).await.unwrap();
+    store
+        .record_restore_point(&s, &point("tasks", "i-1", "source", &["snap-a"]))
+        .await
+        .unwrap();
+    let progress = store.progress_of(&s).await.unwrap();
+    assert_eq!(progress.session_id, s);
+    assert_eq!(progress.policy, "tasks");
+    assert_eq!(
+        progress.tasks,
+        vec![task("i-1")],
+        "recorded twice, kept once"
+    );
+    assert_eq!(progress.points.len(), 1);
+    assert_eq!(progress.steps.len(), 1);
+    store.resume_session(&s).await.unwrap();
+    assert!(store.progress_of(&id("nope")).await.is_err());
+}
+
+async fn a_restore_point_is_recorded_whole_and_found_by_filter(f: &dyn StoreFixture) {
+    let store = f.open().await;
+    let policy = format!("rp-{}", unique());
+    let (s1, s2) = (id("rp1"), id("rp2"));
+    for s in [&s1, &s2] {
+        store.begin_session(s, &policy, "t0").await.unwrap();
+    }
+    let a = point(&policy, "i-1", "source", &["snap-1", "snap-2"]);
+    let b = point(&policy, "i-1", "replica", &["snap-3", "snap-4"]);
+    let c = point(
+        &policy,
+        "db-1",
+        "replica",
+        &["arn:aws:rds:eu-west-1:222222222222:snapshot:x"],
+    );
+    let ida = store.record_restore_point(&s1, &a).await.unwrap();
+    let idb = store.record_restore_point(&s1, &b).await.unwrap();
+    store.record_restore_point(&s2, &c).await.unwrap();
+    assert_ne!(ida, idb);
+    let all = store.policy_restore_points(&policy).await.unwrap();
+    assert_eq!(
+        all.iter().map(|p| p.point.clone()).collect::<Vec<_>>(),
+        vec![a.clone(), b.clone(), c.clone()],
+        "whole, in the order made"
+    );
+    assert!(all.iter().all(|p| p.status == PointStatus::Complete));
+    assert_eq!(all[0].session_id, s1);
+    let of_i1 = store
+        .find_restore_points(&PointFilter {
+            policy: Some(&policy),
+            resource: Some("i-1"),
+            ..PointFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(of_i1.len(), 2);
+    assert_eq!(store.session_restore_points(&s2).await.unwrap(), vec![c]);
+    // A kind other than source or replica is refused, and nothing of it is kept.
+    let bad = point(&policy, "i-9", "other", &["snap-9"]);
+    assert!(store.record_restore_point(&s2, &bad).await.is_err());
+    assert_eq!(store.policy_restore_points(&policy).await.unwrap().len(), 3);
+}
+
+async fn retention_marks_a_restore_point_deleting_then_deleted(f: &dyn StoreFixture) {
+    let store = f.open().await;
+    let policy = format!("ret-{}", unique());
+    let s = id("ret");
+    store.begin_session(&s, &policy, "t0").await.unwrap();
+    let p = store
+        .record_restore_point(&s, &point(&policy, "i-1", "replica", &["snap-1", "snap-2"]))
+        .await
+        .unwrap();
+    store
+        .record_snapshot_deleted(p, "snap-1", "2026-12-05T00:00:00Z")
+        .await
+        .unwrap();
+    let [half] = &store.policy_restore_points(&policy).await.unwrap()[..] else {
+        panic!("one restore point");
+    };
+    assert_eq!(half.status, PointStatus::Deleting);
+    assert_eq!(half.deleted_snapshots, vec!["snap-1".to_owned()]);
+    store
+        .record_snapshot_deleted(p, "snap-2", "2026-12-05T00:00:01Z")
+        .await
+        .unwrap();
+    store
+        .record_restore_point_deleted(p, "2026-12-05T00:00:01Z")
+        .await
+        .unwrap();
+    let [gone] = &store.policy_restore_points(&policy).await.unwrap()[..] else {
+        panic!("still listed once deleted");
+    };
+    assert_eq!(gone.status, PointStatus::Deleted);
+    assert_eq!(gone.point.place.snapshots.len(), 2, "what it held is kept");
+}
+
+async fn unfinished_sessions_are_listed_newest_first(f: &dyn StoreFixture) {
+    let store = f.open().await;
+    let policy = format!("unf-{}", unique());
+    let (old, new, done) = (id("old"), id("new"), id("done"));
+    store
+        .begin_session(&old, &policy, "2026-12-01T00:00:00Z")
+        .await
+        .unwrap();
+    store
+        .begin_session(&new, &policy, "2026-12-02T00:00:00Z")
+        .await
+        .unwrap();
+    store
+        .begin_session(&done, &policy, "2026-12-03T00:00:00Z")
+        .await
+        .unwrap();
+    store
+        .finish_session(&report(&done, &policy, vec![]))
+        .await
+        .unwrap();
+    let unfinished = store.unfinished_sessions(Some(&policy)).await.unwrap();
+    assert_eq!(
+        unfinished.iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
+        vec![new, old]
+    );
+    assert!(unfinished.iter().all(|u| u.policy == policy));
+    let everyone = store.unfinished_sessions(None).await.unwrap();
+    assert!(everyone.len() >= 2);
+}
+
+async fn two_holders_never_both_hold_a_lease(f: &dyn StoreFixture) {
+    let (a, b) = (f.open().await, f.open().await);
+    let policy = format!("lease-{}", unique());
+    assert!(!a.lease_held(&policy).await.unwrap());
+    let held = a
+        .acquire_lease(&policy, "holder-a", f.ttl())
+        .await
+        .unwrap()
+        .expect("free");
+    assert_eq!(held.holder, "holder-a");
+    assert!(b.lease_held(&policy).await.unwrap());
+    assert!(
+        b.acquire_lease(&policy, "holder-b", f.ttl())
+            .await
+            .unwrap()
+            .is_none(),
+        "held by a"
+    );
+    assert!(
+        a.acquire_lease(&policy, "holder-a2", f.ttl())
+            .await
+            .unwrap()
+            .is_none(),
+        "not twice through one handle either"
+    );
+    let other = format!("{policy}-other");
+    let other_lease = b
+        .acquire_lease(&other, "holder-b", f.ttl())
+        .await
+        .unwrap()
+        .expect("one lease per policy");
+    assert!(a.renew_lease(&held).await.unwrap(), "renewed while held");
+    let generation = held.generation;
+    a.release_lease(held).await.unwrap();
+    assert!(!b.lease_held(&policy).await.unwrap());
+    let taken = b
+        .acquire_lease(&policy, "holder-b", f.ttl())
+        .await
+        .unwrap()
+        .expect("free once released");
+    assert!(taken.generation > generation, "a new generation");
+    b.release_lease(taken).await.unwrap();
+    b.release_lease(other_lease).await.unwrap();
+}
+
+async fn a_lease_whose_holder_died_can_be_taken_over(f: &dyn StoreFixture) {
+    let (a, b) = (f.open().await, f.open().await);
+    let policy = format!("died-{}", unique());
+    let held = a
+        .acquire_lease(&policy, "holder-a", f.ttl())
+        .await
+        .unwrap()
+        .expect("free");
+    let generation = held.generation;
+    // The holder dies without releasing: its process (or its handle) is gone.
+    drop(held);
+    drop(a);
+    // A backend whose leases expire frees it after its TTL; one whose leases die with their
+    // process frees it at once. Neither takes longer than the TTL and a margin.
+    let deadline = tokio::time::Instant::now() + f.ttl() + Duration::from_secs(3);
+    let taken = loop {
+        if let Some(l) = b.acquire_lease(&policy, "holder-b", f.ttl()).await.unwrap() {
+            break l;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a dead holder's lease was not freed within its TTL"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(taken.generation > generation);
+    assert_eq!(taken.holder, "holder-b");
+    b.release_lease(taken).await.unwrap();
+}
+
+async fn of_many_concurrent_acquirers_exactly_one_holds(f: &dyn StoreFixture) {
+    let policy = format!("race-{}", unique());
+    let mut handles = Vec::new();
+    for n in 0..8 {
+        let store = f.open().await;
+        let policy = policy.clone();
+        let ttl = f.ttl();
+        handles.push(tokio::spawn(async move {
+            let lease = store
+                .acquire_lease(&policy, &format!("holder-{n}"), ttl)
+                .await
+                .unwrap();
+            // Each keeps what it got until all have tried.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let got = lease.is_some();
+            if let Some(l) = lease {
+                store.release_lease(l).await.unwrap();
+            }
+            got
+        }));
+    }
+    let mut winners = 0;
+    for h in handles {
+        winners += usize::from(h.await.expect("no panic"));
+    }
+    assert_eq!(
+        winners, 1,
+        "exactly one of eight concurrent acquirers holds the lease"
+    );
+}
+
+async fn concurrent_writers_lose_nothing(f: &dyn StoreFixture) {
+    let store = f.open().await;
+    let sessions = [id("w1"), id("w2")];
+    for s in &sessions {
+        store.begin_session(s, "writers", "t0").await.unwrap();
+    }
+    let mut handles = Vec::new();
+    for n in 0..16 {
+        let store = store.clone();
+        let s = sessions[n % 2].clone();
+        handles.push(tokio::spawn(async move {
+            for k in 0..20 {
+                let resource = format!("i-{n}-{k}");
+                let begun = store
+                    .begin_step(&s, &step(&resource, "started"))
+                    .await
+                    .unwrap();
+                tokio::task::yield_now().await;
+                store.end_step(begun, &step(&resource, "ok")).await.unwrap();
+            }
+            store
+                .record_task(&s, &task(&format!("i-{n}")))
+                .await
+                .unwrap();
+        }));
+    }
+    for h in handles {
+        h.await.expect("no panic");
+    }
+    for s in &sessions {
+        let steps = store.steps(s).await.unwrap();
+        assert_eq!(steps.len(), 8 * 20);
+        assert!(
+            steps.iter().all(|st| st.outcome == "ok"),
+            "each ended in place"
+        );
+        assert_eq!(store.progress_of(s).await.unwrap().tasks.len(), 8);
+    }
+}

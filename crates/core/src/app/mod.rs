@@ -1,0 +1,106 @@
+//! The application layer: one entry per use case — [`plan`], [`run_policy`] (which also
+//! resumes), [`check`], [`apply_retention`], [`gc`] — that the CLI (and later the HTTP API and
+//! the scheduler) call and only render. Each takes an [`App`]: the cloud and the state store
+//! it acts through, both shared, so a server can run several policies at once from spawned
+//! tasks.
+//!
+//! Errors leave this layer as one [`AppError`], whose [`ErrorKind`] fixes the exit code and
+//! the JSON error `code` of SPEC section 5.
+
+mod error;
+mod gc;
+mod retention;
+mod run;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::{AppError, ErrorKind};
+pub use gc::{GcOutcome, gc};
+pub use retention::apply_retention;
+pub use run::{RunOutcome, RunRequest, run_policy};
+
+use crate::check::CheckReport;
+use crate::engine::{Prepared, prepare};
+use crate::policy::Policy;
+use crate::ports::{Cloud, Lease, StateStore};
+
+/// What the use cases act through.
+#[derive(Clone)]
+pub struct App {
+    pub cloud: Arc<dyn Cloud>,
+    pub store: Arc<dyn StateStore>,
+    /// Who takes the policies' leases (`process 1234`), for people reading who holds one.
+    pub holder: String,
+    /// How long a lease lasts unrenewed, on stores where leases expire.
+    pub lease_ttl: Duration,
+}
+
+impl App {
+    pub fn new(cloud: Arc<dyn Cloud>, store: Arc<dyn StateStore>) -> Self {
+        Self {
+            cloud,
+            store,
+            holder: format!("process {}", std::process::id()),
+            lease_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a run would do; nothing is changed in AWS.
+pub async fn plan(app: &App, policy: &Policy) -> Result<Prepared, AppError> {
+    prepare(app.cloud.as_ref(), policy)
+        .await
+        .map_err(|e| AppError::of_prepare(e, "nothing was changed"))
+}
+
+/// `check`: the roles and keys a run needs, evaluated with read calls only.
+pub async fn check(app: &App, policy: &Policy) -> Result<CheckReport, AppError> {
+    crate::check::check(app.cloud.as_ref(), policy)
+        .await
+        .map_err(|e| AppError::of_prepare(e, "nothing could be checked"))
+}
+
+/// Takes the lease of `policy`. With `wait`, a holder that only looks (`sessions list` probes
+/// the lease) is given two seconds to let go. `None` while another holder has it.
+pub async fn hold_policy(app: &App, policy: &str, wait: bool) -> Result<Option<Lease>, AppError> {
+    let tries = if wait { 10 } else { 1 };
+    for n in 0..tries {
+        if let Some(lease) = app
+            .store
+            .acquire_lease(policy, &app.holder, app.lease_ttl)
+            .await?
+        {
+            return Ok(Some(lease));
+        }
+        if n + 1 < tries {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(None)
+}
+
+/// Why a command refuses while a session of the policy runs, naming it.
+pub async fn still_running(store: &dyn StateStore, policy: &str) -> AppError {
+    let running = store
+        .unfinished_sessions(Some(policy))
+        .await
+        .ok()
+        .and_then(|u| u.into_iter().next());
+    AppError::new(
+        ErrorKind::Conflict,
+        format!(
+            "a session of policy {policy} is still running in another process{}; wait for it to \
+             end (two sessions of one policy must not overlap). Nothing was done",
+            running
+                .map(|u| format!(
+                    " (session {}{})",
+                    u.id,
+                    u.pid
+                        .map(|p| format!(", started by process {p}"))
+                        .unwrap_or_default()
+                ))
+                .unwrap_or_default()
+        ),
+    )
+}

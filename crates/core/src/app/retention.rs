@@ -1,0 +1,34 @@
+//! `apply_retention`: the policy's `[retention]` applied now (`run_policy` does the same at the
+//! end of every session).
+
+use crate::policy::Policy;
+use crate::retention::{self, Accesses, RetentionReport};
+
+use super::{App, AppError, hold_policy, plan, still_running};
+
+/// Deletes (or, with `dry_run`, lists) the restore points the policy lets go. Not while a
+/// session of the policy runs: its restore points are not recorded yet.
+pub async fn apply_retention(
+    app: &App,
+    policy: &Policy,
+    now: u64,
+    dry_run: bool,
+) -> Result<RetentionReport, AppError> {
+    let store = app.store.as_ref();
+    let Some(lease) = hold_policy(app, &policy.name, true).await? else {
+        return Err(still_running(store, &policy.name).await);
+    };
+    let prepared = plan(app, policy).await?;
+    let report = retention::apply(
+        app.cloud.as_ref(),
+        store,
+        &policy.name,
+        &policy.retention,
+        &Accesses::of_plan(&prepared, &policy.source.regions),
+        now,
+        dry_run,
+    )
+    .await?;
+    store.release_lease(lease).await?;
+    Ok(report)
+}

@@ -1,0 +1,177 @@
+//! `run_policy`: one session of a policy now, then its retention. A session of the policy that
+//! was interrupted (its process killed) is resumed instead of starting a new one; a session
+//! can also be named to resume (`sessions resume ID`).
+
+use std::time::Instant;
+
+use crate::engine::{EngineConfig, Interrupt, Progress, run_session};
+use crate::policy::Policy;
+use crate::ports::{SessionId, StateStore};
+use crate::report::{SessionProgress, SessionReport};
+use crate::retention::{self, Accesses, RetentionReport};
+use crate::status::Status;
+
+use super::{App, AppError, hold_policy, plan, still_running};
+
+/// What to run.
+#[derive(Clone, Debug, Default)]
+pub struct RunRequest {
+    /// The interrupted session to finish; `None`: the newest interrupted one, else a new one.
+    pub resume: Option<SessionId>,
+    /// Now, in seconds since the Unix epoch (retention by age reads it).
+    pub now: u64,
+    pub engine: EngineConfig,
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub report: SessionReport,
+    /// The session was an interrupted one, taken up again.
+    pub resumed: bool,
+    /// What retention did after the session (`None`: no `[retention]`, or interrupted).
+    pub retention: Option<RetentionReport>,
+    /// Replicas the preflight refused (their source key cannot be used by their target).
+    pub refused: usize,
+}
+
+impl RunOutcome {
+    /// The session's status, or `Warning` when retention had to leave something it should
+    /// have deleted.
+    pub fn status(&self) -> Status {
+        let mut status = self.report.status;
+        if self
+            .retention
+            .as_ref()
+            .is_some_and(|r| !r.problems.is_empty())
+        {
+            status = status.max(Status::Warning);
+        }
+        status
+    }
+}
+
+/// Runs (or resumes) one session of `policy`, then applies its retention.
+pub async fn run_policy(
+    app: &App,
+    policy: &Policy,
+    request: &RunRequest,
+    progress: &dyn Progress,
+    interrupt: &Interrupt,
+) -> Result<RunOutcome, AppError> {
+    let started = Instant::now();
+    let store = app.store.as_ref();
+    // Two sessions of one policy must not overlap: the retention of one would delete the
+    // source snapshots the other is still copying from. The lease is held to the end.
+    let Some(lease) = hold_policy(app, &policy.name, true).await? else {
+        return Err(still_running(store, &policy.name).await);
+    };
+    let resume = to_resume(store, &policy.name, request.resume.as_ref()).await?;
+    let mut prepared = plan(app, policy).await?;
+    let cloud = app.cloud.as_ref();
+    // The keys' policies and the target roles' IAM policies, checked as `check` does: a
+    // replica that AWS would surely fail is refused now, with the fix, not hours later.
+    let refused = crate::check::preflight(cloud, &mut prepared).await;
+    if refused > 0 {
+        progress.notice(&format!(
+            "snaprelay: the preflight check refused {refused} replica(s) whose source key the \
+             target cannot use; each says why and how to fix it (snaprelay check shows all)"
+        ));
+    }
+    if let Some(p) = &resume {
+        progress.notice(&format!(
+            "snaprelay: resuming session {} of policy {} (started {}, interrupted): {} of its \
+             tasks had ended, {} had begun and are taken up where AWS shows them; no new \
+             session is started",
+            p.session_id,
+            p.policy,
+            p.started_at,
+            p.tasks.len(),
+            p.started().len().saturating_sub(p.tasks.len())
+        ));
+    }
+    let report = run_session(
+        cloud,
+        store,
+        progress,
+        &request.engine,
+        interrupt,
+        &prepared,
+        resume.as_ref(),
+    )
+    .await?;
+
+    // Retention after the session, unless it was interrupted: the new restore points are
+    // recorded by now, and the newest of each place is never deleted.
+    let retention = if policy.retention == Default::default() || interrupt.is_raised() {
+        None
+    } else {
+        // `now` was read at the start (or injected): move it on by the session's length.
+        let now = request.now + started.elapsed().as_secs();
+        let accesses = Accesses::of_plan(&prepared, &policy.source.regions);
+        Some(
+            retention::apply(
+                cloud,
+                store,
+                &policy.name,
+                &policy.retention,
+                &accesses,
+                now,
+                false,
+            )
+            .await?,
+        )
+    };
+    store.release_lease(lease).await?;
+    Ok(RunOutcome {
+        report,
+        resumed: resume.is_some(),
+        retention,
+        refused,
+    })
+}
+
+/// The interrupted session to finish: the one named, else the newest of the policy (the
+/// caller holds the policy's lease, so none of them is running), if any.
+async fn to_resume(
+    store: &dyn StateStore,
+    policy: &str,
+    named: Option<&SessionId>,
+) -> Result<Option<SessionProgress>, AppError> {
+    let id = match named {
+        None => store
+            .unfinished_sessions(Some(policy))
+            .await?
+            .into_iter()
+            .next()
+            .map(|u| u.id),
+        Some(id) => {
+            let summary = store.summary(id).await?.ok_or_else(|| {
+                AppError::invalid(format!(
+                    "session id {:?}: no such session in the state file",
+                    id.as_str()
+                ))
+            })?;
+            if summary.policy != policy {
+                return Err(AppError::invalid(format!(
+                    "session id {:?} is a session of policy {:?}, not of {policy:?} (the \
+                     policy file's name); nothing was done",
+                    id.as_str(),
+                    summary.policy
+                )));
+            }
+            if summary.ended_at.is_some() {
+                return Err(AppError::invalid(format!(
+                    "session id {:?} has ended ({}); there is nothing to resume",
+                    id.as_str(),
+                    summary.status
+                )));
+            }
+            Some(id.clone())
+        }
+    };
+    match id {
+        Some(id) => Ok(Some(store.progress_of(&id).await?)),
+        None => Ok(None),
+    }
+}

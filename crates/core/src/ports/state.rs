@@ -1,0 +1,187 @@
+//! The state store port: where sessions, their steps, task reports and restore points are
+//! recorded, and the lease that keeps two sessions of one policy from overlapping.
+//!
+//! The port is async and shared (`&self`, `Send + Sync`) so that a server can run several
+//! policies' sessions on one store from spawned tasks. Every backend (SQLite today, PostgreSQL
+//! next) passes the one conformance suite in `snaprelay-conformance` (`store` module).
+
+use std::any::Any;
+use std::fmt;
+use std::time::Duration;
+
+pub use crate::ids::{RestorePointId, SessionId, StepId};
+use crate::report::{
+    RecordedRestorePoint, ResourceReport, RestorePoint, SessionProgress, SessionReport,
+    SessionSummary, StepRecord,
+};
+use async_trait::async_trait;
+
+/// An error of the state store. The store is the journal of what was started: a write that
+/// fails ends the session (the tasks under way are still finished and cleaned up).
+#[derive(Debug, thiserror::Error)]
+#[error("state store: {0}")]
+pub struct StoreError(pub String);
+
+/// A session that never finished, and the process that ran it (for people to read: whether
+/// it still runs is told by its policy's lease, [`StateStore::lease_held`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unfinished {
+    pub id: SessionId,
+    pub policy: String,
+    /// `None` for sessions recorded before sessions recorded their process.
+    pub pid: Option<u32>,
+}
+
+/// Which restore points [`StateStore::find_restore_points`] lists; `None` matches all.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PointFilter<'a> {
+    pub session: Option<&'a SessionId>,
+    pub policy: Option<&'a str>,
+    pub resource: Option<&'a str>,
+}
+
+/// The right to run a policy's sessions, held by one holder at a time.
+///
+/// Each backend keeps it its own way: SQLite as an OS file lock beside the state file, which
+/// the kernel frees the moment its process dies (`kill -9` included), so it never needs
+/// renewing; a database as a row with an expiry that its holder renews. `generation` grows
+/// with every acquisition, so a holder whose lease lapsed and was taken over can be told
+/// apart from the new one.
+pub struct Lease {
+    pub policy: String,
+    pub holder: String,
+    pub generation: u64,
+    /// How long the lease lasts without a renewal; `None` while its process lives.
+    pub ttl: Option<Duration>,
+    /// What keeps the lease held in this process (a locked file, say); dropping it is
+    /// dying, not releasing: a backend with expiry lets the lease lapse.
+    pub guard: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("policy", &self.policy)
+            .field("holder", &self.holder)
+            .field("generation", &self.generation)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where sessions, tasks, steps and restore points are recorded.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    // --- sessions ---
+    async fn begin_session(
+        &self,
+        session: &SessionId,
+        policy: &str,
+        started_at: &str,
+    ) -> Result<(), StoreError>;
+    /// An unfinished session is taken up by this process.
+    async fn resume_session(&self, session: &SessionId) -> Result<(), StoreError>;
+    async fn finish_session(&self, report: &SessionReport) -> Result<(), StoreError>;
+    /// The sessions of `policy` (else of every policy), newest first.
+    async fn sessions(&self, policy: Option<&str>) -> Result<Vec<SessionSummary>, StoreError>;
+    /// One session's summary, finished or not.
+    async fn summary(&self, session: &SessionId) -> Result<Option<SessionSummary>, StoreError>;
+    /// A finished session's report.
+    async fn session(&self, session: &SessionId) -> Result<Option<SessionReport>, StoreError>;
+    /// Sessions never finished (of `policy`, else of every policy), newest first.
+    async fn unfinished_sessions(
+        &self,
+        policy: Option<&str>,
+    ) -> Result<Vec<Unfinished>, StoreError>;
+    /// What an unfinished session had done, for resuming it.
+    async fn progress_of(&self, session: &SessionId) -> Result<SessionProgress, StoreError>;
+
+    // --- steps and tasks ---
+    async fn record_step(&self, session: &SessionId, step: &StepRecord) -> Result<(), StoreError>;
+    /// Records, before it is made, a step that changes AWS (outcome `started`), so that a
+    /// crash in the middle leaves a trace: its task is reconciled with AWS on resume.
+    async fn begin_step(
+        &self,
+        session: &SessionId,
+        step: &StepRecord,
+    ) -> Result<StepId, StoreError>;
+    /// Records how a step begun with [`StateStore::begin_step`] ended.
+    async fn end_step(&self, id: StepId, step: &StepRecord) -> Result<(), StoreError>;
+    async fn steps(&self, session: &SessionId) -> Result<Vec<StepRecord>, StoreError>;
+    /// Records the report of a task as soon as it has ended: a resumed session keeps it.
+    async fn record_task(
+        &self,
+        session: &SessionId,
+        report: &ResourceReport,
+    ) -> Result<(), StoreError>;
+
+    // --- restore points ---
+    /// Records a restore point, whole or not at all.
+    async fn record_restore_point(
+        &self,
+        session: &SessionId,
+        point: &RestorePoint,
+    ) -> Result<RestorePointId, StoreError>;
+    /// Restore points matching the filter, deleted ones included, in the order they were made.
+    async fn find_restore_points(
+        &self,
+        filter: &PointFilter<'_>,
+    ) -> Result<Vec<RecordedRestorePoint>, StoreError>;
+    /// Retention deleted one snapshot of a restore point.
+    async fn record_snapshot_deleted(
+        &self,
+        point: RestorePointId,
+        snapshot_id: &str,
+        at: &str,
+    ) -> Result<(), StoreError>;
+    /// Retention deleted the last snapshot of a restore point.
+    async fn record_restore_point_deleted(
+        &self,
+        point: RestorePointId,
+        at: &str,
+    ) -> Result<(), StoreError>;
+
+    // --- the policy lease ---
+    /// Takes the lease of `policy` for `holder` if nobody else holds it (or its holder's lease
+    /// lapsed); `None` while another holder has it. `ttl` is how long it lasts unrenewed, on
+    /// backends where leases expire.
+    async fn acquire_lease(
+        &self,
+        policy: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError>;
+    /// Keeps a lease held for another `ttl`; false if it was lost (lapsed and taken over):
+    /// its holder must stop writing.
+    async fn renew_lease(&self, lease: &Lease) -> Result<bool, StoreError>;
+    /// Gives a lease up, so another holder may take it at once.
+    async fn release_lease(&self, lease: Lease) -> Result<(), StoreError>;
+    /// Whether some live holder has the lease of `policy` now.
+    async fn lease_held(&self, policy: &str) -> Result<bool, StoreError>;
+
+    /// The restore points of one policy, deleted ones included, in the order they were made.
+    async fn policy_restore_points(
+        &self,
+        policy: &str,
+    ) -> Result<Vec<RecordedRestorePoint>, StoreError> {
+        self.find_restore_points(&PointFilter {
+            policy: Some(policy),
+            ..PointFilter::default()
+        })
+        .await
+    }
+
+    /// The restore points one session made, in the order they were made.
+    async fn session_restore_points(
+        &self,
+        session: &SessionId,
+    ) -> Result<Vec<RestorePoint>, StoreError> {
+        let found = self
+            .find_restore_points(&PointFilter {
+                session: Some(session),
+                ..PointFilter::default()
+            })
+            .await?;
+        Ok(found.into_iter().map(|p| p.point).collect())
+    }
+}
