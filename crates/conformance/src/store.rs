@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use snaprelay_core::ports::{PointFilter, SessionId, StateStore};
 use snaprelay_core::report::{
-    PlaceReport, PointStatus, ResourceReport, RestorePoint, SessionReport, SnapshotReport,
-    StepRecord,
+    PlaceReport, PointStatus, ResourceReport, RestorePoint, Service, SessionReport, SnapshotReport,
+    StepDetail, StepKind, StepOutcome, StepRecord,
 };
 use snaprelay_core::status::Status;
 
@@ -74,15 +74,15 @@ fn unique() -> String {
     )
 }
 
-fn step(resource: &str, outcome: &str) -> StepRecord {
+fn step(resource: &str, outcome: StepOutcome) -> StepRecord {
     StepRecord {
         resource_id: resource.into(),
-        step: "copy".into(),
+        step: StepKind::Copy,
         place: "222222222222/eu-west-1".into(),
         started_at: "2026-12-04T10:00:00Z".into(),
         ended_at: String::new(),
-        outcome: outcome.into(),
-        detail: String::new(),
+        outcome,
+        detail: StepDetail::None,
     }
 }
 
@@ -170,17 +170,30 @@ async fn a_step_begun_before_its_change_is_completed_in_place(f: &dyn StoreFixtu
     let store = f.open().await;
     let s = id("steps");
     store.begin_session(&s, "steps", "t0").await.unwrap();
-    let begun = store.begin_step(&s, &step("i-1", "started")).await.unwrap();
-    store.record_step(&s, &step("i-2", "ok")).await.unwrap();
+    let begun = store
+        .begin_step(&s, &step("i-1", StepOutcome::Started))
+        .await
+        .unwrap();
+    store
+        .record_step(&s, &step("i-2", StepOutcome::Ok))
+        .await
+        .unwrap();
     // A crash here leaves the first step `started`: resume reads it so.
-    assert_eq!(store.steps(&s).await.unwrap()[0].outcome, "started");
-    let mut ended = step("i-1", "ok");
+    assert_eq!(
+        store.steps(&s).await.unwrap()[0].outcome,
+        StepOutcome::Started
+    );
+    let mut ended = step("i-1", StepOutcome::Ok);
     ended.ended_at = "2026-12-04T10:01:00Z".into();
-    ended.detail = "snap-1".into();
+    ended.detail = StepDetail::Copy {
+        service: Service::Rds,
+        copy: "arn:aws:rds:eu-west-1:222222222222:snapshot:c".into(),
+        source: "arn:aws:rds:us-east-1:111111111111:snapshot:s".into(),
+    };
     store.end_step(begun, &ended).await.unwrap();
     let steps = store.steps(&s).await.unwrap();
     assert_eq!(steps.len(), 2, "ended in place, not added");
-    assert_eq!(steps[0], ended);
+    assert_eq!(steps[0], ended, "its typed detail read back as written");
     assert_eq!(steps[1].resource_id, "i-2");
 }
 
@@ -188,7 +201,10 @@ async fn a_task_report_is_kept_once_for_a_resume(f: &dyn StoreFixture) {
     let store = f.open().await;
     let s = id("tasks");
     store.begin_session(&s, "tasks", "t0").await.unwrap();
-    store.begin_step(&s, &step("i-1", "started")).await.unwrap();
+    store
+        .begin_step(&s, &step("i-1", StepOutcome::Started))
+        .await
+        .unwrap();
     store.record_task(&s, &task("i-1")).await.unwrap();
     store.record_task(&s, &task("i-1")).await.unwrap();
     store
@@ -435,11 +451,14 @@ async fn concurrent_writers_lose_nothing(f: &dyn StoreFixture) {
             for k in 0..20 {
                 let resource = format!("i-{n}-{k}");
                 let begun = store
-                    .begin_step(&s, &step(&resource, "started"))
+                    .begin_step(&s, &step(&resource, StepOutcome::Started))
                     .await
                     .unwrap();
                 tokio::task::yield_now().await;
-                store.end_step(begun, &step(&resource, "ok")).await.unwrap();
+                store
+                    .end_step(begun, &step(&resource, StepOutcome::Ok))
+                    .await
+                    .unwrap();
             }
             store
                 .record_task(&s, &task(&format!("i-{n}")))
@@ -454,7 +473,7 @@ async fn concurrent_writers_lose_nothing(f: &dyn StoreFixture) {
         let steps = store.steps(s).await.unwrap();
         assert_eq!(steps.len(), 8 * 20);
         assert!(
-            steps.iter().all(|st| st.outcome == "ok"),
+            steps.iter().all(|st| st.outcome == StepOutcome::Ok),
             "each ended in place"
         );
         assert_eq!(store.progress_of(s).await.unwrap().tasks.len(), 8);

@@ -22,9 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::access::{self, Caller, Request, Statement, Verdict};
-use crate::engine::{PrepareError, Prepared, prepare};
 use crate::ids::{AccountId, RoleArn};
 use crate::model::{KeyManager, Resource};
+use crate::plan::prepare::{PrepareError, Prepared, prepare, target_access};
 use crate::plan::{Decision, Workflow};
 use crate::policy::Policy;
 use crate::ports::{Access, Cloud, CloudError, KeyGrant};
@@ -240,7 +240,7 @@ async fn target_keys(cloud: &dyn Cloud, policy: &Policy) -> Result<Vec<Finding>,
     let mut findings = Vec::new();
     for (i, t) in policy.targets.iter().enumerate() {
         let Some(key) = &t.kms_key else { continue };
-        let access = crate::engine::target_access(t, &source, &source_account);
+        let access = target_access(t, &source, &source_account);
         let field = format!("targets[{i}].kms_key");
         let finding = |status, detail: String, fix: Option<String>| Finding {
             status,

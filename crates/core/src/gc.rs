@@ -18,9 +18,9 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::engine::Prepared;
 use crate::ids::AccountId;
 use crate::model::{SnapshotState, Tag, tag_value, tags};
+use crate::plan::prepare::Prepared;
 use crate::ports::{Access, Cloud, CloudError};
 use crate::report::RecordedRestorePoint;
 use crate::retention::Accesses;
@@ -84,8 +84,6 @@ pub async fn collect(
     live_sessions: &[String],
     act: bool,
 ) -> Result<GcReport, CloudError> {
-    let throttled = crate::engine::Throttled::new(cloud);
-    let cloud: &dyn Cloud = &throttled;
     let policy = prepared.plan.policy.clone();
     let accesses = Accesses::of_plan(prepared, source_regions);
     let known: BTreeSet<&str> = recorded

@@ -15,7 +15,6 @@
 pub mod access;
 pub mod app;
 pub mod check;
-pub mod clock;
 pub mod engine;
 pub mod gc;
 pub mod ids;
@@ -25,5 +24,6 @@ pub mod policy;
 pub mod ports;
 pub mod report;
 pub mod retention;
+pub mod runtime;
 pub mod status;
 pub mod workflows;

@@ -507,5 +507,7 @@ fn replica_warnings(target: &ResolvedTarget, resource_id: &str) -> Vec<String> {
     warnings
 }
 
+pub mod prepare;
+
 #[cfg(test)]
 mod tests;

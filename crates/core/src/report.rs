@@ -1,6 +1,8 @@
 //! What a session reports and records: the JSON document of `run --output json` (SPEC
 //! section 5), the steps of each task, and the restore points it made.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{RestorePointId, SessionId};
@@ -127,19 +129,244 @@ pub enum PointStatus {
     Deleted,
 }
 
-/// One step of one task: what was done, when, and how it ended.
+/// One step of one task: what was done, where, when, how it ended, and what it concerned.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
+    /// The resource (instance id, DB instance identifier); empty for a session's own steps.
     pub resource_id: String,
-    /// `snapshot`, `wait-snapshot`, `share`, `copy`, `wait-copy`, `unshare`.
-    pub step: String,
+    pub step: StepKind,
     /// The place the step acts on (`account/region`).
     pub place: String,
     pub started_at: String,
     pub ended_at: String,
-    /// `ok` or `failed`.
-    pub outcome: String,
-    pub detail: String,
+    pub outcome: StepOutcome,
+    pub detail: StepDetail,
+}
+
+/// What a step does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    /// `CreateSnapshots` / `CreateDBSnapshot`.
+    Snapshot,
+    WaitSnapshot,
+    /// Resuming: this session's source snapshots of an instance, found by their tags.
+    FindSnapshots,
+    /// Resuming: a DB snapshot of this session, found by its deterministic name.
+    FindSnapshot,
+    /// Sharing a snapshot with the target account (`createVolumePermission` / `restore`).
+    Share,
+    Unshare,
+    Copy,
+    WaitCopy,
+    /// Resuming: this session's copies in a place, found by their tags.
+    FindCopies,
+    /// Deleting a snapshot the session made and does not keep (a failed or duplicate copy,
+    /// an intermediate copy, an unfinished restore point).
+    Discard,
+    /// Where, among a session's steps, a resume began.
+    Resume,
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot",
+            Self::WaitSnapshot => "wait-snapshot",
+            Self::FindSnapshots => "find-snapshots",
+            Self::FindSnapshot => "find-snapshot",
+            Self::Share => "share",
+            Self::Unshare => "unshare",
+            Self::Copy => "copy",
+            Self::WaitCopy => "wait-copy",
+            Self::FindCopies => "find-copies",
+            Self::Discard => "discard",
+            Self::Resume => "resume",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        const ALL: [StepKind; 11] = [
+            StepKind::Snapshot,
+            StepKind::WaitSnapshot,
+            StepKind::FindSnapshots,
+            StepKind::FindSnapshot,
+            StepKind::Share,
+            StepKind::Unshare,
+            StepKind::Copy,
+            StepKind::WaitCopy,
+            StepKind::FindCopies,
+            StepKind::Discard,
+            StepKind::Resume,
+        ];
+        ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for StepKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a step ended; `started` is a step that changes AWS, recorded before its call and not
+/// (yet) ended: a crash happened during it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepOutcome {
+    Started,
+    Ok,
+    Failed,
+}
+
+impl StepOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "started",
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Started, Self::Ok, Self::Failed]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+impl fmt::Display for StepOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The snapshot service a snapshot belongs to: EBS snapshots and RDS DB snapshots have APIs
+/// (and copy quotas) of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    Ebs,
+    Rds,
+}
+
+/// What a step concerned, typed so that a resume reads it back without parsing text.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StepDetail {
+    /// Nothing beyond the kind and the place.
+    None,
+    /// Snapshots made: EBS, one per volume (`of` the volume id); RDS, one (`of` the DB).
+    Snapshots { snapshots: Vec<SnapshotOf> },
+    /// A share added or removed (`gone`: the snapshot was no longer there to unshare).
+    Share {
+        service: Service,
+        snapshot: String,
+        account: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        gone: bool,
+    },
+    /// A copy started: the copy's id (EBS snapshot id, DB snapshot ARN) and its source.
+    Copy {
+        service: Service,
+        copy: String,
+        source: String,
+    },
+    /// A snapshot deleted.
+    Discarded { service: Service, snapshot: String },
+    /// A session taken up again by a process.
+    Resumed { process: u32 },
+    /// Why the step failed.
+    Error { message: String },
+    /// What a wait or a search saw, for people to read.
+    Note { text: String },
+}
+
+/// A snapshot and what it is a snapshot of.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotOf {
+    pub snapshot: String,
+    pub of: String,
+}
+
+impl StepDetail {
+    pub fn note(text: impl Into<String>) -> Self {
+        Self::Note { text: text.into() }
+    }
+
+    /// The detail as the state store keeps it: one JSON document.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{\"type\":\"none\"}".to_owned())
+    }
+
+    /// A stored detail read back. Steps recorded before details were typed hold text: a
+    /// share's was `SNAPSHOT with ACCOUNT` (`from`, for an unshare, with ` (gone)`), and the
+    /// service was told by the snapshot id (EBS ids start with `snap-`); any other text is
+    /// kept as a note.
+    pub fn from_stored(kind: StepKind, stored: &str) -> Self {
+        if stored.starts_with('{')
+            && let Ok(detail) = serde_json::from_str(stored)
+        {
+            return detail;
+        }
+        let word = match kind {
+            StepKind::Share => Some(" with "),
+            StepKind::Unshare => Some(" from "),
+            _ => None,
+        };
+        let share = word.and_then(|w| {
+            let (snapshot, rest) = stored.split_once(w)?;
+            let account = rest.split_whitespace().next()?;
+            Some(Self::Share {
+                service: if snapshot.starts_with("snap-") {
+                    Service::Ebs
+                } else {
+                    Service::Rds
+                },
+                snapshot: snapshot.to_owned(),
+                account: account.to_owned(),
+                gone: rest.contains("(gone)"),
+            })
+        });
+        share.unwrap_or_else(|| {
+            if stored.is_empty() {
+                Self::None
+            } else {
+                Self::note(stored)
+            }
+        })
+    }
+}
+
+/// The detail in a line for people.
+impl fmt::Display for StepDetail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => Ok(()),
+            Self::Snapshots { snapshots } => {
+                let list: Vec<String> = snapshots
+                    .iter()
+                    .map(|s| format!("{} of {}", s.snapshot, s.of))
+                    .collect();
+                f.write_str(&list.join(", "))
+            }
+            Self::Share {
+                snapshot,
+                account,
+                gone,
+                ..
+            } => write!(
+                f,
+                "{snapshot} for account {account}{}",
+                if *gone { " (gone)" } else { "" }
+            ),
+            Self::Copy { copy, source, .. } => write!(f, "{copy} from {source}"),
+            Self::Discarded { snapshot, .. } => f.write_str(snapshot),
+            Self::Resumed { process } => write!(f, "taken up by process {process}"),
+            Self::Error { message } => f.write_str(message),
+            Self::Note { text } => f.write_str(text),
+        }
+    }
 }
 
 /// A line of `sessions list`.

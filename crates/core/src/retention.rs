@@ -17,12 +17,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::clock::rfc3339;
 use crate::ids::{AccountId, RestorePointId, SessionId};
 use crate::model::{SnapshotState, Tag, tag_value, tags};
 use crate::policy::{Keep, Retention};
 use crate::ports::{Access, Cloud, StateStore, StoreError};
 use crate::report::{PointStatus, RecordedRestorePoint};
+use crate::runtime::clock::rfc3339;
 
 /// What retention did, or would do in a dry run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -69,7 +69,7 @@ pub struct Accesses {
 
 impl Accesses {
     /// The source's credentials and each target account's, as the session used them.
-    pub fn of_plan(prepared: &crate::engine::Prepared, source_regions: &[String]) -> Self {
+    pub fn of_plan(prepared: &crate::plan::prepare::Prepared, source_regions: &[String]) -> Self {
         let plan = &prepared.plan;
         let mut by_account = vec![(plan.source_account.clone(), prepared.source_access.clone())];
         for t in &plan.targets {
@@ -190,8 +190,6 @@ pub async fn apply(
     now: u64,
     dry_run: bool,
 ) -> Result<RetentionReport, StoreError> {
-    let throttled = crate::engine::Throttled::new(cloud);
-    let cloud: &dyn Cloud = &throttled;
     let points = store.policy_restore_points(policy).await?;
     let (expired, kept) = expired(&points, retention, now);
     let expired_ids: Vec<RestorePointId> = expired.iter().map(|(p, _)| p.id).collect();

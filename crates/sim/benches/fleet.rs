@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use snaprelay_core::engine::{EngineConfig, Interrupt, Progress, prepare, run_session};
+use snaprelay_core::engine::{EngineConfig, Interrupt, Progress, Throttled, prepare, run_session};
 use snaprelay_core::ids::AccountId;
 use snaprelay_core::policy::Policy;
 use snaprelay_sim::{DbSpec, Encryption, InstanceSpec, Quotas, Rng, SimCloud, VolumeSpec};
@@ -188,6 +188,7 @@ fn main() {
     let (report, makespan) = runtime.block_on(async {
         let policy = Policy::from_toml(&policy).expect("policy");
         let store = SqliteStore::open(&state).expect("state store");
+        let cloud = Throttled::new(&cloud);
         let prepared = prepare(&cloud, &policy).await.expect("prepare");
         let config = EngineConfig {
             concurrency: o.concurrency,

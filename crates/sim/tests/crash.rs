@@ -15,7 +15,9 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use snaprelay_core::engine::{ChangeHook, EngineConfig, Interrupt, Progress, prepare, run_session};
+use snaprelay_core::engine::{
+    ChangeHook, EngineConfig, Interrupt, Progress, Throttled, prepare, run_session,
+};
 use snaprelay_core::ids::AccountId;
 use snaprelay_core::model::{Tag, tag_value, tags};
 use snaprelay_core::policy::Policy;
@@ -137,10 +139,9 @@ fn session(
     policy: &Policy,
     hook: Option<ChangeHook>,
 ) -> Option<SessionReport> {
-    let config = EngineConfig {
-        after_change: hook,
-        ..EngineConfig::default()
-    };
+    // Where calls leave for AWS: throttling retried, each change told to the crash hook.
+    let cloud = Throttled::with_hook(cloud, hook);
+    let config = EngineConfig::default();
     let resume = rt.block_on(async {
         let unfinished = store.unfinished_sessions(Some(&policy.name)).await.unwrap();
         match unfinished.first() {
@@ -150,9 +151,9 @@ fn session(
     });
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         rt.block_on(async {
-            let prepared = prepare(cloud, policy).await.expect("prepare");
+            let prepared = prepare(&cloud, policy).await.expect("prepare");
             run_session(
-                cloud,
+                &cloud,
                 store,
                 &Quiet,
                 &config,

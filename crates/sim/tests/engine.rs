@@ -2,7 +2,7 @@
 //! in milliseconds. These test the engine, not AWS; the conformance suite ties the simulator
 //! to AWS's behaviour.
 
-use snaprelay_core::engine::{EngineConfig, Interrupt, Progress, prepare, run_session};
+use snaprelay_core::engine::{EngineConfig, Interrupt, Progress, Throttled, prepare, run_session};
 use snaprelay_core::ids::AccountId;
 use snaprelay_core::model::SnapshotState;
 use snaprelay_core::policy::Policy;
@@ -47,10 +47,12 @@ fn estate() -> Estate {
 
 async fn run(cloud: &SimCloud, policy: &str) -> SessionReport {
     let policy = Policy::from_toml(policy).expect("policy");
-    let prepared = prepare(cloud, &policy).await.expect("prepare");
+    // As the application does: throttled calls retried where they leave for AWS.
+    let cloud = Throttled::new(cloud);
+    let prepared = prepare(&cloud, &policy).await.expect("prepare");
     let store = SqliteStore::in_memory().unwrap();
     run_session(
-        cloud,
+        &cloud,
         &store,
         &Quiet,
         &EngineConfig::default(),

@@ -16,7 +16,7 @@ use snaprelay_core::ports::{
 };
 use snaprelay_core::report::{
     PlaceReport, PointStatus, RecordedRestorePoint, ResourceReport, RestorePoint, SessionProgress,
-    SessionReport, SessionSummary, SnapshotReport, StepRecord,
+    SessionReport, SessionSummary, SnapshotReport, StepDetail, StepKind, StepOutcome, StepRecord,
 };
 
 /// What keeps a policy's lease held in this process: the locked file, or for an in-memory
@@ -546,7 +546,14 @@ impl StateStore for SqliteStore {
             .prepare_cached(
                 "UPDATE steps SET ended_at = ?2, outcome = ?3, detail = ?4 WHERE id = ?1",
             )
-            .and_then(|mut stmt| stmt.execute(params![id.0, s.ended_at, s.outcome, s.detail]))
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    id.0,
+                    s.ended_at,
+                    s.outcome.as_str(),
+                    s.detail.to_json()
+                ])
+            })
             .map(drop)
             .map_err(err("cannot record the end of a step", None))
     }
@@ -810,7 +817,16 @@ fn insert_step(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .and_then(|mut stmt| {
-        stmt.execute(params![session_id.as_str(), s.resource_id, s.step, s.place, s.started_at, s.ended_at, s.outcome, s.detail])
+        stmt.execute(params![
+            session_id.as_str(),
+            s.resource_id,
+            s.step.as_str(),
+            s.place,
+            s.started_at,
+            s.ended_at,
+            s.outcome.as_str(),
+            s.detail.to_json()
+        ])
     })
     .map(drop)
     .map_err(err("cannot record a step", None))
@@ -823,19 +839,41 @@ fn steps(conn: &Connection, session_id: &SessionId) -> Result<Vec<StepRecord>, S
              WHERE session_id = ?1 ORDER BY id",
         )
         .map_err(err("cannot read steps", None))?;
-    stmt.query_map([session_id.as_str()], |r| {
-        Ok(StepRecord {
-            resource_id: r.get(0)?,
-            step: r.get(1)?,
-            place: r.get(2)?,
-            started_at: r.get(3)?,
-            ended_at: r.get(4)?,
-            outcome: r.get(5)?,
-            detail: r.get(6)?,
+    let rows: Vec<[String; 7]> = stmt
+        .query_map([session_id.as_str()], |r| {
+            Ok([
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ])
         })
-    })
-    .and_then(|rows| rows.collect())
-    .map_err(err("cannot read steps", None))
+        .and_then(|rows| rows.collect())
+        .map_err(err("cannot read steps", None))?;
+    rows.into_iter()
+        .map(|[resource_id, step, place, started_at, ended_at, outcome, detail]| {
+            let unreadable = |what: &str, value: &str| {
+                StoreError(format!(
+                    "a step of session {session_id} has an unknown {what} {value:?}: written by \
+                     a newer snaprelay?"
+                ))
+            };
+            let step = StepKind::parse(&step).ok_or_else(|| unreadable("kind", &step))?;
+            Ok(StepRecord {
+                resource_id,
+                step,
+                place,
+                started_at,
+                ended_at,
+                outcome: StepOutcome::parse(&outcome)
+                    .ok_or_else(|| unreadable("outcome", &outcome))?,
+                detail: StepDetail::from_stored(step, &detail),
+            })
+        })
+        .collect()
 }
 
 /// One task row, with its report.

@@ -5,7 +5,7 @@ const TTL: Duration = Duration::from_secs(5);
 fn sid(id: &str) -> SessionId {
     SessionId::new(id)
 }
-use snaprelay_core::report::{PlaceReport, ResourceReport, SnapshotReport};
+use snaprelay_core::report::{PlaceReport, ResourceReport, Service, SnapshotReport};
 use snaprelay_core::status::Status;
 
 fn report(id: &str) -> SessionReport {
@@ -71,18 +71,18 @@ async fn a_finished_session_is_listed_and_its_report_read_back() {
 async fn steps_and_restore_points_are_kept_in_order() {
     let store = SqliteStore::in_memory().unwrap();
     store.begin_session(&sid("s1"), "p", "t0").await.unwrap();
-    for step in ["snapshot", "copy"] {
+    for step in [StepKind::Snapshot, StepKind::Copy] {
         store
             .record_step(
                 &sid("s1"),
                 &StepRecord {
                     resource_id: "i-1".into(),
-                    step: step.into(),
+                    step,
                     place: "111111111111/us-east-1".into(),
                     started_at: "t0".into(),
                     ended_at: "t1".into(),
-                    outcome: "ok".into(),
-                    detail: String::new(),
+                    outcome: StepOutcome::Ok,
+                    detail: StepDetail::None,
                 },
             )
             .await
@@ -111,14 +111,14 @@ async fn steps_and_restore_points_are_kept_in_order() {
         .record_restore_point(&sid("s1"), &point)
         .await
         .unwrap();
-    let steps: Vec<String> = store
+    let steps: Vec<StepKind> = store
         .steps(&sid("s1"))
         .await
         .unwrap()
         .into_iter()
         .map(|s| s.step)
         .collect();
-    assert_eq!(steps, ["snapshot", "copy"]);
+    assert_eq!(steps, [StepKind::Snapshot, StepKind::Copy]);
     assert_eq!(
         store.session_restore_points(&sid("s1")).await.unwrap(),
         vec![point]
@@ -252,23 +252,26 @@ async fn a_session_recorded_whole_by_schema_1_is_still_read_back() {
 async fn an_unfinished_session_tells_what_it_had_begun_and_ended() {
     let store = SqliteStore::in_memory().unwrap();
     store.begin_session(&sid("s1"), "p", "t0").await.unwrap();
-    let step = |resource: &str, outcome: &str| StepRecord {
+    let step = |resource: &str, outcome: StepOutcome| StepRecord {
         resource_id: resource.into(),
-        step: "copy".into(),
+        step: StepKind::Copy,
         place: "111111111111/us-west-2".into(),
         started_at: "t0".into(),
         ended_at: String::new(),
-        outcome: outcome.into(),
-        detail: String::new(),
+        outcome,
+        detail: StepDetail::None,
     };
     // i-1 ended; i-2 began a change and never said how it went (the process died).
     let id = store
-        .begin_step(&sid("s1"), &step("i-1", "started"))
+        .begin_step(&sid("s1"), &step("i-1", StepOutcome::Started))
         .await
         .unwrap();
-    store.end_step(id, &step("i-1", "ok")).await.unwrap();
     store
-        .begin_step(&sid("s1"), &step("i-2", "started"))
+        .end_step(id, &step("i-1", StepOutcome::Ok))
+        .await
+        .unwrap();
+    store
+        .begin_step(&sid("s1"), &step("i-2", StepOutcome::Started))
         .await
         .unwrap();
     let mut done = report("s1").resources.remove(0);
@@ -284,14 +287,14 @@ async fn an_unfinished_session_tells_what_it_had_begun_and_ended() {
         (progress.policy.as_str(), progress.started_at.as_str()),
         ("p", "t0")
     );
-    let outcomes: Vec<String> = store
+    let outcomes: Vec<StepOutcome> = store
         .steps(&sid("s1"))
         .await
         .unwrap()
         .into_iter()
         .map(|s| s.outcome)
         .collect();
-    assert_eq!(outcomes, ["ok", "started"]);
+    assert_eq!(outcomes, [StepOutcome::Ok, StepOutcome::Started]);
     assert_eq!(store.unfinished_sessions(Some("p")).await.unwrap().len(), 1);
 
     // Finishing writes every task once, in the report's order.
@@ -376,4 +379,49 @@ async fn a_policy_lease_is_a_file_lock_shared_through_symlinks_and_let_go_when_d
     );
     drop((first, second));
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Steps written before details were typed held text; a resume still finds their shares.
+#[tokio::test]
+async fn a_step_recorded_as_text_by_an_earlier_version_is_read_back_typed() {
+    let store = SqliteStore::in_memory().unwrap();
+    store.begin_session(&sid("s1"), "p", "t0").await.unwrap();
+    store
+        .conn()
+        .execute_batch(
+            "INSERT INTO steps (session_id, resource_id, step, place, started_at, ended_at, \
+             outcome, detail) VALUES \
+             ('s1', 'i-1', 'share', '111111111111/us-east-1', 't0', 't1', 'ok', \
+              'snap-0abc with 222222222222'), \
+             ('s1', 'db-1', 'unshare', '111111111111/us-east-1', 't0', 't1', 'ok', \
+              'arn:aws:rds:us-east-1:111111111111:snapshot:x from 222222222222 (gone)'), \
+             ('s1', 'i-1', 'wait-copy', '222222222222/eu-west-1', 't0', 't1', 'ok', \
+              'snap-0def completed')",
+        )
+        .unwrap();
+    let details: Vec<StepDetail> = store
+        .steps(&sid("s1"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.detail)
+        .collect();
+    assert_eq!(
+        details,
+        [
+            StepDetail::Share {
+                service: Service::Ebs,
+                snapshot: "snap-0abc".into(),
+                account: "222222222222".into(),
+                gone: false,
+            },
+            StepDetail::Share {
+                service: Service::Rds,
+                snapshot: "arn:aws:rds:us-east-1:111111111111:snapshot:x".into(),
+                account: "222222222222".into(),
+                gone: true,
+            },
+            StepDetail::note("snap-0def completed"),
+        ]
+    );
 }

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use snaprelay_core::app::ErrorKind;
-use snaprelay_core::engine::{EngineConfig, Interrupt, Progress, prepare, run_session};
+use snaprelay_core::engine::{EngineConfig, Interrupt, Progress, Throttled, prepare, run_session};
 use snaprelay_core::policy::Policy;
 use snaprelay_core::report::SessionReport;
 use snaprelay_sim::demo;
@@ -62,6 +62,7 @@ pub async fn run(settings: &Settings) -> Outcome {
         // SNAPRELAY_STATE are ignored), where gc or retention would take them for real ones.
         let store = SqliteStore::in_memory()?;
         let (cloud, scenarios) = demo::estate();
+        let cloud = Throttled::new(&cloud);
         let progress = Clocked {
             start: Instant::now(),
             enabled: !settings.json,

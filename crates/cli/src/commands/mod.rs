@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use snaprelay_aws::AwsCloud;
 use snaprelay_core::app::{App, ErrorKind};
-use snaprelay_core::engine::{Interrupt, Progress};
+use snaprelay_core::engine::{ChangeHook, Interrupt, Progress};
 use snaprelay_core::policy::Policy;
 use snaprelay_core::ports::StateStore;
 use snaprelay_core::report::ResourceReport;
@@ -56,7 +56,7 @@ pub fn load_policy(settings: &Settings) -> Result<Policy, Outcome> {
 /// `2026-11-26T19:30:56Z`) when set. Retention by age reads it; tests set it to move time on.
 pub fn now() -> Result<u64, Outcome> {
     match std::env::var("SNAPRELAY_NOW") {
-        Ok(v) => snaprelay_core::clock::parse_rfc3339(&v).ok_or_else(|| {
+        Ok(v) => snaprelay_core::runtime::clock::parse_rfc3339(&v).ok_or_else(|| {
             Outcome::Invalid(format!(
                 "SNAPRELAY_NOW = {v:?} is not a UTC time like 2026-11-26T19:30:56Z"
             ))
@@ -69,15 +69,19 @@ pub fn now() -> Result<u64, Outcome> {
 
 /// The application over AWS (the SDK's default chain, in the policy's first source Region)
 /// and `store`.
-pub async fn aws_app(policy: &Policy, store: Arc<dyn StateStore>) -> App {
+pub async fn aws_app(
+    policy: &Policy,
+    store: Arc<dyn StateStore>,
+    after_change: Option<ChangeHook>,
+) -> App {
     let cloud = AwsCloud::load(&policy.source.regions[0]).await;
-    App::new(Arc::new(cloud), store)
+    App::with_change_hook(Arc::new(cloud), store, after_change)
 }
 
 /// The application over AWS for a command that records nothing (`plan`, `check`).
 pub async fn aws_app_stateless(policy: &Policy) -> Result<App, Outcome> {
     let store = SqliteStore::in_memory()?;
-    Ok(aws_app(policy, Arc::new(store)).await)
+    Ok(aws_app(policy, Arc::new(store), None).await)
 }
 
 /// Opens the state store named by `--state`, or the default one.
@@ -210,7 +214,7 @@ impl Progress for JsonEvents {
     fn notice(&self, message: &str) {
         let event = serde_json::json!({
             "event": "notice",
-            "time": snaprelay_core::clock::utc_now(),
+            "time": snaprelay_core::runtime::clock::utc_now(),
             "message": message,
         });
         say!("{event}");
@@ -219,7 +223,7 @@ impl Progress for JsonEvents {
     fn update(&self, resource: &str, message: &str) {
         let event = serde_json::json!({
             "event": "progress",
-            "time": snaprelay_core::clock::utc_now(),
+            "time": snaprelay_core::runtime::clock::utc_now(),
             "resource": resource,
             "message": message,
         });
@@ -229,7 +233,7 @@ impl Progress for JsonEvents {
     fn step(&self, step: &snaprelay_core::report::StepRecord) {
         let mut event = serde_json::json!({
             "event": "step",
-            "time": snaprelay_core::clock::utc_now(),
+            "time": snaprelay_core::runtime::clock::utc_now(),
         });
         if let (Some(map), Ok(serde_json::Value::Object(fields))) =
             (event.as_object_mut(), serde_json::to_value(step))
@@ -242,7 +246,7 @@ impl Progress for JsonEvents {
     fn task_ended(&self, report: &ResourceReport, ended: usize, total: usize) {
         let event = serde_json::json!({
             "event": "task",
-            "time": snaprelay_core::clock::utc_now(),
+            "time": snaprelay_core::runtime::clock::utc_now(),
             "resource": report.id,
             "status": report.status,
             "ended": ended,

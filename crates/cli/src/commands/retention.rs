@@ -24,7 +24,7 @@ pub async fn apply(settings: &Settings, dry_run: bool) -> Outcome {
         }
         let now = now()?;
         let store = open_existing_store(settings)?;
-        let app = aws_app(&policy, Arc::new(store)).await;
+        let app = aws_app(&policy, Arc::new(store), None).await;
         let report = apply_retention(&app, &policy, now, dry_run).await?;
         if settings.json {
             print_json(&report)?;

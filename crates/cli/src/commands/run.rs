@@ -38,7 +38,6 @@ pub async fn run(settings: &Settings, concurrency: usize, resume: Option<&str>) 
             engine: EngineConfig {
                 concurrency,
                 poll_initial: settings.poll_interval,
-                after_change: crate::fault::abort_hook().map_err(Outcome::Invalid)?,
                 ..EngineConfig::default()
             },
         };
@@ -46,7 +45,8 @@ pub async fn run(settings: &Settings, concurrency: usize, resume: Option<&str>) 
             Some(_) => open_existing_store(settings)?,
             None => open_store(settings)?,
         };
-        let app = aws_app(&policy, Arc::new(store)).await;
+        let hook = crate::fault::abort_hook().map_err(Outcome::Invalid)?;
+        let app = aws_app(&policy, Arc::new(store), hook).await;
         let interrupt = super::interrupt_on_signals();
         let progress = super::progress(settings);
         let done = run_policy(&app, &policy, &request, progress.as_ref(), &interrupt).await?;

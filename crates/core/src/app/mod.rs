@@ -24,10 +24,12 @@ use crate::check::CheckReport;
 use crate::engine::{Prepared, prepare};
 use crate::policy::Policy;
 use crate::ports::{Cloud, Lease, StateStore};
+use crate::runtime::{ChangeHook, Throttled};
 
 /// What the use cases act through.
 #[derive(Clone)]
 pub struct App {
+    /// The cloud, throttled calls retried (see [`App::with_change_hook`]).
     pub cloud: Arc<dyn Cloud>,
     pub store: Arc<dyn StateStore>,
     /// Who takes the policies' leases (`process 1234`), for people reading who holds one.
@@ -38,8 +40,19 @@ pub struct App {
 
 impl App {
     pub fn new(cloud: Arc<dyn Cloud>, store: Arc<dyn StateStore>) -> Self {
+        Self::with_change_hook(cloud, store, None)
+    }
+
+    /// The application over `cloud`, whose calls that changed AWS are told to `after_change`
+    /// (the crash tests abort the process there). Throttled calls are retried here, once for
+    /// every use case: each call leaves for AWS through this one wrapper.
+    pub fn with_change_hook(
+        cloud: Arc<dyn Cloud>,
+        store: Arc<dyn StateStore>,
+        after_change: Option<ChangeHook>,
+    ) -> Self {
         Self {
-            cloud,
+            cloud: Arc::new(Throttled::with_hook(cloud, after_change)),
             store,
             holder: format!("process {}", std::process::id()),
             lease_ttl: Duration::from_secs(60),

@@ -1,83 +1,34 @@
 //! A session: the planned tasks run with bounded concurrency, each step and restore point
 //! recorded in the state store, and the session's report assembled at the end.
 
-mod interrupt;
-mod prepare;
 mod resume;
-mod slots;
-mod throttled;
-mod watch;
 
 use std::future::Future;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::future::join_all;
 use futures_util::stream::FuturesUnordered;
 
-pub use interrupt::{Interrupt, InterruptHandle, Interrupted};
-pub use prepare::{PrepareError, Prepared, prepare, target_access};
 use resume::Resumed;
-pub use slots::{CopySlots, Service};
-pub use throttled::{ChangeHook, Throttled};
-pub use watch::{Polled, Urgency, Watcher};
 
-use crate::clock::{new_session_id, utc_now};
+pub use crate::plan::prepare::{PrepareError, Prepared, prepare, target_access};
+pub use crate::runtime::{
+    ChangeHook, CopySlots, EngineConfig, Interrupt, InterruptHandle, Interrupted, Progress, Record,
+    Service, Throttled, Urgency, Watcher,
+};
+
 use crate::ids::AccountId;
 use crate::model::{DbInstance, Instance, Resource};
 use crate::plan::{Decision, Plan, TaskPlan, Workflow};
 use crate::ports::{Cloud, SessionId, StateStore, StepId, StoreError};
 use crate::report::{
-    PlaceReport, ResourceReport, RestorePoint, SessionProgress, SessionReport, StepRecord,
+    PlaceReport, ResourceReport, RestorePoint, SessionProgress, SessionReport, StepDetail,
+    StepKind, StepOutcome, StepRecord,
 };
+use crate::runtime::clock::{new_session_id, utc_now};
 use crate::status::Status;
 use crate::workflows::{self, Planned, TargetOutcome, TaskContext};
-
-/// How the engine paces itself.
-#[derive(Clone, Debug)]
-pub struct EngineConfig {
-    /// How many resources are worked on at once.
-    pub concurrency: usize,
-    /// The first wait before asking whether a snapshot has completed.
-    pub poll_initial: Duration,
-    /// The longest wait between two polls of a place where no snapshot reports progress yet.
-    pub poll_max: Duration,
-    /// The longest wait between two polls of a place whose snapshots report progress (the
-    /// poll is planned for when the first of them should end).
-    pub poll_horizon: Duration,
-    /// EBS snapshot copies in flight per account and destination Region (AWS: 20).
-    pub ebs_copy_slots: usize,
-    /// RDS DB snapshot copies in progress per account and destination Region (AWS: 20).
-    pub rds_copy_slots: usize,
-    /// Told of each call of the session that changed AWS (the crash hook).
-    pub after_change: Option<ChangeHook>,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            concurrency: 32,
-            poll_initial: Duration::from_secs(2),
-            poll_max: Duration::from_secs(30),
-            poll_horizon: Duration::from_secs(900),
-            ebs_copy_slots: 20,
-            rds_copy_slots: 20,
-            after_change: None,
-        }
-    }
-}
-
-/// Where a session tells what it is doing, for a person watching.
-pub trait Progress: Send + Sync {
-    fn update(&self, resource: &str, message: &str);
-    /// Something the operator should read whoever is watching (a resume, a refusal).
-    fn notice(&self, _message: &str) {}
-    /// A step has ended (after it was recorded in the state store).
-    fn step(&self, _step: &StepRecord) {}
-    /// A resource's task has ended: `ended` of the session's `total` are done.
-    fn task_ended(&self, _report: &ResourceReport, _ended: usize, _total: usize) {}
-}
 
 /// Records steps and restore points as they happen. A store error does not stop the tasks
 /// under way (their AWS work must still be finished and cleaned up); it fails the session.
@@ -86,17 +37,6 @@ pub struct Recorder<'a> {
     store: &'a dyn StateStore,
     progress: &'a dyn Progress,
     failure: Mutex<Option<StoreError>>,
-}
-
-/// What the workflows record through (implemented by [`Recorder`]).
-#[async_trait::async_trait]
-pub trait Record: Sync {
-    async fn step(&self, step: &StepRecord);
-    /// A step that changes AWS is about to be made; returns what [`Record::end_step`] takes.
-    async fn begin_step(&self, step: &StepRecord) -> Option<StepId>;
-    async fn end_step(&self, begun: Option<StepId>, step: &StepRecord);
-    async fn restore_point(&self, point: &RestorePoint);
-    fn progress(&self, resource: &str, message: &str);
 }
 
 impl Recorder<'_> {
@@ -171,8 +111,6 @@ pub async fn run_session(
     prepared: &Prepared,
     resume: Option<&SessionProgress>,
 ) -> Result<SessionReport, StoreError> {
-    let throttled = Throttled::with_hook(cloud, config.after_change.as_ref());
-    let cloud: &dyn Cloud = &throttled;
     let plan = &prepared.plan;
     let (session_id, started_at) = match resume {
         Some(p) => {
@@ -200,12 +138,14 @@ pub async fn run_session(
         recorder
             .step(&StepRecord {
                 resource_id: String::new(),
-                step: "resume".into(),
+                step: StepKind::Resume,
                 place: String::new(),
                 started_at: now.clone(),
                 ended_at: now,
-                outcome: "ok".into(),
-                detail: format!("taken up by process {}", std::process::id()),
+                outcome: StepOutcome::Ok,
+                detail: StepDetail::Resumed {
+                    process: std::process::id(),
+                },
             })
             .await;
     }

@@ -5,10 +5,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::plan::Plan;
 use crate::ports::{Cloud, CloudError};
-use crate::report::{ResourceReport, RestorePoint, SessionProgress, StepRecord};
+use crate::report::{
+    ResourceReport, RestorePoint, Service, SessionProgress, StepDetail, StepKind, StepOutcome,
+    StepRecord,
+};
 
 use super::{Prepared, Record};
-use crate::workflows::{parse_share_detail, share_detail};
 
 /// What a resumed session had done, by resource.
 #[derive(Default)]
@@ -96,60 +98,84 @@ pub(super) async fn leftovers(
 ) -> Vec<String> {
     let plan = &prepared.plan;
     let mut messages = Vec::new();
-    let unshared: HashSet<(&str, &str)> = progress
-        .steps
-        .iter()
-        .filter(|s| s.step == "unshare" && s.outcome == "ok")
-        .filter_map(|s| parse_share_detail(false, &s.detail))
+    // Every share the interrupted attempt made that it did not remove, by what its share
+    // steps say (typed: the service picks the API, nothing is told from an id's prefix).
+    let shares_of = |kind: StepKind| {
+        progress
+            .steps
+            .iter()
+            .filter(move |s| s.step == kind)
+            .filter_map(|s| match &s.detail {
+                StepDetail::Share {
+                    service,
+                    snapshot,
+                    account,
+                    ..
+                } => Some((s, *service, snapshot.as_str(), account.as_str())),
+                _ => None,
+            })
+    };
+    let unshared: HashSet<(&str, &str)> = shares_of(StepKind::Unshare)
+        .filter(|(s, ..)| s.outcome == StepOutcome::Ok)
+        .map(|(_, _, snapshot, account)| (snapshot, account))
         .collect();
-    let mut shares: BTreeSet<(&str, &str, &str, &str)> = BTreeSet::new();
-    for s in progress.steps.iter().filter(|s| s.step == "share") {
-        let (Some((id, account)), Some((_, region))) =
-            (parse_share_detail(true, &s.detail), s.place.split_once('/'))
-        else {
+    let mut shares: BTreeSet<(&str, &str, Service, &str, &str)> = BTreeSet::new();
+    for (s, service, snapshot, account) in shares_of(StepKind::Share) {
+        let Some((_, region)) = s.place.split_once('/') else {
             continue;
         };
-        if !unshared.contains(&(id, account)) {
-            shares.insert((s.resource_id.as_str(), region, id, account));
+        if !unshared.contains(&(snapshot, account)) {
+            shares.insert((s.resource_id.as_str(), region, service, snapshot, account));
         }
     }
-    for (resource, region, id, account) in shares {
+    for (resource, region, service, id, account) in shares {
         let Some(account) = crate::ids::AccountId::parse(account) else {
             continue;
         };
         let access = &prepared.source_access;
-        let started_at = crate::clock::utc_now();
-        let result: Result<(), CloudError> = if id.starts_with("snap-") {
-            cloud
-                .set_snapshot_share(access, region, id, &account, false)
-                .await
-        } else {
-            cloud
-                .set_db_snapshot_share(access, region, id, &account, false)
-                .await
+        let started_at = crate::runtime::clock::utc_now();
+        let result: Result<(), CloudError> = match service {
+            Service::Ebs => {
+                cloud
+                    .set_snapshot_share(access, region, id, &account, false)
+                    .await
+            }
+            Service::Rds => {
+                cloud
+                    .set_db_snapshot_share(access, region, id, &account, false)
+                    .await
+            }
+        };
+        let share = |gone: bool| StepDetail::Share {
+            service,
+            snapshot: id.to_owned(),
+            account: account.to_string(),
+            gone,
         };
         let (outcome, detail) = match &result {
-            Ok(()) => ("ok", share_detail(false, id, &account)),
-            Err(e) if e.is_not_found() => (
-                "ok",
-                format!("{} (gone)", share_detail(false, id, &account)),
-            ),
+            Ok(()) => (StepOutcome::Ok, share(false)),
+            Err(e) if e.is_not_found() => (StepOutcome::Ok, share(true)),
             Err(e) => {
                 messages.push(format!(
                     "{id} is still shared with account {account} by the interrupted session: \
                      removing the share failed: {e}; remove it by hand"
                 ));
-                ("failed", e.to_string())
+                (
+                    StepOutcome::Failed,
+                    StepDetail::Error {
+                        message: e.to_string(),
+                    },
+                )
             }
         };
         recorder
             .step(&StepRecord {
                 resource_id: resource.to_owned(),
-                step: "unshare".into(),
+                step: StepKind::Unshare,
                 place: format!("{}/{region}", plan.source_account),
                 started_at,
-                ended_at: crate::clock::utc_now(),
-                outcome: outcome.into(),
+                ended_at: crate::runtime::clock::utc_now(),
+                outcome,
                 detail,
             })
             .await;
@@ -165,7 +191,7 @@ pub(super) async fn leftovers(
         }
     }
     let mut gone: BTreeSet<(&str, &str)> = BTreeSet::new();
-    for s in progress.steps.iter().filter(|s| s.step == "copy") {
+    for s in progress.steps.iter().filter(|s| s.step == StepKind::Copy) {
         if !places.contains(&s.place) {
             gone.insert((s.resource_id.as_str(), s.place.as_str()));
         }

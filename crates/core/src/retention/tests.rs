@@ -1,6 +1,6 @@
 use super::*;
-use crate::clock::parse_rfc3339;
 use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
+use crate::runtime::clock::parse_rfc3339;
 
 fn point(id: i64, kind: &str, region: &str, created_at: &str) -> RecordedRestorePoint {
     RecordedRestorePoint {

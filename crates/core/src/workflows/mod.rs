@@ -10,17 +10,19 @@ pub mod ec2;
 pub mod rds;
 
 use std::future::Future;
-use std::time::Duration;
 
-use crate::clock::utc_now;
-use crate::engine::{CopySlots, EngineConfig, Interrupt, Record, Service, Urgency, Watcher};
 use crate::ids::AccountId;
 use crate::model::{
     DbSnapshotStatus, Resource, SnapshotState, SnapshotStatus, Tag, tag_value, tags,
 };
 use crate::plan::{ResolvedTarget, Workflow};
 use crate::ports::{Access, Cloud, CloudError};
-use crate::report::{PlaceReport, RestorePoint, StepRecord};
+use crate::report::{PlaceReport, RestorePoint, StepDetail, StepKind, StepOutcome, StepRecord};
+use crate::runtime::clock::utc_now;
+use crate::runtime::{
+    CopySlots, EngineConfig, Interrupt, Progressing, Record, Service, Urgency, Watcher, jitter,
+    next_interval,
+};
 use crate::status::Status;
 
 /// What a workflow works with for one resource.
@@ -95,9 +97,9 @@ impl TaskContext<'_> {
     /// Runs one step, records it with its times and outcome, and says so on the progress line.
     pub async fn step<T, F>(
         &self,
-        step: &str,
+        step: StepKind,
         place: &str,
-        detail: impl FnOnce(&T) -> String,
+        detail: impl FnOnce(&T) -> StepDetail,
         work: F,
     ) -> Result<T, String>
     where
@@ -110,9 +112,9 @@ impl TaskContext<'_> {
     /// before the call, so that a crash during it is known to have possibly happened.
     pub async fn change<T, F>(
         &self,
-        step: &str,
+        step: StepKind,
         place: &str,
-        detail: impl FnOnce(&T) -> String,
+        detail: impl FnOnce(&T) -> StepDetail,
         work: F,
     ) -> Result<T, String>
     where
@@ -124,9 +126,9 @@ impl TaskContext<'_> {
     async fn recorded_step<T, F>(
         &self,
         changes_aws: bool,
-        step: &str,
+        step: StepKind,
         place: &str,
-        detail: impl FnOnce(&T) -> String,
+        detail: impl FnOnce(&T) -> StepDetail,
         work: F,
     ) -> Result<T, String>
     where
@@ -134,12 +136,12 @@ impl TaskContext<'_> {
     {
         let mut record = StepRecord {
             resource_id: self.resource.id().to_owned(),
-            step: step.to_owned(),
+            step,
             place: place.to_owned(),
             started_at: utc_now(),
             ended_at: String::new(),
-            outcome: "started".to_owned(),
-            detail: String::new(),
+            outcome: StepOutcome::Started,
+            detail: StepDetail::None,
         };
         let begun = if changes_aws {
             self.recorder.begin_step(&record).await
@@ -150,8 +152,11 @@ impl TaskContext<'_> {
             .progress(self.resource.id(), &format!("{step} ({place})"));
         let result = work.await;
         (record.outcome, record.detail) = match &result {
-            Ok(v) => ("ok".to_owned(), detail(v)),
-            Err(e) => ("failed".to_owned(), e.clone()),
+            Ok(v) => (StepOutcome::Ok, detail(v)),
+            Err(e) => (
+                StepOutcome::Failed,
+                StepDetail::Error { message: e.clone() },
+            ),
         };
         record.ended_at = utc_now();
         self.recorder.end_step(begun, &record).await;
@@ -208,17 +213,25 @@ impl TaskContext<'_> {
         let mut left = Vec::new();
         for id in snapshot_ids {
             let result = self
-                .change("discard", place, |_| id.clone(), async {
-                    let deleted = match service {
-                        Service::Ebs => self.cloud.delete_snapshot(access, region, id).await,
-                        Service::Rds => self.cloud.delete_db_snapshot(access, region, id).await,
-                    };
-                    match deleted {
-                        // Already gone: deleted by an attempt that crashed before saying so.
-                        Err(e) if e.is_not_found() => Ok(()),
-                        other => other.map_err(|e| e.to_string()),
-                    }
-                })
+                .change(
+                    StepKind::Discard,
+                    place,
+                    |_| StepDetail::Discarded {
+                        service,
+                        snapshot: id.clone(),
+                    },
+                    async {
+                        let deleted = match service {
+                            Service::Ebs => self.cloud.delete_snapshot(access, region, id).await,
+                            Service::Rds => self.cloud.delete_db_snapshot(access, region, id).await,
+                        };
+                        match deleted {
+                            // Already gone: deleted by an attempt that crashed before saying so.
+                            Err(e) if e.is_not_found() => Ok(()),
+                            other => other.map_err(|e| e.to_string()),
+                        }
+                    },
+                )
                 .await;
             if let Err(e) = result {
                 left.push(format!(
@@ -272,57 +285,14 @@ impl TaskContext<'_> {
     }
 }
 
-/// The detail of a share step (`SNAPSHOT with ACCOUNT`) or an unshare step (`SNAPSHOT from
-/// ACCOUNT`): a resume reads them back to remove every share an interrupted attempt made.
-pub fn share_detail(shared: bool, snapshot: &str, account: &AccountId) -> String {
-    let word = if shared { "with" } else { "from" };
-    format!("{snapshot} {word} {account}")
-}
-
-/// The snapshot and account a [`share_detail`] names (anything after the account is a remark).
-pub fn parse_share_detail(shared: bool, detail: &str) -> Option<(&str, &str)> {
-    let word = if shared { " with " } else { " from " };
-    let (snapshot, rest) = detail.split_once(word)?;
-    Some((snapshot, rest.split_whitespace().next()?))
-}
-
-/// A snapshot whose end is waited for: EBS or RDS.
-pub trait Progressing {
-    fn id(&self) -> &str;
-    fn state(&self) -> SnapshotState;
-    fn progress(&self) -> Option<u8>;
-    /// What AWS says about a failure.
-    fn message(&self) -> Option<&str>;
-}
-
-impl Progressing for SnapshotStatus {
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn state(&self) -> SnapshotState {
-        self.state
-    }
-    fn progress(&self) -> Option<u8> {
-        self.progress
-    }
-    fn message(&self) -> Option<&str> {
-        self.state_message.as_deref()
-    }
-}
-
-impl Progressing for DbSnapshotStatus {
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn state(&self) -> SnapshotState {
-        DbSnapshotStatus::state(self)
-    }
-    fn progress(&self) -> Option<u8> {
-        self.progress
-    }
-    fn message(&self) -> Option<&str> {
-        // RDS has no state message: the status itself (failed, incompatible-*) is all it says.
-        None
+/// The detail of a share or unshare step: a resume reads it back to remove every share an
+/// interrupted attempt made.
+pub fn share_detail(service: Service, snapshot: &str, account: &AccountId) -> StepDetail {
+    StepDetail::Share {
+        service,
+        snapshot: snapshot.to_owned(),
+        account: account.to_string(),
+        gone: false,
     }
 }
 
@@ -358,18 +328,6 @@ impl TaskContext<'_> {
     }
 }
 
-/// `d` scaled by a factor between 0.75 and 1.25, from the clock's nanoseconds.
-pub(crate) fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.subsec_nanos());
-    d.mul_f64(0.75 + f64::from(nanos % 1000) / 2000.0)
-}
-
-pub(crate) fn next_interval(current: Duration, max: Duration) -> Duration {
-    (current * 3 / 2).min(max)
-}
-
 /// The snapshots among `statuses` that ended in `error`, with AWS's state message.
 pub fn errors<S: Progressing>(statuses: &[S]) -> Vec<String> {
     statuses
@@ -402,40 +360,4 @@ pub fn with_key_hint(error: String, source_keys: &[&str], account: &AccountId) -
          and that the target role's IAM policy allows the same actions on it",
         keys.join(", ")
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn share_details_read_back_as_written() {
-        let account = AccountId::parse("222222222222").unwrap();
-        let shared = share_detail(true, "snap-0abc", &account);
-        assert_eq!(shared, "snap-0abc with 222222222222");
-        assert_eq!(
-            parse_share_detail(true, &shared),
-            Some(("snap-0abc", "222222222222"))
-        );
-        let gone = format!("{} (gone)", share_detail(false, "db-1", &account));
-        assert_eq!(
-            parse_share_detail(false, &gone),
-            Some(("db-1", "222222222222"))
-        );
-        assert_eq!(parse_share_detail(false, &shared), None);
-    }
-
-    #[test]
-    fn polling_backs_off_to_the_maximum() {
-        let max = Duration::from_secs(30);
-        let mut d = Duration::from_secs(2);
-        let mut seen = vec![];
-        for _ in 0..10 {
-            d = next_interval(d, max);
-            seen.push(d.as_secs());
-        }
-        assert_eq!(seen[0], 3);
-        assert!(seen.windows(2).all(|w| w[0] <= w[1]));
-        assert_eq!(*seen.last().unwrap(), 30);
-    }
 }

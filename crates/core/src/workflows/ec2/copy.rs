@@ -5,12 +5,12 @@
 
 use futures_util::future::join_all;
 
-use crate::clock::utc_now;
-use crate::engine::{Interrupted, Service, Urgency};
 use crate::model::{Resource, SnapshotState, SnapshotStatus, Tag, tag_value, tags};
 use crate::plan::ResolvedTarget;
 use crate::ports::CopyRequest;
-use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
+use crate::report::{PlaceReport, RestorePoint, SnapshotReport, StepDetail, StepKind};
+use crate::runtime::clock::utc_now;
+use crate::runtime::{Interrupted, Service, Urgency};
 
 use super::source::SourceSnapshot;
 use crate::workflows::{TaskContext, errors};
@@ -149,9 +149,13 @@ async fn copy_one(
         Some(id) => id,
         None => ctx
             .change(
-                "copy",
+                StepKind::Copy,
                 place,
-                |id: &String| format!("{id} from {}", s.snapshot_id),
+                |id: &String| StepDetail::Copy {
+                    service: Service::Ebs,
+                    copy: id.clone(),
+                    source: s.snapshot_id.clone(),
+                },
                 async {
                     ctx.retrying_quota("copy", || {
                         ctx.cloud.copy_snapshot(access, &target.region, &request)
@@ -170,26 +174,33 @@ async fn copy_one(
             .map_err(|e| (None, e))?,
     };
     let status = ctx
-        .step("wait-copy", place, |_| format!("{id} completed"), async {
-            let statuses = ctx
-                .wait_for_snapshots(
-                    access,
-                    &target.region,
-                    std::slice::from_ref(&id),
-                    Urgency::Copy,
-                )
-                .await
-                .map_err(|e| format!("could not follow the copies in {}: {e}", target.label()))?;
-            let failed = errors(&statuses);
-            match statuses.into_iter().next() {
-                Some(status) if failed.is_empty() => Ok(status),
-                _ => Err(format!(
-                    "copy to {} failed: {}",
-                    target.label(),
-                    failed.join("; ")
-                )),
-            }
-        })
+        .step(
+            StepKind::WaitCopy,
+            place,
+            |_| StepDetail::note(format!("{id} completed")),
+            async {
+                let statuses = ctx
+                    .wait_for_snapshots(
+                        access,
+                        &target.region,
+                        std::slice::from_ref(&id),
+                        Urgency::Copy,
+                    )
+                    .await
+                    .map_err(|e| {
+                        format!("could not follow the copies in {}: {e}", target.label())
+                    })?;
+                let failed = errors(&statuses);
+                match statuses.into_iter().next() {
+                    Some(status) if failed.is_empty() => Ok(status),
+                    _ => Err(format!(
+                        "copy to {} failed: {}",
+                        target.label(),
+                        failed.join("; ")
+                    )),
+                }
+            },
+        )
         .await;
     // Returning ends the copy's hold on its slot.
     match status {
@@ -235,9 +246,9 @@ async fn copied_earlier(
     place: &str,
 ) -> Result<Vec<SnapshotStatus>, String> {
     ctx.step(
-        "find-copies",
+        StepKind::FindCopies,
         place,
-        |found: &Vec<SnapshotStatus>| format!("{} found", found.len()),
+        |found: &Vec<SnapshotStatus>| StepDetail::note(format!("{} found", found.len())),
         async {
             ctx.session_snapshots(&target.access, &target.region, "replica")
                 .await

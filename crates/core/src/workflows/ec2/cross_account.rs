@@ -8,8 +8,9 @@
 //! The planner has already refused snapshots under an AWS managed key, which AWS cannot share.
 //! The source key's policy must admit the target account, or the copy ends in `error`.
 
-use crate::engine::Interrupted;
 use crate::ids::AccountId;
+use crate::report::{Service, StepKind};
+use crate::runtime::Interrupted;
 use crate::status::Status;
 
 use super::copy::copy_restore_point;
@@ -44,9 +45,9 @@ pub async fn replicate(
         }
         let result = ctx
             .change(
-                "share",
+                StepKind::Share,
                 &place,
-                |_| share_detail(true, &s.snapshot_id, account),
+                |_| share_detail(Service::Ebs, &s.snapshot_id, account),
                 async {
                     ctx.cloud
                         .set_snapshot_share(
@@ -99,7 +100,7 @@ pub async fn replicate(
     // Step 4: unshare, whatever happened to the copies.
     for s in shared {
         let result = ctx
-            .change("unshare", &place, |_| share_detail(false, &s.snapshot_id, account), async {
+            .change(StepKind::Unshare, &place, |_| share_detail(Service::Ebs, &s.snapshot_id, account), async {
                 ctx.cloud
                     .set_snapshot_share(ctx.source_access, region, &s.snapshot_id, account, false)
                     .await

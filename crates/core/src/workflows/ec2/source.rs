@@ -1,10 +1,10 @@
 //! Step 1 of every workflow: a crash-consistent snapshot of each EBS volume of the instance,
 //! taken with the source role, waited for until completed, recorded as the source restore point.
 
-use crate::clock::utc_now;
-use crate::engine::{Service, Urgency};
 use crate::model::{Instance, SnapshotState, SnapshotStatus, VolumeSnapshot};
-use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
+use crate::report::{PlaceReport, RestorePoint, SnapshotOf, SnapshotReport, StepDetail, StepKind};
+use crate::runtime::clock::utc_now;
+use crate::runtime::{Service, Urgency};
 
 use crate::workflows::{TaskContext, errors};
 
@@ -79,13 +79,16 @@ pub async fn take_snapshots(
         Some(created) => created,
         None => {
             ctx.change(
-                "snapshot",
+                StepKind::Snapshot,
                 &place,
-                |v: &Vec<VolumeSnapshot>| {
-                    v.iter()
-                        .map(|s| format!("{} of {}", s.snapshot_id, s.volume_id))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                |v: &Vec<VolumeSnapshot>| StepDetail::Snapshots {
+                    snapshots: v
+                        .iter()
+                        .map(|s| SnapshotOf {
+                            snapshot: s.snapshot_id.clone(),
+                            of: s.volume_id.clone(),
+                        })
+                        .collect(),
                 },
                 async {
                     let tags = ctx.tags("source");
@@ -108,18 +111,25 @@ pub async fn take_snapshots(
     let ids: Vec<String> = created.iter().map(|s| s.snapshot_id.clone()).collect();
 
     let waited = ctx
-        .step("wait-snapshot", &place, |_| "completed".to_owned(), async {
-            let statuses = ctx
-                .wait_for_snapshots(access, region, &ids, Urgency::Snapshot)
-                .await
-                .map_err(|e| format!("could not follow the snapshots of {}: {e}", instance.id))?;
-            let failed = errors(&statuses);
-            if failed.is_empty() {
-                Ok(statuses)
-            } else {
-                Err(failed.join("; "))
-            }
-        })
+        .step(
+            StepKind::WaitSnapshot,
+            &place,
+            |_| StepDetail::note("completed"),
+            async {
+                let statuses = ctx
+                    .wait_for_snapshots(access, region, &ids, Urgency::Snapshot)
+                    .await
+                    .map_err(|e| {
+                        format!("could not follow the snapshots of {}: {e}", instance.id)
+                    })?;
+                let failed = errors(&statuses);
+                if failed.is_empty() {
+                    Ok(statuses)
+                } else {
+                    Err(failed.join("; "))
+                }
+            },
+        )
         .await;
     let statuses = match waited {
         Ok(s) => s,
@@ -181,9 +191,9 @@ async fn taken_earlier(
     let region = instance.region.as_str();
     let found = ctx
         .step(
-            "find-snapshots",
+            StepKind::FindSnapshots,
             place,
-            |found: &Vec<SnapshotStatus>| format!("{} found", found.len()),
+            |found: &Vec<SnapshotStatus>| StepDetail::note(format!("{} found", found.len())),
             async {
                 ctx.session_snapshots(ctx.source_access, region, "source")
                     .await

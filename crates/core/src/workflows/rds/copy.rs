@@ -1,10 +1,11 @@
 //! One `CopyDBSnapshot` into (account, Region), within the RDS copy quota, waited for until
 //! `available`; a copy that fails is deleted so that nothing half-made is left.
 
-use crate::engine::{Interrupted, Service, Urgency};
 use crate::ids::AccountId;
 use crate::model::{DbSnapshotStatus, Resource};
 use crate::ports::{Access, DbCopyRequest};
+use crate::report::{StepDetail, StepKind};
+use crate::runtime::{Interrupted, Service, Urgency};
 use crate::workflows::{TaskContext, errors};
 
 pub struct DbCopy<'a> {
@@ -65,9 +66,13 @@ pub async fn copy_db_snapshot(
         Some(copied) => copied,
         None => {
             ctx.change(
-                "copy",
+                StepKind::Copy,
                 &place,
-                |c: &DbSnapshotStatus| format!("{} from {}", c.arn, request.source_arn),
+                |c: &DbSnapshotStatus| StepDetail::Copy {
+                    service: Service::Rds,
+                    copy: c.arn.clone(),
+                    source: request.source_arn.clone(),
+                },
                 async {
                     ctx.retrying_quota("copy", || {
                         ctx.cloud.copy_db_snapshot(access, region, &request)
@@ -81,17 +86,22 @@ pub async fn copy_db_snapshot(
     };
     let ids = vec![request.target_id.clone()];
     let waited = ctx
-        .step("wait-copy", &place, |_| "available".to_owned(), async {
-            let statuses = ctx
-                .wait_for_db_snapshots(access, region, &ids, Urgency::Copy)
-                .await
-                .map_err(|e| format!("could not follow the copy in {place}: {e}"))?;
-            let failed = errors(&statuses);
-            match statuses.into_iter().next() {
-                Some(s) if failed.is_empty() => Ok(s),
-                _ => Err(format!("copy to {place} failed: {}", failed.join("; "))),
-            }
-        })
+        .step(
+            StepKind::WaitCopy,
+            &place,
+            |_| StepDetail::note("available"),
+            async {
+                let statuses = ctx
+                    .wait_for_db_snapshots(access, region, &ids, Urgency::Copy)
+                    .await
+                    .map_err(|e| format!("could not follow the copy in {place}: {e}"))?;
+                let failed = errors(&statuses);
+                match statuses.into_iter().next() {
+                    Some(s) if failed.is_empty() => Ok(s),
+                    _ => Err(format!("copy to {place} failed: {}", failed.join("; "))),
+                }
+            },
+        )
         .await;
     match waited {
         Ok(status) => Ok(DbSnapshotStatus {
@@ -118,11 +128,13 @@ pub(super) async fn existing(
     id: &str,
 ) -> Result<Option<DbSnapshotStatus>, String> {
     ctx.step(
-        "find-snapshot",
+        StepKind::FindSnapshot,
         place,
-        |found: &Option<DbSnapshotStatus>| match found {
-            Some(s) => format!("{id} found ({})", s.status),
-            None => format!("{id} not found"),
+        |found: &Option<DbSnapshotStatus>| {
+            StepDetail::note(match found {
+                Some(s) => format!("{id} found ({})", s.status),
+                None => format!("{id} not found"),
+            })
         },
         async {
             let ids = [id.to_owned()];

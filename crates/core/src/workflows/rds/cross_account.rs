@@ -18,10 +18,11 @@
 
 use futures_util::future::join_all;
 
-use crate::engine::{Interrupted, Service};
 use crate::ids::AccountId;
 use crate::model::DbSnapshotStatus;
 use crate::ports::{Access, DbCopyRequest};
+use crate::report::StepKind;
+use crate::runtime::{Interrupted, Service};
 use crate::status::Status;
 use crate::workflows::{Planned, TargetOutcome, TaskContext, share_detail, with_key_hint};
 
@@ -69,9 +70,9 @@ pub async fn replicate(
         Ok(())
     } else {
         ctx.change(
-            "share",
+            StepKind::Share,
             &source_place,
-            |_| share_detail(true, &source.id, account),
+            |_| share_detail(Service::Rds, &source.id, account),
             async {
                 ctx.cloud
                     .set_db_snapshot_share(ctx.source_access, region, &source.id, account, true)
@@ -94,7 +95,7 @@ pub async fn replicate(
 
     // Step 6, as soon as nothing reads the shared snapshot any more: unshare.
     let unshared = ctx
-        .change("unshare", &source_place, |_| share_detail(false, &source.id, account), async {
+        .change(StepKind::Unshare, &source_place, |_| share_detail(Service::Rds, &source.id, account), async {
             ctx.cloud
                 .set_db_snapshot_share(ctx.source_access, region, &source.id, account, false)
                 .await

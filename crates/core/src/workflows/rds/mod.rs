@@ -11,11 +11,11 @@ pub mod cross_account;
 pub mod same_account;
 pub mod source;
 
-use crate::clock::utc_now;
 use crate::model::DbSnapshotStatus;
 use crate::plan::ResolvedTarget;
 use crate::policy::is_db_identifier;
 use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
+use crate::runtime::clock::utc_now;
 use crate::workflows::TaskContext;
 
 /// The DB snapshot identifier of a resource in a session: unique per session and resource,

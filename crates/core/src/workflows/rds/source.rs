@@ -1,10 +1,10 @@
 //! Step 1 of the RDS workflows: a DB snapshot of the instance, taken with the source role,
 //! waited for until `available`, recorded as the source restore point.
 
-use crate::clock::utc_now;
-use crate::engine::{Service, Urgency};
 use crate::model::DbInstance;
-use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
+use crate::report::{PlaceReport, RestorePoint, SnapshotOf, SnapshotReport, StepDetail, StepKind};
+use crate::runtime::clock::utc_now;
+use crate::runtime::{Service, Urgency};
 use crate::workflows::{TaskContext, errors};
 
 use super::snapshot_identifier;
@@ -66,30 +66,45 @@ pub async fn take_snapshot(
     };
     if taken.is_none() {
         let tags = ctx.tags("source");
-        ctx.change("snapshot", &place, |_| id.clone(), async {
-            ctx.retrying_quota("snapshot", || {
-                ctx.cloud
-                    .create_db_snapshot(access, region, &db.id, &id, &tags)
-            })
-            .await
-            .map_err(|e| format!("could not snapshot DB instance {}: {e}", db.id))
-        })
+        ctx.change(
+            StepKind::Snapshot,
+            &place,
+            |_| StepDetail::Snapshots {
+                snapshots: vec![SnapshotOf {
+                    snapshot: id.clone(),
+                    of: db.id.clone(),
+                }],
+            },
+            async {
+                ctx.retrying_quota("snapshot", || {
+                    ctx.cloud
+                        .create_db_snapshot(access, region, &db.id, &id, &tags)
+                })
+                .await
+                .map_err(|e| format!("could not snapshot DB instance {}: {e}", db.id))
+            },
+        )
         .await?;
     }
 
     let ids = vec![id.clone()];
     let waited = ctx
-        .step("wait-snapshot", &place, |_| "available".to_owned(), async {
-            let statuses = ctx
-                .wait_for_db_snapshots(access, region, &ids, Urgency::Snapshot)
-                .await
-                .map_err(|e| format!("could not follow the snapshot of {}: {e}", db.id))?;
-            let failed = errors(&statuses);
-            match statuses.into_iter().next() {
-                Some(s) if failed.is_empty() => Ok(s),
-                _ => Err(failed.join("; ")),
-            }
-        })
+        .step(
+            StepKind::WaitSnapshot,
+            &place,
+            |_| StepDetail::note("available"),
+            async {
+                let statuses = ctx
+                    .wait_for_db_snapshots(access, region, &ids, Urgency::Snapshot)
+                    .await
+                    .map_err(|e| format!("could not follow the snapshot of {}: {e}", db.id))?;
+                let failed = errors(&statuses);
+                match statuses.into_iter().next() {
+                    Some(s) if failed.is_empty() => Ok(s),
+                    _ => Err(failed.join("; ")),
+                }
+            },
+        )
         .await;
     let status = match waited {
         Ok(s) => s,

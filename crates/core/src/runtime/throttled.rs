@@ -11,18 +11,19 @@
 
 use std::fmt;
 use std::future::Future;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::jitter;
 use crate::ids::AccountId;
 use crate::model::{
     DbInstance, DbSnapshotStatus, Instance, KeyInfo, SnapshotStatus, Tag, VolumeSnapshot,
 };
 use crate::policy::Selector;
 use crate::ports::{Access, Cloud, CloudError, CopyRequest, DbCopyRequest, KeyGrant, RegionStatus};
-use crate::workflows::jitter;
 
 /// Attempts per call before the throttling error is returned.
 const ATTEMPTS: u32 = 8;
@@ -40,18 +41,20 @@ impl fmt::Debug for ChangeHook {
     }
 }
 
-/// A cloud whose throttled calls are retried.
-pub struct Throttled<'a> {
-    inner: &'a dyn Cloud,
-    after_change: Option<&'a ChangeHook>,
+/// A cloud whose throttled calls are retried: `Throttled<Arc<dyn Cloud>>` in the application,
+/// `Throttled<&SimCloud>` in a test that drives the engine itself. Wrapped once, where calls
+/// leave for AWS; nothing under it retries throttling again.
+pub struct Throttled<C> {
+    inner: C,
+    after_change: Option<ChangeHook>,
 }
 
-impl<'a> Throttled<'a> {
-    pub fn new(inner: &'a dyn Cloud) -> Self {
+impl<C> Throttled<C> {
+    pub fn new(inner: C) -> Self {
         Self::with_hook(inner, None)
     }
 
-    pub fn with_hook(inner: &'a dyn Cloud, after_change: Option<&'a ChangeHook>) -> Self {
+    pub fn with_hook(inner: C, after_change: Option<ChangeHook>) -> Self {
         Self {
             inner,
             after_change,
@@ -65,7 +68,7 @@ impl<'a> Throttled<'a> {
         Fut: Future<Output = Result<T, CloudError>>,
     {
         let result = self.retry(call).await;
-        if let (Ok(_), Some(hook)) = (&result, self.after_change) {
+        if let (Ok(_), Some(hook)) = (&result, &self.after_change) {
             (hook.0)(operation);
         }
         result
@@ -93,7 +96,11 @@ impl<'a> Throttled<'a> {
 }
 
 #[async_trait]
-impl Cloud for Throttled<'_> {
+impl<C> Cloud for Throttled<C>
+where
+    C: Deref + Send + Sync,
+    C::Target: Cloud,
+{
     async fn account_of(&self, access: &Access) -> Result<AccountId, CloudError> {
         self.retry(|| self.inner.account_of(access)).await
     }

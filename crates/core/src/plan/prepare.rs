@@ -29,8 +29,6 @@ pub struct Prepared {
 
 /// Resolves accounts and keys, takes the inventory, and plans.
 pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, PrepareError> {
-    let throttled = super::Throttled::new(cloud);
-    let cloud: &dyn Cloud = &throttled;
     let mut known = Known {
         cloud,
         accounts: HashMap::new(),

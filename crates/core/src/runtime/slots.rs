@@ -18,11 +18,7 @@ use tokio::sync::oneshot;
 use crate::ids::AccountId;
 
 /// Which copy quota: EBS snapshot copies and RDS DB snapshot copies are counted apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Service {
-    Ebs,
-    Rds,
-}
+pub use crate::report::Service;
 
 type PlaceKey = (Service, AccountId, String);
 

@@ -30,10 +30,9 @@ use futures_util::future::join_all;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
-use crate::engine::{EngineConfig, Interrupt, Interrupted, Record};
+use super::{EngineConfig, Interrupt, Interrupted, Record, jitter, next_interval};
 use crate::model::{DbSnapshotStatus, SnapshotState, SnapshotStatus};
 use crate::ports::{Access, Cloud, CloudError};
-use crate::workflows::{Progressing, jitter, next_interval};
 
 /// How many polls a just-created snapshot may stay invisible before it counts as gone.
 const MAX_UNSEEN_ROUNDS: u32 = 10;
@@ -353,5 +352,45 @@ impl<'a, S: Polled> Watcher<'a, S> {
                 now + place.quiet
             }
         }
+    }
+}
+
+/// A snapshot whose end is waited for: EBS or RDS.
+pub trait Progressing {
+    fn id(&self) -> &str;
+    fn state(&self) -> SnapshotState;
+    fn progress(&self) -> Option<u8>;
+    /// What AWS says about a failure.
+    fn message(&self) -> Option<&str>;
+}
+
+impl Progressing for SnapshotStatus {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn state(&self) -> SnapshotState {
+        self.state
+    }
+    fn progress(&self) -> Option<u8> {
+        self.progress
+    }
+    fn message(&self) -> Option<&str> {
+        self.state_message.as_deref()
+    }
+}
+
+impl Progressing for DbSnapshotStatus {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn state(&self) -> SnapshotState {
+        DbSnapshotStatus::state(self)
+    }
+    fn progress(&self) -> Option<u8> {
+        self.progress
+    }
+    fn message(&self) -> Option<&str> {
+        // RDS has no state message: the status itself (failed, incompatible-*) is all it says.
+        None
     }
 }

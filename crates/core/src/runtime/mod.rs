@@ -1,0 +1,53 @@
+//! The runtime the workflows and the engine stand on, and nothing below them: throttling and
+//! retries around the cloud port ([`Throttled`]), interruption ([`Interrupt`]), the clock,
+//! progress events and records ([`Progress`], [`Record`]), waiting for snapshots
+//! ([`Watcher`]), and the copy-slot scheduler ([`CopySlots`]). It imports only the ports and
+//! the model.
+
+mod backoff;
+pub mod clock;
+mod interrupt;
+mod progress;
+mod slots;
+mod throttled;
+mod watch;
+
+use std::time::Duration;
+
+pub use backoff::{jitter, next_interval};
+pub use interrupt::{Interrupt, InterruptHandle, Interrupted};
+pub use progress::{Progress, Record};
+pub use slots::{CopySlots, Service};
+pub use throttled::{ChangeHook, Throttled};
+pub use watch::{Polled, Progressing, Urgency, Watcher};
+
+/// How the engine paces itself.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// How many resources are worked on at once.
+    pub concurrency: usize,
+    /// The first wait before asking whether a snapshot has completed.
+    pub poll_initial: Duration,
+    /// The longest wait between two polls of a place where no snapshot reports progress yet.
+    pub poll_max: Duration,
+    /// The longest wait between two polls of a place whose snapshots report progress (the
+    /// poll is planned for when the first of them should end).
+    pub poll_horizon: Duration,
+    /// EBS snapshot copies in flight per account and destination Region (AWS: 20).
+    pub ebs_copy_slots: usize,
+    /// RDS DB snapshot copies in progress per account and destination Region (AWS: 20).
+    pub rds_copy_slots: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 32,
+            poll_initial: Duration::from_secs(2),
+            poll_max: Duration::from_secs(30),
+            poll_horizon: Duration::from_secs(900),
+            ebs_copy_slots: 20,
+            rds_copy_slots: 20,
+        }
+    }
+}
