@@ -725,6 +725,11 @@ def test_an_interrupted_run_removes_its_shares_and_unfinished_copies(estate: Est
     assert doc["status"] == "Failed"
     assert any("interrupted" in m for m in doc["messages"]), doc
     assert "interrupted" in messages(resource(doc, instance))
+    # What became of the copies in flight is said once, not once per copy (issue 15, item 8).
+    text = messages(resource(doc, instance))
+    assert "could not follow the copies" not in text, text
+    assert text.count(f"the {len(volumes)} copies in flight there are deleted") == 1, text
+    assert "the next `snaprelay run` copies again" in text, text
     for snap in source_snapshots(estate, instance):
         assert estate.snapshot_shares(None, SRC, snap["SnapshotId"]) == []
     assert estate.snapshots(B, DST) == [], "unfinished copies are deleted"

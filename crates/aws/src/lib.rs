@@ -32,7 +32,8 @@ use snaprelay_core::model::{
 };
 use snaprelay_core::policy::Selector;
 use snaprelay_core::ports::{
-    Access, Cloud, CloudError, CopyRequest, DbCopyRequest, KeyGrant, RegionStatus,
+    Access, CloudError, CopyRequest, DbCopyRequest, DbSnapshots, EbsSnapshots, Identity, Inventory,
+    KeyGrant, Keys, RegionStatus, Sharing,
 };
 
 use error::{cloud_error, malformed};
@@ -169,7 +170,7 @@ fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 #[async_trait]
-impl Cloud for AwsCloud {
+impl Identity for AwsCloud {
     async fn account_of(&self, access: &Access) -> Result<AccountId, CloudError> {
         let (out, region) = self.caller_identity(access).await?;
         out.account().and_then(AccountId::parse).ok_or_else(|| {
@@ -185,12 +186,36 @@ impl Cloud for AwsCloud {
         })
     }
 
+    async fn caller_arn(&self, access: &Access) -> Result<String, CloudError> {
+        let (out, region) = self.caller_identity(access).await?;
+        out.arn().map(str::to_owned).ok_or_else(|| {
+            malformed(
+                "STS",
+                "GetCallerIdentity",
+                &region,
+                format!("AWS answered no ARN for {access}"),
+            )
+        })
+    }
+
     async fn regions(&self, access: &Access) -> Result<Vec<RegionStatus>, CloudError> {
         let cfg = self.config(access).await;
         let region = cfg.region().map(|r| r.to_string()).unwrap_or_default();
         ec2::regions(&self.ec2(access, &region).await, &region).await
     }
 
+    async fn role_policies(
+        &self,
+        access: &Access,
+        role_name: &str,
+    ) -> Result<Vec<(String, String)>, CloudError> {
+        let client = aws_sdk_iam::Client::new(&self.config(access).await);
+        iam::role_policies(&client, role_name).await
+    }
+}
+
+#[async_trait]
+impl Inventory for AwsCloud {
     async fn find_instances(
         &self,
         access: &Access,
@@ -200,6 +225,18 @@ impl Cloud for AwsCloud {
         ec2::find_instances(&self.ec2(access, region).await, region, selector).await
     }
 
+    async fn find_db_instances(
+        &self,
+        access: &Access,
+        region: &str,
+        selector: &Selector,
+    ) -> Result<Vec<DbInstance>, CloudError> {
+        rds::find_db_instances(&self.rds(access, region).await, region, selector).await
+    }
+}
+
+#[async_trait]
+impl Keys for AwsCloud {
     async fn describe_key(
         &self,
         access: &Access,
@@ -209,6 +246,27 @@ impl Cloud for AwsCloud {
         kms::describe_key(&self.kms(access, region).await, region, key).await
     }
 
+    async fn key_policy(
+        &self,
+        access: &Access,
+        region: &str,
+        key_arn: &str,
+    ) -> Result<String, CloudError> {
+        kms::key_policy(&self.kms(access, region).await, region, key_arn).await
+    }
+
+    async fn key_grants(
+        &self,
+        access: &Access,
+        region: &str,
+        key_arn: &str,
+    ) -> Result<Vec<KeyGrant>, CloudError> {
+        kms::key_grants(&self.kms(access, region).await, region, key_arn).await
+    }
+}
+
+#[async_trait]
+impl EbsSnapshots for AwsCloud {
     async fn create_snapshots(
         &self,
         access: &Access,
@@ -236,22 +294,13 @@ impl Cloud for AwsCloud {
         ec2::describe_snapshots(&self.ec2(access, region).await, region, ids).await
     }
 
-    async fn set_snapshot_share(
+    async fn find_snapshots(
         &self,
         access: &Access,
         region: &str,
-        snapshot_id: &str,
-        account: &AccountId,
-        shared: bool,
-    ) -> Result<(), CloudError> {
-        ec2::set_snapshot_share(
-            &self.ec2(access, region).await,
-            region,
-            snapshot_id,
-            account,
-            shared,
-        )
-        .await
+        tag: &Tag,
+    ) -> Result<Vec<SnapshotStatus>, CloudError> {
+        ec2::find_snapshots(&self.ec2(access, region).await, region, tag).await
     }
 
     async fn copy_snapshot(
@@ -263,15 +312,18 @@ impl Cloud for AwsCloud {
         ec2::copy_snapshot(&self.ec2(access, region).await, region, request).await
     }
 
-    async fn find_db_instances(
+    async fn delete_snapshot(
         &self,
         access: &Access,
         region: &str,
-        selector: &Selector,
-    ) -> Result<Vec<DbInstance>, CloudError> {
-        rds::find_db_instances(&self.rds(access, region).await, region, selector).await
+        snapshot_id: &str,
+    ) -> Result<(), CloudError> {
+        ec2::delete_snapshot(&self.ec2(access, region).await, region, snapshot_id).await
     }
+}
 
+#[async_trait]
+impl DbSnapshots for AwsCloud {
     async fn create_db_snapshot(
         &self,
         access: &Access,
@@ -293,16 +345,13 @@ impl Cloud for AwsCloud {
         rds::describe_db_snapshots(&self.rds(access, region).await, region, snapshot_ids).await
     }
 
-    async fn set_db_snapshot_share(
+    async fn find_db_snapshots(
         &self,
         access: &Access,
         region: &str,
-        snapshot_id: &str,
-        account: &AccountId,
-        shared: bool,
-    ) -> Result<(), CloudError> {
-        let client = self.rds(access, region).await;
-        rds::set_db_snapshot_share(&client, region, snapshot_id, account, shared).await
+        tag: &Tag,
+    ) -> Result<Vec<DbSnapshotStatus>, CloudError> {
+        rds::find_db_snapshots(&self.rds(access, region).await, region, tag).await
     }
 
     async fn copy_db_snapshot(
@@ -322,23 +371,26 @@ impl Cloud for AwsCloud {
     ) -> Result<(), CloudError> {
         rds::delete_db_snapshot(&self.rds(access, region).await, region, snapshot_id).await
     }
+}
 
-    async fn delete_snapshot(
+#[async_trait]
+impl Sharing for AwsCloud {
+    async fn set_snapshot_share(
         &self,
         access: &Access,
         region: &str,
         snapshot_id: &str,
+        account: &AccountId,
+        shared: bool,
     ) -> Result<(), CloudError> {
-        ec2::delete_snapshot(&self.ec2(access, region).await, region, snapshot_id).await
-    }
-
-    async fn find_snapshots(
-        &self,
-        access: &Access,
-        region: &str,
-        tag: &Tag,
-    ) -> Result<Vec<SnapshotStatus>, CloudError> {
-        ec2::find_snapshots(&self.ec2(access, region).await, region, tag).await
+        ec2::set_snapshot_share(
+            &self.ec2(access, region).await,
+            region,
+            snapshot_id,
+            account,
+            shared,
+        )
+        .await
     }
 
     async fn snapshot_shares(
@@ -350,13 +402,16 @@ impl Cloud for AwsCloud {
         ec2::snapshot_shares(&self.ec2(access, region).await, region, snapshot_id).await
     }
 
-    async fn find_db_snapshots(
+    async fn set_db_snapshot_share(
         &self,
         access: &Access,
         region: &str,
-        tag: &Tag,
-    ) -> Result<Vec<DbSnapshotStatus>, CloudError> {
-        rds::find_db_snapshots(&self.rds(access, region).await, region, tag).await
+        snapshot_id: &str,
+        account: &AccountId,
+        shared: bool,
+    ) -> Result<(), CloudError> {
+        let client = self.rds(access, region).await;
+        rds::set_db_snapshot_share(&client, region, snapshot_id, account, shared).await
     }
 
     async fn db_snapshot_shares(
@@ -366,44 +421,5 @@ impl Cloud for AwsCloud {
         snapshot_id: &str,
     ) -> Result<Vec<String>, CloudError> {
         rds::db_snapshot_shares(&self.rds(access, region).await, region, snapshot_id).await
-    }
-
-    async fn caller_arn(&self, access: &Access) -> Result<String, CloudError> {
-        let (out, region) = self.caller_identity(access).await?;
-        out.arn().map(str::to_owned).ok_or_else(|| {
-            malformed(
-                "STS",
-                "GetCallerIdentity",
-                &region,
-                format!("AWS answered no ARN for {access}"),
-            )
-        })
-    }
-
-    async fn key_policy(
-        &self,
-        access: &Access,
-        region: &str,
-        key_arn: &str,
-    ) -> Result<String, CloudError> {
-        kms::key_policy(&self.kms(access, region).await, region, key_arn).await
-    }
-
-    async fn key_grants(
-        &self,
-        access: &Access,
-        region: &str,
-        key_arn: &str,
-    ) -> Result<Vec<KeyGrant>, CloudError> {
-        kms::key_grants(&self.kms(access, region).await, region, key_arn).await
-    }
-
-    async fn role_policies(
-        &self,
-        access: &Access,
-        role_name: &str,
-    ) -> Result<Vec<(String, String)>, CloudError> {
-        let client = aws_sdk_iam::Client::new(&self.config(access).await);
-        iam::role_policies(&client, role_name).await
     }
 }

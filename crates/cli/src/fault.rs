@@ -13,7 +13,9 @@ pub const VARIABLE: &str = "SNAPRELAY_ABORT_AFTER_SIDE_EFFECT";
 /// The hook the environment asks for, if any; an error names a bad value.
 pub fn abort_hook() -> Result<Option<ChangeHook>, String> {
     let nth = match std::env::var(VARIABLE) {
+        // Empty is unset, as for every variable of ours.
         Err(_) => return Ok(None),
+        Ok(v) if v.trim().is_empty() => return Ok(None),
         Ok(v) => v
             .parse::<u64>()
             .ok()

@@ -1,18 +1,20 @@
 //! The `snaprelay` command line: a thin shell over the core. Each subcommand lives in
 //! `commands/`; this file parses arguments, sets up logging and maps outcomes to exit codes.
 
-/// `eprintln!` that cannot panic: with stderr closed (`run 2>&1 | head`) a message nobody can
-/// read is dropped, and the session (its Ctrl-C handling above all) carries on.
+/// A line for people on stderr (`eprintln!` that cannot panic: with stderr closed, `run 2>&1
+/// | head`, a message nobody can read is dropped and the session carries on). With
+/// `--log-format json` it goes out as `{"event": "message", "time", "text"}`: every stderr line
+/// is then one JSON object.
 macro_rules! say {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        $crate::stderr::message(&format!($($arg)*));
     }};
 }
 
 mod commands;
 mod fault;
 mod output;
+mod stderr;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -197,8 +199,13 @@ impl From<snaprelay_core::ports::StoreError> for Outcome {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return bad_arguments(&e),
+    };
+    let json_stderr = cli.log_format == LogFormat::Json;
+    stderr::set_json(json_stderr);
+    init_logging(json_stderr);
     // The demo runs on a simulated AWS whose snapshots take simulated hours: a runtime with a
     // paused clock jumps to the next timer whenever every task is waiting.
     let runtime = match &cli.command {
@@ -255,7 +262,7 @@ fn main() -> ExitCode {
         Outcome::Code(c) => return ExitCode::from(c),
         Outcome::Error(e) => e,
     };
-    say!("error: {}", error.message);
+    stderr::error(&error);
     if json {
         // Whoever reads stdout as JSON still gets one document (SPEC section 5).
         let doc = serde_json::json!({ "error": error.message, "code": error.kind.code() });
@@ -264,7 +271,39 @@ fn main() -> ExitCode {
     ExitCode::from(error.kind.exit_code())
 }
 
-fn init_logging() {
+/// Arguments clap refused. `--help` and `--version` are printed as clap prints them; any other
+/// refusal is invalid input (exit 2), and with `--output json` also one JSON error document on
+/// stdout, like every other error.
+fn bad_arguments(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind as Clap;
+    if matches!(e.kind(), Clap::DisplayHelp | Clap::DisplayVersion) || !wants_json() {
+        let _ = e.print();
+        return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+    }
+    let message = e.to_string();
+    let first = message
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ");
+    let _ = e.print();
+    let error = AppError::invalid(first);
+    println!(
+        "{}",
+        serde_json::json!({ "error": error.message, "code": error.kind.code() })
+    );
+    ExitCode::from(error.kind.exit_code())
+}
+
+/// Whether the raw arguments ask for `--output json`, when clap could not parse them.
+fn wants_json() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2)
+        .any(|w| w[0] == "--output" && w[1] == "json")
+        || args.iter().any(|a| a == "--output=json")
+}
+
+fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     // The SDK's own warnings (an unreachable instance-metadata service while it searches the
     // credential chain, say) are noise unless asked for; its errors reach us as results. A bare
@@ -275,6 +314,7 @@ fn init_logging() {
             "error,snaprelay={level},snaprelay_core={level},snaprelay_aws={level},snaprelay_state={level}"
         )
     };
+    // An empty value is unset, as for every variable of ours.
     let directives = match std::env::var("SNAPRELAY_LOG") {
         Ok(v) if v.contains('=') => v,
         Ok(v) if !v.trim().is_empty() => ours(v.trim()),
@@ -284,10 +324,20 @@ fn init_logging() {
         say!("warning: SNAPRELAY_LOG={directives:?} is not a valid log filter ({e}); using warn");
         EnvFilter::new(ours("warn"))
     });
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if json {
+        // One JSON object a line, like every other stderr line in this mode.
+        builder
+            .json()
+            .flatten_event(true)
+            .with_writer(stderr::JsonLog)
+            .init();
+    } else {
+        builder
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
 }

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use snaprelay_core::gc::GcReport;
-use snaprelay_core::model::Resource;
+use snaprelay_core::model::{Resource, SnapshotKind};
 use snaprelay_core::plan::{Decision, Plan, Workflow};
 use snaprelay_core::report::{
     PointStatus, RecordedRestorePoint, SessionReport, SessionSummary, StepRecord,
@@ -199,7 +199,7 @@ pub fn restore_points_text(points: &[RecordedRestorePoint], resource: Option<&st
             (
                 r.point.policy.clone(),
                 r.point.resource_id.clone(),
-                r.point.kind != "source",
+                r.point.kind != SnapshotKind::Source,
                 r.point.place.account.clone(),
                 r.point.place.region.clone(),
             )
@@ -265,6 +265,10 @@ pub fn restore_points_text(points: &[RecordedRestorePoint], resource: Option<&st
 
 pub fn retention_text(r: &RetentionReport) -> String {
     let mut out = String::new();
+    if let Some(note) = &r.note {
+        let _ = writeln!(out, "{}{}.", note[..1].to_uppercase(), &note[1..]);
+        return out;
+    }
     let verb = if r.dry_run { "would delete" } else { "deleted" };
     let _ = writeln!(
         out,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use snaprelay_core::model::{ResourceType, SnapshotKind};
 use snaprelay_core::ports::{PointFilter, SessionId, StateStore};
 use snaprelay_core::report::{
     PlaceReport, PointStatus, ResourceReport, RestorePoint, Service, SessionReport, SnapshotReport,
@@ -88,7 +89,7 @@ fn step(resource: &str, outcome: StepOutcome) -> StepRecord {
 
 fn task(resource: &str) -> ResourceReport {
     ResourceReport {
-        resource_type: "ec2".into(),
+        resource_type: ResourceType::Ec2,
         id: resource.into(),
         region: "us-east-1".into(),
         status: Status::Success,
@@ -98,12 +99,12 @@ fn task(resource: &str) -> ResourceReport {
     }
 }
 
-fn point(policy: &str, resource: &str, kind: &str, snapshots: &[&str]) -> RestorePoint {
+fn point(policy: &str, resource: &str, kind: SnapshotKind, snapshots: &[&str]) -> RestorePoint {
     RestorePoint {
         policy: policy.into(),
-        resource_type: "ec2".into(),
+        resource_type: ResourceType::Ec2,
         resource_id: resource.into(),
-        kind: kind.into(),
+        kind,
         created_at: "2026-12-04T10:05:00Z".into(),
         place: PlaceReport {
             account: "222222222222".into(),
@@ -208,7 +209,10 @@ async fn a_task_report_is_kept_once_for_a_resume(f: &dyn StoreFixture) {
     store.record_task(&s, &task("i-1")).await.unwrap();
     store.record_task(&s, &task("i-1")).await.unwrap();
     store
-        .record_restore_point(&s, &point("tasks", "i-1", "source", &["snap-a"]))
+        .record_restore_point(
+            &s,
+            &point("tasks", "i-1", SnapshotKind::Source, &["snap-a"]),
+        )
         .await
         .unwrap();
     let progress = store.progress_of(&s).await.unwrap();
@@ -232,12 +236,12 @@ async fn a_restore_point_is_recorded_whole_and_found_by_filter(f: &dyn StoreFixt
     for s in [&s1, &s2] {
         store.begin_session(s, &policy, "t0").await.unwrap();
     }
-    let a = point(&policy, "i-1", "source", &["snap-1", "snap-2"]);
-    let b = point(&policy, "i-1", "replica", &["snap-3", "snap-4"]);
+    let a = point(&policy, "i-1", SnapshotKind::Source, &["snap-1", "snap-2"]);
+    let b = point(&policy, "i-1", SnapshotKind::Replica, &["snap-3", "snap-4"]);
     let c = point(
         &policy,
         "db-1",
-        "replica",
+        SnapshotKind::Replica,
         &["arn:aws:rds:eu-west-1:222222222222:snapshot:x"],
     );
     let ida = store.record_restore_point(&s1, &a).await.unwrap();
@@ -262,8 +266,8 @@ async fn a_restore_point_is_recorded_whole_and_found_by_filter(f: &dyn StoreFixt
         .unwrap();
     assert_eq!(of_i1.len(), 2);
     assert_eq!(store.session_restore_points(&s2).await.unwrap(), vec![c]);
-    // A kind other than source or replica is refused, and nothing of it is kept.
-    let bad = point(&policy, "i-9", "other", &["snap-9"]);
+    // A staging copy is no restore point: refused, and nothing of it is kept.
+    let bad = point(&policy, "i-9", SnapshotKind::Staging, &["snap-9"]);
     assert!(store.record_restore_point(&s2, &bad).await.is_err());
     assert_eq!(store.policy_restore_points(&policy).await.unwrap().len(), 3);
 }
@@ -274,7 +278,10 @@ async fn retention_marks_a_restore_point_deleting_then_deleted(f: &dyn StoreFixt
     let s = id("ret");
     store.begin_session(&s, &policy, "t0").await.unwrap();
     let p = store
-        .record_restore_point(&s, &point(&policy, "i-1", "replica", &["snap-1", "snap-2"]))
+        .record_restore_point(
+            &s,
+            &point(&policy, "i-1", SnapshotKind::Replica, &["snap-1", "snap-2"]),
+        )
         .await
         .unwrap();
     store

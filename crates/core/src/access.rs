@@ -79,23 +79,28 @@ pub enum Verdict {
     Unsure(String),
 }
 
+/// Why a policy document cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyError(pub String);
+
 /// Parses a policy document. Errors name the statement and field.
-pub fn parse(document: &str) -> Result<Vec<Statement>, String> {
-    let doc: Value =
-        serde_json::from_str(document).map_err(|e| format!("not a JSON policy document: {e}"))?;
+pub fn parse(document: &str) -> Result<Vec<Statement>, PolicyError> {
+    let doc: Value = serde_json::from_str(document)
+        .map_err(|e| PolicyError(format!("not a JSON policy document: {e}")))?;
     let statements = match doc.get("Statement") {
         Some(Value::Array(list)) => list.clone(),
         Some(one @ Value::Object(_)) => vec![one.clone()],
-        _ => return Err("the policy has no Statement".into()),
+        _ => return Err(PolicyError("the policy has no Statement".into())),
     };
     statements
         .iter()
         .enumerate()
-        .map(|(i, s)| statement(s).map_err(|e| format!("Statement[{i}]: {e}")))
+        .map(|(i, s)| statement(s).map_err(|e| PolicyError(format!("Statement[{i}]: {e}"))))
         .collect()
 }
 
-fn strings(v: &Value, field: &str) -> Result<Vec<String>, String> {
+fn strings(v: &Value, field: &str) -> Result<Vec<String>, PolicyError> {
     match v {
         Value::String(s) => Ok(vec![s.clone()]),
         Value::Bool(b) => Ok(vec![b.to_string()]),
@@ -104,20 +109,24 @@ fn strings(v: &Value, field: &str) -> Result<Vec<String>, String> {
             .map(|i| match i {
                 Value::String(s) => Ok(s.clone()),
                 Value::Bool(b) => Ok(b.to_string()),
-                other => Err(format!("{field}: {other} is not a string")),
+                other => Err(PolicyError(format!("{field}: {other} is not a string"))),
             })
             .collect(),
-        other => Err(format!(
+        other => Err(PolicyError(format!(
             "{field}: {other} is not a string or a list of strings"
-        )),
+        ))),
     }
 }
 
-fn statement(s: &Value) -> Result<Statement, String> {
+fn statement(s: &Value) -> Result<Statement, PolicyError> {
     let allow = match s.get("Effect").and_then(Value::as_str) {
         Some("Allow") => true,
         Some("Deny") => false,
-        other => return Err(format!("Effect: {other:?} is neither Allow nor Deny")),
+        other => {
+            return Err(PolicyError(format!(
+                "Effect: {other:?} is neither Allow nor Deny"
+            )));
+        }
     };
     let mut unsupported = Vec::new();
     if s.get("NotPrincipal").is_some() {
@@ -138,13 +147,13 @@ fn statement(s: &Value) -> Result<Statement, String> {
             }
             Some(all)
         }
-        Some(other) => return Err(format!("Principal: {other} is not understood")),
+        Some(other) => return Err(PolicyError(format!("Principal: {other} is not understood"))),
     };
-    let pick = |yes: &str, no: &str| -> Result<Match, String> {
+    let pick = |yes: &str, no: &str| -> Result<Match, PolicyError> {
         match (s.get(yes), s.get(no)) {
             (Some(v), None) => Ok(Match::Any(strings(v, yes)?)),
             (None, Some(v)) => Ok(Match::NoneOf(strings(v, no)?)),
-            _ => Err(format!("give exactly one of {yes} and {no}")),
+            _ => Err(PolicyError(format!("give exactly one of {yes} and {no}"))),
         }
     };
     let actions = pick("Action", "NotAction")?;
@@ -155,11 +164,11 @@ fn statement(s: &Value) -> Result<Statement, String> {
     let mut conditions = Vec::new();
     if let Some(block) = s.get("Condition") {
         let Some(block) = block.as_object() else {
-            return Err("Condition is not an object".into());
+            return Err(PolicyError("Condition is not an object".into()));
         };
         for (op, keys) in block {
             let Some(keys) = keys.as_object() else {
-                return Err(format!("Condition.{op} is not an object"));
+                return Err(PolicyError(format!("Condition.{op} is not an object")));
             };
             let (for_all_values, rest) = match op.split_once(':') {
                 Some(("ForAllValues", rest)) => (true, rest),

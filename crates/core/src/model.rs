@@ -1,6 +1,8 @@
 //! What snaprelay learns from AWS about the estate: instances, their volumes, KMS keys and
 //! snapshots. Plain data, filled in by a cloud adapter and read by the planner and workflows.
 
+use std::fmt;
+
 use serde::Serialize;
 
 use crate::ids::AccountId;
@@ -75,12 +77,51 @@ impl Resource {
         }
     }
 
-    /// `ec2` or `rds`, as the policy and the reports say.
-    pub fn type_name(&self) -> &'static str {
+    pub fn kind(&self) -> ResourceType {
         match self {
-            Resource::Ec2(_) => "ec2",
-            Resource::Rds(_) => "rds",
+            Resource::Ec2(_) => ResourceType::Ec2,
+            Resource::Rds(_) => ResourceType::Rds,
         }
+    }
+}
+
+/// What kind of resource: one word for the policy (`type = "ec2"`), the plan, the reports,
+/// the state store and the tags.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceType {
+    /// An EC2 instance, protected by EBS snapshots of its volumes.
+    Ec2,
+    /// An RDS DB instance, protected by DB snapshots.
+    Rds,
+}
+
+impl ResourceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ec2 => "ec2",
+            Self::Rds => "rds",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Ec2, Self::Rds].into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// The snapshot service that protects it.
+    pub fn service(self) -> crate::report::Service {
+        match self {
+            Self::Ec2 => crate::report::Service::Ebs,
+            Self::Rds => crate::report::Service::Rds,
+        }
+    }
+}
+
+impl fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -211,6 +252,43 @@ pub fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
 }
 
 /// The tag keys snaprelay writes.
+/// What a snapshot snaprelay made is for: its `snaprelay:kind` tag, and the kind of a
+/// restore point (a source or a replica; a staging copy is never a restore point).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotKind {
+    /// A snapshot of the resource, in its own account and Region.
+    Source,
+    /// A copy in a target: what a restore is made from.
+    Replica,
+    /// RDS workflow C's intermediate copy in the target account and the source Region.
+    Staging,
+}
+
+impl SnapshotKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Source => "source",
+            Self::Replica => "replica",
+            Self::Staging => "staging",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Source, Self::Replica, Self::Staging]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for SnapshotKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 pub mod tags {
     pub const POLICY: &str = "snaprelay:policy";
     pub const SESSION: &str = "snaprelay:session";

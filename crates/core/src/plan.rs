@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::ids::AccountId;
-use crate::model::{DbInstance, Instance, KeyInfo, KeyManager, Resource};
+use crate::model::{DbInstance, Instance, KeyInfo, KeyManager, Resource, ResourceType};
 use crate::ports::Access;
 use crate::status::Status;
 
@@ -125,7 +125,7 @@ pub struct TargetPlan {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TaskPlan {
     #[serde(rename = "type")]
-    pub resource_type: &'static str,
+    pub resource_type: ResourceType,
     pub id: String,
     pub region: String,
     /// `instance` (EC2) or `db_instance` (RDS), with what the inventory found.
@@ -176,7 +176,7 @@ pub fn plan(
         .resources
         .iter()
         .map(|resource| TaskPlan {
-            resource_type: resource.type_name(),
+            resource_type: resource.kind(),
             id: resource.id().to_owned(),
             region: resource.region().to_owned(),
             resource: resource.clone(),
@@ -507,6 +507,7 @@ fn replica_warnings(target: &ResolvedTarget, resource_id: &str) -> Vec<String> {
     warnings
 }
 
+pub mod keys;
 pub mod prepare;
 
 #[cfg(test)]

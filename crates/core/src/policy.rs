@@ -26,21 +26,7 @@ pub struct Source {
     pub resources: Vec<Selection>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ResourceType {
-    Ec2,
-    Rds,
-}
-
-impl fmt::Display for ResourceType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ResourceType::Ec2 => "ec2",
-            ResourceType::Rds => "rds",
-        })
-    }
-}
+pub use crate::model::ResourceType;
 
 /// Which resources of one type a policy protects.
 #[derive(Clone, Debug, PartialEq)]

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{RestorePointId, SessionId};
+use crate::model::{ResourceType, SnapshotKind};
 use crate::status::Status;
 
 /// The report of one session, printed by `run` and kept by the state store.
@@ -52,7 +53,7 @@ impl SessionProgress {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResourceReport {
     #[serde(rename = "type")]
-    pub resource_type: String,
+    pub resource_type: ResourceType,
     /// The instance id (or DB instance identifier).
     pub id: String,
     pub region: String,
@@ -94,10 +95,10 @@ pub struct SnapshotReport {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RestorePoint {
     pub policy: String,
-    pub resource_type: String,
+    pub resource_type: ResourceType,
     pub resource_id: String,
     /// `source` or `replica`.
-    pub kind: String,
+    pub kind: SnapshotKind,
     pub created_at: String,
     #[serde(flatten)]
     pub place: PlaceReport,

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::ids::{AccountId, RestorePointId, SessionId};
-use crate::model::{SnapshotState, Tag, tag_value, tags};
+use crate::model::{ResourceType, SnapshotKind, SnapshotState, Tag, tag_value, tags};
 use crate::policy::{Keep, Retention};
 use crate::ports::{Access, Cloud, StateStore, StoreError};
 use crate::report::{PointStatus, RecordedRestorePoint};
@@ -38,14 +38,17 @@ pub struct RetentionReport {
     /// Places the policy no longer has: their restore points are left as they are.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
+    /// Why nothing was looked at (a policy without `[retention]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A restore point retention lets go.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Expired {
-    pub resource_type: String,
+    pub resource_type: ResourceType,
     pub resource_id: String,
-    pub kind: String,
+    pub kind: SnapshotKind,
     pub account: String,
     pub region: String,
     pub created_at: String,
@@ -93,9 +96,9 @@ impl Accesses {
     }
 
     /// Whether the policy still has this place (a removed target or source Region: no).
-    fn has_place(&self, kind: &str, account: &str, region: &str) -> bool {
+    fn has_place(&self, kind: SnapshotKind, account: &str, region: &str) -> bool {
         let place = (account.to_owned(), region.to_owned());
-        if kind == "source" {
+        if kind == SnapshotKind::Source {
             self.source_places.contains(&place)
         } else {
             self.replica_places.contains(&place)
@@ -118,8 +121,8 @@ pub fn expired<'a>(
     retention: &Retention,
     now: u64,
 ) -> (Vec<(&'a RecordedRestorePoint, String)>, usize) {
-    let mut places: BTreeMap<(&str, &str, &str, &str, &str), Vec<&RecordedRestorePoint>> =
-        BTreeMap::new();
+    type Place<'p> = (ResourceType, &'p str, SnapshotKind, &'p str, &'p str);
+    let mut places: BTreeMap<Place<'_>, Vec<&RecordedRestorePoint>> = BTreeMap::new();
     let mut expired = Vec::new();
     for p in points {
         match p.status {
@@ -131,9 +134,9 @@ pub fn expired<'a>(
             )),
             PointStatus::Complete => places
                 .entry((
-                    p.point.resource_type.as_str(),
+                    p.point.resource_type,
                     p.point.resource_id.as_str(),
-                    p.point.kind.as_str(),
+                    p.point.kind,
                     p.point.place.account.as_str(),
                     p.point.place.region.as_str(),
                 ))
@@ -149,7 +152,7 @@ pub fn expired<'a>(
                 .cmp(&a.point.created_at)
                 .then(b.id.cmp(&a.id))
         });
-        let keep = if kind == "source" {
+        let keep = if kind == SnapshotKind::Source {
             retention.source
         } else {
             retention.replicas
@@ -209,7 +212,7 @@ pub async fn apply(
         );
         let access = accesses
             .of(&p.place.account)
-            .filter(|_| accesses.has_place(&p.kind, &p.place.account, &p.place.region));
+            .filter(|_| accesses.has_place(p.kind, &p.place.account, &p.place.region));
         let Some(access) = access else {
             report.kept += 1;
             let note = format!(
@@ -246,9 +249,9 @@ pub async fn apply(
         }
         match delete_point(cloud, store, point, access, dry_run, now).await? {
             Ok(already_gone) => report.deleted.push(Expired {
-                resource_type: p.resource_type.clone(),
+                resource_type: p.resource_type,
                 resource_id: p.resource_id.clone(),
-                kind: p.kind.clone(),
+                kind: p.kind,
                 account: p.place.account.clone(),
                 region: p.place.region.clone(),
                 created_at: p.created_at.clone(),
@@ -266,14 +269,14 @@ pub async fn apply(
     Ok(report)
 }
 
-type PlaceKey = (String, String, String, String, String);
+type PlaceKey = (ResourceType, String, SnapshotKind, String, String);
 
 fn place_key(p: &RecordedRestorePoint) -> PlaceKey {
     let p = &p.point;
     (
-        p.resource_type.clone(),
+        p.resource_type,
         p.resource_id.clone(),
-        p.kind.clone(),
+        p.kind,
         p.place.account.clone(),
         p.place.region.clone(),
     )
@@ -288,7 +291,7 @@ async fn missing_snapshots(
 ) -> Option<String> {
     let first = kept.first()?;
     let region = first.point.place.region.as_str();
-    let rds = first.point.resource_type == "rds";
+    let rds = first.point.resource_type == ResourceType::Rds;
     let wanted: Vec<(&RecordedRestorePoint, String)> = kept
         .iter()
         .flat_map(|k| {
@@ -353,7 +356,7 @@ async fn delete_point(
 ) -> Result<Result<Vec<String>, String>, StoreError> {
     let p = &point.point;
     let region = p.place.region.as_str();
-    let rds = p.resource_type == "rds";
+    let rds = p.resource_type == ResourceType::Rds;
     let left: Vec<&str> = p
         .place
         .snapshots

@@ -39,7 +39,8 @@ use snaprelay_core::model::{
 };
 use snaprelay_core::policy::Selector;
 use snaprelay_core::ports::{
-    Access, Cloud, CloudError, CopyRequest, DbCopyRequest, KeyGrant, RegionStatus,
+    Access, CloudError, CopyRequest, DbCopyRequest, DbSnapshots, EbsSnapshots, Identity, Inventory,
+    KeyGrant, Keys, RegionStatus, Sharing,
 };
 use tokio::time::Instant;
 
@@ -402,11 +403,24 @@ impl SimCloud {
 }
 
 #[async_trait]
-impl Cloud for SimCloud {
+impl Identity for SimCloud {
     async fn account_of(&self, access: &Access) -> Result<AccountId, CloudError> {
         let mut w = self.world();
         w.call("sts:GetCallerIdentity", "us-east-1")?;
         w.account_of(access, "us-east-1")
+    }
+
+    async fn caller_arn(&self, access: &Access) -> Result<String, CloudError> {
+        let mut w = self.world();
+        w.call("sts:GetCallerIdentity", "us-east-1")?;
+        let account = w.account_of(access, "us-east-1")?;
+        Ok(match &access.role_arn {
+            Some(role) => format!(
+                "arn:aws:sts::{account}:assumed-role/{}/snaprelay",
+                role.name()
+            ),
+            None => format!("arn:aws:iam::{account}:user/sim"),
+        })
     }
 
     async fn regions(&self, access: &Access) -> Result<Vec<RegionStatus>, CloudError> {
@@ -421,6 +435,24 @@ impl Cloud for SimCloud {
             .collect())
     }
 
+    /// The simulator does not model IAM policies: every role may do everything.
+    async fn role_policies(
+        &self,
+        access: &Access,
+        _role_name: &str,
+    ) -> Result<Vec<(String, String)>, CloudError> {
+        self.act(access, "iam:GetRolePolicy", "us-east-1", |_, _, _| {
+            Ok(vec![(
+                "allow-all".to_owned(),
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#
+                    .to_owned(),
+            )])
+        })
+    }
+}
+
+#[async_trait]
+impl Inventory for SimCloud {
     async fn find_instances(
         &self,
         access: &Access,
@@ -432,6 +464,20 @@ impl Cloud for SimCloud {
         })
     }
 
+    async fn find_db_instances(
+        &self,
+        access: &Access,
+        region: &str,
+        selector: &Selector,
+    ) -> Result<Vec<DbInstance>, CloudError> {
+        self.act(access, "rds:DescribeDBInstances", region, |w, caller, _| {
+            Ok(w.find_db_instances(&caller, region, selector))
+        })
+    }
+}
+
+#[async_trait]
+impl Keys for SimCloud {
     async fn describe_key(
         &self,
         access: &Access,
@@ -443,6 +489,32 @@ impl Cloud for SimCloud {
         })
     }
 
+    async fn key_policy(
+        &self,
+        access: &Access,
+        region: &str,
+        key_arn: &str,
+    ) -> Result<String, CloudError> {
+        self.act(access, "kms:GetKeyPolicy", region, |w, caller, _| {
+            w.key_policy(&caller, region, key_arn)
+        })
+    }
+
+    /// The simulator makes no grants a check could see.
+    async fn key_grants(
+        &self,
+        access: &Access,
+        region: &str,
+        key_arn: &str,
+    ) -> Result<Vec<KeyGrant>, CloudError> {
+        self.act(access, "kms:ListGrants", region, |w, caller, _| {
+            w.key_policy(&caller, region, key_arn).map(|_| Vec::new())
+        })
+    }
+}
+
+#[async_trait]
+impl EbsSnapshots for SimCloud {
     async fn create_snapshots(
         &self,
         access: &Access,
@@ -467,20 +539,22 @@ impl Cloud for SimCloud {
         })
     }
 
-    async fn set_snapshot_share(
+    async fn find_snapshots(
         &self,
         access: &Access,
         region: &str,
-        snapshot_id: &str,
-        account: &AccountId,
-        shared: bool,
-    ) -> Result<(), CloudError> {
-        self.act(
-            access,
-            "ec2:ModifySnapshotAttribute",
-            region,
-            |w, caller, _| w.set_snapshot_share(&caller, region, snapshot_id, account, shared),
-        )
+        tag: &Tag,
+    ) -> Result<Vec<SnapshotStatus>, CloudError> {
+        self.act(access, "ec2:DescribeSnapshots", region, |w, caller, now| {
+            let ids: Vec<String> = w
+                .snapshots
+                .values()
+                .filter(|s| s.account == caller && s.region == region)
+                .filter(|s| s.tags.unpack().contains(tag))
+                .map(|s| s.id.clone())
+                .collect();
+            Ok(w.describe_snapshots(&caller, region, &ids, now))
+        })
     }
 
     async fn copy_snapshot(
@@ -494,17 +568,20 @@ impl Cloud for SimCloud {
         })
     }
 
-    async fn find_db_instances(
+    async fn delete_snapshot(
         &self,
         access: &Access,
         region: &str,
-        selector: &Selector,
-    ) -> Result<Vec<DbInstance>, CloudError> {
-        self.act(access, "rds:DescribeDBInstances", region, |w, caller, _| {
-            Ok(w.find_db_instances(&caller, region, selector))
+        snapshot_id: &str,
+    ) -> Result<(), CloudError> {
+        self.act(access, "ec2:DeleteSnapshot", region, |w, caller, now| {
+            w.delete_snapshot(&caller, region, snapshot_id, now)
         })
     }
+}
 
+#[async_trait]
+impl DbSnapshots for SimCloud {
     async fn create_db_snapshot(
         &self,
         access: &Access,
@@ -532,20 +609,25 @@ impl Cloud for SimCloud {
         )
     }
 
-    async fn set_db_snapshot_share(
+    async fn find_db_snapshots(
         &self,
         access: &Access,
         region: &str,
-        snapshot_id: &str,
-        account: &AccountId,
-        shared: bool,
-    ) -> Result<(), CloudError> {
+        tag: &Tag,
+    ) -> Result<Vec<DbSnapshotStatus>, CloudError> {
         self.act(
             access,
-            "rds:ModifyDBSnapshotAttribute",
+            "rds:DescribeDBSnapshots",
             region,
             |w, caller, now| {
-                w.set_db_snapshot_share(&caller, region, snapshot_id, account, shared, now)
+                let ids: Vec<String> = w
+                    .db_snapshots
+                    .values()
+                    .filter(|s| s.account == caller && s.region == region)
+                    .filter(|s| s.tags.unpack().contains(tag))
+                    .map(|s| s.id.clone())
+                    .collect();
+                Ok(w.describe_db_snapshots(&caller, region, &ids, now))
             },
         )
     }
@@ -571,34 +653,24 @@ impl Cloud for SimCloud {
             w.delete_db_snapshot(&caller, region, snapshot_id, now)
         })
     }
+}
 
-    async fn delete_snapshot(
+#[async_trait]
+impl Sharing for SimCloud {
+    async fn set_snapshot_share(
         &self,
         access: &Access,
         region: &str,
         snapshot_id: &str,
+        account: &AccountId,
+        shared: bool,
     ) -> Result<(), CloudError> {
-        self.act(access, "ec2:DeleteSnapshot", region, |w, caller, now| {
-            w.delete_snapshot(&caller, region, snapshot_id, now)
-        })
-    }
-
-    async fn find_snapshots(
-        &self,
-        access: &Access,
-        region: &str,
-        tag: &Tag,
-    ) -> Result<Vec<SnapshotStatus>, CloudError> {
-        self.act(access, "ec2:DescribeSnapshots", region, |w, caller, now| {
-            let ids: Vec<String> = w
-                .snapshots
-                .values()
-                .filter(|s| s.account == caller && s.region == region)
-                .filter(|s| s.tags.unpack().contains(tag))
-                .map(|s| s.id.clone())
-                .collect();
-            Ok(w.describe_snapshots(&caller, region, &ids, now))
-        })
+        self.act(
+            access,
+            "ec2:ModifySnapshotAttribute",
+            region,
+            |w, caller, _| w.set_snapshot_share(&caller, region, snapshot_id, account, shared),
+        )
     }
 
     async fn snapshot_shares(
@@ -615,25 +687,20 @@ impl Cloud for SimCloud {
         )
     }
 
-    async fn find_db_snapshots(
+    async fn set_db_snapshot_share(
         &self,
         access: &Access,
         region: &str,
-        tag: &Tag,
-    ) -> Result<Vec<DbSnapshotStatus>, CloudError> {
+        snapshot_id: &str,
+        account: &AccountId,
+        shared: bool,
+    ) -> Result<(), CloudError> {
         self.act(
             access,
-            "rds:DescribeDBSnapshots",
+            "rds:ModifyDBSnapshotAttribute",
             region,
             |w, caller, now| {
-                let ids: Vec<String> = w
-                    .db_snapshots
-                    .values()
-                    .filter(|s| s.account == caller && s.region == region)
-                    .filter(|s| s.tags.unpack().contains(tag))
-                    .map(|s| s.id.clone())
-                    .collect();
-                Ok(w.describe_db_snapshots(&caller, region, &ids, now))
+                w.set_db_snapshot_share(&caller, region, snapshot_id, account, shared, now)
             },
         )
     }
@@ -650,56 +717,5 @@ impl Cloud for SimCloud {
             region,
             |w, caller, _| w.db_snapshot_shares(&caller, region, snapshot_id),
         )
-    }
-
-    async fn caller_arn(&self, access: &Access) -> Result<String, CloudError> {
-        let mut w = self.world();
-        w.call("sts:GetCallerIdentity", "us-east-1")?;
-        let account = w.account_of(access, "us-east-1")?;
-        Ok(match &access.role_arn {
-            Some(role) => format!(
-                "arn:aws:sts::{account}:assumed-role/{}/snaprelay",
-                role.name()
-            ),
-            None => format!("arn:aws:iam::{account}:user/sim"),
-        })
-    }
-
-    async fn key_policy(
-        &self,
-        access: &Access,
-        region: &str,
-        key_arn: &str,
-    ) -> Result<String, CloudError> {
-        self.act(access, "kms:GetKeyPolicy", region, |w, caller, _| {
-            w.key_policy(&caller, region, key_arn)
-        })
-    }
-
-    /// The simulator makes no grants a check could see.
-    async fn key_grants(
-        &self,
-        access: &Access,
-        region: &str,
-        key_arn: &str,
-    ) -> Result<Vec<KeyGrant>, CloudError> {
-        self.act(access, "kms:ListGrants", region, |w, caller, _| {
-            w.key_policy(&caller, region, key_arn).map(|_| Vec::new())
-        })
-    }
-
-    /// The simulator does not model IAM policies: every role may do everything.
-    async fn role_policies(
-        &self,
-        access: &Access,
-        _role_name: &str,
-    ) -> Result<Vec<(String, String)>, CloudError> {
-        self.act(access, "iam:GetRolePolicy", "us-east-1", |_, _, _| {
-            Ok(vec![(
-                "allow-all".to_owned(),
-                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#
-                    .to_owned(),
-            )])
-        })
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
+use snaprelay_core::model::{ResourceType, SnapshotKind};
 use snaprelay_core::ports::{
     Lease, PointFilter, RestorePointId, SessionId, StateStore, StepId, StoreError, Unfinished,
 };
@@ -395,9 +396,9 @@ fn find_restore_points(
                     },
                     point: RestorePoint {
                         policy: r.get(1)?,
-                        resource_type: r.get(2)?,
+                        resource_type: resource_type(r, 2)?,
                         resource_id: r.get(3)?,
-                        kind: r.get(4)?,
+                        kind: snapshot_kind(r, 4)?,
                         created_at: r.get(7)?,
                         place: PlaceReport {
                             account: r.get(5)?,
@@ -630,7 +631,7 @@ impl StateStore for SqliteStore {
         tx.execute(
             "INSERT INTO restore_points (session_id, policy, resource_type, resource_id, kind, account, region, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![session_id.as_str(), p.policy, p.resource_type, p.resource_id, p.kind, p.place.account, p.place.region, p.created_at],
+            params![session_id.as_str(), p.policy, p.resource_type.as_str(), p.resource_id, p.kind.as_str(), p.place.account, p.place.region, p.created_at],
         )
         .map_err(err("cannot record a restore point", None))?;
         let id = tx.last_insert_rowid();
@@ -876,6 +877,30 @@ fn steps(conn: &Connection, session_id: &SessionId) -> Result<Vec<StepRecord>, S
         .collect()
 }
 
+/// A resource type column; a word this version does not know is an error, not a guess.
+fn resource_type(r: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<ResourceType> {
+    let word: String = r.get(column)?;
+    ResourceType::parse(&word).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            format!("unknown resource type {word:?}: written by a newer snaprelay?").into(),
+        )
+    })
+}
+
+/// A restore point's kind column.
+fn snapshot_kind(r: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<SnapshotKind> {
+    let word: String = r.get(column)?;
+    SnapshotKind::parse(&word).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            format!("unknown restore point kind {word:?}").into(),
+        )
+    })
+}
+
 /// One task row, with its report.
 fn insert_task(
     conn: &Connection,
@@ -891,7 +916,7 @@ fn insert_task(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             session_id,
-            task.resource_type,
+            task.resource_type.as_str(),
             task.id,
             task.region,
             task.status.as_str(),

@@ -17,7 +17,7 @@ fn report(id: &str) -> SessionReport {
         ended_at: "2026-11-26T00:01:00Z".into(),
         source_account: "111111111111".into(),
         resources: vec![ResourceReport {
-            resource_type: "ec2".into(),
+            resource_type: ResourceType::Ec2,
             id: "i-0123456789abcdef0".into(),
             region: "us-east-1".into(),
             status: Status::Warning,
@@ -90,9 +90,9 @@ async fn steps_and_restore_points_are_kept_in_order() {
     }
     let point = RestorePoint {
         policy: "p".into(),
-        resource_type: "ec2".into(),
+        resource_type: ResourceType::Ec2,
         resource_id: "i-1".into(),
-        kind: "replica".into(),
+        kind: SnapshotKind::Replica,
         created_at: "t1".into(),
         place: PlaceReport {
             account: "222222222222".into(),
@@ -139,14 +139,14 @@ async fn the_state_file_is_created_with_its_directory_and_reopened() {
 }
 
 #[tokio::test]
-async fn a_restore_point_kind_other_than_source_or_replica_is_refused() {
+async fn a_staging_copy_is_refused_as_a_restore_point() {
     let store = SqliteStore::in_memory().unwrap();
     store.begin_session(&sid("s1"), "p", "t0").await.unwrap();
     let point = RestorePoint {
         policy: "p".into(),
-        resource_type: "ec2".into(),
+        resource_type: ResourceType::Ec2,
         resource_id: "i-1".into(),
-        kind: "other".into(),
+        kind: SnapshotKind::Staging,
         created_at: "t1".into(),
         place: PlaceReport {
             account: "a".into(),
@@ -180,9 +180,9 @@ async fn a_state_file_from_before_schema_versions_is_upgraded() {
     store.begin_session(&sid("s1"), "p", "t0").await.unwrap();
     let point = RestorePoint {
         policy: "p".into(),
-        resource_type: "ec2".into(),
+        resource_type: ResourceType::Ec2,
         resource_id: "i-1".into(),
-        kind: "source".into(),
+        kind: SnapshotKind::Source,
         created_at: "t1".into(),
         place: PlaceReport {
             account: "111111111111".into(),

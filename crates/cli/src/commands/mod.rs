@@ -217,7 +217,7 @@ impl Progress for JsonEvents {
             "time": snaprelay_core::runtime::clock::utc_now(),
             "message": message,
         });
-        say!("{event}");
+        crate::stderr::event(&event);
     }
 
     fn update(&self, resource: &str, message: &str) {
@@ -227,7 +227,7 @@ impl Progress for JsonEvents {
             "resource": resource,
             "message": message,
         });
-        say!("{event}");
+        crate::stderr::event(&event);
     }
 
     fn step(&self, step: &snaprelay_core::report::StepRecord) {
@@ -240,7 +240,7 @@ impl Progress for JsonEvents {
         {
             map.extend(fields);
         }
-        say!("{event}");
+        crate::stderr::event(&event);
     }
 
     fn task_ended(&self, report: &ResourceReport, ended: usize, total: usize) {
@@ -252,7 +252,7 @@ impl Progress for JsonEvents {
             "ended": ended,
             "total": total,
         });
-        say!("{event}");
+        crate::stderr::event(&event);
     }
 }
 

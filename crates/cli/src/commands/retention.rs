@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use snaprelay_core::app::apply_retention;
+use snaprelay_core::app::{apply_retention, without_retention};
 use snaprelay_core::retention::RetentionReport;
 
 use crate::Outcome;
@@ -15,17 +15,15 @@ use super::{Settings, aws_app, emit, load_policy, now, open_existing_store, prin
 pub async fn apply(settings: &Settings, dry_run: bool) -> Outcome {
     let result = async {
         let policy = load_policy(settings)?;
-        if policy.retention == Default::default() {
-            emit(&format!(
-                "Policy {} has no [retention] section: every restore point is kept, nothing to do.\n",
-                policy.name
-            ));
-            return Ok(Outcome::Code(0));
-        }
         let now = now()?;
-        let store = open_existing_store(settings)?;
-        let app = aws_app(&policy, Arc::new(store), None).await;
-        let report = apply_retention(&app, &policy, now, dry_run).await?;
+        let report = match without_retention(&policy, dry_run) {
+            Some(nothing) => nothing,
+            None => {
+                let store = open_existing_store(settings)?;
+                let app = aws_app(&policy, Arc::new(store), None).await;
+                apply_retention(&app, &policy, now, dry_run).await?
+            }
+        };
         if settings.json {
             print_json(&report)?;
         } else {

@@ -296,7 +296,7 @@ fn malformed_policies_are_refused_naming_the_statement_and_field() {
         ),
     ] {
         let e = parse(doc).unwrap_err();
-        assert!(e.contains(needle), "{doc}: {e}");
+        assert!(e.0.contains(needle), "{doc}: {e}");
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use error::{AppError, ErrorKind};
 pub use gc::{GcOutcome, gc};
-pub use retention::apply_retention;
+pub use retention::{apply_retention, without_retention};
 pub use run::{RunOutcome, RunRequest, run_policy};
 
 use crate::check::CheckReport;

@@ -14,6 +14,9 @@ pub async fn apply_retention(
     now: u64,
     dry_run: bool,
 ) -> Result<RetentionReport, AppError> {
+    if let Some(nothing) = without_retention(policy, dry_run) {
+        return Ok(nothing);
+    }
     let store = app.store.as_ref();
     let Some(lease) = hold_policy(app, &policy.name, true).await? else {
         return Err(still_running(store, &policy.name).await);
@@ -31,4 +34,17 @@ pub async fn apply_retention(
     .await?;
     store.release_lease(lease).await?;
     Ok(report)
+}
+
+/// The report of a policy without `[retention]`: nothing to look at, no store or AWS needed.
+pub fn without_retention(policy: &Policy, dry_run: bool) -> Option<RetentionReport> {
+    (policy.retention == Default::default()).then(|| RetentionReport {
+        policy: policy.name.clone(),
+        dry_run,
+        note: Some(format!(
+            "policy {} has no [retention] section: every restore point is kept, nothing to do",
+            policy.name
+        )),
+        ..RetentionReport::default()
+    })
 }

@@ -19,7 +19,7 @@ pub use crate::runtime::{
 };
 
 use crate::ids::AccountId;
-use crate::model::{DbInstance, Instance, Resource};
+use crate::model::{DbInstance, Instance, Resource, ResourceType};
 use crate::plan::{Decision, Plan, TaskPlan, Workflow};
 use crate::ports::{Cloud, SessionId, StateStore, StepId, StoreError};
 use crate::report::{
@@ -28,7 +28,7 @@ use crate::report::{
 };
 use crate::runtime::clock::{new_session_id, utc_now};
 use crate::status::Status;
-use crate::workflows::{self, Planned, TargetOutcome, TaskContext};
+use crate::workflows::{self, Planned, TargetOutcome, TaskContext, TaskError};
 
 /// Records steps and restore points as they happen. A store error does not stop the tasks
 /// under way (their AWS work must still be finished and cleaned up); it fails the session.
@@ -236,7 +236,7 @@ pub async fn run_session(
 /// Region progress side by side instead of one after the other; within a group the largest
 /// first, so that the session does not end waiting for one big copy started last.
 fn interleaved(tasks: &[TaskPlan]) -> Vec<usize> {
-    let mut groups: Vec<((&str, &str), Vec<usize>)> = Vec::new();
+    let mut groups: Vec<((ResourceType, &str), Vec<usize>)> = Vec::new();
     for (i, t) in tasks.iter().enumerate() {
         let key = (t.resource_type, t.region.as_str());
         match groups.iter_mut().find(|(k, _)| *k == key) {
@@ -300,7 +300,7 @@ fn size_gib(resource: &Resource) -> i64 {
 /// One resource: its source snapshot(s), then every target's workflow, side by side.
 async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> ResourceReport {
     let mut report = ResourceReport {
-        resource_type: task.resource_type.to_owned(),
+        resource_type: task.resource_type,
         id: task.id.clone(),
         region: task.region.clone(),
         status: Status::Success,
@@ -352,9 +352,9 @@ async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> Resourc
             Resource::Rds(db) => replicate_rds(&ctx, plan, db, &replicate).await,
         };
         match done {
-            Err(message) => {
+            Err(error) => {
                 report.status = Status::Failed;
-                report.messages.push(message);
+                report.messages.push(error.to_string());
                 report
                     .messages
                     .extend(outcomes.into_iter().flat_map(|o| o.messages));
@@ -393,7 +393,7 @@ async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> Resourc
 }
 
 /// The source restore point and the outcome of each target that gets a replica.
-type Replicated = Result<(PlaceReport, Vec<TargetOutcome>), String>;
+type Replicated = Result<(PlaceReport, Vec<TargetOutcome>), TaskError>;
 
 async fn replicate_ec2(
     ctx: &TaskContext<'_>,
@@ -502,7 +502,7 @@ mod tests {
     use super::*;
     use crate::model::Instance;
 
-    fn task(resource_type: &'static str, region: &str, id: &str) -> TaskPlan {
+    fn task(resource_type: ResourceType, region: &str, id: &str) -> TaskPlan {
         TaskPlan {
             resource_type,
             id: id.into(),
@@ -521,10 +521,10 @@ mod tests {
     #[test]
     fn tasks_of_each_type_and_region_are_spread_over_the_session() {
         let mut tasks: Vec<TaskPlan> = (0..6)
-            .map(|n| task("ec2", "us-east-1", &format!("i-{n}")))
+            .map(|n| task(ResourceType::Ec2, "us-east-1", &format!("i-{n}")))
             .collect();
-        tasks.extend((0..2).map(|n| task("rds", "us-east-1", &format!("db-{n}"))));
-        tasks.push(task("ec2", "us-west-2", "i-west"));
+        tasks.extend((0..2).map(|n| task(ResourceType::Rds, "us-east-1", &format!("db-{n}"))));
+        tasks.push(task(ResourceType::Ec2, "us-west-2", "i-west"));
         let order: Vec<&str> = interleaved(&tasks)
             .into_iter()
             .map(|i| tasks[i].id.as_str())

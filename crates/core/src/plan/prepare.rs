@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::ids::{AccountId, KeyRef, key_arn_parts};
-use crate::model::{KeyInfo, KeyManager, Resource};
+use crate::model::{KeyManager, Resource};
+use crate::plan::keys::resolve_key;
 use crate::plan::{Estate, Plan, ResolvedTarget, plan};
 use crate::policy::{Policy, ResourceType, Selector, Target};
 use crate::ports::{Access, Cloud, CloudError, RegionStatus};
@@ -191,7 +192,7 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
             Selector::Tags(_) => {}
         }
         for resource in found {
-            if seen.insert((resource.type_name(), resource.id().to_owned())) {
+            if seen.insert((resource.kind(), resource.id().to_owned())) {
                 estate.resources.push(resource);
             }
         }
@@ -244,49 +245,6 @@ pub fn target_access(t: &Target, source: &Access, source_account: &AccountId) ->
         None if t.account.as_ref().is_none_or(|a| a == source_account) => source.clone(),
         None => Access::ambient(),
     }
-}
-
-/// Resolves a key named in the policy, for use in `region` by `access`: the key, or why it
-/// cannot serve (missing, not readable by these credentials, another Region, not usable).
-async fn resolve_key(
-    cloud: &dyn Cloud,
-    access: &Access,
-    account: &AccountId,
-    region: &str,
-    key: &KeyRef,
-) -> Result<Result<KeyInfo, String>, CloudError> {
-    if let Some(pinned) = key.region()
-        && pinned != region
-    {
-        return Ok(Err(format!(
-            "the key is in {pinned}, but it is used in {region}; KMS keys are regional (use the \
-             key's replica in {region}, or alias/NAME for a key of that Region)"
-        )));
-    }
-    Ok(
-        match cloud.describe_key(access, region, key.as_str()).await {
-            // KMS keys are regional: a copy's key must be in the Region the copy is made in.
-            Ok(info) if info.region != region => Err(format!(
-                "the key is in {}, but it is used in {region}; KMS keys are regional (use the key's \
-             replica in {region}, or alias/NAME for a key of that Region)",
-                info.region
-            )),
-            Ok(info) => match info.unusable_for_snapshots() {
-                Some(why) => Err(why),
-                None => Ok(info),
-            },
-            Err(e) if e.is_access_denied() => Err(format!(
-                "the credentials used there ({access}) may not use this key ({}); a key of another \
-             account needs a key policy that admits account {account}",
-                e.message
-            )),
-            Err(e) if e.is_not_found() => Err(format!(
-                "no such key in account {account} Region {region} ({})",
-                e.message
-            )),
-            Err(e) => return Err(e),
-        },
-    )
 }
 
 /// What STS and EC2 say about each set of credentials, asked once.

@@ -2,16 +2,16 @@ use super::*;
 use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
 use crate::runtime::clock::parse_rfc3339;
 
-fn point(id: i64, kind: &str, region: &str, created_at: &str) -> RecordedRestorePoint {
+fn point(id: i64, kind: SnapshotKind, region: &str, created_at: &str) -> RecordedRestorePoint {
     RecordedRestorePoint {
         id: RestorePointId(id),
         session_id: SessionId::new(format!("s{id}")),
         status: PointStatus::Complete,
         point: RestorePoint {
             policy: "p".into(),
-            resource_type: "ec2".into(),
+            resource_type: ResourceType::Ec2,
             resource_id: "i-1".into(),
-            kind: kind.into(),
+            kind,
             created_at: created_at.into(),
             place: PlaceReport {
                 account: "222222222222".into(),
@@ -45,10 +45,30 @@ fn now() -> u64 {
 #[test]
 fn count_keeps_the_newest_restore_points_of_each_place() {
     let points = vec![
-        point(1, "replica", "eu-west-1", "2026-11-24T00:00:00Z"),
-        point(2, "replica", "eu-west-1", "2026-11-25T00:00:00Z"),
-        point(3, "replica", "eu-west-1", "2026-11-26T00:00:00Z"),
-        point(4, "replica", "us-west-2", "2026-11-24T00:00:00Z"),
+        point(
+            1,
+            SnapshotKind::Replica,
+            "eu-west-1",
+            "2026-11-24T00:00:00Z",
+        ),
+        point(
+            2,
+            SnapshotKind::Replica,
+            "eu-west-1",
+            "2026-11-25T00:00:00Z",
+        ),
+        point(
+            3,
+            SnapshotKind::Replica,
+            "eu-west-1",
+            "2026-11-26T00:00:00Z",
+        ),
+        point(
+            4,
+            SnapshotKind::Replica,
+            "us-west-2",
+            "2026-11-24T00:00:00Z",
+        ),
     ];
     let retention = Retention {
         replicas: Some(Keep::Count(2)),
@@ -66,8 +86,18 @@ fn count_keeps_the_newest_restore_points_of_each_place() {
 #[test]
 fn the_newest_restore_point_is_kept_however_old() {
     let points = vec![
-        point(1, "replica", "eu-west-1", "2025-01-01T00:00:00Z"),
-        point(2, "replica", "eu-west-1", "2025-02-01T00:00:00Z"),
+        point(
+            1,
+            SnapshotKind::Replica,
+            "eu-west-1",
+            "2025-01-01T00:00:00Z",
+        ),
+        point(
+            2,
+            SnapshotKind::Replica,
+            "eu-west-1",
+            "2025-02-01T00:00:00Z",
+        ),
     ];
     let retention = Retention {
         replicas: Some(Keep::Days(7)),
@@ -80,9 +110,24 @@ fn the_newest_restore_point_is_kept_however_old() {
 #[test]
 fn days_lets_go_of_restore_points_older_than_the_limit() {
     let points = vec![
-        point(1, "replica", "eu-west-1", "2026-11-18T11:59:59Z"),
-        point(2, "replica", "eu-west-1", "2026-11-19T12:00:00Z"),
-        point(3, "replica", "eu-west-1", "2026-11-26T00:00:00Z"),
+        point(
+            1,
+            SnapshotKind::Replica,
+            "eu-west-1",
+            "2026-11-18T11:59:59Z",
+        ),
+        point(
+            2,
+            SnapshotKind::Replica,
+            "eu-west-1",
+            "2026-11-19T12:00:00Z",
+        ),
+        point(
+            3,
+            SnapshotKind::Replica,
+            "eu-west-1",
+            "2026-11-26T00:00:00Z",
+        ),
     ];
     let retention = Retention {
         replicas: Some(Keep::Days(7)),
@@ -96,10 +141,20 @@ fn days_lets_go_of_restore_points_older_than_the_limit() {
 #[test]
 fn source_and_replicas_follow_their_own_rules_and_none_keeps_everything() {
     let points = vec![
-        point(1, "source", "us-east-1", "2026-11-24T00:00:00Z"),
-        point(2, "source", "us-east-1", "2026-11-25T00:00:00Z"),
-        point(3, "replica", "eu-west-1", "2026-11-24T00:00:00Z"),
-        point(4, "replica", "eu-west-1", "2026-11-25T00:00:00Z"),
+        point(1, SnapshotKind::Source, "us-east-1", "2026-11-24T00:00:00Z"),
+        point(2, SnapshotKind::Source, "us-east-1", "2026-11-25T00:00:00Z"),
+        point(
+            3,
+            SnapshotKind::Replica,
+            "eu-west-1",
+            "2026-11-24T00:00:00Z",
+        ),
+        point(
+            4,
+            SnapshotKind::Replica,
+            "eu-west-1",
+            "2026-11-25T00:00:00Z",
+        ),
     ];
     let only_source = Retention {
         replicas: None,
@@ -111,14 +166,29 @@ fn source_and_replicas_follow_their_own_rules_and_none_keeps_everything() {
 
 #[test]
 fn a_half_deleted_restore_point_is_finished_and_a_deleted_one_ignored() {
-    let mut half = point(1, "replica", "eu-west-1", "2026-11-26T00:00:00Z");
+    let mut half = point(
+        1,
+        SnapshotKind::Replica,
+        "eu-west-1",
+        "2026-11-26T00:00:00Z",
+    );
     half.status = PointStatus::Deleting;
-    let mut gone = point(2, "replica", "eu-west-1", "2026-11-20T00:00:00Z");
+    let mut gone = point(
+        2,
+        SnapshotKind::Replica,
+        "eu-west-1",
+        "2026-11-20T00:00:00Z",
+    );
     gone.status = PointStatus::Deleted;
     let points = vec![
         half,
         gone,
-        point(3, "replica", "eu-west-1", "2026-11-25T00:00:00Z"),
+        point(
+            3,
+            SnapshotKind::Replica,
+            "eu-west-1",
+            "2026-11-25T00:00:00Z",
+        ),
     ];
     let (expired, kept) = expired(&points, &Retention::default(), now());
     assert_eq!(ids(&expired), vec![1]);

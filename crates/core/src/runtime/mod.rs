@@ -19,7 +19,7 @@ pub use interrupt::{Interrupt, InterruptHandle, Interrupted};
 pub use progress::{Progress, Record};
 pub use slots::{CopySlots, Service};
 pub use throttled::{ChangeHook, Throttled};
-pub use watch::{Polled, Progressing, Urgency, Watcher};
+pub use watch::{Polled, Progressing, Urgency, WaitError, Watcher};
 
 /// How the engine paces itself.
 #[derive(Clone, Debug)]

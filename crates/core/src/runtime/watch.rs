@@ -71,7 +71,24 @@ impl Polled for DbSnapshotStatus {
     }
 }
 
-type Answer<S> = Result<S, String>;
+type Answer<S> = Result<S, WaitError>;
+
+/// Why a wait for snapshots ended without their end.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WaitError {
+    /// The session was interrupted before these snapshots ended.
+    #[error("{Interrupted} before snapshot(s) {} completed", .snapshots.join(", "))]
+    Interrupted { snapshots: Vec<String> },
+    /// AWS could not be asked how they are.
+    #[error(transparent)]
+    Cloud(CloudError),
+    /// AWS stopped listing a snapshot before it ended (deleted by someone else, say).
+    #[error("snapshot {snapshot} disappeared from {region} before completing")]
+    Disappeared { snapshot: String, region: String },
+    /// The session stopped polling (it is ending).
+    #[error("the session stopped polling")]
+    Stopped,
+}
 
 /// How soon after its expected end a snapshot should be seen to have ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,7 +160,7 @@ impl<'a, S: Polled> Watcher<'a, S> {
         ids: &[String],
         urgency: Urgency,
         interrupt: &Interrupt,
-    ) -> Result<Vec<S>, String> {
+    ) -> Result<Vec<S>, WaitError> {
         let now = Instant::now();
         let mut answers = Vec::with_capacity(ids.len());
         {
@@ -185,21 +202,20 @@ impl<'a, S: Polled> Watcher<'a, S> {
         };
         let all = match outcome {
             Ok(all) => all,
-            Err(i) => {
+            Err(Interrupted) => {
                 let mut places = self.places();
                 if let Some(place) = places.get_mut(&(access.clone(), region.to_owned())) {
                     for id in ids {
                         place.waiting.remove(id);
                     }
                 }
-                return Err(format!(
-                    "{i} before snapshot(s) {} completed",
-                    ids.join(", ")
-                ));
+                return Err(WaitError::Interrupted {
+                    snapshots: ids.to_vec(),
+                });
             }
         };
         all.into_iter()
-            .map(|a| a.unwrap_or_else(|_| Err("the session stopped polling".to_owned())))
+            .map(|a| a.unwrap_or(Err(WaitError::Stopped)))
             .collect()
     }
 
@@ -275,7 +291,7 @@ impl<'a, S: Polled> Watcher<'a, S> {
             }
             for id in &ids {
                 if let Some(w) = place.waiting.remove(id) {
-                    let _ = w.tx.send(Err(e.to_string()));
+                    let _ = w.tx.send(Err(WaitError::Cloud(e.clone())));
                 }
             }
             return;
@@ -296,9 +312,10 @@ impl<'a, S: Polled> Watcher<'a, S> {
                     if w.unseen > MAX_UNSEEN_ROUNDS
                         && let Some(w) = place.waiting.remove(id)
                     {
-                        let _ = w.tx.send(Err(format!(
-                            "snapshot {id} disappeared from {region} before completing"
-                        )));
+                        let _ = w.tx.send(Err(WaitError::Disappeared {
+                            snapshot: id.clone(),
+                            region: region.to_owned(),
+                        }));
                     }
                 }
                 Some(s) if matches!(s.state(), SnapshotState::Completed | SnapshotState::Error) => {

@@ -7,20 +7,23 @@
 //! Aurora clusters would get a sibling module of their own.
 
 pub mod ec2;
+mod error;
 pub mod rds;
+
+pub use error::{SnapshotFailure, TaskError, all_ended_well, failures};
 
 use std::future::Future;
 
 use crate::ids::AccountId;
 use crate::model::{
-    DbSnapshotStatus, Resource, SnapshotState, SnapshotStatus, Tag, tag_value, tags,
+    DbSnapshotStatus, Resource, SnapshotKind, SnapshotStatus, Tag, tag_value, tags,
 };
 use crate::plan::{ResolvedTarget, Workflow};
 use crate::ports::{Access, Cloud, CloudError};
 use crate::report::{PlaceReport, RestorePoint, StepDetail, StepKind, StepOutcome, StepRecord};
 use crate::runtime::clock::utc_now;
 use crate::runtime::{
-    CopySlots, EngineConfig, Interrupt, Progressing, Record, Service, Urgency, Watcher, jitter,
+    CopySlots, EngineConfig, Interrupt, Record, Service, Urgency, WaitError, Watcher, jitter,
     next_interval,
 };
 use crate::status::Status;
@@ -71,7 +74,7 @@ pub struct TargetOutcome {
 
 impl TargetOutcome {
     /// The outcome of a replica restore point that was made, or of the error that stopped it.
-    pub fn of(target: usize, replica: Result<PlaceReport, String>) -> Self {
+    pub fn of(target: usize, replica: Result<PlaceReport, TaskError>) -> Self {
         match replica {
             Ok(replica) => Self {
                 target,
@@ -79,15 +82,15 @@ impl TargetOutcome {
                 messages: vec![],
                 replica: Some(replica),
             },
-            Err(e) => Self::failed(target, e),
+            Err(e) => Self::failed(target, &e),
         }
     }
 
-    pub fn failed(target: usize, message: String) -> Self {
+    pub fn failed(target: usize, error: &TaskError) -> Self {
         Self {
             target,
             status: Status::Failed,
-            messages: vec![message],
+            messages: vec![error.to_string()],
             replica: None,
         }
     }
@@ -101,9 +104,9 @@ impl TaskContext<'_> {
         place: &str,
         detail: impl FnOnce(&T) -> StepDetail,
         work: F,
-    ) -> Result<T, String>
+    ) -> Result<T, TaskError>
     where
-        F: Future<Output = Result<T, String>>,
+        F: Future<Output = Result<T, TaskError>>,
     {
         self.recorded_step(false, step, place, detail, work).await
     }
@@ -116,9 +119,9 @@ impl TaskContext<'_> {
         place: &str,
         detail: impl FnOnce(&T) -> StepDetail,
         work: F,
-    ) -> Result<T, String>
+    ) -> Result<T, TaskError>
     where
-        F: Future<Output = Result<T, String>>,
+        F: Future<Output = Result<T, TaskError>>,
     {
         self.recorded_step(true, step, place, detail, work).await
     }
@@ -130,9 +133,9 @@ impl TaskContext<'_> {
         place: &str,
         detail: impl FnOnce(&T) -> StepDetail,
         work: F,
-    ) -> Result<T, String>
+    ) -> Result<T, TaskError>
     where
-        F: Future<Output = Result<T, String>>,
+        F: Future<Output = Result<T, TaskError>>,
     {
         let mut record = StepRecord {
             resource_id: self.resource.id().to_owned(),
@@ -155,7 +158,9 @@ impl TaskContext<'_> {
             Ok(v) => (StepOutcome::Ok, detail(v)),
             Err(e) => (
                 StepOutcome::Failed,
-                StepDetail::Error { message: e.clone() },
+                StepDetail::Error {
+                    message: e.to_string(),
+                },
             ),
         };
         record.ended_at = utc_now();
@@ -169,7 +174,7 @@ impl TaskContext<'_> {
         &self,
         access: &Access,
         region: &str,
-        kind: &str,
+        kind: SnapshotKind,
     ) -> Result<Vec<SnapshotStatus>, CloudError> {
         let session = Tag::new(tags::SESSION, self.session_id);
         let found = self.cloud.find_snapshots(access, region, &session).await?;
@@ -177,13 +182,18 @@ impl TaskContext<'_> {
             .into_iter()
             .filter(|s| {
                 tag_value(&s.tags, tags::RESOURCE) == Some(self.resource.id())
-                    && tag_value(&s.tags, tags::KIND) == Some(kind)
+                    && tag_value(&s.tags, tags::KIND) == Some(kind.as_str())
             })
             .collect())
     }
 
     /// The restore point a resumed task had recorded in a place.
-    pub fn recorded(&self, kind: &str, account: &str, region: &str) -> Option<&PlaceReport> {
+    pub fn recorded(
+        &self,
+        kind: SnapshotKind,
+        account: &str,
+        region: &str,
+    ) -> Option<&PlaceReport> {
         self.resumed?
             .iter()
             .find(|p| p.kind == kind && p.place.account == account && p.place.region == region)
@@ -191,12 +201,12 @@ impl TaskContext<'_> {
     }
 
     /// The tags every snapshot made for this resource carries, so ownership can be proven.
-    pub fn tags(&self, kind: &str) -> Vec<Tag> {
+    pub fn tags(&self, kind: SnapshotKind) -> Vec<Tag> {
         vec![
             Tag::new(tags::POLICY, self.policy),
             Tag::new(tags::SESSION, self.session_id),
             Tag::new(tags::RESOURCE, self.resource.id()),
-            Tag::new(tags::KIND, kind),
+            Tag::new(tags::KIND, kind.as_str()),
         ]
     }
 
@@ -209,7 +219,7 @@ impl TaskContext<'_> {
         region: &str,
         place: &str,
         snapshot_ids: &[String],
-    ) -> Vec<String> {
+    ) -> Vec<TaskError> {
         let mut left = Vec::new();
         for id in snapshot_ids {
             let result = self
@@ -228,16 +238,24 @@ impl TaskContext<'_> {
                         match deleted {
                             // Already gone: deleted by an attempt that crashed before saying so.
                             Err(e) if e.is_not_found() => Ok(()),
-                            other => other.map_err(|e| e.to_string()),
+                            other => other.map_err(TaskError::aws(format!("delete {id}"))),
                         }
                     },
                 )
                 .await;
             if let Err(e) = result {
-                left.push(format!(
-                    "snapshot {id} of an incomplete restore point could not be deleted: {e}; \
-                     delete it by hand once it has finished (it carries snaprelay's tags)"
-                ));
+                left.push(TaskError::Left {
+                    what: format!(
+                        "snapshot {id} of an incomplete restore point could not be deleted: {}",
+                        match &e {
+                            TaskError::Aws { error, .. } => error.to_string(),
+                            other => other.to_string(),
+                        }
+                    ),
+                    remedy: "delete it by hand once it has finished (it carries snaprelay's \
+                             tags)"
+                        .to_owned(),
+                });
             }
         }
         left
@@ -251,7 +269,7 @@ impl TaskContext<'_> {
         region: &str,
         snapshot_ids: &[String],
         urgency: Urgency,
-    ) -> Result<Vec<SnapshotStatus>, String> {
+    ) -> Result<Vec<SnapshotStatus>, WaitError> {
         self.ebs_watch
             .wait(
                 self.resource.id(),
@@ -271,7 +289,7 @@ impl TaskContext<'_> {
         region: &str,
         snapshot_ids: &[String],
         urgency: Urgency,
-    ) -> Result<Vec<DbSnapshotStatus>, String> {
+    ) -> Result<Vec<DbSnapshotStatus>, WaitError> {
         self.rds_watch
             .wait(
                 self.resource.id(),
@@ -326,38 +344,4 @@ impl TaskContext<'_> {
             }
         }
     }
-}
-
-/// The snapshots among `statuses` that ended in `error`, with AWS's state message.
-pub fn errors<S: Progressing>(statuses: &[S]) -> Vec<String> {
-    statuses
-        .iter()
-        .filter(|s| s.state() == SnapshotState::Error)
-        .map(|s| {
-            format!(
-                "snapshot {} ended in state error: {}",
-                s.id(),
-                s.message().unwrap_or("AWS gave no state message")
-            )
-        })
-        .collect()
-}
-
-/// A copy across accounts that failed on a key is nearly always the source key's policy: say
-/// which keys and what they must allow. https://docs.aws.amazon.com/ebs/latest/userguide/share-kms-key.html
-pub fn with_key_hint(error: String, source_keys: &[&str], account: &AccountId) -> String {
-    let lower = error.to_ascii_lowercase();
-    let error = error.trim_end_matches('.').to_owned();
-    if !(lower.contains("key") || lower.contains("kms")) || source_keys.is_empty() {
-        return error;
-    }
-    let mut keys = source_keys.to_vec();
-    keys.sort_unstable();
-    keys.dedup();
-    format!(
-        "{error}. Check that the key policy of the source key {} admits account {account} \
-         (kms:DescribeKey, kms:CreateGrant, kms:Decrypt, kms:ReEncrypt*, kms:GenerateDataKey*) \
-         and that the target role's IAM policy allows the same actions on it",
-        keys.join(", ")
-    )
 }

@@ -5,25 +5,31 @@
 
 use futures_util::future::join_all;
 
-use crate::model::{Resource, SnapshotState, SnapshotStatus, Tag, tag_value, tags};
+use crate::model::{
+    Resource, ResourceType, SnapshotKind, SnapshotState, SnapshotStatus, Tag, tag_value, tags,
+};
 use crate::plan::ResolvedTarget;
 use crate::ports::CopyRequest;
 use crate::report::{PlaceReport, RestorePoint, SnapshotReport, StepDetail, StepKind};
 use crate::runtime::clock::utc_now;
-use crate::runtime::{Interrupted, Service, Urgency};
+use crate::runtime::{Service, Urgency};
 
 use super::source::SourceSnapshot;
-use crate::workflows::{TaskContext, errors};
+use crate::workflows::{TaskContext, TaskError, all_ended_well};
 
 pub async fn copy_restore_point(
     ctx: &TaskContext<'_>,
     source: &[SourceSnapshot],
     target: &ResolvedTarget,
     kms_key_arn: Option<&str>,
-) -> Result<PlaceReport, String> {
+) -> Result<PlaceReport, TaskError> {
     let resource_id = ctx.resource.id();
     let place = format!("{}/{}", target.account, target.region);
-    if let Some(recorded) = ctx.recorded("replica", target.account.as_str(), &target.region) {
+    if let Some(recorded) = ctx.recorded(
+        SnapshotKind::Replica,
+        target.account.as_str(),
+        &target.region,
+    ) {
         return Ok(recorded.clone());
     }
     let earlier = match ctx.resumed {
@@ -57,9 +63,8 @@ pub async fn copy_restore_point(
             }
         }
     }
-    if !failures.is_empty() {
-        failures.dedup();
-        return Err(discarding(ctx, target, &place, &copies, failures.join("; ")).await);
+    if let Some(failure) = copy_failure(failures, copies.len(), target) {
+        return Err(discarding(ctx, target, &place, &copies, failure).await);
     }
 
     let replica = PlaceReport {
@@ -84,9 +89,9 @@ pub async fn copy_restore_point(
     ctx.recorder
         .restore_point(&RestorePoint {
             policy: ctx.policy.to_owned(),
-            resource_type: "ec2".into(),
+            resource_type: ResourceType::Ec2,
             resource_id: resource_id.to_owned(),
-            kind: "replica".into(),
+            kind: SnapshotKind::Replica,
             created_at: utc_now(),
             place: replica.clone(),
         })
@@ -103,7 +108,7 @@ async fn copy_one(
     place: &str,
     kms_key_arn: Option<&str>,
     earlier: &[SnapshotStatus],
-) -> Result<(String, SnapshotStatus), (Option<String>, String)> {
+) -> Result<(String, SnapshotStatus), (Option<String>, TaskError)> {
     let resource_id = ctx.resource.id();
     let source_region = ctx.resource.region();
     let access = &target.access;
@@ -117,10 +122,10 @@ async fn copy_one(
     let _slot = tokio::select! {
         permit = ctx.slots.acquire(Service::Ebs, &target.account, &target.region, volume_size(ctx, s)) => permit,
         () = ctx.interrupt.raised() => {
-            return Err((None, format!("{Interrupted} while waiting for a copy slot in {place}")));
+            return Err((None, TaskError::interrupted(format!("while waiting for a copy slot in {place}"))));
         }
     };
-    let mut tags = ctx.tags("replica");
+    let mut tags = ctx.tags(SnapshotKind::Replica);
     tags.extend([
         Tag::new(tags::VOLUME, &s.volume_id),
         Tag::new(tags::SOURCE_SNAPSHOT, &s.snapshot_id),
@@ -161,13 +166,11 @@ async fn copy_one(
                         ctx.cloud.copy_snapshot(access, &target.region, &request)
                     })
                     .await
-                    .map_err(|e| {
-                        format!(
-                            "could not copy {} to {}: {e}",
-                            s.snapshot_id,
-                            target.label()
-                        )
-                    })
+                    .map_err(TaskError::aws(format!(
+                        "copy {} to {}",
+                        s.snapshot_id,
+                        target.label()
+                    )))
                 },
             )
             .await
@@ -187,18 +190,18 @@ async fn copy_one(
                         Urgency::Copy,
                     )
                     .await
-                    .map_err(|e| {
-                        format!("could not follow the copies in {}: {e}", target.label())
-                    })?;
-                let failed = errors(&statuses);
-                match statuses.into_iter().next() {
-                    Some(status) if failed.is_empty() => Ok(status),
-                    _ => Err(format!(
-                        "copy to {} failed: {}",
-                        target.label(),
-                        failed.join("; ")
-                    )),
-                }
+                    .map_err(TaskError::wait(format!(
+                        "follow the copies in {}",
+                        target.label()
+                    )))?;
+                let doing = Some(format!("copy to {}", target.label()));
+                all_ended_well(statuses, doing.clone())?
+                    .into_iter()
+                    .next()
+                    .ok_or(TaskError::Snapshots {
+                        doing,
+                        failures: vec![],
+                    })
             },
         )
         .await;
@@ -227,15 +230,39 @@ async fn discarding(
     target: &ResolvedTarget,
     place: &str,
     copies: &[(String, &SourceSnapshot)],
-    error: String,
-) -> String {
+    error: TaskError,
+) -> TaskError {
     let ids: Vec<String> = copies.iter().map(|(id, _)| id.clone()).collect();
-    let mut message = vec![error];
-    message.extend(
-        ctx.discard(Service::Ebs, &target.access, &target.region, place, &ids)
-            .await,
-    );
-    message.join("; ")
+    let left = ctx
+        .discard(Service::Ebs, &target.access, &target.region, place, &ids)
+        .await;
+    error.then(left)
+}
+
+/// The copies' failures as one. An interrupt stops every copy in flight at once: that is said
+/// once, with what becomes of the copies (deleted now, or by the resume), not once per copy.
+fn copy_failure(
+    mut failures: Vec<TaskError>,
+    copies_made: usize,
+    target: &ResolvedTarget,
+) -> Option<TaskError> {
+    if !failures.is_empty() && failures.iter().all(TaskError::is_interrupted) {
+        return Some(TaskError::interrupted(match copies_made {
+            0 => format!(
+                "before copying into {}: no copy was started there",
+                target.label()
+            ),
+            n => format!(
+                "while copying into {}: the {n} cop{} in flight there {} deleted, not left \
+                 to finish; the next `snaprelay run` copies again",
+                target.label(),
+                if n == 1 { "y" } else { "ies" },
+                if n == 1 { "is" } else { "are" },
+            ),
+        }));
+    }
+    failures.dedup();
+    TaskError::all(failures)
 }
 
 /// Resuming: the copies an interrupted attempt made into the target place for this resource
@@ -244,15 +271,17 @@ async fn copied_earlier(
     ctx: &TaskContext<'_>,
     target: &ResolvedTarget,
     place: &str,
-) -> Result<Vec<SnapshotStatus>, String> {
+) -> Result<Vec<SnapshotStatus>, TaskError> {
     ctx.step(
         StepKind::FindCopies,
         place,
         |found: &Vec<SnapshotStatus>| StepDetail::note(format!("{} found", found.len())),
         async {
-            ctx.session_snapshots(&target.access, &target.region, "replica")
+            ctx.session_snapshots(&target.access, &target.region, SnapshotKind::Replica)
                 .await
-                .map_err(|e| format!("could not look for earlier copies in {place}: {e}"))
+                .map_err(TaskError::aws(format!(
+                    "look for earlier copies in {place}"
+                )))
         },
     )
     .await
@@ -266,7 +295,7 @@ async fn take_up(
     target: &ResolvedTarget,
     place: &str,
     earlier: &[SnapshotStatus],
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, TaskError> {
     let mut kept = None;
     let mut extra = Vec::new();
     for copy in earlier
@@ -282,8 +311,8 @@ async fn take_up(
     let left = ctx
         .discard(Service::Ebs, &target.access, &target.region, place, &extra)
         .await;
-    if !left.is_empty() {
-        return Err(left.join("; "));
+    match TaskError::all(left) {
+        Some(left) => Err(left),
+        None => Ok(kept),
     }
-    Ok(kept)
 }

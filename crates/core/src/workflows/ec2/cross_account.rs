@@ -9,13 +9,13 @@
 //! The source key's policy must admit the target account, or the copy ends in `error`.
 
 use crate::ids::AccountId;
+use crate::model::SnapshotKind;
 use crate::report::{Service, StepKind};
-use crate::runtime::Interrupted;
 use crate::status::Status;
 
 use super::copy::copy_restore_point;
 use super::source::SourceSnapshot;
-use crate::workflows::{Planned, TargetOutcome, TaskContext, share_detail, with_key_hint};
+use crate::workflows::{Planned, TargetOutcome, TaskContext, TaskError, share_detail};
 
 /// Replicates to every target in `account` (one share serves all its Regions).
 pub async fn replicate(
@@ -30,7 +30,7 @@ pub async fn replicate(
     // Step 2: share, unless a resumed task has every replica of this account already (the
     // shares are still removed in step 4, in case the crash came before that).
     let replicated = targets.iter().all(|p| {
-        ctx.recorded("replica", account.as_str(), &p.target.region)
+        ctx.recorded(SnapshotKind::Replica, account.as_str(), &p.target.region)
             .is_some()
     });
     let mut shared: Vec<&SourceSnapshot> = Vec::new();
@@ -40,7 +40,10 @@ pub async fn replicate(
     }
     for s in source.iter().filter(|_| !replicated) {
         if ctx.interrupt.is_raised() {
-            share_error = Some(format!("{Interrupted} before {} was shared", s.snapshot_id));
+            share_error = Some(TaskError::interrupted(format!(
+                "before {} was shared",
+                s.snapshot_id
+            )));
             break;
         }
         let result = ctx
@@ -58,12 +61,10 @@ pub async fn replicate(
                             true,
                         )
                         .await
-                        .map_err(|e| {
-                            format!(
-                                "could not share {} with account {account}: {e}",
-                                s.snapshot_id
-                            )
-                        })
+                        .map_err(TaskError::aws(format!(
+                            "share {} with account {account}",
+                            s.snapshot_id
+                        )))
                 },
             )
             .await;
@@ -79,7 +80,7 @@ pub async fn replicate(
     let mut outcomes: Vec<TargetOutcome> = match share_error {
         Some(e) => targets
             .iter()
-            .map(|p| TargetOutcome::failed(p.target.index, e.clone()))
+            .map(|p| TargetOutcome::failed(p.target.index, &e))
             .collect(),
         None => {
             let source_keys: Vec<&str> = source
@@ -90,7 +91,7 @@ pub async fn replicate(
             let copies = targets.iter().map(|p| async move {
                 let replica = copy_restore_point(ctx, source, p.target, p.kms_key_id)
                     .await
-                    .map_err(|e| with_key_hint(e, source_keys, account));
+                    .map_err(|e| e.on_source_keys(source_keys, account));
                 TargetOutcome::of(p.target.index, replica)
             });
             futures_util::future::join_all(copies).await
@@ -100,23 +101,36 @@ pub async fn replicate(
     // Step 4: unshare, whatever happened to the copies.
     for s in shared {
         let result = ctx
-            .change(StepKind::Unshare, &place, |_| share_detail(Service::Ebs, &s.snapshot_id, account), async {
-                ctx.cloud
-                    .set_snapshot_share(ctx.source_access, region, &s.snapshot_id, account, false)
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "snapshot {} is still shared with account {account}: removing the share \
-                             failed: {e}; remove it by hand (aws ec2 modify-snapshot-attribute)",
-                            s.snapshot_id
+            .change(
+                StepKind::Unshare,
+                &place,
+                |_| share_detail(Service::Ebs, &s.snapshot_id, account),
+                async {
+                    ctx.cloud
+                        .set_snapshot_share(
+                            ctx.source_access,
+                            region,
+                            &s.snapshot_id,
+                            account,
+                            false,
                         )
-                    })
-            })
+                        .await
+                        .map_err(|e| TaskError::Left {
+                            what: format!(
+                                "snapshot {} is still shared with account {account}: removing the \
+                             share failed: {e}",
+                                s.snapshot_id
+                            ),
+                            remedy: "remove it by hand (aws ec2 modify-snapshot-attribute)"
+                                .to_owned(),
+                        })
+                },
+            )
             .await;
         if let Err(e) = result {
             for o in &mut outcomes {
                 o.status = Status::Failed;
-                o.messages.push(e.clone());
+                o.messages.push(e.to_string());
             }
         }
     }

@@ -1,12 +1,14 @@
 //! Step 1 of every workflow: a crash-consistent snapshot of each EBS volume of the instance,
 //! taken with the source role, waited for until completed, recorded as the source restore point.
 
-use crate::model::{Instance, SnapshotState, SnapshotStatus, VolumeSnapshot};
+use crate::model::{
+    Instance, ResourceType, SnapshotKind, SnapshotState, SnapshotStatus, VolumeSnapshot,
+};
 use crate::report::{PlaceReport, RestorePoint, SnapshotOf, SnapshotReport, StepDetail, StepKind};
 use crate::runtime::clock::utc_now;
 use crate::runtime::{Service, Urgency};
 
-use crate::workflows::{TaskContext, errors};
+use crate::workflows::{TaskContext, TaskError, all_ended_well};
 
 /// A completed snapshot of one source volume.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,14 +55,15 @@ impl SourceSnapshot {
 pub async fn take_snapshots(
     ctx: &TaskContext<'_>,
     instance: &Instance,
-) -> Result<Vec<SourceSnapshot>, String> {
+) -> Result<Vec<SourceSnapshot>, TaskError> {
     let region = instance.region.as_str();
     let access = ctx.source_access;
     let place = format!("{}/{region}", ctx.source_account);
 
     // CreateSnapshots with an instance specification snapshots every attached volume at the
     // same point in time: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSnapshots.html
-    if let Some(recorded) = ctx.recorded("source", ctx.source_account.as_str(), region) {
+    if let Some(recorded) = ctx.recorded(SnapshotKind::Source, ctx.source_account.as_str(), region)
+    {
         return Ok(recorded
             .snapshots
             .iter()
@@ -91,7 +94,7 @@ pub async fn take_snapshots(
                         .collect(),
                 },
                 async {
-                    let tags = ctx.tags("source");
+                    let tags = ctx.tags(SnapshotKind::Source);
                     ctx.retrying_quota("snapshot", || {
                         ctx.cloud.create_snapshots(
                             access,
@@ -102,7 +105,7 @@ pub async fn take_snapshots(
                         )
                     })
                     .await
-                    .map_err(|e| format!("could not snapshot instance {}: {e}", instance.id))
+                    .map_err(TaskError::aws(format!("snapshot instance {}", instance.id)))
                 },
             )
             .await?
@@ -119,27 +122,21 @@ pub async fn take_snapshots(
                 let statuses = ctx
                     .wait_for_snapshots(access, region, &ids, Urgency::Snapshot)
                     .await
-                    .map_err(|e| {
-                        format!("could not follow the snapshots of {}: {e}", instance.id)
-                    })?;
-                let failed = errors(&statuses);
-                if failed.is_empty() {
-                    Ok(statuses)
-                } else {
-                    Err(failed.join("; "))
-                }
+                    .map_err(TaskError::wait(format!(
+                        "follow the snapshots of {}",
+                        instance.id
+                    )))?;
+                all_ended_well(statuses, None)
             },
         )
         .await;
     let statuses = match waited {
         Ok(s) => s,
         Err(e) => {
-            let mut message = vec![e];
-            message.extend(
-                ctx.discard(Service::Ebs, access, region, &place, &ids)
-                    .await,
-            );
-            return Err(message.join("; "));
+            let left = ctx
+                .discard(Service::Ebs, access, region, &place, &ids)
+                .await;
+            return Err(e.then(left));
         }
     };
 
@@ -165,9 +162,9 @@ pub async fn take_snapshots(
     ctx.recorder
         .restore_point(&RestorePoint {
             policy: ctx.policy.to_owned(),
-            resource_type: "ec2".into(),
+            resource_type: ResourceType::Ec2,
             resource_id: instance.id.clone(),
-            kind: "source".into(),
+            kind: SnapshotKind::Source,
             created_at: utc_now(),
             place: PlaceReport {
                 account: ctx.source_account.to_string(),
@@ -187,7 +184,7 @@ async fn taken_earlier(
     ctx: &TaskContext<'_>,
     instance: &Instance,
     place: &str,
-) -> Result<Option<Vec<VolumeSnapshot>>, String> {
+) -> Result<Option<Vec<VolumeSnapshot>>, TaskError> {
     let region = instance.region.as_str();
     let found = ctx
         .step(
@@ -195,11 +192,12 @@ async fn taken_earlier(
             place,
             |found: &Vec<SnapshotStatus>| StepDetail::note(format!("{} found", found.len())),
             async {
-                ctx.session_snapshots(ctx.source_access, region, "source")
+                ctx.session_snapshots(ctx.source_access, region, SnapshotKind::Source)
                     .await
-                    .map_err(|e| {
-                        format!("could not look for the snapshots of {}: {e}", instance.id)
-                    })
+                    .map_err(TaskError::aws(format!(
+                        "look for the snapshots of {}",
+                        instance.id
+                    )))
             },
         )
         .await?;
@@ -229,9 +227,8 @@ async fn taken_earlier(
     let left = ctx
         .discard(Service::Ebs, ctx.source_access, region, place, &ids)
         .await;
-    if left.is_empty() {
-        Ok(None)
-    } else {
-        Err(left.join("; "))
+    match TaskError::all(left) {
+        None => Ok(None),
+        Some(left) => Err(left),
     }
 }

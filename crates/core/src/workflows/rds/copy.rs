@@ -5,8 +5,8 @@ use crate::ids::AccountId;
 use crate::model::{DbSnapshotStatus, Resource};
 use crate::ports::{Access, DbCopyRequest};
 use crate::report::{StepDetail, StepKind};
-use crate::runtime::{Interrupted, Service, Urgency};
-use crate::workflows::{TaskContext, errors};
+use crate::runtime::{Service, Urgency};
+use crate::workflows::{TaskContext, TaskError, all_ended_well};
 
 pub struct DbCopy<'a> {
     pub access: &'a Access,
@@ -26,7 +26,7 @@ fn db_size(ctx: &TaskContext<'_>) -> u64 {
 pub async fn copy_db_snapshot(
     ctx: &TaskContext<'_>,
     copy: DbCopy<'_>,
-) -> Result<DbSnapshotStatus, String> {
+) -> Result<DbSnapshotStatus, TaskError> {
     let DbCopy {
         access,
         account,
@@ -44,14 +44,14 @@ pub async fn copy_db_snapshot(
     let _slot = tokio::select! {
         permit = ctx.slots.acquire(Service::Rds, account, region, db_size(ctx)) => permit,
         () = ctx.interrupt.raised() => {
-            return Err(format!("{Interrupted} while waiting for an RDS copy slot in {place}"));
+            return Err(TaskError::interrupted(format!("while waiting for an RDS copy slot in {place}")));
         }
     };
     if ctx.interrupt.is_raised() {
-        return Err(format!(
-            "{Interrupted} before {} was copied",
+        return Err(TaskError::interrupted(format!(
+            "before {} was copied",
             request.source_arn
-        ));
+        )));
     }
     // Resuming: the copy's name is fixed by the session, so an interrupted attempt's copy is
     // found by it and waited for instead of being made again.
@@ -78,7 +78,10 @@ pub async fn copy_db_snapshot(
                         ctx.cloud.copy_db_snapshot(access, region, &request)
                     })
                     .await
-                    .map_err(|e| format!("could not copy {} to {place}: {e}", request.source_arn))
+                    .map_err(TaskError::aws(format!(
+                        "copy {} to {place}",
+                        request.source_arn
+                    )))
                 },
             )
             .await?
@@ -94,12 +97,15 @@ pub async fn copy_db_snapshot(
                 let statuses = ctx
                     .wait_for_db_snapshots(access, region, &ids, Urgency::Copy)
                     .await
-                    .map_err(|e| format!("could not follow the copy in {place}: {e}"))?;
-                let failed = errors(&statuses);
-                match statuses.into_iter().next() {
-                    Some(s) if failed.is_empty() => Ok(s),
-                    _ => Err(format!("copy to {place} failed: {}", failed.join("; "))),
-                }
+                    .map_err(TaskError::wait(format!("follow the copy in {place}")))?;
+                let doing = Some(format!("copy to {place}"));
+                all_ended_well(statuses, doing.clone())?
+                    .into_iter()
+                    .next()
+                    .ok_or(TaskError::Snapshots {
+                        doing,
+                        failures: vec![],
+                    })
             },
         )
         .await;
@@ -109,12 +115,10 @@ pub async fn copy_db_snapshot(
             ..status
         }),
         Err(e) => {
-            let mut message = vec![e];
-            message.extend(
-                ctx.discard(Service::Rds, access, region, &place, &ids)
-                    .await,
-            );
-            Err(message.join("; "))
+            let left = ctx
+                .discard(Service::Rds, access, region, &place, &ids)
+                .await;
+            Err(e.then(left))
         }
     }
 }
@@ -126,7 +130,7 @@ pub(super) async fn existing(
     region: &str,
     place: &str,
     id: &str,
-) -> Result<Option<DbSnapshotStatus>, String> {
+) -> Result<Option<DbSnapshotStatus>, TaskError> {
     ctx.step(
         StepKind::FindSnapshot,
         place,
@@ -142,7 +146,7 @@ pub(super) async fn existing(
                 .describe_db_snapshots(access, region, &ids)
                 .await
                 .map(|found| found.into_iter().find(|s| s.id == id))
-                .map_err(|e| format!("could not look for {id} in {place}: {e}"))
+                .map_err(TaskError::aws(format!("look for {id} in {place}")))
         },
     )
     .await

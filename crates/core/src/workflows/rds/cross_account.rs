@@ -19,12 +19,12 @@
 use futures_util::future::join_all;
 
 use crate::ids::AccountId;
-use crate::model::DbSnapshotStatus;
+use crate::model::{DbSnapshotStatus, SnapshotKind};
 use crate::ports::{Access, DbCopyRequest};
 use crate::report::StepKind;
-use crate::runtime::{Interrupted, Service};
+use crate::runtime::Service;
 use crate::status::Status;
-use crate::workflows::{Planned, TargetOutcome, TaskContext, share_detail, with_key_hint};
+use crate::workflows::{Planned, TargetOutcome, TaskContext, TaskError, share_detail};
 
 use super::copy::{DbCopy, copy_db_snapshot};
 use super::source::SourceDbSnapshot;
@@ -42,27 +42,27 @@ pub async fn replicate(
     let mut recorded: Vec<TargetOutcome> = Vec::new();
     let mut targets: Vec<Planned<'_>> = Vec::new();
     for p in all {
-        match ctx.recorded("replica", account.as_str(), &p.target.region) {
+        match ctx.recorded(SnapshotKind::Replica, account.as_str(), &p.target.region) {
             Some(place) => recorded.push(TargetOutcome::of(p.target.index, Ok(place.clone()))),
             None => targets.push(p.clone()),
         }
     }
     let targets = targets.as_slice();
     let source_place = format!("{}/{region}", ctx.source_account);
-    let source_keys: Vec<&str> = source.kms_key_id.as_deref().into_iter().collect();
-    let fail_all = |e: &str| -> Vec<TargetOutcome> {
+    let fail_all = |e: TaskError| -> Vec<TargetOutcome> {
+        let e = on_source_key(e, source, account);
         targets
             .iter()
-            .map(|p| TargetOutcome::failed(p.target.index, e.to_owned()))
+            .map(|p| TargetOutcome::failed(p.target.index, &e))
             .collect()
     };
 
     // Step 2: share.
     if ctx.interrupt.is_raised() {
-        recorded.extend(fail_all(&format!(
-            "{Interrupted} before {} was shared",
+        recorded.extend(fail_all(TaskError::interrupted(format!(
+            "before {} was shared",
             source.id
-        )));
+        ))));
         return recorded;
     }
     let shared = if targets.is_empty() {
@@ -77,9 +77,10 @@ pub async fn replicate(
                 ctx.cloud
                     .set_db_snapshot_share(ctx.source_access, region, &source.id, account, true)
                     .await
-                    .map_err(|e| {
-                        format!("could not share {} with account {account}: {e}", source.id)
-                    })
+                    .map_err(TaskError::aws(format!(
+                        "share {} with account {account}",
+                        source.id
+                    )))
             },
         )
         .await
@@ -89,24 +90,31 @@ pub async fn replicate(
     // the shared snapshot.
     let (mut outcomes, staging) = match shared {
         // A failed call may still have shared: the share is removed below all the same.
-        Err(e) => (fail_all(&e), Vec::new()),
+        Err(e) => (fail_all(e), Vec::new()),
         Ok(()) => copy_from_shared(ctx, source, account, all, targets).await,
     };
 
     // Step 6, as soon as nothing reads the shared snapshot any more: unshare.
     let unshared = ctx
-        .change(StepKind::Unshare, &source_place, |_| share_detail(Service::Rds, &source.id, account), async {
-            ctx.cloud
-                .set_db_snapshot_share(ctx.source_access, region, &source.id, account, false)
-                .await
-                .map_err(|e| {
-                    format!(
-                        "DB snapshot {} is still shared with account {account}: removing the \
-                         share failed: {e}; remove it by hand (aws rds modify-db-snapshot-attribute)",
-                        source.id
-                    )
-                })
-        })
+        .change(
+            StepKind::Unshare,
+            &source_place,
+            |_| share_detail(Service::Rds, &source.id, account),
+            async {
+                ctx.cloud
+                    .set_db_snapshot_share(ctx.source_access, region, &source.id, account, false)
+                    .await
+                    .map_err(|e| TaskError::Left {
+                        what: format!(
+                            "DB snapshot {} is still shared with account {account}: removing the \
+                         share failed: {e}",
+                            source.id
+                        ),
+                        remedy: "remove it by hand (aws rds modify-db-snapshot-attribute)"
+                            .to_owned(),
+                    })
+            },
+        )
         .await;
 
     // Step 4 for the others: from their intermediate copy to their Region.
@@ -119,13 +127,15 @@ pub async fn replicate(
                 .map(|(_, _, copy)| copy);
             let replica = match from {
                 Some(Ok(copy)) => final_copy(ctx, source, account, p, copy.arn.clone()).await,
-                Some(Err(e)) => Err(format!(
-                    "the intermediate copy in account {account} {region} failed: {e}"
-                )),
-                None => Err(format!(
+                Some(Err(e)) => Err(TaskError::Because {
+                    what: format!("the intermediate copy in account {account} {region} failed"),
+                    cause: Box::new(e.clone()),
+                }),
+                None => Err(TaskError::Refused(format!(
                     "no intermediate copy in account {account} {region}"
-                )),
+                ))),
             };
+            let replica = replica.map_err(|e| on_source_key(e, source, account));
             TargetOutcome::of(p.target.index, replica)
         }
     });
@@ -136,7 +146,7 @@ pub async fn replicate(
     if ctx.resumed.is_some() {
         let left = leftover_staging(ctx, source, account, all, &staging).await;
         for o in &mut outcomes {
-            o.messages.extend(left.iter().cloned());
+            o.messages.extend(left.iter().map(ToString::to_string));
         }
     }
     for (_, access, copy) in &staging {
@@ -152,20 +162,15 @@ pub async fn replicate(
                 )
                 .await;
             for o in &mut outcomes {
-                o.messages.extend(left.iter().cloned());
+                o.messages.extend(left.iter().map(ToString::to_string));
             }
         }
     }
 
-    for o in &mut outcomes {
-        if let Err(e) = &unshared {
+    if let Err(e) = &unshared {
+        for o in &mut outcomes {
             o.status = Status::Failed;
-            o.messages.push(e.clone());
-        }
-        if o.status == Status::Failed {
-            for m in &mut o.messages {
-                *m = with_key_hint(std::mem::take(m), &source_keys, account);
-            }
+            o.messages.push(e.to_string());
         }
     }
     recorded.extend(outcomes);
@@ -206,7 +211,7 @@ async fn leftover_staging(
     account: &AccountId,
     all: &[Planned<'_>],
     made: &[Staging<'_>],
-) -> Vec<String> {
+) -> Vec<TaskError> {
     let region = source.region.as_str();
     let place = format!("{account}/{region}");
     let mut left = Vec::new();
@@ -221,11 +226,13 @@ async fn leftover_staging(
                 ctx.discard(Service::Rds, access, region, &place, &ids)
                     .await,
             ),
-            Err(e) => left.push(format!(
-                "could not look for the intermediate copy {} in {place}: {e}; `snaprelay gc` \
-                 finds it if it is there",
-                ids[0]
-            )),
+            Err(e) => left.push(TaskError::Left {
+                what: format!(
+                    "could not look for the intermediate copy {} in {place}: {e}",
+                    ids[0]
+                ),
+                remedy: "`snaprelay gc` finds it if it is there".to_owned(),
+            }),
         }
     }
     left
@@ -235,7 +242,7 @@ async fn leftover_staging(
 type Staging<'a> = (
     Option<&'a str>,
     &'a Access,
-    Result<DbSnapshotStatus, String>,
+    Result<DbSnapshotStatus, TaskError>,
 );
 
 /// Step 3 (one intermediate copy per staging key) and the final copies of the targets that
@@ -268,7 +275,7 @@ async fn copy_from_shared<'a>(
                     source_arn: source.arn.clone(),
                     target_id,
                     kms_key_arn: key.map(str::to_owned),
-                    tags: ctx.tags("staging"),
+                    tags: ctx.tags(SnapshotKind::Staging),
                 },
             },
         )
@@ -276,7 +283,9 @@ async fn copy_from_shared<'a>(
         (key, access, copy)
     });
     let direct = targets.iter().filter(|p| !p.two_step).map(|p| async move {
-        let replica = final_copy(ctx, source, account, p, source.arn.clone()).await;
+        let replica = final_copy(ctx, source, account, p, source.arn.clone())
+            .await
+            .map_err(|e| on_source_key(e, source, account));
         TargetOutcome::of(p.target.index, replica)
     });
     tokio::join!(join_all(direct), join_all(intermediates))
@@ -289,7 +298,7 @@ async fn final_copy(
     account: &AccountId,
     p: &Planned<'_>,
     from: String,
-) -> Result<crate::report::PlaceReport, String> {
+) -> Result<crate::report::PlaceReport, TaskError> {
     let copy = DbCopy {
         access: &p.target.access,
         account,
@@ -298,9 +307,16 @@ async fn final_copy(
             source_arn: from,
             target_id: source.id.clone(),
             kms_key_arn: p.kms_key_id.map(str::to_owned),
-            tags: ctx.tags("replica"),
+            tags: ctx.tags(SnapshotKind::Replica),
         },
     };
     let copied = copy_db_snapshot(ctx, copy).await?;
     Ok(record_replica(ctx, p.target, source, &copied).await)
+}
+
+/// A failure that concerns a key, said to be on the source key: across accounts that is
+/// nearly always its key policy.
+fn on_source_key(e: TaskError, source: &SourceDbSnapshot, account: &AccountId) -> TaskError {
+    let keys: Vec<&str> = source.kms_key_id.as_deref().into_iter().collect();
+    e.on_source_keys(&keys, account)
 }

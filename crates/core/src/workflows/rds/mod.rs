@@ -11,7 +11,7 @@ pub mod cross_account;
 pub mod same_account;
 pub mod source;
 
-use crate::model::DbSnapshotStatus;
+use crate::model::{DbSnapshotStatus, ResourceType, SnapshotKind};
 use crate::plan::ResolvedTarget;
 use crate::policy::is_db_identifier;
 use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
@@ -64,9 +64,9 @@ async fn record_replica(
     ctx.recorder
         .restore_point(&RestorePoint {
             policy: ctx.policy.to_owned(),
-            resource_type: "rds".into(),
+            resource_type: ResourceType::Rds,
             resource_id: ctx.resource.id().to_owned(),
-            kind: "replica".into(),
+            kind: SnapshotKind::Replica,
             created_at: utc_now(),
             place: place.clone(),
         })

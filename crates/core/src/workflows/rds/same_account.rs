@@ -3,6 +3,7 @@
 //! 2. `CopyDBSnapshot` in the target Region from the source snapshot's ARN, re-encrypted with
 //!    the target key, using the target role.
 
+use crate::model::SnapshotKind;
 use crate::ports::DbCopyRequest;
 use crate::workflows::{Planned, TargetOutcome, TaskContext};
 
@@ -16,7 +17,11 @@ pub async fn replicate(
     planned: &Planned<'_>,
 ) -> TargetOutcome {
     let target = planned.target;
-    if let Some(recorded) = ctx.recorded("replica", target.account.as_str(), &target.region) {
+    if let Some(recorded) = ctx.recorded(
+        SnapshotKind::Replica,
+        target.account.as_str(),
+        &target.region,
+    ) {
         return TargetOutcome::of(target.index, Ok(recorded.clone()));
     }
     let copy = DbCopy {
@@ -27,7 +32,7 @@ pub async fn replicate(
             source_arn: source.arn.clone(),
             target_id: source.id.clone(),
             kms_key_arn: planned.kms_key_id.map(str::to_owned),
-            tags: ctx.tags("replica"),
+            tags: ctx.tags(SnapshotKind::Replica),
         },
     };
     let replica = match copy_db_snapshot(ctx, copy).await {

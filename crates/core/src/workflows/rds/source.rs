@@ -1,11 +1,11 @@
 //! Step 1 of the RDS workflows: a DB snapshot of the instance, taken with the source role,
 //! waited for until `available`, recorded as the source restore point.
 
-use crate::model::DbInstance;
+use crate::model::{DbInstance, ResourceType, SnapshotKind};
 use crate::report::{PlaceReport, RestorePoint, SnapshotOf, SnapshotReport, StepDetail, StepKind};
 use crate::runtime::clock::utc_now;
 use crate::runtime::{Service, Urgency};
-use crate::workflows::{TaskContext, errors};
+use crate::workflows::{TaskContext, TaskError, all_ended_well};
 
 use super::snapshot_identifier;
 
@@ -39,13 +39,13 @@ impl SourceDbSnapshot {
 pub async fn take_snapshot(
     ctx: &TaskContext<'_>,
     db: &DbInstance,
-) -> Result<SourceDbSnapshot, String> {
+) -> Result<SourceDbSnapshot, TaskError> {
     let region = db.region.as_str();
     let access = ctx.source_access;
     let place = format!("{}/{region}", ctx.source_account);
     let id = snapshot_identifier(ctx.policy, &db.id, ctx.session_id);
 
-    if let Some(recorded) = ctx.recorded("source", ctx.source_account.as_str(), region)
+    if let Some(recorded) = ctx.recorded(SnapshotKind::Source, ctx.source_account.as_str(), region)
         && let Some(r) = recorded.snapshots.first()
     {
         return Ok(SourceDbSnapshot {
@@ -65,7 +65,7 @@ pub async fn take_snapshot(
         None => None,
     };
     if taken.is_none() {
-        let tags = ctx.tags("source");
+        let tags = ctx.tags(SnapshotKind::Source);
         ctx.change(
             StepKind::Snapshot,
             &place,
@@ -81,7 +81,7 @@ pub async fn take_snapshot(
                         .create_db_snapshot(access, region, &db.id, &id, &tags)
                 })
                 .await
-                .map_err(|e| format!("could not snapshot DB instance {}: {e}", db.id))
+                .map_err(TaskError::aws(format!("snapshot DB instance {}", db.id)))
             },
         )
         .await?;
@@ -97,24 +97,24 @@ pub async fn take_snapshot(
                 let statuses = ctx
                     .wait_for_db_snapshots(access, region, &ids, Urgency::Snapshot)
                     .await
-                    .map_err(|e| format!("could not follow the snapshot of {}: {e}", db.id))?;
-                let failed = errors(&statuses);
-                match statuses.into_iter().next() {
-                    Some(s) if failed.is_empty() => Ok(s),
-                    _ => Err(failed.join("; ")),
-                }
+                    .map_err(TaskError::wait(format!("follow the snapshot of {}", db.id)))?;
+                all_ended_well(statuses, None)?
+                    .into_iter()
+                    .next()
+                    .ok_or(TaskError::Snapshots {
+                        doing: None,
+                        failures: vec![],
+                    })
             },
         )
         .await;
     let status = match waited {
         Ok(s) => s,
         Err(e) => {
-            let mut message = vec![e];
-            message.extend(
-                ctx.discard(Service::Rds, access, region, &place, &ids)
-                    .await,
-            );
-            return Err(message.join("; "));
+            let left = ctx
+                .discard(Service::Rds, access, region, &place, &ids)
+                .await;
+            return Err(e.then(left));
         }
     };
 
@@ -130,9 +130,9 @@ pub async fn take_snapshot(
     ctx.recorder
         .restore_point(&RestorePoint {
             policy: ctx.policy.to_owned(),
-            resource_type: "rds".into(),
+            resource_type: ResourceType::Rds,
             resource_id: db.id.clone(),
-            kind: "source".into(),
+            kind: SnapshotKind::Source,
             created_at: utc_now(),
             place: PlaceReport {
                 account: ctx.source_account.to_string(),

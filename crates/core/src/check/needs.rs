@@ -1,0 +1,231 @@
+//! What the plan's replicas need each role to be allowed: the KMS actions on every key a
+//! replica uses (each source key, each target key, each staging key), and the EC2 and RDS
+//! actions of each workflow in each account and Region. Pure: read from the plan.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::ids::AccountId;
+use crate::model::Resource;
+use crate::plan::prepare::Prepared;
+use crate::plan::{Decision, Workflow};
+use crate::ports::Access;
+
+/// The KMS actions a principal needs on a key whose snapshots it copies or creates (SPEC
+/// section 3): `kms:ReEncrypt*` and `kms:GenerateDataKey*` as the operations EBS and RDS call.
+pub(super) const KMS_ACTIONS: [&str; 6] = [
+    "kms:DescribeKey",
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:GenerateDataKeyWithoutPlaintext",
+];
+
+/// Who uses a key, and for what (to say in the finding).
+pub(super) struct Purpose {
+    pub key_region: String,
+    /// The credentials that can read the key's policy (the key's own account).
+    pub owner: Access,
+    pub what: BTreeSet<String>,
+    /// `ec2` or `rds`: the service that uses the key (`kms:ViaService`).
+    pub services: BTreeSet<&'static str>,
+}
+
+impl Purpose {
+    /// A key's use, before any service or replica is known; `owner` reads its policy.
+    pub fn new(key: &str, owner: &Access) -> Self {
+        Self {
+            key_region: crate::ids::key_arn_parts(key)
+                .map(|(r, _)| r)
+                .unwrap_or_default(),
+            owner: owner.clone(),
+            what: BTreeSet::new(),
+            services: BTreeSet::new(),
+        }
+    }
+
+    pub fn add(&mut self, service: &'static str, what: &str) {
+        self.services.insert(service);
+        self.what.insert(what.to_owned());
+    }
+
+    /// The replicas that use the key, as findings say them.
+    pub fn uses(&self) -> String {
+        self.what.iter().cloned().collect::<Vec<_>>().join("; ")
+    }
+}
+
+/// A source key used by a target's credentials through one service: EC2 and RDS use a key
+/// with their own `kms:ViaService`, and a key policy may admit one and not the other.
+pub(super) type SourceKeyUse = (Access, String, &'static str);
+
+/// What the plan's replicas need, gathered from every task.
+#[derive(Default)]
+pub(super) struct Needs {
+    /// Per (credentials, key ARN).
+    pub kms: BTreeMap<(Access, String), Purpose>,
+    /// Per credentials: the (action, resource) pairs their IAM policies must allow.
+    pub service: BTreeMap<Access, BTreeSet<(String, String)>>,
+}
+
+impl Needs {
+    pub fn of(prepared: &Prepared) -> Self {
+        let plan = &prepared.plan;
+        let source = &prepared.source_access;
+        let mut needs = Needs::default();
+        for task in &plan.tasks {
+            let (service, source_keys) = source_keys(&task.resource);
+            for t in &task.targets {
+                let Decision::Replicate {
+                    workflow,
+                    kms_key_id,
+                    staging_kms_key_id,
+                    two_step,
+                    ..
+                } = &t.decision
+                else {
+                    continue;
+                };
+                let target = &plan.targets[t.target];
+                let user = &target.access;
+                let cross = *workflow != Workflow::SameAccount;
+                let label = format!("{} {} to {}", task.resource_type, task.id, target.label());
+                for key in &source_keys {
+                    needs.kms_use(user, key, source, service, &label);
+                }
+                if let Some(key) = kms_key_id {
+                    needs.kms_use(user, key, user, service, &label);
+                }
+                if let (true, Some(key)) = (*two_step, staging_kms_key_id) {
+                    needs.kms_use(user, key, user, service, &label);
+                }
+                let source_side = (source, &plan.source_account);
+                let target_side = (user, &target.account);
+                needs.service_actions(source_side, service, true, cross, &task.region);
+                needs.service_actions(target_side, service, false, cross, &target.region);
+                if *two_step {
+                    // Workflow C's intermediate copy, in the source Region.
+                    needs.service_actions(target_side, service, false, cross, &task.region);
+                }
+            }
+        }
+        needs
+    }
+
+    fn kms_use(
+        &mut self,
+        user: &Access,
+        key: &str,
+        owner: &Access,
+        service: &'static str,
+        what: &str,
+    ) {
+        self.kms
+            .entry((user.clone(), key.to_owned()))
+            .or_insert_with(|| Purpose::new(key, owner))
+            .add(service, what);
+    }
+
+    /// The EC2 or RDS actions `who` (credentials acting in an account) makes in `region`.
+    fn service_actions(
+        &mut self,
+        (who, account): (&Access, &AccountId),
+        service: &'static str,
+        source_side: bool,
+        cross: bool,
+        region: &str,
+    ) {
+        let resource = match service {
+            "ec2" => format!("arn:aws:ec2:{region}::snapshot/*"),
+            _ => format!("arn:aws:rds:{region}:{account}:snapshot:*"),
+        };
+        let set = self.service.entry(who.clone()).or_default();
+        for a in service_actions(service, source_side, cross) {
+            let resource = if a.contains(":Describe") {
+                "*".to_owned()
+            } else {
+                resource.clone()
+            };
+            set.insert((a.to_owned(), resource));
+        }
+    }
+}
+
+/// The actions of `service` on one side of a replica; the source side shares its snapshots
+/// when the replica is in another account.
+fn service_actions(service: &str, source_side: bool, cross: bool) -> Vec<&'static str> {
+    let actions: &[&'static str] = match (service, source_side) {
+        ("ec2", true) => &[
+            "ec2:CreateSnapshots",
+            "ec2:CreateTags",
+            "ec2:DescribeInstances",
+            "ec2:DescribeSnapshots",
+            "ec2:DeleteSnapshot",
+        ],
+        ("ec2", false) => &[
+            "ec2:CopySnapshot",
+            "ec2:CreateTags",
+            "ec2:DescribeSnapshots",
+            "ec2:DeleteSnapshot",
+        ],
+        (_, true) => &[
+            "rds:CreateDBSnapshot",
+            "rds:AddTagsToResource",
+            "rds:DescribeDBInstances",
+            "rds:DescribeDBSnapshots",
+            "rds:DeleteDBSnapshot",
+        ],
+        (_, false) => &[
+            "rds:CopyDBSnapshot",
+            "rds:AddTagsToResource",
+            "rds:DescribeDBSnapshots",
+            "rds:DeleteDBSnapshot",
+        ],
+    };
+    let share = match service {
+        "ec2" => "ec2:ModifySnapshotAttribute",
+        _ => "rds:ModifyDBSnapshotAttribute",
+    };
+    actions
+        .iter()
+        .copied()
+        .chain((source_side && cross).then_some(share))
+        .collect()
+}
+
+/// What `run`'s preflight looks at: each source key of a replica in another account, per
+/// target credentials and service.
+pub(super) fn cross_account_source_keys(prepared: &Prepared) -> BTreeMap<SourceKeyUse, Purpose> {
+    let mut uses: BTreeMap<SourceKeyUse, Purpose> = BTreeMap::new();
+    for task in &prepared.plan.tasks {
+        let (service, keys) = source_keys(&task.resource);
+        for t in &task.targets {
+            if let Decision::Replicate { workflow, .. } = &t.decision
+                && *workflow != Workflow::SameAccount
+            {
+                let target = &prepared.plan.targets[t.target];
+                let label = format!("{} {} to {}", task.resource_type, task.id, target.label());
+                for key in &keys {
+                    uses.entry((target.access.clone(), (*key).to_owned(), service))
+                        .or_insert_with(|| Purpose::new(key, &prepared.source_access))
+                        .add(service, &label);
+                }
+            }
+        }
+    }
+    uses
+}
+
+/// The service of a resource and the keys of its snapshots.
+pub(super) fn source_keys(resource: &Resource) -> (&'static str, Vec<&str>) {
+    match resource {
+        Resource::Ec2(i) => (
+            "ec2",
+            i.volumes
+                .iter()
+                .filter_map(|v| v.kms_key_id.as_deref())
+                .collect(),
+        ),
+        Resource::Rds(d) => ("rds", d.kms_key_id.as_deref().into_iter().collect()),
+    }
+}

@@ -1,0 +1,98 @@
+"""The operator's side (issue 15): output modes that stay machine-readable, a demo that never
+touches a real state, logs that say what was called and never a secret, empty variables that
+mean unset. Each test runs the real binary; those that reach AWS run against moto."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from estate import Estate, run_snaprelay, snaprelay_bin, snaprelay_env
+from test_ec2_replicas import B, DST, SRC, TARGET_ROLE, policy_toml
+
+
+def snaprelay(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(snaprelay_bin()), *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_the_demo_never_writes_into_a_real_state(tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["SNAPRELAY_STATE"] = str(tmp_path / "from-env.db")
+    done = snaprelay(env, "--state", str(state), "demo", "--output", "json")
+    assert done.returncode == 0, done.stderr
+    assert isinstance(json.loads(done.stdout), list)
+    assert not state.exists() and not (tmp_path / "from-env.db").exists()
+    assert list(tmp_path.iterdir()) == [], "nothing is written beside it either"
+
+
+def test_retention_without_a_retention_section_prints_json_in_json_mode(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        'name = "no-retention"\n[source]\nregions = ["us-east-1"]\n'
+        '[[source.resources]]\ntype = "ec2"\nids = ["i-0123456789abcdef0"]\n'
+        '[[targets]]\nregion = "eu-west-1"\n'
+    )
+    done = snaprelay(dict(os.environ), "--policy", str(policy), "retention", "apply", "--output", "json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["policy"] == "no-retention" and doc["deleted"] == [] and "no [retention]" in doc["note"]
+
+
+def test_refused_arguments_in_json_mode_are_one_json_error_document() -> None:
+    done = snaprelay(dict(os.environ), "run", "--output", "json", "--no-such-flag")
+    assert done.returncode == 2
+    doc = json.loads(done.stdout)
+    assert doc["code"] == "invalid_input" and "--no-such-flag" in doc["error"], doc
+
+
+def test_a_json_log_is_json_on_every_line_names_each_aws_call_and_never_a_secret(
+    estate: Estate, tmp_path: Path
+) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    text = policy_toml(
+        "e2e-log", [instance], [{"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}]
+    )
+    (tmp_path / "policy.toml").write_text(text)
+    secret = "snaprelayTESTsecretKEY0123456789abcdefXYZ"
+    env = snaprelay_env(estate.endpoint) | {"AWS_SECRET_ACCESS_KEY": secret, "SNAPRELAY_LOG": "debug"}
+    done = snaprelay(
+        env, "--policy", str(tmp_path / "policy.toml"), "--state", str(tmp_path / "state.db"),
+        "run", "--log-format", "json",
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [l for l in done.stderr.splitlines() if l.strip()]
+    events = [json.loads(l) for l in lines]  # every line parses
+    assert all("event" in e for e in events), [e for e in events if "event" not in e][:3]
+    calls = [e for e in events if e["event"] == "log" and e.get("message") == "aws call"]
+    operations = {(c["service"], c["operation"]) for c in calls}
+    assert {("ec2", "CreateSnapshots"), ("ec2", "CopySnapshot"), ("ec2", "ModifySnapshotAttribute")} <= operations
+    assert all({"duration_ms", "outcome", "attempts"} <= c.keys() for c in calls)
+    copies = [c for c in calls if c["operation"] == "CopySnapshot"]
+    assert copies and all(c["region"] == DST and c["outcome"] == "ok" for c in copies), copies
+    assert secret not in done.stderr and secret not in done.stdout
+
+
+def test_an_empty_variable_is_unset(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    text = policy_toml(
+        "e2e-empty", [instance], [{"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}]
+    )
+    (tmp_path / "policy.toml").write_text(text)
+    env = snaprelay_env(estate.endpoint) | {"SNAPRELAY_ABORT_AFTER_SIDE_EFFECT": "", "SNAPRELAY_LOG": ""}
+    done = snaprelay(
+        env, "--policy", str(tmp_path / "policy.toml"), "--state", str(tmp_path / "state.db"), "run",
+        "--output", "json",
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "Success"
+    code, _, _ = run_snaprelay(estate.endpoint, text, tmp_path, "sessions", "list")
+    assert code == 0
