@@ -87,7 +87,7 @@ def test_an_empty_variable_is_unset(estate: Estate, tmp_path: Path) -> None:
         "e2e-empty", [instance], [{"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}]
     )
     (tmp_path / "policy.toml").write_text(text)
-    env = snaprelay_env(estate.endpoint) | {"SNAPRELAY_ABORT_AFTER_SIDE_EFFECT": "", "SNAPRELAY_LOG": ""}
+    env = snaprelay_env(estate.endpoint) | {"SNAPRELAY_ABORT_AFTER_SIDE_EFFECT": "", "SNAPRELAY_LOG": "", "AWS_REGION": ""}
     done = snaprelay(
         env, "--policy", str(tmp_path / "policy.toml"), "--state", str(tmp_path / "state.db"), "run",
         "--output", "json",
@@ -96,3 +96,37 @@ def test_an_empty_variable_is_unset(estate: Estate, tmp_path: Path) -> None:
     assert json.loads(done.stdout)["status"] == "Success"
     code, _, _ = run_snaprelay(estate.endpoint, text, tmp_path, "sessions", "list")
     assert code == 0
+
+
+def check_env_without(estate: Estate, **changes: str | None) -> dict[str, str]:
+    env = snaprelay_env(estate.endpoint)
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def test_check_without_credentials_says_so_and_never_blames_a_permission(estate: Estate, tmp_path: Path) -> None:
+    text = policy_toml("e2e-nocreds", ["i-0123456789abcdef0"], [{"account": B, "region": DST, "role_arn": TARGET_ROLE}])
+    (tmp_path / "policy.toml").write_text(text)
+    env = check_env_without(estate, AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None, AWS_PROFILE=None)
+    done = snaprelay(env, "--policy", str(tmp_path / "policy.toml"), "check", "--output", "json")
+    assert done.returncode == 1, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["code"] == "credentials", doc
+    assert "credentials" in doc["error"] and "AWS_PROFILE" in doc["error"], doc
+    assert "MISSING" not in done.stdout + done.stderr and "AssumeRole" not in done.stdout
+
+
+def test_check_against_an_unreachable_endpoint_names_it(estate: Estate, tmp_path: Path) -> None:
+    text = policy_toml("e2e-noaws", ["i-0123456789abcdef0"], [{"account": B, "region": DST, "role_arn": TARGET_ROLE}])
+    (tmp_path / "policy.toml").write_text(text)
+    env = check_env_without(estate, AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_MAX_ATTEMPTS="1")
+    done = snaprelay(env, "--policy", str(tmp_path / "policy.toml"), "check", "--output", "json")
+    assert done.returncode == 1, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["code"] == "network", doc
+    assert "http://127.0.0.1:9" in doc["error"], doc
+    assert "MISSING" not in done.stdout + done.stderr

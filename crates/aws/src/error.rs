@@ -3,7 +3,7 @@
 use std::error::Error;
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
-use snaprelay_core::ports::CloudError;
+use snaprelay_core::ports::{CloudError, Reach};
 
 pub fn cloud_error<E, R>(
     service: &'static str,
@@ -23,12 +23,45 @@ where
         (_, Some(_)) => "AWS gave no message".to_owned(),
         _ => chain(&err),
     };
+    let reach = reach(&err, &message);
+    let message = match reach {
+        Reach::Answered => message,
+        Reach::NoCredentials => format!(
+            "{message} (no credentials were found in the SDK's default chain: AWS_PROFILE or \
+             the default profile, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, web identity, the \
+             container or instance role)"
+        ),
+        Reach::Unreachable => format!("{message} (endpoint: {})", endpoint(region)),
+    };
     CloudError {
         service,
         operation,
         region: region.to_owned(),
         code,
         message,
+        reach,
+    }
+}
+
+/// Whether the call reached AWS. The SDK says so by its error's kind: only a service error is
+/// an answer; a request that could not be made for want of credentials names them in its
+/// cause (the identity resolver runs before the request is sent).
+fn reach<E, R>(err: &SdkError<E, R>, message: &str) -> Reach {
+    match err {
+        SdkError::ServiceError(_) => Reach::Answered,
+        _ if message.to_ascii_lowercase().contains("credential") => Reach::NoCredentials,
+        SdkError::ResponseError(_) => Reach::Unreachable,
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Reach::Unreachable,
+        _ => Reach::Answered,
+    }
+}
+
+/// Where calls go: `AWS_ENDPOINT_URL` when set (an emulator, a VPC endpoint), else the
+/// Region's public endpoint.
+fn endpoint(region: &str) -> String {
+    match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(url) if !url.trim().is_empty() => format!("AWS_ENDPOINT_URL={url}"),
+        _ => format!("the public AWS endpoint of {region}"),
     }
 }
 
@@ -45,6 +78,7 @@ pub fn malformed(
         region: region.to_owned(),
         code: None,
         message,
+        reach: Reach::Answered,
     }
 }
 

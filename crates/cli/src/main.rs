@@ -199,6 +199,7 @@ impl From<snaprelay_core::ports::StoreError> for Outcome {
 }
 
 fn main() -> ExitCode {
+    unset_empty_variables();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return bad_arguments(&e),
@@ -269,6 +270,24 @@ fn main() -> ExitCode {
         println!("{doc}");
     }
     ExitCode::from(error.kind.exit_code())
+}
+
+/// An empty variable is unset, for ours and for the SDK's: `AWS_REGION=""` would otherwise
+/// reach the SDK as a Region named "" and fail deep inside it.
+fn unset_empty_variables() {
+    let empty: Vec<std::ffi::OsString> = std::env::vars_os()
+        .filter(|(k, v)| {
+            let k = k.to_string_lossy();
+            (k.starts_with("AWS_") || k.starts_with("SNAPRELAY_"))
+                && v.to_string_lossy().trim().is_empty()
+        })
+        .map(|(k, _)| k)
+        .collect();
+    for key in empty {
+        // SAFETY: called first thing in main, before the runtime or any other thread exists,
+        // so nothing reads the environment concurrently.
+        unsafe { std::env::remove_var(key) };
+    }
 }
 
 /// Arguments clap refused. `--help` and `--version` are printed as clap prints them; any other

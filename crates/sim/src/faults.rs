@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use snaprelay_core::ports::CloudError;
+use snaprelay_core::ports::{CloudError, Reach};
 
 /// A fault to inject.
 #[derive(Clone, Debug, PartialEq)]
@@ -109,6 +109,7 @@ pub(crate) fn error(
         region: region.to_owned(),
         code: Some(code.to_owned()),
         message: message.to_owned(),
+        reach: Reach::Answered,
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use snaprelay_core::engine::Service;
 use snaprelay_core::ids::AccountId;
 use snaprelay_core::model::{KeyManager, SnapshotState, Tag};
-use snaprelay_core::ports::{Access, CloudError};
+use snaprelay_core::ports::{Access, CloudError, Reach};
 use tokio::time::Instant;
 
 use crate::faults::{Faults, error};
@@ -310,6 +310,7 @@ impl World {
                     "dispatch failure: no endpoint for {service} in Region {region} \
                      ({operation})"
                 ),
+                reach: Reach::Unreachable,
             }),
             Some((_, true))
                 if !self

@@ -83,9 +83,13 @@ impl AppError {
         Self::new(Self::class_of(e), format!("{e}; {then}"))
     }
 
-    /// The class of what AWS answered.
+    /// The class of a failed call: no answer (credentials, network), else what AWS answered.
     pub fn class_of(e: &CloudError) -> ErrorKind {
-        if e.is_access_denied() {
+        if e.is_credentials() {
+            ErrorKind::Credentials
+        } else if e.is_unreachable() {
+            ErrorKind::Network
+        } else if e.is_access_denied() {
             ErrorKind::Permission
         } else {
             ErrorKind::Aws

@@ -22,6 +22,8 @@ pub(super) async fn target_keys(
     let source = Access::role(policy.source.role_arn.clone());
     let source_account = match cloud.account_of(&source).await {
         Ok(a) => a,
+        // No answer from AWS is no verdict on permissions: the check stops with the error.
+        Err(e) if e.is_credentials() || e.is_unreachable() => return Err(e),
         Err(e) => return Ok(vec![credentials_finding(&source, "source", &e)]),
     };
     let mut findings = Vec::new();
@@ -30,6 +32,7 @@ pub(super) async fn target_keys(
         let access = target_access(t, &source, &source_account);
         let account = match cloud.account_of(&access).await {
             Ok(a) => a,
+            Err(e) if e.is_unreachable() => return Err(e),
             Err(e) => {
                 findings.push(credentials_finding(&access, &format!("targets[{i}]"), &e));
                 continue;

@@ -47,9 +47,47 @@ pub struct CloudError {
     /// The AWS error code (`InvalidSnapshot.NotFound`, `AccessDenied`, ...), when AWS gave one.
     pub code: Option<String>,
     pub message: String,
+    /// Whether AWS answered at all.
+    pub reach: Reach,
+}
+
+/// Whether a failed call reached AWS: a permission verdict is only ever drawn from an answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reach {
+    /// AWS answered, with `code` and `message`.
+    #[default]
+    Answered,
+    /// The call was never signed: no credentials were found (the SDK's default chain:
+    /// environment, profile, web identity, container, instance metadata).
+    NoCredentials,
+    /// The endpoint could not be reached (DNS, connection, timeout), or did not answer as AWS.
+    Unreachable,
 }
 
 impl CloudError {
+    /// The credentials are missing, or AWS does not accept them as credentials (an unknown
+    /// access key, a bad signature, an expired token): not a question of permissions.
+    pub fn is_credentials(&self) -> bool {
+        self.reach == Reach::NoCredentials
+            || matches!(
+                self.code.as_deref(),
+                Some(
+                    "InvalidClientTokenId"
+                        | "UnrecognizedClientException"
+                        | "SignatureDoesNotMatch"
+                        | "InvalidSignatureException"
+                        | "ExpiredToken"
+                        | "ExpiredTokenException"
+                        | "InvalidAccessKeyId"
+                )
+            )
+    }
+
+    /// AWS, or the endpoint, could not be reached.
+    pub fn is_unreachable(&self) -> bool {
+        self.reach == Reach::Unreachable
+    }
+
     /// AWS refused the call because a quota is used up (concurrent snapshot copies per
     /// destination Region, the per-volume snapshot rate): the work waits and is tried again,
     /// it does not fail (SPEC section 3).
@@ -79,6 +117,8 @@ impl CloudError {
         )
     }
 
+    /// (EC2's `AuthFailure` is counted here: it also answers a call in a Region not enabled
+    /// for the account.)
     pub fn is_access_denied(&self) -> bool {
         self.code.as_deref().is_some_and(|c| {
             c.contains("AccessDenied") || c == "UnauthorizedOperation" || c == "AuthFailure"
