@@ -74,7 +74,7 @@ def main() -> int:
                     code, out, err = run_snaprelay(server.endpoint, text, work, "plan")
                     print(out + err, end="")
                 banner(f"snaprelay run ({name})")
-                code, out, err = run_snaprelay(server.endpoint, text, work, "--poll-interval", "0.2", "run")
+                code, out, err = run_snaprelay(server.endpoint, text, work, "run", "--poll-interval", "0.2")
                 print(out + err, end="")
                 print(f"(exit code {code})")
         return 0

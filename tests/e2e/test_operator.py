@@ -130,3 +130,95 @@ def test_check_against_an_unreachable_endpoint_names_it(estate: Estate, tmp_path
     assert doc["code"] == "network", doc
     assert "http://127.0.0.1:9" in doc["error"], doc
     assert "MISSING" not in done.stdout + done.stderr
+
+
+def test_each_volumes_copy_is_named_in_the_progress(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, volumes = estate.create_instance(None, SRC, [{"kms_key": source_key}] * 2)
+    text = policy_toml(
+        "e2e-volumes", [instance], [{"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}]
+    )
+    code, _, stderr = run_snaprelay(estate.endpoint, text, tmp_path, "run", "--log-format", "json")
+    assert code == 0, stderr
+    progress = [json.loads(l)["message"] for l in stderr.splitlines() if '"event":"progress"' in l]
+    copies = [m for m in progress if m.startswith("copy of ")]
+    assert sorted(v for v in volumes if any(f"(volume {v})" in m for m in copies)) == sorted(volumes), copies
+
+
+def test_help_shows_what_the_command_takes_and_says_what_it_does() -> None:
+    env = dict(os.environ)
+    assert "--poll-interval" not in snaprelay(env, "plan", "--help").stdout
+    assert "--poll-interval" not in snaprelay(env, "sessions", "list", "--help").stdout
+    assert "--poll-interval" in snaprelay(env, "run", "--help").stdout
+    demo = snaprelay(env, "demo", "--help").stdout
+    assert "scenario" not in demo.lower() and "simulated AWS" in demo
+
+
+def test_a_terminal_escape_in_a_name_reaches_the_terminal_escaped(estate: Estate, tmp_path: Path) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    # U+009B is CSI, a terminal escape in one character (XML, and so the EC2 API, cannot carry
+    # ESC itself).
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}], tags={"Name": "web\u009b2Jred"})
+    text = policy_toml("e2e-escape", [instance], [{"account": B, "region": DST, "role_arn": TARGET_ROLE}])
+    code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "plan")
+    assert code == 0, err
+    assert "\u009b" not in out + err
+    assert "web\\u{9b}2Jred" in out, out
+
+
+def test_sessions_list_keeps_its_columns_for_long_names_and_counts_an_interrupted_sessions_work(
+    estate: Estate, tmp_path: Path
+) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    name = "e2e-" + "x" * 60
+    text = policy_toml(name, [instance], [{"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}])
+    (tmp_path / "policy.toml").write_text(text)
+    env = snaprelay_env(estate.endpoint) | {"SNAPRELAY_ABORT_AFTER_SIDE_EFFECT": "2"}
+    killed = snaprelay(env, "--policy", str(tmp_path / "policy.toml"), "--state", str(tmp_path / "state.db"), "run")
+    assert killed.returncode != 0
+    code, out, _ = run_snaprelay(estate.endpoint, text, tmp_path, "sessions", "list")
+    assert code == 0
+    header, row = out.splitlines()[:2]
+    assert row.index("Interrupted") == header.index("STATUS"), out
+    assert row.split()[3] == "1", "the one resource it had begun"
+
+
+def test_a_second_state_file_cannot_run_a_policy_whose_session_is_in_flight(estate: Estate, tmp_path: Path) -> None:
+    """Issue 15, item 15: the lease lives in the state; AWS shows the session of another one."""
+    import time
+
+    import moto_ext
+
+    moto_ext.COPY_PACING.pending_seconds = 60
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, volumes = estate.create_instance(None, SRC, [{"kms_key": source_key}] * 2)
+    text = policy_toml(
+        "e2e-two-states", [instance], [{"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}]
+    )
+    (tmp_path / "policy.toml").write_text(text)
+    first = subprocess.Popen(
+        [str(snaprelay_bin()), "--policy", str(tmp_path / "policy.toml"), "--state", str(tmp_path / "a.db"), "run"],
+        env=snaprelay_env(estate.endpoint), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(estate.snapshots(B, DST)) < len(volumes):
+            assert first.poll() is None and time.monotonic() < deadline, "no copies in flight"
+            time.sleep(0.1)
+    finally:
+        first.kill()
+        first.wait()
+    before = (estate.snapshots(None, SRC), estate.snapshots(B, DST))
+
+    second = snaprelay(
+        snaprelay_env(estate.endpoint), "--policy", str(tmp_path / "policy.toml"), "--state", str(tmp_path / "b.db"),
+        "run", "--output", "json",
+    )
+    assert second.returncode == 1, second.stderr
+    doc = json.loads(second.stdout)
+    assert doc["code"] == "conflict" and "another snaprelay" in doc["error"], doc
+    assert (estate.snapshots(None, SRC), estate.snapshots(B, DST)) == before, "nothing was done"

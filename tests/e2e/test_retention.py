@@ -191,3 +191,48 @@ kms_key = "{west_key}"
     assert retention["problems"] == [] and any("us-west-2 is no longer a place" in s for s in retention["skipped"])
     assert len(estate.snapshots(None, "us-west-2", tags={"snaprelay:policy": "e2e-removed"})) == 4
     assert len(replicas(estate, "e2e-removed")) == 2, "count = 1 still applies to the vault"
+
+
+def test_retention_apply_killed_after_each_deletion_finishes_on_the_next_apply(
+    estate: Estate, tmp_path: Path
+) -> None:
+    """Issue 15, item 16: `retention apply` killed right after each of its deletions in turn
+    (like kill -9) and run again: each snapshot is deleted once, the newest restore point is
+    never touched, and the last apply finds nothing left to do."""
+    instance, target_key, volumes = estate_with_instance(estate)
+    keep_all = policy("e2e-ret-crash", instance, target_key, "replicas = { count = 10 }")
+    for _ in range(3):
+        code, _, err = run(estate, keep_all, tmp_path, "run")
+        assert code == 0, err
+    made = sorted(replicas(estate, "e2e-ret-crash"), key=lambda s: s["StartTime"])
+    assert len(made) == 3 * len(volumes)
+    newest = {s["SnapshotId"] for s in made[-len(volumes):]}
+    keep_one = policy("e2e-ret-crash", instance, target_key, "replicas = { count = 1 }")
+    deletions = 2 * len(volumes)
+
+    env_var = "SNAPRELAY_ABORT_AFTER_SIDE_EFFECT"
+    gone: list[str] = []
+    for n in range(1, deletions + 1):
+        os.environ[env_var] = "1"
+        try:
+            code, _, err = run(estate, keep_one, tmp_path, "retention", "apply")
+        finally:
+            os.environ.pop(env_var, None)
+        assert code != 0 and "aborting after DeleteSnapshot" in err, (n, code, err)
+        left = {s["SnapshotId"] for s in replicas(estate, "e2e-ret-crash")}
+        assert newest <= left, f"after kill {n}: the newest restore point is whole"
+        gone = sorted({s["SnapshotId"] for s in made} - left)
+        assert len(gone) == n, f"after kill {n}: one more snapshot deleted, none twice: {gone}"
+
+    # The last kill came after the last deletion and before it was recorded: this apply only
+    # records what is already gone, deleting nothing again.
+    assert {s["SnapshotId"] for s in replicas(estate, "e2e-ret-crash")} == newest
+    code, doc, err = run(estate, keep_one, tmp_path, "retention", "apply")
+    assert code == 0, err
+    assert doc["problems"] == [], doc
+    assert {s["SnapshotId"] for s in replicas(estate, "e2e-ret-crash")} == newest
+    code, doc, err = run(estate, keep_one, tmp_path, "retention", "apply")
+    assert code == 0 and doc["deleted"] == [], doc
+    code, points, _ = run(estate, keep_one, tmp_path, "restore-points")
+    statuses = sorted(p["status"] for p in points if p["kind"] == "replica")
+    assert statuses == ["complete", "deleted", "deleted"], statuses

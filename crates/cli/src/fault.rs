@@ -1,6 +1,7 @@
 //! The crash hook for tests: with `SNAPRELAY_ABORT_AFTER_SIDE_EFFECT=N`, the process aborts
-//! (like `kill -9`: no cleanup, no final record) right after the Nth call of the session that
-//! changes AWS (a snapshot, share, unshare, copy or delete) has returned. Crash tests use it to
+//! (like `kill -9`: no cleanup, no final record) right after the Nth call of `run` (or
+//! `retention apply`) that changes AWS (a snapshot, share, unshare, copy or delete) has
+//! returned. Crash tests use it to
 //! stop a session at every point in turn. Unset, there is no hook.
 
 use std::sync::Arc;

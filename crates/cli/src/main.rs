@@ -30,7 +30,7 @@ const EXIT_FAILED: u8 = 1;
 #[command(
     name = "snaprelay",
     version,
-    about = "Keeps encrypted EBS snapshot replicas in other AWS Regions and accounts, re-encrypted with your KMS keys",
+    about = "Keeps encrypted EBS and RDS snapshot replicas in other AWS Regions and accounts, re-encrypted with your KMS keys",
     after_help = "AWS access follows the SDK conventions: the default credential chain, AWS_PROFILE, AWS_REGION and \
                   AWS_ENDPOINT_URL. Set SNAPRELAY_LOG=debug for a detailed log on stderr."
 )]
@@ -47,17 +47,6 @@ struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     output: Format,
 
-    /// Seconds to wait before the first poll of a snapshot's state; later polls back off to 30 s.
-    #[arg(
-        long,
-        global = true,
-        value_name = "SECONDS",
-        default_value_t = 2.0,
-        value_parser = parse_seconds,
-        env = "SNAPRELAY_POLL_INTERVAL"
-    )]
-    poll_interval: f64,
-
     /// How progress is shown on stderr: text lines when stderr is a terminal, or JSON events
     /// (one object a line: progress and steps) for machines, always.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -65,6 +54,20 @@ struct Cli {
 
     #[command(subcommand)]
     command: Command,
+}
+
+/// How often a session asks AWS how its snapshots are doing: only for commands that run one.
+#[derive(clap::Args, Clone, Copy)]
+struct Pacing {
+    /// Seconds to wait before the first poll of a snapshot's state; later polls back off to 30 s.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 2.0,
+        value_parser = parse_seconds,
+        env = "SNAPRELAY_POLL_INTERVAL"
+    )]
+    poll_interval: f64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,9 +88,14 @@ enum Command {
     /// grants, the roles' IAM policies, the keys themselves), and print the statement that
     /// fixes each problem. Only reads. Exit code 0 all OK, 1 something missing, 2 invalid input.
     Check,
-    /// Show snaprelay at work on a simulated AWS (two accounts, three Regions, EC2 and RDS):
-    /// the seed's scenarios ending in Success, Warning and Failed. No AWS account needed.
-    Demo,
+    /// Run snaprelay against a simulated AWS inside the binary (two accounts, three Regions,
+    /// EC2 instances and RDS databases) and show, policy by policy, the replicas it makes, the
+    /// ones it makes with a warning and the ones it refuses, with why. No AWS account needed;
+    /// nothing is written to the state file.
+    Demo {
+        #[command(flatten)]
+        pacing: Pacing,
+    },
     /// List what the policy's sessions left in AWS that no record accounts for (snapshots in
     /// no restore point, shares never removed); with --yes, delete and unshare it.
     Gc {
@@ -104,6 +112,8 @@ enum Command {
         /// keep the copy quotas busier with 1024 (see the fleet benchmark in the README).
         #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=4096))]
         concurrency: u16,
+        #[command(flatten)]
+        pacing: Pacing,
     },
     /// The restore points recorded in the state store, per resource and place (of the policy
     /// given with --policy, else all).
@@ -153,7 +163,23 @@ enum SessionsCommand {
         /// As for `run`.
         #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=4096))]
         concurrency: u16,
+        #[command(flatten)]
+        pacing: Pacing,
     },
+}
+
+impl Command {
+    /// The pacing of a command that runs a session; the default for the others.
+    fn pacing(&self) -> Pacing {
+        match self {
+            Command::Demo { pacing }
+            | Command::Run { pacing, .. }
+            | Command::Sessions {
+                command: SessionsCommand::Resume { pacing, .. },
+            } => *pacing,
+            _ => Pacing { poll_interval: 2.0 },
+        }
+    }
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -210,7 +236,7 @@ fn main() -> ExitCode {
     // The demo runs on a simulated AWS whose snapshots take simulated hours: a runtime with a
     // paused clock jumps to the next timer whenever every task is waiting.
     let runtime = match &cli.command {
-        Command::Demo => tokio::runtime::Builder::new_current_thread()
+        Command::Demo { .. } => tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .start_paused(true)
             .build(),
@@ -231,15 +257,15 @@ fn main() -> ExitCode {
             policy: cli.policy,
             state: cli.state,
             json,
-            poll_interval: Duration::from_secs_f64(cli.poll_interval),
+            poll_interval: Duration::from_secs_f64(cli.command.pacing().poll_interval),
             json_events: cli.log_format == LogFormat::Json,
         };
         match cli.command {
             Command::Check => commands::check::run(&settings).await,
-            Command::Demo => commands::demo::run(&settings).await,
+            Command::Demo { .. } => commands::demo::run(&settings).await,
             Command::Gc { yes } => commands::gc::run(&settings, yes).await,
             Command::Plan => commands::plan::run(&settings).await,
-            Command::Run { concurrency } => {
+            Command::Run { concurrency, .. } => {
                 commands::run::run(&settings, usize::from(concurrency), None).await
             }
             Command::RestorePoints { resource } => {
@@ -255,7 +281,10 @@ fn main() -> ExitCode {
                 command: SessionsCommand::Show { id },
             } => commands::sessions::show(&settings, &id).await,
             Command::Sessions {
-                command: SessionsCommand::Resume { id, concurrency },
+                command:
+                    SessionsCommand::Resume {
+                        id, concurrency, ..
+                    },
             } => commands::run::run(&settings, usize::from(concurrency), Some(&id)).await,
         }
     });

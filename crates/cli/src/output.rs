@@ -160,17 +160,51 @@ pub fn sessions_text(sessions: &[SessionSummary]) -> String {
         return "No sessions recorded.\n".to_owned();
     }
     let mut out = format!(
-        "{:<22} {:<20} {:<8} {:>9}  {}\n",
+        "{:<22} {:<24} {:<11} {:>9}  {}\n",
         "SESSION", "POLICY", "STATUS", "RESOURCES", "STARTED"
     );
     for s in sessions {
         let _ = writeln!(
             out,
-            "{:<22} {:<20} {:<8} {:>9}  {}",
-            s.session_id, s.policy, s.status, s.resources, s.started_at
+            "{:<22} {:<24} {:<11} {:>9}  {}",
+            s.session_id.as_str(),
+            fit(&s.policy, 24),
+            s.status,
+            s.resources,
+            s.started_at
         );
     }
     out
+}
+
+/// `text` in at most `width` characters: a longer one ends with `…`, so columns stay aligned.
+pub fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(width.saturating_sub(1)).collect();
+    short.push('…');
+    short
+}
+
+/// Control characters (an ESC that would start a terminal sequence, a carriage return) shown
+/// escaped; new lines and tabs are kept.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| match c {
+                '\n' | '\t' => c.to_string(),
+                c if c.is_control() => c.escape_unicode().to_string(),
+                c => c.to_string(),
+            })
+            .collect(),
+    )
 }
 
 pub fn steps_text(steps: &[StepRecord]) -> String {

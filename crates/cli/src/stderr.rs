@@ -32,7 +32,7 @@ pub fn message(text: &str) {
             "text": text,
         }));
     } else {
-        line(text);
+        line(&crate::output::escape_controls(text));
     }
 }
 
@@ -46,7 +46,10 @@ pub fn error(error: &AppError) {
             "code": error.kind.code(),
         }));
     } else {
-        line(&format!("error: {}", error.message));
+        line(&crate::output::escape_controls(&format!(
+            "error: {}",
+            error.message
+        )));
     }
 }
 

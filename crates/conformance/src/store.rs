@@ -156,6 +156,23 @@ async fn a_session_is_listed_running_then_finished_with_its_report(f: &dyn Store
         None,
         "no report before it ends"
     );
+    store
+        .begin_step(&s, &step("i-1", StepOutcome::Started))
+        .await
+        .unwrap();
+    store
+        .record_step(&s, &step("i-1", StepOutcome::Ok))
+        .await
+        .unwrap();
+    store
+        .record_step(&s, &step("i-2", StepOutcome::Ok))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.summary(&s).await.unwrap().expect("listed").resources,
+        2,
+        "an unfinished session counts the resources it had begun"
+    );
     let done = report(&s, &policy, vec![task("i-1"), task("i-2")]);
     store.finish_session(&done).await.unwrap();
     let summary = store.summary(&s).await.unwrap().expect("recorded");

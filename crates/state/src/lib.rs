@@ -144,8 +144,12 @@ fn add_column(conn: &Connection, table: &str, column: &str, kind: &str) -> rusql
     Ok(())
 }
 
-/// The columns of a [`SessionSummary`], read by [`summary_row`].
-const SUMMARY: &str = "SELECT id, policy, status, started_at, ended_at, resources FROM sessions";
+/// The columns of a [`SessionSummary`], read by [`summary_row`]. An unfinished session has no
+/// count of resources yet: the resources it had begun are counted from its steps.
+const SUMMARY: &str = "SELECT id, policy, status, started_at, ended_at, \
+     CASE WHEN ended_at IS NULL THEN (SELECT COUNT(DISTINCT resource_id) FROM steps \
+     WHERE steps.session_id = sessions.id AND resource_id <> '') ELSE resources END \
+     FROM sessions";
 
 fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary> {
     Ok(SessionSummary {

@@ -186,6 +186,8 @@ impl Signals {
 /// with 141 (128 + SIGPIPE), as it would a C tool, instead of a panic.
 pub fn emit(text: &str) {
     use std::io::Write;
+    // Names and tags come from AWS and the policy: a terminal escape in one is shown, not run.
+    let text = crate::output::escape_controls(text);
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {

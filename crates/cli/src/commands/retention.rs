@@ -20,7 +20,9 @@ pub async fn apply(settings: &Settings, dry_run: bool) -> Outcome {
             Some(nothing) => nothing,
             None => {
                 let store = open_existing_store(settings)?;
-                let app = aws_app(&policy, Arc::new(store), None).await;
+                // The crash tests stop it after any of its deletions, as they stop `run`.
+                let hook = crate::fault::abort_hook().map_err(Outcome::Invalid)?;
+                let app = aws_app(&policy, Arc::new(store), hook).await;
                 apply_retention(&app, &policy, now, dry_run).await?
             }
         };

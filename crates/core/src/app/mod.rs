@@ -9,6 +9,7 @@
 
 mod error;
 mod gc;
+mod guard;
 mod retention;
 mod run;
 

@@ -108,7 +108,8 @@ impl TaskContext<'_> {
     where
         F: Future<Output = Result<T, TaskError>>,
     {
-        self.recorded_step(false, step, place, detail, work).await
+        self.recorded_step(false, step, place, "", detail, work)
+            .await
     }
 
     /// Like [`TaskContext::step`], for a step that changes AWS: it is recorded as begun
@@ -123,7 +124,41 @@ impl TaskContext<'_> {
     where
         F: Future<Output = Result<T, TaskError>>,
     {
-        self.recorded_step(true, step, place, detail, work).await
+        self.recorded_step(true, step, place, "", detail, work)
+            .await
+    }
+
+    /// Like [`TaskContext::change`], for one of several like steps of a resource: the
+    /// progress line names `what` (a volume's copy, say), so that the lines can be told apart.
+    pub async fn change_of<T, F>(
+        &self,
+        step: StepKind,
+        place: &str,
+        what: &str,
+        detail: impl FnOnce(&T) -> StepDetail,
+        work: F,
+    ) -> Result<T, TaskError>
+    where
+        F: Future<Output = Result<T, TaskError>>,
+    {
+        self.recorded_step(true, step, place, what, detail, work)
+            .await
+    }
+
+    /// Like [`TaskContext::step`], naming `what` as [`TaskContext::change_of`] does.
+    pub async fn step_of<T, F>(
+        &self,
+        step: StepKind,
+        place: &str,
+        what: &str,
+        detail: impl FnOnce(&T) -> StepDetail,
+        work: F,
+    ) -> Result<T, TaskError>
+    where
+        F: Future<Output = Result<T, TaskError>>,
+    {
+        self.recorded_step(false, step, place, what, detail, work)
+            .await
     }
 
     async fn recorded_step<T, F>(
@@ -131,6 +166,7 @@ impl TaskContext<'_> {
         changes_aws: bool,
         step: StepKind,
         place: &str,
+        what: &str,
         detail: impl FnOnce(&T) -> StepDetail,
         work: F,
     ) -> Result<T, TaskError>
@@ -151,8 +187,13 @@ impl TaskContext<'_> {
         } else {
             None
         };
-        self.recorder
-            .progress(self.resource.id(), &format!("{step} ({place})"));
+        self.recorder.progress(
+            self.resource.id(),
+            &match what {
+                "" => format!("{step} ({place})"),
+                what => format!("{step} {what} ({place})"),
+            },
+        );
         let result = work.await;
         (record.outcome, record.detail) = match &result {
             Ok(v) => (StepOutcome::Ok, detail(v)),

@@ -116,8 +116,13 @@ async fn copy_one(
         .slots
         .available(Service::Ebs, &target.account, &target.region)
     {
-        ctx.recorder
-            .progress(resource_id, &format!("waiting for a copy slot in {place}"));
+        ctx.recorder.progress(
+            resource_id,
+            &format!(
+                "waiting for a copy slot in {place} for volume {}",
+                s.volume_id
+            ),
+        );
     }
     let _slot = tokio::select! {
         permit = ctx.slots.acquire(Service::Ebs, &target.account, &target.region, volume_size(ctx, s)) => permit,
@@ -153,9 +158,10 @@ async fn copy_one(
     let id = match taken_up {
         Some(id) => id,
         None => ctx
-            .change(
+            .change_of(
                 StepKind::Copy,
                 place,
+                &format!("of {} (volume {})", s.snapshot_id, s.volume_id),
                 |id: &String| StepDetail::Copy {
                     service: Service::Ebs,
                     copy: id.clone(),
@@ -177,9 +183,10 @@ async fn copy_one(
             .map_err(|e| (None, e))?,
     };
     let status = ctx
-        .step(
+        .step_of(
             StepKind::WaitCopy,
             place,
+            &format!("{id} (volume {})", s.volume_id),
             |_| StepDetail::note(format!("{id} completed")),
             async {
                 let statuses = ctx
