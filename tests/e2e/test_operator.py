@@ -222,3 +222,24 @@ def test_a_second_state_file_cannot_run_a_policy_whose_session_is_in_flight(esta
     doc = json.loads(second.stdout)
     assert doc["code"] == "conflict" and "another snaprelay" in doc["error"], doc
     assert (estate.snapshots(None, SRC), estate.snapshots(B, DST)) == before, "nothing was done"
+
+
+def test_a_state_that_cannot_be_written_is_a_state_error_naming_why_for_every_command(tmp_path: Path) -> None:
+    """Issue 15, item 7 (run as root, permissions do not stop us: a directory, and a path in
+    a file system that refuses new files, stand in for an unwritable state)."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        'name = "unwritable"\n[source]\nregions = ["us-east-1"]\n'
+        '[[source.resources]]\ntype = "ec2"\nids = ["i-0123456789abcdef0"]\n[[targets]]\nregion = "eu-west-1"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    for state, why in [(str(tmp_path), "is a directory"), ("/proc/snaprelay-state.db", "os error")]:
+        for command in (["run"], ["sessions", "list"], ["restore-points"], ["gc"]):
+            done = snaprelay(env, "--policy", str(policy), "--state", state, *command, "--output", "json")
+            doc = json.loads(done.stdout)
+            if "no state file" in doc["error"]:
+                # A reading command given a state file that does not exist: invalid input.
+                assert done.returncode == 2 and doc["code"] == "invalid_input", (command, doc)
+                continue
+            assert done.returncode == 1 and doc["code"] == "state", (state, command, doc)
+            assert why in doc["error"], (state, command, doc)

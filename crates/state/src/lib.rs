@@ -210,8 +210,17 @@ impl SqliteStore {
                 ))
             })?;
         }
-        let conn = Connection::open(path).map_err(err("cannot open the state file", Some(path)))?;
-        let mut store = Self::init(conn, Some(path))?;
+        let opened = Connection::open(path)
+            .map_err(err("cannot open the state file", Some(path)))
+            .and_then(|conn| Self::init(conn, Some(path)));
+        // SQLite says "unable to open database file"; the operating system says why.
+        let mut store = opened.map_err(|e| match why_not_writable(path) {
+            Some(why) => StoreError(format!(
+                "{} ({why}); give --state a file in a directory this user can write",
+                e.0
+            )),
+            None => e,
+        })?;
         // The real file: a symlink to it must find the same lock.
         store.path = Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()));
         Ok(store)
@@ -807,6 +816,31 @@ impl StateStore for SqliteStore {
                 Err(StoreError(format!("cannot lock {}: {e}", lock.display())))
             }
         }
+    }
+}
+
+/// Why the state file (or the journal SQLite keeps beside it) cannot be written, if it cannot.
+fn why_not_writable(path: &Path) -> Option<String> {
+    if path.is_dir() {
+        return Some(format!("{} is a directory", path.display()));
+    }
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+    {
+        return Some(e.to_string());
+    }
+    // WAL mode keeps two files beside the state file: its directory must be writable too.
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let probe = dir.join(format!(".snaprelay-probe-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) => Some(format!("its directory {}: {e}", dir.display())),
     }
 }
 

@@ -87,7 +87,8 @@ pub async fn aws_app_stateless(policy: &Policy) -> Result<App, Outcome> {
 /// Opens the state store named by `--state`, or the default one.
 pub fn open_store(settings: &Settings) -> Result<SqliteStore, Outcome> {
     match &settings.state {
-        Some(path) => SqliteStore::open(path).map_err(|e| Outcome::Invalid(e.to_string())),
+        // A state that cannot be opened is a state error (exit 1) for every command.
+        Some(path) => Ok(SqliteStore::open(path)?),
         None => {
             let path = SqliteStore::default_path().ok_or_else(|| {
                 Outcome::Invalid("no per-user data directory (HOME is not set): give --state FILE")
