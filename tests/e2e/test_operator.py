@@ -243,3 +243,17 @@ def test_a_state_that_cannot_be_written_is_a_state_error_naming_why_for_every_co
                 continue
             assert done.returncode == 1 and doc["code"] == "state", (state, command, doc)
             assert why in doc["error"], (state, command, doc)
+
+
+def test_a_failure_storm_is_summarised_not_printed_once_per_resource(estate: Estate, tmp_path: Path) -> None:
+    """Issue 15, item 10: 30 instances that all fail the same way (volumes under aws/ebs, which
+    AWS cannot share with another account) give a bounded report."""
+    instances = [estate.create_instance(None, SRC, [{"encrypted": True}])[0] for _ in range(30)]
+    text = policy_toml("e2e-storm", instances, [{"account": B, "region": DST, "role_arn": TARGET_ROLE}])
+    code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "run")
+    assert code == 1, err
+    assert "… and 10 more resources ended Failed" in out, out
+    assert out.count("\n  ! ") < 40, out
+    assert "10 × " in out, out
+    code, out, _ = run_snaprelay(estate.endpoint, text, tmp_path, "run", "--output", "json")
+    assert len(json.loads(out)["resources"]) == 30, "JSON keeps every resource"

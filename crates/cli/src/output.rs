@@ -1,12 +1,14 @@
 //! Human-readable text for plans, session reports, sessions and steps.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use snaprelay_core::gc::GcReport;
 use snaprelay_core::model::{Resource, SnapshotKind};
 use snaprelay_core::plan::{Decision, Plan, Workflow};
+use snaprelay_core::ports::SessionId;
 use snaprelay_core::report::{
-    PointStatus, RecordedRestorePoint, SessionReport, SessionSummary, StepRecord,
+    PointStatus, RecordedRestorePoint, ResourceReport, SessionReport, SessionSummary, StepRecord,
 };
 use snaprelay_core::retention::RetentionReport;
 
@@ -115,6 +117,10 @@ fn encryption(key: Option<&str>) -> String {
     key.map_or("unencrypted".to_owned(), |k| format!("encrypted with {k}"))
 }
 
+/// How many resources of one status with messages are shown whole before the rest of them are
+/// summarised: a failure storm across a fleet is a few lines, not one per resource.
+const SHOWN_PER_STATUS: usize = 20;
+
 pub fn report_text(r: &SessionReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -122,10 +128,28 @@ pub fn report_text(r: &SessionReport) -> String {
         "Session {} of policy {}: {} ({} to {})",
         r.session_id, r.policy, r.status, r.started_at, r.ended_at
     );
-    for m in &r.messages {
+    for m in r.messages.iter().take(SHOWN_PER_STATUS) {
         let _ = writeln!(out, "  ! {m}");
     }
+    if r.messages.len() > SHOWN_PER_STATUS {
+        let _ = writeln!(
+            out,
+            "  ! … and {} more messages (`snaprelay sessions show {} --output json` has all)",
+            r.messages.len() - SHOWN_PER_STATUS,
+            r.session_id
+        );
+    }
+    let mut shown: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut summarised: BTreeMap<&str, Vec<&ResourceReport>> = BTreeMap::new();
     for res in &r.resources {
+        if !res.messages.is_empty() {
+            let n = shown.entry(res.status.as_str()).or_default();
+            *n += 1;
+            if *n > SHOWN_PER_STATUS {
+                summarised.entry(res.status.as_str()).or_default().push(res);
+                continue;
+            }
+        }
         let _ = writeln!(
             out,
             "\n{} {} in {}: {}",
@@ -152,7 +176,59 @@ pub fn report_text(r: &SessionReport) -> String {
             let _ = writeln!(out, "  ! {m}");
         }
     }
+    for (status, rest) in summarised {
+        summary_of(&mut out, status, &rest, &r.session_id);
+    }
     out
+}
+
+/// `text` with EC2 ids (`vol-…`, `snap-…`, `i-…`) replaced by `{id}`.
+fn without_ids(text: &str) -> String {
+    let is_id = |word: &str| {
+        ["vol-", "snap-", "i-"].iter().any(|prefix| {
+            word.strip_prefix(prefix).is_some_and(|hex| {
+                (8..=17).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+        })
+    };
+    text.split(' ')
+        .map(|token| {
+            let word = token.trim_matches(|c: char| "(),.;:".contains(c));
+            if is_id(word) {
+                token.replace(word, "{id}")
+            } else {
+                token.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The resources of one status not shown whole: how many, and their most common messages
+/// (with the resources' own ids and those of their volumes and snapshots taken out, so that
+/// the same failure counts as one).
+fn summary_of(out: &mut String, status: &str, rest: &[&ResourceReport], session: &SessionId) {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for res in rest {
+        for m in &res.messages {
+            let general = m.replace(&res.id, "{resource}");
+            *counts.entry(without_ids(&general)).or_default() += 1;
+        }
+    }
+    let mut common: Vec<(String, usize)> = counts.into_iter().collect();
+    common.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let _ = writeln!(
+        out,
+        "\n… and {} more resources ended {status} (`snaprelay sessions show {session} --output \
+         json` has each); their most common messages:",
+        rest.len()
+    );
+    for (message, n) in common.iter().take(5) {
+        let _ = writeln!(out, "  ! {n} × {message}");
+    }
+    if common.len() > 5 {
+        let _ = writeln!(out, "  ! … and {} other messages", common.len() - 5);
+    }
 }
 
 pub fn sessions_text(sessions: &[SessionSummary]) -> String {
