@@ -22,14 +22,13 @@ use crate::ids::AccountId;
 use crate::model::{SnapshotState, Tag, tag_value, tags};
 use crate::plan::prepare::Prepared;
 use crate::ports::{Access, Cloud, CloudError};
-use crate::report::RecordedRestorePoint;
+use crate::report::{RecordedRestorePoint, Service};
 use crate::retention::Accesses;
 
 /// Something left behind, and what gc does (or would do) about it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Leftover {
-    /// `ebs` or `rds`.
-    pub service: &'static str,
+    pub service: Service,
     pub account: String,
     pub region: String,
     /// The snapshot id (EBS) or DB snapshot identifier (RDS).
@@ -58,7 +57,10 @@ pub struct GcReport {
 
 /// The places a policy's sessions write to: the source Regions of the source account, each
 /// target, and (RDS workflow C) each target account in the source Regions.
-fn places(prepared: &Prepared, source_regions: &[String]) -> BTreeSet<(AccountId, String)> {
+pub(crate) fn places(
+    prepared: &Prepared,
+    source_regions: &[String],
+) -> BTreeSet<(AccountId, String)> {
     let plan = &prepared.plan;
     let mut places = BTreeSet::new();
     for region in source_regions {
@@ -84,137 +86,218 @@ pub async fn collect(
     live_sessions: &[String],
     act: bool,
 ) -> Result<GcReport, CloudError> {
-    let policy = prepared.plan.policy.clone();
-    let accesses = Accesses::of_plan(prepared, source_regions);
-    let known: BTreeSet<&str> = recorded
-        .iter()
-        .flat_map(|p| p.point.place.snapshots.iter().map(|s| s.id.as_str()))
-        .collect();
-    let tag = Tag::new(tags::POLICY, policy.as_str());
-    let source_account = &prepared.plan.source_account;
-    let target_accounts: BTreeSet<&str> = prepared
-        .plan
-        .targets
-        .iter()
-        .map(|t| t.account.as_str())
-        .collect();
+    let scope = Scope {
+        accesses: Accesses::of_plan(prepared, source_regions),
+        recorded: recorded
+            .iter()
+            .flat_map(|p| p.point.place.snapshots.iter().map(|s| s.id.as_str()))
+            .collect(),
+        known_sessions,
+        live_sessions,
+        source_account: &prepared.plan.source_account,
+        source_regions,
+        target_accounts: prepared
+            .plan
+            .targets
+            .iter()
+            .map(|t| t.account.as_str())
+            .collect(),
+    };
+    let tag = Tag::new(tags::POLICY, prepared.plan.policy.as_str());
     let mut report = GcReport {
-        policy: policy.clone(),
+        policy: prepared.plan.policy.clone(),
         acted: act,
         ..GcReport::default()
     };
-
     for (account, region) in places(prepared, source_regions) {
-        let Some(access) = accesses.of(account.as_str()) else {
+        let Some(access) = scope.accesses.of(account.as_str()) else {
             continue;
         };
-        let is_source = &account == source_account && source_regions.contains(&region);
-        let ebs = cloud.find_snapshots(access, &region, &tag).await?;
-        let found = ebs
-            .iter()
-            .map(|s| (s.id.clone(), s.id.clone(), &s.tags, s.state));
-        let rds = cloud.find_db_snapshots(access, &region, &tag).await?;
-        let found_db = rds
-            .iter()
-            .map(|s| (s.id.clone(), s.arn.clone(), &s.tags, s.state()));
-        for (service, (id, recorded_as, snapshot_tags, state)) in found
-            .map(|f| ("ebs", f))
-            .chain(found_db.map(|f| ("rds", f)))
-        {
-            let session = tag_value(snapshot_tags, tags::SESSION).map(str::to_owned);
-            // Only what a session of this state file made: with another (or a new) state file
-            // every snapshot of the policy would look unrecorded.
-            if !session.as_ref().is_some_and(|s| known_sessions.contains(s)) {
-                report.skipped.push(format!(
-                    "{service} snapshot {id} in {account}/{region}: made by {}, which this state \
-                     file does not know; left alone (run gc with the state file that recorded it)",
-                    session
-                        .as_deref()
-                        .map_or("no snaprelay session".to_owned(), |s| format!(
-                            "session {s}"
-                        ))
-                ));
-                continue;
-            }
-            if session.as_ref().is_some_and(|s| live_sessions.contains(s)) {
-                report.skipped.push(format!(
-                    "{service} snapshot {id} in {account}/{region}: session {} is still running",
-                    session.as_deref().unwrap_or_default()
-                ));
-                continue;
-            }
-            let leftover = |action, shared_with, why: String| Leftover {
-                service,
-                account: account.to_string(),
-                region: region.clone(),
-                id: id.clone(),
-                action,
-                shared_with,
-                session: session.clone(),
-                why,
-            };
-            if !known.contains(recorded_as.as_str()) {
-                let kind = tag_value(snapshot_tags, tags::KIND).unwrap_or("unknown");
-                let why = format!(
-                    "tagged for this policy ({kind}{}) but recorded in no restore point",
-                    if state == SnapshotState::Pending {
-                        ", still in progress"
-                    } else {
-                        ""
-                    }
-                );
-                report.found.push(leftover("delete", vec![], why));
-            } else if is_source {
-                // Only source snapshots are ever shared (workflows B and C).
-                let shared = if service == "ebs" {
-                    cloud.snapshot_shares(access, &region, &id).await?
-                } else {
-                    cloud.db_snapshot_shares(access, &region, &id).await?
-                };
-                let (ours, others): (Vec<String>, Vec<String>) = shared
-                    .into_iter()
-                    .partition(|a| target_accounts.contains(a.as_str()));
-                if !others.is_empty() {
-                    report.skipped.push(format!(
-                        "{service} snapshot {id} in {account}/{region} is shared with {}, not a \
-                         target of this policy: snaprelay did not make that share and leaves it",
-                        others.join(", ")
-                    ));
-                }
-                if !ours.is_empty() {
-                    let why = "shared with the policy's target account outside any session \
-                               (a session removes its shares once the copies are made)"
-                        .to_owned();
-                    report.found.push(leftover("unshare", ours, why));
-                }
-            }
+        for found in tagged(cloud, access, &region, &tag).await? {
+            scope
+                .judge(cloud, access, &account, &region, found, &mut report)
+                .await?;
         }
     }
-
     if act {
-        let found = report.found.clone();
-        for l in &found {
-            let Some(access) = accesses.of(&l.account) else {
-                continue;
-            };
-            if let Err(e) = fix(cloud, access, l).await {
-                report.problems.push(format!(
-                    "{} {} {} in {}/{}: {e}",
-                    l.action, l.service, l.id, l.account, l.region
-                ));
-            }
-        }
+        remove(cloud, &scope.accesses, &mut report).await;
     }
     Ok(report)
 }
 
+/// What gc weighs each snapshot against.
+struct Scope<'a> {
+    accesses: Accesses,
+    /// Every snapshot id (EBS) or DB snapshot ARN the state records in a restore point.
+    recorded: BTreeSet<&'a str>,
+    known_sessions: &'a BTreeSet<String>,
+    live_sessions: &'a [String],
+    source_account: &'a AccountId,
+    source_regions: &'a [String],
+    target_accounts: BTreeSet<&'a str>,
+}
+
+/// A snapshot tagged for the policy, EBS or RDS.
+struct Tagged {
+    service: Service,
+    id: String,
+    /// How a restore point records it: the EBS snapshot id, the DB snapshot ARN.
+    recorded_as: String,
+    tags: Vec<Tag>,
+    state: SnapshotState,
+}
+
+/// The place's snapshots that carry the policy's tag.
+async fn tagged(
+    cloud: &dyn Cloud,
+    access: &Access,
+    region: &str,
+    tag: &Tag,
+) -> Result<Vec<Tagged>, CloudError> {
+    let ebs = cloud.find_snapshots(access, region, tag).await?;
+    let rds = cloud.find_db_snapshots(access, region, tag).await?;
+    Ok(ebs
+        .into_iter()
+        .map(|s| Tagged {
+            service: Service::Ebs,
+            recorded_as: s.id.clone(),
+            id: s.id,
+            tags: s.tags,
+            state: s.state,
+        })
+        .chain(rds.into_iter().map(|s| Tagged {
+            service: Service::Rds,
+            state: s.state(),
+            id: s.id,
+            recorded_as: s.arn,
+            tags: s.tags,
+        }))
+        .collect())
+}
+
+impl Scope<'_> {
+    /// Whether one tagged snapshot is left behind: unrecorded (delete), or a recorded source
+    /// snapshot still shared with a target (unshare). Snapshots of sessions this state does
+    /// not know, or of a session still running, are left alone.
+    async fn judge(
+        &self,
+        cloud: &dyn Cloud,
+        access: &Access,
+        account: &AccountId,
+        region: &str,
+        found: Tagged,
+        report: &mut GcReport,
+    ) -> Result<(), CloudError> {
+        let Tagged {
+            service,
+            id,
+            recorded_as,
+            tags: snapshot_tags,
+            state,
+        } = found;
+        let session = tag_value(&snapshot_tags, tags::SESSION).map(str::to_owned);
+        // Only what a session of this state file made: with another (or a new) state file
+        // every snapshot of the policy would look unrecorded.
+        if !session
+            .as_ref()
+            .is_some_and(|s| self.known_sessions.contains(s))
+        {
+            report.skipped.push(format!(
+                "{service} snapshot {id} in {account}/{region}: made by {}, which this state \
+                 file does not know; left alone (run gc with the state file that recorded it)",
+                session
+                    .as_deref()
+                    .map_or("no snaprelay session".to_owned(), |s| format!(
+                        "session {s}"
+                    ))
+            ));
+            return Ok(());
+        }
+        if session
+            .as_ref()
+            .is_some_and(|s| self.live_sessions.contains(s))
+        {
+            report.skipped.push(format!(
+                "{service} snapshot {id} in {account}/{region}: session {} is still running",
+                session.as_deref().unwrap_or_default()
+            ));
+            return Ok(());
+        }
+        let leftover = |action, shared_with, why: String| Leftover {
+            service,
+            account: account.to_string(),
+            region: region.to_owned(),
+            id: id.clone(),
+            action,
+            shared_with,
+            session: session.clone(),
+            why,
+        };
+        if !self.recorded.contains(recorded_as.as_str()) {
+            let kind = tag_value(&snapshot_tags, tags::KIND).unwrap_or("unknown");
+            let why = format!(
+                "tagged for this policy ({kind}{}) but recorded in no restore point",
+                if state == SnapshotState::Pending {
+                    ", still in progress"
+                } else {
+                    ""
+                }
+            );
+            report.found.push(leftover("delete", vec![], why));
+            return Ok(());
+        }
+        // Only source snapshots are ever shared (workflows B and C).
+        let is_source =
+            account == self.source_account && self.source_regions.iter().any(|r| r == region);
+        if !is_source {
+            return Ok(());
+        }
+        let shared = match service {
+            Service::Ebs => cloud.snapshot_shares(access, region, &id).await?,
+            Service::Rds => cloud.db_snapshot_shares(access, region, &id).await?,
+        };
+        let (ours, others): (Vec<String>, Vec<String>) = shared
+            .into_iter()
+            .partition(|a| self.target_accounts.contains(a.as_str()));
+        if !others.is_empty() {
+            report.skipped.push(format!(
+                "{service} snapshot {id} in {account}/{region} is shared with {}, not a target \
+                 of this policy: snaprelay did not make that share and leaves it",
+                others.join(", ")
+            ));
+        }
+        if !ours.is_empty() {
+            let why = "shared with the policy's target account outside any session (a session \
+                       removes its shares once the copies are made)"
+                .to_owned();
+            report.found.push(leftover("unshare", ours, why));
+        }
+        Ok(())
+    }
+}
+
+/// Deletes and unshares what was found; what fails is a problem of the report.
+async fn remove(cloud: &dyn Cloud, accesses: &Accesses, report: &mut GcReport) {
+    for l in report.found.clone() {
+        let Some(access) = accesses.of(&l.account) else {
+            continue;
+        };
+        if let Err(e) = fix(cloud, access, &l).await {
+            report.problems.push(format!(
+                "{} {} {} in {}/{}: {e}",
+                l.action, l.service, l.id, l.account, l.region
+            ));
+        }
+    }
+}
+
 async fn fix(cloud: &dyn Cloud, access: &Access, l: &Leftover) -> Result<(), CloudError> {
     match (l.action, l.service) {
-        ("delete", "ebs") => cloud.delete_snapshot(access, &l.region, &l.id).await,
-        ("delete", _) => cloud.delete_db_snapshot(access, &l.region, &l.id).await,
+        ("delete", Service::Ebs) => cloud.delete_snapshot(access, &l.region, &l.id).await,
+        ("delete", Service::Rds) => cloud.delete_db_snapshot(access, &l.region, &l.id).await,
         (_, service) => {
             for account in l.shared_with.iter().filter_map(|a| AccountId::parse(a)) {
-                if service == "ebs" {
+                if service == Service::Ebs {
                     cloud
                         .set_snapshot_share(access, &l.region, &l.id, &account, false)
                         .await?;

@@ -288,79 +288,15 @@ fn decide_rds(
     db: &DbInstance,
     estate: &Estate,
 ) -> Decision {
-    if let Some(cluster) = &db.cluster {
-        return Decision::Skip {
-            reason: format!(
-                "DB instance {} belongs to Aurora cluster {cluster}: Aurora is snapshotted per \
-                 cluster, which this version of snaprelay does not do yet",
-                db.id
-            ),
-        };
-    }
     let cross_account = &target.account != source_account;
-    if db.encrypted {
-        let what = format!("DB instance {}", db.id);
-        // https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ShareSnapshot.html: a
-        // snapshot encrypted with the default AWS managed key cannot be shared.
-        let remedy = "copy a snapshot of the DB re-encrypted with a customer managed key whose key \
-                      policy admits the target account and restore the DB from it";
-        if let Some(refusal) = source_key_refusal(
-            &what,
-            db.kms_key_id.as_deref(),
-            "aws/rds",
-            remedy,
-            cross_account,
-            target,
-            estate,
-        ) {
-            return refusal;
-        }
-        if target.key.is_none() {
-            return no_target_key(target, &format!("DB instance {} is encrypted", db.id));
-        }
-    }
-    // CopyDBSnapshot across Regions needs a SigV4-presigned PreSignedUrl in AWS GovCloud (US)
-    // and ignores it elsewhere ("This setting applies only to Amazon Web Services GovCloud (US)
-    // Regions": https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CopyDBSnapshot.html).
-    // The Rust SDK does not make one (smithy-rs issue 124) and neither does snaprelay yet: say so
-    // before anything is changed rather than fail at the copy.
-    if target.region != db.region
-        && (target.region.starts_with("us-gov-") || db.region.starts_with("us-gov-"))
-    {
-        return Decision::Refuse {
-            reason: format!(
-                "copying DB snapshots from {} to {} (AWS GovCloud) needs a presigned URL, which \
-                 this version of snaprelay does not make; use a target in {}",
-                db.region, target.region, db.region
-            ),
-        };
+    if let Some(refusal) = rds_refusal(cross_account, target, db, estate) {
+        return refusal;
     }
     let kms_key_id = target.key.as_ref().map(|k| k.arn.clone());
     let warnings = replica_warnings(target, &db.id);
-    let mut notes = Vec::new();
     let two_step = cross_account && target.region != db.region && !target.rds_single_step;
-    if target.staging_declared && !two_step {
-        notes.push(format!(
-            "staging_kms_key of {} is not used for DB instance {}: there is no intermediate copy \
-             ({})",
-            target.label(),
-            db.id,
-            if !cross_account {
-                "same account"
-            } else if target.region == db.region {
-                "the target is in the DB's Region"
-            } else {
-                "rds_single_step"
-            }
-        ));
-    }
+    let mut notes = unused_settings(cross_account, two_step, target, db);
     if !cross_account {
-        if target.rds_single_step {
-            notes.push(format!(
-                "rds_single_step of {} only concerns copies to another account",
-                target.label()
-            ));
-        }
         return Decision::Replicate {
             workflow: Workflow::SameAccount,
             kms_key_id,
@@ -388,22 +324,7 @@ fn decide_rds(
             };
             staging_kms_key_id = Some(staging.arn.clone());
         }
-        let staging_key = match target.staging_keys.get(&db.region) {
-            Some(k) if db.encrypted && k.manager == KeyManager::Aws => {
-                format!(
-                    "encrypted with {} (the target account's aws/rds key)",
-                    k.arn
-                )
-            }
-            Some(k) if db.encrypted => format!("encrypted with {}", k.arn),
-            _ => "unencrypted, like the DB".to_owned(),
-        };
-        notes.push(format!(
-            "two steps: the shared snapshot is copied into account {} in {} ({staging_key}), \
-             then to {}; that second copy is a full, non-incremental copy every time \
-             (rds_single_step = true avoids it where AWS supports a single copy)",
-            target.account, db.region, target.region
-        ));
+        notes.push(two_step_note(target, db));
     } else if target.region != db.region {
         notes.push(format!(
             "one CopyDBSnapshot across accounts and Regions ({} to {}): AWS supports it in most \
@@ -420,6 +341,118 @@ fn decide_rds(
         warnings,
         notes,
     }
+}
+
+/// Why a DB cannot be replicated to `target` at all, if it cannot: an Aurora member, a source
+/// key the target cannot use, no target key for an encrypted DB, a GovCloud copy.
+fn rds_refusal(
+    cross_account: bool,
+    target: &ResolvedTarget,
+    db: &DbInstance,
+    estate: &Estate,
+) -> Option<Decision> {
+    if let Some(cluster) = &db.cluster {
+        return Some(Decision::Skip {
+            reason: format!(
+                "DB instance {} belongs to Aurora cluster {cluster}: Aurora is snapshotted per \
+                 cluster, which this version of snaprelay does not do yet",
+                db.id
+            ),
+        });
+    }
+    if db.encrypted {
+        let what = format!("DB instance {}", db.id);
+        // https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ShareSnapshot.html: a
+        // snapshot encrypted with the default AWS managed key cannot be shared.
+        let remedy = "copy a snapshot of the DB re-encrypted with a customer managed key whose key \
+                      policy admits the target account and restore the DB from it";
+        if let Some(refusal) = source_key_refusal(
+            &what,
+            db.kms_key_id.as_deref(),
+            "aws/rds",
+            remedy,
+            cross_account,
+            target,
+            estate,
+        ) {
+            return Some(refusal);
+        }
+        if target.key.is_none() {
+            return Some(no_target_key(
+                target,
+                &format!("DB instance {} is encrypted", db.id),
+            ));
+        }
+    }
+    // CopyDBSnapshot across Regions needs a SigV4-presigned PreSignedUrl in AWS GovCloud (US)
+    // and ignores it elsewhere ("This setting applies only to Amazon Web Services GovCloud (US)
+    // Regions": https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CopyDBSnapshot.html).
+    // The Rust SDK does not make one (smithy-rs issue 124) and neither does snaprelay yet: say so
+    // before anything is changed rather than fail at the copy.
+    if target.region != db.region
+        && (target.region.starts_with("us-gov-") || db.region.starts_with("us-gov-"))
+    {
+        return Some(Decision::Refuse {
+            reason: format!(
+                "copying DB snapshots from {} to {} (AWS GovCloud) needs a presigned URL, which \
+                 this version of snaprelay does not make; use a target in {}",
+                db.region, target.region, db.region
+            ),
+        });
+    }
+    None
+}
+
+/// Notes on target settings that do not apply to this DB's replica.
+fn unused_settings(
+    cross_account: bool,
+    two_step: bool,
+    target: &ResolvedTarget,
+    db: &DbInstance,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    if target.staging_declared && !two_step {
+        notes.push(format!(
+            "staging_kms_key of {} is not used for DB instance {}: there is no intermediate copy \
+             ({})",
+            target.label(),
+            db.id,
+            if !cross_account {
+                "same account"
+            } else if target.region == db.region {
+                "the target is in the DB's Region"
+            } else {
+                "rds_single_step"
+            }
+        ));
+    }
+    if !cross_account && target.rds_single_step {
+        notes.push(format!(
+            "rds_single_step of {} only concerns copies to another account",
+            target.label()
+        ));
+    }
+    notes
+}
+
+/// What workflow C in two steps does for this DB, and what it costs.
+fn two_step_note(target: &ResolvedTarget, db: &DbInstance) -> String {
+    let staging_key = match target.staging_keys.get(&db.region) {
+        Some(k) if db.encrypted && k.manager == KeyManager::Aws => {
+            format!(
+                "encrypted with {} (the target account's aws/rds key)",
+                k.arn
+            )
+        }
+        Some(k) if db.encrypted => format!("encrypted with {}", k.arn),
+        _ => "unencrypted, like the DB".to_owned(),
+    };
+    format!(
+        "two steps: the shared snapshot is copied into account {} in {} ({staging_key}), then \
+         to {}; that second copy is a full, non-incremental copy every time (rds_single_step = \
+         true avoids it where AWS supports a single copy)",
+        target.account, db.region, target.region
+    )
 }
 
 /// Why the source key of `what` rules a replica out, if it does: unknown, unreadable,

@@ -7,9 +7,11 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use crate::gc::places;
 use crate::model::{ResourceType, SnapshotState, Tag, tag_value, tags};
 use crate::plan::prepare::Prepared;
-use crate::ports::{Access, Cloud, StateStore};
+use crate::ports::{Cloud, StateStore};
+use crate::retention::Accesses;
 
 use super::{AppError, ErrorKind};
 
@@ -20,8 +22,10 @@ pub(super) async fn no_other_state_runs(
     cloud: &dyn Cloud,
     store: &dyn StateStore,
     prepared: &Prepared,
+    source_regions: &[String],
 ) -> Result<(), AppError> {
     let plan = &prepared.plan;
+    let accesses = Accesses::of_plan(prepared, source_regions);
     let known: HashSet<String> = store
         .sessions(Some(&plan.policy))
         .await?
@@ -31,12 +35,15 @@ pub(super) async fn no_other_state_runs(
     let tag = Tag::new(tags::POLICY, &plan.policy);
     let kinds: BTreeSet<ResourceType> = plan.tasks.iter().map(|t| t.resource_type).collect();
     let mut others = Vec::new();
-    for (access, region) in places(prepared) {
+    for (account, region) in places(prepared, source_regions) {
+        let Some(access) = accesses.of(account.as_str()) else {
+            continue;
+        };
         for kind in &kinds {
             let in_flight = match kind {
                 ResourceType::Ec2 => {
                     cloud
-                        .find_snapshots(&access, &region, &tag)
+                        .find_snapshots(access, &region, &tag)
                         .await
                         .map(|found| {
                             found
@@ -48,7 +55,7 @@ pub(super) async fn no_other_state_runs(
                 }
                 ResourceType::Rds => {
                     cloud
-                        .find_db_snapshots(&access, &region, &tag)
+                        .find_db_snapshots(access, &region, &tag)
                         .await
                         .map(|found| {
                             found
@@ -91,26 +98,4 @@ pub(super) async fn no_other_state_runs(
             others.join(", ")
         ),
     ))
-}
-
-/// Every place the policy's sessions make snapshots in, with the credentials that see them:
-/// the source Regions, each target, and (RDS across accounts) each target account in each
-/// source Region.
-fn places(prepared: &Prepared) -> Vec<(Access, String)> {
-    let plan = &prepared.plan;
-    let mut seen: BTreeSet<(Access, String)> = BTreeSet::new();
-    for task in &plan.tasks {
-        seen.insert((prepared.source_access.clone(), task.region.clone()));
-    }
-    for t in &plan.targets {
-        seen.insert((t.access.clone(), t.region.clone()));
-        for task in plan
-            .tasks
-            .iter()
-            .filter(|t| t.resource_type == ResourceType::Rds)
-        {
-            seen.insert((t.access.clone(), task.region.clone()));
-        }
-    }
-    seen.into_iter().collect()
 }

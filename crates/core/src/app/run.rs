@@ -70,7 +70,7 @@ pub async fn run_policy(
     let mut prepared = plan(app, policy).await?;
     let cloud = app.cloud.as_ref();
     // The lease holds within this store; AWS shows a session of another store.
-    super::guard::no_other_state_runs(cloud, store, &prepared).await?;
+    super::guard::no_other_state_runs(cloud, store, &prepared, &policy.source.regions).await?;
     // The keys' policies and the target roles' IAM policies, checked as `check` does: a
     // replica that AWS would surely fail is refused now, with the fix, not hours later.
     let refused = crate::check::preflight(cloud, &mut prepared).await;

@@ -112,20 +112,7 @@ pub async fn run_session(
     resume: Option<&SessionProgress>,
 ) -> Result<SessionReport, StoreError> {
     let plan = &prepared.plan;
-    let (session_id, started_at) = match resume {
-        Some(p) => {
-            store.resume_session(&p.session_id).await?;
-            (p.session_id.clone(), p.started_at.clone())
-        }
-        None => {
-            let id = SessionId::new(new_session_id());
-            let at = utc_now();
-            store.begin_session(&id, &plan.policy, &at).await?;
-            (id, at)
-        }
-    };
-    let resumed = Resumed::of(resume);
-    let ended = std::sync::atomic::AtomicUsize::new(0);
+    let (session_id, started_at) = open_session(store, &plan.policy, resume).await?;
     let recorder = Recorder {
         session_id: session_id.clone(),
         store,
@@ -133,90 +120,19 @@ pub async fn run_session(
         failure: Mutex::new(None),
     };
     if resume.is_some() {
-        // Marks, among the session's steps, where this attempt began.
-        let now = utc_now();
-        recorder
-            .step(&StepRecord {
-                resource_id: String::new(),
-                step: StepKind::Resume,
-                place: String::new(),
-                started_at: now.clone(),
-                ended_at: now,
-                outcome: StepOutcome::Ok,
-                detail: StepDetail::Resumed {
-                    process: std::process::id(),
-                },
-            })
-            .await;
+        mark_resume(&recorder).await;
     }
-    let slots = CopySlots::new(config.ebs_copy_slots, config.rds_copy_slots);
-    let ebs_watch = Watcher::new(cloud, config);
-    let rds_watch = Watcher::new(cloud, config);
-
-    let start = |i: usize| {
-        let task = &plan.tasks[i];
-        let ctx = TaskContext {
-            cloud,
-            recorder: &recorder,
-            config,
-            slots: &slots,
-            ebs_watch: &ebs_watch,
-            rds_watch: &rds_watch,
-            interrupt,
-            session_id: session_id.as_str(),
-            policy: &plan.policy,
-            source_account: &plan.source_account,
-            source_access: &prepared.source_access,
-            resource: &task.resource,
-            resumed: resumed.points_of(&task.id),
-        };
-        let done = resumed.done(&task.id);
-        let recorder = &recorder;
-        let ended = &ended;
-        async move {
-            let report = match done {
-                Some(report) => report.clone(),
-                None => {
-                    let report = run_task(ctx, plan, task).await;
-                    recorder.task(&report).await;
-                    report
-                }
-            };
-            let n = ended.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            progress.task_ended(&report, n, plan.tasks.len());
-            (i, report)
-        }
-    };
-    let tasks = in_waves(interleaved(&plan.tasks), config.concurrency, start);
-    // The watchers poll for every task until the last task is done.
-    let mut resources = tokio::select! {
-        done = tasks => done,
-        never = ebs_watch.run(&recorder) => match never {},
-        never = rds_watch.run(&recorder) => match never {},
-    };
-    resources.sort_by_key(|(i, _)| *i);
-    let mut resources: Vec<ResourceReport> = resources.into_iter().map(|(_, r)| r).collect();
+    let mut resources = run_tasks(cloud, &recorder, config, interrupt, prepared, resume).await;
     let mut messages = plan.messages.clone();
     if let Some(p) = resume {
+        let resumed = Resumed::of(resume);
         messages.extend(resumed.left_out(plan, p, &mut resources));
         messages.extend(resume::leftovers(cloud, &recorder, prepared, p).await);
     }
-
-    let mut status = Status::worst(resources.iter().map(|r| r.status));
-    if !messages.is_empty() {
-        status = status.max(Status::Warning);
-    }
-    if interrupt.is_raised() {
-        status = Status::Failed;
-        messages.push(format!(
-            "{Interrupted} (SIGINT/SIGTERM): no new work was started, shares were removed and \
-             unfinished restore points deleted where AWS allowed; each resource says what is left"
-        ));
-    }
     let report = SessionReport {
-        session_id: session_id.clone(),
+        session_id,
         policy: plan.policy.clone(),
-        status,
+        status: session_status(&resources, &mut messages, interrupt),
         started_at,
         ended_at: utc_now(),
         source_account: plan.source_account.to_string(),
@@ -229,6 +145,127 @@ pub async fn run_session(
     }
     store.finish_session(&report).await?;
     Ok(report)
+}
+
+/// Records a new session, or takes up the interrupted one: its id and start time.
+async fn open_session(
+    store: &dyn StateStore,
+    policy: &str,
+    resume: Option<&SessionProgress>,
+) -> Result<(SessionId, String), StoreError> {
+    match resume {
+        Some(p) => {
+            store.resume_session(&p.session_id).await?;
+            Ok((p.session_id.clone(), p.started_at.clone()))
+        }
+        None => {
+            let id = SessionId::new(new_session_id());
+            let at = utc_now();
+            store.begin_session(&id, policy, &at).await?;
+            Ok((id, at))
+        }
+    }
+}
+
+/// Marks, among the session's steps, where this attempt began.
+async fn mark_resume(recorder: &Recorder<'_>) {
+    let now = utc_now();
+    recorder
+        .step(&StepRecord {
+            resource_id: String::new(),
+            step: StepKind::Resume,
+            place: String::new(),
+            started_at: now.clone(),
+            ended_at: now,
+            outcome: StepOutcome::Ok,
+            detail: StepDetail::Resumed {
+                process: std::process::id(),
+            },
+        })
+        .await;
+}
+
+/// Every task of the plan, in waves of `config.concurrency`, with the session's watchers
+/// polling for all of them until the last is done; the reports in the plan's order. A task a
+/// resumed session had ended keeps its report.
+async fn run_tasks(
+    cloud: &dyn Cloud,
+    recorder: &Recorder<'_>,
+    config: &EngineConfig,
+    interrupt: &Interrupt,
+    prepared: &Prepared,
+    resume: Option<&SessionProgress>,
+) -> Vec<ResourceReport> {
+    let plan = &prepared.plan;
+    let resumed = Resumed::of(resume);
+    let ended = std::sync::atomic::AtomicUsize::new(0);
+    let slots = CopySlots::new(config.ebs_copy_slots, config.rds_copy_slots);
+    let ebs_watch = Watcher::new(cloud, config);
+    let rds_watch = Watcher::new(cloud, config);
+
+    let start = |i: usize| {
+        let task = &plan.tasks[i];
+        let ctx = TaskContext {
+            cloud,
+            recorder,
+            config,
+            slots: &slots,
+            ebs_watch: &ebs_watch,
+            rds_watch: &rds_watch,
+            interrupt,
+            session_id: recorder.session_id.as_str(),
+            policy: &plan.policy,
+            source_account: &plan.source_account,
+            source_access: &prepared.source_access,
+            resource: &task.resource,
+            resumed: resumed.points_of(&task.id),
+        };
+        let done = resumed.done(&task.id);
+        let ended = &ended;
+        async move {
+            let report = match done {
+                Some(report) => report.clone(),
+                None => {
+                    let report = run_task(ctx, plan, task).await;
+                    recorder.task(&report).await;
+                    report
+                }
+            };
+            let n = ended.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            recorder.progress.task_ended(&report, n, plan.tasks.len());
+            (i, report)
+        }
+    };
+    let tasks = in_waves(interleaved(&plan.tasks), config.concurrency, start);
+    // The watchers poll for every task until the last task is done.
+    let mut resources = tokio::select! {
+        done = tasks => done,
+        never = ebs_watch.run(recorder) => match never {},
+        never = rds_watch.run(recorder) => match never {},
+    };
+    resources.sort_by_key(|(i, _)| *i);
+    resources.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The session's status: its worst task, at least `Warning` when the session has something
+/// to say, `Failed` when it was interrupted (which it then says).
+fn session_status(
+    resources: &[ResourceReport],
+    messages: &mut Vec<String>,
+    interrupt: &Interrupt,
+) -> Status {
+    let mut status = Status::worst(resources.iter().map(|r| r.status));
+    if !messages.is_empty() {
+        status = status.max(Status::Warning);
+    }
+    if interrupt.is_raised() {
+        status = Status::Failed;
+        messages.push(format!(
+            "{Interrupted} (SIGINT/SIGTERM): no new work was started, shares were removed and \
+             unfinished restore points deleted where AWS allowed; each resource says what is left"
+        ));
+    }
+    status
 }
 
 /// The order tasks are started in: the resources of each (type, Region) spread evenly over the

@@ -96,10 +96,21 @@ pub(super) async fn leftovers(
     prepared: &Prepared,
     progress: &SessionProgress,
 ) -> Vec<String> {
+    let mut messages = unshare_what_it_shared(cloud, recorder, prepared, progress).await;
+    messages.extend(copies_in_removed_places(&prepared.plan, progress));
+    messages
+}
+
+/// Removes every share the interrupted attempt made and did not remove, as its share steps
+/// record them (typed: the service picks the API, nothing is told from an id's prefix).
+async fn unshare_what_it_shared(
+    cloud: &dyn Cloud,
+    recorder: &dyn Record,
+    prepared: &Prepared,
+    progress: &SessionProgress,
+) -> Vec<String> {
     let plan = &prepared.plan;
     let mut messages = Vec::new();
-    // Every share the interrupted attempt made that it did not remove, by what its share
-    // steps say (typed: the service picks the API, nothing is told from an id's prefix).
     let shares_of = |kind: StepKind| {
         progress
             .steps
@@ -180,7 +191,13 @@ pub(super) async fn leftovers(
             })
             .await;
     }
+    messages
+}
 
+/// Copies the interrupted attempt made into places the policy no longer has: their
+/// credentials left with the target, so they can only be named.
+fn copies_in_removed_places(plan: &Plan, progress: &SessionProgress) -> Vec<String> {
+    let mut messages = Vec::new();
     // The places the plan copies into: each target, and for RDS across accounts each target
     // account in each source Region (the intermediate copy).
     let mut places: HashSet<String> = HashSet::new();

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::ids::{AccountId, KeyRef, key_arn_parts};
-use crate::model::{KeyManager, Resource};
+use crate::model::{KeyInfo, KeyManager, Resource};
 use crate::plan::keys::resolve_key;
 use crate::plan::{Estate, Plan, ResolvedTarget, plan};
 use crate::policy::{Policy, ResourceType, Selector, Target};
@@ -28,7 +28,8 @@ pub struct Prepared {
     pub source_access: Access,
 }
 
-/// Resolves accounts and keys, takes the inventory, and plans.
+/// Resolves accounts and keys, takes the inventory, and plans. Every problem of the policy
+/// against what AWS reports is gathered before any is returned, so that one run shows them all.
 pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, PrepareError> {
     let mut known = Known {
         cloud,
@@ -36,127 +37,205 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
         regions: HashMap::new(),
     };
     let mut problems = Vec::new();
-
     let source_access = Access::role(policy.source.role_arn.clone());
     let source_account = known.of(&source_access).await?;
-    let mut usable_regions = Vec::new();
-    for (i, region) in policy.source.regions.iter().enumerate() {
-        match known
-            .region_problem(&source_access, &source_account, region)
-            .await?
+    let source = Source {
+        access: &source_access,
+        account: &source_account,
+        usable_regions: usable_source_regions(
+            &mut known,
+            policy,
+            &source_access,
+            &source_account,
+            &mut problems,
+        )
+        .await?,
+    };
+    let mut targets = Vec::new();
+    for (index, t) in policy.targets.iter().enumerate() {
+        if let Some(target) =
+            resolve_target(&mut known, policy, &source, index, t, &mut problems).await?
         {
-            Some(why) => problems.push(format!("source.regions[{i}] = \"{region}\": {why}")),
-            None => usable_regions.push(region),
+            targets.push(target);
         }
     }
+    if !problems.is_empty() {
+        return Err(PrepareError::Input(problems));
+    }
+    let (mut estate, messages) = inventory(cloud, policy, &source, &mut problems).await?;
+    if !problems.is_empty() {
+        return Err(PrepareError::Input(problems));
+    }
+    describe_source_keys(cloud, &source_access, &mut estate).await;
+    Ok(Prepared {
+        plan: plan(&policy.name, &source_account, &targets, &estate, messages),
+        source_access,
+    })
+}
 
+/// The source credentials, their account, and the source Regions they may use.
+struct Source<'a> {
+    access: &'a Access,
+    account: &'a AccountId,
+    usable_regions: Vec<String>,
+}
+
+/// The source Regions the account may use; the others are problems.
+async fn usable_source_regions(
+    known: &mut Known<'_>,
+    policy: &Policy,
+    access: &Access,
+    account: &AccountId,
+    problems: &mut Vec<String>,
+) -> Result<Vec<String>, CloudError> {
+    let mut usable = Vec::new();
+    for (i, region) in policy.source.regions.iter().enumerate() {
+        match known.region_problem(access, account, region).await? {
+            Some(why) => problems.push(format!("source.regions[{i}] = \"{region}\": {why}")),
+            None => usable.push(region.clone()),
+        }
+    }
+    Ok(usable)
+}
+
+/// One target, resolved: its account (as its credentials act in), Region, key, and the
+/// staging keys of RDS workflow C; `None` (with the problems said) when it does not fit.
+async fn resolve_target(
+    known: &mut Known<'_>,
+    policy: &Policy,
+    source: &Source<'_>,
+    index: usize,
+    t: &Target,
+    problems: &mut Vec<String>,
+) -> Result<Option<ResolvedTarget>, CloudError> {
+    let field = format!("targets[{index}]");
+    let access = target_access(t, source.access, source.account);
+    let account = known.of(&access).await?;
+    if let Some(declared) = &t.account
+        && declared != &account
+    {
+        problems.push(format!(
+            "{field}.account = \"{declared}\": the credentials for this target ({access}) act in \
+             account {account}; set {field}.role_arn to a role in account {declared}"
+        ));
+        return Ok(None);
+    }
+    if let Some(why) = known.region_problem(&access, &account, &t.region).await? {
+        problems.push(format!("{field}.region = \"{}\": {why}", t.region));
+        return Ok(None);
+    }
+    if &account == source.account && policy.source.regions.contains(&t.region) {
+        problems.push(format!(
+            "{field}: account {account} Region {} is the source itself; a replica must be in \
+             another Region or account",
+            t.region
+        ));
+        return Ok(None);
+    }
+    let cloud = known.cloud;
+    let key = match &t.kms_key {
+        None => None,
+        Some(k) => match resolve_key(cloud, &access, &account, &t.region, k).await? {
+            Ok(info) if info.manager == KeyManager::Aws => {
+                problems.push(format!(
+                    "{field}.kms_key = \"{k}\": {} is an AWS managed key; replicas must be \
+                     encrypted with a customer managed key",
+                    info.arn
+                ));
+                None
+            }
+            Ok(info) => Some(info),
+            Err(why) => {
+                problems.push(format!("{field}.kms_key = \"{k}\": {why}"));
+                None
+            }
+        },
+    };
     let has_rds = policy
         .source
         .resources
         .iter()
         .any(|r| r.resource_type == ResourceType::Rds);
-    let mut targets = Vec::new();
-    for (index, t) in policy.targets.iter().enumerate() {
-        let field = format!("targets[{index}]");
-        let access = target_access(t, &source_access, &source_account);
-        let account = known.of(&access).await?;
-        if let Some(declared) = &t.account
-            && declared != &account
-        {
-            problems.push(format!(
-                "{field}.account = \"{declared}\": the credentials for this target ({access}) act in \
-                 account {account}; set {field}.role_arn to a role in account {declared}"
-            ));
-            continue;
-        }
-        if let Some(why) = known.region_problem(&access, &account, &t.region).await? {
-            problems.push(format!("{field}.region = \"{}\": {why}", t.region));
-            continue;
-        }
-        if account == source_account && policy.source.regions.contains(&t.region) {
-            problems.push(format!(
-                "{field}: account {account} Region {} is the source itself; a replica must be in \
-                 another Region or account",
-                t.region
-            ));
-            continue;
-        }
-        let key = match &t.kms_key {
-            None => None,
-            Some(k) => match resolve_key(cloud, &access, &account, &t.region, k).await? {
-                Ok(info) if info.manager == KeyManager::Aws => {
-                    problems.push(format!(
-                        "{field}.kms_key = \"{k}\": {} is an AWS managed key; replicas must be \
-                         encrypted with a customer managed key",
-                        info.arn
-                    ));
-                    None
-                }
-                Ok(info) => Some(info),
-                Err(why) => {
-                    problems.push(format!("{field}.kms_key = \"{k}\": {why}"));
-                    None
-                }
-            },
-        };
-        // RDS across accounts and Regions in two steps: the intermediate copy is made in each
-        // source Region, in the target account, with the staging key.
-        let mut staging_keys = BTreeMap::new();
-        if has_rds && account != source_account && !t.rds_single_step {
-            let default_key = KeyRef::AliasName("alias/aws/rds".into());
-            let staging = t.staging_kms_key.as_ref().unwrap_or(&default_key);
-            for region in usable_regions.iter().filter(|r| ***r != t.region) {
-                match resolve_key(cloud, &access, &account, region, staging).await? {
-                    // SPEC workflow C: the intermediate copy is encrypted with a key of the
-                    // target account in the source Region.
-                    Ok(info) if info.account != account => problems.push(format!(
-                        "{field}.staging_kms_key = \"{staging}\": {} is a key of account {}; the \
-                         intermediate copy in account {account} must be encrypted with a key of \
-                         that account",
-                        info.arn, info.account
-                    )),
-                    Ok(info) => {
-                        staging_keys.insert((*region).clone(), info);
-                    }
-                    Err(why) => problems.push(format!(
-                        "{field}.staging_kms_key = \"{staging}\" (the key of the intermediate RDS \
-                         copy in {region}): {why}"
-                    )),
-                }
-            }
-        }
-        targets.push(ResolvedTarget {
-            index,
-            account,
-            region: t.region.clone(),
-            access,
-            key,
-            staging_keys,
-            rds_single_step: t.rds_single_step,
-            staging_declared: t.staging_kms_key.is_some(),
-        });
-    }
+    let staging_keys = if has_rds && &account != source.account && !t.rds_single_step {
+        staging_keys(cloud, source, &field, t, &access, &account, problems).await?
+    } else {
+        BTreeMap::new()
+    };
+    Ok(Some(ResolvedTarget {
+        index,
+        account,
+        region: t.region.clone(),
+        access,
+        key,
+        staging_keys,
+        rds_single_step: t.rds_single_step,
+        staging_declared: t.staging_kms_key.is_some(),
+    }))
+}
 
-    if !problems.is_empty() {
-        return Err(PrepareError::Input(problems));
+/// RDS across accounts and Regions in two steps: the intermediate copy is made in each source
+/// Region, in the target account, with the staging key (`aws/rds` of that account unless the
+/// target names one).
+async fn staging_keys(
+    cloud: &dyn Cloud,
+    source: &Source<'_>,
+    field: &str,
+    t: &Target,
+    access: &Access,
+    account: &AccountId,
+    problems: &mut Vec<String>,
+) -> Result<BTreeMap<String, KeyInfo>, CloudError> {
+    let default_key = KeyRef::AliasName("alias/aws/rds".into());
+    let staging = t.staging_kms_key.as_ref().unwrap_or(&default_key);
+    let mut keys = BTreeMap::new();
+    for region in source.usable_regions.iter().filter(|r| **r != t.region) {
+        match resolve_key(cloud, access, account, region, staging).await? {
+            // SPEC workflow C: the intermediate copy is encrypted with a key of the target
+            // account in the source Region.
+            Ok(info) if &info.account != account => problems.push(format!(
+                "{field}.staging_kms_key = \"{staging}\": {} is a key of account {}; the \
+                 intermediate copy in account {account} must be encrypted with a key of that \
+                 account",
+                info.arn, info.account
+            )),
+            Ok(info) => {
+                keys.insert(region.clone(), info);
+            }
+            Err(why) => problems.push(format!(
+                "{field}.staging_kms_key = \"{staging}\" (the key of the intermediate RDS copy \
+                 in {region}): {why}"
+            )),
+        }
     }
+    Ok(keys)
+}
+
+/// The resources the policy selects, each once; ids that match nothing are problems, tag
+/// selectors that match nothing are messages.
+async fn inventory(
+    cloud: &dyn Cloud,
+    policy: &Policy,
+    source: &Source<'_>,
+    problems: &mut Vec<String>,
+) -> Result<(Estate, Vec<String>), CloudError> {
     let mut estate = Estate::default();
     let mut messages = Vec::new();
     let mut seen = BTreeSet::new();
+    let regions = policy.source.regions.join(", ");
     for (i, sel) in policy.source.resources.iter().enumerate() {
         let mut found: Vec<Resource> = Vec::new();
         for region in &policy.source.regions {
             match sel.resource_type {
                 ResourceType::Ec2 => found.extend(
                     cloud
-                        .find_instances(&source_access, region, &sel.selector)
+                        .find_instances(source.access, region, &sel.selector)
                         .await?
                         .into_iter()
                         .map(Resource::Ec2),
                 ),
                 ResourceType::Rds => found.extend(
                     cloud
-                        .find_db_instances(&source_access, region, &sel.selector)
+                        .find_db_instances(source.access, region, &sel.selector)
                         .await?
                         .into_iter()
                         .map(Resource::Rds),
@@ -167,6 +246,7 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
             ResourceType::Ec2 => "EC2 instance",
             ResourceType::Rds => "DB instance",
         };
+        let account = source.account;
         match &sel.selector {
             Selector::Ids(ids) => {
                 for (j, id) in ids.iter().enumerate() {
@@ -174,16 +254,14 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
                     if !found.iter().any(|r| r.id().eq_ignore_ascii_case(id)) {
                         problems.push(format!(
                             "source.resources[{i}].ids[{j}] = \"{id}\": no such {kind} in account \
-                             {source_account}, Regions {}",
-                            policy.source.regions.join(", ")
+                             {account}, Regions {regions}"
                         ));
                     }
                 }
             }
             Selector::Tags(tags) if found.is_empty() => messages.push(format!(
-                "source.resources[{i}]: no {kind} in account {source_account}, Regions {} has the \
+                "source.resources[{i}]: no {kind} in account {account}, Regions {regions} has the \
                  tags {}",
-                policy.source.regions.join(", "),
                 tags.iter()
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
@@ -197,10 +275,12 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
             }
         }
     }
-    if !problems.is_empty() {
-        return Err(PrepareError::Input(problems));
-    }
+    Ok((estate, messages))
+}
 
+/// What the source keys of the selected volumes and DBs are (managed by AWS or the customer,
+/// ...); a key that cannot be described is noted, and the planner says so per resource.
+async fn describe_source_keys(cloud: &dyn Cloud, access: &Access, estate: &mut Estate) {
     let key_arns: BTreeSet<String> = estate
         .resources
         .iter()
@@ -214,14 +294,13 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
         })
         .collect();
     for arn in key_arns {
-        let region = key_arn_parts(&arn).map(|(r, _)| r);
-        let Some(region) = region else {
+        let Some((region, _)) = key_arn_parts(&arn) else {
             estate
                 .key_errors
                 .insert(arn.clone(), "not a KMS key ARN".into());
             continue;
         };
-        match cloud.describe_key(&source_access, &region, &arn).await {
+        match cloud.describe_key(access, &region, &arn).await {
             Ok(info) => {
                 estate.keys.insert(arn, info);
             }
@@ -230,11 +309,6 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
             }
         }
     }
-
-    Ok(Prepared {
-        plan: plan(&policy.name, &source_account, &targets, &estate, messages),
-        source_access,
-    })
 }
 
 /// The credentials a target is worked on with: its role, else for a target in the source

@@ -37,18 +37,19 @@ pub async fn replicate(
     account: &AccountId,
     all: &[Planned<'_>],
 ) -> Vec<TargetOutcome> {
-    let region = source.region.as_str();
     // A resumed task keeps the replicas it had recorded and works on the other targets.
-    let mut recorded: Vec<TargetOutcome> = Vec::new();
-    let mut targets: Vec<Planned<'_>> = Vec::new();
-    for p in all {
-        match ctx.recorded(SnapshotKind::Replica, account.as_str(), &p.target.region) {
-            Some(place) => recorded.push(TargetOutcome::of(p.target.index, Ok(place.clone()))),
-            None => targets.push(p.clone()),
+    let (mut recorded, targets): (Vec<TargetOutcome>, Vec<Planned<'_>>) = {
+        let mut recorded = Vec::new();
+        let mut targets = Vec::new();
+        for p in all {
+            match ctx.recorded(SnapshotKind::Replica, account.as_str(), &p.target.region) {
+                Some(place) => recorded.push(TargetOutcome::of(p.target.index, Ok(place.clone()))),
+                None => targets.push(p.clone()),
+            }
         }
-    }
+        (recorded, targets)
+    };
     let targets = targets.as_slice();
-    let source_place = format!("{}/{region}", ctx.source_account);
     let fail_all = |e: TaskError| -> Vec<TargetOutcome> {
         let e = on_source_key(e, source, account);
         targets
@@ -69,21 +70,7 @@ pub async fn replicate(
         // Nothing left to copy: only the share a crash may have left is removed below.
         Ok(())
     } else {
-        ctx.change(
-            StepKind::Share,
-            &source_place,
-            |_| share_detail(Service::Rds, &source.id, account),
-            async {
-                ctx.cloud
-                    .set_db_snapshot_share(ctx.source_access, region, &source.id, account, true)
-                    .await
-                    .map_err(TaskError::aws(format!(
-                        "share {} with account {account}",
-                        source.id
-                    )))
-            },
-        )
-        .await
+        set_share(ctx, source, account, true).await
     };
 
     // Step 3 and, for targets that need no intermediate copy, step 4: everything that reads
@@ -95,78 +82,17 @@ pub async fn replicate(
     };
 
     // Step 6, as soon as nothing reads the shared snapshot any more: unshare.
-    let unshared = ctx
-        .change(
-            StepKind::Unshare,
-            &source_place,
-            |_| share_detail(Service::Rds, &source.id, account),
-            async {
-                ctx.cloud
-                    .set_db_snapshot_share(ctx.source_access, region, &source.id, account, false)
-                    .await
-                    .map_err(|e| TaskError::Left {
-                        what: format!(
-                            "DB snapshot {} is still shared with account {account}: removing the \
-                         share failed: {e}",
-                            source.id
-                        ),
-                        remedy: "remove it by hand (aws rds modify-db-snapshot-attribute)"
-                            .to_owned(),
-                    })
-            },
-        )
-        .await;
+    let unshared = set_share(ctx, source, account, false).await;
 
     // Step 4 for the others: from their intermediate copy to their Region.
-    let second_hops = targets.iter().filter(|p| p.two_step).map(|p| {
-        let staging = &staging;
-        async move {
-            let from = staging
-                .iter()
-                .find(|(key, _, _)| *key == p.staging_kms_key_id)
-                .map(|(_, _, copy)| copy);
-            let replica = match from {
-                Some(Ok(copy)) => final_copy(ctx, source, account, p, copy.arn.clone()).await,
-                Some(Err(e)) => Err(TaskError::Because {
-                    what: format!("the intermediate copy in account {account} {region} failed"),
-                    cause: Box::new(e.clone()),
-                }),
-                None => Err(TaskError::Refused(format!(
-                    "no intermediate copy in account {account} {region}"
-                ))),
-            };
-            let replica = replica.map_err(|e| on_source_key(e, source, account));
-            TargetOutcome::of(p.target.index, replica)
-        }
-    });
-    outcomes.extend(join_all(second_hops).await);
+    outcomes.extend(second_hops(ctx, source, account, targets, &staging).await);
 
     // Step 5: the intermediate copies go once the final copies have ended (deleting them
     // earlier would fail those copies).
-    if ctx.resumed.is_some() {
-        let left = leftover_staging(ctx, source, account, all, &staging).await;
-        for o in &mut outcomes {
-            o.messages.extend(left.iter().map(ToString::to_string));
-        }
+    let left = discard_staging(ctx, source, account, all, &staging).await;
+    for o in &mut outcomes {
+        o.messages.extend(left.iter().map(ToString::to_string));
     }
-    for (_, access, copy) in &staging {
-        if let Ok(copy) = copy {
-            let place = format!("{account}/{region}");
-            let left = ctx
-                .discard(
-                    Service::Rds,
-                    access,
-                    region,
-                    &place,
-                    std::slice::from_ref(&copy.id),
-                )
-                .await;
-            for o in &mut outcomes {
-                o.messages.extend(left.iter().map(ToString::to_string));
-            }
-        }
-    }
-
     if let Err(e) = &unshared {
         for o in &mut outcomes {
             o.status = Status::Failed;
@@ -175,6 +101,112 @@ pub async fn replicate(
     }
     recorded.extend(outcomes);
     recorded
+}
+
+/// Steps 2 and 6: shares the source DB snapshot with `account` (the `restore` attribute), or
+/// removes the share; a share that cannot be removed is left, and said.
+async fn set_share(
+    ctx: &TaskContext<'_>,
+    source: &SourceDbSnapshot,
+    account: &AccountId,
+    shared: bool,
+) -> Result<(), TaskError> {
+    let region = source.region.as_str();
+    let place = format!("{}/{region}", ctx.source_account);
+    let step = if shared {
+        StepKind::Share
+    } else {
+        StepKind::Unshare
+    };
+    ctx.change(
+        step,
+        &place,
+        |_| share_detail(Service::Rds, &source.id, account),
+        async {
+            let result = ctx
+                .cloud
+                .set_db_snapshot_share(ctx.source_access, region, &source.id, account, shared)
+                .await;
+            match (result, shared) {
+                (Ok(()), _) => Ok(()),
+                (Err(e), true) => Err(TaskError::aws(format!(
+                    "share {} with account {account}",
+                    source.id
+                ))(e)),
+                (Err(e), false) => Err(TaskError::Left {
+                    what: format!(
+                        "DB snapshot {} is still shared with account {account}: removing the \
+                         share failed: {e}",
+                        source.id
+                    ),
+                    remedy: "remove it by hand (aws rds modify-db-snapshot-attribute)".to_owned(),
+                }),
+            }
+        },
+    )
+    .await
+}
+
+/// Step 4 for the targets in two steps: each from its intermediate copy to its Region.
+async fn second_hops(
+    ctx: &TaskContext<'_>,
+    source: &SourceDbSnapshot,
+    account: &AccountId,
+    targets: &[Planned<'_>],
+    staging: &[Staging<'_>],
+) -> Vec<TargetOutcome> {
+    let region = source.region.as_str();
+    let hops = targets.iter().filter(|p| p.two_step).map(|p| async move {
+        let from = staging
+            .iter()
+            .find(|(key, _, _)| *key == p.staging_kms_key_id)
+            .map(|(_, _, copy)| copy);
+        let replica = match from {
+            Some(Ok(copy)) => final_copy(ctx, source, account, p, copy.arn.clone()).await,
+            Some(Err(e)) => Err(TaskError::Because {
+                what: format!("the intermediate copy in account {account} {region} failed"),
+                cause: Box::new(e.clone()),
+            }),
+            None => Err(TaskError::Refused(format!(
+                "no intermediate copy in account {account} {region}"
+            ))),
+        };
+        let replica = replica.map_err(|e| on_source_key(e, source, account));
+        TargetOutcome::of(p.target.index, replica)
+    });
+    join_all(hops).await
+}
+
+/// Step 5: deletes the intermediate copies this attempt made, and (resuming) those an
+/// interrupted attempt made that this one did not need; what could not be deleted.
+async fn discard_staging(
+    ctx: &TaskContext<'_>,
+    source: &SourceDbSnapshot,
+    account: &AccountId,
+    all: &[Planned<'_>],
+    staging: &[Staging<'_>],
+) -> Vec<TaskError> {
+    let region = source.region.as_str();
+    let place = format!("{account}/{region}");
+    let mut left = Vec::new();
+    if ctx.resumed.is_some() {
+        left.extend(leftover_staging(ctx, source, account, all, staging).await);
+    }
+    for (_, access, copy) in staging {
+        if let Ok(copy) = copy {
+            left.extend(
+                ctx.discard(
+                    Service::Rds,
+                    access,
+                    region,
+                    &place,
+                    std::slice::from_ref(&copy.id),
+                )
+                .await,
+            );
+        }
+    }
+    left
 }
 
 /// The intermediate copies workflow C makes for `all` the targets of an account: one per
