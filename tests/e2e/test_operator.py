@@ -257,3 +257,59 @@ def test_a_failure_storm_is_summarised_not_printed_once_per_resource(estate: Est
     assert "10 × " in out, out
     code, out, _ = run_snaprelay(estate.endpoint, text, tmp_path, "run", "--output", "json")
     assert len(json.loads(out)["resources"]) == 30, "JSON keeps every resource"
+
+
+def invalid(tmp_path: Path, text: str) -> dict:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    done = snaprelay(env, "--policy", str(policy), "--state", str(tmp_path / "s.db"), "plan", "--output", "json")
+    assert done.returncode == 2, done.stderr
+    assert "panicked" not in done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["code"] == "invalid_input", doc
+    assert not (tmp_path / "s.db").exists()
+    return doc
+
+
+POLICY_WITH_TAGS = """name = "{name}"
+[source]
+regions = ["us-east-1"]
+[[source.resources]]
+type = "ec2"
+tags = {{ backup = {value} }}
+[[targets]]
+region = "eu-west-1"
+"""
+
+
+def test_a_datetime_where_a_string_belongs_is_refused_with_its_path_and_position(tmp_path: Path) -> None:
+    doc = invalid(tmp_path, POLICY_WITH_TAGS.format(name="dt", value="2024-01-01T00:00:00Z"))
+    assert "source.resources[0].tags.backup" in doc["error"] and "line 6" in doc["error"], doc
+    assert "$__toml" not in doc["error"]
+
+
+def test_echoed_input_is_cut_short_and_escaped(tmp_path: Path) -> None:
+    doc = invalid(tmp_path, POLICY_WITH_TAGS.format(name="n" * 70_000, value='"x"'))
+    assert len(doc["error"]) < 2_000 and "70000 characters" in doc["error"], doc["error"][:300]
+    doc = invalid(tmp_path, POLICY_WITH_TAGS.format(name="bad\\u001b[2Jname", value='"x"'))
+    assert "\x1b" not in doc["error"] and "\\u{1b}" in doc["error"], doc
+
+
+def test_aws_limits_are_checked_before_any_call(tmp_path: Path) -> None:
+    doc = invalid(tmp_path, POLICY_WITH_TAGS.format(name="long-tag", value='"' + "v" * 300 + '"'))
+    assert "source.resources[0].tags.backup" in doc["error"] and "256" in doc["error"], doc
+
+
+def test_a_region_aws_does_not_know_is_invalid_input(estate: Estate, tmp_path: Path) -> None:
+    text = policy_toml("e2e-bogus", ["i-0123456789abcdef0"], [{"account": B, "region": DST, "role_arn": TARGET_ROLE}])
+    text = text.replace(f'regions = ["{SRC}"]', 'regions = ["xx-bogus-1"]')
+    assert "xx-bogus-1" in text
+    (tmp_path / "policy.toml").write_text(text)
+    # Without AWS_REGION the policy's Regions are all snaprelay has to go on.
+    env = check_env_without(estate, AWS_REGION=None, AWS_DEFAULT_REGION=None)
+    done = snaprelay(env, "--policy", str(tmp_path / "policy.toml"), "plan", "--output", "json")
+    code, out, err = done.returncode, done.stdout, done.stderr
+    assert code == 2, err
+    doc = json.loads(out)
+    assert doc["code"] == "invalid_input" and "source.regions[0]" in doc["error"] and "xx-bogus-1" in doc["error"], doc

@@ -50,6 +50,66 @@ pub struct AwsCloud {
     rds_clients: StdMutex<HashMap<(Access, String), aws_sdk_rds::Client>>,
 }
 
+/// Regions AWS had when this was written (commercial, GovCloud and China partitions).
+const KNOWN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-west-1",
+    "us-west-2",
+];
+
+/// The Region for calls that name none (STS, `DescribeRegions`) when the environment names
+/// none either: the policy's first Region when it is one AWS is known to have (an
+/// organisation may deny every Region but its own), else its partition's first, so that AWS
+/// can be asked which Regions exist instead of a made-up name failing deep in the SDK.
+pub fn home_region(policy_regions: &[String]) -> &str {
+    let first = policy_regions.first().map_or("us-east-1", String::as_str);
+    if KNOWN_REGIONS.contains(&first) {
+        return first;
+    }
+    if first.starts_with("us-gov-") {
+        "us-gov-west-1"
+    } else if first.starts_with("cn-") {
+        "cn-north-1"
+    } else {
+        "us-east-1"
+    }
+}
+
 impl AwsCloud {
     /// Loads the ambient configuration. `fallback_region` is used for STS when neither the
     /// environment nor the profile names a Region.

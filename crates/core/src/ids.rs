@@ -1,5 +1,6 @@
-//! Syntax of the AWS identifiers a policy names: account ids, Regions, IAM role ARNs and KMS key
-//! references. Only syntax is checked here; whether the thing exists is asked of AWS later.
+//! Syntax of the AWS identifiers a policy names: account ids, Regions, IAM role ARNs, KMS key
+//! references, EC2 instance ids, DB instance identifiers and tags, with AWS's length limits.
+//! Only syntax is checked here; whether the thing exists is asked of AWS later.
 //! And the ids of snaprelay's own records: sessions, steps, restore points.
 
 use std::fmt;
@@ -49,6 +50,11 @@ fn is_partition(s: &str) -> bool {
     )
 }
 
+/// The longest IAM role name and role path (`/` included) IAM accepts.
+/// https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html
+pub const ROLE_NAME_MAX: usize = 64;
+pub const ROLE_PATH_MAX: usize = 512;
+
 /// An IAM role ARN: `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoleArn {
@@ -67,10 +73,15 @@ impl RoleArn {
             it.next()?,
             it.next()?,
         );
-        let name = resource.strip_prefix("role/")?;
+        let path_and_name = resource.strip_prefix("role/")?;
+        let (path, name) = path_and_name
+            .rsplit_once('/')
+            .unwrap_or(("", path_and_name));
+        // The path as IAM counts it includes its leading and trailing `/`.
         let name_ok = !name.is_empty()
-            && !name.ends_with('/')
-            && name
+            && name.len() <= ROLE_NAME_MAX
+            && (path.is_empty() || path.len() + 2 <= ROLE_PATH_MAX)
+            && path_and_name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b));
         (arn == "arn"
@@ -225,6 +236,53 @@ pub fn key_arn_parts(arn: &str) -> Option<(String, AccountId)> {
     }
 }
 
+/// `i-` followed by 8 or 17 lowercase hex digits (the short ids of before 2016, the long ones
+/// since).
+pub fn is_instance_id(s: &str) -> bool {
+    s.strip_prefix("i-").is_some_and(|h| {
+        (h.len() == 8 || h.len() == 17)
+            && h.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    })
+}
+
+/// The longest DB instance identifier RDS accepts.
+pub const DB_INSTANCE_ID_MAX: usize = 63;
+
+/// RDS identifier rules (DB instances: 63 characters, DB snapshots: 255): letters, digits and
+/// hyphens, starting with a letter, with no two hyphens in a row and no hyphen at the end.
+/// https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/CHAP_Limits.html#RDS_Limits.Constraints
+pub fn is_db_identifier(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && !s.ends_with('-')
+        && !s.contains("--")
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Tag limits common to EC2 and RDS, in Unicode characters: keys 1-128, values 0-256; keys
+/// starting with `aws:` (in any case) are reserved for AWS.
+/// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#tag-restrictions
+pub const TAG_KEY_MAX: usize = 128;
+pub const TAG_VALUE_MAX: usize = 256;
+
+/// Whether a tag key starts with the prefix AWS keeps for its own tags.
+pub fn is_reserved_tag_key(key: &str) -> bool {
+    key.get(..4)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("aws:"))
+}
+
+/// Whether `key` is a tag key AWS lets users write.
+pub fn is_tag_key(key: &str) -> bool {
+    (1..=TAG_KEY_MAX).contains(&key.chars().count()) && !is_reserved_tag_key(key)
+}
+
+/// Whether `value` fits in a tag value.
+pub fn is_tag_value(value: &str) -> bool {
+    value.chars().count() <= TAG_VALUE_MAX
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,9 +321,76 @@ mod tests {
             "arn:aws:iam:us-east-1:222222222222:role/x",
             "arn:aws:sts::222222222222:role/x",
             "role/x",
+            "arn:aws:iam::222222222222:role/",
+            "arn:aws:iam::222222222222:role/ops/",
         ] {
             assert!(RoleArn::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn role_names_are_at_most_64_characters_and_paths_512() {
+        let arn = |resource: String| format!("arn:aws:iam::222222222222:role/{resource}");
+        assert!(RoleArn::parse(&arn("r".repeat(64))).is_some());
+        assert!(RoleArn::parse(&arn("r".repeat(65))).is_none());
+        // `/` + 510 characters + `/` is the longest path.
+        assert!(RoleArn::parse(&arn(format!("{}/r", "p".repeat(510)))).is_some());
+        assert!(RoleArn::parse(&arn(format!("{}/r", "p".repeat(511)))).is_none());
+        let r = RoleArn::parse(&arn("a/b/target".into())).unwrap();
+        assert_eq!(r.name(), "target");
+    }
+
+    #[test]
+    fn instance_ids_are_i_and_8_or_17_lowercase_hex_digits() {
+        for ok in ["i-0123456789abcdef0", "i-1234abcd"] {
+            assert!(is_instance_id(ok), "{ok}");
+        }
+        for bad in [
+            "i-0123456789ABCDEF0",
+            "i-123456789",
+            "i-0123456789abcdef",
+            "i-0123456789abcdef01",
+            "i-1234abcg",
+            "vol-1234abcd",
+            "i-",
+            "",
+        ] {
+            assert!(!is_instance_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn db_instance_identifiers_follow_the_rds_rules() {
+        let longest = format!("d{}", "b".repeat(62));
+        for ok in ["orders-db", "a", "db1-x", longest.as_str()] {
+            assert!(is_db_identifier(ok, DB_INSTANCE_ID_MAX), "{ok}");
+        }
+        let too_long = format!("d{}", "b".repeat(63));
+        for bad in [
+            "",
+            "1db",
+            "-db",
+            "db-",
+            "db--x",
+            "db_x",
+            "db.x",
+            too_long.as_str(),
+        ] {
+            assert!(!is_db_identifier(bad, DB_INSTANCE_ID_MAX), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tag_keys_are_1_to_128_characters_outside_the_aws_prefix_and_values_up_to_256() {
+        assert!(is_tag_key("backup"));
+        assert!(is_tag_key(&"é".repeat(128)), "characters, not bytes");
+        for bad in ["", "aws:cloudformation:stack-name", "AWS:x", "Aws:x"] {
+            assert!(!is_tag_key(bad), "{bad}");
+        }
+        assert!(!is_tag_key(&"k".repeat(129)));
+        assert!(is_tag_key("awsome"));
+        assert!(is_tag_value("") && is_tag_value(&"é".repeat(256)));
+        assert!(!is_tag_value(&"v".repeat(257)));
     }
 
     #[test]

@@ -1,13 +1,27 @@
 //! The policy file (SPEC section 5): what to protect, where its replicas go, how long they are
-//! kept. Parsing is strict: an unknown key, a malformed id or an impossible combination is an
-//! error that names the field and the value, found before anything touches AWS.
+//! kept. Parsing is strict: an unknown key, a value of the wrong type, a malformed id, a value
+//! over an AWS limit or an impossible combination is an error that names the field, the value
+//! and its line and column in the file, found before anything touches AWS. Input echoed in a
+//! message is cut short and escaped: a broken or hostile file can neither flood the terminal
+//! nor drive it with control characters.
+//!
+//! The file is read from the TOML parser's tree (`DeTable`), not through serde's derive: the
+//! tree keeps the span of every key and value, however deeply nested, and lets each field be
+//! type-checked on its own (a derive takes a TOML datetime for a map and stops at the first
+//! error).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::ops::Range;
 
-use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
-use crate::ids::{AccountId, KeyRef, RoleArn, is_region};
+use crate::ids::{
+    AccountId, DB_INSTANCE_ID_MAX, KeyRef, RoleArn, TAG_KEY_MAX, TAG_VALUE_MAX, is_region,
+    is_tag_value,
+};
+pub use crate::ids::{is_db_identifier, is_instance_id};
 
 /// A validated policy.
 #[derive(Clone, Debug, PartialEq)]
@@ -86,21 +100,41 @@ pub enum Keep {
     Days(u32),
 }
 
+/// Where something is in the policy file: line and column, both counted from 1, the column in
+/// characters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, column {}", self.line, self.column)
+    }
+}
+
 /// One thing wrong with a policy: the field (a path such as `targets[1].kms_key`), the value
-/// found there, and what is wrong with it.
+/// found there as a message shows it (cut short and escaped), what is wrong with it, and where
+/// it is in the file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldError {
     pub field: String,
     pub value: String,
     pub problem: String,
+    pub position: Position,
 }
 
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.value.is_empty() {
-            write!(f, "{}: {}", self.field, self.problem)
+            write!(f, "{}: {}: {}", self.position, self.field, self.problem)
         } else {
-            write!(f, "{} = {}: {}", self.field, self.value, self.problem)
+            write!(
+                f,
+                "{}: {} = {}: {}",
+                self.position, self.field, self.value, self.problem
+            )
         }
     }
 }
@@ -108,422 +142,958 @@ impl fmt::Display for FieldError {
 /// Why a policy was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
+    /// The file is not TOML, or its TOML does not have a policy's shape: a key it does not
+    /// know, a key missing, a value of the wrong type. One problem a line, each with its
+    /// position and, for the shape, its field.
     #[error("policy file is not valid TOML for a snaprelay policy:\n{0}")]
     Syntax(String),
+    /// The shape is right but values are not.
     #[error("policy is invalid:\n{}", list(.0))]
     Invalid(Vec<FieldError>),
 }
 
+/// The most problems a message lists: past that, a file broken everywhere would bury the
+/// first ones.
+const LISTED: usize = 20;
+
 fn list(errors: &[FieldError]) -> String {
-    errors
+    let mut lines: Vec<String> = errors
         .iter()
+        .take(LISTED)
         .map(|e| format!("  - {e}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    if errors.len() > LISTED {
+        lines.push(format!(
+            "  ({} more problems not shown)",
+            errors.len() - LISTED
+        ));
+    }
+    lines.join("\n")
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// How many characters of a value from the file a message shows: every well-formed id, key
+/// ARN (75-90 characters) and tag key whole, and still one problem to a line.
+const SHOWN: usize = 128;
+
+/// A string from the file as a message shows it: quoted, escaped as Rust's `{:?}` does (so ESC,
+/// a newline or a bidi override shows as `\u{1b}`, `\n`, `\u{202e}` and never reaches a
+/// terminal raw), and cut after [`SHOWN`] characters, saying how long it is.
+fn shown(s: &str) -> String {
+    match s.char_indices().nth(SHOWN) {
+        None => format!("{s:?}"),
+        Some((cut, _)) => format!("{:?}… ({} characters)", &s[..cut], s.chars().count()),
+    }
+}
+
+/// Unquoted text from the file (a number's digits), cut and escaped like [`shown`].
+fn clipped(s: &str) -> String {
+    let head: String = s.chars().take(SHOWN).flat_map(char::escape_debug).collect();
+    let n = s.chars().count();
+    if n > SHOWN {
+        format!("{head}… ({n} characters)")
+    } else {
+        head
+    }
+}
+
+/// A key as a field path shows it: bare when it is a plain word, else quoted like a value.
+fn key_in_path(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key.len() <= SHOWN
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if bare { key.to_owned() } else { shown(key) }
+}
+
+fn join(path: &str, key: &str) -> String {
+    let key = key_in_path(key);
+    if path.is_empty() {
+        key
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// A byte range of the policy text, as the TOML parser gives them.
+type Span = Range<usize>;
+
+/// Turns byte offsets of the policy text into positions.
+struct Lines<'a> {
+    text: &'a str,
+    /// Where each line starts.
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self { text, starts }
+    }
+
+    fn position(&self, offset: usize) -> Position {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        // `starts[0]` is 0, so `line` is at least 1.
+        let line = self.starts.partition_point(|&start| start <= offset);
+        let start = self.starts[line - 1];
+        Position {
+            line,
+            column: self.text[start..offset].chars().count() + 1,
+        }
+    }
+}
+
+/// Collects every problem, so one run of `plan` shows them all.
+struct Problems<'a> {
+    lines: Lines<'a>,
+    found: Vec<FieldError>,
+}
+
+impl Problems<'_> {
+    /// A problem with the field at `at`; `value` as a message shows it, or empty.
+    fn add(
+        &mut self,
+        at: &Span,
+        field: impl Into<String>,
+        value: impl Into<String>,
+        problem: impl Into<String>,
+    ) {
+        let position = self.lines.position(at.start);
+        self.found.push(FieldError {
+            field: field.into(),
+            value: value.into(),
+            problem: problem.into(),
+            position,
+        });
+    }
+}
+
+/// The TOML parser's complaint. Its own rendering quotes the offending line raw, so only its
+/// message is kept, with the position and the offending text, escaped.
+fn not_toml(lines: &Lines<'_>, e: &toml::de::Error) -> PolicyError {
+    let span = e.span().unwrap_or(0..0);
+    let message: String = e
+        .message()
+        .trim_end()
+        .chars()
+        .take(200)
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    let found = match lines.text.get(span.clone()) {
+        Some(found) if !found.is_empty() => format!(" (at {})", shown(found)),
+        _ => String::new(),
+    };
+    PolicyError::Syntax(format!(
+        "  - {}: not TOML: {message}{found}",
+        lines.position(span.start)
+    ))
+}
+
+/// A value of the file and where it is.
+#[derive(Default)]
+struct At<T> {
+    value: T,
+    span: Span,
+}
+
+/// A whole number of the file: its value if it fits a `u32`, and its text for messages.
+struct Count {
+    value: Option<u32>,
+    text: String,
+}
+
+#[derive(Default)]
 struct RawPolicy {
-    name: String,
+    name: At<String>,
     source: RawSource,
-    #[serde(default)]
-    targets: Vec<RawTarget>,
-    #[serde(default)]
+    targets: At<Vec<RawTarget>>,
     retention: RawRetention,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct RawSource {
-    role_arn: Option<String>,
-    regions: Vec<String>,
-    #[serde(default)]
-    resources: Vec<RawSelection>,
+    role_arn: Option<At<String>>,
+    regions: At<Vec<At<String>>>,
+    resources: At<Vec<RawSelection>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawSelection {
-    #[serde(rename = "type")]
-    resource_type: String,
-    ids: Option<Vec<String>>,
-    tags: Option<BTreeMap<String, String>>,
+    span: Span,
+    resource_type: At<String>,
+    ids: Option<At<Vec<At<String>>>>,
+    tags: Option<At<RawTags>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A tag selector's keys and values, in the order of the keys.
+type RawTags = Vec<(At<String>, At<String>)>;
+
 struct RawTarget {
-    account: Option<String>,
-    region: String,
-    role_arn: Option<String>,
-    kms_key: Option<String>,
-    staging_kms_key: Option<String>,
-    #[serde(default)]
+    span: Span,
+    account: Option<At<String>>,
+    region: At<String>,
+    role_arn: Option<At<String>>,
+    kms_key: Option<At<String>>,
+    staging_kms_key: Option<At<String>>,
     rds_single_step: bool,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct RawRetention {
     replicas: Option<RawKeep>,
     source: Option<RawKeep>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawKeep {
-    count: Option<i64>,
-    days: Option<i64>,
+    span: Span,
+    count: Option<At<Count>>,
+    days: Option<At<Count>>,
 }
 
-/// Collects every problem, so one run of `plan` shows them all.
-#[derive(Default)]
-struct Problems(Vec<FieldError>);
+const POLICY_KEYS: &[&str] = &["name", "source", "targets", "retention"];
+const SOURCE_KEYS: &[&str] = &["role_arn", "regions", "resources"];
+const SELECTION_KEYS: &[&str] = &["type", "ids", "tags"];
+const TARGET_KEYS: &[&str] = &[
+    "account",
+    "region",
+    "role_arn",
+    "kms_key",
+    "staging_kms_key",
+    "rds_single_step",
+];
+const RETENTION_KEYS: &[&str] = &["replicas", "source"];
+const KEEP_KEYS: &[&str] = &["count", "days"];
 
-impl Problems {
-    fn add(
-        &mut self,
-        field: impl Into<String>,
-        value: impl fmt::Display,
-        problem: impl Into<String>,
-    ) {
-        self.0.push(FieldError {
-            field: field.into(),
-            value: format!("{value}"),
-            problem: problem.into(),
-        });
+type Value<'i> = Spanned<DeValue<'i>>;
+
+/// A table of the file being read: its path in the policy, where it is, and its entries.
+struct Table<'t, 'i> {
+    path: String,
+    span: Span,
+    entries: &'t DeTable<'i>,
+}
+
+impl<'t, 'i> Table<'t, 'i> {
+    /// `value` as a table that holds only `known` keys: any other key is a problem.
+    fn open(
+        p: &mut Problems<'_>,
+        path: String,
+        value: &'t Value<'i>,
+        known: &[&str],
+    ) -> Option<Self> {
+        let DeValue::Table(entries) = value.get_ref() else {
+            wrong_type(p, &path, value, "a table");
+            return None;
+        };
+        let table = Table {
+            path,
+            span: value.span(),
+            entries,
+        };
+        table.deny_unknown(p, known);
+        Some(table)
     }
 
-    fn quoted(s: &str) -> String {
-        format!("{s:?}")
+    fn deny_unknown(&self, p: &mut Problems<'_>, known: &[&str]) {
+        for key in self.entries.keys() {
+            if !known.contains(&key.get_ref().as_ref()) {
+                p.add(
+                    &key.span(),
+                    join(&self.path, key.get_ref()),
+                    "",
+                    format!("unknown key; this table takes {}", known.join(", ")),
+                );
+            }
+        }
+    }
+
+    fn field(&self, key: &str) -> String {
+        join(&self.path, key)
+    }
+
+    fn get(&self, key: &str) -> Option<&'t Value<'i>> {
+        self.entries.get(key)
+    }
+
+    fn missing(&self, p: &mut Problems<'_>, key: &str, what: &str) {
+        p.add(
+            &self.span,
+            self.field(key),
+            "",
+            format!("is required ({what})"),
+        );
+    }
+
+    fn string(&self, p: &mut Problems<'_>, key: &str) -> Option<At<String>> {
+        string(p, &self.field(key), self.get(key)?)
+    }
+
+    fn required_string(&self, p: &mut Problems<'_>, key: &str) -> At<String> {
+        if self.get(key).is_none() {
+            self.missing(p, key, "a string");
+        }
+        self.string(p, key).unwrap_or_default()
+    }
+
+    fn strings(&self, p: &mut Problems<'_>, key: &str) -> Option<At<Vec<At<String>>>> {
+        let value = self.get(key)?;
+        let field = self.field(key);
+        let DeValue::Array(items) = value.get_ref() else {
+            wrong_type(p, &field, value, "an array of strings");
+            return None;
+        };
+        let strings = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| string(p, &format!("{field}[{i}]"), item))
+            .collect();
+        Some(At {
+            value: strings,
+            span: value.span(),
+        })
+    }
+
+    /// A table of strings, in the order of its keys.
+    fn string_table(&self, p: &mut Problems<'_>, key: &str) -> Option<At<RawTags>> {
+        let value = self.get(key)?;
+        let field = self.field(key);
+        let DeValue::Table(entries) = value.get_ref() else {
+            wrong_type(p, &field, value, "a table of strings (key = \"value\")");
+            return None;
+        };
+        let pairs = entries
+            .iter()
+            .filter_map(|(k, v)| {
+                let v = string(p, &join(&field, k.get_ref()), v)?;
+                let k = At {
+                    value: k.get_ref().to_string(),
+                    span: k.span(),
+                };
+                Some((k, v))
+            })
+            .collect();
+        Some(At {
+            value: pairs,
+            span: value.span(),
+        })
+    }
+
+    fn boolean(&self, p: &mut Problems<'_>, key: &str) -> Option<bool> {
+        let value = self.get(key)?;
+        match value.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                wrong_type(p, &self.field(key), value, "true or false");
+                None
+            }
+        }
+    }
+
+    fn count(&self, p: &mut Problems<'_>, key: &str) -> Option<At<Count>> {
+        let value = self.get(key)?;
+        match value.get_ref() {
+            DeValue::Integer(i) => Some(At {
+                value: Count {
+                    value: u32::from_str_radix(i.as_str(), i.radix()).ok(),
+                    text: clipped(&i.to_string()),
+                },
+                span: value.span(),
+            }),
+            _ => {
+                wrong_type(p, &self.field(key), value, "a whole number");
+                None
+            }
+        }
+    }
+
+    fn table(&self, p: &mut Problems<'_>, key: &str, known: &[&str]) -> Option<Table<'t, 'i>> {
+        Table::open(p, self.field(key), self.get(key)?, known)
+    }
+
+    /// An array of tables (`[[key]]`); none when the key is absent.
+    fn tables(&self, p: &mut Problems<'_>, key: &str, known: &[&str]) -> At<Vec<Table<'t, 'i>>> {
+        let Some(value) = self.get(key) else {
+            return At {
+                value: Vec::new(),
+                span: self.span.clone(),
+            };
+        };
+        let field = self.field(key);
+        let DeValue::Array(items) = value.get_ref() else {
+            wrong_type(
+                p,
+                &field,
+                value,
+                &format!("an array of tables ([[{field}]])"),
+            );
+            return At::default();
+        };
+        let tables = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| Table::open(p, format!("{field}[{i}]"), item, known))
+            .collect();
+        At {
+            value: tables,
+            span: value.span(),
+        }
     }
 }
+
+fn string(p: &mut Problems<'_>, field: &str, value: &Value<'_>) -> Option<At<String>> {
+    match value.get_ref() {
+        DeValue::String(s) => Some(At {
+            value: s.to_string(),
+            span: value.span(),
+        }),
+        _ => {
+            wrong_type(p, field, value, "a string");
+            None
+        }
+    }
+}
+
+fn wrong_type(p: &mut Problems<'_>, field: &str, value: &Value<'_>, expected: &str) {
+    let found = value.get_ref();
+    let kind = found.type_str();
+    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    p.add(
+        &value.span(),
+        field,
+        described(found),
+        format!("must be {expected}, not {article} {kind}"),
+    );
+}
+
+/// A value of any type as a message shows it.
+fn described(value: &DeValue<'_>) -> String {
+    match value {
+        DeValue::String(s) => shown(s),
+        DeValue::Integer(i) => clipped(&i.to_string()),
+        DeValue::Float(f) => clipped(f.as_str()),
+        DeValue::Boolean(b) => b.to_string(),
+        DeValue::Datetime(d) => clipped(&d.to_string()),
+        DeValue::Array(_) => "[…]".to_owned(),
+        DeValue::Table(_) => "{…}".to_owned(),
+    }
+}
+
+/// Reads the parsed file into the policy's shape. Every unknown key, missing key and value of
+/// the wrong type is a problem; what could not be read is left empty, for the caller stops at
+/// those problems.
+fn read(p: &mut Problems<'_>, doc: &Spanned<DeTable<'_>>) -> RawPolicy {
+    let top = Table {
+        path: String::new(),
+        span: doc.span(),
+        entries: doc.get_ref(),
+    };
+    top.deny_unknown(p, POLICY_KEYS);
+    let name = top.required_string(p, "name");
+    if top.get("source").is_none() {
+        top.missing(p, "source", "a [source] table");
+    }
+    let source = top
+        .table(p, "source", SOURCE_KEYS)
+        .map(|t| read_source(p, &t))
+        .unwrap_or_default();
+    let targets = top.tables(p, "targets", TARGET_KEYS);
+    let targets = At {
+        value: targets.value.iter().map(|t| read_target(p, t)).collect(),
+        span: targets.span,
+    };
+    let retention = top
+        .table(p, "retention", RETENTION_KEYS)
+        .map(|t| RawRetention {
+            replicas: read_keep(p, &t, "replicas"),
+            source: read_keep(p, &t, "source"),
+        })
+        .unwrap_or_default();
+    RawPolicy {
+        name,
+        source,
+        targets,
+        retention,
+    }
+}
+
+fn read_source(p: &mut Problems<'_>, t: &Table<'_, '_>) -> RawSource {
+    if t.get("regions").is_none() {
+        t.missing(p, "regions", "an array of Regions");
+    }
+    let resources = t.tables(p, "resources", SELECTION_KEYS);
+    RawSource {
+        role_arn: t.string(p, "role_arn"),
+        regions: t.strings(p, "regions").unwrap_or_default(),
+        resources: At {
+            value: resources
+                .value
+                .iter()
+                .map(|s| RawSelection {
+                    span: s.span.clone(),
+                    resource_type: s.required_string(p, "type"),
+                    ids: s.strings(p, "ids"),
+                    tags: s.string_table(p, "tags"),
+                })
+                .collect(),
+            span: resources.span,
+        },
+    }
+}
+
+fn read_target(p: &mut Problems<'_>, t: &Table<'_, '_>) -> RawTarget {
+    RawTarget {
+        span: t.span.clone(),
+        account: t.string(p, "account"),
+        region: t.required_string(p, "region"),
+        role_arn: t.string(p, "role_arn"),
+        kms_key: t.string(p, "kms_key"),
+        staging_kms_key: t.string(p, "staging_kms_key"),
+        rds_single_step: t.boolean(p, "rds_single_step").unwrap_or(false),
+    }
+}
+
+fn read_keep(p: &mut Problems<'_>, t: &Table<'_, '_>, key: &str) -> Option<RawKeep> {
+    let keep = t.table(p, key, KEEP_KEYS)?;
+    Some(RawKeep {
+        span: keep.span.clone(),
+        count: keep.count(p, "count"),
+        days: keep.count(p, "days"),
+    })
+}
+
+/// The longest policy name: it goes into tags, snapshot descriptions and (cleaned) RDS snapshot
+/// identifiers, which are at most 255 characters with the DB identifier and session id.
+const NAME_MAX: usize = 64;
+
+const KEY_FORMS: &str =
+    "is not a KMS key ARN, alias ARN, key id or alias/NAME (an alias at most 256 characters)";
 
 impl Policy {
     /// Parses and validates a policy file's text.
     pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
-        let raw: RawPolicy = toml::from_str(text)
-            .map_err(|e| PolicyError::Syntax(e.to_string().trim_end().to_owned()))?;
-        let mut p = Problems::default();
-        let q = Problems::quoted;
-
-        // Tag values are limited to 256 characters and the name ends up in snapshot ids and
-        // identifiers, so keep it to a safe alphabet.
-        let name_ok = !raw.name.is_empty()
-            && raw.name.len() <= 64
-            && raw
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !name_ok {
-            p.add(
-                "name",
-                q(&raw.name),
-                "must be 1-64 letters, digits, '-' or '_'",
-            );
-        }
-
-        let source_role = parse_role(&mut p, "source.role_arn", raw.source.role_arn.as_deref());
-        if raw.source.regions.is_empty() {
-            p.add("source.regions", "[]", "name at least one Region");
-        }
-        let mut seen = BTreeSet::new();
-        for (i, r) in raw.source.regions.iter().enumerate() {
-            if !is_region(r) {
-                p.add(
-                    format!("source.regions[{i}]"),
-                    q(r),
-                    "is not an AWS Region name",
-                );
-            } else if !seen.insert(r.as_str()) {
-                p.add(format!("source.regions[{i}]"), q(r), "is listed twice");
-            }
-        }
-
-        if raw.source.resources.is_empty() {
-            p.add(
-                "source.resources",
-                "[]",
-                "select at least one resource (ids or tags)",
-            );
-        }
-        let mut resources = Vec::new();
-        for (i, sel) in raw.source.resources.iter().enumerate() {
-            let field = format!("source.resources[{i}]");
-            let resource_type = match sel.resource_type.as_str() {
-                "ec2" => ResourceType::Ec2,
-                "rds" => ResourceType::Rds,
-                other => {
-                    p.add(
-                        format!("{field}.type"),
-                        q(other),
-                        "must be \"ec2\" or \"rds\"",
-                    );
-                    continue;
-                }
-            };
-            let selector = match (&sel.ids, &sel.tags) {
-                (Some(_), Some(_)) => {
-                    p.add(&field, "", "give either ids or tags, not both");
-                    continue;
-                }
-                (None, None) => {
-                    p.add(&field, "", "give ids or tags to select resources");
-                    continue;
-                }
-                (Some(ids), None) => {
-                    if ids.is_empty() {
-                        p.add(format!("{field}.ids"), "[]", "select at least one id");
-                    }
-                    let mut seen = BTreeSet::new();
-                    for (j, id) in ids.iter().enumerate() {
-                        let problem = match resource_type {
-                            ResourceType::Ec2 if !is_instance_id(id) => {
-                                Some("is not an EC2 instance id (i-0123456789abcdef0)")
-                            }
-                            ResourceType::Rds if !is_db_identifier(id, 63) => Some(
-                                "is not a DB instance identifier (1-63 letters, digits or \
-                                 hyphens, starting with a letter, no double or trailing hyphen)",
-                            ),
-                            _ => None,
-                        };
-                        if let Some(problem) = problem {
-                            p.add(format!("{field}.ids[{j}]"), q(id), problem);
-                        } else if !seen.insert(id) {
-                            p.add(format!("{field}.ids[{j}]"), q(id), "is listed twice");
-                        }
-                    }
-                    Selector::Ids(ids.clone())
-                }
-                (None, Some(tags)) => {
-                    if tags.is_empty() {
-                        p.add(format!("{field}.tags"), "{}", "give at least one tag");
-                    }
-                    for k in tags.keys() {
-                        if k.is_empty() || k.len() > 128 {
-                            p.add(
-                                format!("{field}.tags"),
-                                q(k),
-                                "tag keys are 1-128 characters",
-                            );
-                        }
-                    }
-                    Selector::Tags(tags.clone())
-                }
-            };
-            resources.push(Selection {
-                resource_type,
-                selector,
-            });
-        }
-
-        let source_account = source_role.as_ref().map(RoleArn::account);
-        let mut targets = Vec::new();
-        let mut seen_targets: BTreeMap<(Option<AccountId>, String), usize> = BTreeMap::new();
-        for (i, t) in raw.targets.iter().enumerate() {
-            let field = format!("targets[{i}]");
-            let account = t.account.as_deref().and_then(|a| {
-                let parsed = AccountId::parse(a);
-                if parsed.is_none() {
-                    p.add(
-                        format!("{field}.account"),
-                        q(a),
-                        "is not a 12-digit AWS account id",
-                    );
-                }
-                parsed
-            });
-            if !is_region(&t.region) {
-                p.add(
-                    format!("{field}.region"),
-                    q(&t.region),
-                    "is not an AWS Region name",
-                );
-            }
-            let role_arn = parse_role(&mut p, &format!("{field}.role_arn"), t.role_arn.as_deref());
-            if let (Some(acc), Some(role)) = (&account, &role_arn)
-                && role.account() != acc
-            {
-                p.add(
-                    format!("{field}.role_arn"),
-                    q(role.as_str()),
-                    format!(
-                        "is a role of account {}, but the target account is {acc}",
-                        role.account()
-                    ),
-                );
-            }
-            let kms_key = t.kms_key.as_deref().and_then(|k| {
-                let parsed = KeyRef::parse(k);
-                match &parsed {
-                    None => p.add(
-                        format!("{field}.kms_key"),
-                        q(k),
-                        "is not a KMS key ARN, alias ARN, key id or alias/NAME",
-                    ),
-                    Some(r) => {
-                        // KMS keys are regional: a copy's KmsKeyId must be a key in the
-                        // destination Region.
-                        if let Some(region) = r.region()
-                            && region != t.region
-                        {
-                            p.add(
-                                format!("{field}.kms_key"),
-                                q(k),
-                                format!(
-                                    "is a key in {region}, but replicas of this target are made in {}; \
-                                     KMS keys are regional (use the key's replica in {}, or a key of that Region)",
-                                    t.region, t.region
-                                ),
-                            );
-                        }
-                        if let KeyRef::AliasName(a) = r
-                            && a.starts_with("alias/aws/")
-                        {
-                            p.add(
-                                format!("{field}.kms_key"),
-                                q(k),
-                                "is an AWS managed key; replicas must be encrypted with a customer managed key",
-                            );
-                        }
-                    }
-                }
-                parsed
-            });
-            let declared = declared_account(account.as_ref(), role_arn.as_ref()).cloned();
-            let key = (declared.clone(), t.region.clone());
-            if let Some(first) = seen_targets.insert(key, i) {
-                p.add(
-                    &field,
-                    format!(
-                        "{} {}",
-                        declared.as_ref().map_or("(source account)", |a| a.as_str()),
-                        t.region
-                    ),
-                    format!("duplicates targets[{first}]"),
-                );
-            }
-            // A target in the source account and one of the source Regions would copy snapshots
-            // onto themselves: that is no replica.
-            let in_source_account = match (&declared, source_account) {
-                (None, _) => true,
-                (Some(a), Some(s)) => a == s,
-                (Some(_), None) => false,
-            };
-            if in_source_account && raw.source.regions.contains(&t.region) {
-                p.add(
-                    &field,
-                    format!("{} {}", declared.as_ref().map_or("(source account)", |a| a.as_str()), t.region),
-                    "is the source itself (same account and Region); a replica must be in another Region or account",
-                );
-            }
-            let staging_kms_key = t.staging_kms_key.as_deref().and_then(|k| {
-                let parsed = KeyRef::parse(k);
-                if parsed.is_none() {
-                    p.add(
-                        format!("{field}.staging_kms_key"),
-                        q(k),
-                        "is not a KMS key ARN, alias ARN, key id or alias/NAME",
-                    );
-                }
-                parsed
-            });
-            targets.push(Target {
-                account,
-                region: t.region.clone(),
-                role_arn,
-                kms_key,
-                staging_kms_key,
-                rds_single_step: t.rds_single_step,
-            });
-        }
-        if raw.targets.is_empty() {
-            p.add("targets", "[]", "name at least one target");
-        }
-
-        let retention = Retention {
-            replicas: parse_keep(
-                &mut p,
-                "retention.replicas",
-                raw.retention.replicas.as_ref(),
-            ),
-            source: parse_keep(&mut p, "retention.source", raw.retention.source.as_ref()),
+        let lines = Lines::new(text);
+        let doc = DeTable::parse(text).map_err(|e| not_toml(&lines, &e))?;
+        let mut p = Problems {
+            lines,
+            found: Vec::new(),
         };
-
-        if !p.0.is_empty() {
-            return Err(PolicyError::Invalid(p.0));
+        let raw = read(&mut p, &doc);
+        if !p.found.is_empty() {
+            return Err(PolicyError::Syntax(list(&p.found)));
         }
-        Ok(Policy {
-            name: raw.name,
-            source: Source {
-                role_arn: source_role,
-                regions: raw.source.regions,
-                resources,
-            },
-            targets,
-            retention,
-        })
+        validate(p, raw)
     }
 }
 
-fn parse_role(p: &mut Problems, field: &str, value: Option<&str>) -> Option<RoleArn> {
+fn validate(mut p: Problems<'_>, raw: RawPolicy) -> Result<Policy, PolicyError> {
+    check_name(&mut p, &raw.name);
+    let source_role = parse_role(&mut p, "source.role_arn", raw.source.role_arn.as_ref());
+    check_source_regions(&mut p, &raw.source.regions);
+    let selections = selections(&mut p, &raw.source.resources);
+    let source_account = source_role.as_ref().map(RoleArn::account);
+    let mut seen_targets: BTreeMap<(Option<AccountId>, String), usize> = BTreeMap::new();
+    let targets: Vec<Target> = raw
+        .targets
+        .value
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            target(
+                &mut p,
+                i,
+                t,
+                source_account,
+                &raw.source.regions,
+                &mut seen_targets,
+            )
+        })
+        .collect();
+    if raw.targets.value.is_empty() {
+        p.add(
+            &raw.targets.span,
+            "targets",
+            "[]",
+            "name at least one target",
+        );
+    }
+    let retention = Retention {
+        replicas: parse_keep(
+            &mut p,
+            "retention.replicas",
+            raw.retention.replicas.as_ref(),
+        ),
+        source: parse_keep(&mut p, "retention.source", raw.retention.source.as_ref()),
+    };
+    if !p.found.is_empty() {
+        return Err(PolicyError::Invalid(p.found));
+    }
+    Ok(Policy {
+        name: raw.name.value,
+        source: Source {
+            role_arn: source_role,
+            regions: raw
+                .source
+                .regions
+                .value
+                .into_iter()
+                .map(|r| r.value)
+                .collect(),
+            resources: selections,
+        },
+        targets,
+        retention,
+    })
+}
+
+/// The policy's name names its lock, its tags and its snapshots: a plain word.
+fn check_name(p: &mut Problems<'_>, name: &At<String>) {
+    let name_ok = (1..=NAME_MAX).contains(&name.value.len())
+        && name
+            .value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !name_ok {
+        p.add(
+            &name.span,
+            "name",
+            shown(&name.value),
+            format!("must be 1-{NAME_MAX} letters, digits, '-' or '_'"),
+        );
+    }
+}
+
+fn check_source_regions(p: &mut Problems<'_>, regions: &At<Vec<At<String>>>) {
+    if regions.value.is_empty() {
+        p.add(
+            &regions.span,
+            "source.regions",
+            "[]",
+            "name at least one Region",
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (i, r) in regions.value.iter().enumerate() {
+        let field = format!("source.regions[{i}]");
+        if !is_region(&r.value) {
+            p.add(&r.span, field, shown(&r.value), "is not an AWS Region name");
+        } else if !seen.insert(r.value.as_str()) {
+            p.add(&r.span, field, shown(&r.value), "is listed twice");
+        }
+    }
+}
+
+/// What each `[[source.resources]]` selects.
+fn selections(p: &mut Problems<'_>, resources: &At<Vec<RawSelection>>) -> Vec<Selection> {
+    if resources.value.is_empty() {
+        p.add(
+            &resources.span,
+            "source.resources",
+            "[]",
+            "select at least one resource (ids or tags)",
+        );
+    }
+    let mut selections = Vec::new();
+    for (i, sel) in resources.value.iter().enumerate() {
+        let field = format!("source.resources[{i}]");
+        let resource_type = match sel.resource_type.value.as_str() {
+            "ec2" => ResourceType::Ec2,
+            "rds" => ResourceType::Rds,
+            other => {
+                p.add(
+                    &sel.resource_type.span,
+                    format!("{field}.type"),
+                    shown(other),
+                    "must be \"ec2\" or \"rds\"",
+                );
+                continue;
+            }
+        };
+        let selector = match (&sel.ids, &sel.tags) {
+            (Some(_), Some(_)) => {
+                p.add(&sel.span, &field, "", "give either ids or tags, not both");
+                continue;
+            }
+            (None, None) => {
+                p.add(
+                    &sel.span,
+                    &field,
+                    "",
+                    "give ids or tags to select resources",
+                );
+                continue;
+            }
+            (Some(ids), None) => select_ids(p, &field, resource_type, ids),
+            (None, Some(tags)) => select_tags(p, &field, tags),
+        };
+        selections.push(Selection {
+            resource_type,
+            selector,
+        });
+    }
+    selections
+}
+
+/// One `[[targets]]` entry: each field checked, and the target against the others and the
+/// source.
+fn target(
+    p: &mut Problems<'_>,
+    i: usize,
+    t: &RawTarget,
+    source_account: Option<&AccountId>,
+    source_regions: &At<Vec<At<String>>>,
+    seen_targets: &mut BTreeMap<(Option<AccountId>, String), usize>,
+) -> Target {
+    let field = format!("targets[{i}]");
+    let account = t.account.as_ref().and_then(|a| {
+        let parsed = AccountId::parse(&a.value);
+        if parsed.is_none() {
+            p.add(
+                &a.span,
+                format!("{field}.account"),
+                shown(&a.value),
+                "is not a 12-digit AWS account id",
+            );
+        }
+        parsed
+    });
+    let region = &t.region.value;
+    let region_ok = is_region(region);
+    if !region_ok {
+        p.add(
+            &t.region.span,
+            format!("{field}.region"),
+            shown(region),
+            "is not an AWS Region name",
+        );
+    }
+    let role_arn = parse_role(p, &format!("{field}.role_arn"), t.role_arn.as_ref());
+    if let (Some(acc), Some(role), Some(at)) = (&account, &role_arn, &t.role_arn)
+        && role.account() != acc
+    {
+        p.add(
+            &at.span,
+            format!("{field}.role_arn"),
+            shown(role.as_str()),
+            format!(
+                "is a role of account {}, but the target account is {acc}",
+                role.account()
+            ),
+        );
+    }
+    let kms_key = t.kms_key.as_ref().and_then(|k| {
+        let field = format!("{field}.kms_key");
+        let parsed = KeyRef::parse(&k.value);
+        match &parsed {
+            None => p.add(&k.span, field, shown(&k.value), KEY_FORMS),
+            Some(r) => {
+                // KMS keys are regional: a copy's KmsKeyId must be a key in the
+                // destination Region.
+                if let Some(key_region) = r.region()
+                    && region_ok
+                    && key_region != region
+                {
+                    p.add(
+                        &k.span,
+                        &field,
+                        shown(&k.value),
+                        format!(
+                            "is a key in {key_region}, but replicas of this target are made in {region}; \
+                             KMS keys are regional (use the key's replica in {region}, or a key of that Region)"
+                        ),
+                    );
+                }
+                if let KeyRef::AliasName(a) = r
+                    && a.starts_with("alias/aws/")
+                {
+                    p.add(
+                        &k.span,
+                        &field,
+                        shown(&k.value),
+                        "is an AWS managed key; replicas must be encrypted with a customer managed key",
+                    );
+                }
+            }
+        }
+        parsed
+    });
+    let declared = declared_account(account.as_ref(), role_arn.as_ref()).cloned();
+    // Only a valid Region is echoed bare; an invalid one was reported above.
+    if region_ok {
+        let place = format!(
+            "{} {region}",
+            declared.as_ref().map_or("(source account)", |a| a.as_str())
+        );
+        if let Some(first) = seen_targets.insert((declared.clone(), region.clone()), i) {
+            p.add(
+                &t.span,
+                &field,
+                &place,
+                format!("duplicates targets[{first}]"),
+            );
+        }
+        // A target in the source account and one of the source Regions would copy
+        // snapshots onto themselves: that is no replica.
+        let in_source_account = match (&declared, source_account) {
+            (None, _) => true,
+            (Some(a), Some(s)) => a == s,
+            (Some(_), None) => false,
+        };
+        if in_source_account && source_regions.value.iter().any(|r| &r.value == region) {
+            p.add(
+                &t.span,
+                &field,
+                &place,
+                "is the source itself (same account and Region); a replica must be in another Region or account",
+            );
+        }
+    }
+    let staging_kms_key = t.staging_kms_key.as_ref().and_then(|k| {
+        let parsed = KeyRef::parse(&k.value);
+        if parsed.is_none() {
+            p.add(
+                &k.span,
+                format!("{field}.staging_kms_key"),
+                shown(&k.value),
+                KEY_FORMS,
+            );
+        }
+        parsed
+    });
+    Target {
+        account,
+        region: region.clone(),
+        role_arn,
+        kms_key,
+        staging_kms_key,
+        rds_single_step: t.rds_single_step,
+    }
+}
+
+fn select_ids(
+    p: &mut Problems<'_>,
+    field: &str,
+    resource_type: ResourceType,
+    ids: &At<Vec<At<String>>>,
+) -> Selector {
+    if ids.value.is_empty() {
+        p.add(
+            &ids.span,
+            format!("{field}.ids"),
+            "[]",
+            "select at least one id",
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (j, id) in ids.value.iter().enumerate() {
+        let problem = match resource_type {
+            ResourceType::Ec2 if !is_instance_id(&id.value) => Some(
+                "is not an EC2 instance id (\"i-\" and 8 or 17 lowercase hex digits, as \
+                 i-0123456789abcdef0)",
+            ),
+            ResourceType::Rds if !is_db_identifier(&id.value, DB_INSTANCE_ID_MAX) => Some(
+                "is not a DB instance identifier (1-63 letters, digits or hyphens, starting \
+                 with a letter, no double or trailing hyphen)",
+            ),
+            _ => None,
+        };
+        let id_field = format!("{field}.ids[{j}]");
+        if let Some(problem) = problem {
+            p.add(&id.span, id_field, shown(&id.value), problem);
+        } else if !seen.insert(id.value.as_str()) {
+            p.add(&id.span, id_field, shown(&id.value), "is listed twice");
+        }
+    }
+    Selector::Ids(ids.value.iter().map(|id| id.value.clone()).collect())
+}
+
+fn select_tags(p: &mut Problems<'_>, field: &str, tags: &At<RawTags>) -> Selector {
+    let tags_field = format!("{field}.tags");
+    if tags.value.is_empty() {
+        p.add(&tags.span, &tags_field, "{}", "give at least one tag");
+    }
+    for (key, value) in &tags.value {
+        // A selector only reads tags: the `aws:` ones AWS writes (aws:cloudformation:stack-name)
+        // may be selected by, though nobody may write them.
+        let length = key.value.chars().count();
+        if !(1..=TAG_KEY_MAX).contains(&length) {
+            let problem = format!(
+                "is a tag key of {length} characters; AWS tag keys are 1-{TAG_KEY_MAX} characters"
+            );
+            p.add(&key.span, &tags_field, shown(&key.value), problem);
+        }
+        if !is_tag_value(&value.value) {
+            p.add(
+                &value.span,
+                join(&tags_field, &key.value),
+                shown(&value.value),
+                format!(
+                    "is a tag value of {} characters; AWS tag values are at most {TAG_VALUE_MAX} characters",
+                    value.value.chars().count()
+                ),
+            );
+        }
+    }
+    Selector::Tags(
+        tags.value
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.value.clone()))
+            .collect(),
+    )
+}
+
+fn parse_role(p: &mut Problems<'_>, field: &str, value: Option<&At<String>>) -> Option<RoleArn> {
     let v = value?;
-    let parsed = RoleArn::parse(v);
+    let parsed = RoleArn::parse(&v.value);
     if parsed.is_none() {
         p.add(
+            &v.span,
             field,
-            Problems::quoted(v),
-            "is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)",
+            shown(&v.value),
+            "is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME; NAME at most 64 \
+             characters, a path before it at most 512)",
         );
     }
     parsed
 }
 
-fn parse_keep(p: &mut Problems, field: &str, keep: Option<&RawKeep>) -> Option<Keep> {
+fn parse_keep(p: &mut Problems<'_>, field: &str, keep: Option<&RawKeep>) -> Option<Keep> {
     let k = keep?;
-    let check = |p: &mut Problems, name: &str, n: i64| -> Option<u32> {
-        match u32::try_from(n) {
-            Ok(v) if v >= 1 => Some(v),
+    let check = |p: &mut Problems<'_>, name: &str, n: &At<Count>| -> Option<u32> {
+        match n.value.value {
+            Some(v) if v >= 1 => Some(v),
             _ => {
                 p.add(
+                    &n.span,
                     format!("{field}.{name}"),
-                    n,
+                    &n.value.text,
                     "must be a whole number from 1 to 4294967295",
                 );
                 None
             }
         }
     };
-    match (k.count, k.days) {
+    match (&k.count, &k.days) {
         (Some(n), None) => check(p, "count", n).map(Keep::Count),
         (None, Some(n)) => check(p, "days", n).map(Keep::Days),
         _ => {
-            p.add(field, "", "give exactly one of count or days");
+            p.add(&k.span, field, "", "give exactly one of count or days");
             None
         }
     }
-}
-
-/// RDS identifier rules (DB instances: 63 characters, DB snapshots: 255): letters, digits and
-/// hyphens, starting with a letter, with no two hyphens in a row and no hyphen at the end.
-/// https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/CHAP_Limits.html#RDS_Limits.Constraints
-pub fn is_db_identifier(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.starts_with(|c: char| c.is_ascii_alphabetic())
-        && !s.ends_with('-')
-        && !s.contains("--")
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
-/// `i-` followed by 8 or 17 hex digits.
-pub fn is_instance_id(s: &str) -> bool {
-    s.strip_prefix("i-").is_some_and(|h| {
-        (h.len() == 8 || h.len() == 17)
-            && h.bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    })
 }
 
 #[cfg(test)]

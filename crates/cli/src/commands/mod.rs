@@ -74,7 +74,7 @@ pub async fn aws_app(
     store: Arc<dyn StateStore>,
     after_change: Option<ChangeHook>,
 ) -> App {
-    let cloud = AwsCloud::load(&policy.source.regions[0]).await;
+    let cloud = AwsCloud::load(snaprelay_aws::home_region(&policy.source.regions)).await;
     App::with_change_hook(Arc::new(cloud), store, after_change)
 }
 
