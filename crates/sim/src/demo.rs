@@ -8,7 +8,11 @@
 //! - Account 222222222222 (the vault), reached through a role: a key `alias/vault` in
 //!   eu-west-1. `alias/app-data`'s key policy admits the vault account.
 
+use snaprelay_core::engine::{EngineConfig, Interrupt, Progress, Throttled, prepare, run_session};
 use snaprelay_core::ids::AccountId;
+use snaprelay_core::policy::Policy;
+use snaprelay_core::ports::StateStore;
+use snaprelay_core::report::SessionReport;
 use snaprelay_core::status::Status;
 
 use crate::{DbSpec, Encryption, InstanceSpec, SimCloud, VolumeSpec};
@@ -22,6 +26,35 @@ pub struct Scenario {
     pub policy: String,
     pub expected: Status,
     pub why: &'static str,
+}
+
+/// Runs one scenario's session on the demo's simulator, as `run` would on AWS: its policy
+/// read, planned, and run to the end, with its progress told to `progress`. An error is the
+/// demo's own fault (its policy, its estate), never the user's.
+pub async fn run_scenario(
+    cloud: &SimCloud,
+    store: &dyn StateStore,
+    scenario: &Scenario,
+    progress: &dyn Progress,
+    config: &EngineConfig,
+) -> Result<SessionReport, String> {
+    let policy = Policy::from_toml(&scenario.policy)
+        .map_err(|e| format!("the demo's own policy is invalid: {e}"))?;
+    let cloud = Throttled::new(cloud);
+    let prepared = prepare(&cloud, &policy)
+        .await
+        .map_err(|e| format!("the demo could not plan: {e}"))?;
+    run_session(
+        &cloud,
+        store,
+        progress,
+        config,
+        &Interrupt::never(),
+        &prepared,
+        None,
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 fn account(id: &str) -> AccountId {

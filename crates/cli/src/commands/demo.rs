@@ -1,4 +1,4 @@
-//! `snaprelay demo`: the seed's scenarios on a simulated AWS (two accounts, three Regions,
+//! `snaprelay demo`: the demo's policies (`snaprelay_sim::demo`) on a simulated AWS (two accounts, three Regions,
 //! EC2 instances and RDS databases), on virtual time: hours of snapshots and copies in a
 //! moment, with no AWS account and nothing to install. Each session's progress is shown as
 //! it happens (stamped with the simulated time), then its report.
@@ -11,8 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use snaprelay_core::app::ErrorKind;
-use snaprelay_core::engine::{EngineConfig, Interrupt, Progress, Throttled, prepare, run_session};
-use snaprelay_core::policy::Policy;
+use snaprelay_core::engine::{EngineConfig, Progress};
 use snaprelay_core::report::SessionReport;
 use snaprelay_sim::demo;
 use snaprelay_state::SqliteStore;
@@ -62,7 +61,10 @@ pub async fn run(settings: &Settings) -> Outcome {
         // SNAPRELAY_STATE are ignored), where gc or retention would take them for real ones.
         let store = SqliteStore::in_memory()?;
         let (cloud, scenarios) = demo::estate();
-        let cloud = Throttled::new(&cloud);
+        let config = EngineConfig {
+            poll_initial: settings.poll_interval,
+            ..EngineConfig::default()
+        };
         let progress = Clocked {
             start: Instant::now(),
             enabled: !settings.json,
@@ -77,29 +79,10 @@ pub async fn run(settings: &Settings) -> Outcome {
                 say!("\n=== {}. {}\n", n + 1, scenario.title);
                 say!("{}", indent(&scenario.policy));
             }
-            let policy = Policy::from_toml(&scenario.policy).map_err(|e| {
-                Outcome::failed(
-                    ErrorKind::Internal,
-                    format!("the demo's own policy is invalid: {e}"),
-                )
-            })?;
-            let prepared = prepare(&cloud, &policy).await.map_err(|e| {
-                Outcome::failed(ErrorKind::Internal, format!("the demo could not plan: {e}"))
-            })?;
             let began = Instant::now();
-            let report = run_session(
-                &cloud,
-                &store,
-                &progress,
-                &EngineConfig {
-                    poll_initial: settings.poll_interval,
-                    ..EngineConfig::default()
-                },
-                &Interrupt::never(),
-                &prepared,
-                None,
-            )
-            .await?;
+            let report = demo::run_scenario(&cloud, &store, scenario, &progress, &config)
+                .await
+                .map_err(|e| Outcome::failed(ErrorKind::Internal, e))?;
             let matches = report.status == scenario.expected;
             as_expected &= matches;
             let _ = writeln!(
