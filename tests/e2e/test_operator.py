@@ -313,3 +313,52 @@ def test_a_region_aws_does_not_know_is_invalid_input(estate: Estate, tmp_path: P
     assert code == 2, err
     doc = json.loads(out)
     assert doc["code"] == "invalid_input" and "source.regions[0]" in doc["error"] and "xx-bogus-1" in doc["error"], doc
+
+
+def test_an_endless_policy_file_is_refused_at_once(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    done = snaprelay(env, "--policy", "/dev/zero", "--state", str(tmp_path / "s.db"), "plan", "--output", "json")
+    assert done.returncode == 2, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["code"] == "invalid_input" and "larger than 1024 KiB" in doc["error"], doc
+
+
+def test_sdk_settings_the_sdk_would_panic_on_are_invalid_input(estate: Estate, tmp_path: Path) -> None:
+    text = policy_toml("e2e-env", ["i-0123456789abcdef0"], [{"account": B, "region": DST, "role_arn": TARGET_ROLE}])
+    (tmp_path / "policy.toml").write_text(text)
+    for name, value in [
+        ("AWS_MAX_ATTEMPTS", "banana"),
+        ("AWS_MAX_ATTEMPTS", "0"),
+        ("AWS_RETRY_MODE", "banana"),
+        ("AWS_REGION", "not a region!"),
+        ("AWS_ENDPOINT_URL", "::not a url"),
+    ]:
+        env = snaprelay_env(estate.endpoint) | {name: value}
+        for command in ("plan", "check"):
+            done = snaprelay(env, "--policy", str(tmp_path / "policy.toml"), command, "--output", "json")
+            assert done.returncode == 2 and "panicked" not in done.stderr, (name, value, done.stderr)
+            doc = json.loads(done.stdout)
+            assert doc["code"] == "invalid_input" and name in doc["error"], (name, doc)
+
+
+def test_a_password_in_the_endpoint_url_is_never_echoed(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY_WITH_TAGS.format(name="pw", value='"x"'))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {
+        "AWS_ENDPOINT_URL": "http://user:hunter2secret@127.0.0.1:9",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    done = snaprelay(env, "--policy", str(policy), "plan", "--output", "json")
+    assert done.returncode == 1 and json.loads(done.stdout)["code"] == "network", done.stdout
+    assert "hunter2secret" not in done.stdout + done.stderr
+    assert "user:***@127.0.0.1:9" in done.stdout
+
+
+def test_bidirectional_overrides_in_a_selector_are_shown_escaped(estate: Estate, tmp_path: Path) -> None:
+    text = POLICY_WITH_TAGS.format(name="bidi", value='"\\u2066x\\u2069"').replace("backup", '"a\\u202eb"')
+    code, out, err = run_snaprelay(estate.endpoint, text, tmp_path, "plan")
+    assert code == 0, err
+    assert not any(c in out + err for c in "\u202e\u2066\u2069"), out
+    assert "\\u{202e}" in out, out

@@ -49,7 +49,13 @@ where
 fn reach<E, R>(err: &SdkError<E, R>, message: &str) -> Reach {
     match err {
         SdkError::ServiceError(_) => Reach::Answered,
-        _ if message.to_ascii_lowercase().contains("credential") => Reach::NoCredentials,
+        // A token that cannot even be put in a header is a credentials problem too.
+        _ if ["credential", "canonical request"]
+            .iter()
+            .any(|w| message.to_ascii_lowercase().contains(w)) =>
+        {
+            Reach::NoCredentials
+        }
         SdkError::ResponseError(_) => Reach::Unreachable,
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Reach::Unreachable,
         _ => Reach::Answered,
@@ -60,8 +66,27 @@ fn reach<E, R>(err: &SdkError<E, R>, message: &str) -> Reach {
 /// Region's public endpoint.
 fn endpoint(region: &str) -> String {
     match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(url) if !url.trim().is_empty() => format!("AWS_ENDPOINT_URL={url}"),
+        Ok(url) if !url.trim().is_empty() => format!(
+            "AWS_ENDPOINT_URL={} (or a service's AWS_ENDPOINT_URL_<SERVICE>)",
+            redacted(&url)
+        ),
         _ => format!("the public AWS endpoint of {region}"),
+    }
+}
+
+/// A URL without the password it may carry (`http://user:secret@host` → `http://user:***@host`).
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_owned(),
     }
 }
 

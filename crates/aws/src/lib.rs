@@ -92,6 +92,59 @@ const KNOWN_REGIONS: &[&str] = &[
     "us-west-2",
 ];
 
+/// The SDK's settings from the environment, checked before the SDK reads them: some it would
+/// refuse with a panic (`AWS_MAX_ATTEMPTS=banana`), others deep inside a request
+/// (`AWS_REGION='not a region!'`). An error names the variable and its value.
+pub fn check_environment() -> Result<(), String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    for name in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
+        if let Some(v) = var(name)
+            && !snaprelay_core::ids::is_region(&v)
+        {
+            return Err(format!(
+                "{name} = {v:?} is not an AWS Region name (like us-east-1)"
+            ));
+        }
+    }
+    if let Some(v) = var("AWS_MAX_ATTEMPTS")
+        && !v.parse::<u32>().is_ok_and(|n| n >= 1)
+    {
+        return Err(format!(
+            "AWS_MAX_ATTEMPTS = {v:?} is not a whole number of at least 1"
+        ));
+    }
+    if let Some(v) = var("AWS_RETRY_MODE")
+        && !matches!(v.as_str(), "standard" | "adaptive")
+    {
+        return Err(format!(
+            "AWS_RETRY_MODE = {v:?} is neither \"standard\" nor \"adaptive\""
+        ));
+    }
+    for (name, value) in std::env::vars() {
+        if (name == "AWS_ENDPOINT_URL" || name.starts_with("AWS_ENDPOINT_URL_"))
+            && !value.trim().is_empty()
+            && !is_endpoint_url(&value)
+        {
+            return Err(format!(
+                "{name} = {:?} is not an http:// or https:// URL",
+                error::redacted(&value)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `http://HOST[:PORT][/PATH]` or `https://...`, with a host and no spaces.
+fn is_endpoint_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        let host = r.split(['/', '?']).next().unwrap_or_default();
+        !host.is_empty() && !r.contains(char::is_whitespace)
+    })
+}
+
 /// The Region for calls that name none (STS, `DescribeRegions`) when the environment names
 /// none either: the policy's first Region when it is one AWS is known to have (an
 /// organisation may deny every Region but its own), else its partition's first, so that AWS

@@ -296,7 +296,7 @@ fn main() -> ExitCode {
     if json {
         // Whoever reads stdout as JSON still gets one document (SPEC section 5).
         let doc = serde_json::json!({ "error": error.message, "code": error.kind.code() });
-        println!("{doc}");
+        commands::emit(&format!("{doc}\n"));
     }
     ExitCode::from(error.kind.exit_code())
 }
@@ -336,10 +336,10 @@ fn bad_arguments(e: &clap::Error) -> ExitCode {
         .trim_start_matches("error: ");
     let _ = e.print();
     let error = AppError::invalid(first);
-    println!(
-        "{}",
+    commands::emit(&format!(
+        "{}\n",
         serde_json::json!({ "error": error.message, "code": error.kind.code() })
-    );
+    ));
     ExitCode::from(error.kind.exit_code())
 }
 

@@ -263,21 +263,25 @@ pub fn fit(text: &str, width: usize) -> String {
     short
 }
 
-/// Control characters (an ESC that would start a terminal sequence, a carriage return) shown
-/// escaped; new lines and tabs are kept.
+/// Control characters (an ESC that would start a terminal sequence, a carriage return) and the
+/// bidirectional overrides that reorder what a terminal shows, escaped; new lines and tabs are
+/// kept.
 pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
+    let hidden = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(hidden) {
         return std::borrow::Cow::Borrowed(text);
     }
     std::borrow::Cow::Owned(
         text.chars()
-            .map(|c| match c {
-                '\n' | '\t' => c.to_string(),
-                c if c.is_control() => c.escape_unicode().to_string(),
-                c => c.to_string(),
+            .map(|c| {
+                if hidden(c) {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
             })
             .collect(),
     )

@@ -505,3 +505,83 @@ kms_key = "{vault}"
         );
     }
 }
+
+/// SPEC section 5: the first SIGINT deletes the copies in flight and the report says so once,
+/// for RDS as for EBS; the intermediate copy of workflow C was interrupted, not failed.
+#[tokio::test(start_paused = true)]
+async fn an_interrupted_rds_copy_is_said_once_with_what_became_of_it() {
+    let e = estate();
+    let src = account(SOURCE);
+    let tgt = account(TARGET);
+    e.cloud.add_db_instance(
+        &src,
+        "us-east-1",
+        DbSpec {
+            id: "orders".into(),
+            engine: "postgres".into(),
+            size_gib: 500,
+            encryption: Encryption::Key(e.source_key.clone()),
+            tags: vec![],
+            cluster: None,
+        },
+    );
+    let policy = Policy::from_toml(&format!(
+        r#"
+name = "dr"
+[source]
+regions = ["us-east-1"]
+[[source.resources]]
+type = "rds"
+ids = ["orders"]
+[[targets]]
+account = "{TARGET}"
+region = "eu-west-1"
+role_arn = "arn:aws:iam::{TARGET}:role/snaprelay-target"
+kms_key = "{vault}"
+"#,
+        vault = e.vault_key
+    ))
+    .expect("policy");
+    let cloud = Throttled::new(&e.cloud);
+    let prepared = prepare(&cloud, &policy).await.expect("prepare");
+    let store = SqliteStore::in_memory().unwrap();
+    let (handle, interrupt) = Interrupt::new();
+    let config = EngineConfig::default();
+    let session = run_session(&cloud, &store, &Quiet, &config, &interrupt, &prepared, None);
+    // The source snapshot of 500 GiB takes simulated minutes, the intermediate copy longer:
+    // the interrupt comes while it is in flight.
+    let raise = async {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            if !e.cloud.db_snapshots(&tgt, "us-east-1").is_empty() {
+                handle.raise();
+                return;
+            }
+        }
+    };
+    let (report, ()) = tokio::join!(session, raise);
+    let report = report.expect("session");
+    assert_eq!(report.status, Status::Failed);
+    let message = report.resources[0].messages.join("; ");
+    assert_eq!(
+        message.matches("interrupted while copying").count(),
+        1,
+        "said once: {message}"
+    );
+    assert!(!message.contains("could not follow"), "{message}");
+    assert!(
+        !message.contains("intermediate copy in account"),
+        "not said to have failed: {message}"
+    );
+    // RDS deletes only available DB snapshots (as AWS does): the copy in flight is named, left
+    // to finish, with what to do about it.
+    let left = e.cloud.db_snapshots(&tgt, "us-east-1");
+    assert_eq!(left.len(), 1);
+    assert!(
+        message.contains("could not be deleted while it runs")
+            && message.contains(&left[0].id)
+            && message.contains("delete it by hand once it has finished"),
+        "{message}"
+    );
+    assert!(e.cloud.db_snapshots(&tgt, "eu-west-1").is_empty());
+}

@@ -16,7 +16,7 @@ pub async fn run(settings: &Settings, yes: bool) -> Outcome {
     let result = async {
         let policy = load_policy(settings)?;
         let store = open_existing_store(settings)?;
-        let app = aws_app(&policy, Arc::new(store), None).await;
+        let app = aws_app(&policy, Arc::new(store), None).await?;
         let done = gc(&app, &policy, yes).await?;
         if settings.json {
             print_json(&done.report)?;

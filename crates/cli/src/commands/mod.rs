@@ -41,7 +41,7 @@ pub fn load_policy(settings: &Settings) -> Result<Policy, Outcome> {
             "--policy FILE is required for this command",
         ));
     };
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_policy_file(path).map_err(|e| {
         Outcome::Invalid(format!(
             "cannot read the policy file {}: {e}",
             path.display()
@@ -50,6 +50,33 @@ pub fn load_policy(settings: &Settings) -> Result<Policy, Outcome> {
     let policy = Policy::from_toml(&text)
         .map_err(|e| Outcome::Invalid(format!("{}: {e}", path.display())))?;
     Ok(policy)
+}
+
+/// A policy is a few kilobytes: more than this is not a policy (`/dev/zero` would otherwise be
+/// read until memory runs out).
+const POLICY_MAX_BYTES: u64 = 1024 * 1024;
+
+/// The policy file's text, refusing one over [`POLICY_MAX_BYTES`] or not UTF-8.
+fn read_policy_file(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(POLICY_MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > POLICY_MAX_BYTES {
+        return Err(format!(
+            "it is larger than {} KiB, which no policy is",
+            POLICY_MAX_BYTES / 1024
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..at];
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+        let column = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+        format!("line {line}, column {column}: not UTF-8 text")
+    })
 }
 
 /// Now, in seconds since the Unix epoch: the clock, or `SNAPRELAY_NOW` (an RFC 3339 UTC time,
@@ -73,15 +100,16 @@ pub async fn aws_app(
     policy: &Policy,
     store: Arc<dyn StateStore>,
     after_change: Option<ChangeHook>,
-) -> App {
+) -> Result<App, Outcome> {
+    snaprelay_aws::check_environment().map_err(Outcome::Invalid)?;
     let cloud = AwsCloud::load(snaprelay_aws::home_region(&policy.source.regions)).await;
-    App::with_change_hook(Arc::new(cloud), store, after_change)
+    Ok(App::with_change_hook(Arc::new(cloud), store, after_change))
 }
 
 /// The application over AWS for a command that records nothing (`plan`, `check`).
 pub async fn aws_app_stateless(policy: &Policy) -> Result<App, Outcome> {
     let store = SqliteStore::in_memory()?;
-    Ok(aws_app(policy, Arc::new(store), None).await)
+    aws_app(policy, Arc::new(store), None).await
 }
 
 /// Opens the state store named by `--state`, or the default one.

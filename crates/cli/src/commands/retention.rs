@@ -22,7 +22,7 @@ pub async fn apply(settings: &Settings, dry_run: bool) -> Outcome {
                 let store = open_existing_store(settings)?;
                 // The crash tests stop it after any of its deletions, as they stop `run`.
                 let hook = crate::fault::abort_hook().map_err(Outcome::Invalid)?;
-                let app = aws_app(&policy, Arc::new(store), hook).await;
+                let app = aws_app(&policy, Arc::new(store), hook).await?;
                 apply_retention(&app, &policy, now, dry_run).await?
             }
         };

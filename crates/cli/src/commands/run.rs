@@ -46,7 +46,7 @@ pub async fn run(settings: &Settings, concurrency: usize, resume: Option<&str>) 
             None => open_store(settings)?,
         };
         let hook = crate::fault::abort_hook().map_err(Outcome::Invalid)?;
-        let app = aws_app(&policy, Arc::new(store), hook).await;
+        let app = aws_app(&policy, Arc::new(store), hook).await?;
         let interrupt = super::interrupt_on_signals();
         let progress = super::progress(settings);
         let done = run_policy(&app, &policy, &request, progress.as_ref(), &interrupt).await?;

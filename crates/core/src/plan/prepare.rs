@@ -15,11 +15,29 @@ use crate::ports::{Access, Cloud, CloudError, RegionStatus};
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
     /// The policy does not fit the estate (exit code 2): each line names the field and value.
-    #[error("the policy does not fit what AWS reports:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    #[error("the policy does not fit what AWS reports:\n{}", listed(.0))]
     Input(Vec<String>),
     /// AWS could not be asked (credentials, network, permissions).
     #[error(transparent)]
     Cloud(#[from] CloudError),
+}
+
+/// The problems, one a line: the first 20, then how many more (10,000 ids that match nothing
+/// are one message, not 10,000 lines).
+fn listed(problems: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut lines: Vec<String> = problems
+        .iter()
+        .take(SHOWN)
+        .map(|e| format!("  - {e}"))
+        .collect();
+    if problems.len() > SHOWN {
+        lines.push(format!(
+            "  ({} more problems not shown)",
+            problems.len() - SHOWN
+        ));
+    }
+    lines.join("\n")
 }
 
 /// A plan and the credentials it will run with.

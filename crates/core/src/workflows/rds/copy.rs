@@ -118,6 +118,21 @@ pub async fn copy_db_snapshot(
             let left = ctx
                 .discard(Service::Rds, access, region, &place, &ids)
                 .await;
+            // An interrupt: say what became of the copy, once (SPEC section 5). RDS deletes only
+            // an available DB snapshot, so a copy in flight may have to be left to finish.
+            let e = match (e.is_interrupted(), left.is_empty()) {
+                (true, true) => TaskError::interrupted(format!(
+                    "while copying {} into {place}: the copy in flight is deleted, not left \
+                     to finish; the next `snaprelay run` copies again",
+                    request.source_arn
+                )),
+                (true, false) => TaskError::interrupted(format!(
+                    "while copying {} into {place}: the copy in flight could not be deleted \
+                     while it runs",
+                    request.source_arn
+                )),
+                (false, _) => e,
+            };
             Err(e.then(left))
         }
     }

@@ -163,6 +163,8 @@ async fn second_hops(
             .map(|(_, _, copy)| copy);
         let replica = match from {
             Some(Ok(copy)) => final_copy(ctx, source, account, p, copy.arn.clone()).await,
+            // Interrupted, the intermediate copy says so itself; it did not fail.
+            Some(Err(e)) if e.is_interrupted() => Err(e.clone()),
             Some(Err(e)) => Err(TaskError::Because {
                 what: format!("the intermediate copy in account {account} {region} failed"),
                 cause: Box::new(e.clone()),
