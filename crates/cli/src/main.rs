@@ -39,9 +39,16 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE", env = "SNAPRELAY_POLICY")]
     policy: Option<PathBuf>,
 
-    /// The state file (SQLite). Default: snaprelay/state.sqlite in the per-user data directory.
-    #[arg(long, global = true, value_name = "FILE", env = "SNAPRELAY_STATE")]
+    /// The state: a SQLite file (or sqlite:///path), or postgres://USER:PASS@HOST:PORT/DB.
+    /// Default: snaprelay/state.sqlite in the per-user data directory.
+    #[arg(long, global = true, value_name = "FILE|URL", env = "SNAPRELAY_STATE")]
     state: Option<PathBuf>,
+
+    /// Seconds a policy's lease lasts without renewal on PostgreSQL: a worker that dies loses
+    /// it after this long (a SQLite state's lease is freed when its process dies).
+    #[arg(long, global = true, value_name = "SECONDS", env = "SNAPRELAY_LEASE_TTL",
+          value_parser = clap::value_parser!(u64).range(2..=86_400))]
+    lease_ttl: Option<u64>,
 
     /// Output format on stdout.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
@@ -259,6 +266,7 @@ fn main() -> ExitCode {
             json,
             poll_interval: Duration::from_secs_f64(cli.command.pacing().poll_interval),
             json_events: cli.log_format == LogFormat::Json,
+            lease_ttl: cli.lease_ttl.map(Duration::from_secs),
         };
         match cli.command {
             Command::Check => commands::check::run(&settings).await,

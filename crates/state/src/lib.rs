@@ -1,4 +1,5 @@
-//! snaprelay's state store in an embedded SQLite file: sessions, their steps, restore points.
+//! snaprelay's state store: sessions, their steps, restore points, in an embedded SQLite file
+//! (this file) or in PostgreSQL ([`PgStore`], for several workers).
 //!
 //! The file lives in the per-user data directory unless `--state` names another. WAL mode
 //! keeps it readable (for `sessions list`) while a run writes it.
@@ -965,6 +966,9 @@ fn insert_task(
     .map(drop)
     .map_err(err("cannot record a task", None))
 }
+
+mod pg;
+pub use pg::PgStore;
 
 #[cfg(test)]
 mod tests;

@@ -2,8 +2,6 @@
 //! for (snapshots tagged for the policy but in no restore point, shares never removed), and with
 //! `--yes` deletes and unshares it. Without `--yes` nothing is changed (SPEC section 4).
 
-use std::sync::Arc;
-
 use snaprelay_core::app::gc;
 use snaprelay_core::gc::GcReport;
 
@@ -15,8 +13,8 @@ use super::{Settings, aws_app, emit, load_policy, open_existing_store, print_jso
 pub async fn run(settings: &Settings, yes: bool) -> Outcome {
     let result = async {
         let policy = load_policy(settings)?;
-        let store = open_existing_store(settings)?;
-        let app = aws_app(&policy, Arc::new(store), None).await?;
+        let store = open_existing_store(settings).await?;
+        let app = aws_app(&policy, store, None, settings.lease_ttl).await?;
         let done = gc(&app, &policy, yes).await?;
         if settings.json {
             print_json(&done.report)?;

@@ -32,6 +32,8 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// `--log-format json`: progress and steps as JSON events on stderr.
     pub json_events: bool,
+    /// `--lease-ttl`: how long a policy's lease lasts unrenewed on a shared database.
+    pub lease_ttl: Option<Duration>,
 }
 
 /// Reads and validates the policy named by `--policy`.
@@ -100,50 +102,71 @@ pub async fn aws_app(
     policy: &Policy,
     store: Arc<dyn StateStore>,
     after_change: Option<ChangeHook>,
+    lease_ttl: Option<Duration>,
 ) -> Result<App, Outcome> {
     snaprelay_aws::check_environment().map_err(Outcome::Invalid)?;
     let cloud = AwsCloud::load(snaprelay_aws::home_region(&policy.source.regions)).await;
-    Ok(App::with_change_hook(Arc::new(cloud), store, after_change))
+    let mut app = App::with_change_hook(Arc::new(cloud), store, after_change);
+    if let Some(ttl) = lease_ttl {
+        app.lease_ttl = ttl;
+    }
+    Ok(app)
 }
 
 /// The application over AWS for a command that records nothing (`plan`, `check`).
 pub async fn aws_app_stateless(policy: &Policy) -> Result<App, Outcome> {
     let store = SqliteStore::in_memory()?;
-    aws_app(policy, Arc::new(store), None).await
+    aws_app(policy, Arc::new(store), None, None).await
+}
+
+/// Where `--state` (or `SNAPRELAY_STATE`) says the state is (SPEC section 6.7).
+enum StateAt {
+    File(PathBuf),
+    Postgres(String),
+}
+
+fn state_at(settings: &Settings) -> Result<StateAt, Outcome> {
+    let Some(given) = &settings.state else {
+        return SqliteStore::default_path()
+            .map(StateAt::File)
+            .ok_or_else(|| {
+                Outcome::Invalid("no per-user data directory (HOME is not set): give --state FILE")
+            });
+    };
+    let text = given.to_string_lossy();
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        return Ok(StateAt::Postgres(text.into_owned()));
+    }
+    // sqlite:///absolute/path and sqlite://relative/path name a file.
+    Ok(StateAt::File(match text.strip_prefix("sqlite://") {
+        Some(path) => PathBuf::from(path),
+        None => given.clone(),
+    }))
 }
 
 /// Opens the state store named by `--state`, or the default one.
-pub fn open_store(settings: &Settings) -> Result<SqliteStore, Outcome> {
-    match &settings.state {
-        // A state that cannot be opened is a state error (exit 1) for every command.
-        Some(path) => Ok(SqliteStore::open(path)?),
-        None => {
-            let path = SqliteStore::default_path().ok_or_else(|| {
-                Outcome::Invalid("no per-user data directory (HOME is not set): give --state FILE")
-            })?;
-            Ok(SqliteStore::open(&path)?)
-        }
-    }
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn StateStore>, Outcome> {
+    // A state that cannot be opened is a state error (exit 1) for every command.
+    Ok(match state_at(settings)? {
+        StateAt::File(path) => Arc::new(SqliteStore::open(&path)?),
+        StateAt::Postgres(url) => Arc::new(snaprelay_state::PgStore::connect(&url).await?),
+    })
 }
 
 /// Opens the state store for a command that reads what sessions recorded (`restore-points`,
 /// `retention`, `gc`): a state file that does not exist is an error, not a new empty file. An
 /// empty store would make gc take every snapshot of the policy for an orphan.
-pub fn open_existing_store(settings: &Settings) -> Result<SqliteStore, Outcome> {
-    let path = match &settings.state {
-        Some(path) => path.clone(),
-        None => SqliteStore::default_path().ok_or_else(|| {
-            Outcome::Invalid("no per-user data directory (HOME is not set): give --state FILE")
-        })?,
-    };
-    if !path.exists() {
+pub async fn open_existing_store(settings: &Settings) -> Result<Arc<dyn StateStore>, Outcome> {
+    if let StateAt::File(path) = state_at(settings)?
+        && !path.exists()
+    {
         return Err(Outcome::Invalid(format!(
             "no state file at {}: give --state with the file your runs recorded to (a run \
              creates it)",
             path.display()
         )));
     }
-    open_store(settings)
+    open_store(settings).await
 }
 
 /// An interrupt raised by the first SIGINT (Ctrl-C) or SIGTERM; a second one ends the

@@ -1,7 +1,7 @@
 //! `snaprelay restore-points [--policy FILE] [--resource ID]`: the restore points the state
 //! store knows, per resource and place (the source, or a target's account and Region).
 
-use snaprelay_core::ports::{PointFilter, StateStore};
+use snaprelay_core::ports::PointFilter;
 
 use crate::Outcome;
 use crate::output;
@@ -14,7 +14,7 @@ pub async fn run(settings: &Settings, resource: Option<&str>) -> Outcome {
             Some(_) => Some(load_policy(settings)?.name),
             None => None,
         };
-        let store = open_existing_store(settings)?;
+        let store = open_existing_store(settings).await?;
         let points = store
             .find_restore_points(&PointFilter {
                 policy: policy.as_deref(),

@@ -2,8 +2,6 @@
 //! the same at the end of every session). Exit code 0 when everything the policy lets go was
 //! deleted (or, with --dry-run, could be), 1 when something had to be left.
 
-use std::sync::Arc;
-
 use snaprelay_core::app::{apply_retention, without_retention};
 use snaprelay_core::retention::RetentionReport;
 
@@ -19,10 +17,10 @@ pub async fn apply(settings: &Settings, dry_run: bool) -> Outcome {
         let report = match without_retention(&policy, dry_run) {
             Some(nothing) => nothing,
             None => {
-                let store = open_existing_store(settings)?;
+                let store = open_existing_store(settings).await?;
                 // The crash tests stop it after any of its deletions, as they stop `run`.
                 let hook = crate::fault::abort_hook().map_err(Outcome::Invalid)?;
-                let app = aws_app(&policy, Arc::new(store), hook).await?;
+                let app = aws_app(&policy, store, hook, settings.lease_ttl).await?;
                 apply_retention(&app, &policy, now, dry_run).await?
             }
         };

@@ -1,8 +1,6 @@
 //! `snaprelay run` and `snaprelay sessions resume ID`: arguments in, the application's
 //! `run_policy` (locking, resume-first, preflight, the session, retention), the report out.
 
-use std::sync::Arc;
-
 use snaprelay_core::app::{RunRequest, run_policy};
 use snaprelay_core::engine::EngineConfig;
 use snaprelay_core::ports::SessionId;
@@ -42,11 +40,11 @@ pub async fn run(settings: &Settings, concurrency: usize, resume: Option<&str>) 
             },
         };
         let store = match resume {
-            Some(_) => open_existing_store(settings)?,
-            None => open_store(settings)?,
+            Some(_) => open_existing_store(settings).await?,
+            None => open_store(settings).await?,
         };
         let hook = crate::fault::abort_hook().map_err(Outcome::Invalid)?;
-        let app = aws_app(&policy, Arc::new(store), hook).await?;
+        let app = aws_app(&policy, store, hook, settings.lease_ttl).await?;
         let interrupt = super::interrupt_on_signals();
         let progress = super::progress(settings);
         let done = run_policy(&app, &policy, &request, progress.as_ref(), &interrupt).await?;

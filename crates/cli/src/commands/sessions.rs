@@ -13,9 +13,9 @@ pub async fn list(settings: &Settings) -> Outcome {
             Some(_) => Some(load_policy(settings)?.name),
             None => None,
         };
-        let store = open_existing_store(settings)?;
+        let store = open_existing_store(settings).await?;
         let mut sessions = store.sessions(policy.as_deref()).await?;
-        mark_interrupted(&store, &mut sessions).await?;
+        mark_interrupted(store.as_ref(), &mut sessions).await?;
         if settings.json {
             print_json(&sessions)?;
         } else {
@@ -44,7 +44,7 @@ enum Session {
 
 pub async fn show(settings: &Settings, id: &str) -> Outcome {
     let result = async {
-        let store = open_existing_store(settings)?;
+        let store = open_existing_store(settings).await?;
         let session_id = SessionId::from(id);
         let summary = store.summary(&session_id).await?.ok_or_else(|| {
             Outcome::Invalid(format!(
@@ -52,7 +52,7 @@ pub async fn show(settings: &Settings, id: &str) -> Outcome {
             ))
         })?;
         let mut summaries = vec![summary];
-        mark_interrupted(&store, &mut summaries).await?;
+        mark_interrupted(store.as_ref(), &mut summaries).await?;
         let summary = summaries.remove(0);
         let steps = store.steps(&session_id).await?;
         let session = match store.session(&session_id).await? {

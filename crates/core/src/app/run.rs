@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use crate::engine::{EngineConfig, Interrupt, Progress, run_session};
 use crate::policy::Policy;
-use crate::ports::{SessionId, StateStore};
+use crate::ports::{Lease, SessionId, StateStore, StoreError};
 use crate::report::{SessionProgress, SessionReport};
 use crate::retention::{self, Accesses, RetentionReport};
 use crate::status::Status;
 
-use super::{App, AppError, hold_policy, plan, still_running};
+use super::{App, AppError, ErrorKind, hold_policy, plan, still_running};
 
 /// What to run.
 #[derive(Clone, Debug, Default)]
@@ -92,7 +92,7 @@ pub async fn run_policy(
             p.started().len().saturating_sub(p.tasks.len())
         ));
     }
-    let report = run_session(
+    let session = run_session(
         cloud,
         store,
         progress,
@@ -100,8 +100,17 @@ pub async fn run_policy(
         interrupt,
         &prepared,
         resume.as_ref(),
-    )
-    .await?;
+    );
+    // A lease that expires (a shared database) is renewed while the session runs; one that is
+    // lost stops the session where it stands, as a crash would: the worker that took the lease
+    // over resumes it from its recorded steps.
+    let report = match lease.ttl {
+        None => session.await?,
+        Some(ttl) => tokio::select! {
+            report = session => report?,
+            lost = keep(store, &lease, ttl) => return Err(lost),
+        },
+    };
 
     // Retention after the session, unless it was interrupted: the new restore points are
     // recorded by now, and the newest of each place is never deleted.
@@ -131,6 +140,33 @@ pub async fn run_policy(
         retention,
         refused,
     })
+}
+
+/// Renews `lease` every third of its TTL for as long as it is polled; the error that ends it.
+async fn keep(store: &dyn StateStore, lease: &Lease, ttl: std::time::Duration) -> AppError {
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        match store.renew_lease(lease).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return AppError::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "the lease of policy {} lapsed and another worker took it over: this \
+                         run stopped where it stood; that worker resumes the session",
+                        lease.policy
+                    ),
+                );
+            }
+            Err(e) => {
+                return AppError::from(StoreError(format!(
+                    "{}; the session stopped where it stood (no AWS change is made that the \
+                     state cannot record), and the next run resumes it",
+                    e.0
+                )));
+            }
+        }
+    }
 }
 
 /// The interrupted session to finish: the one named, else the newest of the policy (the

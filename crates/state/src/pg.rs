@@ -1,0 +1,794 @@
+//! The state store in PostgreSQL, for teams that run snaprelay on more than one machine: the
+//! same records as the SQLite store, and a lease that is a row with a holder, a generation and
+//! an expiry taken from the database's clock, so that a worker that dies loses it after its
+//! TTL and another takes over (SPEC section 6.7).
+//!
+//! Versioned migrations are applied at connection under an advisory lock, so that two workers
+//! starting together migrate once; a schema newer than this binary knows is refused.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use snaprelay_core::model::{ResourceType, SnapshotKind};
+use snaprelay_core::ports::{
+    Lease, PointFilter, RestorePointId, SessionId, StateStore, StepId, StoreError, Unfinished,
+};
+use snaprelay_core::report::{
+    PlaceReport, PointStatus, RecordedRestorePoint, ResourceReport, RestorePoint, SessionProgress,
+    SessionReport, SessionSummary, SnapshotReport, StepDetail, StepKind, StepOutcome, StepRecord,
+};
+use tokio_postgres::{NoTls, Row};
+
+/// The schema this binary writes; each entry of [`MIGRATIONS`] brings a database one version on.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE sessions (
+    id          TEXT PRIMARY KEY,
+    policy      TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    ended_at    TEXT,
+    status      TEXT NOT NULL DEFAULT 'Running',
+    resources   BIGINT NOT NULL DEFAULT 0,
+    report      TEXT,
+    pid         BIGINT
+);
+CREATE INDEX sessions_by_policy ON sessions(policy, started_at);
+CREATE TABLE tasks (
+    seq           BIGSERIAL,
+    session_id    TEXT NOT NULL REFERENCES sessions(id),
+    resource_type TEXT NOT NULL,
+    resource_id   TEXT NOT NULL,
+    region        TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    messages      TEXT NOT NULL,
+    report        TEXT,
+    PRIMARY KEY (session_id, resource_id)
+);
+CREATE TABLE steps (
+    id          BIGSERIAL PRIMARY KEY,
+    session_id  TEXT NOT NULL REFERENCES sessions(id),
+    resource_id TEXT NOT NULL,
+    step        TEXT NOT NULL,
+    place       TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    ended_at    TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    detail      TEXT NOT NULL
+);
+CREATE INDEX steps_by_session ON steps(session_id, id);
+CREATE TABLE restore_points (
+    id            BIGSERIAL PRIMARY KEY,
+    session_id    TEXT NOT NULL REFERENCES sessions(id),
+    policy        TEXT NOT NULL,
+    resource_type TEXT NOT NULL,
+    resource_id   TEXT NOT NULL,
+    kind          TEXT NOT NULL CHECK (kind IN ('source', 'replica')),
+    account       TEXT NOT NULL,
+    region        TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    deleted_at    TEXT
+);
+CREATE INDEX restore_points_by_resource ON restore_points(policy, resource_id, account, region);
+CREATE TABLE restore_point_snapshots (
+    seq              BIGSERIAL,
+    restore_point_id BIGINT NOT NULL REFERENCES restore_points(id),
+    snapshot_id      TEXT NOT NULL,
+    source_id        TEXT NOT NULL,
+    volume_id        TEXT NOT NULL,
+    device           TEXT,
+    kms_key_id       TEXT,
+    size_gib         BIGINT,
+    deleted_at       TEXT,
+    PRIMARY KEY (restore_point_id, snapshot_id)
+);
+CREATE TABLE leases (
+    policy     TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+"#];
+
+/// The advisory lock migrations are applied under (any constant of ours).
+const MIGRATION_LOCK: i64 = 0x736e_6170_7265_6c61; // "snaprela"
+
+/// The PostgreSQL state store: a pool of connections to one database.
+pub struct PgStore {
+    pool: Pool,
+}
+
+fn err(context: &str) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
+    move |e| {
+        // The driver's message names the database's complaint; the URL (and its password) is
+        // never part of it.
+        let why = e
+            .as_db_error()
+            .map_or_else(|| e.to_string(), |d| d.message().to_owned());
+        StoreError(format!("{context}: {why}"))
+    }
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+    StoreError(format!("cannot reach the PostgreSQL state: {e}"))
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://USER:PASS@HOST:PORT/DB`, `sslmode=disable`) and brings its
+    /// schema up to date.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError(format!("{} is not a PostgreSQL URL: {e}", redact(url))))?;
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(StoreError(format!(
+                "{}: sslmode=require is not supported by this build yet; use sslmode=disable \
+                 on a trusted network",
+                redact(url)
+            )));
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(8)
+            .build()
+            .map_err(|e| StoreError(format!("cannot make a connection pool: {e}")))?;
+        let store = Self { pool };
+        store.migrate(url).await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(pool_err)
+    }
+
+    /// Applies the migrations this database lacks, under an advisory lock.
+    async fn migrate(&self, url: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let fail = err("cannot migrate the PostgreSQL state");
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(&fail)?;
+        let result = async {
+            client
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS snaprelay_schema (version INTEGER NOT NULL)",
+                )
+                .await
+                .map_err(&fail)?;
+            let version: i32 = client
+                .query_opt("SELECT version FROM snaprelay_schema", &[])
+                .await
+                .map_err(&fail)?
+                .map_or(0, |r| r.get(0));
+            let known = MIGRATIONS.len() as i32;
+            if version > known {
+                return Err(StoreError(format!(
+                    "the PostgreSQL state {} was written by a newer snaprelay (schema \
+                     {version}, this one knows {known}); upgrade snaprelay",
+                    redact(url)
+                )));
+            }
+            let tx = client.transaction().await.map_err(&fail)?;
+            for sql in &MIGRATIONS[version as usize..] {
+                tx.batch_execute(sql).await.map_err(&fail)?;
+            }
+            tx.execute("DELETE FROM snaprelay_schema", &[])
+                .await
+                .map_err(&fail)?;
+            tx.execute("INSERT INTO snaprelay_schema VALUES ($1)", &[&known])
+                .await
+                .map_err(&fail)?;
+            tx.commit().await.map_err(&fail)
+        }
+        .await;
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(&fail)?;
+        result
+    }
+}
+
+/// A URL without its password.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+fn summary(r: &Row) -> SessionSummary {
+    SessionSummary {
+        session_id: SessionId::new(r.get::<_, String>(0)),
+        policy: r.get(1),
+        status: r.get(2),
+        started_at: r.get(3),
+        ended_at: r.get(4),
+        resources: usize::try_from(r.get::<_, i64>(5)).unwrap_or(0),
+    }
+}
+
+/// The columns of a summary; an unfinished session counts the resources it had begun.
+const SUMMARY: &str = "SELECT id, policy, status, started_at, ended_at, \
+     CASE WHEN ended_at IS NULL THEN (SELECT COUNT(DISTINCT resource_id) FROM steps \
+     WHERE steps.session_id = sessions.id AND resource_id <> '') ELSE resources END \
+     FROM sessions";
+
+async fn task_reports(
+    client: &impl GenericClient,
+    session: &SessionId,
+) -> Result<Vec<ResourceReport>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT report FROM tasks WHERE session_id = $1 AND report IS NOT NULL ORDER BY seq",
+            &[&session.as_str()],
+        )
+        .await
+        .map_err(err("cannot read the session"))?;
+    rows.iter()
+        .map(|r| {
+            serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| {
+                StoreError(format!(
+                    "a task report of session {session} is unreadable: {e}"
+                ))
+            })
+        })
+        .collect()
+}
+
+async fn insert_task(
+    client: &impl GenericClient,
+    session: &SessionId,
+    task: &ResourceReport,
+) -> Result<(), StoreError> {
+    let encode = |e: serde_json::Error| StoreError(format!("cannot encode a task report: {e}"));
+    let messages = serde_json::to_string(&task.messages).map_err(encode)?;
+    let report = serde_json::to_string(task).map_err(encode)?;
+    client
+        .execute(
+            "INSERT INTO tasks (session_id, resource_type, resource_id, region, status, messages, \
+             report) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &session.as_str(),
+                &task.resource_type.as_str(),
+                &task.id,
+                &task.region,
+                &task.status.as_str(),
+                &messages,
+                &report,
+            ],
+        )
+        .await
+        .map(drop)
+        .map_err(err("cannot record a task"))
+}
+
+async fn steps(
+    client: &impl GenericClient,
+    session: &SessionId,
+) -> Result<Vec<StepRecord>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT resource_id, step, place, started_at, ended_at, outcome, detail FROM steps \
+             WHERE session_id = $1 ORDER BY id",
+            &[&session.as_str()],
+        )
+        .await
+        .map_err(err("cannot read steps"))?;
+    rows.iter()
+        .map(|r| {
+            let unknown = |what: &str, value: &str| {
+                StoreError(format!(
+                    "a step of session {session} has an unknown {what} {value:?}: written by a \
+                     newer snaprelay?"
+                ))
+            };
+            let step: &str = r.get(1);
+            let outcome: &str = r.get(5);
+            let kind = StepKind::parse(step).ok_or_else(|| unknown("kind", step))?;
+            Ok(StepRecord {
+                resource_id: r.get(0),
+                step: kind,
+                place: r.get(2),
+                started_at: r.get(3),
+                ended_at: r.get(4),
+                outcome: StepOutcome::parse(outcome).ok_or_else(|| unknown("outcome", outcome))?,
+                detail: StepDetail::from_stored(kind, r.get(6)),
+            })
+        })
+        .collect()
+}
+
+async fn find_points(
+    client: &impl GenericClient,
+    filter: &PointFilter<'_>,
+) -> Result<Vec<RecordedRestorePoint>, StoreError> {
+    let fail = err("cannot read restore points");
+    let rows = client
+        .query(
+            "SELECT id, policy, resource_type, resource_id, kind, account, region, created_at, \
+             session_id, deleted_at FROM restore_points WHERE ($1::TEXT IS NULL OR session_id = \
+             $1) AND ($2::TEXT IS NULL OR policy = $2) AND ($3::TEXT IS NULL OR resource_id = $3) \
+             ORDER BY id",
+            &[
+                &filter.session.map(SessionId::as_str),
+                &filter.policy,
+                &filter.resource,
+            ],
+        )
+        .await
+        .map_err(&fail)?;
+    let mut points = Vec::with_capacity(rows.len());
+    for r in rows {
+        let word = |i: usize| -> String { r.get(i) };
+        let resource_type = ResourceType::parse(&word(2))
+            .ok_or_else(|| StoreError(format!("unknown resource type {:?}", word(2))))?;
+        let kind = SnapshotKind::parse(&word(4))
+            .ok_or_else(|| StoreError(format!("unknown restore point kind {:?}", word(4))))?;
+        let id: i64 = r.get(0);
+        let snapshots = client
+            .query(
+                "SELECT snapshot_id, source_id, volume_id, kms_key_id, device, size_gib, \
+                 deleted_at FROM restore_point_snapshots WHERE restore_point_id = $1 ORDER BY seq",
+                &[&id],
+            )
+            .await
+            .map_err(&fail)?;
+        let mut recorded = RecordedRestorePoint {
+            id: RestorePointId(id),
+            session_id: SessionId::new(word(8)),
+            status: match r.get::<_, Option<String>>(9) {
+                Some(_) => PointStatus::Deleted,
+                None => PointStatus::Complete,
+            },
+            point: RestorePoint {
+                policy: word(1),
+                resource_type,
+                resource_id: word(3),
+                kind,
+                created_at: word(7),
+                place: PlaceReport {
+                    account: word(5),
+                    region: word(6),
+                    snapshots: Vec::new(),
+                },
+            },
+            deleted_snapshots: Vec::new(),
+        };
+        for s in snapshots {
+            let snapshot = SnapshotReport {
+                id: s.get(0),
+                source_id: s.get(1),
+                volume_id: s.get(2),
+                kms_key_id: s.get(3),
+                device: s.get(4),
+                size_gib: s.get(5),
+            };
+            if s.get::<_, Option<String>>(6).is_some() {
+                recorded.deleted_snapshots.push(snapshot.id.clone());
+            }
+            recorded.point.place.snapshots.push(snapshot);
+        }
+        if recorded.status == PointStatus::Complete && !recorded.deleted_snapshots.is_empty() {
+            recorded.status = PointStatus::Deleting;
+        }
+        points.push(recorded);
+    }
+    Ok(points)
+}
+
+#[async_trait]
+impl StateStore for PgStore {
+    async fn begin_session(
+        &self,
+        session: &SessionId,
+        policy: &str,
+        started_at: &str,
+    ) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO sessions (id, policy, started_at, pid) VALUES ($1, $2, $3, $4)",
+                &[
+                    &session.as_str(),
+                    &policy,
+                    &started_at,
+                    &i64::from(std::process::id()),
+                ],
+            )
+            .await
+            .map(drop)
+            .map_err(err("cannot record the session"))
+    }
+
+    async fn resume_session(&self, session: &SessionId) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE sessions SET pid = $2 WHERE id = $1 AND ended_at IS NULL",
+                &[&session.as_str(), &i64::from(std::process::id())],
+            )
+            .await
+            .map(drop)
+            .map_err(err("cannot record the resumed session"))
+    }
+
+    async fn finish_session(&self, report: &SessionReport) -> Result<(), StoreError> {
+        let header = SessionReport {
+            resources: Vec::new(),
+            ..report.clone()
+        };
+        let json = serde_json::to_string(&header)
+            .map_err(|e| StoreError(format!("cannot encode the report: {e}")))?;
+        let fail = err("cannot record the end of the session");
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(&fail)?;
+        let id = report.session_id.as_str();
+        // Tasks were recorded as they ended; they are written again in the report's order.
+        tx.execute("DELETE FROM tasks WHERE session_id = $1", &[&id])
+            .await
+            .map_err(&fail)?;
+        for task in &report.resources {
+            insert_task(&tx, &report.session_id, task).await?;
+        }
+        tx.execute(
+            "UPDATE sessions SET ended_at = $2, status = $3, resources = $4, report = $5 \
+             WHERE id = $1",
+            &[
+                &id,
+                &report.ended_at,
+                &report.status.as_str(),
+                &(report.resources.len() as i64),
+                &json,
+            ],
+        )
+        .await
+        .map_err(&fail)?;
+        tx.commit().await.map_err(&fail)
+    }
+
+    async fn sessions(&self, policy: Option<&str>) -> Result<Vec<SessionSummary>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "{SUMMARY} WHERE $1::TEXT IS NULL OR policy = $1 ORDER BY started_at DESC, \
+                     id DESC"
+                ),
+                &[&policy],
+            )
+            .await
+            .map_err(err("cannot list sessions"))?;
+        Ok(rows.iter().map(summary).collect())
+    }
+
+    async fn summary(&self, session: &SessionId) -> Result<Option<SessionSummary>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(&format!("{SUMMARY} WHERE id = $1"), &[&session.as_str()])
+            .await
+            .map_err(err("cannot read the session"))?;
+        Ok(row.as_ref().map(summary))
+    }
+
+    async fn session(&self, session: &SessionId) -> Result<Option<SessionReport>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT report FROM sessions WHERE id = $1",
+                &[&session.as_str()],
+            )
+            .await
+            .map_err(err("cannot read the session"))?;
+        let Some(json) = row.and_then(|r| r.get::<_, Option<String>>(0)) else {
+            return Ok(None);
+        };
+        let mut report: SessionReport = serde_json::from_str(&json).map_err(|e| {
+            StoreError(format!(
+                "the stored report of session {session} is unreadable: {e}"
+            ))
+        })?;
+        report
+            .resources
+            .extend(task_reports(&client, session).await?);
+        Ok(Some(report))
+    }
+
+    async fn unfinished_sessions(
+        &self,
+        policy: Option<&str>,
+    ) -> Result<Vec<Unfinished>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT id, policy, pid FROM sessions WHERE ($1::TEXT IS NULL OR policy = $1) \
+                 AND ended_at IS NULL ORDER BY started_at DESC, id DESC",
+                &[&policy],
+            )
+            .await
+            .map_err(err("cannot read sessions"))?;
+        Ok(rows
+            .iter()
+            .map(|r| Unfinished {
+                id: SessionId::new(r.get::<_, String>(0)),
+                policy: r.get(1),
+                pid: r
+                    .get::<_, Option<i64>>(2)
+                    .and_then(|p| u32::try_from(p).ok()),
+            })
+            .collect())
+    }
+
+    async fn progress_of(&self, session: &SessionId) -> Result<SessionProgress, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT policy, started_at FROM sessions WHERE id = $1",
+                &[&session.as_str()],
+            )
+            .await
+            .map_err(err("cannot read the session"))?
+            .ok_or_else(|| StoreError(format!("no session {session} in the state")))?;
+        let points = find_points(
+            &client,
+            &PointFilter {
+                session: Some(session),
+                ..PointFilter::default()
+            },
+        )
+        .await?;
+        Ok(SessionProgress {
+            session_id: session.clone(),
+            policy: row.get(0),
+            started_at: row.get(1),
+            tasks: task_reports(&client, session).await?,
+            points: points.into_iter().map(|p| p.point).collect(),
+            steps: steps(&client, session).await?,
+        })
+    }
+
+    async fn record_step(&self, session: &SessionId, step: &StepRecord) -> Result<(), StoreError> {
+        self.begin_step(session, step).await.map(drop)
+    }
+
+    async fn begin_step(&self, session: &SessionId, s: &StepRecord) -> Result<StepId, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "INSERT INTO steps (session_id, resource_id, step, place, started_at, ended_at, \
+                 outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                &[
+                    &session.as_str(),
+                    &s.resource_id,
+                    &s.step.as_str(),
+                    &s.place,
+                    &s.started_at,
+                    &s.ended_at,
+                    &s.outcome.as_str(),
+                    &s.detail.to_json(),
+                ],
+            )
+            .await
+            .map_err(err("cannot record a step"))?;
+        Ok(StepId(row.get(0)))
+    }
+
+    async fn end_step(&self, id: StepId, s: &StepRecord) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE steps SET ended_at = $2, outcome = $3, detail = $4 WHERE id = $1",
+                &[&id.0, &s.ended_at, &s.outcome.as_str(), &s.detail.to_json()],
+            )
+            .await
+            .map(drop)
+            .map_err(err("cannot record the end of a step"))
+    }
+
+    async fn steps(&self, session: &SessionId) -> Result<Vec<StepRecord>, StoreError> {
+        steps(&self.client().await?, session).await
+    }
+
+    async fn record_task(
+        &self,
+        session: &SessionId,
+        report: &ResourceReport,
+    ) -> Result<(), StoreError> {
+        let fail = err("cannot record a task");
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(&fail)?;
+        tx.execute(
+            "DELETE FROM tasks WHERE session_id = $1 AND resource_id = $2",
+            &[&session.as_str(), &report.id],
+        )
+        .await
+        .map_err(&fail)?;
+        insert_task(&tx, session, report).await?;
+        tx.commit().await.map_err(&fail)
+    }
+
+    async fn record_restore_point(
+        &self,
+        session: &SessionId,
+        p: &RestorePoint,
+    ) -> Result<RestorePointId, StoreError> {
+        let fail = err("cannot record a restore point");
+        let mut client = self.client().await?;
+        // A restore point is recorded whole or not at all.
+        let tx = client.transaction().await.map_err(&fail)?;
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO restore_points (session_id, policy, resource_type, resource_id, \
+                 kind, account, region, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 RETURNING id",
+                &[
+                    &session.as_str(),
+                    &p.policy,
+                    &p.resource_type.as_str(),
+                    &p.resource_id,
+                    &p.kind.as_str(),
+                    &p.place.account,
+                    &p.place.region,
+                    &p.created_at,
+                ],
+            )
+            .await
+            .map_err(&fail)?
+            .get(0);
+        for s in &p.place.snapshots {
+            tx.execute(
+                "INSERT INTO restore_point_snapshots (restore_point_id, snapshot_id, source_id, \
+                 volume_id, kms_key_id, device, size_gib) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &id,
+                    &s.id,
+                    &s.source_id,
+                    &s.volume_id,
+                    &s.kms_key_id,
+                    &s.device,
+                    &s.size_gib,
+                ],
+            )
+            .await
+            .map_err(&fail)?;
+        }
+        tx.commit().await.map_err(&fail)?;
+        Ok(RestorePointId(id))
+    }
+
+    async fn find_restore_points(
+        &self,
+        filter: &PointFilter<'_>,
+    ) -> Result<Vec<RecordedRestorePoint>, StoreError> {
+        find_points(&self.client().await?, filter).await
+    }
+
+    async fn record_snapshot_deleted(
+        &self,
+        point: RestorePointId,
+        snapshot_id: &str,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE restore_point_snapshots SET deleted_at = $3 WHERE restore_point_id = $1 \
+                 AND snapshot_id = $2",
+                &[&point.0, &snapshot_id, &at],
+            )
+            .await
+            .map(drop)
+            .map_err(err("cannot record a deleted snapshot"))
+    }
+
+    async fn record_restore_point_deleted(
+        &self,
+        point: RestorePointId,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE restore_points SET deleted_at = $2 WHERE id = $1",
+                &[&point.0, &at],
+            )
+            .await
+            .map(drop)
+            .map_err(err("cannot record a deleted restore point"))
+    }
+
+    async fn acquire_lease(
+        &self,
+        policy: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        // Taken when nobody has it or its holder's lapsed, by the database's clock; each taking
+        // is a new generation, which fences out the holder whose lease lapsed.
+        let seconds = ttl.as_secs_f64();
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "INSERT INTO leases (policy, holder, generation, expires_at) \
+                 VALUES ($1, $2, 1, now() + make_interval(secs => $3)) \
+                 ON CONFLICT (policy) DO UPDATE SET holder = EXCLUDED.holder, \
+                 generation = leases.generation + 1, expires_at = EXCLUDED.expires_at \
+                 WHERE leases.expires_at < now() RETURNING generation",
+                &[&policy, &holder, &seconds],
+            )
+            .await
+            .map_err(err("cannot take the policy's lease"))?;
+        Ok(row.map(|r| Lease {
+            policy: policy.to_owned(),
+            holder: holder.to_owned(),
+            generation: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
+            ttl: Some(ttl),
+            guard: None,
+        }))
+    }
+
+    async fn renew_lease(&self, lease: &Lease) -> Result<bool, StoreError> {
+        let seconds = lease.ttl.unwrap_or_default().as_secs_f64();
+        let renewed = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE leases SET expires_at = now() + make_interval(secs => $4) \
+                 WHERE policy = $1 AND holder = $2 AND generation = $3 AND expires_at >= now()",
+                &[
+                    &lease.policy,
+                    &lease.holder,
+                    &(lease.generation as i64),
+                    &seconds,
+                ],
+            )
+            .await
+            .map_err(err("cannot renew the policy's lease"))?;
+        Ok(renewed == 1)
+    }
+
+    async fn release_lease(&self, lease: Lease) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            // Lapsed at once rather than deleted: the next holder's generation still grows.
+            .execute(
+                "UPDATE leases SET expires_at = now() - interval '1 second' \
+                 WHERE policy = $1 AND generation = $2",
+                &[&lease.policy, &(lease.generation as i64)],
+            )
+            .await
+            .map(drop)
+            .map_err(err("cannot release the policy's lease"))
+    }
+
+    async fn lease_held(&self, policy: &str) -> Result<bool, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT 1 FROM leases WHERE policy = $1 AND expires_at >= now()",
+                &[&policy],
+            )
+            .await
+            .map_err(err("cannot read the policy's lease"))?;
+        Ok(row.is_some())
+    }
+}

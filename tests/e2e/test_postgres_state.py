@@ -1,0 +1,102 @@
+"""`--state postgres://…` (SPEC 6.7): the same records as a SQLite file, and a lease that lapses
+when its holder dies, so that the next run takes the interrupted session over. The server is
+a private PostgreSQL started by scripts/pg-test-server on 127.0.0.1 and a free port."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+import moto_ext
+from estate import Estate, snaprelay_bin, snaprelay_env
+from test_ec2_replicas import B, DST, SRC, TARGET_ROLE, policy_toml
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "pg-test-server"
+
+
+@pytest.fixture
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    directory = Path("/tmp") / f"snaprelay-pg-e2e-{tmp_path_factory.getbasetemp().name}-{time.monotonic_ns()}"
+    url = subprocess.run([str(SCRIPT), "start", str(directory)], check=True, capture_output=True, text=True).stdout.strip()
+    try:
+        yield url
+    finally:
+        subprocess.run([str(SCRIPT), "stop", str(directory)], check=False)
+
+
+def snaprelay(estate: Estate, policy: Path, state: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(snaprelay_bin()), "--policy", str(policy), "--state", state, *args],
+        env=snaprelay_env(estate.endpoint) | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_run_recorded_in_postgres_is_listed_like_one_in_a_file(estate: Estate, tmp_path: Path, database: str) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        policy_toml("e2e-pg", [instance], [{"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}])
+    )
+    done = snaprelay(estate, policy, database, "run", "--output", "json")
+    assert done.returncode == 0, done.stderr
+    session = json.loads(done.stdout)["session_id"]
+    listed = json.loads(snaprelay(estate, policy, database, "sessions", "list", "--output", "json").stdout)
+    assert [(s["session_id"], s["status"]) for s in listed] == [(session, "Success")]
+    points = json.loads(snaprelay(estate, policy, database, "restore-points", "--output", "json").stdout)
+    assert sorted(p["kind"] for p in points) == ["replica", "source"]
+    # The URL's password is never printed, even in an error.
+    bad = database.replace("snaprelay@", "snaprelay:hunter2@").replace("/postgres", "/nosuchdb")
+    done = snaprelay(estate, policy, bad, "sessions", "list", "--output", "json")
+    assert done.returncode == 1 and json.loads(done.stdout)["code"] == "state", done.stdout
+    assert "hunter2" not in done.stdout + done.stderr
+
+
+def test_a_killed_runs_lease_lapses_and_the_next_run_takes_its_session_over(
+    estate: Estate, tmp_path: Path, database: str
+) -> None:
+    moto_ext.COPY_PACING.pending_seconds = 4
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, volumes = estate.create_instance(None, SRC, [{"kms_key": source_key}] * 2)
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        policy_toml("e2e-pg-lease", [instance], [{"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}])
+    )
+    # Renewed every third of the TTL: at least 3.3 s are left when the run is killed, more than
+    # the 2 s another run waits for a lease.
+    ttl = {"SNAPRELAY_LEASE_TTL": "5"}
+    first = subprocess.Popen(
+        [str(snaprelay_bin()), "--policy", str(policy), "--state", database, "run"],
+        env=snaprelay_env(estate.endpoint) | ttl,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(estate.snapshots(B, DST)) < len(volumes):
+            assert first.poll() is None and time.monotonic() < deadline, "no copies in flight"
+            time.sleep(0.1)
+    finally:
+        first.kill()  # kill -9: the lease row stays until it lapses
+        first.wait()
+    killed_at = time.monotonic()
+    # While the lease has not lapsed, another run refuses.
+    done = snaprelay(estate, policy, database, "run", "--output", "json", env=ttl)
+    assert done.returncode == 1 and json.loads(done.stdout)["code"] == "conflict", done.stdout
+    # After it lapses, the next run takes the interrupted session over and finishes it.
+    time.sleep(max(0.0, 5.5 - (time.monotonic() - killed_at)))
+    done = snaprelay(estate, policy, database, "run", "--output", "json", env=ttl)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc.get("resumed") is True and doc["status"] == "Success", doc
+    assert len(estate.snapshots(B, DST)) == len(volumes), "no copy made twice"
