@@ -100,3 +100,55 @@ def test_a_killed_runs_lease_lapses_and_the_next_run_takes_its_session_over(
     doc = json.loads(done.stdout)
     assert doc.get("resumed") is True and doc["status"] == "Success", doc
     assert len(estate.snapshots(B, DST)) == len(volumes), "no copy made twice"
+
+
+def test_a_paused_run_whose_lease_was_taken_over_changes_nothing_more(
+    estate: Estate, tmp_path: Path, database: str
+) -> None:
+    """A worker paused past its TTL (SIGSTOP) and resumed (SIGCONT) after another took its
+    session over records and changes nothing more: its writes are fenced by the lease."""
+    import signal
+
+    moto_ext.COPY_PACING.pending_seconds = 6
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, volumes = estate.create_instance(None, SRC, [{"kms_key": source_key}] * 2)
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        policy_toml("e2e-pg-fence", [instance], [{"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}])
+    )
+    ttl = {"SNAPRELAY_LEASE_TTL": "3"}
+    first = subprocess.Popen(
+        [str(snaprelay_bin()), "--policy", str(policy), "--state", database, "run", "--output", "json"],
+        env=snaprelay_env(estate.endpoint) | ttl,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(estate.snapshots(B, DST)) < len(volumes):
+            assert first.poll() is None and time.monotonic() < deadline, "no copies in flight"
+            time.sleep(0.1)
+        first.send_signal(signal.SIGSTOP)
+        time.sleep(4)  # past the TTL: the lease lapses
+        second = snaprelay(estate, policy, database, "run", "--output", "json", env=ttl)
+        assert second.returncode == 0, second.stderr
+        doc = json.loads(second.stdout)
+        assert doc.get("resumed") is True and doc["status"] == "Success", doc
+        first.send_signal(signal.SIGCONT)
+        out, err = first.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 1, err
+    assert json.loads(out)["code"] in ("conflict", "state"), out
+    assert "another worker" in out + err, err
+    # Nothing of the first run's after the takeover: one copy per volume, no share, the
+    # session as the second run finished it.
+    assert len(estate.snapshots(B, DST)) == len(volumes)
+    for snap in estate.snapshots(None, SRC, tags={"snaprelay:policy": "e2e-pg-fence"}):
+        assert estate.snapshot_shares(None, SRC, snap["SnapshotId"]) == []
+    listed = json.loads(snaprelay(estate, policy, database, "sessions", "list", "--output", "json").stdout)
+    assert [s["status"] for s in listed] == ["Success"], listed
+    shown = json.loads(snaprelay(estate, policy, database, "sessions", "show", listed[0]["session_id"], "--output", "json").stdout)
+    assert [r["status"] for r in shown["resources"]] == ["Success"], shown

@@ -48,6 +48,7 @@ checks!(
     unfinished_sessions_are_listed_newest_first,
     two_holders_never_both_hold_a_lease,
     a_lease_whose_holder_died_can_be_taken_over,
+    a_holder_whose_lease_was_taken_over_begins_no_change,
     of_many_concurrent_acquirers_exactly_one_holds,
     concurrent_writers_lose_nothing,
 );
@@ -427,6 +428,54 @@ async fn a_lease_whose_holder_died_can_be_taken_over(f: &dyn StoreFixture) {
     };
     assert!(taken.generation > generation);
     assert_eq!(taken.holder, "holder-b");
+    b.release_lease(taken).await.unwrap();
+}
+
+async fn a_holder_whose_lease_was_taken_over_begins_no_change(f: &dyn StoreFixture) {
+    let (a, b) = (f.open().await, f.open().await);
+    let policy = format!("fenced-{}", unique());
+    let s = id("fenced");
+    a.begin_session(&s, &policy, "t0").await.unwrap();
+    let held = a
+        .acquire_lease(&policy, "holder-a", f.ttl())
+        .await
+        .unwrap()
+        .expect("free");
+    let fence = held.fence();
+    a.begin_step_fenced(&s, &step("i-1", StepOutcome::Started), &fence)
+        .await
+        .expect("a change begun under a held lease is recorded");
+    if held.ttl.is_none() {
+        // This backend's leases cannot lapse while their holder lives (a file lock): there is
+        // no taking over to fence against.
+        return;
+    }
+    // The holder stalls past its TTL (a paused process, say) and another takes the lease.
+    tokio::time::sleep(f.ttl() + Duration::from_millis(500)).await;
+    let taken = b
+        .acquire_lease(&policy, "holder-b", f.ttl())
+        .await
+        .unwrap()
+        .expect("a lapsed lease is taken over");
+    assert!(
+        a.begin_step_fenced(&s, &step("i-2", StepOutcome::Started), &fence)
+            .await
+            .is_err(),
+        "the old holder's change is refused"
+    );
+    assert!(!a.renew_lease(&held).await.unwrap(), "nor can it renew");
+    assert!(
+        !a.lease_is(&fence).await.unwrap(),
+        "it knows its lease is gone"
+    );
+    assert_eq!(
+        a.steps(&s).await.unwrap().len(),
+        1,
+        "nothing of it was recorded"
+    );
+    b.begin_step_fenced(&s, &step("i-2", StepOutcome::Started), &taken.fence())
+        .await
+        .expect("the new holder's is");
     b.release_lease(taken).await.unwrap();
 }
 

@@ -13,7 +13,8 @@ use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use snaprelay_core::model::{ResourceType, SnapshotKind};
 use snaprelay_core::ports::{
-    Lease, PointFilter, RestorePointId, SessionId, StateStore, StepId, StoreError, Unfinished,
+    Fence, Lease, PointFilter, RestorePointId, SessionId, StateStore, StepId, StoreError,
+    Unfinished,
 };
 use snaprelay_core::report::{
     PlaceReport, PointStatus, RecordedRestorePoint, ResourceReport, RestorePoint, SessionProgress,
@@ -588,6 +589,62 @@ impl StateStore for PgStore {
             .await
             .map_err(err("cannot record a step"))?;
         Ok(StepId(row.get(0)))
+    }
+
+    async fn begin_step_fenced(
+        &self,
+        session: &SessionId,
+        s: &StepRecord,
+        fence: &Fence,
+    ) -> Result<StepId, StoreError> {
+        // One statement: the step is recorded only if the lease is still this holder's, in
+        // this generation, and unexpired by the database's clock.
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "INSERT INTO steps (session_id, resource_id, step, place, started_at, ended_at, \
+                 outcome, detail) SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 \
+                 FROM leases WHERE policy = $9 AND holder = $10 AND generation = $11 AND \
+                 expires_at >= now()) RETURNING id",
+                &[
+                    &session.as_str(),
+                    &s.resource_id,
+                    &s.step.as_str(),
+                    &s.place,
+                    &s.started_at,
+                    &s.ended_at,
+                    &s.outcome.as_str(),
+                    &s.detail.to_json(),
+                    &fence.policy,
+                    &fence.holder,
+                    &(fence.generation as i64),
+                ],
+            )
+            .await
+            .map_err(err("cannot record a step"))?;
+        match row {
+            Some(r) => Ok(StepId(r.get(0))),
+            None => Err(StoreError(format!(
+                "the lease of policy {} (generation {}) is no longer held by {}: another worker \
+                 took the session over; this one makes no further change",
+                fence.policy, fence.generation, fence.holder
+            ))),
+        }
+    }
+
+    async fn lease_is(&self, fence: &Fence) -> Result<bool, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT 1 FROM leases WHERE policy = $1 AND holder = $2 AND generation = $3 AND \
+                 expires_at >= now()",
+                &[&fence.policy, &fence.holder, &(fence.generation as i64)],
+            )
+            .await
+            .map_err(err("cannot read the policy's lease"))?;
+        Ok(row.is_some())
     }
 
     async fn end_step(&self, id: StepId, s: &StepRecord) -> Result<(), StoreError> {

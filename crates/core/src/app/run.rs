@@ -92,11 +92,16 @@ pub async fn run_policy(
             p.started().len().saturating_sub(p.tasks.len())
         ));
     }
+    // On a store whose leases lapse, each change is begun only while the lease is still ours.
+    let engine = EngineConfig {
+        fence: lease.ttl.map(|_| lease.fence()),
+        ..request.engine.clone()
+    };
     let session = run_session(
         cloud,
         store,
         progress,
-        &request.engine,
+        &engine,
         interrupt,
         &prepared,
         resume.as_ref(),

@@ -35,14 +35,49 @@ use crate::workflows::{self, Planned, TargetOutcome, TaskContext, TaskError};
 pub struct Recorder<'a> {
     session_id: SessionId,
     store: &'a dyn StateStore,
+    fence: Option<crate::ports::Fence>,
     progress: &'a dyn Progress,
     failure: Mutex<Option<StoreError>>,
 }
 
 impl Recorder<'_> {
     async fn task(&self, report: &ResourceReport) {
-        let result = self.store.record_task(&self.session_id, report).await;
-        self.kept(result);
+        if self.may_write().await {
+            let result = self.store.record_task(&self.session_id, report).await;
+            self.kept(result);
+        }
+    }
+
+    /// Whether this session may still write: not once a write failed (the session ends with
+    /// that error and is resumed from what was recorded), nor once its lease is no longer
+    /// held (another worker took the session over and is writing it).
+    async fn may_write(&self) -> bool {
+        if self
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
+            return false;
+        }
+        let Some(fence) = &self.fence else {
+            return true;
+        };
+        match self.store.lease_is(fence).await {
+            Ok(true) => true,
+            Ok(false) => {
+                self.kept::<()>(Err(StoreError(format!(
+                    "the lease of policy {} (generation {}) is no longer held by {}: another \
+                     worker took the session over; this one records and changes nothing more",
+                    fence.policy, fence.generation, fence.holder
+                ))));
+                false
+            }
+            Err(e) => {
+                self.kept::<()>(Err(e));
+                false
+            }
+        }
     }
 
     /// The value of one write to the store; a failure is kept for the session's end (the
@@ -63,13 +98,31 @@ impl Recorder<'_> {
 #[async_trait::async_trait]
 impl Record for Recorder<'_> {
     async fn step(&self, step: &StepRecord) {
-        let result = self.store.record_step(&self.session_id, step).await;
-        self.kept(result);
+        if self.may_write().await {
+            let result = self.store.record_step(&self.session_id, step).await;
+            self.kept(result);
+        }
         self.progress.step(step);
     }
 
     async fn begin_step(&self, step: &StepRecord) -> Option<StepId> {
-        let result = self.store.begin_step(&self.session_id, step).await;
+        if self
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
+            return None;
+        }
+        // The fenced write checks the lease in the same statement: no gap before the change.
+        let result = match &self.fence {
+            Some(fence) => {
+                self.store
+                    .begin_step_fenced(&self.session_id, step, fence)
+                    .await
+            }
+            None => self.store.begin_step(&self.session_id, step).await,
+        };
         self.kept(result)
     }
 
@@ -77,17 +130,21 @@ impl Record for Recorder<'_> {
         let Some(id) = begun else {
             return self.step(step).await;
         };
-        let result = self.store.end_step(id, step).await;
-        self.kept(result);
+        if self.may_write().await {
+            let result = self.store.end_step(id, step).await;
+            self.kept(result);
+        }
         self.progress.step(step);
     }
 
     async fn restore_point(&self, point: &RestorePoint) {
-        let result = self
-            .store
-            .record_restore_point(&self.session_id, point)
-            .await;
-        self.kept(result);
+        if self.may_write().await {
+            let result = self
+                .store
+                .record_restore_point(&self.session_id, point)
+                .await;
+            self.kept(result);
+        }
     }
 
     fn progress(&self, resource: &str, message: &str) {
@@ -116,6 +173,7 @@ pub async fn run_session(
     let recorder = Recorder {
         session_id: session_id.clone(),
         store,
+        fence: config.fence.clone(),
         progress,
         failure: Mutex::new(None),
     };

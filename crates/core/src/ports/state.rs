@@ -58,6 +58,26 @@ pub struct Lease {
     pub guard: Option<Box<dyn Any + Send + Sync>>,
 }
 
+impl Lease {
+    /// What writes under this lease carry, so that a store whose leases lapse can refuse the
+    /// writes of a holder that lost it.
+    pub fn fence(&self) -> Fence {
+        Fence {
+            policy: self.policy.clone(),
+            holder: self.holder.clone(),
+            generation: self.generation,
+        }
+    }
+}
+
+/// A lease as writes under it name it: the policy, the holder and the generation taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    pub policy: String,
+    pub holder: String,
+    pub generation: u64,
+}
+
 impl fmt::Debug for Lease {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lease")
@@ -105,6 +125,23 @@ pub trait StateStore: Send + Sync {
         session: &SessionId,
         step: &StepRecord,
     ) -> Result<StepId, StoreError>;
+    /// Like [`StateStore::begin_step`], only while `fence`'s lease is still held: a worker
+    /// whose lease lapsed and was taken over must not start a change (the new holder is
+    /// resuming the session). A store whose leases cannot lapse while their holder lives
+    /// (SQLite's file lock) needs no check.
+    async fn begin_step_fenced(
+        &self,
+        session: &SessionId,
+        step: &StepRecord,
+        _fence: &Fence,
+    ) -> Result<StepId, StoreError> {
+        self.begin_step(session, step).await
+    }
+    /// Whether `fence`'s lease is still held, for the writes that are not changes (a lease
+    /// that cannot lapse while its holder lives always is).
+    async fn lease_is(&self, _fence: &Fence) -> Result<bool, StoreError> {
+        Ok(true)
+    }
     /// Records how a step begun with [`StateStore::begin_step`] ended.
     async fn end_step(&self, id: StepId, step: &StepRecord) -> Result<(), StoreError>;
     async fn steps(&self, session: &SessionId) -> Result<Vec<StepRecord>, StoreError>;

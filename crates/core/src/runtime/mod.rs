@@ -37,6 +37,9 @@ pub struct EngineConfig {
     pub ebs_copy_slots: usize,
     /// RDS DB snapshot copies in progress per account and destination Region (AWS: 20).
     pub rds_copy_slots: usize,
+    /// The lease the session runs under, on a store whose leases can lapse: each change is
+    /// begun only while it is held.
+    pub fence: Option<crate::ports::Fence>,
 }
 
 impl Default for EngineConfig {
@@ -48,6 +51,7 @@ impl Default for EngineConfig {
             poll_horizon: Duration::from_secs(900),
             ebs_copy_slots: 20,
             rds_copy_slots: 20,
+            fence: None,
         }
     }
 }

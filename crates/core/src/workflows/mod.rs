@@ -183,7 +183,15 @@ impl TaskContext<'_> {
             detail: StepDetail::None,
         };
         let begun = if changes_aws {
-            self.recorder.begin_step(&record).await
+            // No change is made that the state could not record first: a crash after it would
+            // leave something no record points to (and a fenced-out worker must not act).
+            let Some(begun) = self.recorder.begin_step(&record).await else {
+                return Err(TaskError::Refused(format!(
+                    "{step} in {place} was not made: the state could not record it first (the \
+                     session ends with the store's error; the next run resumes it)"
+                )));
+            };
+            Some(begun)
         } else {
             None
         };
