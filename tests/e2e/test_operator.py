@@ -362,3 +362,38 @@ def test_bidirectional_overrides_in_a_selector_are_shown_escaped(estate: Estate,
     assert code == 0, err
     assert not any(c in out + err for c in "\u202e\u2066\u2069"), out
     assert "\\u{202e}" in out, out
+
+
+def test_gc_takes_snapshots_of_sessions_its_state_does_not_know_only_when_asked(estate: Estate, tmp_path: Path) -> None:
+    """SPEC 6.7: a lost state must not orphan snapshots for good, nor let gc delete another
+    state's: listed apart, taken only with --unknown-sessions, deleted only with --yes too."""
+    import sqlite3
+
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    text = policy_toml(
+        "e2e-unknown", [instance], [{"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}]
+    )
+    code, _, err = run_snaprelay(estate.endpoint, text, tmp_path, "run")
+    assert code == 0, err
+    made = {s["SnapshotId"] for s in estate.snapshots(None, SRC, tags={"snaprelay:policy": "e2e-unknown"})}
+    made |= {s["SnapshotId"] for s in estate.snapshots(B, DST)}
+    # The state is lost: a new, empty one.
+    lost = tmp_path / "new.db"
+    sqlite3.connect(lost).close()
+    env = snaprelay_env(estate.endpoint)
+
+    def gc(*args: str) -> dict:
+        done = snaprelay(env, "--policy", str(tmp_path / "policy.toml"), "--state", str(lost), "gc", *args, "--output", "json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    assert gc("--yes")["found"] == [], "apart, not taken"
+    listed = {l["id"] for l in gc("--unknown-sessions")["found"]}
+    assert listed == made, (listed, made)
+    still = {s["SnapshotId"] for s in estate.snapshots(None, SRC, tags={"snaprelay:policy": "e2e-unknown"})}
+    assert still | {s["SnapshotId"] for s in estate.snapshots(B, DST)} == made, "a listing deletes nothing"
+    gc("--yes", "--unknown-sessions")
+    assert estate.snapshots(None, SRC, tags={"snaprelay:policy": "e2e-unknown"}) == []
+    assert estate.snapshots(B, DST) == []

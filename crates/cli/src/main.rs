@@ -109,6 +109,10 @@ enum Command {
         /// Act: delete the unrecorded snapshots and remove the shares. Without it, only list.
         #[arg(long)]
         yes: bool,
+        /// Also take the snapshots tagged for the policy by sessions this state does not know
+        /// (a lost or other state): listed apart otherwise, deleted only with --yes.
+        #[arg(long)]
+        unknown_sessions: bool,
     },
     /// Show what a run would do, changing nothing.
     Plan,
@@ -271,7 +275,10 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Check => commands::check::run(&settings).await,
             Command::Demo { .. } => commands::demo::run(&settings).await,
-            Command::Gc { yes } => commands::gc::run(&settings, yes).await,
+            Command::Gc {
+                yes,
+                unknown_sessions,
+            } => commands::gc::run(&settings, yes, unknown_sessions).await,
             Command::Plan => commands::plan::run(&settings).await,
             Command::Run { concurrency, .. } => {
                 commands::run::run(&settings, usize::from(concurrency), None).await

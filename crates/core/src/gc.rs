@@ -84,9 +84,14 @@ pub async fn collect(
     recorded: &[RecordedRestorePoint],
     known_sessions: &BTreeSet<String>,
     live_sessions: &[String],
-    act: bool,
+    options: Options,
 ) -> Result<GcReport, CloudError> {
+    let Options {
+        act,
+        unknown_sessions,
+    } = options;
     let scope = Scope {
+        unknown_sessions,
         accesses: Accesses::of_plan(prepared, source_regions),
         recorded: recorded
             .iter()
@@ -125,6 +130,15 @@ pub async fn collect(
     Ok(report)
 }
 
+/// What gc is asked to do.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Delete and unshare what it finds (`--yes`); else only list.
+    pub act: bool,
+    /// Take the snapshots of sessions the state does not know too (`--unknown-sessions`).
+    pub unknown_sessions: bool,
+}
+
 /// What gc weighs each snapshot against.
 struct Scope<'a> {
     accesses: Accesses,
@@ -132,6 +146,8 @@ struct Scope<'a> {
     recorded: BTreeSet<&'a str>,
     known_sessions: &'a BTreeSet<String>,
     live_sessions: &'a [String],
+    /// Take the snapshots of sessions this state does not know too (`--unknown-sessions`).
+    unknown_sessions: bool,
     source_account: &'a AccountId,
     source_regions: &'a [String],
     target_accounts: BTreeSet<&'a str>,
@@ -197,11 +213,33 @@ impl Scope<'_> {
         } = found;
         let session = tag_value(&snapshot_tags, tags::SESSION).map(str::to_owned);
         // Only what a session of this state file made: with another (or a new) state file
-        // every snapshot of the policy would look unrecorded.
-        if !session
+        // every snapshot of the policy would look unrecorded. The operator may take the others
+        // too, but never one in flight: another snaprelay may be making it right now.
+        let known = session
             .as_ref()
-            .is_some_and(|s| self.known_sessions.contains(s))
-        {
+            .is_some_and(|s| self.known_sessions.contains(s));
+        if !known && self.unknown_sessions && state != SnapshotState::Pending {
+            report.found.push(Leftover {
+                service,
+                account: account.to_string(),
+                region: region.to_owned(),
+                id: id.clone(),
+                action: "delete",
+                shared_with: vec![],
+                session: session.clone(),
+                why: format!(
+                    "tagged for this policy by {}, which this state does not know \
+                     (--unknown-sessions)",
+                    session
+                        .as_deref()
+                        .map_or("no snaprelay session".to_owned(), |s| format!(
+                            "session {s}"
+                        ))
+                ),
+            });
+            return Ok(());
+        }
+        if !known {
             report.skipped.push(format!(
                 "{service} snapshot {id} in {account}/{region}: made by {}, which this state \
                  file does not know; left alone (run gc with the state file that recorded it)",

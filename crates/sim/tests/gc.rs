@@ -126,6 +126,11 @@ impl Estate {
 
     /// gc as the application runs it, the sessions in `live` still running.
     async fn gc(&self, live: &[String], act: bool) -> GcReport {
+        self.gc_with(live, act, false).await
+    }
+
+    /// gc with `--unknown-sessions` or without.
+    async fn gc_with(&self, live: &[String], act: bool, unknown_sessions: bool) -> GcReport {
         let prepared = prepare(&self.cloud, &self.policy).await.unwrap();
         let recorded = self
             .store
@@ -147,7 +152,10 @@ impl Estate {
             &recorded,
             &known,
             live,
-            act,
+            snaprelay_core::gc::Options {
+                act,
+                unknown_sessions,
+            },
         )
         .await
         .unwrap()
@@ -288,7 +296,7 @@ async fn a_snapshot_of_another_policy_or_without_tags_is_never_listed_nor_delete
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_snapshot_of_a_session_this_state_file_does_not_know_is_left_alone() {
+async fn a_snapshot_of_a_session_this_state_file_does_not_know_is_left_alone_unless_asked() {
     let e = estate();
     e.complete_session().await;
     let unknown = e
@@ -307,6 +315,23 @@ async fn a_snapshot_of_a_session_this_state_file_does_not_know_is_left_alone() {
         "{report:#?}"
     );
     assert!(e.ebs_ids().contains(&unknown) && e.ebs_ids().contains(&no_session));
+
+    // SPEC 6.7: listed, then deleted, only when the operator asks for them.
+    let listing = e.gc_with(&[], false, true).await;
+    let mut listed: Vec<&str> = listing.found.iter().map(|l| l.id.as_str()).collect();
+    listed.sort_unstable();
+    let mut expected = vec![unknown.as_str(), no_session.as_str()];
+    expected.sort_unstable();
+    assert_eq!(listed, expected, "{listing:#?}");
+    assert!(e.ebs_ids().contains(&unknown), "a listing deletes nothing");
+    let acted = e.gc_with(&[], true, true).await;
+    assert!(acted.problems.is_empty(), "{acted:#?}");
+    assert!(!e.ebs_ids().contains(&unknown) && !e.ebs_ids().contains(&no_session));
+    assert_eq!(
+        e.gc_with(&[], false, true).await.found,
+        vec![],
+        "the session's own are kept"
+    );
 }
 
 #[tokio::test(start_paused = true)]

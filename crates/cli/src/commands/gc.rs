@@ -1,6 +1,8 @@
 //! `snaprelay gc [--yes]`: lists what the policy's sessions left in AWS that no record accounts
 //! for (snapshots tagged for the policy but in no restore point, shares never removed), and with
 //! `--yes` deletes and unshares it. Without `--yes` nothing is changed (SPEC section 4).
+//! Snapshots of sessions the state does not know are listed apart, and taken only with
+//! `--unknown-sessions` (SPEC section 6.7).
 
 use snaprelay_core::app::gc;
 use snaprelay_core::gc::GcReport;
@@ -10,12 +12,12 @@ use crate::output;
 
 use super::{Settings, aws_app, emit, load_policy, open_existing_store, print_json};
 
-pub async fn run(settings: &Settings, yes: bool) -> Outcome {
+pub async fn run(settings: &Settings, yes: bool, unknown_sessions: bool) -> Outcome {
     let result = async {
         let policy = load_policy(settings)?;
         let store = open_existing_store(settings).await?;
         let app = aws_app(&policy, store, None, settings.lease_ttl).await?;
-        let done = gc(&app, &policy, yes).await?;
+        let done = gc(&app, &policy, yes, unknown_sessions).await?;
         if settings.json {
             print_json(&done.report)?;
         } else {

@@ -17,7 +17,12 @@ pub struct GcOutcome {
     pub interrupted: Vec<SessionId>,
 }
 
-pub async fn gc(app: &App, policy: &Policy, act: bool) -> Result<GcOutcome, AppError> {
+pub async fn gc(
+    app: &App,
+    policy: &Policy,
+    act: bool,
+    unknown_sessions: bool,
+) -> Result<GcOutcome, AppError> {
     let store = app.store.as_ref();
     let recorded = store.policy_restore_points(&policy.name).await?;
     let known: BTreeSet<String> = store
@@ -57,7 +62,10 @@ pub async fn gc(app: &App, policy: &Policy, act: bool) -> Result<GcOutcome, AppE
         &recorded,
         &known,
         &live,
-        act,
+        gc::Options {
+            act,
+            unknown_sessions,
+        },
     )
     .await
     .map_err(|e| AppError::new(AppError::class_of(&e), e.to_string()))?;
