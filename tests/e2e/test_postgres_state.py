@@ -152,3 +152,61 @@ def test_a_paused_run_whose_lease_was_taken_over_changes_nothing_more(
     assert [s["status"] for s in listed] == ["Success"], listed
     shown = json.loads(snaprelay(estate, policy, database, "sessions", "show", listed[0]["session_id"], "--output", "json").stdout)
     assert [r["status"] for r in shown["resources"]] == ["Success"], shown
+
+
+def test_state_copy_moves_a_state_between_sqlite_and_postgres_and_refuses_a_full_destination(
+    estate: Estate, tmp_path: Path, database: str
+) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        policy_toml(
+            "e2e-pg-copy", [instance], [{"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}]
+        ).replace("replicas = { count = 7 }", "replicas = { count = 1 }")
+    )
+    file_state = str(tmp_path / "state.db")
+    for _ in range(2):
+        done = snaprelay(estate, policy, file_state, "run")
+        assert done.returncode == 0, done.stderr
+
+    def listing(state: str) -> tuple[list, list, list]:
+        sessions = json.loads(snaprelay(estate, policy, state, "sessions", "list", "--output", "json").stdout)
+        points = json.loads(snaprelay(estate, policy, state, "restore-points", "--output", "json").stdout)
+        shown = [
+            json.loads(snaprelay(estate, policy, state, "sessions", "show", s["session_id"], "--output", "json").stdout)
+            for s in sessions
+        ]
+        return sessions, points, shown
+
+    original = listing(file_state)
+    assert any(p["status"] == "deleted" for p in original[1]), "retention deleted one"
+    copy = subprocess.run(
+        [str(snaprelay_bin()), "state", "copy", "--from", file_state, "--to", database, "--output", "json"],
+        env=snaprelay_env(estate.endpoint), capture_output=True, text=True, timeout=120,
+    )
+    assert copy.returncode == 0, copy.stderr
+    assert json.loads(copy.stdout)["copied"]["sessions"] == 2
+    in_postgres = listing(database)
+    assert in_postgres[0] == original[0] and in_postgres[2] == original[2]
+    assert [(p["id"], p["status"], p["snapshots"]) for p in in_postgres[1]] == [
+        (p["id"], p["status"], p["snapshots"]) for p in original[1]
+    ], "restore points under their ids"
+    # Into a state that holds something: refused, nothing copied.
+    again = subprocess.run(
+        [str(snaprelay_bin()), "state", "copy", "--from", file_state, "--to", database, "--output", "json"],
+        env=snaprelay_env(estate.endpoint), capture_output=True, text=True, timeout=120,
+    )
+    assert again.returncode == 2 and json.loads(again.stdout)["code"] == "invalid_input", again.stdout
+    # And back, into a new file: the same.
+    back = str(tmp_path / "back.db")
+    done = subprocess.run(
+        [str(snaprelay_bin()), "state", "copy", "--from", database, "--to", f"sqlite://{back}"],
+        env=snaprelay_env(estate.endpoint), capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert listing(back)[0] == original[0] and listing(back)[2] == original[2]
+    # A run on the copy goes on where the original left off.
+    done = snaprelay(estate, policy, database, "run", "--output", "json")
+    assert done.returncode == 0, done.stderr

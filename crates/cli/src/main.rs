@@ -143,6 +143,26 @@ enum Command {
         #[command(subcommand)]
         command: SessionsCommand,
     },
+    /// The state itself: copy it between SQLite and PostgreSQL.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StateCommand {
+    /// Copy a whole state (sessions, steps, restore points, under their ids) into an empty one:
+    /// a SQLite file into PostgreSQL, or back. A destination that holds anything is refused
+    /// (exit 2) and nothing is copied.
+    Copy {
+        /// The state to copy: a file, sqlite:///path, or postgres://USER:PASS@HOST:PORT/DB.
+        #[arg(long, value_name = "STATE")]
+        from: String,
+        /// The empty state to copy into (a file is created).
+        #[arg(long, value_name = "STATE")]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -292,6 +312,9 @@ fn main() -> ExitCode {
             Command::Sessions {
                 command: SessionsCommand::List,
             } => commands::sessions::list(&settings).await,
+            Command::State {
+                command: StateCommand::Copy { from, to },
+            } => commands::state_copy(&settings, &from, &to).await,
             Command::Sessions {
                 command: SessionsCommand::Show { id },
             } => commands::sessions::show(&settings, &id).await,

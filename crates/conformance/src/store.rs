@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use snaprelay_core::model::{ResourceType, SnapshotKind};
-use snaprelay_core::ports::{PointFilter, SessionId, StateStore};
+use snaprelay_core::ports::{PointFilter, RestorePointId, SessionId, StateStore};
 use snaprelay_core::report::{
     PlaceReport, PointStatus, ResourceReport, RestorePoint, Service, SessionReport, SnapshotReport,
     StepDetail, StepKind, StepOutcome, StepRecord,
@@ -45,6 +45,7 @@ checks!(
     a_task_report_is_kept_once_for_a_resume,
     a_restore_point_is_recorded_whole_and_found_by_filter,
     retention_marks_a_restore_point_deleting_then_deleted,
+    an_imported_restore_point_keeps_its_number_and_later_ones_follow_it,
     unfinished_sessions_are_listed_newest_first,
     two_holders_never_both_hold_a_lease,
     a_lease_whose_holder_died_can_be_taken_over,
@@ -324,6 +325,26 @@ async fn retention_marks_a_restore_point_deleting_then_deleted(f: &dyn StoreFixt
     };
     assert_eq!(gone.status, PointStatus::Deleted);
     assert_eq!(gone.point.place.snapshots.len(), 2, "what it held is kept");
+}
+
+async fn an_imported_restore_point_keeps_its_number_and_later_ones_follow_it(f: &dyn StoreFixture) {
+    let store = f.open().await;
+    let policy = format!("import-{}", unique());
+    let s = id("import");
+    store.begin_session(&s, &policy, "t0").await.unwrap();
+    let far = RestorePointId(900_000 + i64::from(std::process::id() % 1000));
+    let p = point(&policy, "i-1", SnapshotKind::Replica, &["snap-i"]);
+    store.import_restore_point(&s, far, &p).await.unwrap();
+    let next = store
+        .record_restore_point(
+            &s,
+            &point(&policy, "i-1", SnapshotKind::Replica, &["snap-j"]),
+        )
+        .await
+        .unwrap();
+    assert!(next > far, "{next:?} after {far:?}");
+    let found = store.policy_restore_points(&policy).await.unwrap();
+    assert_eq!((found[0].id, &found[0].point), (far, &p));
 }
 
 async fn unfinished_sessions_are_listed_newest_first(f: &dyn StoreFixture) {

@@ -637,30 +637,16 @@ impl StateStore for SqliteStore {
         session_id: &SessionId,
         p: &RestorePoint,
     ) -> Result<RestorePointId, StoreError> {
-        // A restore point is recorded whole or not at all.
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction()
-            .map_err(err("cannot record a restore point", None))?;
-        tx.execute(
-            "INSERT INTO restore_points (session_id, policy, resource_type, resource_id, kind, account, region, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![session_id.as_str(), p.policy, p.resource_type.as_str(), p.resource_id, p.kind.as_str(), p.place.account, p.place.region, p.created_at],
-        )
-        .map_err(err("cannot record a restore point", None))?;
-        let id = tx.last_insert_rowid();
-        for s in &p.place.snapshots {
-            tx.execute(
-                "INSERT INTO restore_point_snapshots \
-                 (restore_point_id, snapshot_id, source_id, volume_id, kms_key_id, device, size_gib) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![id, s.id, s.source_id, s.volume_id, s.kms_key_id, s.device, s.size_gib],
-            )
-            .map_err(err("cannot record a restore point", None))?;
-        }
-        tx.commit()
-            .map_err(err("cannot record a restore point", None))?;
-        Ok(RestorePointId(id))
+        insert_point(&mut self.conn(), session_id, None, p).map(RestorePointId)
+    }
+
+    async fn import_restore_point(
+        &self,
+        session_id: &SessionId,
+        id: RestorePointId,
+        p: &RestorePoint,
+    ) -> Result<(), StoreError> {
+        insert_point(&mut self.conn(), session_id, Some(id.0), p).map(drop)
     }
 
     async fn finish_session(&self, report: &SessionReport) -> Result<(), StoreError> {
@@ -940,6 +926,52 @@ fn snapshot_kind(r: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<Snaps
     })
 }
 
+/// A restore point, whole or not at all, numbered `id` or the next number; its number.
+fn insert_point(
+    conn: &mut Connection,
+    session_id: &SessionId,
+    id: Option<i64>,
+    p: &RestorePoint,
+) -> Result<i64, StoreError> {
+    let fail = || err("cannot record a restore point", None);
+    let tx = conn.transaction().map_err(fail())?;
+    tx.execute(
+        "INSERT INTO restore_points (id, session_id, policy, resource_type, resource_id, kind, \
+         account, region, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            id,
+            session_id.as_str(),
+            p.policy,
+            p.resource_type.as_str(),
+            p.resource_id,
+            p.kind.as_str(),
+            p.place.account,
+            p.place.region,
+            p.created_at
+        ],
+    )
+    .map_err(fail())?;
+    let id = tx.last_insert_rowid();
+    for s in &p.place.snapshots {
+        tx.execute(
+            "INSERT INTO restore_point_snapshots (restore_point_id, snapshot_id, source_id, \
+             volume_id, kms_key_id, device, size_gib) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                id,
+                s.id,
+                s.source_id,
+                s.volume_id,
+                s.kms_key_id,
+                s.device,
+                s.size_gib
+            ],
+        )
+        .map_err(fail())?;
+    }
+    tx.commit().map_err(fail())?;
+    Ok(id)
+}
+
 /// One task row, with its report.
 fn insert_task(
     conn: &Connection,
@@ -968,7 +1000,7 @@ fn insert_task(
 }
 
 mod pg;
-pub use pg::PgStore;
+pub use pg::{PgStore, redact as redact_url};
 
 #[cfg(test)]
 mod tests;

@@ -391,6 +391,64 @@ async fn find_points(
     Ok(points)
 }
 
+/// A restore point, whole or not at all, numbered `id` or the next number; its number. An
+/// imported number moves the sequence past it, so that later points never collide.
+async fn insert_point(
+    client: &mut deadpool_postgres::Object,
+    session: &SessionId,
+    id: Option<i64>,
+    p: &RestorePoint,
+) -> Result<i64, StoreError> {
+    let fail = err("cannot record a restore point");
+    let tx = client.transaction().await.map_err(&fail)?;
+    let id: i64 = tx
+        .query_one(
+            "INSERT INTO restore_points (id, session_id, policy, resource_type, resource_id, \
+             kind, account, region, created_at) VALUES (COALESCE($1, \
+             nextval('restore_points_id_seq')), $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            &[
+                &id,
+                &session.as_str(),
+                &p.policy,
+                &p.resource_type.as_str(),
+                &p.resource_id,
+                &p.kind.as_str(),
+                &p.place.account,
+                &p.place.region,
+                &p.created_at,
+            ],
+        )
+        .await
+        .map_err(&fail)?
+        .get(0);
+    tx.execute(
+        "SELECT setval('restore_points_id_seq', GREATEST($1, (SELECT last_value FROM \
+         restore_points_id_seq)))",
+        &[&id],
+    )
+    .await
+    .map_err(&fail)?;
+    for s in &p.place.snapshots {
+        tx.execute(
+            "INSERT INTO restore_point_snapshots (restore_point_id, snapshot_id, source_id, \
+             volume_id, kms_key_id, device, size_gib) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &id,
+                &s.id,
+                &s.source_id,
+                &s.volume_id,
+                &s.kms_key_id,
+                &s.device,
+                &s.size_gib,
+            ],
+        )
+        .await
+        .map_err(&fail)?;
+    }
+    tx.commit().await.map_err(&fail)?;
+    Ok(id)
+}
+
 #[async_trait]
 impl StateStore for PgStore {
     async fn begin_session(
@@ -686,48 +744,20 @@ impl StateStore for PgStore {
         session: &SessionId,
         p: &RestorePoint,
     ) -> Result<RestorePointId, StoreError> {
-        let fail = err("cannot record a restore point");
-        let mut client = self.client().await?;
-        // A restore point is recorded whole or not at all.
-        let tx = client.transaction().await.map_err(&fail)?;
-        let id: i64 = tx
-            .query_one(
-                "INSERT INTO restore_points (session_id, policy, resource_type, resource_id, \
-                 kind, account, region, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 RETURNING id",
-                &[
-                    &session.as_str(),
-                    &p.policy,
-                    &p.resource_type.as_str(),
-                    &p.resource_id,
-                    &p.kind.as_str(),
-                    &p.place.account,
-                    &p.place.region,
-                    &p.created_at,
-                ],
-            )
+        insert_point(&mut self.client().await?, session, None, p)
             .await
-            .map_err(&fail)?
-            .get(0);
-        for s in &p.place.snapshots {
-            tx.execute(
-                "INSERT INTO restore_point_snapshots (restore_point_id, snapshot_id, source_id, \
-                 volume_id, kms_key_id, device, size_gib) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[
-                    &id,
-                    &s.id,
-                    &s.source_id,
-                    &s.volume_id,
-                    &s.kms_key_id,
-                    &s.device,
-                    &s.size_gib,
-                ],
-            )
+            .map(RestorePointId)
+    }
+
+    async fn import_restore_point(
+        &self,
+        session: &SessionId,
+        id: RestorePointId,
+        p: &RestorePoint,
+    ) -> Result<(), StoreError> {
+        insert_point(&mut self.client().await?, session, Some(id.0), p)
             .await
-            .map_err(&fail)?;
-        }
-        tx.commit().await.map_err(&fail)?;
-        Ok(RestorePointId(id))
+            .map(drop)
     }
 
     async fn find_restore_points(

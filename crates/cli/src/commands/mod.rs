@@ -119,54 +119,97 @@ pub async fn aws_app_stateless(policy: &Policy) -> Result<App, Outcome> {
     aws_app(policy, Arc::new(store), None, None).await
 }
 
-/// Where `--state` (or `SNAPRELAY_STATE`) says the state is (SPEC section 6.7).
+/// Where a state is (SPEC section 6.7): a file path or `sqlite://` URL, or `postgres://`.
 enum StateAt {
     File(PathBuf),
     Postgres(String),
 }
 
+impl StateAt {
+    fn parse(text: &str) -> Self {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return StateAt::Postgres(text.to_owned());
+        }
+        // sqlite:///absolute/path and sqlite://relative/path name a file.
+        StateAt::File(PathBuf::from(
+            text.strip_prefix("sqlite://").unwrap_or(text),
+        ))
+    }
+
+    /// The state as messages show it: a URL without its password.
+    pub fn shown(&self) -> String {
+        match self {
+            StateAt::File(path) => path.display().to_string(),
+            StateAt::Postgres(url) => snaprelay_state::redact_url(url),
+        }
+    }
+
+    /// Opens it; with `must_exist`, a file that is not there is invalid input, not a new
+    /// empty state (an empty state would make gc take every snapshot for an orphan).
+    async fn open(&self, must_exist: bool) -> Result<Arc<dyn StateStore>, Outcome> {
+        // A state that cannot be opened is a state error (exit 1) for every command.
+        Ok(match self {
+            StateAt::File(path) if must_exist && !path.exists() => {
+                return Err(Outcome::Invalid(format!(
+                    "no state file at {}: give --state with the file your runs recorded to (a \
+                     run creates it)",
+                    path.display()
+                )));
+            }
+            StateAt::File(path) => Arc::new(SqliteStore::open(path)?),
+            StateAt::Postgres(url) => Arc::new(snaprelay_state::PgStore::connect(url).await?),
+        })
+    }
+}
+
 fn state_at(settings: &Settings) -> Result<StateAt, Outcome> {
-    let Some(given) = &settings.state else {
-        return SqliteStore::default_path()
+    match &settings.state {
+        Some(given) => Ok(StateAt::parse(&given.to_string_lossy())),
+        None => SqliteStore::default_path()
             .map(StateAt::File)
             .ok_or_else(|| {
                 Outcome::Invalid("no per-user data directory (HOME is not set): give --state FILE")
-            });
-    };
-    let text = given.to_string_lossy();
-    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-        return Ok(StateAt::Postgres(text.into_owned()));
+            }),
     }
-    // sqlite:///absolute/path and sqlite://relative/path name a file.
-    Ok(StateAt::File(match text.strip_prefix("sqlite://") {
-        Some(path) => PathBuf::from(path),
-        None => given.clone(),
-    }))
 }
 
 /// Opens the state store named by `--state`, or the default one.
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn StateStore>, Outcome> {
-    // A state that cannot be opened is a state error (exit 1) for every command.
-    Ok(match state_at(settings)? {
-        StateAt::File(path) => Arc::new(SqliteStore::open(&path)?),
-        StateAt::Postgres(url) => Arc::new(snaprelay_state::PgStore::connect(&url).await?),
-    })
+    state_at(settings)?.open(false).await
 }
 
 /// Opens the state store for a command that reads what sessions recorded (`restore-points`,
-/// `retention`, `gc`): a state file that does not exist is an error, not a new empty file. An
-/// empty store would make gc take every snapshot of the policy for an orphan.
+/// `retention`, `gc`): a state file that does not exist is an error, not a new empty file.
 pub async fn open_existing_store(settings: &Settings) -> Result<Arc<dyn StateStore>, Outcome> {
-    if let StateAt::File(path) = state_at(settings)?
-        && !path.exists()
-    {
-        return Err(Outcome::Invalid(format!(
-            "no state file at {}: give --state with the file your runs recorded to (a run \
-             creates it)",
-            path.display()
-        )));
-    }
-    open_store(settings).await
+    state_at(settings)?.open(true).await
+}
+
+/// `state copy --from STATE --to STATE`: the whole state into an empty one.
+pub async fn state_copy(settings: &Settings, from: &str, to: &str) -> Outcome {
+    let result = async {
+        let (from, to) = (StateAt::parse(from), StateAt::parse(to));
+        let source = from.open(true).await?;
+        let destination = to.open(false).await?;
+        let copied = snaprelay_core::app::state_copy(source.as_ref(), destination.as_ref()).await?;
+        if settings.json {
+            print_json(&serde_json::json!({
+                "from": from.shown(),
+                "to": to.shown(),
+                "copied": copied,
+            }))?;
+        } else {
+            emit(&format!(
+                "Copied {} session(s) with {} step(s) and {} restore point(s) from {} to {}.\n",
+                copied.sessions,
+                copied.steps,
+                copied.restore_points,
+                from.shown(),
+                to.shown()
+            ));
+        }
+        Ok::<_, Outcome>(Outcome::Code(0))
+    };
+    result.await.unwrap_or_else(|o| o)
 }
 
 /// An interrupt raised by the first SIGINT (Ctrl-C) or SIGTERM; a second one ends the

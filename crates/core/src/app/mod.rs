@@ -12,6 +12,7 @@ mod gc;
 mod guard;
 mod retention;
 mod run;
+mod state_copy;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ pub use error::{AppError, ErrorKind};
 pub use gc::{GcOutcome, gc};
 pub use retention::{apply_retention, without_retention};
 pub use run::{RunOutcome, RunRequest, run_policy};
+pub use state_copy::{Copied, state_copy};
 
 use crate::check::CheckReport;
 use crate::engine::{Prepared, prepare};

@@ -159,6 +159,14 @@ pub trait StateStore: Send + Sync {
         session: &SessionId,
         point: &RestorePoint,
     ) -> Result<RestorePointId, StoreError>;
+    /// Records a restore point under the number another store gave it (`state copy`), whole
+    /// or not at all; later restore points are numbered after it.
+    async fn import_restore_point(
+        &self,
+        session: &SessionId,
+        id: RestorePointId,
+        point: &RestorePoint,
+    ) -> Result<(), StoreError>;
     /// Restore points matching the filter, deleted ones included, in the order they were made.
     async fn find_restore_points(
         &self,
