@@ -261,21 +261,15 @@ pub fn is_db_identifier(s: &str, max: usize) -> bool {
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// Tag limits common to EC2 and RDS, in Unicode characters: keys 1-128, values 0-256; keys
-/// starting with `aws:` (in any case) are reserved for AWS.
+/// Tag limits common to EC2 and RDS, in Unicode characters: keys 1-128, values 0-256.
 /// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#tag-restrictions
 pub const TAG_KEY_MAX: usize = 128;
 pub const TAG_VALUE_MAX: usize = 256;
 
-/// Whether a tag key starts with the prefix AWS keeps for its own tags.
-pub fn is_reserved_tag_key(key: &str) -> bool {
-    key.get(..4)
-        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("aws:"))
-}
-
-/// Whether `key` is a tag key AWS lets users write.
+/// Whether `key` has the length of a tag key. The `aws:` keys AWS writes itself are tag keys
+/// too: nobody else may write them, but anyone may select by them.
 pub fn is_tag_key(key: &str) -> bool {
-    (1..=TAG_KEY_MAX).contains(&key.chars().count()) && !is_reserved_tag_key(key)
+    (1..=TAG_KEY_MAX).contains(&key.chars().count())
 }
 
 /// Whether `value` fits in a tag value.
@@ -381,14 +375,12 @@ mod tests {
     }
 
     #[test]
-    fn tag_keys_are_1_to_128_characters_outside_the_aws_prefix_and_values_up_to_256() {
+    fn tag_keys_are_1_to_128_characters_and_values_up_to_256() {
         assert!(is_tag_key("backup"));
         assert!(is_tag_key(&"é".repeat(128)), "characters, not bytes");
-        for bad in ["", "aws:cloudformation:stack-name", "AWS:x", "Aws:x"] {
-            assert!(!is_tag_key(bad), "{bad}");
-        }
+        assert!(!is_tag_key(""));
         assert!(!is_tag_key(&"k".repeat(129)));
-        assert!(is_tag_key("awsome"));
+        assert!(is_tag_key("aws:cloudformation:stack-name"), "selectable");
         assert!(is_tag_value("") && is_tag_value(&"é".repeat(256)));
         assert!(!is_tag_value(&"v".repeat(257)));
     }

@@ -19,7 +19,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::ids::{
     AccountId, DB_INSTANCE_ID_MAX, KeyRef, RoleArn, TAG_KEY_MAX, TAG_VALUE_MAX, is_region,
-    is_tag_value,
+    is_tag_key, is_tag_value,
 };
 pub use crate::ids::{is_db_identifier, is_instance_id};
 
@@ -1028,10 +1028,10 @@ fn select_tags(p: &mut Problems<'_>, field: &str, tags: &At<RawTags>) -> Selecto
     for (key, value) in &tags.value {
         // A selector only reads tags: the `aws:` ones AWS writes (aws:cloudformation:stack-name)
         // may be selected by, though nobody may write them.
-        let length = key.value.chars().count();
-        if !(1..=TAG_KEY_MAX).contains(&length) {
+        if !is_tag_key(&key.value) {
             let problem = format!(
-                "is a tag key of {length} characters; AWS tag keys are 1-{TAG_KEY_MAX} characters"
+                "is a tag key of {} characters; AWS tag keys are 1-{TAG_KEY_MAX} characters",
+                key.value.chars().count()
             );
             p.add(&key.span, &tags_field, shown(&key.value), problem);
         }
