@@ -212,43 +212,41 @@ impl Scope<'_> {
             state,
         } = found;
         let session = tag_value(&snapshot_tags, tags::SESSION).map(str::to_owned);
+        let leftover = |action, shared_with, why: String| Leftover {
+            service,
+            account: account.to_string(),
+            region: region.to_owned(),
+            id: id.clone(),
+            action,
+            shared_with,
+            session: session.clone(),
+            why,
+        };
         // Only what a session of this state file made: with another (or a new) state file
         // every snapshot of the policy would look unrecorded. The operator may take the others
         // too, but never one in flight: another snaprelay may be making it right now.
-        let known = session
+        if !session
             .as_ref()
-            .is_some_and(|s| self.known_sessions.contains(s));
-        if !known && self.unknown_sessions && state != SnapshotState::Pending {
-            report.found.push(Leftover {
-                service,
-                account: account.to_string(),
-                region: region.to_owned(),
-                id: id.clone(),
-                action: "delete",
-                shared_with: vec![],
-                session: session.clone(),
-                why: format!(
-                    "tagged for this policy by {}, which this state does not know \
-                     (--unknown-sessions)",
-                    session
-                        .as_deref()
-                        .map_or("no snaprelay session".to_owned(), |s| format!(
-                            "session {s}"
-                        ))
-                ),
-            });
-            return Ok(());
-        }
-        if !known {
-            report.skipped.push(format!(
-                "{service} snapshot {id} in {account}/{region}: made by {}, which this state \
-                 file does not know; left alone (run gc with the state file that recorded it)",
-                session
-                    .as_deref()
-                    .map_or("no snaprelay session".to_owned(), |s| format!(
-                        "session {s}"
-                    ))
-            ));
+            .is_some_and(|s| self.known_sessions.contains(s))
+        {
+            let made_by = session
+                .as_deref()
+                .map_or("no snaprelay session".to_owned(), |s| {
+                    format!("session {s}")
+                });
+            if self.unknown_sessions && state != SnapshotState::Pending {
+                let why = format!(
+                    "tagged for this policy by {made_by}, which this state does not know \
+                     (--unknown-sessions)"
+                );
+                report.found.push(leftover("delete", vec![], why));
+            } else {
+                report.skipped.push(format!(
+                    "{service} snapshot {id} in {account}/{region}: made by {made_by}, which \
+                     this state file does not know; left alone (run gc with the state file that \
+                     recorded it)"
+                ));
+            }
             return Ok(());
         }
         if session
@@ -261,16 +259,6 @@ impl Scope<'_> {
             ));
             return Ok(());
         }
-        let leftover = |action, shared_with, why: String| Leftover {
-            service,
-            account: account.to_string(),
-            region: region.to_owned(),
-            id: id.clone(),
-            action,
-            shared_with,
-            session: session.clone(),
-            why,
-        };
         if !self.recorded.contains(recorded_as.as_str()) {
             let kind = tag_value(&snapshot_tags, tags::KIND).unwrap_or("unknown");
             let why = format!(

@@ -48,16 +48,19 @@ impl Recorder<'_> {
         }
     }
 
+    /// Whether a write of this session has failed.
+    fn failed(&self) -> bool {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
     /// Whether this session may still write: not once a write failed (the session ends with
     /// that error and is resumed from what was recorded), nor once its lease is no longer
     /// held (another worker took the session over and is writing it).
     async fn may_write(&self) -> bool {
-        if self
-            .failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
-        {
+        if self.failed() {
             return false;
         }
         let Some(fence) = &self.fence else {
@@ -106,12 +109,7 @@ impl Record for Recorder<'_> {
     }
 
     async fn begin_step(&self, step: &StepRecord) -> Option<StepId> {
-        if self
-            .failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
-        {
+        if self.failed() {
             return None;
         }
         // The fenced write checks the lease in the same statement: no gap before the change.

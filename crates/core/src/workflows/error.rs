@@ -236,6 +236,20 @@ pub fn failures<S: Progressing>(statuses: &[S]) -> Vec<SnapshotFailure> {
         .collect()
 }
 
+/// The one snapshot waited for, when it did not end in `error`.
+pub fn one_ended_well<S: Progressing>(
+    statuses: Vec<S>,
+    doing: Option<String>,
+) -> Result<S, TaskError> {
+    all_ended_well(statuses, doing.clone())?
+        .into_iter()
+        .next()
+        .ok_or(TaskError::Snapshots {
+            doing,
+            failures: vec![],
+        })
+}
+
 /// `Ok(statuses)` when none ended in `error`, else the failures.
 pub fn all_ended_well<S: Progressing>(
     statuses: Vec<S>,

@@ -10,7 +10,7 @@ pub mod ec2;
 mod error;
 pub mod rds;
 
-pub use error::{SnapshotFailure, TaskError, all_ended_well, failures};
+pub use error::{SnapshotFailure, TaskError, all_ended_well, failures, one_ended_well};
 
 use std::future::Future;
 

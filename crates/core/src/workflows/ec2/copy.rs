@@ -15,7 +15,7 @@ use crate::runtime::clock::utc_now;
 use crate::runtime::{Service, Urgency};
 
 use super::source::SourceSnapshot;
-use crate::workflows::{TaskContext, TaskError, all_ended_well};
+use crate::workflows::{TaskContext, TaskError, one_ended_well};
 
 pub async fn copy_restore_point(
     ctx: &TaskContext<'_>,
@@ -202,13 +202,7 @@ async fn copy_one(
                         target.label()
                     )))?;
                 let doing = Some(format!("copy to {}", target.label()));
-                all_ended_well(statuses, doing.clone())?
-                    .into_iter()
-                    .next()
-                    .ok_or(TaskError::Snapshots {
-                        doing,
-                        failures: vec![],
-                    })
+                one_ended_well(statuses, doing)
             },
         )
         .await;

@@ -6,7 +6,7 @@ use crate::model::{DbSnapshotStatus, Resource};
 use crate::ports::{Access, DbCopyRequest};
 use crate::report::{StepDetail, StepKind};
 use crate::runtime::{Service, Urgency};
-use crate::workflows::{TaskContext, TaskError, all_ended_well};
+use crate::workflows::{TaskContext, TaskError, one_ended_well};
 
 pub struct DbCopy<'a> {
     pub access: &'a Access,
@@ -99,13 +99,7 @@ pub async fn copy_db_snapshot(
                     .await
                     .map_err(TaskError::wait(format!("follow the copy in {place}")))?;
                 let doing = Some(format!("copy to {place}"));
-                all_ended_well(statuses, doing.clone())?
-                    .into_iter()
-                    .next()
-                    .ok_or(TaskError::Snapshots {
-                        doing,
-                        failures: vec![],
-                    })
+                one_ended_well(statuses, doing)
             },
         )
         .await;

@@ -5,7 +5,7 @@ use crate::model::{DbInstance, ResourceType, SnapshotKind};
 use crate::report::{PlaceReport, RestorePoint, SnapshotOf, SnapshotReport, StepDetail, StepKind};
 use crate::runtime::clock::utc_now;
 use crate::runtime::{Service, Urgency};
-use crate::workflows::{TaskContext, TaskError, all_ended_well};
+use crate::workflows::{TaskContext, TaskError, one_ended_well};
 
 use super::snapshot_identifier;
 
@@ -98,13 +98,7 @@ pub async fn take_snapshot(
                     .wait_for_db_snapshots(access, region, &ids, Urgency::Snapshot)
                     .await
                     .map_err(TaskError::wait(format!("follow the snapshot of {}", db.id)))?;
-                all_ended_well(statuses, None)?
-                    .into_iter()
-                    .next()
-                    .ok_or(TaskError::Snapshots {
-                        doing: None,
-                        failures: vec![],
-                    })
+                one_ended_well(statuses, None)
             },
         )
         .await;
