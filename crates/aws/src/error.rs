@@ -3,7 +3,7 @@
 use std::error::Error;
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
-use snaprelay_core::ports::{CloudError, Reach};
+use snaprelay_core::ports::{CloudError, Reach, redacted_url};
 
 pub fn cloud_error<E, R>(
     service: &'static str,
@@ -68,25 +68,9 @@ fn endpoint(region: &str) -> String {
     match std::env::var("AWS_ENDPOINT_URL") {
         Ok(url) if !url.trim().is_empty() => format!(
             "AWS_ENDPOINT_URL={} (or a service's AWS_ENDPOINT_URL_<SERVICE>)",
-            redacted(&url)
+            redacted_url(&url)
         ),
         _ => format!("the public AWS endpoint of {region}"),
-    }
-}
-
-/// A URL without the password it may carry (`http://user:secret@host` → `http://user:***@host`).
-pub fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}{path}")
-        }
-        None => url.to_owned(),
     }
 }
 

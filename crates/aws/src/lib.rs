@@ -127,7 +127,7 @@ pub fn check_environment() -> Result<(), String> {
         {
             return Err(format!(
                 "{name} = {:?} is not an http:// or https:// URL",
-                error::redacted(&value)
+                snaprelay_core::ports::redacted_url(&value)
             ));
         }
     }

@@ -1000,7 +1000,7 @@ fn insert_task(
 }
 
 mod pg;
-pub use pg::{PgStore, redact as redact_url};
+pub use pg::PgStore;
 
 #[cfg(test)]
 mod tests;

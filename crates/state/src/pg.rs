@@ -6,6 +6,7 @@
 //! Versioned migrations are applied at connection under an advisory lock, so that two workers
 //! starting together migrate once; a schema newer than this binary knows is refused.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,7 +15,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use snaprelay_core::model::{ResourceType, SnapshotKind};
 use snaprelay_core::ports::{
     Fence, Lease, PointFilter, RestorePointId, SessionId, StateStore, StepId, StoreError,
-    Unfinished,
+    Unfinished, redacted_url,
 };
 use snaprelay_core::report::{
     PlaceReport, PointStatus, RecordedRestorePoint, ResourceReport, RestorePoint, SessionProgress,
@@ -118,14 +119,17 @@ impl PgStore {
     /// Connects to `url` (`postgres://USER:PASS@HOST:PORT/DB`, `sslmode=disable`) and brings its
     /// schema up to date.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError(format!("{} is not a PostgreSQL URL: {e}", redact(url))))?;
+        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError(format!(
+                "{} is not a PostgreSQL URL: {e}",
+                redacted_url(url)
+            ))
+        })?;
         if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
             return Err(StoreError(format!(
                 "{}: sslmode=require is not supported by this build yet; use sslmode=disable \
                  on a trusted network",
-                redact(url)
+                redacted_url(url)
             )));
         }
         let manager = Manager::from_config(
@@ -173,7 +177,7 @@ impl PgStore {
                 return Err(StoreError(format!(
                     "the PostgreSQL state {} was written by a newer snaprelay (schema \
                      {version}, this one knows {known}); upgrade snaprelay",
-                    redact(url)
+                    redacted_url(url)
                 )));
             }
             let tx = client.transaction().await.map_err(&fail)?;
@@ -194,20 +198,6 @@ impl PgStore {
             .await
             .map_err(&fail)?;
         result
-    }
-}
-
-/// A URL without its password.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        None => url.to_owned(),
     }
 }
 
@@ -332,6 +322,21 @@ async fn find_points(
         )
         .await
         .map_err(&fail)?;
+    // Every snapshot of those points in one round trip, not one query per point.
+    let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let mut snapshots_of: HashMap<i64, Vec<Row>> = HashMap::new();
+    for s in client
+        .query(
+            "SELECT restore_point_id, snapshot_id, source_id, volume_id, kms_key_id, device, \
+             size_gib, deleted_at FROM restore_point_snapshots WHERE restore_point_id = ANY($1) \
+             ORDER BY seq",
+            &[&ids],
+        )
+        .await
+        .map_err(&fail)?
+    {
+        snapshots_of.entry(s.get(0)).or_default().push(s);
+    }
     let mut points = Vec::with_capacity(rows.len());
     for r in rows {
         let word = |i: usize| -> String { r.get(i) };
@@ -340,14 +345,6 @@ async fn find_points(
         let kind = SnapshotKind::parse(&word(4))
             .ok_or_else(|| StoreError(format!("unknown restore point kind {:?}", word(4))))?;
         let id: i64 = r.get(0);
-        let snapshots = client
-            .query(
-                "SELECT snapshot_id, source_id, volume_id, kms_key_id, device, size_gib, \
-                 deleted_at FROM restore_point_snapshots WHERE restore_point_id = $1 ORDER BY seq",
-                &[&id],
-            )
-            .await
-            .map_err(&fail)?;
         let mut recorded = RecordedRestorePoint {
             id: RestorePointId(id),
             session_id: SessionId::new(word(8)),
@@ -369,16 +366,16 @@ async fn find_points(
             },
             deleted_snapshots: Vec::new(),
         };
-        for s in snapshots {
+        for s in snapshots_of.remove(&id).unwrap_or_default() {
             let snapshot = SnapshotReport {
-                id: s.get(0),
-                source_id: s.get(1),
-                volume_id: s.get(2),
-                kms_key_id: s.get(3),
-                device: s.get(4),
-                size_gib: s.get(5),
+                id: s.get(1),
+                source_id: s.get(2),
+                volume_id: s.get(3),
+                kms_key_id: s.get(4),
+                device: s.get(5),
+                size_gib: s.get(6),
             };
-            if s.get::<_, Option<String>>(6).is_some() {
+            if s.get::<_, Option<String>>(7).is_some() {
                 recorded.deleted_snapshots.push(snapshot.id.clone());
             }
             recorded.point.place.snapshots.push(snapshot);

@@ -140,7 +140,7 @@ impl StateAt {
     pub fn shown(&self) -> String {
         match self {
             StateAt::File(path) => path.display().to_string(),
-            StateAt::Postgres(url) => snaprelay_state::redact_url(url),
+            StateAt::Postgres(url) => snaprelay_core::ports::redacted_url(url),
         }
     }
 

@@ -11,6 +11,23 @@ mod state;
 pub use cloud::*;
 pub use state::*;
 
+/// A URL as adapters may print it: without the password it may carry
+/// (`postgres://user:secret@host/db` → `postgres://user:***@host/db`). Everything before the
+/// last `@` counts as user information, so that a password with `/` or `@` in it is hidden too
+/// (a path with an `@` is hidden with it, which errs on the safe side).
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// Whose credentials a call is made with: a role assumed with STS, or the ambient credentials
 /// of the default chain.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -169,4 +186,21 @@ pub struct KeyGrant {
     pub grantee: String,
     /// `Decrypt`, `CreateGrant`, ...
     pub operations: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_url;
+
+    #[test]
+    fn a_url_is_printed_without_its_password() {
+        assert_eq!(
+            redacted_url("postgres://u:secret@db:5432/x"),
+            "postgres://u:***@db:5432/x"
+        );
+        assert_eq!(redacted_url("http://u:p/a?s@h:1"), "http://u:***@h:1");
+        assert_eq!(redacted_url("http://u:p@ss@h"), "http://u:***@h");
+        assert_eq!(redacted_url("http://127.0.0.1:9"), "http://127.0.0.1:9");
+        assert_eq!(redacted_url("not a url"), "not a url");
+    }
 }
