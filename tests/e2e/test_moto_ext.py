@@ -1017,3 +1017,394 @@ def test_reset_clears_db_logs_and_pacing(estate: Estate) -> None:
     pacing = moto_ext.RDS_COPY_PACING
     assert (pacing.pending_seconds, pacing.create_seconds, pacing.limit, pacing.refused, pacing.most_in_flight) == (0.0, 0.0, None, 0, {})
     assert estate.db_snapshots(None, SRC) == []
+
+
+# ================================================================== restores
+# EC2: images registered from snapshots, instances launched from them, volumes, retried creates
+# (moto_ext/ec2_restore.py); RDS: restored DB instances and their deletion (moto_ext/rds.py).
+# Tests named ..._already_correct pin what ALREADY_CORRECT claims moto gets right unpatched.
+
+
+def restore_snapshots(estate: Estate, region: str = SRC) -> dict:
+    """In A/region: a CMK, an 8 GiB snapshot of a volume under it (the root) and a 20 GiB one
+    of an unencrypted volume (data)."""
+    key = estate.create_key(None, region)
+    _, (root, data) = estate.create_instance(
+        None, region, [{"size": 8, "encrypted": True, "kms_key": key}, {"size": 20, "encrypted": False}]
+    )
+    ec2 = estate.ec2(None, region)
+    return {
+        "key": key,
+        "root": ec2.create_snapshot(VolumeId=root)["SnapshotId"],
+        "data": ec2.create_snapshot(VolumeId=data)["SnapshotId"],
+    }
+
+
+def register_restore_image(estate: Estate, snaps: dict, name: str = "restore-i-1 (2026-12-05)", region: str = SRC) -> str:
+    return estate.ec2(None, region).register_image(
+        Name=name,
+        Description="snaprelay restore",
+        RootDeviceName="/dev/xvda",
+        Architecture="arm64",
+        VirtualizationType="hvm",
+        EnaSupport=True,
+        BootMode="uefi",
+        BlockDeviceMappings=[
+            {
+                "DeviceName": "/dev/xvda",
+                "Ebs": {
+                    "SnapshotId": snaps["root"],
+                    "VolumeSize": 10,
+                    "VolumeType": "gp3",
+                    "Iops": 4000,
+                    "Throughput": 250,
+                    "DeleteOnTermination": True,
+                },
+            },
+            # No size, type or DeleteOnTermination: the snapshot's size, gp2, kept.
+            {"DeviceName": "/dev/sdf", "Ebs": {"SnapshotId": snaps["data"]}},
+        ],
+        TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "snaprelay:restore", "Value": "r-1"}]}],
+    )["ImageId"]
+
+
+def default_network(ec2) -> tuple[str, str, str]:
+    """(default VPC, its subnet in zone a, its default security group)."""
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
+    subnet = sorted(subnets, key=lambda s: s["AvailabilityZone"])[0]["SubnetId"]
+    group = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": ["default"]}]
+    )["SecurityGroups"][0]["GroupId"]
+    return vpc, subnet, group
+
+
+def launch(ec2, image: str, subnet: str, groups: list[str], token: str, tags: dict[str, str] | None = None) -> dict:
+    """RunInstances as snaprelay's restore makes it: one instance, the subnet and groups on a
+    network interface without a public IP, tagged instance and volumes, a client token."""
+    tag_list = [{"Key": k, "Value": v} for k, v in (tags or {"snaprelay:restore": "r-1"}).items()]
+    return ec2.run_instances(
+        ImageId=image,
+        InstanceType="t3.micro",
+        MinCount=1,
+        MaxCount=1,
+        ClientToken=token,
+        NetworkInterfaces=[
+            {"DeviceIndex": 0, "AssociatePublicIpAddress": False, "SubnetId": subnet, "Groups": groups}
+        ],
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": tag_list},
+            {"ResourceType": "volume", "Tags": tag_list},
+        ],
+    )["Instances"][0]
+
+
+def test_register_image_keeps_mappings_root_device_architecture_ena_and_tags(estate: Estate) -> None:
+    snaps = restore_snapshots(estate)
+    ec2 = estate.ec2(None, SRC)
+    before = sorted(s["SnapshotId"] for s in estate.snapshots(None, SRC))
+    image_id = register_restore_image(estate, snaps)
+    (image,) = ec2.describe_images(Owners=["self"], ImageIds=[image_id])["Images"]
+    assert image["Name"] == "restore-i-1 (2026-12-05)"
+    assert (image["RootDeviceName"], image["RootDeviceType"]) == ("/dev/xvda", "ebs")
+    assert (image["Architecture"], image["VirtualizationType"], image["BootMode"]) == ("arm64", "hvm", "uefi")
+    assert image["EnaSupport"] is True
+    assert tags_of(image) == {"snaprelay:restore": "r-1"}
+    mappings = {m["DeviceName"]: m["Ebs"] for m in image["BlockDeviceMappings"]}
+    assert mappings == {
+        "/dev/xvda": {
+            "SnapshotId": snaps["root"],
+            "VolumeSize": 10,
+            "VolumeType": "gp3",
+            "Iops": 4000,
+            "Throughput": 250,
+            "DeleteOnTermination": True,
+            "Encrypted": True,
+        },
+        "/dev/sdf": {
+            "SnapshotId": snaps["data"],
+            "VolumeSize": 20,
+            "VolumeType": "gp2",
+            "DeleteOnTermination": False,
+            "Encrypted": False,
+        },
+    }
+    # The image refers to the given snapshots; registering made none.
+    assert sorted(s["SnapshotId"] for s in estate.snapshots(None, SRC)) == before
+    # Found by the filters a restore's clean-up uses.
+    for f in ({"Name": "name", "Values": [image["Name"]]}, {"Name": "tag-key", "Values": ["snaprelay:restore"]}):
+        assert [i["ImageId"] for i in ec2.describe_images(Owners=["self"], Filters=[f])["Images"]] == [image_id]
+
+
+def test_register_image_refuses_taken_or_malformed_name_small_volume_and_missing_snapshot(estate: Estate) -> None:
+    snaps = restore_snapshots(estate)
+    ec2 = estate.ec2(None, SRC)
+    first = register_restore_image(estate, snaps, name="taken")
+    with pytest.raises(ClientError) as taken:
+        register_restore_image(estate, snaps, name="taken")
+    assert error_of(taken) == ("InvalidAMIName.Duplicate", f"AMI name taken is already in use by AMI {first}")
+    for bad in ("snaprelay:restore", "r-1/2026-12-05T00:00", "x" * 129):
+        with pytest.raises(ClientError) as malformed:
+            register_restore_image(estate, snaps, name=bad)
+        assert error_of(malformed)[0] == "InvalidAMIName.Malformed", bad
+    root = {"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snaps["root"], "VolumeSize": 4}}
+    with pytest.raises(ClientError) as small:
+        ec2.register_image(Name="small", RootDeviceName="/dev/xvda", BlockDeviceMappings=[root])
+    assert error_of(small)[0] == "InvalidBlockDeviceMapping"
+    missing = {"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": "snap-0123456789abcdef0"}}
+    with pytest.raises(ClientError) as not_found:
+        ec2.register_image(Name="missing", RootDeviceName="/dev/xvda", BlockDeviceMappings=[missing])
+    assert error_of(not_found) == ("InvalidSnapshot.NotFound", "The snapshot 'snap-0123456789abcdef0' does not exist.")
+    # The name of a deregistered image is free again.
+    ec2.deregister_image(ImageId=first)
+    register_restore_image(estate, snaps, name="taken")
+
+
+def test_instance_from_registered_image_gets_a_volume_per_mapping(estate: Estate) -> None:
+    snaps = restore_snapshots(estate)
+    image = register_restore_image(estate, snaps)
+    ec2 = estate.ec2(None, SRC)
+    _, subnet, group = default_network(ec2)
+    instance = launch(ec2, image, subnet, [group], "restore-r-1")
+    assert instance["RootDeviceName"] == "/dev/xvda"
+    assert instance["Architecture"] == "arm64"
+    assert instance["EnaSupport"] is True
+    assert instance["SubnetId"] == subnet
+    assert [g["GroupId"] for g in instance["SecurityGroups"]] == [group]
+    assert "PublicIpAddress" not in instance
+    devices = {m["DeviceName"]: m["Ebs"] for m in instance["BlockDeviceMappings"]}
+    assert sorted(devices) == ["/dev/sdf", "/dev/xvda"]
+    volumes = {v["VolumeId"]: v for v in estate.volumes(None, SRC, [d["VolumeId"] for d in devices.values()])}
+    root, data = volumes[devices["/dev/xvda"]["VolumeId"]], volumes[devices["/dev/sdf"]["VolumeId"]]
+    assert (root["SnapshotId"], root["Size"], root["VolumeType"], root["Iops"], root["Throughput"]) == (
+        snaps["root"], 10, "gp3", 4000, 250
+    )
+    assert (root["Encrypted"], root["KmsKeyId"]) == (True, snaps["key"])
+    assert (data["SnapshotId"], data["Size"], data["VolumeType"], data["Encrypted"]) == (snaps["data"], 20, "gp2", False)
+    assert (devices["/dev/xvda"]["DeleteOnTermination"], devices["/dev/sdf"]["DeleteOnTermination"]) == (True, False)
+    for v in (root, data):
+        assert tags_of(v) == {"snaprelay:restore": "r-1"}
+        assert v["Attachments"][0]["InstanceId"] == instance["InstanceId"]
+    described = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]
+    assert [g["GroupId"] for g in described["SecurityGroups"]] == [group]
+    assert tags_of(described) == {"snaprelay:restore": "r-1"}
+
+
+def test_terminating_deletes_the_volumes_marked_delete_on_termination(estate: Estate) -> None:
+    snaps = restore_snapshots(estate)
+    image = register_restore_image(estate, snaps)
+    ec2 = estate.ec2(None, SRC)
+    _, subnet, group = default_network(ec2)
+    instance = launch(ec2, image, subnet, [group], "restore-r-1")
+    devices = {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"]}
+    ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+    left = ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": list(devices.values())}])["Volumes"]
+    assert [(v["VolumeId"], v["State"]) for v in left] == [(devices["/dev/sdf"], "available")]
+
+
+def test_run_instances_overrides_and_no_device_apply_over_image_mappings(estate: Estate) -> None:
+    snaps = restore_snapshots(estate)
+    image = register_restore_image(estate, snaps)
+    ec2 = estate.ec2(None, SRC)
+    instance = ec2.run_instances(
+        ImageId=image,
+        InstanceType="t3.micro",
+        MinCount=1,
+        MaxCount=1,
+        BlockDeviceMappings=[
+            {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 12}},
+            {"DeviceName": "/dev/sdf", "NoDevice": ""},
+        ],
+    )["Instances"][0]
+    (mapping,) = instance["BlockDeviceMappings"]
+    (root,) = estate.volumes(None, SRC, [mapping["Ebs"]["VolumeId"]])
+    assert (mapping["DeviceName"], root["Size"], root["VolumeType"], root["KmsKeyId"]) == (
+        "/dev/xvda", 12, "gp3", snaps["key"]
+    )
+
+
+def test_instances_of_moto_images_keep_moto_default_root_volume(estate: Estate) -> None:
+    ec2 = estate.ec2(None, SRC)
+    instance = ec2.run_instances(ImageId="ami-12c6146b", InstanceType="t3.micro", MinCount=1, MaxCount=1)["Instances"][0]
+    assert [m["DeviceName"] for m in instance["BlockDeviceMappings"]] == ["/dev/sda1"]
+
+
+def test_run_instances_with_a_client_token_launches_once(estate: Estate) -> None:
+    snaps = restore_snapshots(estate)
+    image = register_restore_image(estate, snaps)
+    ec2 = estate.ec2(None, SRC)
+    _, subnet, group = default_network(ec2)
+    first = launch(ec2, image, subnet, [group], "restore-r-1")
+    again = launch(ec2, image, subnet, [group], "restore-r-1")
+    assert again["InstanceId"] == first["InstanceId"]
+    tagged = ec2.describe_volumes(Filters=[{"Name": "tag-key", "Values": ["snaprelay:restore"]}])["Volumes"]
+    assert len(tagged) == 2
+    with pytest.raises(ClientError) as mismatch:
+        launch(ec2, image, subnet, [group], "restore-r-1", tags={"snaprelay:restore": "r-2"})
+    assert error_of(mismatch) == moto_ext.IDEMPOTENT_MISMATCH
+    other = launch(ec2, image, subnet, [group], "restore-r-2")
+    assert other["InstanceId"] != first["InstanceId"]
+    # Tokens are per account and Region.
+    assert launch(estate.ec2(B, SRC), "ami-12c6146b", default_network(estate.ec2(B, SRC))[1], [], "restore-r-1")[
+        "InstanceId"
+    ] != first["InstanceId"]
+
+
+def test_create_volume_with_a_client_token_creates_once(estate: Estate) -> None:
+    snaps = restore_snapshots(estate)
+    ec2 = estate.ec2(None, SRC)
+
+    def create(size: int) -> dict:
+        return ec2.create_volume(
+            SnapshotId=snaps["root"],
+            AvailabilityZone=f"{SRC}b",
+            Size=size,
+            VolumeType="gp3",
+            ClientToken="restore-v-1",
+            TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "snaprelay:restore", "Value": "r-1"}]}],
+        )
+
+    first = create(8)
+    assert create(8)["VolumeId"] == first["VolumeId"]
+    assert len(ec2.describe_volumes(Filters=[{"Name": "tag-key", "Values": ["snaprelay:restore"]}])["Volumes"]) == 1
+    with pytest.raises(ClientError) as mismatch:
+        create(9)
+    assert error_of(mismatch)[0] == "IdempotentParameterMismatch"
+
+
+def test_create_volume_from_encrypted_snapshot_already_correct(estate: Estate) -> None:
+    snaps = restore_snapshots(estate)
+    ec2 = estate.ec2(None, SRC)
+    volume = ec2.create_volume(
+        SnapshotId=snaps["root"],
+        AvailabilityZone=f"{SRC}b",
+        VolumeType="io2",
+        Iops=5000,
+        TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "Name", "Value": "restored"}]}],
+    )
+    assert (volume["Encrypted"], volume["KmsKeyId"], volume["Size"]) == (True, snaps["key"], 8)
+    assert (volume["VolumeType"], volume["Iops"], volume["SnapshotId"]) == ("io2", 5000, snaps["root"])
+    named = ec2.describe_volumes(Filters=[{"Name": "tag:Name", "Values": ["restored"]}])["Volumes"]
+    assert [v["VolumeId"] for v in named] == [volume["VolumeId"]]
+    by_id = ec2.describe_volumes(
+        Filters=[{"Name": "volume-id", "Values": [volume["VolumeId"], "vol-0123456789abcdef0"]}]
+    )["Volumes"]
+    assert [v["VolumeId"] for v in by_id] == [volume["VolumeId"]]
+
+
+def test_security_group_egress_revoke_and_look_ups_already_correct(estate: Estate) -> None:
+    ec2 = estate.ec2(None, SRC)
+    vpc, _, default_group = default_network(ec2)
+    group = ec2.create_security_group(
+        GroupName="snaprelay-restore-r-1",
+        Description="restore r-1",
+        VpcId=vpc,
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": [{"Key": "snaprelay:restore", "Value": "r-1"}]}],
+    )["GroupId"]
+    (described,) = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"]
+    assert tags_of(described) == {"snaprelay:restore": "r-1"}
+    assert [(p["IpProtocol"], p["IpRanges"]) for p in described["IpPermissionsEgress"]] == [("-1", [{"CidrIp": "0.0.0.0/0"}])]
+    ec2.revoke_security_group_egress(GroupId=group, IpPermissions=described["IpPermissionsEgress"])
+    assert ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissionsEgress"] == []
+    for f in (
+        {"Name": "group-id", "Values": [group, "sg-0123456789abcdef0"]},
+        {"Name": "group-name", "Values": ["snaprelay-restore-r-1"]},
+        {"Name": "tag-key", "Values": ["snaprelay:restore"]},
+    ):
+        assert [g["GroupId"] for g in ec2.describe_security_groups(Filters=[f])["SecurityGroups"]] == [group], f
+    assert default_group != group
+
+
+def test_describe_key_pairs_already_correct(estate: Estate) -> None:
+    ec2 = estate.ec2(None, SRC)
+    ec2.create_key_pair(KeyName="ops")
+    found = ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": ["ops", "missing"]}])["KeyPairs"]
+    assert [k["KeyName"] for k in found] == ["ops"]
+    with pytest.raises(ClientError) as missing:
+        ec2.describe_key_pairs(KeyNames=["missing"])
+    assert error_of(missing)[0] == "InvalidKeyPair.NotFound"
+
+
+def test_restored_db_instance_takes_the_request_settings(estate: Estate) -> None:
+    key = estate.create_key(None, SRC)
+    rds = estate.rds(None, SRC)
+    rds.create_db_instance(
+        DBInstanceIdentifier="src",
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        MasterUsername="snaprelay",
+        MasterUserPassword="not-a-secret-1",
+        AllocatedStorage=20,
+        StorageEncrypted=True,
+        KmsKeyId=key,
+        MultiAZ=True,
+        PubliclyAccessible=True,
+        DeletionProtection=True,
+        Tags=[{"Key": "team", "Value": "db"}],
+    )
+    db_snapshot_of(estate, None, SRC, "src", "s1")
+    dst_key = estate.create_key(None, DST)
+    copy = estate.rds(None, DST).copy_db_snapshot(
+        SourceDBSnapshotIdentifier=f"arn:aws:rds:{SRC}:{A}:snapshot:s1",
+        TargetDBSnapshotIdentifier="replica-1",
+        KmsKeyId=dst_key,
+    )["DBSnapshot"]
+    vpc, _, group = default_network(estate.ec2(None, DST))
+    restored = estate.rds(None, DST).restore_db_instance_from_db_snapshot(
+        DBInstanceIdentifier="restore-r-1",
+        DBSnapshotIdentifier=copy["DBSnapshotArn"],
+        DBInstanceClass="db.m5.large",
+        MultiAZ=False,
+        PubliclyAccessible=False,
+        VpcSecurityGroupIds=[group],
+        Tags=[{"Key": "snaprelay:restore", "Value": "r-1"}],
+    )["DBInstance"]
+    described = estate.db_instance(None, DST, "restore-r-1")
+    for db in (restored, described):
+        assert (db["MultiAZ"], db["PubliclyAccessible"], db["DeletionProtection"]) == (False, False, False)
+        assert db["AvailabilityZone"].startswith(DST)
+        assert db["DBInstanceClass"] == "db.m5.large"
+        assert db["KmsKeyId"] == dst_key
+        assert [g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]] == [group]
+        assert db["TagList"] == [{"Key": "snaprelay:restore", "Value": "r-1"}]
+        assert db["DBInstanceArn"] == f"arn:aws:rds:{DST}:{A}:db:restore-r-1"
+    # What the request says true stays true.
+    again = rds.restore_db_instance_from_db_snapshot(
+        DBInstanceIdentifier="restore-r-2", DBSnapshotIdentifier="s1", MultiAZ=True, DeletionProtection=True
+    )["DBInstance"]
+    assert (again["MultiAZ"], again["DeletionProtection"], again["AvailabilityZone"]) == (True, True, f"{SRC}a")
+
+
+def test_delete_db_instance_needs_a_final_snapshot_choice(estate: Estate) -> None:
+    rds = estate.rds(None, SRC)
+    db = estate.create_db_instance(None, SRC)
+    db_snapshot_of(estate, None, SRC, db, "manual-1")
+    with pytest.raises(ClientError) as refused:
+        rds.delete_db_instance(DBInstanceIdentifier=db)
+    assert error_of(refused) == moto_ext.DB_FINAL_SNAPSHOT_REQUIRED
+    assert estate.db_instance(None, SRC, db)["DBInstanceStatus"] == "available"
+    automated = estate.db_snapshots(None, SRC, snapshot_type="automated", db_instance_id=db)
+    assert automated, "moto keeps an automated snapshot of every instance"
+    answer = rds.delete_db_instance(DBInstanceIdentifier=db, SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
+    assert answer["DBInstance"]["DBInstanceStatus"] == "deleting"
+    with pytest.raises(ClientError) as gone:
+        rds.describe_db_instances(DBInstanceIdentifier=db)
+    assert error_of(gone)[0] == "DBInstanceNotFound"
+    assert estate.db_snapshots(None, SRC, snapshot_type="automated", db_instance_id=db) == []
+    assert [s["DBSnapshotIdentifier"] for s in estate.db_snapshots(None, SRC)] == ["manual-1"]
+
+
+def test_db_look_ups_a_restore_makes_already_correct(estate: Estate) -> None:
+    rds = estate.rds(None, SRC)
+    db = estate.create_db_instance(None, SRC)
+    found = rds.describe_db_instances(Filters=[{"Name": "db-instance-id", "Values": [db, "nope"]}])["DBInstances"]
+    assert [d["DBInstanceIdentifier"] for d in found] == [db]
+    for call, kwargs, code in (
+        ("describe_db_instances", {"DBInstanceIdentifier": "nope"}, "DBInstanceNotFound"),
+        ("describe_db_subnet_groups", {"DBSubnetGroupName": "nope"}, "DBSubnetGroupNotFoundFault"),
+        ("describe_option_groups", {"OptionGroupName": "nope"}, "OptionGroupNotFoundFault"),
+    ):
+        with pytest.raises(ClientError) as missing:
+            getattr(rds, call)(**kwargs)
+        assert error_of(missing)[0] == code, call
+    assert rds.describe_db_parameter_groups(DBParameterGroupName="nope")["DBParameterGroups"] == []

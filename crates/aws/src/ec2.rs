@@ -1,12 +1,13 @@
 //! EC2: instances and their volumes, and the EBS snapshot calls of workflows A and B.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{
     Filter, InstanceSpecification, OperationType, ResourceType, SnapshotAttributeName,
     SnapshotState as SdkState, Tag as SdkTag, TagSpecification,
 };
+use snaprelay_core::config::{InstanceSetup, VolumeSetup};
 use snaprelay_core::ids::AccountId;
 use snaprelay_core::model::{Instance, SnapshotState, SnapshotStatus, Tag, Volume, VolumeSnapshot};
 use snaprelay_core::policy::Selector;
@@ -15,9 +16,9 @@ use snaprelay_core::ports::{CloudError, CopyRequest, RegionStatus};
 use crate::error::{cloud_error, malformed};
 
 /// AWS caps a filter at 200 values.
-const FILTER_VALUES: usize = 200;
+pub(crate) const FILTER_VALUES: usize = 200;
 
-fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
+pub(crate) fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
     Filter::builder()
         .name(name)
         .set_values(Some(values.into_iter().map(Into::into).collect()))
@@ -101,6 +102,10 @@ pub async fn find_instances(
                             size_gib: 0,
                             encrypted: false,
                             kms_key_id: None,
+                            setup: VolumeSetup {
+                                delete_on_termination: m.ebs()?.delete_on_termination(),
+                                ..VolumeSetup::default()
+                            },
                         })
                     })
                     .collect();
@@ -109,6 +114,7 @@ pub async fn find_instances(
                     region: region.to_owned(),
                     name,
                     volumes,
+                    setup: setup_of(i),
                 });
             }
         }
@@ -150,27 +156,91 @@ pub async fn find_instances(
             volume.size_gib = d.size().unwrap_or(0);
             volume.encrypted = d.encrypted().unwrap_or(false);
             volume.kms_key_id = d.kms_key_id().map(str::to_owned);
+            volume.setup.volume_type = d.volume_type().map(|t| t.as_str().to_owned());
+            volume.setup.iops = d.iops();
+            volume.setup.throughput = d.throughput();
         }
     }
     Ok(instances)
 }
 
-/// The tags of new snapshots, if any: EC2 refuses an empty tag specification ("Tag
-/// specification must have at least one tag"), so none is sent for no tags.
+/// What a restore needs of an instance (SPEC 6.1), as DescribeInstances says it.
+fn setup_of(i: &aws_sdk_ec2::types::Instance) -> InstanceSetup {
+    InstanceSetup {
+        instance_type: i.instance_type().map(|t| t.as_str().to_owned()),
+        architecture: i.architecture().map(|a| a.as_str().to_owned()),
+        virtualization_type: i.virtualization_type().map(|v| v.as_str().to_owned()),
+        ena_support: i.ena_support(),
+        // CurrentInstanceBootMode is the mode the instance booted in; BootMode is the AMI's,
+        // which may be `uefi-preferred` (either), and says less.
+        boot_mode: i
+            .current_instance_boot_mode()
+            .map(|m| m.as_str().to_owned())
+            .or_else(|| i.boot_mode().map(|m| m.as_str().to_owned())),
+        root_device_name: i.root_device_name().map(str::to_owned),
+        availability_zone: i
+            .placement()
+            .and_then(|p| p.availability_zone())
+            .map(str::to_owned),
+        subnet_id: i.subnet_id().map(str::to_owned),
+        security_group_ids: i
+            .security_groups()
+            .iter()
+            .filter_map(|g| g.group_id().map(str::to_owned))
+            .collect(),
+        iam_instance_profile_arn: i
+            .iam_instance_profile()
+            .and_then(|p| p.arn())
+            .map(str::to_owned),
+        key_name: i.key_name().map(str::to_owned),
+        tags: tag_map(i.tags()),
+        platform_details: i.platform_details().map(str::to_owned),
+    }
+}
+
+fn tag_map(tags: &[SdkTag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// Tags as the core sees them.
+pub(crate) fn tags_of(tags: &[SdkTag]) -> Vec<Tag> {
+    tags.iter()
+        .filter_map(|t| Some(Tag::new(t.key()?, t.value().unwrap_or_default())))
+        .collect()
+}
+
+/// The tags of new snapshots, if any.
 fn tag_specification(tags: &[Tag]) -> Option<Vec<TagSpecification>> {
+    tags_at_creation(ResourceType::Snapshot, tags).map(|t| vec![t])
+}
+
+/// The tags of a new resource of `resource_type`, if any: EC2 refuses an empty tag
+/// specification ("Tag specification must have at least one tag"), so none is sent for no
+/// tags.
+pub(crate) fn tags_at_creation(
+    resource_type: ResourceType,
+    tags: &[Tag],
+) -> Option<TagSpecification> {
     if tags.is_empty() {
         return None;
     }
-    Some(vec![
+    Some(
         TagSpecification::builder()
-            .resource_type(ResourceType::Snapshot)
+            .resource_type(resource_type)
             .set_tags(Some(
                 tags.iter()
                     .map(|t| SdkTag::builder().key(&t.key).value(&t.value).build())
                     .collect(),
             ))
             .build(),
-    ])
+    )
 }
 
 pub async fn create_snapshots(
@@ -305,11 +375,7 @@ fn status_of(s: &aws_sdk_ec2::types::Snapshot) -> Option<SnapshotStatus> {
         volume_id: s.volume_id().map(str::to_owned),
         encrypted: s.encrypted().unwrap_or(false),
         kms_key_id: s.kms_key_id().map(str::to_owned),
-        tags: s
-            .tags()
-            .iter()
-            .filter_map(|t| Some(Tag::new(t.key()?, t.value().unwrap_or_default())))
-            .collect(),
+        tags: tags_of(s.tags()),
     })
 }
 

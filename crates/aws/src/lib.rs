@@ -6,14 +6,20 @@
 //! ambient credentials; its credentials are cached and refreshed by the SDK.
 //!
 //! - [`ec2`]: instances, volumes and EBS snapshots.
+//! - [`rds`]: DB instances and DB snapshots.
+//! - [`machines`]: what a restore makes in EC2 (network, security groups, images, instances,
+//!   volumes).
+//! - [`databases`]: what a restore makes in RDS (DB instances from DB snapshots).
 //! - [`kms`]: key resolution, key policies and grants.
 //! - [`iam`]: a role's policy documents, for `check`.
 //! - [`error`]: SDK errors turned into [`CloudError`]s that name the call, the Region and AWS's code.
 
+mod databases;
 mod ec2;
 mod error;
 mod iam;
 mod kms;
+mod machines;
 mod rds;
 
 use std::collections::HashMap;
@@ -32,8 +38,10 @@ use snaprelay_core::model::{
 };
 use snaprelay_core::policy::Selector;
 use snaprelay_core::ports::{
-    Access, CloudError, CopyRequest, DbCopyRequest, DbSnapshots, EbsSnapshots, Identity, Inventory,
-    KeyGrant, Keys, RegionStatus, Sharing,
+    Access, CloudError, CopyRequest, Databases, DbCopyRequest, DbRestoreRequest, DbSnapshots,
+    DbStatus, EbsSnapshots, Find, Identity, ImageRequest, ImageStatus, Inventory, KeyGrant, Keys,
+    LaunchRequest, MachineStatus, Machines, Network, RegionStatus, SecurityGroup, Sharing, Subnet,
+    VolumeRequest, VolumeStatus,
 };
 
 use error::{cloud_error, malformed};
@@ -534,5 +542,212 @@ impl Sharing for AwsCloud {
         snapshot_id: &str,
     ) -> Result<Vec<String>, CloudError> {
         rds::db_snapshot_shares(&self.rds(access, region).await, region, snapshot_id).await
+    }
+}
+
+#[async_trait]
+impl Machines for AwsCloud {
+    async fn default_network(
+        &self,
+        access: &Access,
+        region: &str,
+    ) -> Result<Option<Network>, CloudError> {
+        machines::default_network(&self.ec2(access, region).await, region).await
+    }
+
+    async fn subnets(
+        &self,
+        access: &Access,
+        region: &str,
+        ids: &[String],
+    ) -> Result<Vec<Subnet>, CloudError> {
+        machines::subnets(&self.ec2(access, region).await, region, ids).await
+    }
+
+    async fn find_security_groups(
+        &self,
+        access: &Access,
+        region: &str,
+        find: &Find<'_>,
+    ) -> Result<Vec<SecurityGroup>, CloudError> {
+        machines::find_security_groups(&self.ec2(access, region).await, region, find).await
+    }
+
+    async fn key_pairs(
+        &self,
+        access: &Access,
+        region: &str,
+        names: &[String],
+    ) -> Result<Vec<String>, CloudError> {
+        machines::key_pairs(&self.ec2(access, region).await, region, names).await
+    }
+
+    async fn create_security_group(
+        &self,
+        access: &Access,
+        region: &str,
+        vpc_id: &str,
+        name: &str,
+        description: &str,
+        tags: &[Tag],
+    ) -> Result<String, CloudError> {
+        let client = self.ec2(access, region).await;
+        machines::create_security_group(&client, region, vpc_id, name, description, tags).await
+    }
+
+    async fn revoke_all_egress(
+        &self,
+        access: &Access,
+        region: &str,
+        group_id: &str,
+    ) -> Result<(), CloudError> {
+        machines::revoke_all_egress(&self.ec2(access, region).await, region, group_id).await
+    }
+
+    async fn delete_security_group(
+        &self,
+        access: &Access,
+        region: &str,
+        group_id: &str,
+    ) -> Result<(), CloudError> {
+        machines::delete_security_group(&self.ec2(access, region).await, region, group_id).await
+    }
+
+    async fn find_images(
+        &self,
+        access: &Access,
+        region: &str,
+        find: &Find<'_>,
+    ) -> Result<Vec<ImageStatus>, CloudError> {
+        machines::find_images(&self.ec2(access, region).await, region, find).await
+    }
+
+    async fn register_image(
+        &self,
+        access: &Access,
+        region: &str,
+        request: &ImageRequest,
+    ) -> Result<String, CloudError> {
+        machines::register_image(&self.ec2(access, region).await, region, request).await
+    }
+
+    async fn deregister_image(
+        &self,
+        access: &Access,
+        region: &str,
+        image_id: &str,
+    ) -> Result<(), CloudError> {
+        machines::deregister_image(&self.ec2(access, region).await, region, image_id).await
+    }
+
+    async fn find_machines(
+        &self,
+        access: &Access,
+        region: &str,
+        find: &Find<'_>,
+    ) -> Result<Vec<MachineStatus>, CloudError> {
+        machines::find_machines(&self.ec2(access, region).await, region, find).await
+    }
+
+    async fn run_instance(
+        &self,
+        access: &Access,
+        region: &str,
+        request: &LaunchRequest,
+    ) -> Result<MachineStatus, CloudError> {
+        machines::run_instance(&self.ec2(access, region).await, region, request).await
+    }
+
+    async fn terminate_instance(
+        &self,
+        access: &Access,
+        region: &str,
+        instance_id: &str,
+    ) -> Result<(), CloudError> {
+        machines::terminate_instance(&self.ec2(access, region).await, region, instance_id).await
+    }
+
+    async fn find_volumes(
+        &self,
+        access: &Access,
+        region: &str,
+        find: &Find<'_>,
+    ) -> Result<Vec<VolumeStatus>, CloudError> {
+        machines::find_volumes(&self.ec2(access, region).await, region, find).await
+    }
+
+    async fn create_volume(
+        &self,
+        access: &Access,
+        region: &str,
+        request: &VolumeRequest,
+    ) -> Result<VolumeStatus, CloudError> {
+        machines::create_volume(&self.ec2(access, region).await, region, request).await
+    }
+
+    async fn delete_volume(
+        &self,
+        access: &Access,
+        region: &str,
+        volume_id: &str,
+    ) -> Result<(), CloudError> {
+        machines::delete_volume(&self.ec2(access, region).await, region, volume_id).await
+    }
+}
+
+#[async_trait]
+impl Databases for AwsCloud {
+    async fn find_dbs(
+        &self,
+        access: &Access,
+        region: &str,
+        find: &Find<'_>,
+    ) -> Result<Vec<DbStatus>, CloudError> {
+        databases::find_dbs(&self.rds(access, region).await, region, find).await
+    }
+
+    async fn db_subnet_group_vpc(
+        &self,
+        access: &Access,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<String>, CloudError> {
+        databases::db_subnet_group_vpc(&self.rds(access, region).await, region, name).await
+    }
+
+    async fn db_parameter_group_exists(
+        &self,
+        access: &Access,
+        region: &str,
+        name: &str,
+    ) -> Result<bool, CloudError> {
+        databases::db_parameter_group_exists(&self.rds(access, region).await, region, name).await
+    }
+
+    async fn option_group_exists(
+        &self,
+        access: &Access,
+        region: &str,
+        name: &str,
+    ) -> Result<bool, CloudError> {
+        databases::option_group_exists(&self.rds(access, region).await, region, name).await
+    }
+
+    async fn restore_db_instance(
+        &self,
+        access: &Access,
+        region: &str,
+        request: &DbRestoreRequest,
+    ) -> Result<DbStatus, CloudError> {
+        databases::restore_db_instance(&self.rds(access, region).await, region, request).await
+    }
+
+    async fn delete_db_instance(
+        &self,
+        access: &Access,
+        region: &str,
+        db_instance_id: &str,
+    ) -> Result<(), CloudError> {
+        databases::delete_db_instance(&self.rds(access, region).await, region, db_instance_id).await
     }
 }

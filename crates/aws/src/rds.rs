@@ -1,7 +1,10 @@
 //! RDS: DB instances and the DB snapshot calls of workflows A and C.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_rds::Client;
 use aws_sdk_rds::types::{DbSnapshot, Filter, Tag as SdkTag};
+use snaprelay_core::config::DbSetup;
 use snaprelay_core::ids::AccountId;
 use snaprelay_core::model::{DbInstance, DbSnapshotStatus, Tag};
 use snaprelay_core::policy::Selector;
@@ -10,16 +13,16 @@ use snaprelay_core::ports::{CloudError, DbCopyRequest};
 use crate::error::{cloud_error, malformed};
 
 /// Values per RDS filter in one call.
-const FILTER_VALUES: usize = 100;
+pub(crate) const FILTER_VALUES: usize = 100;
 
-fn filter(name: &str, values: &[String]) -> Filter {
+pub(crate) fn filter(name: &str, values: &[String]) -> Filter {
     Filter::builder()
         .name(name)
         .set_values(Some(values.to_vec()))
         .build()
 }
 
-fn sdk_tags(tags: &[Tag]) -> Vec<SdkTag> {
+pub(crate) fn sdk_tags(tags: &[Tag]) -> Vec<SdkTag> {
     tags.iter()
         .map(|t| SdkTag::builder().key(&t.key).value(&t.value).build())
         .collect()
@@ -76,10 +79,64 @@ pub async fn find_db_instances(
                 kms_key_id: db.kms_key_id().map(str::to_owned),
                 cluster: db.db_cluster_identifier().map(str::to_owned),
                 size_gib: db.allocated_storage().map(i64::from),
+                setup: setup_of(db),
             });
         }
     }
     Ok(found)
+}
+
+/// What a restore needs of a DB instance (SPEC 6.1), as DescribeDBInstances says it.
+fn setup_of(db: &aws_sdk_rds::types::DbInstance) -> DbSetup {
+    DbSetup {
+        engine_version: db.engine_version().map(str::to_owned),
+        db_instance_class: db.db_instance_class().map(str::to_owned),
+        // Endpoint is missing while the instance is being created. DbInstancePort is often 0
+        // outside a cluster, so only a real port stands in for it.
+        port: db
+            .endpoint()
+            .and_then(|e| e.port())
+            .or(db.db_instance_port().filter(|p| *p > 0)),
+        storage_type: db.storage_type().map(str::to_owned),
+        iops: db.iops(),
+        multi_az: db.multi_az(),
+        db_subnet_group: db
+            .db_subnet_group()
+            .and_then(|g| g.db_subnet_group_name())
+            .map(str::to_owned),
+        db_parameter_group: db
+            .db_parameter_groups()
+            .first()
+            .and_then(|g| g.db_parameter_group_name())
+            .map(str::to_owned),
+        option_group: db
+            .option_group_memberships()
+            .first()
+            .and_then(|g| g.option_group_name())
+            .map(str::to_owned),
+        vpc_security_group_ids: db
+            .vpc_security_groups()
+            .iter()
+            .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
+            .collect(),
+        tags: db
+            .tag_list()
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                ))
+            })
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// Tags as the core sees them.
+pub(crate) fn tags_of(tags: &[SdkTag]) -> Vec<Tag> {
+    tags.iter()
+        .filter_map(|t| Some(Tag::new(t.key()?, t.value().unwrap_or_default())))
+        .collect()
 }
 
 fn status_of(
@@ -95,11 +152,7 @@ fn status_of(
             progress: s.percent_progress().and_then(|p| u8::try_from(p).ok()),
             encrypted: s.encrypted().unwrap_or(false),
             kms_key_id: s.kms_key_id().map(str::to_owned),
-            tags: s
-                .tag_list()
-                .iter()
-                .filter_map(|t| Some(Tag::new(t.key()?, t.value().unwrap_or_default())))
-                .collect(),
+            tags: tags_of(s.tag_list()),
         }),
         _ => Err(malformed(
             "RDS",

@@ -65,7 +65,7 @@ struct Cli {
 
 /// How often a session asks AWS how its snapshots are doing: only for commands that run one.
 #[derive(clap::Args, Clone, Copy)]
-struct Pacing {
+pub(crate) struct Pacing {
     /// Seconds to wait before the first poll of a snapshot's state; later polls back off to 30 s.
     #[arg(
         long,
@@ -74,7 +74,7 @@ struct Pacing {
         value_parser = parse_seconds,
         env = "SNAPRELAY_POLL_INTERVAL"
     )]
-    poll_interval: f64,
+    pub(crate) poll_interval: f64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,6 +102,40 @@ enum Command {
     Demo {
         #[command(flatten)]
         pacing: Pacing,
+    },
+    /// Prove the replicas restore: restore the newest complete restore point of each
+    /// resource in each target (or the place named) as a temporary, isolated resource
+    /// (no public IP, a security group with no rules), check it, time it (RTO), and delete
+    /// everything it made. Holds the policy's lease. Exit code 0 all Passed, 1 any Failed,
+    /// 2 invalid input.
+    Drill {
+        /// Only this resource (instance id or DB instance identifier).
+        #[arg(long, value_name = "ID")]
+        resource: Option<String>,
+        /// `source`, or ACCOUNT/REGION of a target. Default: every target.
+        #[arg(long, value_name = "source|ACCOUNT/REGION")]
+        place: Option<String>,
+        /// Leave what the drill made (the next drill or `gc --yes` deletes it).
+        #[arg(long)]
+        keep: bool,
+        /// Restore with the smallest class of the recorded family.
+        #[arg(long)]
+        small: bool,
+        /// Minutes each resource may take to be usable.
+        #[arg(long, value_name = "MINUTES", default_value_t = 60,
+              value_parser = clap::value_parser!(u32).range(1..=1440))]
+        timeout: u32,
+        /// Restores at once per place.
+        #[arg(long, value_name = "N", default_value_t = 2,
+              value_parser = clap::value_parser!(u16).range(1..=64))]
+        concurrency: u16,
+        #[command(flatten)]
+        pacing: Pacing,
+    },
+    /// Drills recorded in the state (of the policy given with --policy, else all).
+    Drills {
+        #[command(subcommand)]
+        command: DrillsCommand,
     },
     /// List what the policy's sessions left in AWS that no record accounts for (snapshots in
     /// no restore point, shares never removed); with --yes, delete and unshare it.
@@ -133,6 +167,13 @@ enum Command {
         #[arg(long, value_name = "ID")]
         resource: Option<String>,
     },
+    /// Restore a resource from a restore point, into a target (the policy's first by default)
+    /// or the source: an EC2 instance (from an image of the point's snapshots, with the
+    /// recorded block devices, type and network), its volumes, or an RDS DB instance.
+    /// Everything made is tagged snaprelay:restore=ID. A name already taken, a flag naming what
+    /// does not exist there, or nowhere to go is refused before anything is made (exit 2).
+    /// Exit code 0 Success, 1 Failed.
+    Restore(Box<commands::restore::Flags>),
     /// Apply the policy's [retention] (run does it after every session).
     Retention {
         #[command(subcommand)]
@@ -162,6 +203,17 @@ enum StateCommand {
         /// The empty state to copy into (a file is created).
         #[arg(long, value_name = "STATE")]
         to: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DrillsCommand {
+    /// List drills, newest first.
+    List,
+    /// Show one drill's document: each resource's checks, RTO and cleanup.
+    Show {
+        /// The drill id, as `drills list` prints it.
+        id: String,
     },
 }
 
@@ -205,9 +257,11 @@ impl Command {
         match self {
             Command::Demo { pacing }
             | Command::Run { pacing, .. }
+            | Command::Drill { pacing, .. }
             | Command::Sessions {
                 command: SessionsCommand::Resume { pacing, .. },
             } => *pacing,
+            Command::Restore(args) => args.pacing,
             _ => Pacing { poll_interval: 2.0 },
         }
     }
@@ -295,6 +349,31 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Check => commands::check::run(&settings).await,
             Command::Demo { .. } => commands::demo::run(&settings).await,
+            Command::Drill {
+                resource,
+                place,
+                keep,
+                small,
+                timeout,
+                concurrency,
+                ..
+            } => {
+                let flags = commands::drill::Flags {
+                    resource,
+                    place,
+                    keep,
+                    small,
+                    timeout_minutes: timeout,
+                    concurrency,
+                };
+                commands::drill::run(&settings, flags).await
+            }
+            Command::Drills {
+                command: DrillsCommand::List,
+            } => commands::drill::list(&settings).await,
+            Command::Drills {
+                command: DrillsCommand::Show { id },
+            } => commands::drill::show(&settings, &id).await,
             Command::Gc {
                 yes,
                 unknown_sessions,
@@ -306,6 +385,7 @@ fn main() -> ExitCode {
             Command::RestorePoints { resource } => {
                 commands::restore_points::run(&settings, resource.as_deref()).await
             }
+            Command::Restore(flags) => commands::restore::run(&settings, *flags).await,
             Command::Retention {
                 command: RetentionCommand::Apply { dry_run },
             } => commands::retention::apply(&settings, dry_run).await,

@@ -253,6 +253,20 @@ pub fn sessions_text(sessions: &[SessionSummary]) -> String {
     out
 }
 
+/// A value from the command line as an error message quotes it: escaped, and cut after 128
+/// characters.
+pub fn shown(value: &str) -> String {
+    const MAX: usize = 128;
+    match value.char_indices().nth(MAX) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!(
+            "{:?}… ({} characters)",
+            &value[..cut],
+            value.chars().count()
+        ),
+    }
+}
+
 /// `text` in at most `width` characters: a longer one ends with `…`, so columns stay aligned.
 pub fn fit(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
@@ -358,13 +372,34 @@ pub fn restore_points_text(points: &[RecordedRestorePoint], resource: Option<&st
         };
         let _ = writeln!(
             out,
-            "    {}  session {}  {} snapshot(s){size}  {status}",
+            "    #{} {}  session {}  {} snapshot(s){size}  {status}",
+            r.id,
             p.created_at,
             r.session_id,
             p.place.snapshots.len()
         );
         if r.status == PointStatus::Deleted {
             continue;
+        }
+        match &p.config {
+            Some(c) => {
+                let _ = writeln!(out, "      config: {}", config_line(c));
+            }
+            None => {
+                let _ = writeln!(out, "      config: not recorded (restores as volumes only)");
+            }
+        }
+        if let Some(d) = &r.last_drill {
+            let _ = writeln!(
+                out,
+                "      last drill: {} {} at {}{}",
+                d.drill_id,
+                d.status,
+                d.at,
+                d.rto_seconds
+                    .map(|s| format!(", RTO {s:.1} s"))
+                    .unwrap_or_default()
+            );
         }
         for s in &p.place.snapshots {
             let mut about = vec![format!("from {}", s.source_id)];
@@ -375,6 +410,37 @@ pub fn restore_points_text(points: &[RecordedRestorePoint], resource: Option<&st
         }
     }
     out
+}
+
+/// A restore point's configuration on one line.
+fn config_line(c: &snaprelay_core::config::ResourceConfig) -> String {
+    use snaprelay_core::config::ResourceConfig;
+    let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
+    match c {
+        ResourceConfig::Ec2(e) => format!(
+            "{} {} {}, root {}, {} volume(s), {}",
+            or(&e.instance.instance_type),
+            or(&e.instance.architecture),
+            or(&e.instance.platform_details),
+            or(&e.instance.root_device_name),
+            e.volumes.len(),
+            or(&e.instance.availability_zone)
+        ),
+        ResourceConfig::Rds(r) => format!(
+            "{} {} {}, {} GiB {}{}",
+            escape_controls(&r.engine),
+            or(&r.db.engine_version),
+            or(&r.db.db_instance_class),
+            r.allocated_storage_gib
+                .map_or("?".to_owned(), |g| g.to_string()),
+            or(&r.db.storage_type),
+            if r.db.multi_az == Some(true) {
+                ", Multi-AZ"
+            } else {
+                ""
+            }
+        ),
+    }
 }
 
 pub fn retention_text(r: &RetentionReport) -> String {
@@ -421,9 +487,9 @@ pub fn retention_text(r: &RetentionReport) -> String {
 
 pub fn gc_text(r: &GcReport) -> String {
     let mut out = String::new();
-    if r.found.is_empty() {
+    if r.found.is_empty() && r.restores_and_drills.is_empty() {
         let _ = writeln!(out, "Nothing left behind by policy {}.", r.policy);
-    } else {
+    } else if !r.found.is_empty() {
         let verb = if r.acted {
             "Done"
         } else {
@@ -451,6 +517,26 @@ pub fn gc_text(r: &GcReport) -> String {
                 l.region,
                 l.session.as_deref().unwrap_or("unknown"),
                 l.why
+            );
+        }
+    }
+    if !r.restores_and_drills.is_empty() {
+        let _ = writeln!(
+            out,
+            "Made by restores and drills of policy {}: {} item(s){}:",
+            r.policy,
+            r.restores_and_drills.len(),
+            if r.acted { "" } else { " (delete: with --yes)" }
+        );
+        for f in &r.restores_and_drills {
+            let kind = serde_json::to_value(f.remnant.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {} {kind} {} ({}) in {}/{}: {}",
+                f.action, f.remnant.id, f.remnant.state, f.remnant.account, f.remnant.region, f.why
             );
         }
     }

@@ -7,11 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use snaprelay_core::config::{Ec2Config, InstanceSetup, ResourceConfig, VolumeConfig};
 use snaprelay_core::model::{ResourceType, SnapshotKind};
-use snaprelay_core::ports::{PointFilter, RestorePointId, SessionId, StateStore};
+use snaprelay_core::ports::{
+    Operation, OperationKind, PointFilter, RestorePointId, SessionId, StateStore,
+};
 use snaprelay_core::report::{
-    PlaceReport, PointStatus, ResourceReport, RestorePoint, Service, SessionReport, SnapshotReport,
-    StepDetail, StepKind, StepOutcome, StepRecord,
+    LastDrill, PlaceReport, PointStatus, ResourceReport, RestorePoint, Service, SessionReport,
+    SnapshotReport, StepDetail, StepKind, StepOutcome, StepRecord,
 };
 use snaprelay_core::status::Status;
 
@@ -44,6 +47,8 @@ checks!(
     a_step_begun_before_its_change_is_completed_in_place,
     a_task_report_is_kept_once_for_a_resume,
     a_restore_point_is_recorded_whole_and_found_by_filter,
+    a_restore_or_drill_is_recorded_begun_then_ended,
+    a_drill_of_a_point_is_its_last_drill,
     retention_marks_a_restore_point_deleting_then_deleted,
     an_imported_restore_point_keeps_its_number_and_later_ones_follow_it,
     unfinished_sessions_are_listed_newest_first,
@@ -123,6 +128,28 @@ fn point(policy: &str, resource: &str, kind: SnapshotKind, snapshots: &[&str]) -
                 })
                 .collect(),
         },
+        // What a restore rebuilds is kept whole with the point (SPEC 6.1).
+        config: Some(ResourceConfig::Ec2(Ec2Config {
+            instance: InstanceSetup {
+                instance_type: Some("t3.micro".into()),
+                root_device_name: Some("/dev/xvda".into()),
+                security_group_ids: vec!["sg-1".into()],
+                tags: [("Name".to_owned(), "web".to_owned())].into(),
+                ..InstanceSetup::default()
+            },
+            volumes: snapshots
+                .iter()
+                .map(|s| VolumeConfig {
+                    device_name: Some("/dev/xvda".into()),
+                    volume_type: Some("gp3".into()),
+                    size_gib: Some(8),
+                    iops: Some(3000),
+                    throughput: None,
+                    delete_on_termination: Some(true),
+                    snapshot_id: Some((*s).into()),
+                })
+                .collect(),
+        })),
     }
 }
 
@@ -289,6 +316,85 @@ async fn a_restore_point_is_recorded_whole_and_found_by_filter(f: &dyn StoreFixt
     let bad = point(&policy, "i-9", SnapshotKind::Staging, &["snap-9"]);
     assert!(store.record_restore_point(&s2, &bad).await.is_err());
     assert_eq!(store.policy_restore_points(&policy).await.unwrap().len(), 3);
+}
+
+async fn a_restore_or_drill_is_recorded_begun_then_ended(f: &dyn StoreFixture) {
+    let store = f.open().await;
+    let policy = format!("op-{}", unique());
+    let op = |id: &str, kind, started_at: &str| Operation {
+        id: format!("{id}-{}", unique()),
+        kind,
+        policy: policy.clone(),
+        status: "Running".into(),
+        started_at: started_at.into(),
+        ended_at: None,
+        holder: "host:1".into(),
+        document: None,
+    };
+    let first = op("d-1", OperationKind::Drill, "2026-12-05T01:00:00Z");
+    let second = op("d-2", OperationKind::Drill, "2026-12-05T02:00:00Z");
+    let restore = op("r-1", OperationKind::Restore, "2026-12-05T03:00:00Z");
+    for o in [&first, &second, &restore] {
+        store.begin_operation(o).await.unwrap();
+    }
+    assert_eq!(
+        store.operation(&first.id).await.unwrap().as_ref(),
+        Some(&first)
+    );
+    let doc = r#"{"drill_id":"d-1","status":"Passed"}"#;
+    store
+        .end_operation(&first.id, "Passed", "2026-12-05T01:10:00Z", doc)
+        .await
+        .unwrap();
+    let ended = store.operation(&first.id).await.unwrap().unwrap();
+    assert_eq!(ended.status, "Passed");
+    assert_eq!(ended.ended_at.as_deref(), Some("2026-12-05T01:10:00Z"));
+    assert_eq!(ended.document.as_deref(), Some(doc));
+    let drills = store
+        .operations(OperationKind::Drill, Some(&policy))
+        .await
+        .unwrap();
+    assert_eq!(
+        drills.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        [second.id.as_str(), first.id.as_str()],
+        "drills only, newest first"
+    );
+    let restores = store
+        .operations(OperationKind::Restore, None)
+        .await
+        .unwrap();
+    assert!(restores.iter().any(|r| r.id == restore.id));
+    assert!(store.operation("d-none").await.unwrap().is_none());
+    // One id, one record.
+    assert!(store.begin_operation(&first).await.is_err());
+}
+
+async fn a_drill_of_a_point_is_its_last_drill(f: &dyn StoreFixture) {
+    let store = f.open().await;
+    let policy = format!("ld-{}", unique());
+    let s = id("ld");
+    store.begin_session(&s, &policy, "t0").await.unwrap();
+    let p = point(&policy, "i-1", SnapshotKind::Replica, &["snap-1"]);
+    let point_id = store.record_restore_point(&s, &p).await.unwrap();
+    let points = store.policy_restore_points(&policy).await.unwrap();
+    assert_eq!(points[0].last_drill, None, "never drilled");
+    for (drill, status) in [("d-1", "Failed"), ("d-2", "Passed")] {
+        let last = LastDrill {
+            drill_id: drill.into(),
+            status: status.into(),
+            rto_seconds: Some(42.5),
+            at: "2026-12-05T01:00:00Z".into(),
+        };
+        store.record_drill_of(point_id, &last).await.unwrap();
+    }
+    let points = store.policy_restore_points(&policy).await.unwrap();
+    let last = points[0].last_drill.as_ref().expect("a last drill");
+    assert_eq!(
+        (last.drill_id.as_str(), last.status.as_str()),
+        ("d-2", "Passed")
+    );
+    assert_eq!(last.rto_seconds, Some(42.5));
+    assert_eq!(points[0].point.config, p.config, "the config is kept whole");
 }
 
 async fn retention_marks_a_restore_point_deleting_then_deleted(f: &dyn StoreFixture) {

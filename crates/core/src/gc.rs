@@ -53,6 +53,19 @@ pub struct GcReport {
     pub skipped: Vec<String>,
     /// Actions that failed.
     pub problems: Vec<String>,
+    /// What restores and drills made that no running one owns (SPEC 6.2, 6.3).
+    #[serde(default)]
+    pub restores_and_drills: Vec<RemnantFound>,
+}
+
+/// Something a restore or drill made, and what gc does (or would do) about it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RemnantFound {
+    #[serde(flatten)]
+    pub remnant: crate::restore::Remnant,
+    /// `delete`, or `keep` (with why).
+    pub action: &'static str,
+    pub why: String,
 }
 
 /// The places a policy's sessions write to: the source Regions of the source account, each

@@ -43,6 +43,22 @@ pub fn is_region(s: &str) -> bool {
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
 }
 
+/// Whether `s` has the shape of an Availability Zone name: a Region name and a letter
+/// (`us-east-1a`), or a Local or Wavelength Zone (`us-east-1-bos-1a`).
+pub fn is_availability_zone(s: &str) -> bool {
+    let Some(body) = s.strip_suffix(|c: char| c.is_ascii_lowercase()) else {
+        return false;
+    };
+    s.len() <= 64
+        && (is_region(body)
+            || body.match_indices('-').any(|(i, _)| {
+                is_region(&body[..i])
+                    && body[i + 1..]
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            }))
+}
+
 fn is_partition(s: &str) -> bool {
     matches!(
         s,
@@ -244,6 +260,28 @@ pub fn is_instance_id(s: &str) -> bool {
             && h.bytes()
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
     })
+}
+
+/// An EC2 id of the form `PREFIX-` and 8 or 17 lowercase hex digits (`subnet-…`, `sg-…`,
+/// `vol-…`, `snap-…`, `ami-…`).
+pub fn is_ec2_id(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|h| {
+            (h.len() == 8 || h.len() == 17)
+                && h.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        })
+}
+
+/// An RDS DB subnet group name: at most 255 letters, digits, periods, underscores, spaces or
+/// hyphens, not `default` (which names the default VPC's group and cannot be made).
+/// https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBSubnetGroup.html
+pub fn is_db_subnet_group(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._ -".contains(&b))
 }
 
 /// The longest DB instance identifier RDS accepts.

@@ -8,6 +8,7 @@
 //! - [`engine`]: a session: inventory, plan, the tasks run with bounded concurrency, records.
 //! - [`ports`]: the traits the adapters implement (cloud, state store).
 //! - [`retention`], [`gc`]: what a policy keeps, and what a crash left.
+//! - [`config`]: what a restore rebuilds, kept with each restore point.
 //! - [`access`]: the key-policy and IAM-policy evaluator `check` will use (issue 6).
 //!
 //! Nothing here performs I/O except through the ports.
@@ -15,6 +16,7 @@
 pub mod access;
 pub mod app;
 pub mod check;
+pub mod config;
 pub mod engine;
 pub mod gc;
 pub mod ids;
@@ -23,6 +25,7 @@ pub mod plan;
 pub mod policy;
 pub mod ports;
 pub mod report;
+pub mod restore;
 pub mod retention;
 pub mod runtime;
 pub mod status;

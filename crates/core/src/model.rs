@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::config::{DbSetup, InstanceSetup, VolumeSetup};
 use crate::ids::AccountId;
 
 /// An EC2 instance selected by a policy, with the EBS volumes attached to it.
@@ -14,6 +15,8 @@ pub struct Instance {
     pub region: String,
     pub name: Option<String>,
     pub volumes: Vec<Volume>,
+    /// What a restore rebuilds (SPEC 6.1).
+    pub setup: InstanceSetup,
 }
 
 impl Instance {
@@ -31,6 +34,8 @@ pub struct Volume {
     pub encrypted: bool,
     /// The key ARN as `DescribeVolumes` reports it.
     pub kms_key_id: Option<String>,
+    /// What a restore rebuilds (SPEC 6.1).
+    pub setup: VolumeSetup,
 }
 
 /// An RDS DB instance selected by a policy.
@@ -50,6 +55,8 @@ pub struct DbInstance {
     pub cluster: Option<String>,
     /// `AllocatedStorage`, in GiB.
     pub size_gib: Option<i64>,
+    /// What a restore rebuilds (SPEC 6.1).
+    pub setup: DbSetup,
 }
 
 /// A resource a policy protects: an EC2 instance or an RDS DB instance.

@@ -18,7 +18,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::ids::{
-    AccountId, DB_INSTANCE_ID_MAX, KeyRef, RoleArn, TAG_KEY_MAX, TAG_VALUE_MAX, is_region,
+    self, AccountId, DB_INSTANCE_ID_MAX, KeyRef, RoleArn, TAG_KEY_MAX, TAG_VALUE_MAX, is_region,
     is_tag_key, is_tag_value,
 };
 pub use crate::ids::{is_db_identifier, is_instance_id};
@@ -71,6 +71,23 @@ pub struct Target {
     /// RDS workflow C: copy the shared snapshot straight to the target Region in one
     /// `CopyDBSnapshot` instead of the two-step flow.
     pub rds_single_step: bool,
+    /// Where `restore` and `drill` put what they make in this target when the recorded
+    /// subnet, security groups or DB subnet group do not exist there (SPEC 6.4).
+    pub restore: RestoreDefaults,
+}
+
+/// A target's `restore = { subnet, security_groups, db_subnet_group }`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RestoreDefaults {
+    pub subnet: Option<String>,
+    pub security_groups: Vec<String>,
+    pub db_subnet_group: Option<String>,
+}
+
+impl RestoreDefaults {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 impl Target {
@@ -346,6 +363,13 @@ struct RawTarget {
     kms_key: Option<At<String>>,
     staging_kms_key: Option<At<String>>,
     rds_single_step: bool,
+    restore: Option<RawRestore>,
+}
+
+struct RawRestore {
+    subnet: Option<At<String>>,
+    security_groups: Option<At<Vec<At<String>>>>,
+    db_subnet_group: Option<At<String>>,
 }
 
 #[derive(Default)]
@@ -370,7 +394,9 @@ const TARGET_KEYS: &[&str] = &[
     "kms_key",
     "staging_kms_key",
     "rds_single_step",
+    "restore",
 ];
+const RESTORE_KEYS: &[&str] = &["subnet", "security_groups", "db_subnet_group"];
 const RETENTION_KEYS: &[&str] = &["replicas", "source"];
 const KEEP_KEYS: &[&str] = &["count", "days"];
 
@@ -663,6 +689,11 @@ fn read_target(p: &mut Problems<'_>, t: &Table<'_, '_>) -> RawTarget {
         kms_key: t.string(p, "kms_key"),
         staging_kms_key: t.string(p, "staging_kms_key"),
         rds_single_step: t.boolean(p, "rds_single_step").unwrap_or(false),
+        restore: t.table(p, "restore", RESTORE_KEYS).map(|r| RawRestore {
+            subnet: r.string(p, "subnet"),
+            security_groups: r.strings(p, "security_groups"),
+            db_subnet_group: r.string(p, "db_subnet_group"),
+        }),
     }
 }
 
@@ -980,6 +1011,58 @@ fn target(
         kms_key,
         staging_kms_key,
         rds_single_step: t.rds_single_step,
+        restore: t
+            .restore
+            .as_ref()
+            .map(|r| restore_defaults(p, &format!("{field}.restore"), r))
+            .unwrap_or_default(),
+    }
+}
+
+/// A target's `restore` table, each id checked for its form (whether it exists in the target
+/// is for `restore` to find out: it is looked up there, with the target's role).
+fn restore_defaults(p: &mut Problems<'_>, field: &str, r: &RawRestore) -> RestoreDefaults {
+    let ec2_id = |p: &mut Problems<'_>, path: String, at: &At<String>, prefix: &str| {
+        if ids::is_ec2_id(&at.value, prefix) {
+            Some(at.value.clone())
+        } else {
+            p.add(
+                &at.span,
+                path,
+                shown(&at.value),
+                format!("is not {prefix}- followed by 8 or 17 lowercase hex digits"),
+            );
+            None
+        }
+    };
+    let subnet = r
+        .subnet
+        .as_ref()
+        .and_then(|s| ec2_id(p, format!("{field}.subnet"), s, "subnet"));
+    let security_groups = r
+        .security_groups
+        .iter()
+        .flat_map(|groups| groups.value.iter().enumerate())
+        .filter_map(|(i, g)| ec2_id(p, format!("{field}.security_groups[{i}]"), g, "sg"))
+        .collect();
+    let db_subnet_group = r.db_subnet_group.as_ref().and_then(|g| {
+        if ids::is_db_subnet_group(&g.value) && g.value != "default" {
+            Some(g.value.clone())
+        } else {
+            p.add(
+                &g.span,
+                format!("{field}.db_subnet_group"),
+                shown(&g.value),
+                "is not a DB subnet group name (letters, digits, periods, underscores, spaces \
+                 or hyphens, at most 255)",
+            );
+            None
+        }
+    });
+    RestoreDefaults {
+        subnet,
+        security_groups,
+        db_subnet_group,
     }
 }
 

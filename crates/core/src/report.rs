@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::ResourceConfig;
 use crate::ids::{RestorePointId, SessionId};
 use crate::model::{ResourceType, SnapshotKind};
 use crate::status::Status;
@@ -102,6 +103,9 @@ pub struct RestorePoint {
     pub created_at: String,
     #[serde(flatten)]
     pub place: PlaceReport,
+    /// What a restore rebuilds (SPEC 6.1); `None` for points recorded before it was kept.
+    #[serde(default)]
+    pub config: Option<ResourceConfig>,
 }
 
 /// A restore point and the session that made it, as `restore-points` lists them.
@@ -116,6 +120,19 @@ pub struct RecordedRestorePoint {
     /// Snapshots retention has deleted already (all of them once `status` is `deleted`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted_snapshots: Vec<String>,
+    /// The newest drill of this point (SPEC 6.3); `null` when none was.
+    #[serde(default)]
+    pub last_drill: Option<LastDrill>,
+}
+
+/// The last drill of a restore point, as `restore-points` shows it (SPEC 6.3).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LastDrill {
+    pub drill_id: String,
+    /// `Passed` or `Failed`.
+    pub status: String,
+    pub rto_seconds: Option<f64>,
+    pub at: String,
 }
 
 /// Whether a recorded restore point is still there.

@@ -8,11 +8,16 @@
 //! - Account 222222222222 (the vault), reached through a role: a key `alias/vault` in
 //!   eu-west-1. `alias/app-data`'s key policy admits the vault account.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use snaprelay_core::app::{App, DrillOptions, drill};
 use snaprelay_core::engine::{EngineConfig, Interrupt, Progress, Throttled, prepare, run_session};
 use snaprelay_core::ids::AccountId;
 use snaprelay_core::policy::Policy;
 use snaprelay_core::ports::StateStore;
 use snaprelay_core::report::SessionReport;
+use snaprelay_core::restore::drill::DrillReport;
 use snaprelay_core::status::Status;
 
 use crate::{DbSpec, Encryption, InstanceSpec, SimCloud, VolumeSpec};
@@ -55,6 +60,28 @@ pub async fn run_scenario(
     )
     .await
     .map_err(|e| e.to_string())
+}
+
+/// The demo's last act: a drill of a scenario's replicas (restored as isolated temporary
+/// resources, checked, timed and deleted), so that a newcomer sees a restore proven.
+pub async fn drill_scenario(
+    cloud: Arc<SimCloud>,
+    store: Arc<dyn StateStore>,
+    scenario: &Scenario,
+    progress: &(dyn Fn(&str) + Send + Sync),
+) -> Result<DrillReport, String> {
+    let policy = Policy::from_toml(&scenario.policy)
+        .map_err(|e| format!("the demo's own policy is invalid: {e}"))?;
+    let app = App::new(cloud, store);
+    drill(
+        &app,
+        &policy,
+        &DrillOptions::default(),
+        Duration::from_secs(5),
+        progress,
+    )
+    .await
+    .map_err(|e| e.message)
 }
 
 fn account(id: &str) -> AccountId {

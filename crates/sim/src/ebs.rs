@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use snaprelay_core::config::{InstanceSetup, VolumeSetup};
 use snaprelay_core::engine::Service;
 use snaprelay_core::ids::AccountId;
 use snaprelay_core::model::{Instance, SnapshotState, SnapshotStatus, Tag, Volume, VolumeSnapshot};
@@ -11,7 +12,7 @@ use snaprelay_core::ports::{CloudError, CopyRequest};
 use tokio::time::Instant;
 
 use crate::faults::error;
-use crate::world::{PackedTags, SimSnapshot, World, lifecycle};
+use crate::world::{PackedTags, SimInstance, SimSnapshot, World, lifecycle};
 
 /// State message of a copy whose key cannot be used (AWS checks keys asynchronously: "the
 /// action can appear to complete, but eventually fails", API_CopySnapshot.html). Same text as
@@ -43,15 +44,20 @@ pub(crate) fn matches(
 }
 
 impl World {
+    /// EC2 `DescribeInstances` of the instances (not terminated) a policy selects, with what
+    /// a restore rebuilds. A test's instance is x86_64, hvm, with ENA, in the first subnet
+    /// of its Region's default VPC, and its volumes are gp3 (3,000 IOPS, 125 MiB/s) deleted
+    /// on termination.
     pub fn find_instances(
         &self,
         caller: &AccountId,
         region: &str,
         selector: &Selector,
+        now: Instant,
     ) -> Vec<Instance> {
         self.instances
             .values()
-            .filter(|i| &i.account == caller && i.region == region && !i.terminated)
+            .filter(|i| &i.account == caller && i.region == region && !i.is_terminated(now))
             .filter(|i| matches(selector, &i.id, &i.tags))
             .map(|i| Instance {
                 id: i.id.clone(),
@@ -62,15 +68,31 @@ impl World {
                     .iter()
                     .filter_map(|(vid, device)| {
                         let v = self.volumes.get(vid)?;
+                        let setup = match &v.made {
+                            Some(made) => VolumeSetup {
+                                volume_type: Some(made.volume_type.clone()),
+                                iops: made.iops,
+                                throughput: made.throughput,
+                                delete_on_termination: Some(made.delete_on_termination),
+                            },
+                            None => VolumeSetup {
+                                volume_type: Some("gp3".to_owned()),
+                                iops: Some(3000),
+                                throughput: Some(125),
+                                delete_on_termination: Some(true),
+                            },
+                        };
                         Some(Volume {
                             id: vid.clone(),
                             device: Some(device.clone()),
                             size_gib: i32::try_from(v.size_gib).unwrap_or(i32::MAX),
                             encrypted: v.kms_key.is_some(),
                             kms_key_id: v.kms_key.clone(),
+                            setup,
                         })
                     })
                     .collect(),
+                setup: instance_setup(i),
             })
             .collect()
     }
@@ -88,7 +110,7 @@ impl World {
         let instance = self
             .instances
             .get(instance_id)
-            .filter(|i| &i.account == caller && i.region == region && !i.terminated)
+            .filter(|i| &i.account == caller && i.region == region && !i.is_terminated(now))
             .ok_or_else(|| {
                 error(
                     "ec2",
@@ -101,7 +123,11 @@ impl World {
         let volumes = instance.volumes.clone();
         let mut made = Vec::new();
         for (volume_id, _) in volumes {
-            let Some(volume) = self.volumes.get(&volume_id).cloned() else {
+            let Some((size_gib, kms_key)) = self
+                .volumes
+                .get(&volume_id)
+                .map(|v| (v.size_gib, v.kms_key.clone()))
+            else {
                 continue;
             };
             let incremental = !self.snapshotted_volumes.insert(volume_id.clone());
@@ -109,7 +135,7 @@ impl World {
             let duration = t.duration(
                 t.ebs_snapshot_base,
                 t.ebs_snapshot_per_gib,
-                volume.size_gib,
+                size_gib,
                 incremental,
                 &mut self.rng,
             );
@@ -121,8 +147,8 @@ impl World {
                     account: caller.clone(),
                     region: region.to_owned(),
                     volume_id: volume_id.clone(),
-                    size_gib: volume.size_gib,
-                    kms_key: volume.kms_key.clone(),
+                    size_gib,
+                    kms_key,
                     started: now,
                     duration,
                     failure: None,
@@ -361,6 +387,15 @@ impl World {
         if !owned {
             return Err(snapshot_not_found("DeleteSnapshot", region, snapshot_id));
         }
+        if let Some(image) = self.image_using(snapshot_id) {
+            return Err(error(
+                "ec2",
+                "DeleteSnapshot",
+                region,
+                "InvalidSnapshot.InUse",
+                &format!("The snapshot {snapshot_id} is currently in use by {image}"),
+            ));
+        }
         self.snapshots.remove(snapshot_id);
         for copy in self.snapshots.values_mut() {
             if copy.copy_of.as_deref() == Some(snapshot_id)
@@ -371,5 +406,31 @@ impl World {
             }
         }
         Ok(())
+    }
+}
+
+/// What `DescribeInstances` says of an instance that a restore rebuilds.
+fn instance_setup(i: &SimInstance) -> InstanceSetup {
+    let launch = i.launch.as_deref();
+    InstanceSetup {
+        instance_type: Some(i.instance_type.to_string()),
+        architecture: Some(launch.map_or("x86_64", |l| &l.architecture).to_owned()),
+        virtualization_type: Some(launch.map_or("hvm", |l| &l.virtualization_type).to_owned()),
+        ena_support: Some(launch.is_none_or(|l| l.ena_support)),
+        boot_mode: match launch {
+            Some(l) => l.boot_mode.clone(),
+            None => Some("legacy-bios".to_owned()),
+        },
+        root_device_name: match launch {
+            Some(l) => Some(l.root_device_name.clone()),
+            None => i.volumes.first().map(|(_, device)| device.clone()),
+        },
+        availability_zone: Some(i.availability_zone.clone()),
+        subnet_id: i.subnet_id.clone(),
+        security_group_ids: i.security_group_ids.clone(),
+        iam_instance_profile_arn: i.iam_instance_profile_arn.clone(),
+        key_name: i.key_name.clone(),
+        tags: i.tags.clone(),
+        platform_details: Some(i.platform.to_string()),
     }
 }

@@ -19,8 +19,14 @@ pub enum Fault {
     /// state message.
     FailCopy { nth: u64, message: String },
     /// This many calls in a thousand, chosen at random, answer `RequestLimitExceeded` (EC2) or
-    /// `Throttling` (RDS, KMS, STS), as AWS does when a request rate is exceeded.
+    /// `Throttling` (RDS, KMS, STS), as AWS does when a request rate is exceeded. Every call
+    /// of the cloud port is subject to it, those of a restore included.
     Throttle { per_mille: u32 },
+    /// The `nth` instance launched (1-based; a `RunInstances` answered from its `ClientToken`
+    /// launches none) stays `pending` and never runs, until it is terminated.
+    StayPending { nth: u64 },
+    /// The `nth` DB restore accepted (1-based) ends `failed` instead of `available`.
+    FailDbRestore { nth: u64 },
 }
 
 /// Every call made, by operation, and the faults still armed.
@@ -29,6 +35,8 @@ pub(crate) struct Faults {
     armed: Vec<Fault>,
     calls: BTreeMap<&'static str, u64>,
     copies: u64,
+    launches: u64,
+    db_restores: u64,
     pub(crate) throttled: u64,
     pub(crate) injected: u64,
 }
@@ -93,6 +101,30 @@ impl Faults {
         }
         message
     }
+
+    /// Counts a launched instance; whether it must stay `pending`.
+    pub(crate) fn on_launch(&mut self) -> bool {
+        self.launches += 1;
+        let n = self.launches;
+        let stuck = self
+            .armed
+            .iter()
+            .any(|f| matches!(f, Fault::StayPending { nth } if *nth == n));
+        self.injected += u64::from(stuck);
+        stuck
+    }
+
+    /// Counts an accepted DB restore; whether it must end `failed`.
+    pub(crate) fn on_db_restore(&mut self) -> bool {
+        self.db_restores += 1;
+        let n = self.db_restores;
+        let fails = self
+            .armed
+            .iter()
+            .any(|f| matches!(f, Fault::FailDbRestore { nth } if *nth == n));
+        self.injected += u64::from(fails);
+        fails
+    }
 }
 
 /// A `CloudError` as the SDK adapter would report it.
@@ -143,6 +175,29 @@ fn static_name(operation: &str) -> &'static str {
         "DeleteDBSnapshot",
         "DescribeSnapshotAttribute",
         "DescribeDBSnapshotAttributes",
+        "GetKeyPolicy",
+        "ListGrants",
+        "GetRolePolicy",
+        "DescribeVpcs",
+        "DescribeSubnets",
+        "DescribeSecurityGroups",
+        "DescribeKeyPairs",
+        "CreateSecurityGroup",
+        "RevokeSecurityGroupEgress",
+        "DeleteSecurityGroup",
+        "DescribeImages",
+        "RegisterImage",
+        "DeregisterImage",
+        "RunInstances",
+        "TerminateInstances",
+        "DescribeVolumes",
+        "CreateVolume",
+        "DeleteVolume",
+        "DescribeDBSubnetGroups",
+        "DescribeDBParameterGroups",
+        "DescribeOptionGroups",
+        "RestoreDBInstanceFromDBSnapshot",
+        "DeleteDBInstance",
     ];
     NAMES
         .iter()

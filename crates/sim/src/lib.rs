@@ -12,22 +12,27 @@
 //! do everything its account can), eventual consistency, and the exact wording of some AWS
 //! messages (the codes are AWS's).
 //!
-//! - [`world`]: the estate and the clock-derived snapshot lifecycle.
+//! - [`world`]: the estate and the clock-derived lifecycles.
 //! - [`kms`], [`ebs`], [`rds`]: each service's rules.
+//! - [`machines`], [`databases`]: what a restore makes in EC2 and RDS (the default VPC,
+//!   security groups, images, instances, volumes; restored DB instances), by the same rules.
 //! - [`timing`]: how long things take, and the quotas.
 //! - [`faults`]: injected errors, throttling and failed copies; the count of calls.
 //! - [`demo`]: the estate and scenarios of `snaprelay demo`.
 
+mod databases;
 pub mod demo;
 mod ebs;
 mod faults;
 mod kms;
+mod machines;
 mod rds;
 mod timing;
 mod world;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,14 +44,17 @@ use snaprelay_core::model::{
 };
 use snaprelay_core::policy::Selector;
 use snaprelay_core::ports::{
-    Access, CloudError, CopyRequest, DbCopyRequest, DbSnapshots, EbsSnapshots, Identity, Inventory,
-    KeyGrant, Keys, RegionStatus, Sharing,
+    Access, CloudError, CopyRequest, Databases, DbCopyRequest, DbRestoreRequest, DbSnapshots,
+    DbStatus, EbsSnapshots, Find, Identity, ImageRequest, ImageStatus, Inventory, KeyGrant, Keys,
+    LaunchRequest, MachineStatus, Machines, Network, RegionStatus, SecurityGroup, Sharing, Subnet,
+    VolumeRequest, VolumeStatus,
 };
 use tokio::time::Instant;
 
 pub use ebs::KEY_NOT_ACCESSIBLE;
 pub use faults::Fault;
 pub use timing::{Quotas, Rng, Timing};
+pub use world::DbGroup;
 
 use world::{SimDb, SimInstance, SimVolume, World, lifecycle};
 
@@ -219,6 +227,9 @@ impl SimCloud {
     }
 
     /// A running instance with its volumes attached as `/dev/xvda`, `/dev/sdf`, ...; its id.
+    /// It is a `t3.micro` running Linux/UNIX in the first subnet (`<region>a`) of its Region's
+    /// default VPC, with the `default` security group; see [`Self::set_instance_type`] and
+    /// [`Self::set_platform`].
     pub fn add_instance(&self, account: &AccountId, region: &str, spec: InstanceSpec) -> String {
         let mut w = self.world();
         let id = w.new_id("i");
@@ -231,6 +242,7 @@ impl SimCloud {
                 SimVolume {
                     size_gib: v.size_gib,
                     kms_key,
+                    made: None,
                 },
             );
             let device = match n {
@@ -243,6 +255,8 @@ impl SimCloud {
         if let Some(name) = spec.name {
             tags.insert("Name".into(), name);
         }
+        let network = w.network(account, region);
+        let subnet = network.as_ref().and_then(|n| n.subnets.first());
         w.instances.insert(
             id.clone(),
             SimInstance {
@@ -252,36 +266,148 @@ impl SimCloud {
                 tags,
                 terminated: false,
                 volumes,
+                instance_type: Cow::Borrowed("t3.micro"),
+                platform: Cow::Borrowed("Linux/UNIX"),
+                availability_zone: subnet
+                    .map_or_else(|| format!("{region}a"), |s| s.availability_zone.clone()),
+                subnet_id: subnet.map(|s| s.id.clone()),
+                security_group_ids: network.iter().map(|n| n.security_group.clone()).collect(),
+                key_name: None,
+                iam_instance_profile_arn: None,
+                launch: None,
+                shutting_down: None,
             },
         );
         id
     }
 
+    /// Terminates an instance at once (a test's shortcut; `TerminateInstances` of the
+    /// [`Machines`] port shuts it down first). Called on a `SimCloud` value, the port's
+    /// method needs its trait named: `Machines::terminate_instance(&cloud, ...)`.
     pub fn terminate_instance(&self, instance_id: &str) {
         if let Some(i) = self.world().instances.get_mut(instance_id) {
             i.terminated = true;
         }
     }
 
-    /// A DB instance; its identifier (lower case, as RDS keeps it).
+    /// Sets an instance's type (`t3.micro` by default).
+    pub fn set_instance_type(&self, instance_id: &str, instance_type: &str) {
+        if let Some(i) = self.world().instances.get_mut(instance_id) {
+            i.instance_type = Cow::Owned(instance_type.to_owned());
+        }
+    }
+
+    /// Sets an instance's `PlatformDetails` (`Linux/UNIX` by default): `Windows`, `Red Hat
+    /// Enterprise Linux`, ...
+    pub fn set_platform(&self, instance_id: &str, platform: &str) {
+        if let Some(i) = self.world().instances.get_mut(instance_id) {
+            i.platform = Cow::Owned(platform.to_owned());
+        }
+    }
+
+    /// A DB instance; its identifier (lower case, as RDS keeps it). It runs a current version
+    /// of its engine on the engine's default port, as `db.t3.micro` with gp2 storage, in its
+    /// Region's default VPC (the `default` DB subnet group and security group) with the
+    /// engine's default parameter and option groups; see [`Self::set_db_engine_version`].
     pub fn add_db_instance(&self, account: &AccountId, region: &str, spec: DbSpec) -> String {
         let mut w = self.world();
         let id = spec.id.to_ascii_lowercase();
         let kms_key = Self::key_of(&mut w, account, region, &spec.encryption, "alias/aws/rds");
+        let profile = databases::default_profile(&spec.engine);
+        let network = w.network(account, region);
         w.dbs.insert(
             (account.clone(), region.to_owned(), id.clone()),
             SimDb {
                 id: id.clone(),
                 account: account.clone(),
                 region: region.to_owned(),
-                engine: spec.engine,
+                db_parameter_group: databases::default_parameter_group(
+                    &profile.engine,
+                    &profile.engine_version,
+                ),
+                option_group: databases::default_option_group(
+                    &profile.engine,
+                    &profile.engine_version,
+                ),
+                profile: Arc::new(profile),
                 size_gib: spec.size_gib,
                 kms_key,
                 cluster: spec.cluster,
                 tags: spec.tags.into_iter().collect(),
+                multi_az: false,
+                db_subnet_group: network.as_ref().map(|_| "default".to_owned()),
+                vpc_security_group_ids: network.into_iter().map(|n| n.security_group).collect(),
+                ready_at: None,
+                failed: false,
+                gone_at: None,
             },
         );
         id
+    }
+
+    /// Sets the engine version of a DB instance (its later snapshots, and what is restored
+    /// from them, carry it). Its default parameter and option groups follow the version.
+    pub fn set_db_engine_version(
+        &self,
+        account: &AccountId,
+        region: &str,
+        db_id: &str,
+        engine_version: &str,
+    ) {
+        let mut w = self.world();
+        let key = (
+            account.clone(),
+            region.to_owned(),
+            db_id.to_ascii_lowercase(),
+        );
+        if let Some(db) = w.dbs.get_mut(&key) {
+            let p = &db.profile;
+            if db.db_parameter_group
+                == databases::default_parameter_group(&p.engine, &p.engine_version)
+            {
+                db.db_parameter_group =
+                    databases::default_parameter_group(&p.engine, engine_version);
+            }
+            if db.option_group == databases::default_option_group(&p.engine, &p.engine_version) {
+                db.option_group = databases::default_option_group(&p.engine, engine_version);
+            }
+            db.profile = Arc::new(world::DbProfile {
+                engine: p.engine.clone(),
+                engine_version: engine_version.to_owned(),
+                port: p.port,
+                class: p.class.clone(),
+                storage_type: p.storage_type.clone(),
+                iops: p.iops,
+            });
+        }
+    }
+
+    /// Makes a Region of an account one without a default VPC: `default_network` answers
+    /// `None`, and instances and DB instances added there afterwards are in no VPC.
+    pub fn remove_default_vpc(&self, account: &AccountId, region: &str) {
+        self.world().remove_default_vpc(account, region);
+    }
+
+    /// An EC2 key pair of an account in a Region.
+    pub fn add_key_pair(&self, account: &AccountId, region: &str, name: &str) {
+        self.world()
+            .key_pairs
+            .insert((account.clone(), region.to_owned(), name.to_owned()));
+    }
+
+    /// A DB subnet, parameter or option group of an account in a Region (the groups AWS
+    /// provides, `default`, `default.<family>` and `default:<engine>-<major>`, need none).
+    pub fn add_db_group(&self, kind: DbGroup, account: &AccountId, region: &str, name: &str) {
+        self.world().add_db_group(kind, account, region, name);
+    }
+
+    /// How many outbound rules a security group has (a new one has one, allowing all);
+    /// `None` if there is no such group.
+    pub fn egress_rules(&self, group_id: &str) -> Option<usize> {
+        self.world()
+            .security_groups
+            .get(group_id)
+            .map(|g| g.egress_rules)
     }
 
     /// Every EBS snapshot in an account and Region, oldest id first.
@@ -400,6 +526,20 @@ impl SimCloud {
             .or_default() += 1;
         f(&mut w, caller, Instant::now())
     }
+
+    /// [`Self::act`] for the calls of a restore: what the clock has ended is settled first.
+    fn act_settled<T>(
+        &self,
+        access: &Access,
+        operation: &'static str,
+        region: &str,
+        f: impl FnOnce(&mut World, AccountId, Instant) -> Result<T, CloudError>,
+    ) -> Result<T, CloudError> {
+        self.act(access, operation, region, |w, caller, now| {
+            w.settle(now);
+            f(w, caller, now)
+        })
+    }
 }
 
 #[async_trait]
@@ -459,8 +599,8 @@ impl Inventory for SimCloud {
         region: &str,
         selector: &Selector,
     ) -> Result<Vec<Instance>, CloudError> {
-        self.act(access, "ec2:DescribeInstances", region, |w, caller, _| {
-            Ok(w.find_instances(&caller, region, selector))
+        self.act(access, "ec2:DescribeInstances", region, |w, caller, now| {
+            Ok(w.find_instances(&caller, region, selector, now))
         })
     }
 
@@ -470,9 +610,12 @@ impl Inventory for SimCloud {
         region: &str,
         selector: &Selector,
     ) -> Result<Vec<DbInstance>, CloudError> {
-        self.act(access, "rds:DescribeDBInstances", region, |w, caller, _| {
-            Ok(w.find_db_instances(&caller, region, selector))
-        })
+        self.act(
+            access,
+            "rds:DescribeDBInstances",
+            region,
+            |w, caller, now| Ok(w.find_db_instances(&caller, region, selector, now)),
+        )
     }
 }
 
@@ -717,5 +860,282 @@ impl Sharing for SimCloud {
             region,
             |w, caller, _| w.db_snapshot_shares(&caller, region, snapshot_id),
         )
+    }
+}
+
+#[async_trait]
+impl Machines for SimCloud {
+    async fn default_network(
+        &self,
+        access: &Access,
+        region: &str,
+    ) -> Result<Option<Network>, CloudError> {
+        self.act(access, "ec2:DescribeVpcs", region, |w, caller, _| {
+            Ok(w.default_network(&caller, region))
+        })
+    }
+
+    async fn subnets(
+        &self,
+        access: &Access,
+        region: &str,
+        ids: &[String],
+    ) -> Result<Vec<Subnet>, CloudError> {
+        self.act(access, "ec2:DescribeSubnets", region, |w, caller, _| {
+            Ok(w.subnets(&caller, region, ids))
+        })
+    }
+
+    async fn find_security_groups(
+        &self,
+        access: &Access,
+        region: &str,
+        find: &Find<'_>,
+    ) -> Result<Vec<SecurityGroup>, CloudError> {
+        self.act(
+            access,
+            "ec2:DescribeSecurityGroups",
+            region,
+            |w, caller, _| Ok(w.find_security_groups(&caller, region, find)),
+        )
+    }
+
+    async fn key_pairs(
+        &self,
+        access: &Access,
+        region: &str,
+        names: &[String],
+    ) -> Result<Vec<String>, CloudError> {
+        self.act(access, "ec2:DescribeKeyPairs", region, |w, caller, _| {
+            Ok(w.key_pairs(&caller, region, names))
+        })
+    }
+
+    async fn create_security_group(
+        &self,
+        access: &Access,
+        region: &str,
+        vpc_id: &str,
+        name: &str,
+        description: &str,
+        tags: &[Tag],
+    ) -> Result<String, CloudError> {
+        self.act(access, "ec2:CreateSecurityGroup", region, |w, caller, _| {
+            w.create_security_group(&caller, region, vpc_id, name, description, tags)
+        })
+    }
+
+    async fn revoke_all_egress(
+        &self,
+        access: &Access,
+        region: &str,
+        group_id: &str,
+    ) -> Result<(), CloudError> {
+        self.act(
+            access,
+            "ec2:RevokeSecurityGroupEgress",
+            region,
+            |w, caller, _| w.revoke_all_egress(&caller, region, group_id),
+        )
+    }
+
+    async fn delete_security_group(
+        &self,
+        access: &Access,
+        region: &str,
+        group_id: &str,
+    ) -> Result<(), CloudError> {
+        self.act_settled(
+            access,
+            "ec2:DeleteSecurityGroup",
+            region,
+            |w, caller, now| w.delete_security_group(&caller, region, group_id, now),
+        )
+    }
+
+    async fn find_images(
+        &self,
+        access: &Access,
+        region: &str,
+        find: &Find<'_>,
+    ) -> Result<Vec<ImageStatus>, CloudError> {
+        self.act(access, "ec2:DescribeImages", region, |w, caller, _| {
+            Ok(w.find_images(&caller, region, find))
+        })
+    }
+
+    async fn register_image(
+        &self,
+        access: &Access,
+        region: &str,
+        request: &ImageRequest,
+    ) -> Result<String, CloudError> {
+        self.act(access, "ec2:RegisterImage", region, |w, caller, now| {
+            w.register_image(&caller, region, request, now)
+        })
+    }
+
+    async fn deregister_image(
+        &self,
+        access: &Access,
+        region: &str,
+        image_id: &str,
+    ) -> Result<(), CloudError> {
+        self.act(access, "ec2:DeregisterImage", region, |w, caller, _| {
+            w.deregister_image(&caller, region, image_id)
+        })
+    }
+
+    async fn find_machines(
+        &self,
+        access: &Access,
+        region: &str,
+        find: &Find<'_>,
+    ) -> Result<Vec<MachineStatus>, CloudError> {
+        self.act_settled(access, "ec2:DescribeInstances", region, |w, caller, now| {
+            Ok(w.find_machines(&caller, region, find, now))
+        })
+    }
+
+    async fn run_instance(
+        &self,
+        access: &Access,
+        region: &str,
+        request: &LaunchRequest,
+    ) -> Result<MachineStatus, CloudError> {
+        self.act_settled(access, "ec2:RunInstances", region, |w, caller, now| {
+            w.run_instance(&caller, region, request, now)
+        })
+    }
+
+    async fn terminate_instance(
+        &self,
+        access: &Access,
+        region: &str,
+        instance_id: &str,
+    ) -> Result<(), CloudError> {
+        self.act_settled(
+            access,
+            "ec2:TerminateInstances",
+            region,
+            |w, caller, now| w.terminate(&caller, region, instance_id, now),
+        )
+    }
+
+    async fn find_volumes(
+        &self,
+        access: &Access,
+        region: &str,
+        find: &Find<'_>,
+    ) -> Result<Vec<VolumeStatus>, CloudError> {
+        self.act_settled(access, "ec2:DescribeVolumes", region, |w, caller, now| {
+            Ok(w.find_volumes(&caller, region, find, now))
+        })
+    }
+
+    async fn create_volume(
+        &self,
+        access: &Access,
+        region: &str,
+        request: &VolumeRequest,
+    ) -> Result<VolumeStatus, CloudError> {
+        self.act(access, "ec2:CreateVolume", region, |w, caller, now| {
+            w.create_volume(&caller, region, request, now)
+        })
+    }
+
+    async fn delete_volume(
+        &self,
+        access: &Access,
+        region: &str,
+        volume_id: &str,
+    ) -> Result<(), CloudError> {
+        self.act_settled(access, "ec2:DeleteVolume", region, |w, caller, now| {
+            w.delete_volume(&caller, region, volume_id, now)
+        })
+    }
+}
+
+#[async_trait]
+impl Databases for SimCloud {
+    async fn find_dbs(
+        &self,
+        access: &Access,
+        region: &str,
+        find: &Find<'_>,
+    ) -> Result<Vec<DbStatus>, CloudError> {
+        self.act_settled(
+            access,
+            "rds:DescribeDBInstances",
+            region,
+            |w, caller, now| Ok(w.find_dbs(&caller, region, find, now)),
+        )
+    }
+
+    async fn db_subnet_group_vpc(
+        &self,
+        access: &Access,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<String>, CloudError> {
+        self.act(
+            access,
+            "rds:DescribeDBSubnetGroups",
+            region,
+            |w, caller, _| Ok(w.db_subnet_group_vpc(&caller, region, name)),
+        )
+    }
+
+    async fn db_parameter_group_exists(
+        &self,
+        access: &Access,
+        region: &str,
+        name: &str,
+    ) -> Result<bool, CloudError> {
+        self.act(
+            access,
+            "rds:DescribeDBParameterGroups",
+            region,
+            |w, caller, _| Ok(w.db_group_exists(DbGroup::Parameter, &caller, region, name)),
+        )
+    }
+
+    async fn option_group_exists(
+        &self,
+        access: &Access,
+        region: &str,
+        name: &str,
+    ) -> Result<bool, CloudError> {
+        self.act(
+            access,
+            "rds:DescribeOptionGroups",
+            region,
+            |w, caller, _| Ok(w.db_group_exists(DbGroup::Option, &caller, region, name)),
+        )
+    }
+
+    async fn restore_db_instance(
+        &self,
+        access: &Access,
+        region: &str,
+        request: &DbRestoreRequest,
+    ) -> Result<DbStatus, CloudError> {
+        self.act_settled(
+            access,
+            "rds:RestoreDBInstanceFromDBSnapshot",
+            region,
+            |w, caller, now| w.restore_db_instance(&caller, region, request, now),
+        )
+    }
+
+    async fn delete_db_instance(
+        &self,
+        access: &Access,
+        region: &str,
+        db_instance_id: &str,
+    ) -> Result<(), CloudError> {
+        self.act_settled(access, "rds:DeleteDBInstance", region, |w, caller, now| {
+            w.delete_db_instance(&caller, region, db_instance_id, now)
+        })
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use snaprelay_core::config::DbSetup;
 use snaprelay_core::engine::Service;
 use snaprelay_core::ids::AccountId;
 use snaprelay_core::model::{DbInstance, DbSnapshotStatus, SnapshotState, Tag};
@@ -28,9 +29,9 @@ fn not_found(operation: &str, region: &str, id: &str) -> CloudError {
     )
 }
 
-type DbKey = (AccountId, String, String);
+pub(crate) type DbKey = (AccountId, String, String);
 
-fn db_key(account: &AccountId, region: &str, id: &str) -> DbKey {
+pub(crate) fn db_key(account: &AccountId, region: &str, id: &str) -> DbKey {
     // DB identifiers are case-insensitive; AWS stores them in lower case.
     (account.clone(), region.to_owned(), id.to_ascii_lowercase())
 }
@@ -41,22 +42,58 @@ impl World {
         caller: &AccountId,
         region: &str,
         selector: &Selector,
+        now: Instant,
     ) -> Vec<DbInstance> {
         self.dbs
             .values()
             .filter(|d| &d.account == caller && d.region == region)
+            .filter(|d| d.status(now).is_some())
             .filter(|d| matches(selector, &d.id, &d.tags))
             .map(|d| DbInstance {
                 id: d.id.clone(),
-                arn: format!("arn:aws:rds:{}:{}:db:{}", d.region, d.account, d.id),
+                arn: d.arn(),
                 region: d.region.clone(),
-                engine: d.engine.clone(),
+                engine: d.profile.engine.clone(),
                 encrypted: d.kms_key.is_some(),
                 kms_key_id: d.kms_key.clone(),
                 cluster: d.cluster.clone(),
                 size_gib: Some(i64::from(d.size_gib)),
+                setup: DbSetup {
+                    engine_version: Some(d.profile.engine_version.clone()),
+                    db_instance_class: Some(d.profile.class.clone()),
+                    port: Some(d.profile.port),
+                    storage_type: Some(d.profile.storage_type.clone()),
+                    iops: d.profile.iops,
+                    multi_az: Some(d.multi_az),
+                    db_subnet_group: d.db_subnet_group.clone(),
+                    db_parameter_group: Some(d.db_parameter_group.clone()),
+                    option_group: Some(d.option_group.clone()),
+                    vpc_security_group_ids: d.vpc_security_group_ids.clone(),
+                    tags: d.tags.clone(),
+                },
             })
             .collect()
+    }
+
+    /// A DB snapshot named by its identifier (one of the caller's in `region`) or by its ARN
+    /// (the caller's, or shared with it, in any Region); `None` if there is none the caller
+    /// may use.
+    pub fn db_snapshot_named(
+        &self,
+        caller: &AccountId,
+        region: &str,
+        reference: &str,
+    ) -> Option<&SimDbSnapshot> {
+        // arn:aws:rds:REGION:ACCOUNT:snapshot:ID
+        let parts: Vec<&str> = reference.splitn(7, ':').collect();
+        let (snapshot_region, account, id) = match parts.as_slice() {
+            ["arn", _, "rds", r, a, "snapshot", id] => (*r, AccountId::parse(a), *id),
+            _ => (region, Some(caller.clone()), reference),
+        };
+        account
+            .and_then(|a| self.db_snapshots.get(&db_key(&a, snapshot_region, id)))
+            .map(|s| &**s)
+            .filter(|s| &s.account == caller || s.shared_with.contains(caller))
     }
 
     fn status(&self, s: &SimDbSnapshot, now: Instant) -> DbSnapshotStatus {
@@ -117,7 +154,7 @@ impl World {
         let db = self
             .dbs
             .get(&db_key(caller, region, db_instance_id))
-            .cloned()
+            .filter(|d| d.status(now).is_some())
             .ok_or_else(|| {
                 rds_error(
                     op,
@@ -126,6 +163,15 @@ impl World {
                     &format!("DBInstance {db_instance_id} not found."),
                 )
             })?;
+        if let Some(status) = db.status(now).filter(|s| *s != "available") {
+            return Err(rds_error(
+                op,
+                region,
+                "InvalidDBInstanceState",
+                &format!("DB instance {db_instance_id} is {status}, not available."),
+            ));
+        }
+        let (size_gib, kms_key, profile) = (db.size_gib, db.kms_key.clone(), db.profile.clone());
         let key = db_key(caller, region, snapshot_id);
         if self.db_snapshots.contains_key(&key) {
             return Err(rds_error(
@@ -142,7 +188,7 @@ impl World {
         let duration = t.duration(
             t.rds_snapshot_base,
             t.rds_snapshot_per_gib,
-            db.size_gib,
+            size_gib,
             false,
             &mut self.rng,
         );
@@ -150,8 +196,9 @@ impl World {
             id: key.2.clone(),
             account: caller.clone(),
             region: region.to_owned(),
-            size_gib: db.size_gib,
-            kms_key: db.kms_key.clone(),
+            profile,
+            size_gib,
+            kms_key,
             started: now,
             duration,
             failure: None,
@@ -261,17 +308,11 @@ impl World {
         now: Instant,
     ) -> Result<DbSnapshotStatus, CloudError> {
         let op = "CopyDBSnapshot";
-        // arn:aws:rds:REGION:ACCOUNT:snapshot:ID
-        let parts: Vec<&str> = request.source_arn.splitn(7, ':').collect();
-        let (source_region, source_account, source_id) = match parts.as_slice() {
-            ["arn", _, "rds", r, a, "snapshot", id] => (*r, AccountId::parse(a), *id),
-            _ => (region, Some(caller.clone()), request.source_arn.as_str()),
-        };
-        let source = source_account
-            .and_then(|a| self.db_snapshots.get(&db_key(&a, source_region, source_id)))
-            .filter(|s| &s.account == caller || s.shared_with.contains(caller))
+        let source = self
+            .db_snapshot_named(caller, region, &request.source_arn)
             .cloned()
             .ok_or_else(|| not_found(op, region, &request.source_arn))?;
+        let source_id = &source.id;
         let (state, _) = lifecycle(
             source.started,
             source.duration,
@@ -371,6 +412,7 @@ impl World {
             id: target.2.clone(),
             account: caller.clone(),
             region: region.to_owned(),
+            profile: source.profile.clone(),
             size_gib: source.size_gib,
             kms_key,
             started: now,

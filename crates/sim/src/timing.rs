@@ -6,6 +6,9 @@
 //! incremental (https://docs.aws.amazon.com/ebs/latest/userguide/ebs-copy-snapshot.html).
 //! Each duration is a fixed start-up time plus a time per GiB, spread by up to ±`spread` so
 //! that a fleet's snapshots do not all end at the same instant.
+//!
+//! What a restore makes (instances, volumes, DB instances) takes a fixed time, without spread:
+//! a drill makes a handful of them, and a test reads their states at known instants.
 
 use std::time::Duration;
 
@@ -24,8 +27,21 @@ pub struct Timing {
     /// How long a copy whose key cannot be used runs before it ends in `error` (AWS checks
     /// the key asynchronously: API_CopySnapshot.html).
     pub key_failure_after: Duration,
-    /// Relative spread of every duration (0.2: ±20%).
+    /// Relative spread of every snapshot and copy duration (0.2: ±20%).
     pub spread: f64,
+    /// How long a launched instance stays `pending` before it is `running` (a launch whose
+    /// volume key cannot be used leaves `pending` after this time too, for `shutting-down`).
+    pub instance_start: Duration,
+    /// How long a terminated instance is `shutting-down` before it is `terminated` and its
+    /// `DeleteOnTermination` volumes are gone.
+    pub instance_stop: Duration,
+    /// How long a volume `CreateVolume` makes is `creating` before it is `available` (or
+    /// `error`, when its key cannot be used).
+    pub volume_create: Duration,
+    /// How long a restored DB instance is `creating` before it is `available` (or `failed`).
+    pub db_restore: Duration,
+    /// How long a deleted DB instance is `deleting` before it is gone.
+    pub db_delete: Duration,
 }
 
 impl Default for Timing {
@@ -42,6 +58,11 @@ impl Default for Timing {
             rds_copy_per_gib: Duration::from_secs(5),
             key_failure_after: Duration::from_secs(30),
             spread: 0.2,
+            instance_start: Duration::from_secs(30),
+            instance_stop: Duration::from_secs(60),
+            volume_create: Duration::from_secs(10),
+            db_restore: Duration::from_secs(600),
+            db_delete: Duration::from_secs(300),
         }
     }
 }

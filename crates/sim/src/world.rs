@@ -1,14 +1,20 @@
 //! The simulated estate: accounts, Regions, keys, instances, volumes, DB instances and their
-//! snapshots, with the time each snapshot started and how long it takes. A snapshot's state is
-//! read off the (virtual) clock when asked, so nothing runs in the background.
+//! snapshots, with the time each snapshot started and how long it takes; and what a restore
+//! makes (images, security groups, launched instances and volumes, restored DB instances). A
+//! state is read off the (virtual) clock when asked, so nothing runs in the background; what
+//! a state change does to other resources (the volumes of an instance that reached
+//! `terminated`, a deleted DB instance that is gone) is applied by [`World::settle`] before the
+//! next restore call.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use snaprelay_core::engine::Service;
 use snaprelay_core::ids::AccountId;
 use snaprelay_core::model::{KeyManager, SnapshotState, Tag};
-use snaprelay_core::ports::{Access, CloudError, Reach};
+use snaprelay_core::ports::{Access, CloudError, ImageVolume, Reach};
 use tokio::time::Instant;
 
 use crate::faults::{Faults, error};
@@ -66,15 +72,122 @@ pub(crate) struct SimInstance {
     pub account: AccountId,
     pub region: String,
     pub tags: BTreeMap<String, String>,
+    /// Terminated for good: by a test, or once [`World::settle`] has seen it end.
     pub terminated: bool,
     /// Volume ids with their device names, in attachment order.
     pub volumes: Vec<(String, String)>,
+    pub instance_type: Cow<'static, str>,
+    /// `PlatformDetails`: `Linux/UNIX` unless a test says otherwise.
+    pub platform: Cow<'static, str>,
+    pub availability_zone: String,
+    /// `None` when its Region had no default VPC to put a test's instance in.
+    pub subnet_id: Option<String>,
+    pub security_group_ids: Vec<String>,
+    pub key_name: Option<String>,
+    pub iam_instance_profile_arn: Option<String>,
+    /// `None` for a test's instance: running from the start, x86_64, hvm, ENA.
+    pub launch: Option<Box<Launch>>,
+    /// When it starts `shutting-down` and when it is `terminated`.
+    pub shutting_down: Option<(Instant, Instant)>,
+}
+
+/// What `RunInstances` gave an instance.
+#[derive(Clone, Debug)]
+pub(crate) struct Launch {
+    pub image_id: String,
+    /// When it is `running`; never, for an instance a fault keeps `pending` or whose launch
+    /// fails.
+    pub running_from: Option<Instant>,
+    /// The state reason of a launch that failed.
+    pub failure: Option<&'static str>,
+    pub architecture: String,
+    pub virtualization_type: String,
+    pub ena_support: bool,
+    pub boot_mode: Option<String>,
+    pub root_device_name: String,
+}
+
+impl SimInstance {
+    /// `pending`, `running`, `shutting-down` or `terminated`, read off the clock.
+    pub fn state(&self, now: Instant) -> &'static str {
+        if self.terminated {
+            return "terminated";
+        }
+        if let Some((from, until)) = self.shutting_down {
+            if now >= until {
+                return "terminated";
+            }
+            if now >= from {
+                return "shutting-down";
+            }
+        }
+        match &self.launch {
+            None => "running",
+            Some(l) if l.running_from.is_some_and(|t| now >= t) => "running",
+            Some(_) => "pending",
+        }
+    }
+
+    pub fn is_terminated(&self, now: Instant) -> bool {
+        self.state(now) == "terminated"
+    }
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct SimVolume {
     pub size_gib: u32,
     pub kms_key: Option<String>,
+    /// `None` for a test's volume: gp3, attached to its instance from the start, deleted with
+    /// it.
+    pub made: Option<Box<MadeVolume>>,
+}
+
+/// A volume `CreateVolume` or `RunInstances` made.
+#[derive(Clone, Debug)]
+pub(crate) struct MadeVolume {
+    pub account: AccountId,
+    pub region: String,
+    pub volume_type: String,
+    pub iops: Option<i32>,
+    pub throughput: Option<i32>,
+    pub delete_on_termination: bool,
+    pub snapshot_id: String,
+    pub attached_to: Option<String>,
+    pub tags: Vec<Tag>,
+    /// When it leaves `creating`.
+    pub ready_at: Instant,
+    /// Its key cannot be used: it ends in `error`.
+    pub failed: bool,
+}
+
+/// A security group: a Region's `default` one, or one `CreateSecurityGroup` made.
+#[derive(Clone, Debug)]
+pub(crate) struct SimSecurityGroup {
+    pub id: String,
+    pub account: AccountId,
+    pub region: String,
+    pub vpc_id: String,
+    pub name: String,
+    pub tags: Vec<Tag>,
+    /// Outbound rules: a new group has one that allows everything.
+    pub egress_rules: usize,
+}
+
+/// An AMI `RegisterImage` made from snapshots.
+#[derive(Clone, Debug)]
+pub(crate) struct SimImage {
+    pub id: String,
+    pub account: AccountId,
+    pub region: String,
+    pub name: String,
+    pub tags: Vec<Tag>,
+    pub architecture: String,
+    pub virtualization_type: String,
+    pub ena_support: bool,
+    pub boot_mode: Option<String>,
+    pub root_device_name: String,
+    /// With each size resolved (the snapshot's when the request gave none).
+    pub volumes: Vec<ImageVolume>,
 }
 
 /// An EBS snapshot: taken of a volume, or a copy.
@@ -104,11 +217,57 @@ pub(crate) struct SimDb {
     pub id: String,
     pub account: AccountId,
     pub region: String,
-    pub engine: String,
+    pub profile: Arc<DbProfile>,
     pub size_gib: u32,
     pub kms_key: Option<String>,
     pub cluster: Option<String>,
     pub tags: BTreeMap<String, String>,
+    pub multi_az: bool,
+    /// `None` outside a VPC (a Region without a default VPC, for a test's DB instance).
+    pub db_subnet_group: Option<String>,
+    pub db_parameter_group: String,
+    pub option_group: String,
+    pub vpc_security_group_ids: Vec<String>,
+    /// When a restored DB instance leaves `creating`; `None` for a test's, available from the
+    /// start.
+    pub ready_at: Option<Instant>,
+    /// A restore that ends `failed`.
+    pub failed: bool,
+    /// When a deleted DB instance is gone (it is `deleting` until then).
+    pub gone_at: Option<Instant>,
+}
+
+impl SimDb {
+    pub fn arn(&self) -> String {
+        format!(
+            "arn:aws:rds:{}:{}:db:{}",
+            self.region, self.account, self.id
+        )
+    }
+
+    /// `creating`, `available`, `failed` or `deleting`; `None` once it is gone.
+    pub fn status(&self, now: Instant) -> Option<&'static str> {
+        match self.gone_at {
+            Some(gone) if now >= gone => None,
+            Some(_) => Some("deleting"),
+            None if self.ready_at.is_some_and(|t| now < t) => Some("creating"),
+            None if self.failed => Some("failed"),
+            None => Some("available"),
+        }
+    }
+}
+
+/// What a DB snapshot keeps of its DB instance for a restore, which takes them as its
+/// defaults ("The same DBInstanceClass as the original DB instance", and so on:
+/// API_RestoreDBInstanceFromDBSnapshot.html). Shared, not copied, along a fleet's copies.
+#[derive(Debug)]
+pub(crate) struct DbProfile {
+    pub engine: String,
+    pub engine_version: String,
+    pub port: i32,
+    pub class: String,
+    pub storage_type: String,
+    pub iops: Option<i32>,
 }
 
 #[derive(Clone, Debug)]
@@ -116,6 +275,7 @@ pub(crate) struct SimDbSnapshot {
     pub id: String,
     pub account: AccountId,
     pub region: String,
+    pub profile: Arc<DbProfile>,
     pub size_gib: u32,
     pub kms_key: Option<String>,
     pub started: Instant,
@@ -217,7 +377,32 @@ pub(crate) struct World {
     pub copy_time: HashMap<(Service, AccountId, String), Duration>,
     /// Calls by (operation, account, Region).
     pub place_calls: BTreeMap<(&'static str, AccountId, String), u64>,
+    /// (account, Region) that have no default VPC.
+    pub no_default_vpc: HashSet<(AccountId, String)>,
+    /// By id: each Region's `default` group (added on first use of its network) and those
+    /// `CreateSecurityGroup` made.
+    pub security_groups: BTreeMap<String, SimSecurityGroup>,
+    /// (account, Region, name).
+    pub key_pairs: BTreeSet<(AccountId, String, String)>,
+    pub images: BTreeMap<String, SimImage>,
+    /// (operation, account, Region, `ClientToken`) to the instance or volume it made.
+    pub client_tokens: HashMap<(&'static str, AccountId, String, String), String>,
+    /// Instances shutting down (or whose launch fails) that [`World::settle`] has yet to see
+    /// end.
+    pub ending_instances: Vec<String>,
+    /// DB instances being deleted that [`World::settle`] has yet to see gone.
+    pub ending_dbs: Vec<(AccountId, String, String)>,
+    /// (kind, account, Region, name) of DB subnet, parameter and option groups a test made.
+    pub db_groups: BTreeSet<(DbGroup, AccountId, String, String)>,
     next_id: u64,
+}
+
+/// The RDS groups a restore may name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DbGroup {
+    Subnet,
+    Parameter,
+    Option,
 }
 
 impl World {
@@ -243,6 +428,14 @@ impl World {
             peak_in_flight: HashMap::new(),
             copy_time: HashMap::new(),
             place_calls: BTreeMap::new(),
+            no_default_vpc: HashSet::new(),
+            security_groups: BTreeMap::new(),
+            key_pairs: BTreeSet::new(),
+            images: BTreeMap::new(),
+            client_tokens: HashMap::new(),
+            ending_instances: Vec::new(),
+            ending_dbs: Vec::new(),
+            db_groups: BTreeSet::new(),
             next_id: 0,
         }
     }
@@ -369,5 +562,53 @@ impl World {
         let peak = self.peak_in_flight.entry(place.clone()).or_default();
         *peak = (*peak).max(n);
         *self.copy_time.entry(place).or_default() += duration;
+    }
+
+    /// Applies what the clock has done since the last restore call: an instance that reached
+    /// `terminated` loses its `DeleteOnTermination` volumes (all of them, for a launch that
+    /// failed: they were never made) and lets go of the others; a deleted DB instance is gone.
+    /// Only the few resources a restore is ending are looked at.
+    pub fn settle(&mut self, now: Instant) {
+        if !self.ending_instances.is_empty() {
+            let ending = std::mem::take(&mut self.ending_instances);
+            for id in ending {
+                let Some(instance) = self.instances.get_mut(&id) else {
+                    continue;
+                };
+                if !instance.is_terminated(now) {
+                    self.ending_instances.push(id);
+                    continue;
+                }
+                instance.terminated = true;
+                let launch_failed = instance
+                    .launch
+                    .as_ref()
+                    .is_some_and(|l| l.failure.is_some());
+                for (volume_id, _) in std::mem::take(&mut instance.volumes) {
+                    let Some(volume) = self.volumes.get_mut(&volume_id) else {
+                        continue;
+                    };
+                    match &mut volume.made {
+                        Some(made) if !launch_failed && !made.delete_on_termination => {
+                            made.attached_to = None;
+                        }
+                        _ => {
+                            self.volumes.remove(&volume_id);
+                        }
+                    }
+                }
+            }
+        }
+        if !self.ending_dbs.is_empty() {
+            let dbs = &mut self.dbs;
+            self.ending_dbs.retain(|key| match dbs.get(key) {
+                Some(db) if db.status(now).is_none() => {
+                    dbs.remove(key);
+                    false
+                }
+                Some(_) => true,
+                None => false,
+            });
+        }
     }
 }

@@ -12,13 +12,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
+use snaprelay_core::config::ResourceConfig;
 use snaprelay_core::model::{ResourceType, SnapshotKind};
 use snaprelay_core::ports::{
-    Lease, PointFilter, RestorePointId, SessionId, StateStore, StepId, StoreError, Unfinished,
+    Lease, Operation, OperationKind, PointFilter, RestorePointId, SessionId, StateStore, StepId,
+    StoreError, Unfinished,
 };
 use snaprelay_core::report::{
-    PlaceReport, PointStatus, RecordedRestorePoint, ResourceReport, RestorePoint, SessionProgress,
-    SessionReport, SessionSummary, SnapshotReport, StepDetail, StepKind, StepOutcome, StepRecord,
+    LastDrill, PlaceReport, PointStatus, RecordedRestorePoint, ResourceReport, RestorePoint,
+    SessionProgress, SessionReport, SessionSummary, SnapshotReport, StepDetail, StepKind,
+    StepOutcome, StepRecord,
 };
 
 /// What keeps a policy's lease held in this process: the locked file, or for an in-memory
@@ -39,7 +42,7 @@ impl Drop for Hold {
 }
 
 /// Bumped with every change to [`SCHEMA`]; a later version migrates from the earlier ones.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sessions (
@@ -85,7 +88,8 @@ CREATE TABLE IF NOT EXISTS restore_points (
     account       TEXT NOT NULL,
     region        TEXT NOT NULL,
     created_at    TEXT NOT NULL,
-    deleted_at    TEXT
+    deleted_at    TEXT,
+    config        TEXT
 );
 CREATE INDEX IF NOT EXISTS restore_points_by_resource ON restore_points(policy, resource_id, account, region);
 CREATE TABLE IF NOT EXISTS restore_point_snapshots (
@@ -98,6 +102,24 @@ CREATE TABLE IF NOT EXISTS restore_point_snapshots (
     size_gib         INTEGER,
     deleted_at       TEXT,
     PRIMARY KEY (restore_point_id, snapshot_id)
+);
+CREATE TABLE IF NOT EXISTS operations (
+    id          TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL CHECK (kind IN ('restore', 'drill')),
+    policy      TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    ended_at    TEXT,
+    holder      TEXT NOT NULL,
+    document    TEXT
+);
+CREATE INDEX IF NOT EXISTS operations_by_kind ON operations(kind, policy, started_at);
+CREATE TABLE IF NOT EXISTS point_drills (
+    restore_point_id INTEGER PRIMARY KEY REFERENCES restore_points(id),
+    drill_id         TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    rto_seconds      REAL,
+    at               TEXT NOT NULL
 );
 "#;
 
@@ -127,6 +149,12 @@ fn migrate_to_2(conn: &Connection) -> rusqlite::Result<()> {
     add_column(conn, "restore_point_snapshots", "deleted_at", "TEXT")?;
     add_column(conn, "restore_points", "deleted_at", "TEXT")?;
     add_column(conn, "sessions", "pid", "INTEGER")
+}
+
+/// Version 3 keeps what a restore rebuilds with each restore point (SPEC 6.1), and the
+/// restores and drills (the `operations` and `point_drills` tables, made by [`SCHEMA`]).
+fn migrate_to_3(conn: &Connection) -> rusqlite::Result<()> {
+    add_column(conn, "restore_points", "config", "TEXT")
 }
 
 /// Adds a column unless the table has it already.
@@ -160,6 +188,30 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary> {
         started_at: r.get(3)?,
         ended_at: r.get(4)?,
         resources: r.get::<_, i64>(5)? as usize,
+    })
+}
+
+/// The columns of an [`Operation`], read by [`operation_row`].
+const OPERATION: &str =
+    "SELECT id, kind, policy, status, started_at, ended_at, holder, document FROM operations";
+
+fn operation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Operation> {
+    let kind: String = r.get(1)?;
+    Ok(Operation {
+        id: r.get(0)?,
+        kind: OperationKind::parse(&kind).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                1,
+                rusqlite::types::Type::Text,
+                format!("unknown operation kind {kind:?}").into(),
+            )
+        })?,
+        policy: r.get(2)?,
+        status: r.get(3)?,
+        started_at: r.get(4)?,
+        ended_at: r.get(5)?,
+        holder: r.get(6)?,
+        document: r.get(7)?,
     })
 }
 
@@ -265,6 +317,7 @@ impl SqliteStore {
         // early builds that claim the current version.
         migrate_to_1(&conn)
             .and_then(|()| migrate_to_2(&conn))
+            .and_then(|()| migrate_to_3(&conn))
             .map_err(err("cannot upgrade the schema of", path))?;
         if version != SCHEMA_VERSION {
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)
@@ -388,9 +441,11 @@ fn find_restore_points(
     let fail = || err("cannot read restore points", None);
     let mut stmt = conn
         .prepare(
-            "SELECT id, policy, resource_type, resource_id, kind, account, region, created_at, \
-                 session_id, deleted_at FROM restore_points WHERE (?1 IS NULL OR session_id = ?1) \
-                 AND (?2 IS NULL OR policy = ?2) AND (?3 IS NULL OR resource_id = ?3) ORDER BY id",
+            "SELECT p.id, policy, resource_type, resource_id, kind, account, region, created_at, \
+                 session_id, deleted_at, config, d.drill_id, d.status, d.rto_seconds, d.at \
+                 FROM restore_points p LEFT JOIN point_drills d ON d.restore_point_id = p.id \
+                 WHERE (?1 IS NULL OR session_id = ?1) AND (?2 IS NULL OR policy = ?2) \
+                 AND (?3 IS NULL OR resource_id = ?3) ORDER BY p.id",
         )
         .map_err(fail())?;
     let points = stmt
@@ -419,8 +474,21 @@ fn find_restore_points(
                             region: r.get(6)?,
                             snapshots: Vec::new(),
                         },
+                        config: r
+                            .get::<_, Option<String>>(10)?
+                            .as_deref()
+                            .and_then(ResourceConfig::from_json),
                     },
                     deleted_snapshots: Vec::new(),
+                    last_drill: match r.get::<_, Option<String>>(11)? {
+                        Some(drill_id) => Some(LastDrill {
+                            drill_id,
+                            status: r.get(12)?,
+                            rto_seconds: r.get(13)?,
+                            at: r.get(14)?,
+                        }),
+                        None => None,
+                    },
                 })
             },
         )
@@ -525,6 +593,90 @@ impl StateStore for SqliteStore {
             )
             .map(drop)
             .map_err(err("cannot record a deleted restore point", None))
+    }
+
+    async fn begin_operation(&self, op: &Operation) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO operations (id, kind, policy, status, started_at, ended_at, holder, \
+                 document) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    op.id,
+                    op.kind.as_str(),
+                    op.policy,
+                    op.status,
+                    op.started_at,
+                    op.ended_at,
+                    op.holder,
+                    op.document
+                ],
+            )
+            .map(drop)
+            .map_err(err("cannot record a restore or drill", None))
+    }
+
+    async fn end_operation(
+        &self,
+        id: &str,
+        status: &str,
+        ended_at: &str,
+        document: &str,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE operations SET status = ?2, ended_at = ?3, document = ?4 WHERE id = ?1",
+                params![id, status, ended_at, document],
+            )
+            .map(drop)
+            .map_err(err("cannot record the end of a restore or drill", None))
+    }
+
+    async fn operations(
+        &self,
+        kind: OperationKind,
+        policy: Option<&str>,
+    ) -> Result<Vec<Operation>, StoreError> {
+        let fail = || err("cannot read restores and drills", None);
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(&format!(
+                "{OPERATION} WHERE kind = ?1 AND (?2 IS NULL OR policy = ?2) \
+                 ORDER BY started_at DESC, id DESC"
+            ))
+            .map_err(fail())?;
+        stmt.query_map(params![kind.as_str(), policy], operation_row)
+            .and_then(|rows| rows.collect())
+            .map_err(fail())
+    }
+
+    async fn operation(&self, id: &str) -> Result<Option<Operation>, StoreError> {
+        self.conn()
+            .query_row(&format!("{OPERATION} WHERE id = ?1"), [id], operation_row)
+            .optional()
+            .map_err(err("cannot read a restore or drill", None))
+    }
+
+    async fn record_drill_of(
+        &self,
+        point: RestorePointId,
+        drill: &LastDrill,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO point_drills (restore_point_id, drill_id, status, rto_seconds, at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (restore_point_id) DO UPDATE SET \
+                 drill_id = excluded.drill_id, status = excluded.status, \
+                 rto_seconds = excluded.rto_seconds, at = excluded.at",
+                params![
+                    point.0,
+                    drill.drill_id,
+                    drill.status,
+                    drill.rto_seconds,
+                    drill.at
+                ],
+            )
+            .map(drop)
+            .map_err(err("cannot record a drill of a restore point", None))
     }
 
     async fn begin_session(
@@ -937,7 +1089,7 @@ fn insert_point(
     let tx = conn.transaction().map_err(fail())?;
     tx.execute(
         "INSERT INTO restore_points (id, session_id, policy, resource_type, resource_id, kind, \
-         account, region, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         account, region, created_at, config) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             id,
             session_id.as_str(),
@@ -947,7 +1099,8 @@ fn insert_point(
             p.kind.as_str(),
             p.place.account,
             p.place.region,
-            p.created_at
+            p.created_at,
+            p.config.as_ref().map(ResourceConfig::to_json)
         ],
     )
     .map_err(fail())?;

@@ -12,19 +12,22 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use snaprelay_core::config::ResourceConfig;
 use snaprelay_core::model::{ResourceType, SnapshotKind};
 use snaprelay_core::ports::{
-    Fence, Lease, PointFilter, RestorePointId, SessionId, StateStore, StepId, StoreError,
-    Unfinished, redacted_url,
+    Fence, Lease, Operation, OperationKind, PointFilter, RestorePointId, SessionId, StateStore,
+    StepId, StoreError, Unfinished, redacted_url,
 };
 use snaprelay_core::report::{
-    PlaceReport, PointStatus, RecordedRestorePoint, ResourceReport, RestorePoint, SessionProgress,
-    SessionReport, SessionSummary, SnapshotReport, StepDetail, StepKind, StepOutcome, StepRecord,
+    LastDrill, PlaceReport, PointStatus, RecordedRestorePoint, ResourceReport, RestorePoint,
+    SessionProgress, SessionReport, SessionSummary, SnapshotReport, StepDetail, StepKind,
+    StepOutcome, StepRecord,
 };
 use tokio_postgres::{NoTls, Row};
 
 /// The schema this binary writes; each entry of [`MIGRATIONS`] brings a database one version on.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE sessions (
     id          TEXT PRIMARY KEY,
     policy      TEXT NOT NULL,
@@ -90,7 +93,29 @@ CREATE TABLE leases (
     generation BIGINT NOT NULL,
     expires_at TIMESTAMPTZ NOT NULL
 );
-"#];
+"#,
+    r#"
+ALTER TABLE restore_points ADD COLUMN config TEXT;
+CREATE TABLE operations (
+    id          TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL CHECK (kind IN ('restore', 'drill')),
+    policy      TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    ended_at    TEXT,
+    holder      TEXT NOT NULL,
+    document    TEXT
+);
+CREATE INDEX operations_by_kind ON operations(kind, policy, started_at);
+CREATE TABLE point_drills (
+    restore_point_id BIGINT PRIMARY KEY REFERENCES restore_points(id),
+    drill_id         TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    rto_seconds      DOUBLE PRECISION,
+    at               TEXT NOT NULL
+);
+"#,
+];
 
 /// The advisory lock migrations are applied under (any constant of ours).
 const MIGRATION_LOCK: i64 = 0x736e_6170_7265_6c61; // "snaprela"
@@ -199,6 +224,25 @@ impl PgStore {
             .map_err(&fail)?;
         result
     }
+}
+
+/// The columns of an [`Operation`], read by [`operation`].
+const OPERATION: &str =
+    "SELECT id, kind, policy, status, started_at, ended_at, holder, document FROM operations";
+
+fn operation(r: &Row) -> Result<Operation, StoreError> {
+    let kind: String = r.get(1);
+    Ok(Operation {
+        id: r.get(0),
+        kind: OperationKind::parse(&kind)
+            .ok_or_else(|| StoreError(format!("unknown operation kind {kind:?}")))?,
+        policy: r.get(2),
+        status: r.get(3),
+        started_at: r.get(4),
+        ended_at: r.get(5),
+        holder: r.get(6),
+        document: r.get(7),
+    })
 }
 
 fn summary(r: &Row) -> SessionSummary {
@@ -310,10 +354,11 @@ async fn find_points(
     let fail = err("cannot read restore points");
     let rows = client
         .query(
-            "SELECT id, policy, resource_type, resource_id, kind, account, region, created_at, \
-             session_id, deleted_at FROM restore_points WHERE ($1::TEXT IS NULL OR session_id = \
-             $1) AND ($2::TEXT IS NULL OR policy = $2) AND ($3::TEXT IS NULL OR resource_id = $3) \
-             ORDER BY id",
+            "SELECT p.id, policy, resource_type, resource_id, kind, account, region, created_at, \
+             session_id, deleted_at, config, d.drill_id, d.status, d.rto_seconds, d.at \
+             FROM restore_points p LEFT JOIN point_drills d ON d.restore_point_id = p.id \
+             WHERE ($1::TEXT IS NULL OR session_id = $1) AND ($2::TEXT IS NULL OR policy = $2) \
+             AND ($3::TEXT IS NULL OR resource_id = $3) ORDER BY p.id",
             &[
                 &filter.session.map(SessionId::as_str),
                 &filter.policy,
@@ -363,8 +408,18 @@ async fn find_points(
                     region: word(6),
                     snapshots: Vec::new(),
                 },
+                config: r
+                    .get::<_, Option<String>>(10)
+                    .as_deref()
+                    .and_then(ResourceConfig::from_json),
             },
             deleted_snapshots: Vec::new(),
+            last_drill: r.get::<_, Option<String>>(11).map(|drill_id| LastDrill {
+                drill_id,
+                status: r.get(12),
+                rto_seconds: r.get(13),
+                at: r.get(14),
+            }),
         };
         for s in snapshots_of.remove(&id).unwrap_or_default() {
             let snapshot = SnapshotReport {
@@ -401,8 +456,8 @@ async fn insert_point(
     let id: i64 = tx
         .query_one(
             "INSERT INTO restore_points (id, session_id, policy, resource_type, resource_id, \
-             kind, account, region, created_at) VALUES (COALESCE($1, \
-             nextval('restore_points_id_seq')), $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+             kind, account, region, created_at, config) VALUES (COALESCE($1, \
+             nextval('restore_points_id_seq')), $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
             &[
                 &id,
                 &session.as_str(),
@@ -413,6 +468,7 @@ async fn insert_point(
                 &p.place.account,
                 &p.place.region,
                 &p.created_at,
+                &p.config.as_ref().map(ResourceConfig::to_json),
             ],
         )
         .await
@@ -796,6 +852,103 @@ impl StateStore for PgStore {
             .await
             .map(drop)
             .map_err(err("cannot record a deleted restore point"))
+    }
+
+    async fn begin_operation(&self, op: &Operation) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO operations (id, kind, policy, status, started_at, ended_at, holder, \
+                 document) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &op.id,
+                    &op.kind.as_str(),
+                    &op.policy,
+                    &op.status,
+                    &op.started_at,
+                    &op.ended_at,
+                    &op.holder,
+                    &op.document,
+                ],
+            )
+            .await
+            .map(drop)
+            .map_err(err("cannot record a restore or drill"))
+    }
+
+    async fn end_operation(
+        &self,
+        id: &str,
+        status: &str,
+        ended_at: &str,
+        document: &str,
+    ) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE operations SET status = $2, ended_at = $3, document = $4 WHERE id = $1",
+                &[&id, &status, &ended_at, &document],
+            )
+            .await
+            .map(drop)
+            .map_err(err("cannot record the end of a restore or drill"))
+    }
+
+    async fn operations(
+        &self,
+        kind: OperationKind,
+        policy: Option<&str>,
+    ) -> Result<Vec<Operation>, StoreError> {
+        self.client()
+            .await?
+            .query(
+                &format!(
+                    "{OPERATION} WHERE kind = $1 AND ($2::TEXT IS NULL OR policy = $2) \
+                     ORDER BY started_at DESC, id DESC"
+                ),
+                &[&kind.as_str(), &policy],
+            )
+            .await
+            .map_err(err("cannot read restores and drills"))?
+            .iter()
+            .map(operation)
+            .collect()
+    }
+
+    async fn operation(&self, id: &str) -> Result<Option<Operation>, StoreError> {
+        self.client()
+            .await?
+            .query_opt(&format!("{OPERATION} WHERE id = $1"), &[&id])
+            .await
+            .map_err(err("cannot read a restore or drill"))?
+            .as_ref()
+            .map(operation)
+            .transpose()
+    }
+
+    async fn record_drill_of(
+        &self,
+        point: RestorePointId,
+        drill: &LastDrill,
+    ) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO point_drills (restore_point_id, drill_id, status, rto_seconds, at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (restore_point_id) DO UPDATE SET \
+                 drill_id = excluded.drill_id, status = excluded.status, \
+                 rto_seconds = excluded.rto_seconds, at = excluded.at",
+                &[
+                    &point.0,
+                    &drill.drill_id,
+                    &drill.status,
+                    &drill.rto_seconds,
+                    &drill.at,
+                ],
+            )
+            .await
+            .map(drop)
+            .map_err(err("cannot record a drill of a restore point"))
     }
 
     async fn acquire_lease(

@@ -106,6 +106,7 @@ async fn steps_and_restore_points_are_kept_in_order() {
                 size_gib: Some(8),
             }],
         },
+        config: None,
     };
     store
         .record_restore_point(&sid("s1"), &point)
@@ -153,6 +154,7 @@ async fn a_staging_copy_is_refused_as_a_restore_point() {
             region: "r".into(),
             snapshots: vec![],
         },
+        config: None,
     };
     assert!(
         store
@@ -196,6 +198,7 @@ async fn a_state_file_from_before_schema_versions_is_upgraded() {
                 size_gib: None,
             }],
         },
+        config: None,
     };
     store
         .record_restore_point(&sid("s1"), &point)

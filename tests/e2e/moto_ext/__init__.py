@@ -6,9 +6,12 @@ right one fail): EBS snapshots carry no KMS key, snapshots shared from another a
 cannot be copied, snapshots under the AWS managed key can be shared, keys behind
 ``alias/aws/*`` claim to be customer managed, key policies are never consulted; RDS DB
 instances "encrypted" with the literal key ``default_kms_key_id``, DB snapshots shared from
-another account cannot be copied, shared encrypted copies need no key. This
-package applies small monkey-patches to moto's classes, each imitating one documented AWS
-behaviour, and then starts moto's server.
+another account cannot be copied, shared encrypted copies need no key, restored DB
+instances keep the source's MultiAZ / PubliclyAccessible / DeletionProtection; images
+registered from snapshots lose their block device mappings (an instance launched from one gets
+a default 8 GiB unencrypted volume), and ClientToken is ignored. This package applies small
+monkey-patches to moto's classes, each imitating one documented AWS behaviour, and then starts
+moto's server.
 
 Every departure was checked with boto3 against plain moto 5.2.1 before being patched;
 ``test_moto_ext.py`` proves each patch. Behaviours moto already gets right are listed in
@@ -19,7 +22,10 @@ One module per concern; each patch's docstring names the AWS behaviour it imitat
 - ``kms.py``: key look-up, key policies, AWS managed keys (helpers the others use too);
 - ``ebs.py``: EBS snapshots, sharing (``SHARE_LOG``), copies (``COPY_PACING``);
 - ``rds.py``: DB instance keys, DB snapshot sharing and copies (``DB_SHARE_LOG``,
-  ``DB_SNAPSHOT_LOG``, ``RDS_COPY_PACING``);
+  ``DB_SNAPSHOT_LOG``, ``RDS_COPY_PACING``), restored DB instances' settings,
+  DeleteDBInstance's final snapshot choice;
+- ``ec2_restore.py``: what a restore makes in EC2: RegisterImage from snapshots, RunInstances
+  of such an image, security groups given on the network interface, ClientToken;
 - ``server.py``: ``apply_patches`` (MOTO_EXT_SKIP), ``after_reset``, ``Server``, ``start``,
   ``main``;
 - ``common.py``: the patch registry (``PATCHES``, ``@patch``), the logger, backend look-up;
@@ -43,8 +49,8 @@ copy pacing settings).
 
 from __future__ import annotations
 
-# Importing kms, ebs and rds registers their patches in PATCHES (in that order).
-from . import ebs, rds
+# Importing kms, ebs, ec2_restore and rds registers their patches in PATCHES (in that order).
+from . import ebs, ec2_restore, rds
 from .common import AMBIENT_ACCOUNT, PATCHES, log, patch
 from .ebs import (
     COPY_PACING,
@@ -67,6 +73,16 @@ from .ebs import (
     patch_snapshot_state_fields,
     patch_volume_from_snapshot_keeps_key,
 )
+from .ec2_restore import (
+    IDEMPOTENT_MISMATCH,
+    IMAGE_NAME_DUPLICATE,
+    IMAGE_NAME_MALFORMED,
+    patch_client_token_idempotency,
+    patch_instance_groups_from_interface,
+    patch_register_image_from_snapshots,
+    patch_run_instances_from_image_mappings,
+    register_image,
+)
 from .kms import (
     COPY_KEY_ACTIONS,
     KmsArn,
@@ -84,6 +100,7 @@ from .rds import (
     DB_COPY_QUOTA_MESSAGE,
     DB_CROSS_REGION_NEEDS_KEY,
     DB_DEFAULT_KEY_SHARE_ERROR,
+    DB_FINAL_SNAPSHOT_REQUIRED,
     DB_PUBLIC_ENCRYPTED_SHARE_ERROR,
     DB_SHARE_LOG,
     DB_SHARED_NEEDS_KEY,
@@ -101,13 +118,16 @@ from .rds import (
     patch_create_db_snapshot_log_and_pacing,
     patch_db_instance_key_arn,
     patch_db_snapshot_progress_fields,
+    patch_delete_db_instance_final_snapshot_choice,
     patch_delete_db_snapshot_in_progress,
     patch_modify_db_snapshot_attribute,
+    patch_restore_db_instance_settings,
 )
 from .server import Server, after_reset, apply_patches, main, start
 
-ALREADY_CORRECT = {**ebs.ALREADY_CORRECT, **rds.ALREADY_CORRECT}
-"""Behaviours moto 5.2.1 already gets right, so no patch: EBS's, then RDS's (KMS has none)."""
+ALREADY_CORRECT = {**ebs.ALREADY_CORRECT, **rds.ALREADY_CORRECT, **ec2_restore.ALREADY_CORRECT}
+"""Behaviours moto 5.2.1 already gets right, so no patch: EBS's, RDS's, then EC2 restores'
+(KMS has none)."""
 
 __all__ = [
     # common
@@ -147,10 +167,20 @@ __all__ = [
     "patch_snapshot_not_found_message",
     "patch_snapshot_state_fields",
     "patch_volume_from_snapshot_keeps_key",
+    # ec2_restore
+    "IDEMPOTENT_MISMATCH",
+    "IMAGE_NAME_DUPLICATE",
+    "IMAGE_NAME_MALFORMED",
+    "patch_client_token_idempotency",
+    "patch_instance_groups_from_interface",
+    "patch_register_image_from_snapshots",
+    "patch_run_instances_from_image_mappings",
+    "register_image",
     # rds
     "DB_COPY_QUOTA_MESSAGE",
     "DB_CROSS_REGION_NEEDS_KEY",
     "DB_DEFAULT_KEY_SHARE_ERROR",
+    "DB_FINAL_SNAPSHOT_REQUIRED",
     "DB_PUBLIC_ENCRYPTED_SHARE_ERROR",
     "DB_SHARE_LOG",
     "DB_SHARED_NEEDS_KEY",
@@ -168,8 +198,10 @@ __all__ = [
     "patch_create_db_snapshot_log_and_pacing",
     "patch_db_instance_key_arn",
     "patch_db_snapshot_progress_fields",
+    "patch_delete_db_instance_final_snapshot_choice",
     "patch_delete_db_snapshot_in_progress",
     "patch_modify_db_snapshot_attribute",
+    "patch_restore_db_instance_settings",
     # server
     "Server",
     "after_reset",

@@ -5,9 +5,12 @@ moto "encrypts" DB instances without KmsKeyId with the literal key ``default_kms
 shares DB snapshots under the AWS managed key aws/rds and encrypted ones with "all", cannot
 copy a DB snapshot shared from another account, lets encrypted copies across accounts or
 Regions go without a new key, never consults key policies, and makes every DB snapshot
-available at once. The patches here imitate AWS for CreateDBInstance, CreateDBSnapshot,
-ModifyDBSnapshotAttribute (recorded in DB_SHARE_LOG), CopyDBSnapshot (recorded in
-DB_SNAPSHOT_LOG, paced by RDS_COPY_PACING when a test asks) and DeleteDBSnapshot.
+available at once. A DB instance restored from a snapshot keeps the source instance's
+MultiAZ, PubliclyAccessible, DeletionProtection and Availability Zone whatever the restore
+asked, and DeleteDBInstance without a final snapshot choice is accepted. The patches here
+imitate AWS for CreateDBInstance, CreateDBSnapshot, ModifyDBSnapshotAttribute (recorded in
+DB_SHARE_LOG), CopyDBSnapshot (recorded in DB_SNAPSHOT_LOG, paced by RDS_COPY_PACING when a
+test asks), DeleteDBSnapshot, RestoreDBInstanceFromDBSnapshot and DeleteDBInstance.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from moto.rds.exceptions import (
     SnapshotQuotaExceededFault,
 )
 from moto.rds.models import DBSnapshot, RDSBackend, rds_backends
+from moto.rds.responses import RDSResponse
 
 from .common import _existing, patch
 from .kms import (
@@ -119,6 +123,17 @@ destination Region per account"
 (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_CopySnapshot.html).
 """
 
+DB_FINAL_SNAPSHOT_REQUIRED = (
+    "InvalidParameterCombination",
+    "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.",
+)
+"""DeleteDBInstance with neither SkipFinalSnapshot=true nor FinalDBSnapshotIdentifier.
+
+Rule: "If you don't enable [SkipFinalSnapshot], you must specify the FinalDBSnapshotIdentifier
+parameter" (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DeleteDBInstance.html).
+Code and message as AWS answers them, from best knowledge.
+"""
+
 DB_SNAPSHOT_NOT_AVAILABLE = "DB snapshot {id} is not in the available state."
 """InvalidDBSnapshotState message when a snapshot still being created is copied, shared or
 deleted (only reachable with RDS_COPY_PACING). The code is from the RDS API model; the wording
@@ -154,6 +169,27 @@ ALREADY_CORRECT = {
     "DeleteDBSnapshot / DescribeDBSnapshotAttributes": (
         "delete works (DBSnapshotNotFound when missing); DescribeDBSnapshotAttributes lists "
         "the restore attribute's values after ModifyDBSnapshotAttribute add/remove."
+    ),
+    "RestoreDBInstanceFromDBSnapshot": (
+        "by identifier or ARN, within the caller's account and Region: Tags (when given, "
+        "only those; without, the snapshot's), DBInstanceClass, Port, StorageType and "
+        "VpcSecurityGroupIds are applied, the instance is encrypted with the snapshot's key "
+        "(KmsKeyId: the key ARN), a taken identifier is DBInstanceAlreadyExists. Only false "
+        "booleans and the Availability Zone were wrong (now patched). Unknown "
+        "VpcSecurityGroupIds are accepted (AWS refuses them; not patched)."
+    ),
+    "DeleteDBInstance": (
+        "SkipFinalSnapshot=true with DeleteAutomatedBackups=true removes the instance (status "
+        "deleting in the answer, then DBInstanceNotFound) and its automated snapshots, and "
+        "keeps manual ones; FinalDBSnapshotIdentifier makes a manual snapshot. Only a call "
+        "with neither was accepted (now patched)."
+    ),
+    "DescribeDBInstances / group look-ups": (
+        "a db-instance-id filter leaves missing identifiers out; DBInstanceIdentifier=<missing> "
+        "is DBInstanceNotFound (HTTP 404); DescribeDBSubnetGroups and DescribeOptionGroups "
+        "of a missing name are DBSubnetGroupNotFoundFault / OptionGroupNotFoundFault. "
+        "DescribeDBParameterGroups of a missing name answers an empty list instead of "
+        "DBParameterGroupNotFound (not patched: an empty answer says the same)."
     ),
     "DB snapshot identifiers": (
         "CreateDBSnapshot/CopyDBSnapshot validate identifiers as AWS documents (1-255 "
@@ -643,3 +679,50 @@ def patch_delete_db_snapshot_in_progress() -> None:
         return deleted
 
     RDSBackend.delete_db_snapshot = delete_db_snapshot
+
+
+@patch
+def patch_restore_db_instance_settings() -> None:
+    """RestoreDBInstanceFromDBSnapshot kept the source instance's settings over the request's.
+
+    moto copies the source DB instance and applies only the request's truthy values, so
+    MultiAZ=false and PubliclyAccessible=false were ignored, DeletionProtection was inherited,
+    and the Availability Zone stayed the source's, even in another Region. AWS applies what
+    the request says, leaves deletion protection off unless asked ("By default, deletion
+    protection isn't enabled") and places the instance in the Region it is restored in
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_RestoreDBInstanceFromDBSnapshot.html).
+    """
+    original = RDSBackend.restore_db_instance_from_db_snapshot
+
+    def restore(self: RDSBackend, from_snapshot_id: str, overrides: dict[str, Any]) -> Any:
+        asked = dict(overrides)
+        database = original(self, from_snapshot_id, overrides)
+        for name in ("multi_az", "publicly_accessible"):
+            if asked.get(name) is not None:
+                setattr(database, name, bool(asked[name]))
+        database.deletion_protection = bool(asked.get("deletion_protection"))
+        zone = asked.get("availability_zone")
+        if zone:
+            database.availability_zone = zone
+        elif not str(database.availability_zone or "").startswith(self.region_name):
+            database.availability_zone = f"{self.region_name}a"
+        return database
+
+    RDSBackend.restore_db_instance_from_db_snapshot = restore
+
+
+@patch
+def patch_delete_db_instance_final_snapshot_choice() -> None:
+    """DeleteDBInstance without SkipFinalSnapshot=true or FinalDBSnapshotIdentifier deleted the
+    instance in moto; AWS refuses the call (DB_FINAL_SNAPSHOT_REQUIRED). Only the API call is
+    checked: moto's own deletions (CloudFormation, blue/green) go on as before."""
+    original = RDSResponse.delete_db_instance
+
+    def delete_db_instance(self: RDSResponse) -> Any:
+        if not self.params.get("SkipFinalSnapshot") and not self.params.get(
+            "FinalDBSnapshotIdentifier"
+        ):
+            raise _rds_error(*DB_FINAL_SNAPSHOT_REQUIRED)
+        return original(self)
+
+    RDSResponse.delete_db_instance = delete_db_instance

@@ -7,12 +7,13 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use snaprelay_core::app::ErrorKind;
 use snaprelay_core::engine::{EngineConfig, Progress};
 use snaprelay_core::report::SessionReport;
+use snaprelay_core::restore::drill::DrillStatus;
 use snaprelay_sim::demo;
 use snaprelay_state::SqliteStore;
 use tokio::time::Instant;
@@ -59,8 +60,9 @@ pub async fn run(settings: &Settings) -> Outcome {
     let result = async {
         // The demo's sessions are simulated: they never go into a real state (--state and
         // SNAPRELAY_STATE are ignored), where gc or retention would take them for real ones.
-        let store = SqliteStore::in_memory()?;
+        let store = Arc::new(SqliteStore::in_memory()?);
         let (cloud, scenarios) = demo::estate();
+        let cloud = Arc::new(cloud);
         let config = EngineConfig {
             poll_initial: settings.poll_interval,
             ..EngineConfig::default()
@@ -80,7 +82,7 @@ pub async fn run(settings: &Settings) -> Outcome {
                 say!("{}", indent(&scenario.policy));
             }
             let began = Instant::now();
-            let report = demo::run_scenario(&cloud, &store, scenario, &progress, &config)
+            let report = demo::run_scenario(&cloud, store.as_ref(), scenario, &progress, &config)
                 .await
                 .map_err(|e| Outcome::failed(ErrorKind::Internal, e))?;
             let matches = report.status == scenario.expected;
@@ -109,6 +111,44 @@ pub async fn run(settings: &Settings) -> Outcome {
         if settings.json {
             print_json(&reports)?;
         } else {
+            // The replicas of the first scenario, proven: restored, checked, deleted.
+            if let Some(first) = scenarios.first() {
+                say!(
+                    "\n=== {}. A drill: restore {}'s replicas, check them, delete them\n",
+                    scenarios.len() + 1,
+                    first.title.to_lowercase()
+                );
+                let began = Instant::now();
+                let show = |line: &str| say!("  [{}] {line}", hms(progress.start.elapsed()));
+                let drilled = demo::drill_scenario(cloud.clone(), store.clone(), first, &show)
+                    .await
+                    .map_err(|e| Outcome::failed(ErrorKind::Internal, e))?;
+                let passed = drilled.status == DrillStatus::Passed;
+                as_expected &= passed;
+                for r in &drilled.results {
+                    emit(&format!(
+                        "  drill {} {:<20} {:<8} RTO {:>6}  checks: {}\n",
+                        r.resource.resource_type,
+                        r.resource.id,
+                        r.status.as_str(),
+                        r.rto_seconds
+                            .map_or("-".to_owned(), |s| hms(Duration::from_secs_f64(s))),
+                        r.checks
+                            .iter()
+                            .map(|c| format!("{}{}", c.name, if c.ok { "" } else { " FAILED" }))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                let _ = writeln!(
+                    summary,
+                    "  {:<22} {:<8} {:>9}  every replica restored as an isolated copy, checked, \
+                     and deleted again",
+                    format!("drill {}", drilled.policy),
+                    drilled.status.as_str(),
+                    hms(began.elapsed()),
+                );
+            }
             emit(&format!(
                 "Summary ({} of simulated AWS time in {:.2} s):\n  {:<22} {:<8} {:>9}  why\n{summary}\n",
                 hms(progress.start.elapsed()),

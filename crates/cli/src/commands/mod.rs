@@ -2,8 +2,10 @@
 
 pub mod check;
 pub mod demo;
+pub mod drill;
 pub mod gc;
 pub mod plan;
+pub mod restore;
 pub mod restore_points;
 pub mod retention;
 pub mod run;
@@ -199,10 +201,12 @@ pub async fn state_copy(settings: &Settings, from: &str, to: &str) -> Outcome {
             }))?;
         } else {
             emit(&format!(
-                "Copied {} session(s) with {} step(s) and {} restore point(s) from {} to {}.\n",
+                "Copied {} session(s) with {} step(s), {} restore point(s) and {} restore(s) and \
+                 drill(s) from {} to {}.\n",
                 copied.sessions,
                 copied.steps,
                 copied.restore_points,
+                copied.operations,
                 from.shown(),
                 to.shown()
             ));

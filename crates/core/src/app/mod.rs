@@ -7,9 +7,12 @@
 //! Errors leave this layer as one [`AppError`], whose [`ErrorKind`] fixes the exit code and
 //! the JSON error `code` of SPEC section 5.
 
+mod drill;
 mod error;
 mod gc;
 mod guard;
+mod leftovers;
+mod restore;
 mod retention;
 mod run;
 mod state_copy;
@@ -17,8 +20,10 @@ mod state_copy;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use drill::{DrillOptions, drill};
 pub use error::{AppError, ErrorKind};
 pub use gc::{GcOutcome, gc};
+pub use restore::{ProgressFn, Waiting, restore};
 pub use retention::{apply_retention, without_retention};
 pub use run::{RunOutcome, RunRequest, run_policy};
 pub use state_copy::{Copied, state_copy};

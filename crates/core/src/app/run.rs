@@ -148,7 +148,11 @@ pub async fn run_policy(
 }
 
 /// Renews `lease` every third of its TTL for as long as it is polled; the error that ends it.
-async fn keep(store: &dyn StateStore, lease: &Lease, ttl: std::time::Duration) -> AppError {
+pub(super) async fn keep(
+    store: &dyn StateStore,
+    lease: &Lease,
+    ttl: std::time::Duration,
+) -> AppError {
     loop {
         tokio::time::sleep(ttl / 3).await;
         match store.renew_lease(lease).await {

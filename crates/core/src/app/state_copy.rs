@@ -1,8 +1,8 @@
 //! `state copy`: a whole state into an empty one (SQLite to PostgreSQL, and back), sessions
 //! with their steps and task reports, restore points under their numbers with what retention
-//! deleted of them (SPEC section 6.7).
+//! deleted of them and their last drill, restores and drills (SPEC section 6.7).
 
-use crate::ports::{PointFilter, StateStore};
+use crate::ports::{Operation, OperationKind, PointFilter, StateStore};
 use crate::runtime::clock::utc_now;
 
 use super::AppError;
@@ -13,6 +13,8 @@ pub struct Copied {
     pub sessions: usize,
     pub steps: usize,
     pub restore_points: usize,
+    /// Restores and drills.
+    pub operations: usize,
 }
 
 /// Copies `from` into `to`, which must hold no session and no restore point.
@@ -59,7 +61,28 @@ pub async fn state_copy(from: &dyn StateStore, to: &dyn StateStore) -> Result<Co
         if p.status == crate::report::PointStatus::Deleted {
             to.record_restore_point_deleted(p.id, &now).await?;
         }
+        if let Some(drill) = &p.last_drill {
+            to.record_drill_of(p.id, drill).await?;
+        }
         copied.restore_points += 1;
+    }
+    // Restores and drills, oldest first, with how they ended.
+    for kind in [OperationKind::Restore, OperationKind::Drill] {
+        let mut ops = from.operations(kind, None).await?;
+        ops.reverse();
+        for op in ops {
+            to.begin_operation(&Operation {
+                status: "Running".into(),
+                ended_at: None,
+                document: None,
+                ..op.clone()
+            })
+            .await?;
+            if let (Some(ended), Some(doc)) = (&op.ended_at, &op.document) {
+                to.end_operation(&op.id, &op.status, ended, doc).await?;
+            }
+            copied.operations += 1;
+        }
     }
     Ok(copied)
 }

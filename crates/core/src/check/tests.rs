@@ -297,6 +297,7 @@ fn a_role_that_cannot_be_assumed_gets_a_trust_policy_statement() {
 
 fn instance(volumes: &[&str]) -> Resource {
     Resource::Ec2(Instance {
+        setup: Default::default(),
         id: "i-0123456789abcdef0".into(),
         region: "us-east-1".into(),
         name: None,
@@ -304,6 +305,7 @@ fn instance(volumes: &[&str]) -> Resource {
             .iter()
             .enumerate()
             .map(|(n, k)| Volume {
+                setup: Default::default(),
                 id: format!("vol-{n}"),
                 device: None,
                 size_gib: 8,
@@ -316,6 +318,7 @@ fn instance(volumes: &[&str]) -> Resource {
 
 fn db_instance(key: &str) -> Resource {
     Resource::Rds(DbInstance {
+        setup: Default::default(),
         id: "orders".into(),
         arn: format!("arn:aws:rds:us-east-1:{SOURCE}:db:orders"),
         region: "us-east-1".into(),

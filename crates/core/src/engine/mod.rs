@@ -601,6 +601,7 @@ mod tests {
             id: id.into(),
             region: region.into(),
             resource: Resource::Ec2(Instance {
+                setup: Default::default(),
                 id: id.into(),
                 region: region.into(),
                 name: None,

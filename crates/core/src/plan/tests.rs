@@ -31,6 +31,7 @@ fn key(arn: &str, manager: KeyManager) -> KeyInfo {
 
 fn volume(id: &str, key: Option<&str>) -> Volume {
     Volume {
+        setup: Default::default(),
         id: id.into(),
         device: None,
         size_gib: 8,
@@ -41,6 +42,7 @@ fn volume(id: &str, key: Option<&str>) -> Volume {
 
 fn instance(volumes: Vec<Volume>) -> Instance {
     Instance {
+        setup: Default::default(),
         id: "i-0123456789abcdef0".into(),
         region: "us-east-1".into(),
         name: None,
@@ -301,6 +303,7 @@ const STAGING: &str = "arn:aws:kms:us-east-1:222222222222:key/77777777-7777-7777
 
 fn db(key_arn: Option<&str>) -> DbInstance {
     DbInstance {
+        setup: Default::default(),
         id: "orders-db".into(),
         arn: "arn:aws:rds:us-east-1:111111111111:db:orders-db".into(),
         region: "us-east-1".into(),

@@ -381,7 +381,7 @@ fn every_shape_problem_is_reported_at_once_where_it_is() {
         [
             "  - line 1, column 1: colour: unknown key; this table takes name, source, targets, retention",
             "  - line 12, column 3: targets[1].kms_kye: unknown key; this table takes account, region, \
-             role_arn, kms_key, staging_kms_key, rds_single_step",
+             role_arn, kms_key, staging_kms_key, rds_single_step, restore",
             "  - line 13, column 19: targets[1].rds_single_step = \"yes\": must be true or false, not a string",
         ]
     );
@@ -621,4 +621,50 @@ fn retention_numbers_take_every_toml_integer_form() {
     )));
     assert_eq!(e[0].field, "retention.replicas.count");
     assert_eq!(e[0].value, "99999999999999999999999");
+}
+
+#[test]
+fn a_target_takes_restore_defaults() {
+    let text = policy(
+        r#"
+[[targets]]
+account = "222222222222"
+region = "eu-west-1"
+restore = { subnet = "subnet-0123456789abcdef0", security_groups = ["sg-0123456789abcdef0"], db_subnet_group = "dr-subnets" }
+"#,
+    );
+    let p = Policy::from_toml(&text).unwrap();
+    assert_eq!(
+        p.targets[0].restore,
+        RestoreDefaults {
+            subnet: Some("subnet-0123456789abcdef0".into()),
+            security_groups: vec!["sg-0123456789abcdef0".into()],
+            db_subnet_group: Some("dr-subnets".into()),
+        }
+    );
+    let none = Policy::from_toml(&policy(
+        "[[targets]]\naccount = \"222222222222\"\nregion = \"eu-west-1\"\n",
+    ))
+    .unwrap();
+    assert!(none.targets[0].restore.is_empty());
+}
+
+#[test]
+fn malformed_restore_defaults_are_rejected_by_field() {
+    let text = policy(
+        r#"
+[[targets]]
+account = "222222222222"
+region = "eu-west-1"
+restore = { subnet = "sub-1", security_groups = ["sg-0123456789abcdef0", "default"], db_subnet_group = "bad/group" }
+"#,
+    );
+    assert_eq!(
+        fields(&text),
+        [
+            "targets[0].restore.subnet",
+            "targets[0].restore.security_groups[1]",
+            "targets[0].restore.db_subnet_group",
+        ]
+    );
 }

@@ -1,6 +1,7 @@
 //! The cloud port, as capabilities: who the credentials are ([`Identity`]), what the policy
 //! selects ([`Inventory`]), KMS keys ([`Keys`]), EBS snapshots ([`EbsSnapshots`]), RDS DB
-//! snapshots ([`DbSnapshots`]) and sharing them ([`Sharing`]). [`Cloud`] is all of them; an
+//! snapshots ([`DbSnapshots`]), sharing them ([`Sharing`]), and what a restore makes of them
+//! ([`Machines`], [`Databases`]). [`Cloud`] is all of them; an
 //! adapter (the SDK, the simulator) implements each.
 //!
 //! Every call is listed once, below, with the AWS operation it is and whether it changes AWS.
@@ -13,7 +14,11 @@ use std::ops::Deref;
 
 use async_trait::async_trait;
 
-use super::{Access, CloudError, CopyRequest, DbCopyRequest, KeyGrant, RegionStatus};
+use super::{
+    Access, CloudError, CopyRequest, DbCopyRequest, DbRestoreRequest, DbStatus, Find, ImageRequest,
+    ImageStatus, KeyGrant, LaunchRequest, MachineStatus, Network, RegionStatus, SecurityGroup,
+    Subnet, VolumeRequest, VolumeStatus,
+};
 use crate::ids::AccountId;
 use crate::model::{
     DbInstance, DbSnapshotStatus, Instance, KeyInfo, SnapshotStatus, Tag, VolumeSnapshot,
@@ -23,7 +28,9 @@ use crate::policy::Selector;
 /// The capability traits, for code that calls them on a concrete adapter (`SimCloud`, ...):
 /// `use snaprelay_core::ports::prelude::*;`.
 pub mod prelude {
-    pub use super::{Cloud, DbSnapshots, EbsSnapshots, Identity, Inventory, Keys, Sharing};
+    pub use super::{
+        Cloud, Databases, DbSnapshots, EbsSnapshots, Identity, Inventory, Keys, Machines, Sharing,
+    };
 }
 
 /// One call leaving for AWS, as a [`Layer`] sees it.
@@ -61,9 +68,23 @@ pub struct Layered<L, C> {
 }
 
 /// All the capabilities: what the workflows, `check`, `gc` and retention call.
-pub trait Cloud: Identity + Inventory + Keys + EbsSnapshots + DbSnapshots + Sharing {}
+pub trait Cloud:
+    Identity + Inventory + Keys + EbsSnapshots + DbSnapshots + Sharing + Machines + Databases
+{
+}
 
-impl<T: Identity + Inventory + Keys + EbsSnapshots + DbSnapshots + Sharing + ?Sized> Cloud for T {}
+impl<T> Cloud for T where
+    T: Identity
+        + Inventory
+        + Keys
+        + EbsSnapshots
+        + DbSnapshots
+        + Sharing
+        + Machines
+        + Databases
+        + ?Sized
+{
+}
 
 /// Declares each capability trait, and its forwarding through [`Layered`].
 macro_rules! capabilities {
@@ -268,5 +289,121 @@ capabilities! {
         read "rds" "DescribeDBSnapshotAttributes" in region:
         fn db_snapshot_shares(&self, access: &Access, region: &str, snapshot_id: &str)
             -> Vec<String>;
+    }
+
+    /// What a restore makes in EC2 of a place (SPEC 6.2, 6.3): images, instances, volumes,
+    /// and the network they go into.
+    trait Machines {
+        /// The Region's default VPC (`DescribeVpcs` `isDefault`), its subnets and its
+        /// `default` security group; `None` when the Region has no default VPC.
+        read "ec2" "DescribeVpcs" in region:
+        fn default_network(&self, access: &Access, region: &str) -> Option<Network>;
+
+        /// EC2 `DescribeSubnets`: those of `ids` that exist.
+        read "ec2" "DescribeSubnets" in region:
+        fn subnets(&self, access: &Access, region: &str, ids: &[String]) -> Vec<Subnet>;
+
+        /// EC2 `DescribeSecurityGroups`.
+        read "ec2" "DescribeSecurityGroups" in region:
+        fn find_security_groups(&self, access: &Access, region: &str, find: &Find<'_>)
+            -> Vec<SecurityGroup>;
+
+        /// EC2 `DescribeKeyPairs`: those of `names` that exist.
+        read "ec2" "DescribeKeyPairs" in region:
+        fn key_pairs(&self, access: &Access, region: &str, names: &[String]) -> Vec<String>;
+
+        /// EC2 `CreateSecurityGroup` in `vpc_id`, tagged at creation.
+        change "ec2" "CreateSecurityGroup" in region:
+        fn create_security_group(
+            &self,
+            access: &Access,
+            region: &str,
+            vpc_id: &str,
+            name: &str,
+            description: &str,
+            tags: &[Tag],
+        ) -> String;
+
+        /// EC2 `RevokeSecurityGroupEgress` of every outbound rule the group has (a new group
+        /// allows all outbound traffic).
+        change "ec2" "RevokeSecurityGroupEgress" in region:
+        fn revoke_all_egress(&self, access: &Access, region: &str, group_id: &str) -> ();
+
+        /// EC2 `DeleteSecurityGroup`; only ever called on a group snaprelay made.
+        change "ec2" "DeleteSecurityGroup" in region:
+        fn delete_security_group(&self, access: &Access, region: &str, group_id: &str) -> ();
+
+        /// EC2 `DescribeImages` of the caller's own images.
+        read "ec2" "DescribeImages" in region:
+        fn find_images(&self, access: &Access, region: &str, find: &Find<'_>)
+            -> Vec<ImageStatus>;
+
+        /// EC2 `RegisterImage` from snapshots, tagged at creation; returns the image id.
+        change "ec2" "RegisterImage" in region:
+        fn register_image(&self, access: &Access, region: &str, request: &ImageRequest)
+            -> String;
+
+        /// EC2 `DeregisterImage`; only ever called on an image snaprelay made.
+        change "ec2" "DeregisterImage" in region:
+        fn deregister_image(&self, access: &Access, region: &str, image_id: &str) -> ();
+
+        /// EC2 `DescribeInstances`, terminated instances included.
+        read "ec2" "DescribeInstances" in region:
+        fn find_machines(&self, access: &Access, region: &str, find: &Find<'_>)
+            -> Vec<MachineStatus>;
+
+        /// EC2 `RunInstances` of one instance, without a public IP, tagged at creation.
+        change "ec2" "RunInstances" in region:
+        fn run_instance(&self, access: &Access, region: &str, request: &LaunchRequest)
+            -> MachineStatus;
+
+        /// EC2 `TerminateInstances`; only ever called on an instance snaprelay made.
+        change "ec2" "TerminateInstances" in region:
+        fn terminate_instance(&self, access: &Access, region: &str, instance_id: &str) -> ();
+
+        /// EC2 `DescribeVolumes`.
+        read "ec2" "DescribeVolumes" in region:
+        fn find_volumes(&self, access: &Access, region: &str, find: &Find<'_>)
+            -> Vec<VolumeStatus>;
+
+        /// EC2 `CreateVolume` from a snapshot, tagged at creation.
+        change "ec2" "CreateVolume" in region:
+        fn create_volume(&self, access: &Access, region: &str, request: &VolumeRequest)
+            -> VolumeStatus;
+
+        /// EC2 `DeleteVolume`; only ever called on a volume snaprelay made.
+        change "ec2" "DeleteVolume" in region:
+        fn delete_volume(&self, access: &Access, region: &str, volume_id: &str) -> ();
+    }
+
+    /// What a restore makes in RDS of a place.
+    trait Databases {
+        /// RDS `DescribeDBInstances` (for [`Find::TagKey`], every instance's `TagList`).
+        read "rds" "DescribeDBInstances" in region:
+        fn find_dbs(&self, access: &Access, region: &str, find: &Find<'_>) -> Vec<DbStatus>;
+
+        /// RDS `DescribeDBSubnetGroups`: the VPC of the group; `None` when it does not
+        /// exist there.
+        read "rds" "DescribeDBSubnetGroups" in region:
+        fn db_subnet_group_vpc(&self, access: &Access, region: &str, name: &str)
+            -> Option<String>;
+
+        /// RDS `DescribeDBParameterGroups`: whether the group exists there.
+        read "rds" "DescribeDBParameterGroups" in region:
+        fn db_parameter_group_exists(&self, access: &Access, region: &str, name: &str) -> bool;
+
+        /// RDS `DescribeOptionGroups`: whether the group exists there.
+        read "rds" "DescribeOptionGroups" in region:
+        fn option_group_exists(&self, access: &Access, region: &str, name: &str) -> bool;
+
+        /// RDS `RestoreDBInstanceFromDBSnapshot`, tagged at creation.
+        change "rds" "RestoreDBInstanceFromDBSnapshot" in region:
+        fn restore_db_instance(&self, access: &Access, region: &str, request: &DbRestoreRequest)
+            -> DbStatus;
+
+        /// RDS `DeleteDBInstance` with `SkipFinalSnapshot` and `DeleteAutomatedBackups`; only
+        /// ever called on a DB instance snaprelay made.
+        change "rds" "DeleteDBInstance" in region:
+        fn delete_db_instance(&self, access: &Access, region: &str, db_instance_id: &str) -> ();
     }
 }

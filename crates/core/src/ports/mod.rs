@@ -7,8 +7,10 @@ use crate::ids::RoleArn;
 use crate::model::Tag;
 
 mod cloud;
+mod restore;
 mod state;
 pub use cloud::*;
+pub use restore::*;
 pub use state::*;
 
 /// A URL as adapters may print it: without the password it may carry

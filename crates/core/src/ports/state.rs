@@ -11,7 +11,7 @@ use std::time::Duration;
 
 pub use crate::ids::{RestorePointId, SessionId, StepId};
 use crate::report::{
-    RecordedRestorePoint, ResourceReport, RestorePoint, SessionProgress, SessionReport,
+    LastDrill, RecordedRestorePoint, ResourceReport, RestorePoint, SessionProgress, SessionReport,
     SessionSummary, StepRecord,
 };
 use async_trait::async_trait;
@@ -30,6 +30,48 @@ pub struct Unfinished {
     pub policy: String,
     /// `None` for sessions recorded before sessions recorded their process.
     pub pid: Option<u32>,
+}
+
+/// Whether an [`Operation`] is a restore or a drill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationKind {
+    Restore,
+    Drill,
+}
+
+impl OperationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Restore => "restore",
+            Self::Drill => "drill",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Restore, Self::Drill]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// A restore or a drill as the state store keeps it: begun (with who runs it) before it
+/// changes AWS, ended with its JSON document. What it made carries its id as a tag, so that
+/// `gc` can tell leftovers of one that no longer runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operation {
+    /// `r-…` or `d-…`.
+    pub id: String,
+    pub kind: OperationKind,
+    pub policy: String,
+    /// `Running` until it ends; then the document's status (`Success`, `Failed`, `Passed`).
+    pub status: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    /// The process that runs it (`host:pid`).
+    pub holder: String,
+    /// The `--output json` document, once it ended.
+    pub document: Option<String>,
 }
 
 /// Which restore points [`StateStore::find_restore_points`] lists; `None` matches all.
@@ -184,6 +226,33 @@ pub trait StateStore: Send + Sync {
         &self,
         point: RestorePointId,
         at: &str,
+    ) -> Result<(), StoreError>;
+
+    // --- restores and drills ---
+    /// Records a restore or drill as begun (status `Running`), before it changes AWS.
+    async fn begin_operation(&self, operation: &Operation) -> Result<(), StoreError>;
+    /// Records how it ended, with its document.
+    async fn end_operation(
+        &self,
+        id: &str,
+        status: &str,
+        ended_at: &str,
+        document: &str,
+    ) -> Result<(), StoreError>;
+    /// Restores or drills (of `policy`, else of every policy), newest first.
+    async fn operations(
+        &self,
+        kind: OperationKind,
+        policy: Option<&str>,
+    ) -> Result<Vec<Operation>, StoreError>;
+    /// One restore or drill.
+    async fn operation(&self, id: &str) -> Result<Option<Operation>, StoreError>;
+    /// The outcome of a drill of one restore point: what `restore-points` shows as its
+    /// `last_drill` (the newest recorded wins).
+    async fn record_drill_of(
+        &self,
+        point: RestorePointId,
+        drill: &LastDrill,
     ) -> Result<(), StoreError>;
 
     // --- the policy lease ---

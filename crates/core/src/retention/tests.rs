@@ -25,8 +25,10 @@ fn point(id: i64, kind: SnapshotKind, region: &str, created_at: &str) -> Recorde
                     size_gib: None,
                 }],
             },
+            config: None,
         },
         deleted_snapshots: vec![],
+        last_drill: None,
     }
 }
 

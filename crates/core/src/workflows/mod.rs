@@ -14,6 +14,7 @@ pub use error::{SnapshotFailure, TaskError, all_ended_well, failures, one_ended_
 
 use std::future::Future;
 
+use crate::config::ResourceConfig;
 use crate::ids::AccountId;
 use crate::model::{
     DbSnapshotStatus, Resource, SnapshotKind, SnapshotStatus, Tag, tag_value, tags,
@@ -97,6 +98,22 @@ impl TargetOutcome {
 }
 
 impl TaskContext<'_> {
+    /// Records a restore point of this task's resource in one place, with the configuration
+    /// a restore from it needs (SPEC 6.1).
+    pub async fn record_point(&self, kind: SnapshotKind, place: &PlaceReport) {
+        self.recorder
+            .restore_point(&RestorePoint {
+                policy: self.policy.to_owned(),
+                resource_type: self.resource.kind(),
+                resource_id: self.resource.id().to_owned(),
+                kind,
+                created_at: utc_now(),
+                place: place.clone(),
+                config: Some(ResourceConfig::of(self.resource, place)),
+            })
+            .await;
+    }
+
     /// Runs one step, records it with its times and outcome, and says so on the progress line.
     pub async fn step<T, F>(
         &self,

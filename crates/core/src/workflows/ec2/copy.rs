@@ -5,13 +5,10 @@
 
 use futures_util::future::join_all;
 
-use crate::model::{
-    Resource, ResourceType, SnapshotKind, SnapshotState, SnapshotStatus, Tag, tag_value, tags,
-};
+use crate::model::{Resource, SnapshotKind, SnapshotState, SnapshotStatus, Tag, tag_value, tags};
 use crate::plan::ResolvedTarget;
 use crate::ports::CopyRequest;
-use crate::report::{PlaceReport, RestorePoint, SnapshotReport, StepDetail, StepKind};
-use crate::runtime::clock::utc_now;
+use crate::report::{PlaceReport, SnapshotReport, StepDetail, StepKind};
 use crate::runtime::{Service, Urgency};
 
 use super::source::SourceSnapshot;
@@ -23,7 +20,7 @@ pub async fn copy_restore_point(
     target: &ResolvedTarget,
     kms_key_arn: Option<&str>,
 ) -> Result<PlaceReport, TaskError> {
-    let resource_id = ctx.resource.id();
+    let _resource_id = ctx.resource.id();
     let place = format!("{}/{}", target.account, target.region);
     if let Some(recorded) = ctx.recorded(
         SnapshotKind::Replica,
@@ -86,16 +83,7 @@ pub async fn copy_restore_point(
             })
             .collect(),
     };
-    ctx.recorder
-        .restore_point(&RestorePoint {
-            policy: ctx.policy.to_owned(),
-            resource_type: ResourceType::Ec2,
-            resource_id: resource_id.to_owned(),
-            kind: SnapshotKind::Replica,
-            created_at: utc_now(),
-            place: replica.clone(),
-        })
-        .await;
+    ctx.record_point(SnapshotKind::Replica, &replica).await;
     Ok(replica)
 }
 

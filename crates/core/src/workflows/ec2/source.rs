@@ -1,11 +1,8 @@
 //! Step 1 of every workflow: a crash-consistent snapshot of each EBS volume of the instance,
 //! taken with the source role, waited for until completed, recorded as the source restore point.
 
-use crate::model::{
-    Instance, ResourceType, SnapshotKind, SnapshotState, SnapshotStatus, VolumeSnapshot,
-};
-use crate::report::{PlaceReport, RestorePoint, SnapshotOf, SnapshotReport, StepDetail, StepKind};
-use crate::runtime::clock::utc_now;
+use crate::model::{Instance, SnapshotKind, SnapshotState, SnapshotStatus, VolumeSnapshot};
+use crate::report::{PlaceReport, SnapshotOf, SnapshotReport, StepDetail, StepKind};
 use crate::runtime::{Service, Urgency};
 
 use crate::workflows::{TaskContext, TaskError, all_ended_well};
@@ -159,20 +156,12 @@ pub async fn take_snapshots(
             }
         })
         .collect();
-    ctx.recorder
-        .restore_point(&RestorePoint {
-            policy: ctx.policy.to_owned(),
-            resource_type: ResourceType::Ec2,
-            resource_id: instance.id.clone(),
-            kind: SnapshotKind::Source,
-            created_at: utc_now(),
-            place: PlaceReport {
-                account: ctx.source_account.to_string(),
-                region: region.to_owned(),
-                snapshots: snapshots.iter().map(SourceSnapshot::report).collect(),
-            },
-        })
-        .await;
+    let place = PlaceReport {
+        account: ctx.source_account.to_string(),
+        region: region.to_owned(),
+        snapshots: snapshots.iter().map(SourceSnapshot::report).collect(),
+    };
+    ctx.record_point(SnapshotKind::Source, &place).await;
     Ok(snapshots)
 }
 

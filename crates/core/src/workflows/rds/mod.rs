@@ -11,11 +11,10 @@ pub mod cross_account;
 pub mod same_account;
 pub mod source;
 
-use crate::model::{DbSnapshotStatus, ResourceType, SnapshotKind};
+use crate::model::{DbSnapshotStatus, SnapshotKind};
 use crate::plan::ResolvedTarget;
 use crate::policy::is_db_identifier;
-use crate::report::{PlaceReport, RestorePoint, SnapshotReport};
-use crate::runtime::clock::utc_now;
+use crate::report::{PlaceReport, SnapshotReport};
 use crate::workflows::TaskContext;
 
 /// The DB snapshot identifier of a resource in a session: unique per session and resource,
@@ -61,16 +60,7 @@ async fn record_replica(
             size_gib: source.size_gib,
         }],
     };
-    ctx.recorder
-        .restore_point(&RestorePoint {
-            policy: ctx.policy.to_owned(),
-            resource_type: ResourceType::Rds,
-            resource_id: ctx.resource.id().to_owned(),
-            kind: SnapshotKind::Replica,
-            created_at: utc_now(),
-            place: place.clone(),
-        })
-        .await;
+    ctx.record_point(SnapshotKind::Replica, &place).await;
     place
 }
 

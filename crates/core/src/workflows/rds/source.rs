@@ -1,9 +1,8 @@
 //! Step 1 of the RDS workflows: a DB snapshot of the instance, taken with the source role,
 //! waited for until `available`, recorded as the source restore point.
 
-use crate::model::{DbInstance, ResourceType, SnapshotKind};
-use crate::report::{PlaceReport, RestorePoint, SnapshotOf, SnapshotReport, StepDetail, StepKind};
-use crate::runtime::clock::utc_now;
+use crate::model::{DbInstance, SnapshotKind};
+use crate::report::{PlaceReport, SnapshotOf, SnapshotReport, StepDetail, StepKind};
 use crate::runtime::{Service, Urgency};
 use crate::workflows::{TaskContext, TaskError, one_ended_well};
 
@@ -121,19 +120,11 @@ pub async fn take_snapshot(
         kms_key_id: status.kms_key_id.or_else(|| db.kms_key_id.clone()),
         size_gib: db.size_gib,
     };
-    ctx.recorder
-        .restore_point(&RestorePoint {
-            policy: ctx.policy.to_owned(),
-            resource_type: ResourceType::Rds,
-            resource_id: db.id.clone(),
-            kind: SnapshotKind::Source,
-            created_at: utc_now(),
-            place: PlaceReport {
-                account: ctx.source_account.to_string(),
-                region: region.to_owned(),
-                snapshots: vec![snapshot.report()],
-            },
-        })
-        .await;
+    let place = PlaceReport {
+        account: ctx.source_account.to_string(),
+        region: region.to_owned(),
+        snapshots: vec![snapshot.report()],
+    };
+    ctx.record_point(SnapshotKind::Source, &place).await;
     Ok(snapshot)
 }

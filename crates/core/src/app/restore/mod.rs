@@ -1,0 +1,697 @@
+//! `restore` (SPEC 6.2): an instance, volumes or a DB instance from a restore point, in any
+//! place that holds it, with that place's role. Everything is checked before anything is made
+//! (the point, the name, the network): a bad flag, a taken name or nowhere to go is invalid
+//! input with nothing created. What is made is tagged at creation with the restore's id and
+//! recorded as an operation begun first, so that a killed restore leaves nothing `gc` cannot
+//! find. The restore point and the source are only read.
+
+use tokio::time::Instant;
+
+use crate::config::{Ec2Config, RdsConfig};
+use crate::ids::AccountId;
+use crate::model::{ResourceType, SnapshotKind};
+use crate::policy::Policy;
+use crate::ports::{CloudError, Find, Operation, OperationKind, PointFilter};
+use crate::report::RecordedRestorePoint;
+use crate::restore::build::{
+    db_request, image_request, launch_request, made_tags, volume_requests,
+};
+use crate::restore::network::{self, Found};
+use crate::restore::{
+    Created, CreatedKind, Place, PointRef, RESTORE_TAG, ResourceRef, RestoreAs, RestoreOptions,
+    RestoreReport, RestoreStatus, choose_point, name_problem, new_restore_id,
+};
+use crate::runtime::clock::utc_now;
+
+use super::{App, AppError};
+
+mod place;
+mod wait;
+
+pub(crate) use place::{Where, look_around, pick_place, places, volume_zone};
+pub use wait::{ProgressFn, Waiting};
+pub(crate) use wait::{until_available, until_db_available, until_running};
+
+/// What the restore is made of, resolved and checked before anything is made.
+struct Ready<'a> {
+    restore_id: String,
+    policy: &'a Policy,
+    point: RecordedRestorePoint,
+    at: Where,
+    name: String,
+    restore_as: RestoreAs,
+    messages: Vec<String>,
+}
+
+/// `snaprelay restore`. `Ok` carries the document whatever the outcome (`Failed` included);
+/// `Err` is a restore that did not begin (invalid input: nothing was made; or the state or
+/// AWS could not be read).
+pub async fn restore(
+    app: &App,
+    policy: &Policy,
+    options: &RestoreOptions,
+    waiting: Waiting,
+    progress: ProgressFn<'_>,
+) -> Result<RestoreReport, AppError> {
+    let ready = prepare_restore(app, policy, options).await?;
+    match ready.restore_as {
+        RestoreAs::Instance => {
+            let config = ready
+                .point
+                .point
+                .config
+                .as_ref()
+                .and_then(|c| c.ec2())
+                .cloned()
+                .ok_or_else(|| {
+                    AppError::invalid(format!(
+                        "restore point {} was recorded without the instance's configuration \
+                         (before snaprelay kept it): restore it with --as volumes; nothing was \
+                         restored",
+                        ready.point.id.0
+                    ))
+                })?;
+            restore_instance(app, ready, &config, options, waiting, progress).await
+        }
+        RestoreAs::Volumes => restore_volumes(app, ready, options, waiting, progress).await,
+        RestoreAs::Db => restore_db(app, ready, options, waiting, progress).await,
+    }
+}
+
+async fn prepare_restore<'a>(
+    app: &App,
+    policy: &'a Policy,
+    options: &RestoreOptions,
+) -> Result<Ready<'a>, AppError> {
+    let points = app
+        .store
+        .find_restore_points(&PointFilter {
+            policy: Some(&policy.name),
+            resource: Some(&options.resource_id),
+            ..PointFilter::default()
+        })
+        .await?;
+    if points.is_empty() {
+        return Err(AppError::invalid(format!(
+            "{}: policy {} has no restore point of this resource (`snaprelay restore-points` \
+             lists them); nothing was restored",
+            options.resource_id, policy.name
+        )));
+    }
+    let resource_type = points[0].point.resource_type;
+    let source_region = points
+        .iter()
+        .rev()
+        .find(|p| p.point.kind == SnapshotKind::Source)
+        .map(|p| p.point.place.region.clone());
+    let places = places(
+        app,
+        policy,
+        options.role_arn.as_ref(),
+        source_region.as_slice(),
+    )
+    .await?;
+    let point_place = match options.point {
+        crate::restore::PointChoice::Id(id) => points.iter().find(|p| p.id.0 == id).and_then(|p| {
+            Some(Place {
+                account: AccountId::parse(&p.point.place.account)?,
+                region: p.point.place.region.clone(),
+            })
+        }),
+        crate::restore::PointChoice::Latest => None,
+    };
+    let at = pick_place(&places, &options.place, point_place)?.clone();
+    let point = choose_point(
+        &points,
+        &options.resource_id,
+        &at.place,
+        at.kind,
+        options.point,
+    )
+    .map_err(|why| AppError::invalid(format!("{why}; nothing was restored")))?
+    .clone();
+
+    let mut messages = Vec::new();
+    let restore_as = match (options.restore_as, resource_type) {
+        (Some(a), t) if !a.fits(t) => {
+            return Err(AppError::invalid(format!(
+                "--as {}: {} is {}; restore it as {}; nothing was restored",
+                a.as_str(),
+                options.resource_id,
+                match t {
+                    ResourceType::Ec2 => "an EC2 instance",
+                    ResourceType::Rds => "an RDS DB instance",
+                },
+                match t {
+                    ResourceType::Ec2 => "instance or volumes",
+                    ResourceType::Rds => "db",
+                }
+            )));
+        }
+        (Some(a), _) => a,
+        (None, ResourceType::Rds) => RestoreAs::Db,
+        (None, ResourceType::Ec2) => match point.point.config.as_ref().and_then(|c| c.ec2()) {
+            Some(_) => RestoreAs::Instance,
+            None => {
+                messages.push(format!(
+                    "restore point {} was recorded without the instance's configuration: its \
+                     volumes are restored",
+                    point.id.0
+                ));
+                RestoreAs::Volumes
+            }
+        },
+    };
+    if restore_as != RestoreAs::Instance && options.instance_type.is_some() {
+        return Err(AppError::invalid(
+            "--instance-type applies only to --as instance; nothing was restored",
+        ));
+    }
+    if restore_as != RestoreAs::Db && options.db_instance_class.is_some() {
+        return Err(AppError::invalid(
+            "--db-instance-class applies only to an RDS restore; nothing was restored",
+        ));
+    }
+    if restore_as == RestoreAs::Instance
+        && let Some(config) = point.point.config.as_ref().and_then(|c| c.ec2())
+        && !config.is_plain_linux()
+    {
+        return Err(AppError::invalid(format!(
+            "--as instance: {} runs {} ({}), whose billing codes RegisterImage cannot carry \
+             over; restore it with --as volumes and attach them to an instance launched from \
+             the vendor's image; nothing was restored",
+            options.resource_id,
+            config.instance.platform_details.as_deref().unwrap_or("?"),
+            "platform_details"
+        )));
+    }
+    let restore_id = new_restore_id();
+    let name = options
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("snaprelay-restore-{restore_id}"));
+    if let Some(why) = name_problem(&name) {
+        return Err(AppError::invalid(format!(
+            "--name {name:?} {why}; nothing was restored"
+        )));
+    }
+    Ok(Ready {
+        restore_id,
+        policy,
+        point,
+        at,
+        name,
+        restore_as,
+        messages,
+    })
+}
+
+/// Refuses a name already taken there: an AMI of that name, a non-terminated instance with
+/// that `Name` tag, or a DB instance of that identifier.
+async fn refuse_taken_name(
+    app: &App,
+    at: &Where,
+    name: &str,
+    what: RestoreAs,
+) -> Result<(), AppError> {
+    let cloud = app.cloud.as_ref();
+    let region = at.place.region.as_str();
+    let read = |e: CloudError| AppError::of_cloud(&e, "nothing was restored");
+    let taken = match what {
+        RestoreAs::Instance | RestoreAs::Volumes => {
+            let images = cloud
+                .find_images(&at.access, region, &Find::Name(name))
+                .await
+                .map_err(read)?;
+            let machines = cloud
+                .find_machines(&at.access, region, &Find::Name(name))
+                .await
+                .map_err(read)?;
+            if let Some(image) = images.iter().find(|i| i.state != "deregistered") {
+                Some(format!("image {} is named {name}", image.id))
+            } else {
+                machines
+                    .iter()
+                    .find(|m| m.state != "terminated")
+                    .map(|m| format!("instance {} ({}) is named {name}", m.id, m.state))
+            }
+        }
+        RestoreAs::Db => cloud
+            .find_dbs(&at.access, region, &Find::Name(name))
+            .await
+            .map_err(read)?
+            .first()
+            .map(|d| format!("DB instance {} exists", d.id)),
+    };
+    match taken {
+        Some(why) => Err(AppError::invalid(format!(
+            "--name {name}: taken in {} ({why}); choose another --name; nothing was restored",
+            at.place
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// How one restore goes: the document being filled, its clock, and its operation record.
+struct Run<'a> {
+    app: &'a App,
+    report: RestoreReport,
+    started: Option<Instant>,
+}
+
+impl<'a> Run<'a> {
+    async fn begin(app: &'a App, ready: &Ready<'_>) -> Result<Run<'a>, AppError> {
+        app.store
+            .begin_operation(&Operation {
+                id: ready.restore_id.clone(),
+                kind: OperationKind::Restore,
+                policy: ready.policy.name.clone(),
+                status: "Running".into(),
+                started_at: utc_now(),
+                ended_at: None,
+                holder: app.holder.clone(),
+                document: None,
+            })
+            .await?;
+        Ok(Run {
+            app,
+            report: RestoreReport {
+                restore_id: ready.restore_id.clone(),
+                policy: ready.policy.name.clone(),
+                resource: ResourceRef {
+                    resource_type: ready.point.point.resource_type,
+                    id: ready.point.point.resource_id.clone(),
+                },
+                point: PointRef {
+                    id: ready.point.id.0,
+                    created_at: ready.point.point.created_at.clone(),
+                },
+                account: ready.at.place.account.to_string(),
+                region: ready.at.place.region.clone(),
+                status: RestoreStatus::Success,
+                seconds: 0.0,
+                created: Vec::new(),
+                messages: ready.messages.clone(),
+            },
+            started: None,
+        })
+    }
+
+    /// The first call that makes something starts the clock.
+    fn making(&mut self) {
+        self.started.get_or_insert_with(Instant::now);
+    }
+
+    fn made(&mut self, kind: CreatedKind, id: &str, state: &str) {
+        self.report.created.push(Created {
+            kind,
+            id: id.to_owned(),
+            state: state.to_owned(),
+        });
+    }
+
+    fn set_state(&mut self, id: &str, state: &str) {
+        if let Some(c) = self.report.created.iter_mut().find(|c| c.id == id) {
+            c.state = state.to_owned();
+        }
+    }
+
+    fn fail(&mut self, message: String) {
+        self.report.status = RestoreStatus::Failed;
+        self.report.messages.push(message);
+    }
+
+    async fn end(mut self) -> Result<RestoreReport, AppError> {
+        self.report.seconds = self
+            .started
+            .map_or(0.0, |s| (s.elapsed().as_secs_f64() * 10.0).round() / 10.0);
+        if self.report.status == RestoreStatus::Failed && !self.report.created.is_empty() {
+            self.report.messages.push(format!(
+                "what this restore made is left as it is, tagged {RESTORE_TAG}={}: `snaprelay \
+                 gc` lists it, `gc --yes` deletes it",
+                self.report.restore_id
+            ));
+        }
+        let document = serde_json::to_string(&self.report).unwrap_or_default();
+        self.app
+            .store
+            .end_operation(
+                &self.report.restore_id,
+                self.report.status.as_str(),
+                &utc_now(),
+                &document,
+            )
+            .await?;
+        Ok(self.report)
+    }
+}
+
+/// A recorded DB parameter or option group, used only where it exists in the place; an
+/// engine default (`default.…`, `default:…`) is left to RDS, which picks the target's own.
+async fn optional_group(
+    what: &str,
+    recorded: Option<&String>,
+    default_prefix: &str,
+    exists: impl std::future::Future<Output = Result<bool, CloudError>>,
+    place: &Place,
+    messages: &mut Vec<String>,
+) -> Result<Option<String>, CloudError> {
+    let Some(group) = recorded.filter(|g| !g.starts_with(default_prefix)) else {
+        return Ok(None);
+    };
+    if exists.await? {
+        return Ok(Some(group.clone()));
+    }
+    messages.push(format!(
+        "{what} {group} does not exist in {place}: the engine's default is used"
+    ));
+    Ok(None)
+}
+
+async fn restore_instance(
+    app: &App,
+    ready: Ready<'_>,
+    config: &Ec2Config,
+    options: &RestoreOptions,
+    waiting: Waiting,
+    progress: ProgressFn<'_>,
+) -> Result<RestoreReport, AppError> {
+    let at = &ready.at;
+    let region = at.place.region.as_str();
+    let found = look_around(app, at, options, Some(config)).await?;
+    let net =
+        network::instance_network(options, config, &at.defaults, &found, &at.place, &at.field)
+            .map_err(|why| AppError::invalid(format!("{why}; nothing was restored")))?;
+    let instance_type = options
+        .instance_type
+        .clone()
+        .or_else(|| config.instance.instance_type.clone())
+        .ok_or_else(|| {
+            AppError::invalid(
+                "the restore point does not record the instance type: give --instance-type; \
+                 nothing was restored",
+            )
+        })?;
+    let tags = made_tags(
+        RESTORE_TAG,
+        &ready.restore_id,
+        &ready.policy.name,
+        &ready.point.point.resource_id,
+        &ready.name,
+    );
+    let image = image_request(
+        config,
+        &ready.name,
+        &format!(
+            "snaprelay restore {} of {} (restore point {})",
+            ready.restore_id, ready.point.point.resource_id, ready.point.id.0
+        ),
+        &tags,
+    )
+    .map_err(|why| AppError::invalid(format!("{why}; nothing was restored")))?;
+    refuse_taken_name(app, at, &ready.name, RestoreAs::Instance).await?;
+
+    let cloud = app.cloud.as_ref();
+    let mut run = Run::begin(app, &ready).await?;
+    run.report.messages.extend(net.messages.clone());
+    run.making();
+    progress(&format!("registering image {} in {}", ready.name, at.place));
+    let image_id = match cloud.register_image(&at.access, region, &image).await {
+        Ok(id) => id,
+        Err(e) => {
+            run.fail(format!("RegisterImage: {e}"));
+            return run.end().await;
+        }
+    };
+    run.made(CreatedKind::Image, &image_id, "available");
+    progress(&format!("launching {instance_type} from {image_id}"));
+    let launch = launch_request(&image_id, &instance_type, &net, &tags, &ready.restore_id);
+    let launched = cloud.run_instance(&at.access, region, &launch).await;
+    if !options.keep_image {
+        match cloud.deregister_image(&at.access, region, &image_id).await {
+            Ok(()) => run.set_state(&image_id, "deregistered"),
+            Err(e) => run.report.messages.push(format!(
+                "image {image_id} could not be deregistered ({e}); it pins the replica's \
+                 snapshots against retention until it is"
+            )),
+        }
+    }
+    let machine = match launched {
+        Ok(m) => m,
+        Err(e) => {
+            run.fail(format!("RunInstances: {e}"));
+            return run.end().await;
+        }
+    };
+    run.made(CreatedKind::Instance, &machine.id, &machine.state);
+    if options.no_wait {
+        return run.end().await;
+    }
+    let id = machine.id.clone();
+    let waited = until_running(
+        app,
+        at,
+        &id,
+        waiting,
+        Instant::now(),
+        &format!("instance {id}"),
+        progress,
+    )
+    .await;
+    match waited {
+        Ok(m) => {
+            run.set_state(&id, &m.state);
+            for v in &m.volumes {
+                run.made(CreatedKind::Volume, &v.volume_id, "in-use");
+            }
+            progress(&format!("instance {id} is running"));
+        }
+        Err(why) => run.fail(why),
+    }
+    run.end().await
+}
+
+async fn restore_volumes(
+    app: &App,
+    ready: Ready<'_>,
+    options: &RestoreOptions,
+    waiting: Waiting,
+    progress: ProgressFn<'_>,
+) -> Result<RestoreReport, AppError> {
+    let at = &ready.at;
+    let region = at.place.region.as_str();
+    let config = ready.point.point.config.as_ref().and_then(|c| c.ec2());
+    let cloud = app.cloud.as_ref();
+    if let Some(z) = &options.availability_zone
+        && !z.starts_with(region)
+    {
+        return Err(AppError::invalid(format!(
+            "--availability-zone {z}: not a zone of {region}; nothing was restored"
+        )));
+    }
+    let zone = match &options.availability_zone {
+        Some(z) => z.clone(),
+        None => volume_zone(app, at, config)
+            .await
+            .map_err(|e| AppError::of_cloud(&e, "nothing was restored"))?,
+    };
+    let tags = made_tags(
+        RESTORE_TAG,
+        &ready.restore_id,
+        &ready.policy.name,
+        &ready.point.point.resource_id,
+        &ready.name,
+    );
+    let requests = volume_requests(&ready.point, config, &zone, &tags, &ready.restore_id);
+    if requests.is_empty() {
+        return Err(AppError::invalid(format!(
+            "restore point {} holds no snapshot; nothing was restored",
+            ready.point.id.0
+        )));
+    }
+    let mut run = Run::begin(app, &ready).await?;
+    run.making();
+    let mut made = Vec::new();
+    for request in &requests {
+        progress(&format!(
+            "creating a volume of {} in {zone}",
+            request.snapshot_id
+        ));
+        match cloud.create_volume(&at.access, region, request).await {
+            Ok(v) => {
+                run.made(CreatedKind::Volume, &v.id, &v.state);
+                made.push(v.id);
+            }
+            Err(e) => {
+                run.fail(format!("CreateVolume of {}: {e}", request.snapshot_id));
+                return run.end().await;
+            }
+        }
+    }
+    if options.no_wait {
+        return run.end().await;
+    }
+    let what = format!("{} volume(s)", made.len());
+    let waited = until_available(app, at, &made, waiting, Instant::now(), &what, progress).await;
+    match waited {
+        Ok(found) => {
+            for v in found {
+                run.set_state(&v.id, &v.state);
+            }
+        }
+        Err(why) => run.fail(why),
+    }
+    run.end().await
+}
+
+async fn restore_db(
+    app: &App,
+    ready: Ready<'_>,
+    options: &RestoreOptions,
+    waiting: Waiting,
+    progress: ProgressFn<'_>,
+) -> Result<RestoreReport, AppError> {
+    let at = &ready.at;
+    let region = at.place.region.as_str();
+    let cloud = app.cloud.as_ref();
+    let read = |e: CloudError| AppError::of_cloud(&e, "nothing was restored");
+    let fallback;
+    let config: &RdsConfig = match ready.point.point.config.as_ref().and_then(|c| c.rds()) {
+        Some(c) => c,
+        None => {
+            fallback = RdsConfig {
+                engine: String::new(),
+                allocated_storage_gib: None,
+                db: Default::default(),
+            };
+            &fallback
+        }
+    };
+    let groups = network::db_candidates(options, config, &at.defaults);
+    let found = Found {
+        default_network: cloud
+            .default_network(&at.access, region)
+            .await
+            .map_err(read)?,
+        security_groups: if groups.is_empty() {
+            Vec::new()
+        } else {
+            cloud
+                .find_security_groups(&at.access, region, &Find::Ids(&groups))
+                .await
+                .map_err(read)?
+        },
+        ..Found::default()
+    };
+    let exists = |name: Option<&String>| {
+        let name = name.cloned();
+        async move {
+            match name {
+                Some(n) if n != "default" => cloud
+                    .db_subnet_group_vpc(&at.access, region, &n)
+                    .await
+                    .map(|vpc| vpc.is_some())
+                    .map_err(read),
+                _ => Ok(false),
+            }
+        }
+    };
+    let recorded_group = exists(config.db.db_subnet_group.as_ref()).await?;
+    let default_group = exists(at.defaults.db_subnet_group.as_ref()).await?;
+    let net = network::db_network(
+        options,
+        config,
+        &at.defaults,
+        &found,
+        recorded_group,
+        default_group,
+        &at.place,
+        &at.field,
+    )
+    .map_err(|why| AppError::invalid(format!("{why}; nothing was restored")))?;
+    let mut messages = net.messages.clone();
+    let parameter_group = optional_group(
+        "DB parameter group",
+        config.db.db_parameter_group.as_ref(),
+        "default.",
+        cloud.db_parameter_group_exists(
+            &at.access,
+            region,
+            config.db.db_parameter_group.as_deref().unwrap_or_default(),
+        ),
+        &at.place,
+        &mut messages,
+    )
+    .await
+    .map_err(read)?;
+    let option_group = optional_group(
+        "option group",
+        config.db.option_group.as_ref(),
+        "default:",
+        cloud.option_group_exists(
+            &at.access,
+            region,
+            config.db.option_group.as_deref().unwrap_or_default(),
+        ),
+        &at.place,
+        &mut messages,
+    )
+    .await
+    .map_err(read)?;
+    let tags = made_tags(
+        RESTORE_TAG,
+        &ready.restore_id,
+        &ready.policy.name,
+        &ready.point.point.resource_id,
+        &ready.name,
+    );
+    let request = db_request(
+        &ready.point,
+        ready.point.point.config.as_ref().and_then(|c| c.rds()),
+        &ready.name,
+        options.db_instance_class.clone(),
+        &net,
+        parameter_group,
+        option_group,
+        config.db.multi_az.unwrap_or(false),
+        &tags,
+    )
+    .map_err(|why| AppError::invalid(format!("{why}; nothing was restored")))?;
+    if request.db_instance_class.is_none() {
+        return Err(AppError::invalid(
+            "the restore point does not record the DB instance class: give \
+             --db-instance-class; nothing was restored",
+        ));
+    }
+    refuse_taken_name(app, at, &ready.name, RestoreAs::Db).await?;
+
+    let mut run = Run::begin(app, &ready).await?;
+    run.report.messages.extend(messages);
+    run.making();
+    progress(&format!(
+        "restoring DB instance {} in {}",
+        ready.name, at.place
+    ));
+    let db = match cloud
+        .restore_db_instance(&at.access, region, &request)
+        .await
+    {
+        Ok(db) => db,
+        Err(e) => {
+            run.fail(format!("RestoreDBInstanceFromDBSnapshot: {e}"));
+            return run.end().await;
+        }
+    };
+    run.made(CreatedKind::DbInstance, &db.id, &db.status);
+    if options.no_wait {
+        return run.end().await;
+    }
+    let what = format!("DB instance {}", db.id);
+    let waited =
+        until_db_available(app, at, &db.id, waiting, Instant::now(), &what, progress).await;
+    match waited {
+        Ok(d) => run.set_state(&d.id, &d.status),
+        Err(why) => run.fail(why),
+    }
+    run.end().await
+}

@@ -1,0 +1,349 @@
+//! What a restore rebuilds (SPEC 6.1): the configuration of a resource, read from AWS when its
+//! source snapshot is taken and kept with every restore point of it, source and replicas.
+//!
+//! The inventory fills [`InstanceSetup`], [`VolumeSetup`] and [`DbSetup`] (what
+//! `DescribeInstances`, `DescribeVolumes` and `DescribeDBInstances` say beyond what the
+//! replication needs); [`ResourceConfig::of`] joins them with the snapshots of one place into
+//! the document `restore-points --output json` shows under `"config"`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{DbInstance, Instance, Resource};
+use crate::report::PlaceReport;
+
+/// What `DescribeInstances` says of an instance that a restore needs. `None` where AWS did
+/// not say (or the fact does not apply).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceSetup {
+    pub instance_type: Option<String>,
+    /// `x86_64`, `arm64`, `i386`, `x86_64_mac`, ...
+    pub architecture: Option<String>,
+    /// `hvm` or `paravirtual`.
+    pub virtualization_type: Option<String>,
+    pub ena_support: Option<bool>,
+    /// `legacy-bios`, `uefi`, `uefi-preferred`: the instance's `CurrentInstanceBootMode`,
+    /// else its `BootMode`.
+    pub boot_mode: Option<String>,
+    pub root_device_name: Option<String>,
+    pub availability_zone: Option<String>,
+    pub subnet_id: Option<String>,
+    pub security_group_ids: Vec<String>,
+    pub iam_instance_profile_arn: Option<String>,
+    pub key_name: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// The billing product (`Linux/UNIX`, `Windows`, `Red Hat Enterprise Linux`, ...): only
+    /// plain Linux/UNIX can be rebuilt by `RegisterImage` without losing its billing codes.
+    pub platform_details: Option<String>,
+}
+
+/// What `DescribeVolumes` and the block device mapping say of a volume.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSetup {
+    /// `gp3`, `gp2`, `io1`, `io2`, `st1`, `sc1`, `standard`.
+    pub volume_type: Option<String>,
+    pub iops: Option<i32>,
+    /// MiB/s (gp3).
+    pub throughput: Option<i32>,
+    pub delete_on_termination: Option<bool>,
+}
+
+/// What `DescribeDBInstances` says of a DB instance that a restore needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbSetup {
+    pub engine_version: Option<String>,
+    pub db_instance_class: Option<String>,
+    pub port: Option<i32>,
+    pub storage_type: Option<String>,
+    pub iops: Option<i32>,
+    pub multi_az: Option<bool>,
+    pub db_subnet_group: Option<String>,
+    pub db_parameter_group: Option<String>,
+    pub option_group: Option<String>,
+    pub vpc_security_group_ids: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A volume of an EC2 restore point: how it was attached and made, and its snapshot there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeConfig {
+    pub device_name: Option<String>,
+    pub volume_type: Option<String>,
+    pub size_gib: Option<i64>,
+    pub iops: Option<i32>,
+    pub throughput: Option<i32>,
+    pub delete_on_termination: Option<bool>,
+    /// The snapshot of this volume in the restore point's place.
+    pub snapshot_id: Option<String>,
+}
+
+/// The configuration of an EC2 instance, as `restore-points` shows it (SPEC 6.1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ec2Config {
+    #[serde(flatten)]
+    pub instance: InstanceSetup,
+    /// Required in the document: what tells an EC2 configuration from an RDS one.
+    pub volumes: Vec<VolumeConfig>,
+}
+
+/// The configuration of an RDS DB instance, as `restore-points` shows it (SPEC 6.1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RdsConfig {
+    pub engine: String,
+    pub allocated_storage_gib: Option<i64>,
+    #[serde(flatten)]
+    pub db: DbSetup,
+}
+
+/// The configuration a restore point carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ResourceConfig {
+    Ec2(Ec2Config),
+    Rds(RdsConfig),
+}
+
+impl ResourceConfig {
+    /// The configuration of `resource` with the snapshots of one place: each volume gets the
+    /// snapshot of it there (matched by volume id, else by device).
+    pub fn of(resource: &Resource, place: &PlaceReport) -> Self {
+        match resource {
+            Resource::Ec2(i) => Self::Ec2(Ec2Config::of(i, place)),
+            Resource::Rds(d) => Self::Rds(RdsConfig::of(d)),
+        }
+    }
+
+    pub fn ec2(&self) -> Option<&Ec2Config> {
+        match self {
+            Self::Ec2(c) => Some(c),
+            Self::Rds(_) => None,
+        }
+    }
+
+    pub fn rds(&self) -> Option<&RdsConfig> {
+        match self {
+            Self::Rds(c) => Some(c),
+            Self::Ec2(_) => None,
+        }
+    }
+
+    /// The JSON kept in the state store.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "null".to_owned())
+    }
+
+    /// Reads what [`Self::to_json`] kept; `None` for `null` or a document it cannot read.
+    pub fn from_json(stored: &str) -> Option<Self> {
+        serde_json::from_str::<Option<Self>>(stored).ok().flatten()
+    }
+}
+
+impl Ec2Config {
+    pub fn of(instance: &Instance, place: &PlaceReport) -> Self {
+        let volumes = instance
+            .volumes
+            .iter()
+            .map(|v| {
+                let snapshot = place
+                    .snapshots
+                    .iter()
+                    .find(|s| s.volume_id == v.id)
+                    .or_else(|| {
+                        place
+                            .snapshots
+                            .iter()
+                            .find(|s| s.device.is_some() && s.device == v.device)
+                    });
+                VolumeConfig {
+                    device_name: v.device.clone(),
+                    volume_type: v.setup.volume_type.clone(),
+                    size_gib: (v.size_gib > 0).then_some(i64::from(v.size_gib)),
+                    iops: v.setup.iops,
+                    throughput: v.setup.throughput,
+                    delete_on_termination: v.setup.delete_on_termination,
+                    snapshot_id: snapshot.map(|s| s.id.clone()),
+                }
+            })
+            .collect();
+        Self {
+            instance: instance.setup.clone(),
+            volumes,
+        }
+    }
+
+    /// Whether `RegisterImage` can rebuild this instance with its billing: only plain
+    /// Linux/UNIX (an unknown platform is taken as Linux/UNIX, which is what AWS reports for
+    /// instances launched without a billing product).
+    pub fn is_plain_linux(&self) -> bool {
+        self.instance
+            .platform_details
+            .as_deref()
+            .is_none_or(|p| p == "Linux/UNIX")
+    }
+}
+
+impl RdsConfig {
+    pub fn of(db: &DbInstance) -> Self {
+        Self {
+            engine: db.engine.clone(),
+            allocated_storage_gib: db.size_gib,
+            db: db.setup.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Volume;
+    use crate::report::SnapshotReport;
+
+    fn instance() -> Instance {
+        Instance {
+            id: "i-1".into(),
+            region: "us-east-1".into(),
+            name: None,
+            volumes: vec![
+                Volume {
+                    id: "vol-1".into(),
+                    device: Some("/dev/xvda".into()),
+                    size_gib: 8,
+                    encrypted: true,
+                    kms_key_id: None,
+                    setup: VolumeSetup {
+                        volume_type: Some("gp3".into()),
+                        iops: Some(3000),
+                        throughput: Some(125),
+                        delete_on_termination: Some(true),
+                    },
+                },
+                Volume {
+                    id: "vol-2".into(),
+                    device: Some("/dev/sdf".into()),
+                    size_gib: 100,
+                    encrypted: true,
+                    kms_key_id: None,
+                    setup: VolumeSetup::default(),
+                },
+            ],
+            setup: InstanceSetup {
+                instance_type: Some("t3.micro".into()),
+                root_device_name: Some("/dev/xvda".into()),
+                platform_details: Some("Linux/UNIX".into()),
+                ..InstanceSetup::default()
+            },
+        }
+    }
+
+    fn place() -> PlaceReport {
+        PlaceReport {
+            account: "222222222222".into(),
+            region: "eu-west-1".into(),
+            snapshots: vec![SnapshotReport {
+                id: "snap-r2".into(),
+                source_id: "snap-s2".into(),
+                volume_id: "vol-2".into(),
+                device: Some("/dev/sdf".into()),
+                kms_key_id: None,
+                size_gib: Some(100),
+            }],
+        }
+    }
+
+    #[test]
+    fn each_volume_gets_its_snapshot_in_that_place() {
+        let config = Ec2Config::of(&instance(), &place());
+        assert_eq!(config.volumes[0].snapshot_id, None);
+        assert_eq!(config.volumes[1].snapshot_id.as_deref(), Some("snap-r2"));
+        assert_eq!(config.volumes[0].volume_type.as_deref(), Some("gp3"));
+        assert_eq!(config.volumes[1].size_gib, Some(100));
+    }
+
+    #[test]
+    fn the_document_has_the_spec_names_and_reads_back() {
+        let config = ResourceConfig::of(&Resource::Ec2(instance()), &place());
+        let json: serde_json::Value = serde_json::to_value(&config).unwrap();
+        for key in [
+            "instance_type",
+            "architecture",
+            "virtualization_type",
+            "ena_support",
+            "boot_mode",
+            "root_device_name",
+            "availability_zone",
+            "subnet_id",
+            "security_group_ids",
+            "iam_instance_profile_arn",
+            "key_name",
+            "tags",
+            "platform_details",
+            "volumes",
+        ] {
+            assert!(json.get(key).is_some(), "{key} missing from {json}");
+        }
+        assert!(json["architecture"].is_null());
+        assert!(json["tags"].is_object());
+        for key in [
+            "device_name",
+            "volume_type",
+            "size_gib",
+            "iops",
+            "throughput",
+            "delete_on_termination",
+            "snapshot_id",
+        ] {
+            assert!(json["volumes"][0].get(key).is_some(), "{key} missing");
+        }
+        assert_eq!(
+            ResourceConfig::from_json(&config.to_json()).as_ref(),
+            Some(&config)
+        );
+
+        let db = DbInstance {
+            id: "db".into(),
+            arn: "arn:aws:rds:us-east-1:111111111111:db:db".into(),
+            region: "us-east-1".into(),
+            engine: "postgres".into(),
+            encrypted: true,
+            kms_key_id: None,
+            cluster: None,
+            size_gib: Some(20),
+            setup: DbSetup {
+                engine_version: Some("16.3".into()),
+                ..DbSetup::default()
+            },
+        };
+        let rds = ResourceConfig::of(&Resource::Rds(db), &place());
+        let json = serde_json::to_value(&rds).unwrap();
+        for key in [
+            "engine",
+            "engine_version",
+            "db_instance_class",
+            "port",
+            "storage_type",
+            "allocated_storage_gib",
+            "iops",
+            "multi_az",
+            "db_subnet_group",
+            "db_parameter_group",
+            "option_group",
+            "vpc_security_group_ids",
+            "tags",
+        ] {
+            assert!(json.get(key).is_some(), "{key} missing from {json}");
+        }
+        assert_eq!(ResourceConfig::from_json(&rds.to_json()), Some(rds));
+        assert_eq!(ResourceConfig::from_json("null"), None);
+    }
+
+    #[test]
+    fn only_plain_linux_rebuilds_as_an_instance() {
+        let mut config = Ec2Config::of(&instance(), &place());
+        assert!(config.is_plain_linux());
+        config.instance.platform_details = Some("Windows".into());
+        assert!(!config.is_plain_linux());
+        config.instance.platform_details = None;
+        assert!(config.is_plain_linux());
+    }
+}

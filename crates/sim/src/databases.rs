@@ -1,0 +1,394 @@
+//! RDS as a restore meets it: `RestoreDBInstanceFromDBSnapshot` from a DB snapshot of the
+//! caller's or shared with it, `DeleteDBInstance`, and the DB subnet, parameter and option
+//! groups a restore may name, each with the rule AWS applies
+//! (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_RestoreDBInstanceFromDBSnapshot.html).
+//!
+//! The groups AWS provides are always there: a `default.<family>` parameter group and a
+//! `default:<engine>-<major>` option group for every engine (AWS makes them on first use),
+//! and the `default` DB subnet group wherever the Region has a default VPC. Others exist once
+//! a test makes them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use snaprelay_core::ids::AccountId;
+use snaprelay_core::model::{SnapshotState, Tag};
+use snaprelay_core::ports::{CloudError, DbRestoreRequest, DbStatus, Find};
+use tokio::time::Instant;
+
+use crate::faults::error;
+use crate::rds::db_key;
+use crate::world::{DbGroup, DbProfile, SimDb, World, lifecycle};
+
+fn rds_error(operation: &str, region: &str, code: &str, message: &str) -> CloudError {
+    error("rds", operation, region, code, message)
+}
+
+/// The engine version, port and class a test's DB instance runs with when the test does not
+/// say: a current version of each engine and its default port.
+pub(crate) fn default_profile(engine: &str) -> DbProfile {
+    let (version, port) = match engine {
+        "postgres" => ("16.3", 5432),
+        "aurora-postgresql" => ("16.2", 5432),
+        "mysql" => ("8.0.36", 3306),
+        "aurora-mysql" => ("8.0.mysql_aurora.3.05.2", 3306),
+        "mariadb" => ("10.11.8", 3306),
+        e if e.starts_with("oracle") => ("19.0.0.0.ru-2024-04.rur-2024-04.r1", 1521),
+        e if e.starts_with("sqlserver") => ("16.00.4125.3.v1", 1433),
+        _ => ("1.0", 5432),
+    };
+    DbProfile {
+        engine: engine.to_owned(),
+        engine_version: version.to_owned(),
+        port,
+        class: "db.t3.micro".to_owned(),
+        storage_type: "gp2".to_owned(),
+        iops: None,
+    }
+}
+
+/// The major version a parameter group family is named after: `16` of `16.3`, `8.0` of
+/// MySQL's `8.0.36`.
+fn major_version<'a>(engine: &str, version: &'a str) -> &'a str {
+    let components = if engine.contains("mysql") || engine == "mariadb" {
+        2
+    } else {
+        1
+    };
+    let end = version
+        .match_indices('.')
+        .nth(components - 1)
+        .map_or(version.len(), |(i, _)| i);
+    &version[..end]
+}
+
+/// `default.postgres16`, `default.mysql8.0`.
+pub(crate) fn default_parameter_group(engine: &str, version: &str) -> String {
+    format!("default.{engine}{}", major_version(engine, version))
+}
+
+/// `default:postgres-16`, `default:mysql-8-0`.
+pub(crate) fn default_option_group(engine: &str, version: &str) -> String {
+    format!(
+        "default:{engine}-{}",
+        major_version(engine, version).replace('.', "-")
+    )
+}
+
+fn db_status(d: &SimDb, status: &str) -> DbStatus {
+    DbStatus {
+        id: d.id.clone(),
+        arn: d.arn(),
+        status: status.to_owned(),
+        engine: d.profile.engine.clone(),
+        engine_version: Some(d.profile.engine_version.clone()),
+        kms_key_id: d.kms_key.clone(),
+        tags: d.tags.iter().map(|(k, v)| Tag::new(k, v.clone())).collect(),
+    }
+}
+
+impl World {
+    /// RDS `DescribeDBInstances` of the caller's DB instances there (a deleted one until it is
+    /// gone); [`Find::Name`] is the identifier.
+    pub fn find_dbs(
+        &self,
+        caller: &AccountId,
+        region: &str,
+        find: &Find<'_>,
+        now: Instant,
+    ) -> Vec<DbStatus> {
+        let shown = |d: &SimDb| d.status(now).map(|status| db_status(d, status));
+        match find {
+            Find::Ids(ids) => ids
+                .iter()
+                .filter_map(|id| self.dbs.get(&db_key(caller, region, id)))
+                .filter_map(shown)
+                .collect(),
+            Find::Name(id) => self
+                .dbs
+                .get(&db_key(caller, region, id))
+                .and_then(shown)
+                .into_iter()
+                .collect(),
+            Find::TagKey(key) => self
+                .dbs
+                .values()
+                .filter(|d| &d.account == caller && d.region == region)
+                .filter(|d| d.tags.contains_key(*key))
+                .filter_map(shown)
+                .collect(),
+        }
+    }
+
+    /// Makes a DB subnet, parameter or option group of an account in a Region.
+    pub fn add_db_group(&mut self, kind: DbGroup, account: &AccountId, region: &str, name: &str) {
+        self.db_groups.insert((
+            kind,
+            account.clone(),
+            region.to_owned(),
+            name.to_ascii_lowercase(),
+        ));
+    }
+
+    /// Whether a group of `kind` named `name` exists for the caller there (names are
+    /// case-insensitive in RDS).
+    pub fn db_group_exists(
+        &mut self,
+        kind: DbGroup,
+        caller: &AccountId,
+        region: &str,
+        name: &str,
+    ) -> bool {
+        let name = name.to_ascii_lowercase();
+        let provided = match kind {
+            DbGroup::Subnet => name == "default" && self.network(caller, region).is_some(),
+            DbGroup::Parameter => name.starts_with("default."),
+            DbGroup::Option => name.starts_with("default:"),
+        };
+        provided
+            || self
+                .db_groups
+                .contains(&(kind, caller.clone(), region.to_owned(), name))
+    }
+
+    /// The VPC of a DB subnet group: the default VPC's for `default`; a group a test made
+    /// lives in a VPC of its own (the simulator keeps no subnets behind it).
+    pub fn db_subnet_group_vpc(
+        &mut self,
+        caller: &AccountId,
+        region: &str,
+        name: &str,
+    ) -> Option<String> {
+        if !self.db_group_exists(DbGroup::Subnet, caller, region, name) {
+            return None;
+        }
+        if name.eq_ignore_ascii_case("default") {
+            return self.network(caller, region).map(|n| n.vpc_id);
+        }
+        Some(format!("vpc-of-{}", name.to_ascii_lowercase()))
+    }
+
+    /// RDS `RestoreDBInstanceFromDBSnapshot`: a new DB instance, `creating` and then
+    /// `available`, of an available DB snapshot in the same Region (the caller's, by
+    /// identifier or ARN, or one shared with it, by ARN). It takes the snapshot's engine,
+    /// version and key (which the caller must be able to use: RDS refuses the call with
+    /// `KMSKeyNotAccessibleFault`) and, where the request says nothing, the class, port and
+    /// storage of the snapshot's DB instance.
+    pub fn restore_db_instance(
+        &mut self,
+        caller: &AccountId,
+        region: &str,
+        request: &DbRestoreRequest,
+        now: Instant,
+    ) -> Result<DbStatus, CloudError> {
+        let op = "RestoreDBInstanceFromDBSnapshot";
+        let key = db_key(caller, region, &request.db_instance_id);
+        if self.dbs.contains_key(&key) {
+            return Err(rds_error(
+                op,
+                region,
+                "DBInstanceAlreadyExists",
+                &format!("DB instance {} already exists.", request.db_instance_id),
+            ));
+        }
+        let snapshot = self
+            .db_snapshot_named(caller, region, &request.snapshot_id)
+            .filter(|s| s.region == region)
+            .ok_or_else(|| {
+                rds_error(
+                    op,
+                    region,
+                    "DBSnapshotNotFound",
+                    &format!("DBSnapshot {} not found.", request.snapshot_id),
+                )
+            })?;
+        let (state, _) = lifecycle(
+            snapshot.started,
+            snapshot.duration,
+            snapshot.failure.as_deref(),
+            now,
+        );
+        if state != SnapshotState::Completed {
+            return Err(rds_error(
+                op,
+                region,
+                "InvalidDBSnapshotState",
+                &format!(
+                    "DB snapshot {} is not in the available state.",
+                    request.snapshot_id
+                ),
+            ));
+        }
+        let (source, size_gib, kms_key) = (
+            snapshot.profile.clone(),
+            snapshot.size_gib,
+            snapshot.kms_key.clone(),
+        );
+        if let Some(k) = &kms_key
+            && !self.key_usable(caller, k)
+        {
+            return Err(rds_error(
+                op,
+                region,
+                "KMSKeyNotAccessibleFault",
+                &format!(
+                    "The specified KMS key [{k}] does not exist, is not enabled or you do not \
+                     have permissions to access it."
+                ),
+            ));
+        }
+        let groups = [
+            (
+                DbGroup::Subnet,
+                &request.db_subnet_group,
+                "DBSubnetGroupNotFoundFault",
+                "DB subnet group",
+            ),
+            (
+                DbGroup::Parameter,
+                &request.db_parameter_group,
+                "DBParameterGroupNotFound",
+                "DB parameter group",
+            ),
+            (
+                DbGroup::Option,
+                &request.option_group,
+                "OptionGroupNotFoundFault",
+                "Option group",
+            ),
+        ];
+        for (kind, name, code, what) in groups {
+            if let Some(name) = name
+                && !self.db_group_exists(kind, caller, region, name)
+            {
+                return Err(rds_error(
+                    op,
+                    region,
+                    code,
+                    &format!("{what} {name} not found."),
+                ));
+            }
+        }
+        // Without a DB subnet group, RDS puts the instance in the default VPC.
+        let network = self.network(caller, region);
+        let db_subnet_group = match (&request.db_subnet_group, &network) {
+            (Some(name), _) => name.to_ascii_lowercase(),
+            (None, Some(_)) => "default".to_owned(),
+            (None, None) => {
+                return Err(rds_error(
+                    op,
+                    region,
+                    "InvalidVPCNetworkStateFault",
+                    "No default VPC for this account and Region: name a DB subnet group.",
+                ));
+            }
+        };
+        let vpc_security_group_ids = match (&request.vpc_security_group_ids[..], &network) {
+            ([], Some(n)) => vec![n.security_group.clone()],
+            (ids, _) => ids.to_vec(),
+        };
+        let profile = DbProfile {
+            engine: source.engine.clone(),
+            engine_version: source.engine_version.clone(),
+            port: request.port.unwrap_or(source.port),
+            class: request
+                .db_instance_class
+                .clone()
+                .unwrap_or_else(|| source.class.clone()),
+            storage_type: request
+                .storage_type
+                .clone()
+                .unwrap_or_else(|| source.storage_type.clone()),
+            iops: request.iops.or(source.iops),
+        };
+        let failed = self.faults.on_db_restore();
+        let db = SimDb {
+            id: key.2.clone(),
+            account: caller.clone(),
+            region: region.to_owned(),
+            db_parameter_group: request.db_parameter_group.clone().unwrap_or_else(|| {
+                default_parameter_group(&profile.engine, &profile.engine_version)
+            }),
+            option_group: request
+                .option_group
+                .clone()
+                .unwrap_or_else(|| default_option_group(&profile.engine, &profile.engine_version)),
+            profile: Arc::new(profile),
+            size_gib,
+            kms_key,
+            cluster: None,
+            tags: request
+                .tags
+                .iter()
+                .map(|t| (t.key.clone(), t.value.clone()))
+                .collect::<BTreeMap<_, _>>(),
+            multi_az: request.multi_az,
+            db_subnet_group: Some(db_subnet_group),
+            vpc_security_group_ids,
+            ready_at: Some(now + self.timing.db_restore),
+            failed,
+            gone_at: None,
+        };
+        let status = db_status(&db, "creating");
+        self.dbs.insert(key, db);
+        Ok(status)
+    }
+
+    /// RDS `DeleteDBInstance` (without a final snapshot): `deleting`, then gone.
+    pub fn delete_db_instance(
+        &mut self,
+        caller: &AccountId,
+        region: &str,
+        db_instance_id: &str,
+        now: Instant,
+    ) -> Result<(), CloudError> {
+        let op = "DeleteDBInstance";
+        let gone_at = now + self.timing.db_delete;
+        let key = db_key(caller, region, db_instance_id);
+        let db = self
+            .dbs
+            .get_mut(&key)
+            .filter(|d| d.status(now).is_some())
+            .ok_or_else(|| {
+                rds_error(
+                    op,
+                    region,
+                    "DBInstanceNotFound",
+                    &format!("DBInstance {db_instance_id} not found."),
+                )
+            })?;
+        if db.gone_at.is_some() {
+            return Err(rds_error(
+                op,
+                region,
+                "InvalidDBInstanceState",
+                &format!("Instance {db_instance_id} is already being deleted."),
+            ));
+        }
+        db.gone_at = Some(gone_at);
+        self.ending_dbs.push(key);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_groups_are_named_after_the_engine_family() {
+        assert_eq!(
+            default_parameter_group("postgres", "16.3"),
+            "default.postgres16"
+        );
+        assert_eq!(
+            default_parameter_group("mysql", "8.0.36"),
+            "default.mysql8.0"
+        );
+        assert_eq!(default_option_group("mysql", "8.0.36"), "default:mysql-8-0");
+        assert_eq!(
+            default_option_group("postgres", "16"),
+            "default:postgres-16"
+        );
+    }
+}
