@@ -5,7 +5,9 @@ two accounts, and runs three policies that end in the seed's three outcomes:
 Success (same account, target key), Warning (encrypted, target without a key) and Failed
 (cross-account, a volume under the AWS managed aws/ebs key, while the other instance and an
 RDS database of the same session still get their replicas, the database through workflow C's
-two copies).
+two copies). The cross-account replicas are then put to use: `restore` rebuilds the instance
+and the database in the target account, and `drill` proves each replica restores (and says
+which resource has none to restore: legacy-1's, under aws/ebs, could not be made).
 """
 
 from __future__ import annotations
@@ -77,6 +79,19 @@ def main() -> int:
                 code, out, err = run_snaprelay(server.endpoint, text, work, "run", "--poll-interval", "0.2")
                 print(out + err, end="")
                 print(f"(exit code {code})")
+                if name == "dr-cross-account":
+                    # The replicas in the target account, put to use: a restore, then a drill.
+                    for args in (
+                        ("restore-points", "--resource", web),
+                        ("restore", web),
+                        ("restore", orders, "--name", "orders-restored"),
+                        ("drill",),
+                        ("gc",),
+                    ):
+                        banner(f"snaprelay {' '.join(args)} ({name})")
+                        code, out, err = run_snaprelay(server.endpoint, text, work, *args)
+                        print(out + err, end="")
+                        print(f"(exit code {code})")
         return 0
     finally:
         server.stop()

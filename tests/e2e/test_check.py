@@ -350,3 +350,29 @@ def test_a_policy_that_does_not_fit_aws_is_invalid_input_as_for_plan(estate: Est
     target_role(estate)
     code, _, err = run_snaprelay(estate.endpoint, ec2_policy("e2e-check-input", "i-0123456789abcdef0", target_key), tmp_path, "check")
     assert code == 2 and "source.resources[0].ids[0]" in err, err
+
+
+def test_restore_and_drill_needs_are_reported_apart_with_a_fix_that_works(estate: Estate, tmp_path: Path) -> None:
+    """A target role that can replicate but not restore: `check` still passes (a run needs
+    nothing more; a restore may act with --role-arn), and lists what restore and drill need
+    there, with an IAM policy that, once attached, covers it."""
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"kms_key": source_key}])
+    target_role(estate)
+    text = ec2_policy("e2e-check-restore", instance, target_key)
+    code, doc, err = check(estate, text, tmp_path)
+    assert code == 0, (doc, err)
+    (target,) = [f for f in doc["restore_and_drill"] if f["principal"] == TARGET_ROLE]
+    assert target["status"] == "missing"
+    for action in ["ec2:RegisterImage", "ec2:RunInstances", "ec2:CreateSecurityGroup", "ec2:DeregisterImage"]:
+        assert action in target["actions"], target
+    assert "iam:PassRole" not in target["actions"], "a profile of the source account is never passed there"
+    document = target["fix"].split("the IAM policy ", 1)[1]
+    iam(estate, B).put_role_policy(RoleName="snaprelay-target", PolicyName="restore", PolicyDocument=document)
+    code, doc, err = check(estate, text, tmp_path)
+    assert code == 0, (doc, err)
+    (target,) = [f for f in doc["restore_and_drill"] if f["principal"] == TARGET_ROLE]
+    assert target["status"] == "ok", target
+    code, out, _ = run_snaprelay(estate.endpoint, text, tmp_path, "check")
+    assert "For restore and drill" in out and "MISSING" not in out

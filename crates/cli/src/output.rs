@@ -580,6 +580,32 @@ pub fn check_text(r: &snaprelay_core::check::CheckReport) -> String {
         }
         out.push_str(&format!("{:21}{}{number}\n", "", f.detail));
     }
+    if !r.restore_and_drill.is_empty() {
+        out.push_str(
+            "\nFor restore and drill (not needed by run; a restore may use --role-arn instead):\n",
+        );
+        for f in &r.restore_and_drill {
+            let number = if f.fix.is_some() {
+                fixes.push(f);
+                format!(" [fix {}]", fixes.len())
+            } else {
+                String::new()
+            };
+            // Not a failure of the check: said apart from MISSING.
+            let status = match f.status {
+                Holds::Missing => "TO ADD",
+                other => label(other),
+            };
+            out.push_str(&format!(
+                "{status:<8} {:<12} {}\n",
+                "IAM policy", f.principal
+            ));
+            if f.status != Holds::Ok {
+                out.push_str(&format!("{:21}actions:   {}\n", "", f.actions.join(", ")));
+                out.push_str(&format!("{:21}{}{number}\n", "", f.detail));
+            }
+        }
+    }
     if !fixes.is_empty() {
         out.push_str("\nFixes:\n");
         for (i, f) in fixes.iter().enumerate() {

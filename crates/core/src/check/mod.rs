@@ -80,6 +80,11 @@ pub struct CheckReport {
     /// Said when some checks could not run (they need the findings above fixed first).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// What `restore` and `drill` need of each place's role (SPEC 6.2, 6.3). Reported, with
+    /// fixes, but not part of [`CheckReport::holds`]: a run does not need them, and a restore
+    /// may act with another role (`--role-arn`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restore_and_drill: Vec<Finding>,
 }
 
 impl CheckReport {
@@ -105,9 +110,9 @@ pub async fn check(cloud: &dyn Cloud, policy: &Policy) -> Result<CheckReport, Pr
     }
     let prepared = prepare(cloud, policy).await?;
     report.findings.extend(plan_refusals(&prepared));
-    report
-        .findings
-        .extend(permissions(cloud, &Needs::of(&prepared)).await);
+    let needs = Needs::of(&prepared);
+    report.findings.extend(permissions(cloud, &needs).await);
+    report.restore_and_drill = restore_permissions(cloud, &needs).await;
     report.notes.push(
         "IAM: the roles' inline and attached policies are evaluated; permission boundaries, \
          session policies and organization SCPs are not"
@@ -165,6 +170,20 @@ async fn permissions(cloud: &dyn Cloud, needs: &Needs) -> Vec<Finding> {
     for (user, actions) in &needs.service {
         let principal = principals.get(cloud, user).await;
         findings.push(service_finding(cloud, &mut principals, &principal, actions).await);
+    }
+    findings
+}
+
+/// What each place's role needs for `restore` and `drill`. The KMS side is the replication's
+/// (a restore decrypts with the replica's key, as the copy encrypted with it).
+async fn restore_permissions(cloud: &dyn Cloud, needs: &Needs) -> Vec<Finding> {
+    let mut principals = Principals::default();
+    let mut findings = Vec::new();
+    for (user, actions) in &needs.restore {
+        let principal = principals.get(cloud, user).await;
+        let mut f = service_finding(cloud, &mut principals, &principal, actions).await;
+        f.check = "restore and drill".into();
+        findings.push(f);
     }
     findings
 }

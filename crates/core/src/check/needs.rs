@@ -21,6 +21,43 @@ pub(super) const KMS_ACTIONS: [&str; 6] = [
     "kms:GenerateDataKeyWithoutPlaintext",
 ];
 
+/// What a restore or drill reads of a place's network and makes of it: a drill's isolated
+/// security group, for instances and DB instances alike.
+const RESTORE_NETWORK: &[&str] = &[
+    "ec2:DescribeVpcs",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+    "ec2:CreateSecurityGroup",
+    "ec2:RevokeSecurityGroupEgress",
+    "ec2:DeleteSecurityGroup",
+    "ec2:CreateTags",
+];
+
+/// An instance or its volumes, from EBS snapshots.
+const RESTORE_EC2: &[&str] = &[
+    "ec2:DescribeImages",
+    "ec2:DescribeInstances",
+    "ec2:DescribeVolumes",
+    "ec2:DescribeKeyPairs",
+    "ec2:RegisterImage",
+    "ec2:DeregisterImage",
+    "ec2:RunInstances",
+    "ec2:TerminateInstances",
+    "ec2:CreateVolume",
+    "ec2:DeleteVolume",
+];
+
+/// A DB instance, from a DB snapshot.
+const RESTORE_RDS: &[&str] = &[
+    "rds:DescribeDBInstances",
+    "rds:DescribeDBSubnetGroups",
+    "rds:DescribeDBParameterGroups",
+    "rds:DescribeOptionGroups",
+    "rds:RestoreDBInstanceFromDBSnapshot",
+    "rds:DeleteDBInstance",
+    "rds:AddTagsToResource",
+];
+
 /// Who uses a key, and for what (to say in the finding).
 pub(super) struct Purpose {
     pub key_region: String,
@@ -66,6 +103,9 @@ pub(super) struct Needs {
     pub kms: BTreeMap<(Access, String), Purpose>,
     /// Per credentials: the (action, resource) pairs their IAM policies must allow.
     pub service: BTreeMap<Access, BTreeSet<(String, String)>>,
+    /// Per credentials of a place (each target, the source): what `restore` and `drill`
+    /// call there (SPEC 6.2, 6.3).
+    pub restore: BTreeMap<Access, BTreeSet<(String, String)>>,
 }
 
 impl Needs {
@@ -107,9 +147,27 @@ impl Needs {
                     // Workflow C's intermediate copy, in the source Region.
                     needs.service_actions(target_side, service, false, cross, &task.region);
                 }
+                // A restore in the source account may pass the recorded instance profile.
+                let same_account = target.account == plan.source_account;
+                needs.restore_actions(user, service, same_account);
             }
+            needs.restore_actions(source, service, true);
         }
         needs
+    }
+
+    /// What `restore` and `drill` call with `who` for resources of `service`.
+    fn restore_actions(&mut self, who: &Access, service: &'static str, may_pass_role: bool) {
+        let set = self.restore.entry(who.clone()).or_default();
+        for a in RESTORE_NETWORK.iter().chain(match service {
+            "ec2" => RESTORE_EC2,
+            _ => RESTORE_RDS,
+        }) {
+            set.insert(((*a).to_owned(), "*".to_owned()));
+        }
+        if may_pass_role && service == "ec2" {
+            set.insert(("iam:PassRole".to_owned(), "*".to_owned()));
+        }
     }
 
     fn kms_use(
