@@ -28,5 +28,6 @@ pub mod report;
 pub mod restore;
 pub mod retention;
 pub mod runtime;
+pub mod schedule;
 pub mod status;
 pub mod workflows;

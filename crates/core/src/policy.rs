@@ -30,6 +30,11 @@ pub struct Policy {
     pub source: Source,
     pub targets: Vec<Target>,
     pub retention: Retention,
+    /// When `serve` runs the policy's sessions (`schedule`, in `timezone`); `None`: only
+    /// when triggered.
+    pub schedule: Option<Schedule>,
+    /// When `serve` runs its drills (`[drill] schedule`, in `timezone`).
+    pub drill_schedule: Option<Schedule>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +46,7 @@ pub struct Source {
 }
 
 pub use crate::model::ResourceType;
+use crate::schedule::Schedule;
 
 /// Which resources of one type a policy protects.
 #[derive(Clone, Debug, PartialEq)]
@@ -333,6 +339,9 @@ struct Count {
 #[derive(Default)]
 struct RawPolicy {
     name: At<String>,
+    schedule: Option<At<String>>,
+    timezone: Option<At<String>>,
+    drill_schedule: Option<At<String>>,
     source: RawSource,
     targets: At<Vec<RawTarget>>,
     retention: RawRetention,
@@ -384,7 +393,16 @@ struct RawKeep {
     days: Option<At<Count>>,
 }
 
-const POLICY_KEYS: &[&str] = &["name", "source", "targets", "retention"];
+const POLICY_KEYS: &[&str] = &[
+    "name",
+    "schedule",
+    "timezone",
+    "drill",
+    "source",
+    "targets",
+    "retention",
+];
+const DRILL_KEYS: &[&str] = &["schedule"];
 const SOURCE_KEYS: &[&str] = &["role_arn", "regions", "resources"];
 const SELECTION_KEYS: &[&str] = &["type", "ids", "tags"];
 const TARGET_KEYS: &[&str] = &[
@@ -650,6 +668,11 @@ fn read(p: &mut Problems<'_>, doc: &Spanned<DeTable<'_>>) -> RawPolicy {
         .unwrap_or_default();
     RawPolicy {
         name,
+        schedule: top.string(p, "schedule"),
+        timezone: top.string(p, "timezone"),
+        drill_schedule: top
+            .table(p, "drill", DRILL_KEYS)
+            .and_then(|t| t.string(p, "schedule")),
         source,
         targets,
         retention,
@@ -769,11 +792,14 @@ fn validate(mut p: Problems<'_>, raw: RawPolicy) -> Result<Policy, PolicyError> 
         ),
         source: parse_keep(&mut p, "retention.source", raw.retention.source.as_ref()),
     };
+    let (schedule, drill_schedule) = schedules(&mut p, &raw);
     if !p.found.is_empty() {
         return Err(PolicyError::Invalid(p.found));
     }
     Ok(Policy {
         name: raw.name.value,
+        schedule,
+        drill_schedule,
         source: Source {
             role_arn: source_role,
             regions: raw
@@ -788,6 +814,35 @@ fn validate(mut p: Problems<'_>, raw: RawPolicy) -> Result<Policy, PolicyError> 
         targets,
         retention,
     })
+}
+
+/// `schedule` and `[drill] schedule`, each in `timezone` (UTC when it is not given).
+fn schedules(p: &mut Problems<'_>, raw: &RawPolicy) -> (Option<Schedule>, Option<Schedule>) {
+    let zone = match &raw.timezone {
+        None => Some("UTC".to_owned()),
+        Some(tz) => match crate::schedule::time_zone(&tz.value) {
+            Ok(_) => Some(tz.value.clone()),
+            Err(e) => {
+                p.add(&tz.span, "timezone", shown(&tz.value), e.to_string());
+                None
+            }
+        },
+    };
+    let mut one = |field: &str, at: Option<&At<String>>| {
+        let at = at?;
+        let zone = zone.as_deref()?;
+        match Schedule::parse(&at.value, zone) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                p.add(&at.span, field, shown(&at.value), e.to_string());
+                None
+            }
+        }
+    };
+    (
+        one("schedule", raw.schedule.as_ref()),
+        one("drill.schedule", raw.drill_schedule.as_ref()),
+    )
 }
 
 /// The policy's name names its lock, its tags and its snapshots: a plain word.

@@ -379,7 +379,7 @@ fn every_shape_problem_is_reported_at_once_where_it_is() {
     assert_eq!(
         lines,
         [
-            "  - line 1, column 1: colour: unknown key; this table takes name, source, targets, retention",
+            "  - line 1, column 1: colour: unknown key; this table takes name, schedule, timezone, drill, source, targets, retention",
             "  - line 12, column 3: targets[1].kms_kye: unknown key; this table takes account, region, \
              role_arn, kms_key, staging_kms_key, rds_single_step, restore",
             "  - line 13, column 19: targets[1].rds_single_step = \"yes\": must be true or false, not a string",
@@ -667,4 +667,54 @@ restore = { subnet = "sub-1", security_groups = ["sg-0123456789abcdef0", "defaul
             "targets[0].restore.db_subnet_group",
         ]
     );
+}
+
+#[test]
+fn schedules_are_parsed_in_their_time_zone() {
+    let text = format!(
+        "schedule = \"0 3 * * *\"\ntimezone = \"Europe/Berlin\"\n[drill]\nschedule = \"*/30 * * * * *\"\n{}",
+        policy("[[targets]]\naccount = \"222222222222\"\nregion = \"eu-west-1\"\n")
+            .replace("name = \"nightly-dr\"", "")
+    );
+    let text = format!("name = \"nightly-dr\"\n{text}");
+    let p = Policy::from_toml(&text).unwrap();
+    let s = p.schedule.as_ref().unwrap();
+    assert_eq!(
+        (s.expression.as_str(), s.timezone.as_str()),
+        ("0 3 * * *", "Europe/Berlin")
+    );
+    assert_eq!(p.drill_schedule.as_ref().unwrap().timezone, "Europe/Berlin");
+    let plain = Policy::from_toml(&policy(
+        "[[targets]]\naccount = \"222222222222\"\nregion = \"eu-west-1\"\n",
+    ))
+    .unwrap();
+    assert_eq!((plain.schedule, plain.drill_schedule), (None, None));
+}
+
+#[test]
+fn a_bad_schedule_or_time_zone_is_named() {
+    let text = format!(
+        "name = \"p\"\nschedule = \"0 25 * * *\"\ntimezone = \"Mars/Olympus\"\n{}",
+        policy("[[targets]]\naccount = \"222222222222\"\nregion = \"eu-west-1\"\n")
+            .replace("name = \"nightly-dr\"", "")
+    );
+    assert_eq!(
+        fields(&text),
+        ["timezone"],
+        "a schedule is checked once its zone is known"
+    );
+    let text = text.replace("Mars/Olympus", "UTC");
+    let errors = errors(&text);
+    assert_eq!(errors[0].field, "schedule");
+    assert!(
+        errors[0].to_string().contains("0 25 * * *"),
+        "{}",
+        errors[0]
+    );
+    let text = format!(
+        "name = \"p\"\n[drill]\nschedule = \"every day\"\n{}",
+        policy("[[targets]]\naccount = \"222222222222\"\nregion = \"eu-west-1\"\n")
+            .replace("name = \"nightly-dr\"", "")
+    );
+    assert_eq!(fields(&text), ["drill.schedule"]);
 }
