@@ -38,9 +38,10 @@ KEY_USER_ACTIONS = [
 ]
 """What a target account needs on a source key (SPEC section 3)."""
 
-# Any AMI id will do: moto keeps its default images in every Region and only warns about
-# unknown ones. This one is in moto's default set.
-IMAGE_ID = "ami-12c6146b"
+# moto keeps its default images in every Region and only warns about unknown ones. This one
+# is an Amazon Linux image of moto's default set: its instances are Linux/UNIX, which restore
+# can rebuild as instances (Windows images, like ami-12c6146b, cannot be).
+IMAGE_ID = "ami-760aaa0f"
 EXTRA_DEVICES = [f"/dev/sd{c}" for c in "fghijklmnop"]
 _BOTO_CONFIG = Config(retries={"max_attempts": 1})
 
@@ -191,7 +192,7 @@ class Estate:
             tag_specs.append({"ResourceType": "instance", "Tags": _tag_list(tags)})
         if volume_tags:
             tag_specs.append({"ResourceType": "volume", "Tags": _tag_list(volume_tags)})
-        root_device = "/dev/sda1"
+        root_device = "/dev/xvda"  # the root device of IMAGE_ID
         kwargs: dict[str, Any] = {
             "ImageId": IMAGE_ID,
             "MinCount": 1,

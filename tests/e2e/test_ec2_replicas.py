@@ -672,7 +672,7 @@ def test_unencrypted_volumes_without_a_target_key_replicate_with_a_warning_and_t
     snaps = replica_snapshots(res, A, DST)
     assert len(snaps) == len(volumes)
     devices = sorted(s["device"] for s in snaps)
-    assert devices == ["/dev/sda1", "/dev/sdf"]
+    assert devices == ["/dev/sdf", "/dev/xvda"]
     for entry in snaps:
         replica = estate.snapshot(None, DST, entry["id"])
         assert replica["Encrypted"] is False and entry["kms_key_id"] is None

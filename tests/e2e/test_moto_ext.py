@@ -1408,3 +1408,16 @@ def test_db_look_ups_a_restore_makes_already_correct(estate: Estate) -> None:
             getattr(rds, call)(**kwargs)
         assert error_of(missing)[0] == code, call
     assert rds.describe_db_parameter_groups(DBParameterGroupName="nope")["DBParameterGroups"] == []
+
+
+def test_instances_list_their_platform_details(estate: Estate) -> None:
+    """AWS lists PlatformDetails on every instance; moto lists none."""
+    ec2 = estate.ec2(None, "us-east-1")
+    linux = ec2.run_instances(ImageId="ami-760aaa0f", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    windows = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    found = {
+        i["InstanceId"]: i.get("PlatformDetails")
+        for r in ec2.describe_instances(InstanceIds=[linux, windows])["Reservations"]
+        for i in r["Instances"]
+    }
+    assert found == {linux: "Linux/UNIX", windows: "Windows"}

@@ -117,7 +117,7 @@ def test_restore_points_carry_the_configuration(estate: Estate, tmp_path: Path) 
     replica = [p for p in points if p["kind"] == "replica"][0]
     config = replica["config"]
     assert config["instance_type"] == "t3.micro"
-    assert config["root_device_name"] == "/dev/sda1"
+    assert config["root_device_name"] == "/dev/xvda"
     assert config["tags"]["Name"] == "web-1"
     assert config["platform_details"] in ("Linux/UNIX", None)
     sizes = sorted(v["size_gib"] for v in config["volumes"])

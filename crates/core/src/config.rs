@@ -173,13 +173,11 @@ impl Ec2Config {
     }
 
     /// Whether `RegisterImage` can rebuild this instance with its billing: only plain
-    /// Linux/UNIX (an unknown platform is taken as Linux/UNIX, which is what AWS reports for
-    /// instances launched without a billing product).
+    /// Linux/UNIX. AWS reports `PlatformDetails` for every instance; one it did not report is
+    /// not taken for Linux (a Windows or Marketplace instance rebuilt without its billing
+    /// codes would run unlicensed).
     pub fn is_plain_linux(&self) -> bool {
-        self.instance
-            .platform_details
-            .as_deref()
-            .is_none_or(|p| p == "Linux/UNIX")
+        self.instance.platform_details.as_deref() == Some("Linux/UNIX")
     }
 }
 
@@ -344,6 +342,6 @@ mod tests {
         config.instance.platform_details = Some("Windows".into());
         assert!(!config.is_plain_linux());
         config.instance.platform_details = None;
-        assert!(config.is_plain_linux());
+        assert!(!config.is_plain_linux(), "unknown is not plain Linux");
     }
 }

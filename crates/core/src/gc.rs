@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::ids::AccountId;
-use crate::model::{SnapshotState, Tag, tag_value, tags};
+use crate::model::{SnapshotState, Tag, made_by_a_session, tag_value, tags};
 use crate::plan::prepare::Prepared;
 use crate::ports::{Access, Cloud, CloudError};
 use crate::report::{RecordedRestorePoint, Service};
@@ -187,6 +187,7 @@ async fn tagged(
     let rds = cloud.find_db_snapshots(access, region, tag).await?;
     Ok(ebs
         .into_iter()
+        .filter(|s| made_by_a_session(&s.tags))
         .map(|s| Tagged {
             service: Service::Ebs,
             recorded_as: s.id.clone(),
@@ -194,13 +195,17 @@ async fn tagged(
             tags: s.tags,
             state: s.state,
         })
-        .chain(rds.into_iter().map(|s| Tagged {
-            service: Service::Rds,
-            state: s.state(),
-            id: s.id,
-            recorded_as: s.arn,
-            tags: s.tags,
-        }))
+        .chain(
+            rds.into_iter()
+                .filter(|s| made_by_a_session(&s.tags))
+                .map(|s| Tagged {
+                    service: Service::Rds,
+                    state: s.state(),
+                    id: s.id,
+                    recorded_as: s.arn,
+                    tags: s.tags,
+                }),
+        )
         .collect())
 }
 

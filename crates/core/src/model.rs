@@ -258,6 +258,17 @@ pub fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
     tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
 }
 
+/// Whether a snapshot carrying `tags` was made by a snaprelay session: it has the session's
+/// and the kind's tags, and none of a restore's or drill's. A user's snapshot of a resource
+/// that a restore made can copy that resource's `snaprelay:policy` tag (DLM `CopyTags`,
+/// `CopyTagsFromSource`, RDS `CopyTagsToSnapshot`); it is never taken for snaprelay's.
+pub fn made_by_a_session(tags: &[Tag]) -> bool {
+    tag_value(tags, self::tags::SESSION).is_some()
+        && tag_value(tags, self::tags::KIND).is_some()
+        && tag_value(tags, self::tags::RESTORE).is_none()
+        && tag_value(tags, self::tags::DRILL).is_none()
+}
+
 /// The tag keys snaprelay writes.
 /// What a snapshot snaprelay made is for: its `snaprelay:kind` tag, and the kind of a
 /// restore point (a source or a replica; a staging copy is never a restore point).
@@ -308,4 +319,8 @@ pub mod tags {
     pub const SOURCE_REGION: &str = "snaprelay:source-region";
     /// The device the source volume was attached as, to rebuild the instance from replicas.
     pub const DEVICE: &str = "snaprelay:device";
+    /// What a restore made, valued with its restore id (SPEC 6.2).
+    pub const RESTORE: &str = "snaprelay:restore";
+    /// What a drill made, valued with its drill id (SPEC 6.3).
+    pub const DRILL: &str = "snaprelay:drill";
 }

@@ -421,3 +421,20 @@ def patch_client_token_idempotency() -> None:
 
     InstanceResponse.run_instances = run_instances
     ElasticBlockStore.create_volume = create_volume
+
+
+@patch
+def patch_instance_platform_details() -> None:
+    """moto lists no PlatformDetails on an instance; AWS lists it on every one.
+
+    AWS: ``PlatformDetails`` is "the platform details value for the instance" (its billing
+    product: ``Linux/UNIX``, ``Windows``, ``Red Hat Enterprise Linux``, ...), given for every
+    instance (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Instance.html,
+    https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/billing-info-fields.html). An instance
+    of a ``windows`` image is ``Windows``; the others here are ``Linux/UNIX``.
+    """
+
+    def platform_details(self: Instance) -> str:
+        return "Windows" if (getattr(self, "platform", None) or "").lower() == "windows" else "Linux/UNIX"
+
+    Instance.platform_details = property(platform_details)

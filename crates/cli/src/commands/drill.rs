@@ -43,6 +43,7 @@ pub async fn run(settings: &Settings, flags: Flags) -> Outcome {
             small: flags.small,
             timeout: Duration::from_secs(u64::from(flags.timeout_minutes) * 60),
             concurrency: usize::from(flags.concurrency),
+            id: None,
         };
         let store = open_existing_store(settings).await?;
         let hook = crate::fault::abort_hook().map_err(Outcome::Invalid)?;

@@ -53,6 +53,8 @@ pub struct DrillOptions {
     pub timeout: Duration,
     /// Restores at once per place.
     pub concurrency: usize,
+    /// The drill's id (the API answers it before the drill has begun); `None`: a fresh one.
+    pub id: Option<String>,
 }
 
 impl Default for DrillOptions {
@@ -64,6 +66,7 @@ impl Default for DrillOptions {
             small: false,
             timeout: Duration::from_secs(60 * 60),
             concurrency: 2,
+            id: None,
         }
     }
 }
@@ -136,7 +139,7 @@ async fn drill_held(
         }
     }
 
-    let drill_id = new_drill_id();
+    let drill_id = options.id.clone().unwrap_or_else(new_drill_id);
     let started_at = utc_now();
     app.store
         .begin_operation(&Operation {
@@ -388,14 +391,8 @@ impl Drill<'_> {
         result
     }
 
-    fn tags(&self, point: &RecordedRestorePoint, name: &str) -> Vec<crate::model::Tag> {
-        made_tags(
-            DRILL_TAG,
-            self.drill_id,
-            &self.policy.name,
-            &point.point.resource_id,
-            name,
-        )
+    fn tags(&self, name: &str) -> Vec<crate::model::Tag> {
+        made_tags(DRILL_TAG, self.drill_id, &self.policy.name, name)
     }
 
     /// A security group with no inbound and no outbound rule, in `vpc`: a drill's restored
@@ -451,7 +448,7 @@ impl Drill<'_> {
             &at.place,
             &at.field,
         )?;
-        let tags = self.tags(point, name);
+        let tags = self.tags(name);
         let instance_type = config
             .instance
             .instance_type
@@ -561,7 +558,7 @@ impl Drill<'_> {
         let zone = volume_zone(self.app, at, config)
             .await
             .map_err(|e| format!("DescribeVpcs: {e}"))?;
-        let tags = self.tags(point, name);
+        let tags = self.tags(name);
         let requests = volume_requests(point, config, &zone, &tags, name);
         made.started = Some(Instant::now());
         let mut ids = Vec::new();
@@ -677,7 +674,7 @@ impl Drill<'_> {
             None => default_network.map(|n| n.vpc_id),
         }
         .ok_or("no VPC to put the drill's security group in")?;
-        let tags = self.tags(point, name);
+        let tags = self.tags(name);
         made.started = Some(Instant::now());
         let group = self.isolated_group(at, &vpc, name, &tags, made).await?;
         net.vpc_security_group_ids = vec![group];
@@ -688,10 +685,8 @@ impl Drill<'_> {
                 c
             }
         });
+        // Without a recorded class (a point of an older version), RDS takes the snapshot's.
         let request = db_request(point, config, name, class, &net, None, None, false, &tags)?;
-        if request.db_instance_class.is_none() {
-            return Err("the restore point does not record the DB instance class".into());
-        }
         let db = cloud
             .restore_db_instance(&at.access, region, &request)
             .await

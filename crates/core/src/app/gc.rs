@@ -79,7 +79,14 @@ pub async fn gc(
     .await
     .map_err(|e| AppError::new(AppError::class_of(&e), e.to_string()))?;
     let mut report = report;
-    remnants(app, policy, act, free, &mut report).await?;
+    // What restores and drills left: an error there is reported, not the end of gc (the
+    // snapshots above were listed, and perhaps deleted, already).
+    if let Err(e) = remnants(app, policy, act, free, &mut report).await {
+        report.problems.push(format!(
+            "could not look for what restores and drills left: {}",
+            e.message
+        ));
+    }
     if let Some(lease) = held {
         store.release_lease(lease).await?;
     }
@@ -146,6 +153,21 @@ async fn remnants(
     Ok(())
 }
 
+/// Whether what a restore made can be in use: anything but an image, a group, or a resource
+/// that failed or stopped.
+fn usable(remnant: &Remnant) -> bool {
+    use crate::restore::CreatedKind::*;
+    match remnant.kind {
+        Image | SecurityGroup => false,
+        Instance => !matches!(remnant.state.as_str(), "stopped" | "stopping"),
+        Volume => remnant.state != "error",
+        DbInstance | DbCluster => !matches!(
+            remnant.state.as_str(),
+            "failed" | "incompatible-restore" | "incompatible-parameters" | "incompatible-network"
+        ),
+    }
+}
+
 /// `delete`, `keep` (listed, with why) or `skip` (not a leftover: a restore that succeeded).
 async fn judge(
     app: &App,
@@ -180,6 +202,16 @@ async fn judge(
                 "made by restore {}, which this state does not know: delete it by hand if it \
                  is not wanted",
                 remnant.made_by
+            ),
+        ),
+        // What a restore made that can be in use (a running instance, an available volume or
+        // DB) is the user's, whatever became of the restore: listed, never deleted.
+        (OperationKind::Restore, Some(op)) if op.status != "Success" && usable(remnant) => (
+            "keep",
+            format!(
+                "made by restore {} ({}), and {}: it may be in use; delete it by hand if \
+                     it is not",
+                op.id, op.status, remnant.state
             ),
         ),
         (OperationKind::Restore, Some(op)) => match op.status.as_str() {

@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use crate::gc::places;
-use crate::model::{ResourceType, SnapshotState, Tag, tag_value, tags};
+use crate::model::{ResourceType, SnapshotState, Tag, made_by_a_session, tag_value, tags};
 use crate::plan::prepare::Prepared;
 use crate::ports::{Cloud, StateStore};
 use crate::retention::Accesses;
@@ -49,6 +49,7 @@ pub(super) async fn no_other_state_runs(
                             found
                                 .into_iter()
                                 .filter(|s| s.state == SnapshotState::Pending)
+                                .filter(|s| made_by_a_session(&s.tags))
                                 .map(|s| (s.id, s.tags))
                                 .collect::<Vec<_>>()
                         })
@@ -61,6 +62,7 @@ pub(super) async fn no_other_state_runs(
                             found
                                 .into_iter()
                                 .filter(|s| s.state() == SnapshotState::Pending)
+                                .filter(|s| made_by_a_session(&s.tags))
                                 .map(|s| (s.id, s.tags))
                                 .collect::<Vec<_>>()
                         })

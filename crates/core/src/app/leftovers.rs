@@ -94,33 +94,37 @@ pub(crate) async fn remove(
     let region = at.place.region.as_str();
     let access = &at.access;
     let mut problems = Vec::new();
-    let of = |kind: CreatedKind| {
-        leftovers
-            .iter()
-            .filter(move |l| l.kind == kind)
-            .map(|l| l.id.clone())
-            .collect::<Vec<_>>()
-    };
-    let instances = of(CreatedKind::Instance);
-    let dbs = of(CreatedKind::DbInstance);
-    for id in &instances {
-        if let Err(e) = cloud.terminate_instance(access, region, id).await {
-            problems.push(format!("instance {id}: TerminateInstances: {e}"));
+    let of = |kind: CreatedKind| leftovers.iter().filter(move |l| l.kind == kind);
+    // What is on its way out: waited for before its volumes and groups are deleted.
+    let mut instances = Vec::new();
+    for l in of(CreatedKind::Instance) {
+        match cloud.terminate_instance(access, region, &l.id).await {
+            Ok(()) => instances.push(l.id.clone()),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => problems.push(format!("instance {}: TerminateInstances: {e}", l.id)),
         }
     }
-    for id in &dbs {
-        if let Err(e) = cloud.delete_db_instance(access, region, id).await
+    let mut dbs = Vec::new();
+    for l in of(CreatedKind::DbInstance) {
+        if l.state == "deleting" {
+            dbs.push(l.id.clone());
+            continue;
+        }
+        match cloud.delete_db_instance(access, region, &l.id).await {
+            Ok(()) => dbs.push(l.id.clone()),
+            Err(e) if e.is_not_found() => {}
+            // Deleted meanwhile by someone else (or an earlier attempt): on its way out.
+            Err(e) if e.code.as_deref() == Some("InvalidDBInstanceState") => dbs.push(l.id.clone()),
+            Err(e) => problems.push(format!("DB instance {}: DeleteDBInstance: {e}", l.id)),
+        }
+    }
+    for l in of(CreatedKind::Image) {
+        if let Err(e) = cloud.deregister_image(access, region, &l.id).await
             && !e.is_not_found()
         {
-            problems.push(format!("DB instance {id}: DeleteDBInstance: {e}"));
+            problems.push(format!("image {}: DeregisterImage: {e}", l.id));
         }
     }
-    for id in of(CreatedKind::Image) {
-        if let Err(e) = cloud.deregister_image(access, region, &id).await {
-            problems.push(format!("image {id}: DeregisterImage: {e}"));
-        }
-    }
-    // Volumes and groups are free only once the instances and DB instances are gone.
     let since = Instant::now();
     loop {
         let running = match cloud
@@ -147,20 +151,21 @@ pub(crate) async fn remove(
         }
         tokio::time::sleep(poll).await;
     }
-    let volumes = of(CreatedKind::Volume);
+    let volumes: Vec<String> = of(CreatedKind::Volume).map(|l| l.id.clone()).collect();
     if !volumes.is_empty() {
-        let gone: Vec<String> = match cloud
+        // Those deleted with their instance are gone or going already.
+        let left: Vec<String> = match cloud
             .find_volumes(access, region, &Find::Ids(&volumes))
             .await
         {
-            Ok(found) => volumes
-                .iter()
-                .filter(|id| !found.iter().any(|v| &v.id == *id))
-                .cloned()
+            Ok(found) => found
+                .into_iter()
+                .filter(|v| !matches!(v.state.as_str(), "deleting" | "deleted"))
+                .map(|v| v.id)
                 .collect(),
-            Err(_) => Vec::new(),
+            Err(_) => volumes.clone(),
         };
-        for id in volumes.iter().filter(|id| !gone.contains(id)) {
+        for id in &left {
             if let Err(e) = cloud.delete_volume(access, region, id).await
                 && !e.is_not_found()
             {
@@ -168,12 +173,30 @@ pub(crate) async fn remove(
             }
         }
     }
-    for id in of(CreatedKind::SecurityGroup) {
-        if let Err(e) = cloud.delete_security_group(access, region, &id).await
-            && !e.is_not_found()
-        {
-            problems.push(format!("security group {id}: DeleteSecurityGroup: {e}"));
+    // A group stays in use until AWS has released the network interfaces of what used it,
+    // some time after the instance is terminated or the DB deleted: DependencyViolation
+    // until then, retried for a few minutes.
+    for l in of(CreatedKind::SecurityGroup) {
+        let began = Instant::now();
+        loop {
+            match cloud.delete_security_group(access, region, &l.id).await {
+                Ok(()) => break,
+                Err(e) if e.is_not_found() => break,
+                Err(e)
+                    if e.code.as_deref() == Some("DependencyViolation")
+                        && began.elapsed() < GROUP_PATIENCE =>
+                {
+                    tokio::time::sleep(poll.max(Duration::from_secs(1))).await;
+                }
+                Err(e) => {
+                    problems.push(format!("security group {}: DeleteSecurityGroup: {e}", l.id));
+                    break;
+                }
+            }
         }
     }
     problems
 }
+
+/// How long a group is retried while AWS still holds it for a network interface.
+const GROUP_PATIENCE: Duration = Duration::from_secs(5 * 60);

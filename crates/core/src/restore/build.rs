@@ -10,12 +10,12 @@ use crate::report::RecordedRestorePoint;
 use super::network::{DbNetwork, InstanceNetwork};
 
 /// The tags of everything one restore or drill makes: what made it (`snaprelay:restore` or
-/// `snaprelay:drill` = its id), the policy, the resource it restores, and the `Name`.
-pub fn made_tags(marker: &str, id: &str, policy: &str, resource_id: &str, name: &str) -> Vec<Tag> {
+/// `snaprelay:drill` = its id), the policy, and the `Name`. Not the session tags of a
+/// snapshot: a snapshot a user takes of a restored resource may copy its tags.
+pub fn made_tags(marker: &str, id: &str, policy: &str, name: &str) -> Vec<Tag> {
     vec![
         Tag::new(marker, id),
         Tag::new(tags::POLICY, policy),
-        Tag::new(tags::RESOURCE, resource_id),
         Tag::new("Name", name),
     ]
 }
@@ -124,13 +124,6 @@ pub fn volume_requests(
                     .find(|v| v.snapshot_id.as_deref() == Some(s.id.as_str()))
             });
             let volume_type = recorded.and_then(|v| v.volume_type.clone());
-            let mut tags = tags.to_vec();
-            if let Some(device) = recorded
-                .and_then(|v| v.device_name.clone())
-                .or_else(|| s.device.clone())
-            {
-                tags.push(Tag::new(tags::DEVICE, device));
-            }
             VolumeRequest {
                 snapshot_id: s.id.clone(),
                 availability_zone: zone.to_owned(),
@@ -140,7 +133,7 @@ pub fn volume_requests(
                     .filter(|_| volume_type.as_deref() == Some("gp3")),
                 volume_type,
                 size_gib: recorded.and_then(|v| v.size_gib).or(s.size_gib),
-                tags,
+                tags: tags.to_vec(),
                 // Idempotent per snapshot: a retried call makes no second volume.
                 client_token: format!("{client_token}-{i}"),
             }
@@ -173,7 +166,11 @@ pub fn db_request(
         db_instance_class: class.or_else(|| config.and_then(|c| c.db.db_instance_class.clone())),
         port: config.and_then(|c| c.db.port),
         storage_type: config.and_then(|c| c.db.storage_type.clone()),
-        iops: config.and_then(|c| c.db.iops),
+        // gp3 reports its baseline IOPS, which RDS refuses to be given below its storage
+        // threshold; only provisioned-IOPS storage takes them back.
+        iops: config
+            .filter(|c| matches!(c.db.storage_type.as_deref(), Some("io1" | "io2")))
+            .and_then(|c| c.db.iops),
         multi_az,
         publicly_accessible: false,
         db_subnet_group: network.db_subnet_group.clone(),

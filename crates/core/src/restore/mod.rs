@@ -15,9 +15,9 @@ use crate::report::{PointStatus, RecordedRestorePoint};
 use crate::runtime::clock::new_session_id;
 
 /// The tag that marks what a restore made, valued with its restore id.
-pub const RESTORE_TAG: &str = "snaprelay:restore";
+pub const RESTORE_TAG: &str = crate::model::tags::RESTORE;
 /// The tag that marks what a drill made, valued with its drill id.
-pub const DRILL_TAG: &str = "snaprelay:drill";
+pub const DRILL_TAG: &str = crate::model::tags::DRILL;
 
 /// What to restore as (`--as`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -372,7 +372,7 @@ fn no_default_vpc_and_no_defaults_is_invalid_input_naming_the_setting() {
 
 #[test]
 fn the_image_carries_the_recorded_block_devices() {
-    let tags = build::made_tags(RESTORE_TAG, "r-1", "p", "i-1", "n");
+    let tags = build::made_tags(RESTORE_TAG, "r-1", "p", "n");
     let image = build::image_request(&config(), "n", "d", &tags).unwrap();
     assert_eq!(image.root_device_name, "/dev/xvda");
     assert_eq!(image.volumes.len(), 2);
@@ -397,7 +397,7 @@ fn the_image_carries_the_recorded_block_devices() {
 fn volumes_are_made_as_recorded_or_as_the_snapshot_is() {
     let mut p = point(1, "t", "eu-west-1", PointStatus::Complete);
     p.point.place.snapshots[0].id = "snap-r1".into();
-    let tags = build::made_tags(RESTORE_TAG, "r-1", "p", "i-1", "n");
+    let tags = build::made_tags(RESTORE_TAG, "r-1", "p", "n");
     let with = build::volume_requests(&p, Some(&config()), "eu-west-1a", &tags, "r-1");
     assert_eq!(with[0].volume_type.as_deref(), Some("gp2"));
     assert_eq!(with[0].client_token, "r-1-0");

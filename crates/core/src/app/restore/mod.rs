@@ -396,7 +396,6 @@ async fn restore_instance(
         RESTORE_TAG,
         &ready.restore_id,
         &ready.policy.name,
-        &ready.point.point.resource_id,
         &ready.name,
     );
     let image = image_request(
@@ -499,7 +498,6 @@ async fn restore_volumes(
         RESTORE_TAG,
         &ready.restore_id,
         &ready.policy.name,
-        &ready.point.point.resource_id,
         &ready.name,
     );
     let requests = volume_requests(&ready.point, config, &zone, &tags, &ready.restore_id);
@@ -642,7 +640,6 @@ async fn restore_db(
         RESTORE_TAG,
         &ready.restore_id,
         &ready.policy.name,
-        &ready.point.point.resource_id,
         &ready.name,
     );
     let request = db_request(
@@ -657,12 +654,7 @@ async fn restore_db(
         &tags,
     )
     .map_err(|why| AppError::invalid(format!("{why}; nothing was restored")))?;
-    if request.db_instance_class.is_none() {
-        return Err(AppError::invalid(
-            "the restore point does not record the DB instance class: give \
-             --db-instance-class; nothing was restored",
-        ));
-    }
+    // Without a recorded class (a point of an older version), RDS takes the snapshot's.
     refuse_taken_name(app, at, &ready.name, RestoreAs::Db).await?;
 
     let mut run = Run::begin(app, &ready).await?;
