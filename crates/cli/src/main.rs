@@ -179,6 +179,10 @@ enum Command {
         #[command(subcommand)]
         command: RetentionCommand,
     },
+    /// Run every policy on its schedule, with an HTTP API (/api/v1), Prometheus metrics
+    /// (/metrics) and health checks, until SIGTERM (running sessions are interrupted and
+    /// resumed at the next start). SIGHUP reloads the policies.
+    Serve(Box<commands::serve::Flags>),
     /// Past sessions.
     Sessions {
         #[command(subcommand)]
@@ -386,6 +390,7 @@ fn main() -> ExitCode {
                 commands::restore_points::run(&settings, resource.as_deref()).await
             }
             Command::Restore(flags) => commands::restore::run(&settings, *flags).await,
+            Command::Serve(flags) => commands::serve::run(&settings, *flags).await,
             Command::Retention {
                 command: RetentionCommand::Apply { dry_run },
             } => commands::retention::apply(&settings, dry_run).await,
@@ -477,7 +482,7 @@ fn init_logging(json: bool) {
     // names access key ids. Full directives (SNAPRELAY_LOG=aws_config=debug) are taken as given.
     let ours = |level: &str| {
         format!(
-            "error,snaprelay={level},snaprelay_core={level},snaprelay_aws={level},snaprelay_state={level}"
+            "error,snaprelay={level},snaprelay_core={level},snaprelay_aws={level},snaprelay_state={level},snaprelay_server={level}"
         )
     };
     // An empty value is unset, as for every variable of ours.

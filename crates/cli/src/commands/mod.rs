@@ -9,6 +9,7 @@ pub mod restore;
 pub mod restore_points;
 pub mod retention;
 pub mod run;
+pub mod serve;
 pub mod sessions;
 
 use std::io::IsTerminal;

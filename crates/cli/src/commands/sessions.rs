@@ -1,6 +1,7 @@
 //! `snaprelay sessions list | show ID`: past sessions from the state store.
 
-use snaprelay_core::ports::{SessionId, StateStore};
+use snaprelay_core::app::{INTERRUPTED, mark_interrupted};
+use snaprelay_core::ports::SessionId;
 
 use crate::Outcome;
 use crate::output;
@@ -79,31 +80,4 @@ pub async fn show(settings: &Settings, id: &str) -> Outcome {
         Ok::<_, Outcome>(Outcome::Code(0))
     };
     result.await.unwrap_or_else(|o| o)
-}
-
-/// The status of an unfinished session whose process is gone.
-const INTERRUPTED: &str = "Interrupted";
-
-/// Unfinished sessions whose process is gone are shown `Interrupted`, not `Running`.
-async fn mark_interrupted(
-    store: &dyn StateStore,
-    sessions: &mut [snaprelay_core::report::SessionSummary],
-) -> Result<(), Outcome> {
-    // A policy whose lease nobody holds has no session running: its unfinished ones were
-    // interrupted.
-    let mut free: std::collections::BTreeMap<String, bool> = Default::default();
-    for s in sessions.iter_mut().filter(|s| s.ended_at.is_none()) {
-        let is_free = match free.get(&s.policy) {
-            Some(f) => *f,
-            None => {
-                let f = !store.lease_held(&s.policy).await?;
-                free.insert(s.policy.clone(), f);
-                f
-            }
-        };
-        if is_free {
-            s.status = INTERRUPTED.to_owned();
-        }
-    }
-    Ok(())
 }

@@ -101,6 +101,33 @@ pub async fn hold_policy(app: &App, policy: &str, wait: bool) -> Result<Option<L
     Ok(None)
 }
 
+/// The status of a session that never finished and whose policy's lease nobody holds: its
+/// process is gone, and the next run (or `serve` at start) resumes it (SPEC 6.6).
+pub const INTERRUPTED: &str = "Interrupted";
+
+/// Marks as [`INTERRUPTED`] the unfinished sessions among `sessions` whose policy's lease is
+/// free: no process runs them.
+pub async fn mark_interrupted(
+    store: &dyn StateStore,
+    sessions: &mut [crate::report::SessionSummary],
+) -> Result<(), crate::ports::StoreError> {
+    let mut free: std::collections::BTreeMap<String, bool> = Default::default();
+    for s in sessions.iter_mut().filter(|s| s.ended_at.is_none()) {
+        let is_free = match free.get(&s.policy) {
+            Some(f) => *f,
+            None => {
+                let f = !store.lease_held(&s.policy).await?;
+                free.insert(s.policy.clone(), f);
+                f
+            }
+        };
+        if is_free {
+            s.status = INTERRUPTED.to_owned();
+        }
+    }
+    Ok(())
+}
+
 /// Why a command refuses while a session of the policy runs, naming it.
 pub async fn still_running(store: &dyn StateStore, policy: &str) -> AppError {
     let running = store

@@ -167,7 +167,8 @@ pub async fn run_session(
     resume: Option<&SessionProgress>,
 ) -> Result<SessionReport, StoreError> {
     let plan = &prepared.plan;
-    let (session_id, started_at) = open_session(store, &plan.policy, resume).await?;
+    let (session_id, started_at) =
+        open_session(store, &plan.policy, resume, config.session_id.as_ref()).await?;
     let recorder = Recorder {
         session_id: session_id.clone(),
         store,
@@ -208,6 +209,7 @@ async fn open_session(
     store: &dyn StateStore,
     policy: &str,
     resume: Option<&SessionProgress>,
+    new_id: Option<&SessionId>,
 ) -> Result<(SessionId, String), StoreError> {
     match resume {
         Some(p) => {
@@ -215,7 +217,9 @@ async fn open_session(
             Ok((p.session_id.clone(), p.started_at.clone()))
         }
         None => {
-            let id = SessionId::new(new_session_id());
+            let id = new_id
+                .cloned()
+                .unwrap_or_else(|| SessionId::new(new_session_id()));
             let at = utc_now();
             store.begin_session(&id, policy, &at).await?;
             Ok((id, at))

@@ -40,6 +40,9 @@ pub struct EngineConfig {
     /// The lease the session runs under, on a store whose leases can lapse: each change is
     /// begun only while it is held.
     pub fence: Option<crate::ports::Fence>,
+    /// The id a new session takes (the API answers it before the session has begun); `None`:
+    /// a fresh one.
+    pub session_id: Option<crate::ports::SessionId>,
 }
 
 impl Default for EngineConfig {
@@ -52,6 +55,7 @@ impl Default for EngineConfig {
             ebs_copy_slots: 20,
             rds_copy_slots: 20,
             fence: None,
+            session_id: None,
         }
     }
 }

@@ -1,0 +1,244 @@
+//! The Prometheus metrics of SPEC 6.6, with their fixed names. Counters and the duration
+//! histogram are kept as things happen; the gauges derived from the state (replica age,
+//! replicated or not, drills) are computed from the store at each scrape, so that every
+//! worker on one database shows the same values (aggregate them with `max`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use snaprelay_core::model::SnapshotKind;
+use snaprelay_core::policy::Policy;
+use snaprelay_core::report::{PointStatus, RecordedRestorePoint};
+use snaprelay_core::runtime::clock::parse_rfc3339;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabel {
+    pub policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyStatus {
+    pub policy: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourcePlace {
+    pub policy: String,
+    pub resource: String,
+    pub account: String,
+    pub region: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Call {
+    pub service: String,
+    pub operation: String,
+    pub outcome: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+fn duration_buckets() -> Histogram {
+    // 1 s to about 9 hours.
+    Histogram::new(exponential_buckets(1.0, 2.0, 16))
+}
+
+/// Every metric `serve` exports.
+pub struct Metrics {
+    registry: Registry,
+    pub sessions: Family<PolicyStatus, Counter>,
+    pub session_duration: Family<PolicyLabel, Histogram, fn() -> Histogram>,
+    pub skipped_ticks: Family<PolicyLabel, Counter>,
+    pub next_run: Family<PolicyLabel, FloatGauge>,
+    pub aws_calls: Family<Call, Counter>,
+    pub replica_age: Family<ResourcePlace, FloatGauge>,
+    pub replicated: Family<ResourcePlace, Gauge>,
+    pub drill_rto: Family<ResourcePlace, FloatGauge>,
+    pub drill_last_success: Family<ResourcePlace, FloatGauge>,
+    pub leases_held: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            sessions: Family::default(),
+            session_duration: Family::new_with_constructor(duration_buckets),
+            skipped_ticks: Family::default(),
+            next_run: Family::default(),
+            aws_calls: Family::default(),
+            replica_age: Family::default(),
+            replicated: Family::default(),
+            drill_rto: Family::default(),
+            drill_last_success: Family::default(),
+            leases_held: Gauge::default(),
+            registry: Registry::default(),
+        };
+        // Counters are exported with the `_total` suffix Prometheus expects.
+        registry.register(
+            "snaprelay_sessions",
+            "Sessions ended or interrupted, by status",
+            m.sessions.clone(),
+        );
+        registry.register(
+            "snaprelay_session_duration_seconds",
+            "How long sessions took",
+            m.session_duration.clone(),
+        );
+        registry.register(
+            "snaprelay_skipped_ticks",
+            "Schedule ticks skipped because a session of the policy was still running",
+            m.skipped_ticks.clone(),
+        );
+        registry.register(
+            "snaprelay_next_run_timestamp_seconds",
+            "When the policy's next scheduled session starts (Unix time)",
+            m.next_run.clone(),
+        );
+        registry.register(
+            "snaprelay_aws_calls",
+            "Calls to AWS, by service, operation and outcome (ok or the error code)",
+            m.aws_calls.clone(),
+        );
+        registry.register(
+            "snaprelay_replica_age_seconds",
+            "Now minus the creation of the newest complete replica: the achieved RPO",
+            m.replica_age.clone(),
+        );
+        registry.register(
+            "snaprelay_resource_replicated",
+            "1 once a complete replica of the resource exists in the place, else 0",
+            m.replicated.clone(),
+        );
+        registry.register(
+            "snaprelay_drill_rto_seconds",
+            "The recovery time the newest drill measured",
+            m.drill_rto.clone(),
+        );
+        registry.register(
+            "snaprelay_drill_last_success_timestamp_seconds",
+            "When a drill of the resource in the place last passed (Unix time)",
+            m.drill_last_success.clone(),
+        );
+        registry.register(
+            "snaprelay_worker_leases_held",
+            "Policies whose lease this worker holds (sessions and drills running here)",
+            m.leases_held.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Sets the gauges derived from the restore points of `policies`, at `now` (Unix time).
+    pub fn derive(&self, policies: &[Policy], points: &[RecordedRestorePoint], now: u64) {
+        self.replica_age.clear();
+        self.replicated.clear();
+        self.drill_rto.clear();
+        self.drill_last_success.clear();
+        // Per policy and resource: the places it should be in (each target, as the points
+        // name its account), and the newest complete replica in each.
+        let mut newest: BTreeMap<(String, String, String, String), u64> = BTreeMap::new();
+        let mut places: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
+        for p in points {
+            let key = (p.point.policy.clone(), p.point.resource_id.clone());
+            let place = (p.point.place.account.clone(), p.point.place.region.clone());
+            if p.point.kind == SnapshotKind::Source {
+                places.entry(key).or_default();
+                continue;
+            }
+            let list = places.entry(key).or_default();
+            if !list.contains(&place) {
+                list.push(place.clone());
+            }
+            if p.status != PointStatus::Complete {
+                continue;
+            }
+            let Some(created) = parse_rfc3339(&p.point.created_at) else {
+                continue;
+            };
+            let slot = newest
+                .entry((
+                    p.point.policy.clone(),
+                    p.point.resource_id.clone(),
+                    place.0,
+                    place.1,
+                ))
+                .or_default();
+            *slot = (*slot).max(created);
+            if let Some(d) = &p.last_drill {
+                let labels = labels(p);
+                if let Some(rto) = d.rto_seconds {
+                    self.drill_rto.get_or_create(&labels).set(rto);
+                }
+                if d.status == "Passed"
+                    && let Some(at) = parse_rfc3339(&d.at)
+                {
+                    let g = self.drill_last_success.get_or_create(&labels);
+                    g.set(g.get().max(at as f64));
+                }
+            }
+        }
+        for ((policy, resource), mut seen) in places {
+            let Some(p) = policies.iter().find(|p| p.name == policy) else {
+                continue;
+            };
+            // A target no replica reached yet, named by its declared account.
+            for t in &p.targets {
+                if let Some(a) = t.declared_account()
+                    && !seen
+                        .iter()
+                        .any(|(acc, r)| acc == a.as_str() && r == &t.region)
+                {
+                    seen.push((a.to_string(), t.region.clone()));
+                }
+            }
+            for (account, region) in seen {
+                let key = (policy.clone(), resource.clone(), account, region);
+                let labels = ResourcePlace {
+                    policy: key.0.clone(),
+                    resource: key.1.clone(),
+                    account: key.2.clone(),
+                    region: key.3.clone(),
+                };
+                match newest.get(&key) {
+                    Some(created) => {
+                        self.replicated.get_or_create(&labels).set(1);
+                        self.replica_age
+                            .get_or_create(&labels)
+                            .set(now.saturating_sub(*created) as f64);
+                    }
+                    None => {
+                        self.replicated.get_or_create(&labels).set(0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn labels(p: &RecordedRestorePoint) -> ResourcePlace {
+    ResourcePlace {
+        policy: p.point.policy.clone(),
+        resource: p.point.resource_id.clone(),
+        account: p.point.place.account.clone(),
+        region: p.point.place.region.clone(),
+    }
+}

@@ -1,0 +1,122 @@
+//! The schedules: one loop per policy with a `schedule` (sessions) and per `[drill]
+//! schedule` (drills). A tick that comes while a job of the policy runs is skipped and
+//! counted. At start, interrupted sessions are resumed and each policy whose last session is
+//! older than its last tick runs once (a policy new to the state has no missed tick).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use snaprelay_core::policy::Policy;
+use snaprelay_core::schedule::Schedule;
+
+use crate::metrics::PolicyLabel;
+use crate::{Refusal, Service};
+
+/// Starts the loops of the current policies; loops of an earlier generation end by
+/// themselves.
+pub fn start(service: Arc<Service>) {
+    let generation = *service.generation.borrow();
+    for policy in service.policies() {
+        if let Some(s) = policy.schedule.clone() {
+            tokio::spawn(tick_loop(
+                service.clone(),
+                policy.clone(),
+                s,
+                generation,
+                false,
+            ));
+        }
+        if let Some(s) = policy.drill_schedule.clone() {
+            tokio::spawn(tick_loop(
+                service.clone(),
+                policy.clone(),
+                s,
+                generation,
+                true,
+            ));
+        }
+    }
+}
+
+async fn tick_loop(
+    service: Arc<Service>,
+    policy: Policy,
+    schedule: Schedule,
+    generation: u64,
+    drills: bool,
+) {
+    let mut reload = service.generation.subscribe();
+    let mut stopping = service.stopping.subscribe();
+    let labels = PolicyLabel {
+        policy: policy.name.clone(),
+    };
+    loop {
+        let now = Timestamp::now();
+        let Some(next) = schedule.next_after(now) else {
+            tracing::warn!(policy = %policy.name, "schedule {:?} never comes again", schedule.expression);
+            return;
+        };
+        if !drills {
+            service
+                .metrics
+                .next_run
+                .get_or_create(&labels)
+                .set(next.as_millisecond() as f64 / 1000.0);
+        }
+        let wait = Duration::try_from(next.duration_since(now)).unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = reload.wait_for(|g| *g != generation) => return,
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        let started = if drills {
+            service.start_drill(&policy.name).await.map(|_| ())
+        } else {
+            service.start_session(&policy.name).await.map(|_| ())
+        };
+        match started {
+            Ok(()) => {}
+            Err(Refusal::Busy(why)) => {
+                tracing::info!(policy = %policy.name, "tick at {next} skipped: {why}");
+                service.metrics.skipped_ticks.get_or_create(&labels).inc();
+            }
+            Err(Refusal::ShuttingDown) | Err(Refusal::UnknownPolicy) => return,
+        }
+    }
+}
+
+/// At start: resumes each policy's interrupted session, and runs once each scheduled policy
+/// whose newest session began before its newest tick.
+pub async fn catch_up(service: Arc<Service>) {
+    let now = Timestamp::now();
+    for policy in service.policies() {
+        let store = service.app.store.as_ref();
+        let interrupted = store
+            .unfinished_sessions(Some(&policy.name))
+            .await
+            .map(|u| !u.is_empty())
+            .unwrap_or(false);
+        let missed = match &policy.schedule {
+            None => false,
+            Some(s) => match store.sessions(Some(&policy.name)).await {
+                Ok(sessions) => sessions
+                    .first()
+                    .and_then(|last| last.started_at.parse::<Timestamp>().ok())
+                    .is_some_and(|last| s.last_missed(last, now).is_some()),
+                Err(_) => false,
+            },
+        };
+        if interrupted || missed {
+            let why = if interrupted {
+                "resuming its interrupted session"
+            } else {
+                "a tick was missed while the service was down"
+            };
+            match service.start_session(&policy.name).await {
+                Ok(id) => tracing::info!(policy = %policy.name, session = %id, "{why}"),
+                Err(e) => tracing::info!(policy = %policy.name, "not started ({why}): {e:?}"),
+            }
+        }
+    }
+}

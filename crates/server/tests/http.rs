@@ -1,0 +1,456 @@
+//! `serve` over HTTP on 127.0.0.1, backed by the simulator (SPEC 6.6): every endpoint's
+//! status codes, the token rule, 409 while a session runs, 404s, bad JSON; a seconds-field
+//! schedule starting sessions on its ticks and counting the ones it skips; a stop that
+//! interrupts a session, and a start that resumes it. Real time, with the simulator's AWS
+//! made fast (fractions of a second per snapshot and copy).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use snaprelay_core::app::App;
+use snaprelay_core::engine::EngineConfig;
+use snaprelay_core::ids::AccountId;
+use snaprelay_core::policy::Policy;
+use snaprelay_core::ports::{Cloud, Layered};
+use snaprelay_server::{Counting, Metrics, Options, Service};
+use snaprelay_sim::{Encryption, InstanceSpec, SimCloud, Timing, VolumeSpec};
+use snaprelay_state::SqliteStore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+const TARGET: &str = "222222222222";
+
+fn account(s: &str) -> AccountId {
+    AccountId::parse(s).unwrap()
+}
+
+/// AWS in fractions of a second: `copy` is how long each copy takes.
+fn fast(copy: Duration) -> Timing {
+    let ms = Duration::from_millis;
+    Timing {
+        ebs_snapshot_base: ms(100),
+        ebs_snapshot_per_gib: Duration::ZERO,
+        ebs_copy_base: copy,
+        ebs_copy_per_gib: Duration::ZERO,
+        rds_snapshot_base: ms(100),
+        rds_snapshot_per_gib: Duration::ZERO,
+        rds_copy_base: copy,
+        rds_copy_per_gib: Duration::ZERO,
+        key_failure_after: ms(100),
+        spread: 0.0,
+        instance_start: ms(200),
+        instance_stop: ms(200),
+        volume_create: ms(100),
+        db_restore: ms(300),
+        db_delete: ms(200),
+        ..Timing::default()
+    }
+}
+
+/// A simulated estate: one instance under a key the target may use, and its policy (with
+/// `extra` lines at the top: a schedule).
+fn estate(copy: Duration, extra: &str) -> (Arc<SimCloud>, Policy) {
+    let src = account("111111111111");
+    let tgt = account(TARGET);
+    let cloud = SimCloud::with_seed(&src, 3);
+    cloud.add_account(&tgt);
+    cloud.set_timing(fast(copy));
+    let key = cloud.create_key(&src, "us-east-1", Some("app"), std::slice::from_ref(&tgt));
+    let vault = cloud.create_key(&tgt, "eu-west-1", Some("vault"), &[]);
+    let instance = cloud.add_instance(
+        &src,
+        "us-east-1",
+        InstanceSpec {
+            name: Some("web".into()),
+            volumes: vec![VolumeSpec {
+                size_gib: 8,
+                encryption: Encryption::Key(key),
+            }],
+            ..Default::default()
+        },
+    );
+    let policy = Policy::from_toml(&format!(
+        r#"name = "dr"
+{extra}
+[source]
+regions = ["us-east-1"]
+[[source.resources]]
+type = "ec2"
+ids = ["{instance}"]
+[[targets]]
+account = "{TARGET}"
+region = "eu-west-1"
+role_arn = "arn:aws:iam::{TARGET}:role/snaprelay-target"
+kms_key = "{vault}"
+"#
+    ))
+    .unwrap();
+    (Arc::new(cloud), policy)
+}
+
+struct Server {
+    addr: SocketAddr,
+    service: Arc<Service>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// A server on 127.0.0.1 over `cloud` and `store`; `loopback: false` acts as if it listened
+/// on a public address (reads need the token).
+async fn serve(
+    cloud: Arc<SimCloud>,
+    store: Arc<SqliteStore>,
+    policy: &Policy,
+    loopback: bool,
+) -> Server {
+    let metrics = Arc::new(Metrics::default());
+    let inner: Arc<dyn Cloud> = cloud;
+    let counted: Arc<dyn Cloud> = Arc::new(Layered {
+        layer: Counting(metrics.clone()),
+        inner,
+    });
+    let app = App::new(counted, store);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options = Options {
+        policies: "unused.toml".into(),
+        listen: if loopback {
+            addr
+        } else {
+            "0.0.0.0:8080".parse().unwrap()
+        },
+        token: Some(TOKEN.into()),
+        engine: EngineConfig {
+            poll_initial: Duration::from_millis(50),
+            poll_max: Duration::from_millis(200),
+            ..EngineConfig::default()
+        },
+        drill_poll: Duration::from_millis(50),
+    };
+    let service = Service::new(app, vec![policy.clone()], &options, metrics);
+    let task = tokio::spawn(snaprelay_server::run(service.clone(), listener));
+    Server {
+        addr,
+        service,
+        task,
+    }
+}
+
+/// One request; (status, body).
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        request.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or_default();
+    request.push_str(&format!(
+        "Content-Length: {}\r\nContent-Type: application/json\r\n\r\n{body}",
+        body.len()
+    ));
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+async fn json(addr: SocketAddr, path: &str) -> Value {
+    let (status, body) = http(addr, "GET", path, Some(TOKEN), None).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+/// Waits until `path`'s `status` is not `Running`; the document.
+async fn until_done(addr: SocketAddr, path: &str) -> Value {
+    for _ in 0..300 {
+        let doc = json(addr, path).await;
+        if doc["status"] != "Running" && !doc["status"].is_null() {
+            return doc;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{path} never ended");
+}
+
+fn error_of(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    v["error"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_answers_with_its_status() {
+    let (cloud, policy) = estate(Duration::from_millis(600), "");
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let s = serve(cloud, store, &policy, true).await;
+    let a = s.addr;
+
+    assert_eq!(http(a, "GET", "/healthz", None, None).await.0, 200);
+    assert_eq!(http(a, "GET", "/readyz", None, None).await.0, 200);
+    let (status, body) = http(a, "GET", "/nowhere", None, None).await;
+    assert_eq!(status, 404);
+    assert!(!error_of(&body).is_empty());
+
+    let policies = json(a, "/api/v1/policies").await;
+    assert_eq!(policies[0]["name"], "dr");
+    assert!(policies[0]["schedule"].is_null() && policies[0]["next_run"].is_null());
+    assert!(policies[0]["last_session"].is_null());
+    assert_eq!(policies[0]["timezone"], "UTC");
+
+    // POST needs the token, even on loopback.
+    assert_eq!(
+        http(a, "POST", "/api/v1/policies/dr/run", None, None)
+            .await
+            .0,
+        401
+    );
+    let wrong = http(
+        a,
+        "POST",
+        "/api/v1/policies/dr/run",
+        Some("not-the-token"),
+        None,
+    )
+    .await;
+    assert_eq!(wrong.0, 401);
+    let (status, body) = http(a, "POST", "/api/v1/policies/nope/run", Some(TOKEN), None).await;
+    assert_eq!(status, 404, "{body}");
+    let bad = http(
+        a,
+        "POST",
+        "/api/v1/policies/dr/run",
+        Some(TOKEN),
+        Some("{not json"),
+    )
+    .await;
+    assert_eq!(bad.0, 400, "{}", bad.1);
+    assert!(error_of(&bad.1).contains("not JSON"));
+
+    let (status, body) = http(
+        a,
+        "POST",
+        "/api/v1/policies/dr/run",
+        Some(TOKEN),
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let session = serde_json::from_str::<Value>(&body).unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = http(a, "POST", "/api/v1/policies/dr/run", Some(TOKEN), None).await;
+    assert_eq!(status, 409, "a second session while one runs: {body}");
+    let (status, _) = http(a, "POST", "/api/v1/policies/dr/drill", Some(TOKEN), None).await;
+    assert_eq!(status, 409, "a drill while a session runs");
+
+    let done = until_done(a, &format!("/api/v1/sessions/{session}")).await;
+    assert_eq!(done["status"], "Success", "{done:#}");
+    assert_eq!(done["session_id"], session.as_str());
+    assert!(done["steps"].as_array().is_some_and(|s| !s.is_empty()));
+    assert!(done["resources"][0]["replicas"].is_array());
+
+    let listed = json(a, "/api/v1/sessions?policy=dr").await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    for key in [
+        "session_id",
+        "policy",
+        "status",
+        "started_at",
+        "ended_at",
+        "resources",
+    ] {
+        assert!(listed[0].get(key).is_some(), "{key}");
+    }
+    for bad in [
+        "/api/v1/sessions?limit=0",
+        "/api/v1/sessions?limit=501",
+        "/api/v1/sessions?limit=x",
+    ] {
+        let (status, body) = http(a, "GET", bad, None, None).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(error_of(&body).contains("limit"));
+    }
+    assert_eq!(
+        http(a, "GET", "/api/v1/sessions/nope", None, None).await.0,
+        404
+    );
+
+    let points = json(a, "/api/v1/restore-points?policy=dr").await;
+    assert_eq!(
+        points.as_array().unwrap().len(),
+        2,
+        "source and replica: {points:#}"
+    );
+
+    let policies = json(a, "/api/v1/policies").await;
+    assert_eq!(policies[0]["last_session"]["session_id"], session.as_str());
+    assert_eq!(policies[0]["last_session"]["status"], "Success");
+
+    let (status, body) = http(a, "POST", "/api/v1/policies/dr/drill", Some(TOKEN), None).await;
+    assert_eq!(status, 202, "{body}");
+    let drill = serde_json::from_str::<Value>(&body).unwrap()["drill_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let drilled = until_done(a, &format!("/api/v1/drills/{drill}")).await;
+    assert_eq!(drilled["status"], "Passed", "{drilled:#}");
+    assert_eq!(
+        http(a, "GET", "/api/v1/drills/nope", None, None).await.0,
+        404
+    );
+
+    let check = json(a, "/api/v1/policies/dr/check").await;
+    assert!(check["findings"].is_array(), "{check:#}");
+    assert_eq!(
+        http(a, "GET", "/api/v1/policies/nope/check", None, None)
+            .await
+            .0,
+        404
+    );
+
+    let (status, metrics) = http(a, "GET", "/metrics", None, None).await;
+    assert_eq!(status, 200);
+    for line in [
+        "snaprelay_sessions_total{policy=\"dr\",status=\"Success\"} 1",
+        "snaprelay_resource_replicated{policy=\"dr\",resource=",
+        "snaprelay_replica_age_seconds{policy=\"dr\",resource=",
+        "snaprelay_drill_rto_seconds{policy=\"dr\",resource=",
+        "snaprelay_drill_last_success_timestamp_seconds{policy=\"dr\"",
+        "snaprelay_aws_calls_total{service=\"ec2\",operation=\"CreateSnapshots\",outcome=\"ok\"}",
+        "snaprelay_session_duration_seconds_count{policy=\"dr\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+
+    // The OpenAPI document names every route the server answers.
+    let doc = json(a, "/api/v1/openapi.json").await;
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/v1/openapi.json",
+        "/api/v1/policies",
+        "/api/v1/policies/{name}/run",
+        "/api/v1/policies/{name}/drill",
+        "/api/v1/policies/{name}/check",
+        "/api/v1/sessions",
+        "/api/v1/sessions/{id}",
+        "/api/v1/restore-points",
+        "/api/v1/drills/{id}",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    let listed_paths = doc["paths"].as_object().unwrap().len();
+    assert_eq!(
+        listed_paths, 12,
+        "the document lists a route the server does not have"
+    );
+
+    s.service.stop();
+    tokio::time::timeout(Duration::from_secs(10), s.task)
+        .await
+        .expect("the server stops")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_loopback_every_read_needs_the_token_but_health() {
+    let (cloud, policy) = estate(Duration::from_millis(100), "");
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let s = serve(cloud, store, &policy, false).await;
+    assert_eq!(
+        http(s.addr, "GET", "/api/v1/policies", None, None).await.0,
+        401
+    );
+    assert_eq!(
+        http(s.addr, "GET", "/api/v1/policies", Some(TOKEN), None)
+            .await
+            .0,
+        200
+    );
+    for open in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(http(s.addr, "GET", open, None, None).await.0, 200, "{open}");
+    }
+    s.service.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seconds_schedule_starts_sessions_on_its_ticks_and_counts_the_skipped_ones() {
+    // A session takes about 1.3 s (copies of 1.2 s); a tick comes every second: about every
+    // other tick finds the last session still running.
+    let (cloud, policy) = estate(Duration::from_millis(1200), "schedule = \"* * * * * *\"");
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let s = serve(cloud, store, &policy, true).await;
+    let policies = json(s.addr, "/api/v1/policies").await;
+    assert_eq!(policies[0]["schedule"], "* * * * * *");
+    assert!(policies[0]["next_run"].is_string());
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    let sessions = json(s.addr, "/api/v1/sessions?policy=dr").await;
+    let started = sessions.as_array().unwrap().len();
+    assert!(
+        (2..=4).contains(&started),
+        "{started} sessions in 5.5 s: {sessions:#}"
+    );
+    let (_, metrics) = http(s.addr, "GET", "/metrics", None, None).await;
+    let skipped: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("snaprelay_skipped_ticks_total{policy=\"dr\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no skipped ticks counted:\n{metrics}"));
+    assert!(skipped >= 1.0, "{metrics}");
+    assert!(metrics.contains("snaprelay_next_run_timestamp_seconds{policy=\"dr\"}"));
+    s.service.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_interrupts_a_session_and_the_next_start_resumes_it_without_a_second_copy() {
+    let (cloud, policy) = estate(Duration::from_millis(1500), "");
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let first = serve(cloud.clone(), store.clone(), &policy, true).await;
+    let (status, body) = http(
+        first.addr,
+        "POST",
+        "/api/v1/policies/dr/run",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let session = serde_json::from_str::<Value>(&body).unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Into the copy's wait, then stop.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    first.service.stop();
+    let _ = tokio::time::timeout(Duration::from_secs(10), first.task).await;
+    let (status, body) = {
+        let second = serve(cloud.clone(), store.clone(), &policy, true).await;
+        // Before catch-up has resumed it, or while it runs again: not ended.
+        let shown = json(second.addr, &format!("/api/v1/sessions/{session}")).await;
+        assert!(shown["ended_at"].is_null(), "{shown:#}");
+        let done = until_done(second.addr, &format!("/api/v1/sessions/{session}")).await;
+        second.service.stop();
+        (done["status"].clone(), done)
+    };
+    assert_eq!(status, "Success", "{body:#}");
+    let replicas = cloud.snapshots(&account(TARGET), "eu-west-1");
+    assert_eq!(replicas.len(), 1, "one copy, not two: {replicas:#?}");
+}
