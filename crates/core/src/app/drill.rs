@@ -159,7 +159,19 @@ async fn drill_held(
     for at in &chosen {
         match leftovers::find(app, at, DRILL_TAG, &policy.name).await {
             Ok(left) => {
-                let left: Vec<_> = left.into_iter().filter(|l| l.made_by != drill_id).collect();
+                let mut known = Vec::new();
+                for l in left.into_iter().filter(|l| l.made_by != drill_id) {
+                    // Another installation's drill of a policy of the same name is not ours.
+                    match app.store.operation(&l.made_by).await {
+                        Ok(Some(_)) => known.push(l),
+                        _ => messages.push(format!(
+                            "{} {} in {} was made by drill {}, which this state does not \
+                             know: left alone",
+                            l.id, l.state, at.place, l.made_by
+                        )),
+                    }
+                }
+                let left = known;
                 if left.is_empty() {
                     continue;
                 }
@@ -467,10 +479,11 @@ impl Drill<'_> {
             &format!("snaprelay drill {}", self.drill_id),
             &tags,
         )?;
-        made.started = Some(Instant::now());
         let group = self
             .isolated_group(at, &net.subnet.vpc_id, name, &tags, made)
             .await?;
+        // The RTO counts from the first restore call, the image's.
+        made.started = Some(Instant::now());
         net.security_group_ids = vec![group];
         // A drill needs no way in: no key pair, no profile.
         net.key_name = None;
@@ -675,8 +688,8 @@ impl Drill<'_> {
         }
         .ok_or("no VPC to put the drill's security group in")?;
         let tags = self.tags(name);
-        made.started = Some(Instant::now());
         let group = self.isolated_group(at, &vpc, name, &tags, made).await?;
+        made.started = Some(Instant::now());
         net.vpc_security_group_ids = vec![group];
         let class = recorded.db.db_instance_class.clone().map(|c| {
             if self.options.small {

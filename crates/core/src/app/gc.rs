@@ -182,6 +182,14 @@ async fn judge(
     };
     let op = app.store.operation(&remnant.made_by).await?;
     Ok(match (kind, op) {
+        (OperationKind::Drill, None) => (
+            "keep",
+            format!(
+                "made by drill {}, which this state does not know (another installation's?): \
+                 delete it by hand if it is not wanted",
+                remnant.made_by
+            ),
+        ),
         (OperationKind::Drill, _) if free => (
             "delete",
             format!(

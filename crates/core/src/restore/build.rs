@@ -160,9 +160,17 @@ pub fn db_request(
         .snapshots
         .first()
         .ok_or("the restore point holds no DB snapshot")?;
+    // The point's snapshot is in the restore's own account and Region: RDS names it by its
+    // identifier there (an ARN is for a snapshot shared from another account).
+    // https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_RestoreDBInstanceFromDBSnapshot.html
+    let snapshot_id = snapshot
+        .id
+        .rsplit_once(":snapshot:")
+        .map_or(snapshot.id.as_str(), |(_, name)| name)
+        .to_owned();
     Ok(DbRestoreRequest {
         db_instance_id: name.to_owned(),
-        snapshot_id: snapshot.id.clone(),
+        snapshot_id,
         db_instance_class: class.or_else(|| config.and_then(|c| c.db.db_instance_class.clone())),
         port: config.and_then(|c| c.db.port),
         storage_type: config.and_then(|c| c.db.storage_type.clone()),

@@ -109,7 +109,9 @@ pub fn smallest_of_family(class: &str) -> String {
     let Some((family, _size)) = rest.split_once('.') else {
         return class.to_owned();
     };
-    let burstable = family.starts_with('t');
+    // t2, t3, t3a, t4g: not trn1 (Trainium).
+    let burstable =
+        family.starts_with('t') && family[1..].starts_with(|c: char| c.is_ascii_digit());
     let size = match (burstable, prefix) {
         (true, "db.") => "micro",
         (true, _) => "nano",
@@ -222,6 +224,7 @@ mod tests {
         assert_eq!(smallest_of_family("db.r6g.2xlarge"), "db.r6g.large");
         assert_eq!(smallest_of_family("db.t3.medium"), "db.t3.micro");
         assert_eq!(smallest_of_family("weird"), "weird");
+        assert_eq!(smallest_of_family("trn1.32xlarge"), "trn1.large");
     }
 
     #[test]
