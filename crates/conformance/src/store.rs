@@ -49,6 +49,7 @@ checks!(
     a_restore_point_is_recorded_whole_and_found_by_filter,
     a_restore_or_drill_is_recorded_begun_then_ended,
     a_drill_of_a_point_is_its_last_drill,
+    each_schedule_tick_is_claimed_once,
     retention_marks_a_restore_point_deleting_then_deleted,
     an_imported_restore_point_keeps_its_number_and_later_ones_follow_it,
     unfinished_sessions_are_listed_newest_first,
@@ -367,6 +368,43 @@ async fn a_restore_or_drill_is_recorded_begun_then_ended(f: &dyn StoreFixture) {
     assert!(store.operation("d-none").await.unwrap().is_none());
     // One id, one record.
     assert!(store.begin_operation(&first).await.is_err());
+}
+
+async fn each_schedule_tick_is_claimed_once(f: &dyn StoreFixture) {
+    let policy = format!("tick-{}", unique());
+    let tick = "2026-12-05T03:00:00Z";
+    // Three workers on one store race for the same tick: one wins.
+    let mut claims = Vec::new();
+    for worker in ["w1", "w2", "w3"] {
+        let store = f.open().await;
+        let policy = policy.clone();
+        claims.push(tokio::spawn(async move {
+            store
+                .claim_tick(&policy, "session", tick, worker)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = 0;
+    for c in claims {
+        won += usize::from(c.await.unwrap());
+    }
+    assert_eq!(won, 1, "exactly one worker claims a tick");
+    let store = f.open().await;
+    assert!(
+        store
+            .claim_tick(&policy, "drill", tick, "w1")
+            .await
+            .unwrap(),
+        "a drill's tick is another tick"
+    );
+    assert!(
+        store
+            .claim_tick(&policy, "session", "2026-12-05T03:00:01Z", "w2")
+            .await
+            .unwrap(),
+        "the next tick is free"
+    );
 }
 
 async fn a_drill_of_a_point_is_its_last_drill(f: &dyn StoreFixture) {

@@ -52,6 +52,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/metrics", get(metrics))
         .merge(api)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
+        .layer(middleware::from_fn(log_request))
         .layer(RequestBodyLimitLayer::new(64 * 1024))
         // `check` asks AWS about every role and key: the longest request.
         .layer(TimeoutLayer::with_status_code(
@@ -91,6 +92,23 @@ fn app_error(e: &AppError) -> Response {
 
 fn store_error(e: impl std::fmt::Display) -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+}
+
+/// One log line per request: method, route, status, milliseconds (the Authorization header
+/// is never logged; with `--log-format json` the line is a JSON object).
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let began = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let ms = began.elapsed().as_millis() as u64;
+    if path == "/healthz" || path == "/readyz" || path == "/metrics" {
+        tracing::debug!(target: "snaprelay_server::request", %method, path, status, ms, "request");
+    } else {
+        tracing::info!(target: "snaprelay_server::request", %method, path, status, ms, "request");
+    }
+    response
 }
 
 /// The bearer-token rule. The token is compared in constant time and never logged.

@@ -70,6 +70,26 @@ async fn tick_loop(
             _ = reload.wait_for(|g| *g != generation) => return,
             _ = stopping.wait_for(|s| *s) => return,
         }
+        // One worker per tick: the first to claim it in the shared state starts it.
+        let what = if drills { "drill" } else { "session" };
+        let tick = next.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        match service
+            .app
+            .store
+            .claim_tick(&policy.name, what, &tick, &service.app.holder)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(policy = %policy.name, "tick at {tick} claimed by another worker");
+                continue;
+            }
+            Err(e) => {
+                // A store that does not answer starts nothing (it could not record it).
+                tracing::warn!(policy = %policy.name, "tick at {tick} not started: {e}");
+                continue;
+            }
+        }
         let started = if drills {
             service.start_drill(&policy.name).await.map(|_| ())
         } else {

@@ -114,6 +114,13 @@ CREATE TABLE IF NOT EXISTS operations (
     document    TEXT
 );
 CREATE INDEX IF NOT EXISTS operations_by_kind ON operations(kind, policy, started_at);
+CREATE TABLE IF NOT EXISTS ticks (
+    policy     TEXT NOT NULL,
+    what       TEXT NOT NULL,
+    tick       TEXT NOT NULL,
+    holder     TEXT NOT NULL,
+    PRIMARY KEY (policy, what, tick)
+);
 CREATE TABLE IF NOT EXISTS point_drills (
     restore_point_id INTEGER PRIMARY KEY REFERENCES restore_points(id),
     drill_id         TEXT NOT NULL,
@@ -154,7 +161,13 @@ fn migrate_to_2(conn: &Connection) -> rusqlite::Result<()> {
 /// Version 3 keeps what a restore rebuilds with each restore point (SPEC 6.1), and the
 /// restores and drills (the `operations` and `point_drills` tables, made by [`SCHEMA`]).
 fn migrate_to_3(conn: &Connection) -> rusqlite::Result<()> {
-    add_column(conn, "restore_points", "config", "TEXT")
+    add_column(conn, "restore_points", "config", "TEXT")?;
+    // The schedule ticks `serve` claims (made by SCHEMA too; here for files that had
+    // version 3 before the table was part of it).
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS ticks (policy TEXT NOT NULL, what TEXT NOT NULL, \
+         tick TEXT NOT NULL, holder TEXT NOT NULL, PRIMARY KEY (policy, what, tick))",
+    )
 }
 
 /// Adds a column unless the table has it already.
@@ -654,6 +667,22 @@ impl StateStore for SqliteStore {
             .query_row(&format!("{OPERATION} WHERE id = ?1"), [id], operation_row)
             .optional()
             .map_err(err("cannot read a restore or drill", None))
+    }
+
+    async fn claim_tick(
+        &self,
+        policy: &str,
+        what: &str,
+        tick: &str,
+        holder: &str,
+    ) -> Result<bool, StoreError> {
+        self.conn()
+            .execute(
+                "INSERT OR IGNORE INTO ticks (policy, what, tick, holder) VALUES (?1, ?2, ?3, ?4)",
+                params![policy, what, tick, holder],
+            )
+            .map(|n| n == 1)
+            .map_err(err("cannot claim a schedule tick", None))
     }
 
     async fn record_drill_of(

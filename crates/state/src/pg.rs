@@ -107,6 +107,13 @@ CREATE TABLE operations (
     document    TEXT
 );
 CREATE INDEX operations_by_kind ON operations(kind, policy, started_at);
+CREATE TABLE ticks (
+    policy     TEXT NOT NULL,
+    what       TEXT NOT NULL,
+    tick       TEXT NOT NULL,
+    holder     TEXT NOT NULL,
+    PRIMARY KEY (policy, what, tick)
+);
 CREATE TABLE point_drills (
     restore_point_id BIGINT PRIMARY KEY REFERENCES restore_points(id),
     drill_id         TEXT NOT NULL,
@@ -924,6 +931,25 @@ impl StateStore for PgStore {
             .as_ref()
             .map(operation)
             .transpose()
+    }
+
+    async fn claim_tick(
+        &self,
+        policy: &str,
+        what: &str,
+        tick: &str,
+        holder: &str,
+    ) -> Result<bool, StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO ticks (policy, what, tick, holder) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT DO NOTHING",
+                &[&policy, &what, &tick, &holder],
+            )
+            .await
+            .map(|n| n == 1)
+            .map_err(err("cannot claim a schedule tick"))
     }
 
     async fn record_drill_of(

@@ -255,6 +255,18 @@ pub trait StateStore: Send + Sync {
         drill: &LastDrill,
     ) -> Result<(), StoreError>;
 
+    // --- schedules ---
+    /// Claims one schedule tick (`what`: `session` or `drill`, at `tick`, RFC 3339) for
+    /// `holder`: true for the one claimer that gets it, false for every other (SPEC 6.7:
+    /// each tick starts exactly one session, whichever worker claims it).
+    async fn claim_tick(
+        &self,
+        policy: &str,
+        what: &str,
+        tick: &str,
+        holder: &str,
+    ) -> Result<bool, StoreError>;
+
     // --- the policy lease ---
     /// Takes the lease of `policy` for `holder` if nobody else holds it (or its holder's lease
     /// lapsed); `None` while another holder has it. `ttl` is how long it lasts unrenewed, on
