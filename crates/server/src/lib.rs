@@ -16,6 +16,7 @@
 //! `Interrupted`, and the next start resumes it, exactly as after a crash.
 
 pub mod api;
+mod console;
 pub mod metrics;
 mod policies;
 mod scheduler;
@@ -88,6 +89,10 @@ pub struct Service {
     pub loopback: bool,
     engine: EngineConfig,
     drill_poll: Duration,
+    /// The console's signed-in sessions: cookie value → CSRF token.
+    console: Mutex<HashMap<String, String>>,
+    /// The CSRF token of the console's forms when no API token is set.
+    anonymous_csrf: String,
 }
 
 impl Service {
@@ -110,6 +115,8 @@ impl Service {
             loopback: options.listen.ip().is_loopback(),
             engine: options.engine.clone(),
             drill_poll: options.drill_poll,
+            console: Mutex::default(),
+            anonymous_csrf: console::random_token(),
         })
     }
 

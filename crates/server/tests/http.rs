@@ -454,3 +454,169 @@ async fn a_stop_interrupts_a_session_and_the_next_start_resumes_it_without_a_sec
     let replicas = cloud.snapshots(&account(TARGET), "eu-west-1");
     assert_eq!(replicas.len(), 1, "one copy, not two: {replicas:#?}");
 }
+
+/// One request with extra headers; (status, head, body).
+async fn raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (status, head.to_owned(), body.to_owned())
+}
+
+fn hidden_csrf(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_signs_in_once_and_its_forms_carry_a_csrf_token() {
+    let (cloud, policy) = estate(Duration::from_millis(200), "schedule = \"0 3 * * *\"");
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let s = serve(cloud, store, &policy, true).await;
+    let a = s.addr;
+
+    // Loopback: the pages read without signing in; the forms need it.
+    let (status, head, home) = raw(a, "GET", "/", &[], "").await;
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/html")
+    );
+    assert!(
+        home.contains("<h2 id=\"policy-dr\">dr</h2>") && home.contains("0 3 * * *"),
+        "{home}"
+    );
+    assert!(
+        !home.contains("Run now") && home.contains("Sign in"),
+        "{home}"
+    );
+    assert!(home.contains("<html lang=\"en\">"));
+
+    let (status, _, _) = raw(a, "POST", "/console/login", &[FORM], "token=wrong").await;
+    assert_eq!(status, 401);
+    let (status, head, _) = raw(
+        a,
+        "POST",
+        "/console/login",
+        &[FORM],
+        &format!("token={TOKEN}"),
+    )
+    .await;
+    assert_eq!(status, 303);
+    let cookie_line = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .expect("a session cookie");
+    assert!(cookie_line.contains("HttpOnly") && cookie_line.contains("SameSite=Strict"));
+    assert!(!cookie_line.contains(TOKEN), "the cookie is not the token");
+    let cookie = cookie_line
+        .split_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    let (_, _, home) = raw(a, "GET", "/", &[("Cookie", &cookie)], "").await;
+    assert!(
+        home.contains("Run now") && home.contains("Drill now"),
+        "{home}"
+    );
+    let csrf = hidden_csrf(&home);
+
+    let (status, _, _) = raw(
+        a,
+        "POST",
+        "/console/policies/dr/run",
+        &[FORM, ("Cookie", &cookie)],
+        "csrf=forged",
+    )
+    .await;
+    assert_eq!(status, 403, "a forged form is refused");
+    let (status, _, _) = raw(
+        a,
+        "POST",
+        "/console/policies/dr/run",
+        &[FORM],
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert!(
+        status == 303 || status == 403,
+        "no cookie, no run: {status}"
+    );
+    let (status, head, _) = raw(
+        a,
+        "POST",
+        "/console/policies/dr/run",
+        &[FORM, ("Cookie", &cookie)],
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(status, 303, "{head}");
+    let location = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("location:"))
+        .unwrap()
+        .split_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .to_owned();
+    assert!(location.starts_with("/console/sessions/"), "{location}");
+    let session = location.rsplit('/').next().unwrap().to_owned();
+    until_done(a, &format!("/api/v1/sessions/{session}")).await;
+    let (status, _, page) = raw(a, "GET", &location, &[], "").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Steps") && page.contains("Success"), "{page}");
+    let (status, _, page) = raw(a, "GET", "/console/restore-points", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("replica") && page.contains("222222222222/eu-west-1"),
+        "{page}"
+    );
+    let (status, _, page) = raw(a, "GET", "/", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("within the schedule"),
+        "the replica's age against the schedule: {page}"
+    );
+    let (status, _, _) = raw(a, "GET", "/console/policies/dr/check", &[], "").await;
+    assert_eq!(status, 200);
+    s.service.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_loopback_the_console_asks_to_sign_in() {
+    let (cloud, policy) = estate(Duration::from_millis(100), "");
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let s = serve(cloud, store, &policy, false).await;
+    let (status, head, _) = raw(s.addr, "GET", "/", &[], "").await;
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("/console/login"));
+    let (status, _, page) = raw(s.addr, "GET", "/console/login", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<label for=\"token\">API token</label>"),
+        "{page}"
+    );
+    s.service.stop();
+}
