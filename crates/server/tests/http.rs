@@ -620,3 +620,11 @@ async fn off_loopback_the_console_asks_to_sign_in() {
     );
     s.service.stop();
 }
+
+#[test]
+fn the_example_policies_load() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let policies = snaprelay_server::load_policies(&dir).unwrap();
+    assert!(!policies.is_empty());
+    assert!(policies.iter().all(|p| p.schedule.is_some()));
+}
