@@ -103,6 +103,7 @@ impl Service {
         options: &Options,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
+        let copies = Arc::new(metrics::CopiesInFlight(metrics.clone()));
         Arc::new(Self {
             app,
             policies: RwLock::new(policies.into_iter().map(|p| (p.name.clone(), p)).collect()),
@@ -113,7 +114,10 @@ impl Service {
             generation: watch::channel(0).0,
             token: options.token.clone(),
             loopback: options.listen.ip().is_loopback(),
-            engine: options.engine.clone(),
+            engine: EngineConfig {
+                copy_watch: Some(copies),
+                ..options.engine.clone()
+            },
             drill_poll: options.drill_poll,
             console: Mutex::default(),
             anonymous_csrf: console::random_token(),

@@ -45,6 +45,13 @@ pub struct Call {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CopyPlace {
+    pub service: String,
+    pub account: String,
+    pub region: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 fn duration_buckets() -> Histogram {
@@ -60,6 +67,7 @@ pub struct Metrics {
     pub skipped_ticks: Family<PolicyLabel, Counter>,
     pub next_run: Family<PolicyLabel, FloatGauge>,
     pub aws_calls: Family<Call, Counter>,
+    pub copies_in_flight: Family<CopyPlace, Gauge>,
     pub replica_age: Family<ResourcePlace, FloatGauge>,
     pub replicated: Family<ResourcePlace, Gauge>,
     pub drill_rto: Family<ResourcePlace, FloatGauge>,
@@ -76,6 +84,7 @@ impl Default for Metrics {
             skipped_ticks: Family::default(),
             next_run: Family::default(),
             aws_calls: Family::default(),
+            copies_in_flight: Family::default(),
             replica_age: Family::default(),
             replicated: Family::default(),
             drill_rto: Family::default(),
@@ -108,6 +117,11 @@ impl Default for Metrics {
             "snaprelay_aws_calls",
             "Calls to AWS, by service, operation and outcome (ok or the error code)",
             m.aws_calls.clone(),
+        );
+        registry.register(
+            "snaprelay_copies_in_flight",
+            "Snapshot copies this worker's sessions have under way, per destination",
+            m.copies_in_flight.clone(),
         );
         registry.register(
             "snaprelay_replica_age_seconds",
@@ -240,5 +254,27 @@ fn labels(p: &RecordedRestorePoint) -> ResourcePlace {
         resource: p.point.resource_id.clone(),
         account: p.point.place.account.clone(),
         region: p.point.place.region.clone(),
+    }
+}
+
+/// Copies in flight, told by the engine's copy slots.
+pub struct CopiesInFlight(pub std::sync::Arc<Metrics>);
+
+impl snaprelay_core::runtime::SlotWatch for CopiesInFlight {
+    fn in_flight(
+        &self,
+        service: snaprelay_core::report::Service,
+        account: &snaprelay_core::ids::AccountId,
+        region: &str,
+        change: i64,
+    ) {
+        self.0
+            .copies_in_flight
+            .get_or_create(&CopyPlace {
+                service: service.to_string(),
+                account: account.to_string(),
+                region: region.to_owned(),
+            })
+            .inc_by(change);
     }
 }

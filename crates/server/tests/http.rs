@@ -255,8 +255,23 @@ async fn every_endpoint_answers_with_its_status() {
     let (status, _) = http(a, "POST", "/api/v1/policies/dr/drill", Some(TOKEN), None).await;
     assert_eq!(status, 409, "a drill while a session runs");
 
+    // The copy, in flight (copies take 600 ms here).
+    let in_flight =
+        "snaprelay_copies_in_flight{service=\"ebs\",account=\"222222222222\",region=\"eu-west-1\"}";
+    let mut seen = false;
+    for _ in 0..60 {
+        let (_, metrics) = http(a, "GET", "/metrics", None, None).await;
+        if metrics.contains(&format!("{in_flight} 1")) {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(seen, "a copy in flight was never counted");
     let done = until_done(a, &format!("/api/v1/sessions/{session}")).await;
     assert_eq!(done["status"], "Success", "{done:#}");
+    let (_, metrics) = http(a, "GET", "/metrics", None, None).await;
+    assert!(metrics.contains(&format!("{in_flight} 0")), "{metrics}");
     assert_eq!(done["session_id"], session.as_str());
     assert!(done["steps"].as_array().is_some_and(|s| !s.is_empty()));
     assert!(done["resources"][0]["replicas"].is_array());

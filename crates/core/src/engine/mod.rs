@@ -259,7 +259,11 @@ async fn run_tasks(
     let plan = &prepared.plan;
     let resumed = Resumed::of(resume);
     let ended = std::sync::atomic::AtomicUsize::new(0);
-    let slots = CopySlots::new(config.ebs_copy_slots, config.rds_copy_slots);
+    let slots = CopySlots::watched(
+        config.ebs_copy_slots,
+        config.rds_copy_slots,
+        config.copy_watch.clone(),
+    );
     let ebs_watch = Watcher::new(cloud, config);
     let rds_watch = Watcher::new(cloud, config);
 

@@ -17,12 +17,12 @@ use std::time::Duration;
 pub use backoff::{jitter, next_interval};
 pub use interrupt::{Interrupt, InterruptHandle, Interrupted};
 pub use progress::{Progress, Record};
-pub use slots::{CopySlots, Service};
+pub use slots::{CopySlots, Service, SlotWatch};
 pub use throttled::{ChangeHook, Throttled};
 pub use watch::{Polled, Progressing, Urgency, WaitError, Watcher};
 
 /// How the engine paces itself.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EngineConfig {
     /// How many resources are worked on at once.
     pub concurrency: usize,
@@ -43,6 +43,21 @@ pub struct EngineConfig {
     /// The id a new session takes (the API answers it before the session has begun); `None`:
     /// a fresh one.
     pub session_id: Option<crate::ports::SessionId>,
+    /// Told of every copy slot taken and given back (the copies in flight).
+    pub copy_watch: Option<std::sync::Arc<dyn SlotWatch>>,
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("concurrency", &self.concurrency)
+            .field("poll_initial", &self.poll_initial)
+            .field("ebs_copy_slots", &self.ebs_copy_slots)
+            .field("rds_copy_slots", &self.rds_copy_slots)
+            .field("fence", &self.fence)
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for EngineConfig {
@@ -56,6 +71,7 @@ impl Default for EngineConfig {
             rds_copy_slots: 20,
             fence: None,
             session_id: None,
+            copy_watch: None,
         }
     }
 }

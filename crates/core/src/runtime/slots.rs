@@ -51,15 +51,28 @@ struct Place {
     next: u64,
 }
 
+/// Told when a copy takes a slot (`+1`) and gives it back (`-1`): the copies in flight, per
+/// service, account and destination Region (`serve`'s `snaprelay_copies_in_flight`).
+pub trait SlotWatch: Send + Sync {
+    fn in_flight(&self, service: Service, account: &AccountId, region: &str, change: i64);
+}
+
 struct Inner {
     ebs: usize,
     rds: usize,
     places: Mutex<HashMap<PlaceKey, Place>>,
+    watch: Option<Arc<dyn SlotWatch>>,
 }
 
 impl Inner {
     fn places(&self) -> MutexGuard<'_, HashMap<PlaceKey, Place>> {
         self.places.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn tell(&self, key: &PlaceKey, change: i64) {
+        if let Some(w) = &self.watch {
+            w.in_flight(key.0, &key.1, &key.2, change);
+        }
     }
 
     /// Hands a freed slot to the first waiter still waiting, or keeps it free.
@@ -87,8 +100,16 @@ pub struct Slot {
     key: PlaceKey,
 }
 
+impl Slot {
+    fn new(inner: Arc<Inner>, key: PlaceKey) -> Self {
+        inner.tell(&key, 1);
+        Self { inner, key }
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.inner.tell(&self.key, -1);
         self.inner.release(&self.key);
     }
 }
@@ -115,11 +136,17 @@ impl Drop for Pending {
 
 impl CopySlots {
     pub fn new(ebs: usize, rds: usize) -> Self {
+        Self::watched(ebs, rds, None)
+    }
+
+    /// Slots whose taking and giving back is told to `watch`.
+    pub fn watched(ebs: usize, rds: usize, watch: Option<Arc<dyn SlotWatch>>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 ebs: ebs.max(1),
                 rds: rds.max(1),
                 places: Mutex::new(HashMap::new()),
+                watch,
             }),
         }
     }
@@ -159,10 +186,8 @@ impl CopySlots {
             });
             if place.free > 0 && place.waiting.is_empty() {
                 place.free -= 1;
-                return Slot {
-                    inner: self.inner.clone(),
-                    key,
-                };
+                drop(places);
+                return Slot::new(self.inner.clone(), key);
             }
             let (tx, rx) = oneshot::channel();
             place.next += 1;
@@ -186,10 +211,7 @@ impl CopySlots {
         if !granted {
             std::future::pending::<()>().await;
         }
-        Slot {
-            inner: self.inner.clone(),
-            key,
-        }
+        Slot::new(self.inner.clone(), key)
     }
 }
 
