@@ -108,3 +108,46 @@ def test_serve_refuses_a_public_address_without_a_token(estate: Estate, tmp_path
         env=env, capture_output=True, text=True, timeout=30,
     )
     assert bad.returncode == 2 and "missing" in bad.stderr, bad.stderr
+
+
+def test_sigterm_during_copies_then_a_restart_finishes_the_session_without_a_second_copy(
+    estate: Estate, tmp_path: Path
+) -> None:
+    import moto_ext
+
+    moto_ext.COPY_PACING.pending_seconds = 3.0
+    _, policy, _ = ec2_estate(estate)
+    proc, base = start(estate, tmp_path, policy)
+    try:
+        status, started = request(f"{base}/api/v1/policies/restore-ec2/run", "POST", TOKEN)
+        assert status == 202, started
+        session = started["session_id"]
+        # Until its copies are in flight.
+        for _ in range(100):
+            _, metrics = request(f"{base}/metrics")
+            if 'snaprelay_copies_in_flight{service="ebs",account="222222222222",region="eu-west-1"} 2' in metrics:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"the copies never started:\n{metrics}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    copies_before = len(estate.snapshots("222222222222", "eu-west-1"))
+    assert copies_before == 2, "both copies were under way in AWS"
+
+    proc, base = start(estate, tmp_path, policy)
+    try:
+        status, shown = request(f"{base}/api/v1/sessions/{session}")
+        assert status == 200
+        for _ in range(200):
+            status, shown = request(f"{base}/api/v1/sessions/{session}")
+            if shown.get("ended_at"):
+                break
+            time.sleep(0.1)
+        assert shown["status"] == "Success", shown
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert len(estate.snapshots("222222222222", "eu-west-1")) == 2, "resumed, not copied again"
