@@ -643,3 +643,62 @@ fn the_example_policies_load() {
     assert!(!policies.is_empty());
     assert!(policies.iter().all(|p| p.schedule.is_some()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_the_old_policies_when_a_file_is_bad() {
+    let (cloud, policy) = estate(Duration::from_millis(100), "");
+    let dir = std::env::temp_dir().join(format!("snaprelay-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("dr.toml");
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let metrics = Arc::new(Metrics::default());
+    let app = App::new(cloud, store);
+    let options = Options {
+        policies: dir.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        token: None,
+        engine: EngineConfig::default(),
+        drill_poll: Duration::from_millis(50),
+    };
+    let service = Service::new(app, vec![policy], &options, metrics);
+    std::fs::write(&file, "name = \"dr\"\n[source]\nregions = [\"nowhere\"]\n").unwrap();
+    let err = service.reload().unwrap_err();
+    assert!(err.contains("dr.toml"), "{err}");
+    assert_eq!(service.policies()[0].name, "dr", "the old policy runs on");
+    assert!(service.policies()[0].schedule.is_none());
+    let text = r#"name = "nightly"
+schedule = "0 3 * * *"
+[source]
+regions = ["us-east-1"]
+[[source.resources]]
+type = "ec2"
+tags = { backup = "gold" }
+[[targets]]
+account = "222222222222"
+region = "eu-west-1"
+"#;
+    std::fs::write(&file, text).unwrap();
+    assert_eq!(service.reload(), Ok(1));
+    let names: Vec<String> = service.policies().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["nightly"]);
+    service.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_64_kib_is_refused() {
+    let (cloud, policy) = estate(Duration::from_millis(100), "");
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let s = serve(cloud, store, &policy, true).await;
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(70 * 1024));
+    let (status, _) = http(
+        s.addr,
+        "POST",
+        "/api/v1/policies/dr/run",
+        Some(TOKEN),
+        Some(&big),
+    )
+    .await;
+    assert_eq!(status, 413);
+    s.service.stop();
+}
