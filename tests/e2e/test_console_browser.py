@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from base64 import b64decode
 from pathlib import Path
@@ -81,6 +82,21 @@ class Browser:
     def url(self) -> str:
         return self.do("GET", "/url")
 
+    def wait_text(self, wanted: str, seconds: float = 20) -> str:
+        """The page's text once it shows `wanted`: a click that navigates returns before the
+        new page is there (its old elements go stale meanwhile)."""
+        deadline = time.monotonic() + seconds
+        page = ""
+        while time.monotonic() < deadline:
+            try:
+                page = self.text()
+                if wanted in page:
+                    return page
+            except urllib.error.HTTPError:
+                pass  # a stale element of the page being left
+            time.sleep(0.1)
+        raise AssertionError(f"{wanted!r} never showed; the page reads:\n{page}")
+
     def shot(self, name: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
         (SHOTS / f"{name}.png").write_bytes(b64decode(self.do("GET", "/screenshot")))
@@ -110,24 +126,25 @@ def test_the_console_in_a_browser_signs_in_shows_the_policy_and_runs_it(estate: 
         token_field = browser.find("#token")
         browser.do("POST", f"/element/{token_field}/value", {"text": TOKEN})
         browser.do("POST", f"/element/{browser.find('main form button')}/click")
-        page = browser.text()
-        assert "Run now" in page and "Drill now" in page, page
+        page = browser.wait_text("Run now")
+        assert "Drill now" in page, page
         browser.shot("2-policies-signed-in")
 
         run_now = browser.find('button[aria-label="Run restore-ec2 now"]')
         browser.do("POST", f"/element/{run_now}/click")
+        browser.wait_text("Steps")
         assert "/console/sessions/" in browser.url()
         for _ in range(100):
-            page = browser.text()
+            page = browser.wait_text("Steps")
             if "Success" in page:
                 break
             time.sleep(0.2)
             browser.go(browser.url())
-        assert "Success" in page and "Steps" in page, page
+        assert "Success" in page, page
         browser.shot("3-session")
 
         browser.go(f"{base}/console/restore-points")
-        assert "replica" in browser.text()
+        browser.wait_text("replica")
         browser.shot("4-restore-points")
     finally:
         browser.close()

@@ -352,3 +352,39 @@ def test_a_killed_restore_is_listed_by_gc_and_a_finished_one_is_not(estate: Esta
     assert [(r["type"], r["tag"]) for r in listed] == [("image", "snaprelay:restore")], listed
     assert listed[0]["made_by"] != done["restore_id"], "what a finished restore made is the user's"
     assert listed[0]["action"] == "keep" and "may still run" in listed[0]["why"]
+
+
+def test_a_lost_state_is_rebuilt_from_the_tags_and_restore_goes_on(estate: Estate, tmp_path: Path) -> None:
+    """SPEC 6.7: run twice, lose the state, `state rebuild`: the restore points listed equal
+    the ones before (snapshots, kinds, places), and a restore works from the rebuilt state."""
+    instance, policy, _ = ec2_estate(estate)
+    replicate(estate, policy, tmp_path)
+    replicate(estate, policy, tmp_path)
+    code, before, _ = snaprelay(estate, policy, tmp_path, "restore-points")
+    (tmp_path / "state.db").unlink()
+
+    rebuilt_at = tmp_path / "rebuilt.db"
+    code, doc, stderr = snaprelay(estate, policy, tmp_path, "state", "rebuild", "--to", str(rebuilt_at))
+
+    assert code == 0, stderr
+    assert doc["rebuilt"]["restore_points"] == len(before) == 4, doc
+    (tmp_path / "rebuilt.db").rename(tmp_path / "state.db")
+    code, after, _ = snaprelay(estate, policy, tmp_path, "restore-points")
+
+    def shape(points: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return sorted(
+            (p["resource_id"], p["kind"], p["account"], p["region"], p["session_id"],
+             tuple(sorted(s["id"] for s in p["snapshots"])))
+            for p in points
+        )
+
+    assert shape(after) == shape(before)
+    replica = [p for p in after if p["kind"] == "replica"][0]
+    assert {v["device_name"] for v in replica["config"]["volumes"]} == {"/dev/xvda", "/dev/sdf"}
+    # Into a state that holds anything: refused, nothing written.
+    code, doc, _ = snaprelay(estate, policy, tmp_path, "state", "rebuild", "--to", str(tmp_path / "state.db"))
+    assert code == 2 and doc["code"] == "invalid_input", doc
+    # The rebuilt state serves: a volumes restore (no instance config in the tags).
+    code, restored, stderr = snaprelay(estate, policy, tmp_path, "restore", instance, "--as", "volumes")
+    assert code == 0, stderr
+    assert len(restored["created"]) == 2

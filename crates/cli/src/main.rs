@@ -197,6 +197,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum StateCommand {
+    /// Rebuild the policy's restore points (--policy) from snaprelay's tags in AWS into an
+    /// empty state, after the state was lost: retention, restore and drills go on. What the
+    /// tags do not carry (volume sizes, the instance's type) is left empty, and said. A
+    /// destination that holds anything is refused (exit 2).
+    Rebuild {
+        /// The empty state to fill: a file, sqlite:///path, or postgres://USER:PASS@HOST:PORT/DB.
+        #[arg(long, value_name = "STATE")]
+        to: String,
+    },
     /// Copy a whole state (sessions, steps, restore points, under their ids) into an empty one:
     /// a SQLite file into PostgreSQL, or back. A destination that holds anything is refused
     /// (exit 2) and nothing is copied.
@@ -400,6 +409,9 @@ fn main() -> ExitCode {
             Command::State {
                 command: StateCommand::Copy { from, to },
             } => commands::state_copy(&settings, &from, &to).await,
+            Command::State {
+                command: StateCommand::Rebuild { to },
+            } => commands::state_rebuild(&settings, &to).await,
             Command::Sessions {
                 command: SessionsCommand::Show { id },
             } => commands::sessions::show(&settings, &id).await,

@@ -336,7 +336,17 @@ async fn session(State(s): Shared, Path(id): Path<String>) -> Response {
     let session_id = SessionId::new(id.clone());
     let summary = match store.summary(&session_id).await {
         Ok(Some(summary)) => summary,
-        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no session {id}")),
+        // Started here a moment ago, its first record not written yet.
+        Ok(None) => match s.starting_session(&id) {
+            Some((policy, started_at)) => {
+                return Json(json!({
+                    "session_id": id, "policy": policy, "status": "Running",
+                    "started_at": started_at, "ended_at": null, "resources": 0, "steps": [],
+                }))
+                .into_response();
+            }
+            None => return error(StatusCode::NOT_FOUND, format!("no session {id}")),
+        },
         Err(e) => return store_error(e),
     };
     let steps = match store.steps(&session_id).await {

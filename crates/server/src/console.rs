@@ -308,6 +308,20 @@ async fn session_page(
     let store = s.app.store.as_ref();
     let sid = SessionId::new(id.clone());
     let Ok(Some(summary)) = store.summary(&sid).await else {
+        if let Some((policy, started_at)) = s.starting_session(&id) {
+            // Started a moment ago; its first records are being written.
+            return page(
+                &s,
+                &v,
+                &format!("Session {id}"),
+                html! {
+                    meta http-equiv="refresh" content="1";
+                    p { "Policy " strong { (policy) } ", " span.Running { "Running" } ", started " (started_at) }
+                    h2 { "Steps" }
+                    p { "No step recorded yet: this page reloads itself." }
+                },
+            );
+        }
         return (
             StatusCode::NOT_FOUND,
             page(
@@ -351,6 +365,7 @@ async fn session_page(
             }
             @for m in &r.messages { p.note { (m) } }
         }
+        @if summary.ended_at.is_none() { meta http-equiv="refresh" content="2"; }
         h2 { "Steps" }
         @if steps.is_empty() { p { "No step recorded yet." } }
         @else {

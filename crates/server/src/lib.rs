@@ -62,6 +62,8 @@ pub enum JobKind {
 struct Job {
     kind: JobKind,
     id: String,
+    /// When it was started here (RFC 3339).
+    started_at: String,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -149,6 +151,15 @@ impl Service {
             .map(|j| (j.kind.clone(), j.id.clone()))
     }
 
+    /// A session this process started that the state may not show yet (it is recorded as
+    /// its first step): its policy and start time.
+    pub fn starting_session(&self, id: &str) -> Option<(String, String)> {
+        self.jobs()
+            .iter()
+            .find(|(_, j)| j.kind == JobKind::Session && j.id == id)
+            .map(|(policy, j)| (policy.clone(), j.started_at.clone()))
+    }
+
     fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Job>> {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -187,6 +198,7 @@ impl Service {
             Job {
                 kind,
                 id: id.to_owned(),
+                started_at: snaprelay_core::runtime::clock::utc_now(),
                 handle: None,
             },
         );

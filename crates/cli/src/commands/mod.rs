@@ -217,6 +217,36 @@ pub async fn state_copy(settings: &Settings, from: &str, to: &str) -> Outcome {
     result.await.unwrap_or_else(|o| o)
 }
 
+/// `--policy P state rebuild --to STATE`: the policy's restore points, from snaprelay's tags
+/// in AWS, into an empty state.
+pub async fn state_rebuild(settings: &Settings, to: &str) -> Outcome {
+    let result = async {
+        let policy = load_policy(settings)?;
+        let to = StateAt::parse(to);
+        let destination = to.open(false).await?;
+        let app = aws_app(&policy, destination, None, settings.lease_ttl).await?;
+        let rebuilt = snaprelay_core::app::rebuild(&app, &policy).await?;
+        if settings.json {
+            print_json(&serde_json::json!({ "to": to.shown(), "rebuilt": rebuilt }))?;
+        } else {
+            emit(&format!(
+                "Rebuilt {} restore point(s) ({} snapshot(s)) of policy {} under {} session(s) \
+                 into {}.\n",
+                rebuilt.restore_points,
+                rebuilt.snapshots,
+                rebuilt.policy,
+                rebuilt.sessions,
+                to.shown()
+            ));
+            for n in &rebuilt.notes {
+                emit(&format!("Note: {n}\n"));
+            }
+        }
+        Ok::<_, Outcome>(Outcome::Code(0))
+    };
+    result.await.unwrap_or_else(|o| o)
+}
+
 /// An interrupt raised by the first SIGINT (Ctrl-C) or SIGTERM; a second one ends the
 /// process at once (exit code 130), leaving the cleanup undone.
 pub fn interrupt_on_signals() -> Interrupt {
