@@ -113,7 +113,22 @@ pub async fn aws_app(
     if let Some(ttl) = lease_ttl {
         app.lease_ttl = ttl;
     }
+    app.holder = holder();
     Ok(app)
+}
+
+/// Who takes leases, for people reading the state: `process PID on HOST` (pids repeat across
+/// the machines of several workers).
+pub fn holder() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty());
+    match host {
+        Some(h) => format!("process {} on {h}", std::process::id()),
+        None => format!("process {}", std::process::id()),
+    }
 }
 
 /// The application over AWS for a command that records nothing (`plan`, `check`).

@@ -91,6 +91,7 @@ pub async fn run(settings: &Settings, flags: Flags) -> Outcome {
         if let Some(ttl) = settings.lease_ttl {
             app.lease_ttl = ttl;
         }
+        app.holder = super::holder();
         let options = Options {
             policies: flags.policies.clone(),
             listen: flags.listen,
