@@ -87,8 +87,9 @@ pub struct Ec2Config {
     pub volumes: Vec<VolumeConfig>,
 }
 
-/// The configuration of an RDS DB instance, as `restore-points` shows it (SPEC 6.1).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The configuration of an RDS DB instance, as `restore-points` shows it (SPEC 6.1). The
+/// default is what is known of a point recorded without one: nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RdsConfig {
     pub engine: String,
     pub allocated_storage_gib: Option<i64>,
@@ -169,6 +170,28 @@ impl Ec2Config {
         Self {
             instance: instance.setup.clone(),
             volumes,
+        }
+    }
+
+    /// What a place's snapshots alone say of an instance: one volume per snapshot, with its
+    /// device and size where they were recorded; nothing of the instance itself. For points
+    /// recorded without a configuration, and for those `state rebuild` finds by their tags.
+    pub fn of_snapshots(place: &PlaceReport) -> Self {
+        Self {
+            instance: InstanceSetup::default(),
+            volumes: place
+                .snapshots
+                .iter()
+                .map(|s| VolumeConfig {
+                    device_name: s.device.clone(),
+                    volume_type: None,
+                    size_gib: s.size_gib,
+                    iops: None,
+                    throughput: None,
+                    delete_on_termination: None,
+                    snapshot_id: Some(s.id.clone()),
+                })
+                .collect(),
         }
     }
 

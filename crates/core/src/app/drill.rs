@@ -31,7 +31,7 @@ use crate::restore::{
 use crate::runtime::clock::utc_now;
 
 use super::restore::{
-    ProgressFn, Waiting, Where, look_around, pick_place, places, until_available,
+    ProgressFn, Waiting, Where, look_around, pick_place, places, subnet_group_vpc, until_available,
     until_db_available, until_running, volume_zone,
 };
 use super::{App, AppError, hold_policy, leftovers, still_running};
@@ -600,24 +600,9 @@ impl Drill<'_> {
             Err(why) => return Ok(vec![Check::new(checks::VOLUME_AVAILABLE, false, why)]),
         };
         made.usable();
-        let recorded = config.cloned().unwrap_or_else(|| Ec2Config {
-            instance: Default::default(),
-            volumes: point
-                .point
-                .place
-                .snapshots
-                .iter()
-                .map(|s| crate::config::VolumeConfig {
-                    device_name: s.device.clone(),
-                    volume_type: None,
-                    size_gib: s.size_gib,
-                    iops: None,
-                    throughput: None,
-                    delete_on_termination: None,
-                    snapshot_id: Some(s.id.clone()),
-                })
-                .collect(),
-        });
+        let recorded = config
+            .cloned()
+            .unwrap_or_else(|| Ec2Config::of_snapshots(&point.point.place));
         let facts: Vec<(String, i64, Option<String>)> = found
             .iter()
             .map(|v| (v.id.clone(), v.size_gib, v.kms_key_id.clone()))
@@ -642,11 +627,7 @@ impl Drill<'_> {
         let region = at.place.region.as_str();
         let read = |e: CloudError| e.to_string();
         let config = point.point.config.as_ref().and_then(|c| c.rds());
-        let fallback = crate::config::RdsConfig {
-            engine: String::new(),
-            allocated_storage_gib: None,
-            db: Default::default(),
-        };
+        let fallback = crate::config::RdsConfig::default();
         let recorded = config.unwrap_or(&fallback);
         let default_network = cloud
             .default_network(&at.access, region)
@@ -656,20 +637,12 @@ impl Drill<'_> {
             default_network: default_network.clone(),
             ..Found::default()
         };
-        let group_vpc = |g: Option<&String>| {
-            let g = g.cloned();
-            async move {
-                match g {
-                    Some(g) if g != "default" => cloud
-                        .db_subnet_group_vpc(&at.access, region, &g)
-                        .await
-                        .map_err(read),
-                    _ => Ok(None),
-                }
-            }
-        };
-        let recorded_vpc = group_vpc(recorded.db.db_subnet_group.as_ref()).await?;
-        let default_vpc = group_vpc(at.defaults.db_subnet_group.as_ref()).await?;
+        let recorded_vpc = subnet_group_vpc(self.app, at, recorded.db.db_subnet_group.as_ref())
+            .await
+            .map_err(read)?;
+        let default_vpc = subnet_group_vpc(self.app, at, at.defaults.db_subnet_group.as_ref())
+            .await
+            .map_err(read)?;
         let mut net = network::db_network(
             &RestoreOptions::default(),
             recorded,

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::config::{Ec2Config, InstanceSetup, ResourceConfig, VolumeConfig};
+use crate::config::{Ec2Config, ResourceConfig};
 use crate::model::{
     ResourceType, SnapshotKind, SnapshotState, Tag, made_by_a_session, tag_value, tags,
 };
@@ -188,24 +188,8 @@ pub async fn rebuild(app: &App, policy: &Policy) -> Result<Rebuilt, AppError> {
             snapshots,
         };
         // What the tags say of the instance: its volumes' devices and snapshots here.
-        let config = (service == ResourceType::Ec2).then(|| {
-            ResourceConfig::Ec2(Ec2Config {
-                instance: InstanceSetup::default(),
-                volumes: place
-                    .snapshots
-                    .iter()
-                    .map(|s| VolumeConfig {
-                        device_name: s.device.clone(),
-                        volume_type: None,
-                        size_gib: None,
-                        iops: None,
-                        throughput: None,
-                        delete_on_termination: None,
-                        snapshot_id: Some(s.id.clone()),
-                    })
-                    .collect(),
-            })
-        });
+        let config = (service == ResourceType::Ec2)
+            .then(|| ResourceConfig::Ec2(Ec2Config::of_snapshots(&place)));
         sessions
             .entry(session.clone())
             .or_default()

@@ -28,7 +28,7 @@ use super::{App, AppError};
 mod place;
 mod wait;
 
-pub(crate) use place::{Where, look_around, pick_place, places, volume_zone};
+pub(crate) use place::{Where, look_around, pick_place, places, subnet_group_vpc, volume_zone};
 pub use wait::{ProgressFn, Waiting};
 pub(crate) use wait::{until_available, until_db_available, until_running};
 
@@ -553,18 +553,14 @@ async fn restore_db(
     let region = at.place.region.as_str();
     let cloud = app.cloud.as_ref();
     let read = |e: CloudError| AppError::of_cloud(&e, "nothing was restored");
-    let fallback;
-    let config: &RdsConfig = match ready.point.point.config.as_ref().and_then(|c| c.rds()) {
-        Some(c) => c,
-        None => {
-            fallback = RdsConfig {
-                engine: String::new(),
-                allocated_storage_gib: None,
-                db: Default::default(),
-            };
-            &fallback
-        }
-    };
+    let fallback = RdsConfig::default();
+    let config: &RdsConfig = ready
+        .point
+        .point
+        .config
+        .as_ref()
+        .and_then(|c| c.rds())
+        .unwrap_or(&fallback);
     let groups = network::db_candidates(options, config, &at.defaults);
     let found = Found {
         default_network: cloud
@@ -581,21 +577,14 @@ async fn restore_db(
         },
         ..Found::default()
     };
-    let exists = |name: Option<&String>| {
-        let name = name.cloned();
-        async move {
-            match name {
-                Some(n) if n != "default" => cloud
-                    .db_subnet_group_vpc(&at.access, region, &n)
-                    .await
-                    .map(|vpc| vpc.is_some())
-                    .map_err(read),
-                _ => Ok(false),
-            }
-        }
-    };
-    let recorded_group = exists(config.db.db_subnet_group.as_ref()).await?;
-    let default_group = exists(at.defaults.db_subnet_group.as_ref()).await?;
+    let recorded_group = subnet_group_vpc(app, at, config.db.db_subnet_group.as_ref())
+        .await
+        .map_err(read)?
+        .is_some();
+    let default_group = subnet_group_vpc(app, at, at.defaults.db_subnet_group.as_ref())
+        .await
+        .map_err(read)?
+        .is_some();
     let net = network::db_network(
         options,
         config,

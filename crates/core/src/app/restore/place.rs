@@ -183,3 +183,20 @@ pub(crate) async fn look_around(
         },
     })
 }
+
+/// The VPC of a DB subnet group in the place; `None` when it does not exist there (or is
+/// `default`, the default VPC's group, which RDS takes when none is named).
+pub(crate) async fn subnet_group_vpc(
+    app: &App,
+    at: &Where,
+    group: Option<&String>,
+) -> Result<Option<String>, CloudError> {
+    match group {
+        Some(g) if g != "default" => {
+            app.cloud
+                .db_subnet_group_vpc(&at.access, &at.place.region, g)
+                .await
+        }
+        _ => Ok(None),
+    }
+}
