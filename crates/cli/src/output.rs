@@ -529,10 +529,7 @@ pub fn gc_text(r: &GcReport) -> String {
             if r.acted { "" } else { " (delete: with --yes)" }
         );
         for f in &r.restores_and_drills {
-            let kind = serde_json::to_value(f.remnant.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
+            let kind = f.remnant.kind.as_str();
             let _ = writeln!(
                 out,
                 "  {} {kind} {} ({}) in {}/{}: {}",

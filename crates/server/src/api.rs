@@ -17,7 +17,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use snaprelay_core::app::{AppError, ErrorKind, INTERRUPTED, check, mark_interrupted};
+use snaprelay_core::app::{AppError, ErrorKind, check};
 use snaprelay_core::ports::{OperationKind, PointFilter, SessionId};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -188,7 +188,7 @@ async fn policies(State(s): Shared) -> Response {
             Err(e) => return store_error(e),
         };
         sessions.truncate(1);
-        if let Err(e) = mark_interrupted(s.app.store.as_ref(), &mut sessions).await {
+        if let Err(e) = s.session_statuses(&mut sessions).await {
             return store_error(e);
         }
         let last = sessions.first().map(
@@ -234,14 +234,8 @@ fn body_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, Box<Respo
 }
 
 fn refusal(r: Refusal, name: &str) -> Response {
-    match r {
-        Refusal::UnknownPolicy => error(StatusCode::NOT_FOUND, format!("no policy named {name}")),
-        Refusal::Busy(why) => error(StatusCode::CONFLICT, why),
-        Refusal::ShuttingDown => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the service is stopping: no new session or drill starts",
-        ),
-    }
+    let (status, why) = r.explain(name);
+    error(status, why)
 }
 
 async fn run(State(s): Shared, Path(name): Path<String>, body: Bytes) -> Response {
@@ -313,22 +307,10 @@ async fn sessions(State(s): Shared, Query(q): Query<HashMap<String, String>>) ->
     };
     found.sort_by(|a, b| b.started_at.cmp(&a.started_at));
     found.truncate(limit);
-    if let Err(e) = mark_interrupted(s.app.store.as_ref(), &mut found).await {
+    if let Err(e) = s.session_statuses(&mut found).await {
         return store_error(e);
     }
-    mark_running_here(&s, &mut found);
     Json(serde_json::to_value(&found).unwrap_or_default()).into_response()
-}
-
-/// A session this process runs is `Running`, whatever the lease says.
-fn mark_running_here(s: &Service, found: &mut [snaprelay_core::report::SessionSummary]) {
-    for f in found.iter_mut().filter(|f| f.status == INTERRUPTED) {
-        if s.running(&f.policy)
-            .is_some_and(|(_, id)| id == f.session_id.as_str())
-        {
-            f.status = "Running".into();
-        }
-    }
 }
 
 async fn session(State(s): Shared, Path(id): Path<String>) -> Response {
@@ -357,10 +339,9 @@ async fn session(State(s): Shared, Path(id): Path<String>) -> Response {
         Ok(Some(report)) => serde_json::to_value(&report).unwrap_or_default(),
         Ok(None) => {
             let mut one = [summary];
-            if let Err(e) = mark_interrupted(store, &mut one).await {
+            if let Err(e) = s.session_statuses(&mut one).await {
                 return store_error(e);
             }
-            mark_running_here(&s, &mut one);
             serde_json::to_value(&one[0]).unwrap_or_default()
         }
         Err(e) => return store_error(e),

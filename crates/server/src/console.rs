@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, html};
-use snaprelay_core::app::{check, mark_interrupted};
+use snaprelay_core::app::check;
 use snaprelay_core::model::SnapshotKind;
 use snaprelay_core::ports::{PointFilter, SessionId};
 use snaprelay_core::report::{PointStatus, RecordedRestorePoint};
@@ -195,7 +195,7 @@ async fn home(State(s): State<Arc<Service>>, headers: HeaderMap) -> Response {
             .await
             .unwrap_or_default();
         last.truncate(1);
-        let _ = mark_interrupted(s.app.store.as_ref(), &mut last).await;
+        let _ = s.session_statuses(&mut last).await;
         let points = s
             .app
             .store
@@ -334,11 +334,8 @@ async fn session_page(
             .into_response();
     };
     let mut one = [summary];
-    let _ = mark_interrupted(store, &mut one).await;
-    let [mut summary] = one;
-    if s.running(&summary.policy).is_some_and(|(_, r)| r == id) {
-        summary.status = "Running".into();
-    }
+    let _ = s.session_statuses(&mut one).await;
+    let [summary] = one;
     let report = store.session(&sid).await.ok().flatten();
     let steps = store.steps(&sid).await.unwrap_or_default();
     let body = html! {
@@ -466,7 +463,7 @@ async fn check_page(
                 thead { tr { th scope="col" { "Status" } th scope="col" { "Check" } th scope="col" { "Resource" } th scope="col" { "Detail" } } }
                 tbody {
                     @for f in report.findings.iter().chain(report.restore_and_drill.iter()) {
-                        @let status = serde_json::to_value(f.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                        @let status = f.status.as_str();
                         tr {
                             td { span class=(status) { (status) } }
                             td { (f.check) }
@@ -635,14 +632,7 @@ async fn drill_now(
 }
 
 fn refused(s: &Service, v: &Visitor, name: &str, r: Refusal) -> Response {
-    let (status, why) = match r {
-        Refusal::UnknownPolicy => (StatusCode::NOT_FOUND, format!("There is no policy {name}.")),
-        Refusal::Busy(why) => (StatusCode::CONFLICT, why),
-        Refusal::ShuttingDown => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The service is stopping.".to_owned(),
-        ),
-    };
+    let (status, why) = r.explain(name);
     (
         status,
         page(

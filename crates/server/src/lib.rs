@@ -76,6 +76,21 @@ pub enum Refusal {
     ShuttingDown,
 }
 
+impl Refusal {
+    /// The HTTP status and the message of the refusal, for the API and the console alike.
+    pub fn explain(self, policy: &str) -> (axum::http::StatusCode, String) {
+        use axum::http::StatusCode;
+        match self {
+            Refusal::UnknownPolicy => (StatusCode::NOT_FOUND, format!("no policy named {policy}")),
+            Refusal::Busy(why) => (StatusCode::CONFLICT, why),
+            Refusal::ShuttingDown => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the service is stopping: no new session or drill starts".to_owned(),
+            ),
+        }
+    }
+}
+
 /// What the server shares between its tasks and handlers.
 pub struct Service {
     pub app: App,
@@ -149,6 +164,27 @@ impl Service {
         self.jobs()
             .get(policy)
             .map(|j| (j.kind.clone(), j.id.clone()))
+    }
+
+    /// The statuses of `sessions` as people should read them: an unfinished session whose
+    /// policy's lease is free is `Interrupted`, unless this process runs it (`Running`).
+    pub async fn session_statuses(
+        &self,
+        sessions: &mut [snaprelay_core::report::SessionSummary],
+    ) -> Result<(), snaprelay_core::ports::StoreError> {
+        snaprelay_core::app::mark_interrupted(self.app.store.as_ref(), sessions).await?;
+        for s in sessions
+            .iter_mut()
+            .filter(|s| s.status == snaprelay_core::app::INTERRUPTED)
+        {
+            if self
+                .running(&s.policy)
+                .is_some_and(|(_, id)| id == s.session_id.as_str())
+            {
+                s.status = "Running".into();
+            }
+        }
+        Ok(())
     }
 
     /// A session this process started that the state may not show yet (it is recorded as

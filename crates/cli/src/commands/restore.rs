@@ -210,10 +210,7 @@ fn text(r: &RestoreReport) -> String {
     for c in &r.created {
         out.push_str(&format!(
             "  {:<14} {}  {}\n",
-            serde_json::to_value(c.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            c.kind.as_str(),
             c.id,
             c.state
         ));

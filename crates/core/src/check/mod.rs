@@ -55,6 +55,17 @@ pub enum Holds {
     Unknown,
 }
 
+impl Holds {
+    /// Its name in the JSON document.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Missing => "missing",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 /// One requirement and whether it holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {

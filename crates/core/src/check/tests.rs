@@ -992,3 +992,10 @@ fn a_target_key_its_credentials_may_not_describe_gets_a_key_policy_statement() {
     assert_eq!(statements[0]["Principal"]["AWS"], TARGET_ROLE);
     assert_eq!(strings(&statements[0]["Action"]), ["kms:DescribeKey"]);
 }
+
+#[test]
+fn a_status_is_named_as_the_json_names_it() {
+    for h in [Holds::Ok, Holds::Missing, Holds::Unknown] {
+        assert_eq!(serde_json::to_value(h).unwrap(), h.as_str());
+    }
+}

@@ -149,6 +149,20 @@ pub enum CreatedKind {
     SecurityGroup,
 }
 
+impl CreatedKind {
+    /// Its name in the JSON documents (`image`, `db-instance`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Instance => "instance",
+            Self::Volume => "volume",
+            Self::DbInstance => "db-instance",
+            Self::DbCluster => "db-cluster",
+            Self::SecurityGroup => "security-group",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ResourceRef {
     #[serde(rename = "type")]

@@ -406,3 +406,17 @@ fn volumes_are_made_as_recorded_or_as_the_snapshot_is() {
     assert_eq!(without[0].size_gib, Some(8));
     let _ = ResourceConfig::Ec2(config());
 }
+
+#[test]
+fn kinds_are_named_as_the_json_names_them() {
+    for kind in [
+        CreatedKind::Image,
+        CreatedKind::Instance,
+        CreatedKind::Volume,
+        CreatedKind::DbInstance,
+        CreatedKind::DbCluster,
+        CreatedKind::SecurityGroup,
+    ] {
+        assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+    }
+}
