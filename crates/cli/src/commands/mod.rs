@@ -22,7 +22,7 @@ use snaprelay_aws::AwsCloud;
 use snaprelay_core::app::{App, ErrorKind};
 use snaprelay_core::engine::{ChangeHook, Interrupt, Progress};
 use snaprelay_core::policy::Policy;
-use snaprelay_core::ports::StateStore;
+use snaprelay_core::ports::{Cloud, StateStore};
 use snaprelay_core::report::ResourceReport;
 use snaprelay_state::SqliteStore;
 
@@ -107,14 +107,32 @@ pub async fn aws_app(
     after_change: Option<ChangeHook>,
     lease_ttl: Option<Duration>,
 ) -> Result<App, Outcome> {
+    let cloud = aws_cloud(&policy.source.regions).await?;
+    Ok(app_over(cloud, store, after_change, lease_ttl))
+}
+
+/// AWS through the SDK's default chain, in the first of `regions` (the AWS_* settings
+/// checked first: a bad one is invalid input).
+pub async fn aws_cloud(regions: &[String]) -> Result<Arc<dyn Cloud>, Outcome> {
     snaprelay_aws::check_environment().map_err(Outcome::Invalid)?;
-    let cloud = AwsCloud::load(snaprelay_aws::home_region(&policy.source.regions)).await;
-    let mut app = App::with_change_hook(Arc::new(cloud), store, after_change);
+    Ok(Arc::new(
+        AwsCloud::load(snaprelay_aws::home_region(regions)).await,
+    ))
+}
+
+/// The application over `cloud` and `store`, with this process as the lease holder.
+pub fn app_over(
+    cloud: Arc<dyn Cloud>,
+    store: Arc<dyn StateStore>,
+    after_change: Option<ChangeHook>,
+    lease_ttl: Option<Duration>,
+) -> App {
+    let mut app = App::with_change_hook(cloud, store, after_change);
     if let Some(ttl) = lease_ttl {
         app.lease_ttl = ttl;
     }
     app.holder = holder();
-    Ok(app)
+    app
 }
 
 /// Who takes leases, for people reading the state: `process PID on HOST` (pids repeat across

@@ -8,15 +8,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use snaprelay_aws::AwsCloud;
-use snaprelay_core::app::App;
 use snaprelay_core::engine::EngineConfig;
 use snaprelay_core::ports::{Cloud, Layered};
 use snaprelay_server::{Counting, Metrics, Options, Service, load_policies};
 
 use crate::Outcome;
 
-use super::{Settings, open_store};
+use super::{Settings, app_over, aws_cloud, open_store};
 
 /// The flags of `serve`.
 #[derive(clap::Args)]
@@ -74,24 +72,19 @@ pub async fn run(settings: &Settings, flags: Flags) -> Outcome {
             )));
         }
         let policies = load_policies(&flags.policies).map_err(Outcome::Invalid)?;
-        snaprelay_aws::check_environment().map_err(Outcome::Invalid)?;
-        let store = open_store(settings).await?;
-        let metrics = Arc::new(Metrics::default());
         let regions: Vec<String> = policies
             .iter()
             .flat_map(|p| p.source.regions.clone())
             .collect();
-        let aws: Arc<dyn Cloud> =
-            Arc::new(AwsCloud::load(snaprelay_aws::home_region(&regions)).await);
+        let aws = aws_cloud(&regions).await?;
+        let store = open_store(settings).await?;
+        let metrics = Arc::new(Metrics::default());
+        // Every call counted for snaprelay_aws_calls_total.
         let counted: Arc<dyn Cloud> = Arc::new(Layered {
             layer: Counting(metrics.clone()),
             inner: aws,
         });
-        let mut app = App::new(counted, store);
-        if let Some(ttl) = settings.lease_ttl {
-            app.lease_ttl = ttl;
-        }
-        app.holder = super::holder();
+        let app = app_over(counted, store, None, settings.lease_ttl);
         let options = Options {
             policies: flags.policies.clone(),
             listen: flags.listen,
