@@ -1421,3 +1421,21 @@ def test_instances_list_their_platform_details(estate: Estate) -> None:
         for i in r["Instances"]
     }
     assert found == {linux: "Linux/UNIX", windows: "Windows"}
+
+
+# ------------------------------------------------------------------ EBS direct APIs
+
+
+def test_ebs_direct_api_is_denied_as_for_a_role_without_it(estate: Estate) -> None:
+    """moto lacks ListChangedBlocks (an HTML 500 the SDK retries); AWS answers a role that may
+    not call it with a 403 AccessDeniedException, not retried."""
+    import boto3
+
+    ebs = boto3.client(
+        "ebs", region_name=SRC, endpoint_url=estate.endpoint, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    with pytest.raises(ClientError) as e:
+        ebs.list_changed_blocks(FirstSnapshotId="snap-1", SecondSnapshotId="snap-2")
+    assert e.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert estate.ec2(None, SRC).describe_regions()["Regions"], "other services are untouched"

@@ -6,6 +6,7 @@
 //! ambient credentials; its credentials are cached and refreshed by the SDK.
 //!
 //! - [`ec2`]: instances, volumes and EBS snapshots.
+//! - [`ebs`]: the EBS direct API (`ListChangedBlocks`), for the size of incremental copies.
 //! - [`rds`]: DB instances and DB snapshots.
 //! - [`machines`]: what a restore makes in EC2 (network, security groups, images, instances,
 //!   volumes).
@@ -15,6 +16,7 @@
 //! - [`error`]: SDK errors turned into [`CloudError`]s that name the call, the Region and AWS's code.
 
 mod databases;
+mod ebs;
 mod ec2;
 mod error;
 mod iam;
@@ -38,10 +40,10 @@ use snaprelay_core::model::{
 };
 use snaprelay_core::policy::Selector;
 use snaprelay_core::ports::{
-    Access, CloudError, CopyRequest, Databases, DbCopyRequest, DbRestoreRequest, DbSnapshots,
-    DbStatus, EbsSnapshots, Find, Identity, ImageRequest, ImageStatus, Inventory, KeyGrant, Keys,
-    LaunchRequest, MachineStatus, Machines, Network, RegionStatus, SecurityGroup, Sharing, Subnet,
-    VolumeRequest, VolumeStatus,
+    Access, ChangedBlocks, CloudError, CopyRequest, Databases, DbCopyRequest, DbRestoreRequest,
+    DbSnapshots, DbStatus, EbsSnapshots, Find, Identity, ImageRequest, ImageStatus, Inventory,
+    KeyGrant, Keys, LaunchRequest, MachineStatus, Machines, Network, RegionStatus, SecurityGroup,
+    Sharing, Subnet, VolumeRequest, VolumeStatus,
 };
 
 use error::{cloud_error, malformed};
@@ -56,6 +58,7 @@ pub struct AwsCloud {
     ec2_clients: StdMutex<HashMap<(Access, String), aws_sdk_ec2::Client>>,
     kms_clients: StdMutex<HashMap<(Access, String), aws_sdk_kms::Client>>,
     rds_clients: StdMutex<HashMap<(Access, String), aws_sdk_rds::Client>>,
+    ebs_clients: StdMutex<HashMap<(Access, String), aws_sdk_ebs::Client>>,
 }
 
 /// Regions AWS had when this was written (commercial, GovCloud and China partitions).
@@ -193,6 +196,7 @@ impl AwsCloud {
             ec2_clients: StdMutex::default(),
             kms_clients: StdMutex::default(),
             rds_clients: StdMutex::default(),
+            ebs_clients: StdMutex::default(),
         }
     }
 
@@ -233,6 +237,15 @@ impl AwsCloud {
         self.cached(&self.kms_clients, access, region, |cfg, r| {
             aws_sdk_kms::Client::from_conf(
                 aws_sdk_kms::config::Builder::from(cfg).region(r).build(),
+            )
+        })
+        .await
+    }
+
+    async fn ebs(&self, access: &Access, region: &str) -> aws_sdk_ebs::Client {
+        self.cached(&self.ebs_clients, access, region, |cfg, r| {
+            aws_sdk_ebs::Client::from_conf(
+                aws_sdk_ebs::config::Builder::from(cfg).region(r).build(),
             )
         })
         .await
@@ -440,6 +453,17 @@ impl EbsSnapshots for AwsCloud {
         snapshot_id: &str,
     ) -> Result<(), CloudError> {
         ec2::delete_snapshot(&self.ec2(access, region).await, region, snapshot_id).await
+    }
+
+    async fn changed_blocks(
+        &self,
+        access: &Access,
+        region: &str,
+        first_snapshot_id: &str,
+        second_snapshot_id: &str,
+    ) -> Result<ChangedBlocks, CloudError> {
+        let client = self.ebs(access, region).await;
+        ebs::changed_blocks(&client, region, first_snapshot_id, second_snapshot_id).await
     }
 }
 

@@ -5,10 +5,11 @@ use std::fmt::Write;
 
 use snaprelay_core::gc::GcReport;
 use snaprelay_core::model::{Resource, SnapshotKind};
-use snaprelay_core::plan::{Decision, Plan, Workflow};
+use snaprelay_core::plan::{Decision, Plan, Workflow, estimate, sizing};
 use snaprelay_core::ports::SessionId;
 use snaprelay_core::report::{
-    PointStatus, RecordedRestorePoint, ResourceReport, SessionReport, SessionSummary, StepRecord,
+    Phases, PointStatus, RecordedRestorePoint, ResourceReport, SessionReport, SessionSummary,
+    StepRecord,
 };
 use snaprelay_core::retention::RetentionReport;
 
@@ -108,8 +109,78 @@ pub fn plan_text(plan: &Plan) -> String {
                 Decision::Refuse { reason } => format!("no replica (Failed): {reason}"),
             };
             let _ = writeln!(out, "  -> {place}: {line}");
+            for c in estimate::copies_text(&t.copies) {
+                let _ = writeln!(out, "       {c}");
+            }
+            if let Decision::Replicate { two_step: true, .. } = &t.decision
+                && let [first, _] = t.copies.as_slice()
+            {
+                let saved = first
+                    .estimate
+                    .bytes
+                    .map_or("its size is unknown".to_owned(), |b| {
+                        format!("{} each run", estimate::human_bytes(b))
+                    });
+                let _ = writeln!(
+                    out,
+                    "       the two-step RDS copy is full every time (2 full copies); \
+                     rds_single_step = true copies once and saves the intermediate copy \
+                     ({saved})"
+                );
+            }
         }
     }
+    if let Some(e) = &plan.estimate {
+        let _ = writeln!(out, "\n{}", estimate_text("Estimate", "to copy", e));
+    }
+    out
+}
+
+/// Totals of copies, over all and per target, and the prices they use.
+pub fn estimate_text(title: &str, what: &str, e: &estimate::Estimate) -> String {
+    let mut out = format!("{title}: {}", estimate::totals_text(&e.totals, what));
+    for t in &e.targets {
+        let _ = write!(
+            out,
+            "\n  targets[{}] {} {}: {}",
+            t.target,
+            t.account,
+            t.region,
+            estimate::totals_text(&t.totals, what)
+        );
+    }
+    let _ = write!(
+        out,
+        "\n  (prices: ${} per GiB-month of snapshot storage, ${} per GiB copied between \
+         Regions; [prices] in the policy sets them)",
+        e.prices.snapshot_gb_month, e.prices.transfer_gb
+    );
+    out
+}
+
+/// What a run copied, and how long each phase of its session took.
+pub fn copied_text(copied: &sizing::Copied, phases: &Phases) -> String {
+    let mut out = String::new();
+    for r in &copied.replicas {
+        let _ = writeln!(
+            out,
+            "{} {} -> {}/{}:",
+            r.resource_type, r.id, r.account, r.region
+        );
+        for c in estimate::copies_text(&r.copies) {
+            let _ = writeln!(out, "    {c}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        estimate_text("Copied", "copied", &copied.estimate)
+    );
+    let _ = writeln!(
+        out,
+        "Phases: snapshot {} s, share {} s, copy {} s, cleanup {} s",
+        phases.snapshot_seconds, phases.share_seconds, phases.copy_seconds, phases.cleanup_seconds
+    );
     out
 }
 

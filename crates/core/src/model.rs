@@ -228,6 +228,9 @@ pub struct SnapshotStatus {
     pub kms_key_id: Option<String>,
     /// What proves snaprelay made it (`snaprelay:policy`, ...).
     pub tags: Vec<Tag>,
+    /// `FullSnapshotSizeInBytes`: the data the snapshot holds, when AWS reports it (it does
+    /// for completed snapshots; some emulators never do).
+    pub full_size_bytes: Option<u64>,
 }
 
 /// One snapshot that `CreateSnapshots` made of one volume.

@@ -120,6 +120,8 @@ pub struct TargetPlan {
     pub region: String,
     #[serde(flatten)]
     pub decision: Decision,
+    /// What the replica copies, with sizes (SPEC 6.5); filled by [`sizing::estimate`].
+    pub copies: Vec<estimate::CopyEstimate>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -145,6 +147,9 @@ pub struct Plan {
     pub tasks: Vec<TaskPlan>,
     /// Session-wide remarks.
     pub messages: Vec<String>,
+    /// The totals of the copies (SPEC 6.5), once [`sizing::estimate`] has sized them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<estimate::Estimate>,
 }
 
 impl Plan {
@@ -191,6 +196,7 @@ pub fn plan(
                     account: t.account.clone(),
                     region: t.region.clone(),
                     decision: decide(source_account, t, resource, estate),
+                    copies: Vec::new(),
                 })
                 .collect(),
         })
@@ -201,6 +207,7 @@ pub fn plan(
         targets: targets.to_vec(),
         tasks,
         messages,
+        estimate: None,
     }
 }
 
@@ -540,8 +547,10 @@ fn replica_warnings(target: &ResolvedTarget, resource_id: &str) -> Vec<String> {
     warnings
 }
 
+pub mod estimate;
 pub mod keys;
 pub mod prepare;
+pub mod sizing;
 
 #[cfg(test)]
 mod tests;

@@ -35,6 +35,31 @@ pub struct Policy {
     pub schedule: Option<Schedule>,
     /// When `serve` runs its drills (`[drill] schedule`, in `timezone`).
     pub drill_schedule: Option<Schedule>,
+    /// What `plan` prices its estimates with (`[prices]`, SPEC 6.5).
+    pub prices: Prices,
+}
+
+/// `[prices]`: USD per GiB, for `plan` and `run` estimates (SPEC 6.5). The defaults are AWS's
+/// list prices in us-east-1 when this was written: EBS snapshot storage (standard tier) per
+/// GB-month, and data transfer between Regions per GB.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Prices {
+    pub snapshot_gb_month: f64,
+    pub transfer_gb: f64,
+}
+
+impl Prices {
+    pub const DEFAULT_SNAPSHOT_GB_MONTH: f64 = 0.05;
+    pub const DEFAULT_TRANSFER_GB: f64 = 0.02;
+}
+
+impl Default for Prices {
+    fn default() -> Self {
+        Self {
+            snapshot_gb_month: Self::DEFAULT_SNAPSHOT_GB_MONTH,
+            transfer_gb: Self::DEFAULT_TRANSFER_GB,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -330,6 +355,12 @@ struct At<T> {
     span: Span,
 }
 
+/// A number of the file and its text for messages.
+struct Number {
+    value: f64,
+    text: String,
+}
+
 /// A whole number of the file: its value if it fits a `u32`, and its text for messages.
 struct Count {
     value: Option<u32>,
@@ -345,6 +376,13 @@ struct RawPolicy {
     source: RawSource,
     targets: At<Vec<RawTarget>>,
     retention: RawRetention,
+    prices: RawPrices,
+}
+
+#[derive(Default)]
+struct RawPrices {
+    snapshot_gb_month: Option<At<Number>>,
+    transfer_gb: Option<At<Number>>,
 }
 
 #[derive(Default)]
@@ -401,7 +439,9 @@ const POLICY_KEYS: &[&str] = &[
     "source",
     "targets",
     "retention",
+    "prices",
 ];
+const PRICES_KEYS: &[&str] = &["snapshot_gb_month", "transfer_gb"];
 const DRILL_KEYS: &[&str] = &["schedule"];
 const SOURCE_KEYS: &[&str] = &["role_arn", "regions", "resources"];
 const SELECTION_KEYS: &[&str] = &["type", "ids", "tags"];
@@ -543,6 +583,29 @@ impl<'t, 'i> Table<'t, 'i> {
         }
     }
 
+    /// A number (whole or not), with its text for messages; `value` is NaN for a number
+    /// that is no `f64`.
+    fn number(&self, p: &mut Problems<'_>, key: &str) -> Option<At<Number>> {
+        let value = self.get(key)?;
+        let n = match value.get_ref() {
+            DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .map(|n| n as f64),
+            _ => {
+                wrong_type(p, &self.field(key), value, "a number");
+                return None;
+            }
+        };
+        Some(At {
+            value: Number {
+                value: n.unwrap_or(f64::NAN),
+                text: described(value.get_ref()),
+            },
+            span: value.span(),
+        })
+    }
+
     fn count(&self, p: &mut Problems<'_>, key: &str) -> Option<At<Count>> {
         let value = self.get(key)?;
         match value.get_ref() {
@@ -666,6 +729,13 @@ fn read(p: &mut Problems<'_>, doc: &Spanned<DeTable<'_>>) -> RawPolicy {
             source: read_keep(p, &t, "source"),
         })
         .unwrap_or_default();
+    let prices = top
+        .table(p, "prices", PRICES_KEYS)
+        .map(|t| RawPrices {
+            snapshot_gb_month: t.number(p, "snapshot_gb_month"),
+            transfer_gb: t.number(p, "transfer_gb"),
+        })
+        .unwrap_or_default();
     RawPolicy {
         name,
         schedule: top.string(p, "schedule"),
@@ -676,6 +746,7 @@ fn read(p: &mut Problems<'_>, doc: &Spanned<DeTable<'_>>) -> RawPolicy {
         source,
         targets,
         retention,
+        prices,
     }
 }
 
@@ -793,6 +864,7 @@ fn validate(mut p: Problems<'_>, raw: RawPolicy) -> Result<Policy, PolicyError> 
         source: parse_keep(&mut p, "retention.source", raw.retention.source.as_ref()),
     };
     let (schedule, drill_schedule) = schedules(&mut p, &raw);
+    let prices = prices(&mut p, &raw.prices);
     if !p.found.is_empty() {
         return Err(PolicyError::Invalid(p.found));
     }
@@ -813,7 +885,38 @@ fn validate(mut p: Problems<'_>, raw: RawPolicy) -> Result<Policy, PolicyError> 
         },
         targets,
         retention,
+        prices,
     })
+}
+
+/// `[prices]`, each missing price at its default; a price must be a finite number, 0 or more.
+fn prices(p: &mut Problems<'_>, raw: &RawPrices) -> Prices {
+    let defaults = Prices::default();
+    let mut one = |field: &str, at: Option<&At<Number>>, default: f64| match at {
+        None => default,
+        Some(at) if at.value.value.is_finite() && at.value.value >= 0.0 => at.value.value,
+        Some(at) => {
+            p.add(
+                &at.span,
+                field,
+                at.value.text.clone(),
+                "must be a price in USD: a finite number, 0 or more",
+            );
+            default
+        }
+    };
+    Prices {
+        snapshot_gb_month: one(
+            "prices.snapshot_gb_month",
+            raw.snapshot_gb_month.as_ref(),
+            defaults.snapshot_gb_month,
+        ),
+        transfer_gb: one(
+            "prices.transfer_gb",
+            raw.transfer_gb.as_ref(),
+            defaults.transfer_gb,
+        ),
+    }
 }
 
 /// `schedule` and `[drill] schedule`, each in `timezone` (UTC when it is not given).

@@ -407,3 +407,117 @@ pub struct SessionSummary {
     pub ended_at: Option<String>,
     pub resources: usize,
 }
+
+/// How long a session spent in each phase (SPEC 6.5): the time during which at least one
+/// step of that phase was under way, so that steps of many resources side by side count once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Phases {
+    /// Taking the source snapshots and waiting for them.
+    pub snapshot_seconds: u64,
+    /// Sharing them with target accounts.
+    pub share_seconds: u64,
+    /// Copying to the targets and waiting for the copies.
+    pub copy_seconds: u64,
+    /// Unsharing, and deleting what is not kept (intermediate and failed copies).
+    pub cleanup_seconds: u64,
+}
+
+impl Phases {
+    pub fn of(steps: &[StepRecord]) -> Self {
+        let mut spans: [Vec<(u64, u64)>; 4] = Default::default();
+        for s in steps {
+            let phase = match s.step {
+                StepKind::Snapshot
+                | StepKind::WaitSnapshot
+                | StepKind::FindSnapshots
+                | StepKind::FindSnapshot => 0,
+                StepKind::Share => 1,
+                StepKind::Copy | StepKind::WaitCopy | StepKind::FindCopies => 2,
+                StepKind::Unshare | StepKind::Discard => 3,
+                StepKind::Resume => continue,
+            };
+            let parse = crate::runtime::clock::parse_rfc3339;
+            if let (Some(a), Some(b)) = (parse(&s.started_at), parse(&s.ended_at)) {
+                spans[phase].push((a, b.max(a)));
+            }
+        }
+        let [snapshot, share, copy, cleanup] = spans.map(covered);
+        Self {
+            snapshot_seconds: snapshot,
+            share_seconds: share,
+            copy_seconds: copy,
+            cleanup_seconds: cleanup,
+        }
+    }
+}
+
+/// The length of the union of the intervals.
+fn covered(mut spans: Vec<(u64, u64)>) -> u64 {
+    spans.sort_unstable();
+    let mut total = 0;
+    let mut current: Option<(u64, u64)> = None;
+    for (a, b) in spans {
+        current = match current {
+            Some((s, e)) if a <= e => Some((s, e.max(b))),
+            Some((s, e)) => {
+                total += e - s;
+                Some((a, b))
+            }
+            None => Some((a, b)),
+        };
+    }
+    total + current.map_or(0, |(s, e)| e - s)
+}
+
+#[cfg(test)]
+mod phase_tests {
+    use super::*;
+
+    fn step(kind: StepKind, from: &str, to: &str) -> StepRecord {
+        StepRecord {
+            resource_id: "i-1".into(),
+            step: kind,
+            place: String::new(),
+            started_at: from.into(),
+            ended_at: to.into(),
+            outcome: StepOutcome::Ok,
+            detail: StepDetail::None,
+        }
+    }
+
+    #[test]
+    fn a_phase_lasts_while_any_of_its_steps_is_under_way() {
+        let steps = [
+            step(
+                StepKind::Copy,
+                "2026-01-01T00:00:00Z",
+                "2026-01-01T00:00:10Z",
+            ),
+            step(
+                StepKind::WaitCopy,
+                "2026-01-01T00:00:05Z",
+                "2026-01-01T00:00:20Z",
+            ),
+            step(
+                StepKind::WaitCopy,
+                "2026-01-01T00:01:00Z",
+                "2026-01-01T00:01:30Z",
+            ),
+            step(
+                StepKind::Share,
+                "2026-01-01T00:00:00Z",
+                "2026-01-01T00:00:01Z",
+            ),
+            step(
+                StepKind::Resume,
+                "2026-01-01T00:00:00Z",
+                "2026-01-01T09:00:00Z",
+            ),
+        ];
+        let p = Phases::of(&steps);
+        assert_eq!(p.copy_seconds, 50);
+        assert_eq!(p.share_seconds, 1);
+        assert_eq!(p.snapshot_seconds, 0);
+        assert_eq!(p.cleanup_seconds, 0);
+    }
+}

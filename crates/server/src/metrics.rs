@@ -68,6 +68,8 @@ pub struct Metrics {
     pub next_run: Family<PolicyLabel, FloatGauge>,
     pub aws_calls: Family<Call, Counter>,
     pub copies_in_flight: Family<CopyPlace, Gauge>,
+    /// Bytes the sessions' copies moved, per destination (SPEC 6.5).
+    pub bytes_copied: Family<CopyPlace, Counter>,
     pub replica_age: Family<ResourcePlace, FloatGauge>,
     pub replicated: Family<ResourcePlace, Gauge>,
     pub drill_rto: Family<ResourcePlace, FloatGauge>,
@@ -85,6 +87,7 @@ impl Default for Metrics {
             next_run: Family::default(),
             aws_calls: Family::default(),
             copies_in_flight: Family::default(),
+            bytes_copied: Family::default(),
             replica_age: Family::default(),
             replicated: Family::default(),
             drill_rto: Family::default(),
@@ -122,6 +125,12 @@ impl Default for Metrics {
             "snaprelay_copies_in_flight",
             "Snapshot copies this worker's sessions have under way, per destination",
             m.copies_in_flight.clone(),
+        );
+        registry.register(
+            "snaprelay_bytes_copied",
+            "Bytes copied to each destination (full copies at the snapshot's size, incremental \
+             ones at the blocks that changed; added when the session has measured its copies)",
+            m.bytes_copied.clone(),
         );
         registry.register(
             "snaprelay_replica_age_seconds",
@@ -257,7 +266,8 @@ fn labels(p: &RecordedRestorePoint) -> ResourcePlace {
     }
 }
 
-/// Copies in flight, told by the engine's copy slots.
+/// Copies in flight, told by the engine's copy slots, and the bytes copied, told by a run once
+/// it has measured its copies.
 pub struct CopiesInFlight(pub std::sync::Arc<Metrics>);
 
 impl snaprelay_core::runtime::SlotWatch for CopiesInFlight {
@@ -276,5 +286,22 @@ impl snaprelay_core::runtime::SlotWatch for CopiesInFlight {
                 region: region.to_owned(),
             })
             .inc_by(change);
+    }
+
+    fn copied(
+        &self,
+        service: snaprelay_core::report::Service,
+        account: &snaprelay_core::ids::AccountId,
+        region: &str,
+        bytes: u64,
+    ) {
+        self.0
+            .bytes_copied
+            .get_or_create(&CopyPlace {
+                service: service.to_string(),
+                account: account.to_string(),
+                region: region.to_owned(),
+            })
+            .inc_by(bytes);
     }
 }

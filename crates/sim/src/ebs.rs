@@ -8,7 +8,7 @@ use snaprelay_core::engine::Service;
 use snaprelay_core::ids::AccountId;
 use snaprelay_core::model::{Instance, SnapshotState, SnapshotStatus, Tag, Volume, VolumeSnapshot};
 use snaprelay_core::policy::Selector;
-use snaprelay_core::ports::{CloudError, CopyRequest};
+use snaprelay_core::ports::{ChangedBlocks, CloudError, CopyRequest};
 use tokio::time::Instant;
 
 use crate::faults::error;
@@ -18,6 +18,22 @@ use crate::world::{PackedTags, SimInstance, SimSnapshot, World, lifecycle};
 /// action can appear to complete, but eventually fails", API_CopySnapshot.html). Same text as
 /// the moto harness uses.
 pub const KEY_NOT_ACCESSIBLE: &str = "Given key ID is not accessible";
+
+/// The EBS direct API's block size: 512 KiB.
+pub const BLOCK_SIZE: u64 = 512 * 1024;
+
+/// The 512 KiB blocks of a volume of `size_gib`.
+fn blocks_of(size_gib: u32) -> u64 {
+    u64::from(size_gib) * (1 << 30) / BLOCK_SIZE
+}
+
+impl SimSnapshot {
+    /// The blocks holding data: half the volume at first, one more per block written.
+    fn data_blocks(&self) -> u64 {
+        let total = blocks_of(self.size_gib);
+        (total / 2).saturating_add(self.writes).min(total)
+    }
+}
 
 /// What `ModifySnapshotAttribute` answers for a snapshot under the `aws/ebs` key.
 const DEFAULT_KEY_SHARE: &str = "Encrypted snapshots with EBS default key cannot be shared";
@@ -131,6 +147,7 @@ impl World {
                 continue;
             };
             let incremental = !self.snapshotted_volumes.insert(volume_id.clone());
+            let writes = self.volume_writes.get(&volume_id).copied().unwrap_or(0);
             let t = self.timing.clone();
             let duration = t.duration(
                 t.ebs_snapshot_base,
@@ -156,6 +173,7 @@ impl World {
                     tags: PackedTags::pack(tags),
                     copy_of: None,
                     chain: duration,
+                    writes,
                 }),
             );
             made.push(VolumeSnapshot {
@@ -192,9 +210,55 @@ impl World {
                     encrypted: s.kms_key.is_some(),
                     kms_key_id: s.kms_key.clone(),
                     tags: s.tags.unpack(),
+                    full_size_bytes: Some(s.data_blocks() * BLOCK_SIZE),
                 }
             })
             .collect()
+    }
+
+    /// EBS direct `ListChangedBlocks` between two snapshots of one volume's lineage (its
+    /// snapshots and their copies), each the caller's or shared with it, in `region`. In the
+    /// simulator's model of data every block written between the two changed: the count is
+    /// the writes between them, at most the volume's blocks.
+    pub fn changed_blocks(
+        &self,
+        caller: &AccountId,
+        region: &str,
+        first: &str,
+        second: &str,
+    ) -> Result<ChangedBlocks, CloudError> {
+        let op = "ListChangedBlocks";
+        let visible = |id: &str| {
+            self.snapshots
+                .get(id)
+                .filter(|s| s.region == region)
+                .filter(|s| &s.account == caller || s.shared_with.contains(caller))
+                .ok_or_else(|| {
+                    error(
+                        "ebs",
+                        op,
+                        region,
+                        "ResourceNotFoundException",
+                        &format!("The snapshot '{id}' does not exist."),
+                    )
+                })
+        };
+        let (a, b) = (visible(first)?, visible(second)?);
+        if a.volume_id != b.volume_id {
+            // "The two snapshots must be from the same volume lineage", ListChangedBlocks:
+            // https://docs.aws.amazon.com/ebs/latest/APIReference/API_ListChangedBlocks.html
+            return Err(error(
+                "ebs",
+                op,
+                region,
+                "ValidationException",
+                "The snapshots must be of the same volume lineage",
+            ));
+        }
+        Ok(ChangedBlocks {
+            blocks: b.writes.abs_diff(a.writes).min(blocks_of(b.size_gib)),
+            block_size: BLOCK_SIZE,
+        })
     }
 
     /// EC2 `ModifySnapshotAttribute` on `createVolumePermission` for one account. A snapshot
@@ -366,6 +430,7 @@ impl World {
                 tags: PackedTags::pack(&request.tags),
                 copy_of: Some(source.id.clone()),
                 chain: source.chain + duration,
+                writes: source.writes,
             }),
         );
         Ok(id)

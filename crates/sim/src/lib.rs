@@ -44,10 +44,10 @@ use snaprelay_core::model::{
 };
 use snaprelay_core::policy::Selector;
 use snaprelay_core::ports::{
-    Access, CloudError, CopyRequest, Databases, DbCopyRequest, DbRestoreRequest, DbSnapshots,
-    DbStatus, EbsSnapshots, Find, Identity, ImageRequest, ImageStatus, Inventory, KeyGrant, Keys,
-    LaunchRequest, MachineStatus, Machines, Network, RegionStatus, SecurityGroup, Sharing, Subnet,
-    VolumeRequest, VolumeStatus,
+    Access, ChangedBlocks, CloudError, CopyRequest, Databases, DbCopyRequest, DbRestoreRequest,
+    DbSnapshots, DbStatus, EbsSnapshots, Find, Identity, ImageRequest, ImageStatus, Inventory,
+    KeyGrant, Keys, LaunchRequest, MachineStatus, Machines, Network, RegionStatus, SecurityGroup,
+    Sharing, Subnet, VolumeRequest, VolumeStatus,
 };
 use tokio::time::Instant;
 
@@ -279,6 +279,20 @@ impl SimCloud {
             },
         );
         id
+    }
+
+    /// Writes `blocks` new 512 KiB blocks to a volume (the simulator's model of data: each
+    /// a block not written before, until the volume is full): its next snapshot's
+    /// `FullSnapshotSizeInBytes` grows, and `ListChangedBlocks` counts them.
+    pub fn write_blocks(&self, volume_id: &str, blocks: u64) {
+        let mut w = self.world();
+        let n = w.volume_writes.entry(volume_id.to_owned()).or_default();
+        *n = n.saturating_add(blocks);
+    }
+
+    /// Deletes a snapshot outside snaprelay (a person, another tool), whatever made it.
+    pub fn remove_snapshot(&self, snapshot_id: &str) {
+        self.world().snapshots.remove(snapshot_id);
     }
 
     /// Terminates an instance at once (a test's shortcut; `TerminateInstances` of the
@@ -719,6 +733,18 @@ impl EbsSnapshots for SimCloud {
     ) -> Result<(), CloudError> {
         self.act(access, "ec2:DeleteSnapshot", region, |w, caller, now| {
             w.delete_snapshot(&caller, region, snapshot_id, now)
+        })
+    }
+
+    async fn changed_blocks(
+        &self,
+        access: &Access,
+        region: &str,
+        first_snapshot_id: &str,
+        second_snapshot_id: &str,
+    ) -> Result<ChangedBlocks, CloudError> {
+        self.act(access, "ebs:ListChangedBlocks", region, |w, caller, _| {
+            w.changed_blocks(&caller, region, first_snapshot_id, second_snapshot_id)
         })
     }
 }

@@ -210,6 +210,9 @@ pub(crate) struct SimSnapshot {
     pub copy_of: Option<String>,
     /// How long the chain from the first snapshot to this one took, back to back.
     pub chain: Duration,
+    /// Blocks written to the volume before this snapshot (see [`World::volume_writes`]);
+    /// a copy keeps its source's.
+    pub writes: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -369,6 +372,10 @@ pub(crate) struct World {
     pub in_flight: InFlight,
     /// Volumes that have been snapshotted once (their next snapshot is incremental).
     pub snapshotted_volumes: HashSet<String>,
+    /// Blocks written to each volume since it was made, each a block not written before (the
+    /// simulator's model of data: a volume starts half full, and every write changes one
+    /// more 512 KiB block until it is full).
+    pub volume_writes: HashMap<String, u64>,
     /// (account, Region, volume, key) of copies made: the next copy there is incremental.
     pub copied_volumes: HashSet<(AccountId, String, String, Option<String>)>,
     /// The most copies seen in flight at once per place.
@@ -424,6 +431,7 @@ impl World {
             db_snapshots: HashMap::new(),
             in_flight: HashMap::new(),
             snapshotted_volumes: HashSet::new(),
+            volume_writes: HashMap::new(),
             copied_volumes: HashSet::new(),
             peak_in_flight: HashMap::new(),
             copy_time: HashMap::new(),

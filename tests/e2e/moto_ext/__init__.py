@@ -24,6 +24,8 @@ One module per concern; each patch's docstring names the AWS behaviour it imitat
 - ``rds.py``: DB instance keys, DB snapshot sharing and copies (``DB_SHARE_LOG``,
   ``DB_SNAPSHOT_LOG``, ``RDS_COPY_PACING``), restored DB instances' settings,
   DeleteDBInstance's final snapshot choice;
+- ``ebs_direct.py``: the EBS direct APIs moto lacks, answered as AWS answers a role that may
+  not call them (``AccessDeniedException``) rather than with a retried 500;
 - ``ec2_restore.py``: what a restore makes in EC2: RegisterImage from snapshots, RunInstances
   of such an image, security groups given on the network interface, ClientToken;
 - ``server.py``: ``apply_patches`` (MOTO_EXT_SKIP), ``after_reset``, ``Server``, ``start``,
@@ -50,7 +52,7 @@ copy pacing settings).
 from __future__ import annotations
 
 # Importing kms, ebs, ec2_restore and rds registers their patches in PATCHES (in that order).
-from . import ebs, ec2_restore, rds
+from . import ebs, ebs_direct, ec2_restore, rds
 from .common import AMBIENT_ACCOUNT, PATCHES, log, patch
 from .ebs import (
     COPY_PACING,
@@ -73,6 +75,7 @@ from .ebs import (
     patch_snapshot_state_fields,
     patch_volume_from_snapshot_keeps_key,
 )
+from .ebs_direct import EBS_DIRECT_DENIED, patch_ebs_direct_api_denied
 from .ec2_restore import (
     IDEMPOTENT_MISMATCH,
     IMAGE_NAME_DUPLICATE,
@@ -130,6 +133,8 @@ ALREADY_CORRECT = {**ebs.ALREADY_CORRECT, **rds.ALREADY_CORRECT, **ec2_restore.A
 (KMS has none)."""
 
 __all__ = [
+    "EBS_DIRECT_DENIED",
+    "patch_ebs_direct_api_denied",
     # common
     "AMBIENT_ACCOUNT",
     "PATCHES",

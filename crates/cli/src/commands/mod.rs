@@ -155,6 +155,19 @@ pub async fn aws_app_stateless(policy: &Policy) -> Result<App, Outcome> {
     aws_app(policy, Arc::new(store), None, None).await
 }
 
+/// The application over AWS for `plan`: it changes nothing, and reads the restore points the
+/// state recorded (`--state`, else the default file) to tell incremental copies from full ones
+/// (SPEC 6.5). A state that does not exist yet (before the first run) is an empty one, and is
+/// not created.
+pub async fn aws_app_reading_state(settings: &Settings, policy: &Policy) -> Result<App, Outcome> {
+    let store: Arc<dyn StateStore> = match state_at(settings) {
+        Ok(StateAt::File(path)) if !path.exists() => Arc::new(SqliteStore::in_memory()?),
+        Ok(at) => at.open(true).await?,
+        Err(_) => Arc::new(SqliteStore::in_memory()?),
+    };
+    aws_app(policy, store, None, None).await
+}
+
 /// Where a state is (SPEC section 6.7): a file path or `sqlite://` URL, or `postgres://`.
 enum StateAt {
     File(PathBuf),

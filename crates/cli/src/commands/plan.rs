@@ -1,16 +1,17 @@
-//! `snaprelay plan`: what a run would do, per resource and target. Only read calls are made.
+//! `snaprelay plan`: what a run would do, per resource and target, and what its copies cost
+//! (SPEC 6.5). Only read calls are made, to AWS and to the state.
 
 use snaprelay_core::app;
 
 use crate::Outcome;
 use crate::output;
 
-use super::{Settings, aws_app_stateless, emit, load_policy, print_json};
+use super::{Settings, aws_app_reading_state, emit, load_policy, print_json};
 
 pub async fn run(settings: &Settings) -> Outcome {
     let result = async {
         let policy = load_policy(settings)?;
-        let prepared = app::plan(&aws_app_stateless(&policy).await?, &policy).await?;
+        let prepared = app::plan(&aws_app_reading_state(settings, &policy).await?, &policy).await?;
         if settings.json {
             #[derive(serde::Serialize)]
             struct PlanDocument<'a> {

@@ -3,8 +3,9 @@
 
 use snaprelay_core::app::{RunRequest, run_policy};
 use snaprelay_core::engine::EngineConfig;
+use snaprelay_core::plan::sizing::Copied;
 use snaprelay_core::ports::SessionId;
-use snaprelay_core::report::SessionReport;
+use snaprelay_core::report::{Phases, SessionReport};
 use snaprelay_core::retention::RetentionReport;
 
 use crate::Outcome;
@@ -24,6 +25,10 @@ struct RunDocument<'a> {
     resumed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     retention: Option<&'a RetentionReport>,
+    /// What the session copied, in bytes and USD (SPEC 6.5).
+    copied: &'a Copied,
+    /// How long the session spent in each phase.
+    phases: &'a Phases,
 }
 
 /// `run`, or with `resume` (a session id) `sessions resume ID`.
@@ -53,9 +58,15 @@ pub async fn run(settings: &Settings, concurrency: usize, resume: Option<&str>) 
                 report: &done.report,
                 resumed: done.resumed,
                 retention: done.retention.as_ref(),
+                copied: &done.copied,
+                phases: &done.phases,
             })?;
         } else {
             emit(&output::report_text(&done.report));
+            emit(&format!(
+                "\n{}",
+                output::copied_text(&done.copied, &done.phases)
+            ));
             if let Some(r) = &done.retention {
                 emit(&format!("\n{}", output::retention_text(r)));
             }

@@ -33,6 +33,9 @@ pub async fn list(settings: &Settings) -> Outcome {
 struct Shown {
     #[serde(flatten)]
     session: Session,
+    /// A finished session's time per phase, from its steps, as `run` reported it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phases: Option<snaprelay_core::report::Phases>,
     steps: Vec<snaprelay_core::report::StepRecord>,
 }
 
@@ -60,8 +63,16 @@ pub async fn show(settings: &Settings, id: &str) -> Outcome {
             Some(report) => Session::Finished(report),
             None => Session::Unfinished(summary),
         };
+        let phases = match &session {
+            Session::Finished(_) => Some(snaprelay_core::report::Phases::of(&steps)),
+            Session::Unfinished(_) => None,
+        };
         if settings.json {
-            print_json(&Shown { session, steps })?;
+            print_json(&Shown {
+                session,
+                phases,
+                steps,
+            })?;
         } else {
             match &session {
                 Session::Finished(r) => emit(&output::report_text(r)),

@@ -8,7 +8,7 @@ use crate::policy::Policy;
 use crate::ports::SessionId;
 
 use super::restore::places;
-use super::{App, AppError, hold_policy, leftovers, plan};
+use super::{App, AppError, hold_policy, leftovers, prepared};
 use crate::gc::RemnantFound;
 use crate::ports::OperationKind;
 use crate::restore::{DRILL_TAG, RESTORE_TAG, Remnant};
@@ -63,7 +63,7 @@ pub async fn gc(
     } else {
         unfinished.iter().map(ToString::to_string).collect()
     };
-    let prepared = plan(app, policy).await?;
+    let prepared = prepared(app, policy).await?;
     let report = gc::collect(
         app.cloud.as_ref(),
         &prepared,

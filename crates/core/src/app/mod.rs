@@ -71,7 +71,27 @@ impl App {
 }
 
 /// What a run would do; nothing is changed in AWS.
+/// Each copy is sized (SPEC 6.5) from the restore points the store recorded and what AWS says.
 pub async fn plan(app: &App, policy: &Policy) -> Result<Prepared, AppError> {
+    let mut prepared = prepared(app, policy).await?;
+    let options = crate::plan::sizing::Options {
+        predict: true,
+        skip_session: None,
+    };
+    crate::plan::sizing::estimate(
+        app.cloud.as_ref(),
+        app.store.as_ref(),
+        &mut prepared,
+        &policy.prices,
+        options,
+    )
+    .await;
+    Ok(prepared)
+}
+
+/// The policy resolved against AWS (resources, targets, workflows), without the copies'
+/// sizes: what retention, gc and rebuild need, with none of the sizing's read calls.
+pub(crate) async fn prepared(app: &App, policy: &Policy) -> Result<Prepared, AppError> {
     prepare(app.cloud.as_ref(), policy)
         .await
         .map_err(|e| AppError::of_prepare(e, "nothing was changed"))

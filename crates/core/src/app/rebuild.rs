@@ -23,7 +23,7 @@ use crate::retention::Accesses;
 use crate::runtime::clock::{rfc3339, utc_now};
 use crate::status::Status;
 
-use super::{App, AppError, plan};
+use super::{App, AppError, prepared};
 
 /// What `state rebuild` found and recorded.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -59,7 +59,7 @@ pub async fn rebuild(app: &App, policy: &Policy) -> Result<Rebuilt, AppError> {
              rebuild only fills an empty state; nothing was written"
         )));
     }
-    let prepared = plan(app, policy).await?;
+    let prepared = prepared(app, policy).await?;
     let accesses = Accesses::of_plan(&prepared, &policy.source.regions);
     let cloud = app.cloud.as_ref();
     let tag = Tag::new(tags::POLICY, policy.name.as_str());

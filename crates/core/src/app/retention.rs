@@ -4,7 +4,7 @@
 use crate::policy::Policy;
 use crate::retention::{self, Accesses, RetentionReport};
 
-use super::{App, AppError, hold_policy, plan, still_running};
+use super::{App, AppError, hold_policy, prepared, still_running};
 
 /// Deletes (or, with `dry_run`, lists) the restore points the policy lets go. Not while a
 /// session of the policy runs: its restore points are not recorded yet.
@@ -21,7 +21,7 @@ pub async fn apply_retention(
     let Some(lease) = hold_policy(app, &policy.name, true).await? else {
         return Err(still_running(store, &policy.name).await);
     };
-    let prepared = plan(app, policy).await?;
+    let prepared = prepared(app, policy).await?;
     let report = retention::apply(
         app.cloud.as_ref(),
         store,

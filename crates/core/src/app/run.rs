@@ -5,13 +5,14 @@
 use std::time::Instant;
 
 use crate::engine::{EngineConfig, Interrupt, Progress, run_session};
+use crate::plan::sizing::{self, Copied};
 use crate::policy::Policy;
 use crate::ports::{Lease, SessionId, StateStore, StoreError};
-use crate::report::{SessionProgress, SessionReport};
+use crate::report::{Phases, SessionProgress, SessionReport};
 use crate::retention::{self, Accesses, RetentionReport};
 use crate::status::Status;
 
-use super::{App, AppError, ErrorKind, hold_policy, plan, still_running};
+use super::{App, AppError, ErrorKind, hold_policy, still_running};
 
 /// What to run.
 #[derive(Clone, Debug, Default)]
@@ -33,6 +34,10 @@ pub struct RunOutcome {
     pub retention: Option<RetentionReport>,
     /// Replicas the preflight refused (their source key cannot be used by their target).
     pub refused: usize,
+    /// What the session copied, in bytes and USD (SPEC 6.5).
+    pub copied: Copied,
+    /// How long the session spent in each phase.
+    pub phases: Phases,
 }
 
 impl RunOutcome {
@@ -67,8 +72,17 @@ pub async fn run_policy(
         return Err(still_running(store, &policy.name).await);
     };
     let resume = to_resume(store, &policy.name, request.resume.as_ref()).await?;
-    let mut prepared = plan(app, policy).await?;
     let cloud = app.cloud.as_ref();
+    let mut prepared = crate::engine::prepare(cloud, policy)
+        .await
+        .map_err(|e| AppError::of_prepare(e, "nothing was changed"))?;
+    // Which EBS copies will be incremental is decided against the replicas made before this
+    // session; the sizes are measured once the copies are made.
+    let options = sizing::Options {
+        predict: false,
+        skip_session: resume.as_ref().map(|p| p.session_id.as_str()),
+    };
+    sizing::estimate(cloud, store, &mut prepared, &policy.prices, options).await;
     // The lease holds within this store; AWS shows a session of another store.
     super::guard::no_other_state_runs(cloud, store, &prepared, &policy.source.regions).await?;
     // The keys' policies and the target roles' IAM policies, checked as `check` does: a
@@ -117,6 +131,25 @@ pub async fn run_policy(
         },
     };
 
+    // Measured before retention, which may delete the source snapshot a copy is compared with.
+    let copied = sizing::copied(cloud, &prepared, &report, &policy.prices).await;
+    if let Some(watch) = &request.engine.copy_watch {
+        for r in &copied.replicas {
+            for c in &r.copies {
+                if let Some(bytes) = c.estimate.bytes {
+                    watch.copied(r.resource_type.service(), &c.account, &c.region, bytes);
+                }
+            }
+        }
+    }
+    let phases = match store.steps(&report.session_id).await {
+        Ok(steps) => Phases::of(&steps),
+        Err(e) => {
+            tracing::warn!(error = %e, "the session's steps could not be read back for its phases");
+            Phases::default()
+        }
+    };
+
     // Retention after the session, unless it was interrupted: the new restore points are
     // recorded by now, and the newest of each place is never deleted.
     let retention = if policy.retention == Default::default() || interrupt.is_raised() {
@@ -144,6 +177,8 @@ pub async fn run_policy(
         resumed: resume.is_some(),
         retention,
         refused,
+        copied,
+        phases,
     })
 }
 

@@ -379,12 +379,68 @@ fn every_shape_problem_is_reported_at_once_where_it_is() {
     assert_eq!(
         lines,
         [
-            "  - line 1, column 1: colour: unknown key; this table takes name, schedule, timezone, drill, source, targets, retention",
+            "  - line 1, column 1: colour: unknown key; this table takes name, schedule, timezone, drill, source, targets, retention, prices",
             "  - line 12, column 3: targets[1].kms_kye: unknown key; this table takes account, region, \
              role_arn, kms_key, staging_kms_key, rds_single_step, restore",
             "  - line 13, column 19: targets[1].rds_single_step = \"yes\": must be true or false, not a string",
         ]
     );
+}
+
+#[test]
+fn prices_default_to_the_spec_values_and_take_numbers() {
+    let target = format!("[[targets]]\nregion = \"eu-west-1\"\nkms_key = \"{KEY_EU}\"\n");
+    let p = Policy::from_toml(&policy(&target)).unwrap();
+    assert_eq!(p.prices.snapshot_gb_month, 0.05);
+    assert_eq!(p.prices.transfer_gb, 0.02);
+    let p = Policy::from_toml(&policy(&format!(
+        "{target}[prices]\nsnapshot_gb_month = 0.0125\ntransfer_gb = 0\n"
+    )))
+    .unwrap();
+    assert_eq!(p.prices.snapshot_gb_month, 0.0125);
+    assert_eq!(p.prices.transfer_gb, 0.0);
+    // Only one given: the other keeps its default.
+    let p = Policy::from_toml(&policy(&format!("{target}[prices]\ntransfer_gb = 0.09\n"))).unwrap();
+    assert_eq!(p.prices.snapshot_gb_month, 0.05);
+    assert_eq!(p.prices.transfer_gb, 0.09);
+}
+
+#[test]
+fn a_bad_price_is_an_error_naming_the_field_and_value() {
+    let target = format!("[[targets]]\nregion = \"eu-west-1\"\nkms_key = \"{KEY_EU}\"\n");
+    let e = errors(&policy(&format!(
+        "{target}[prices]\nsnapshot_gb_month = -0.05\ntransfer_gb = nan\n"
+    )));
+    let shown: Vec<String> = e
+        .iter()
+        .map(|e| format!("{} = {}", e.field, e.value))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "prices.snapshot_gb_month = -0.05",
+            "prices.transfer_gb = nan"
+        ]
+    );
+    assert!(
+        e.iter().all(|e| e.problem.contains("price in USD")),
+        "{e:?}"
+    );
+    let msg = syntax(&policy(&format!(
+        "{target}[prices]\nsnapshot_gb_month = \"cheap\"\ntransfer = 1\n"
+    )));
+    assert!(
+        msg.contains("prices.snapshot_gb_month = \"cheap\": must be a number, not a string"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(
+            "prices.transfer: unknown key; this table takes snapshot_gb_month, transfer_gb"
+        ),
+        "{msg}"
+    );
+    let msg = syntax(&format!("prices = 3\n{}", policy(&target)));
+    assert!(msg.contains("prices = 3: must be a table"), "{msg}");
 }
 
 #[test]

@@ -15,9 +15,9 @@ use std::ops::Deref;
 use async_trait::async_trait;
 
 use super::{
-    Access, CloudError, CopyRequest, DbCopyRequest, DbRestoreRequest, DbStatus, Find, ImageRequest,
-    ImageStatus, KeyGrant, LaunchRequest, MachineStatus, Network, RegionStatus, SecurityGroup,
-    Subnet, VolumeRequest, VolumeStatus,
+    Access, ChangedBlocks, CloudError, CopyRequest, DbCopyRequest, DbRestoreRequest, DbStatus,
+    Find, ImageRequest, ImageStatus, KeyGrant, LaunchRequest, MachineStatus, Network, RegionStatus,
+    SecurityGroup, Subnet, VolumeRequest, VolumeStatus,
 };
 use crate::ids::AccountId;
 use crate::model::{
@@ -217,6 +217,18 @@ capabilities! {
         /// EC2 `DeleteSnapshot`; only ever called on a snapshot snaprelay made.
         change "ec2" "DeleteSnapshot" in region:
         fn delete_snapshot(&self, access: &Access, region: &str, snapshot_id: &str) -> ();
+
+        /// EBS direct API `ListChangedBlocks` between two snapshots of one volume (all pages):
+        /// how many blocks differ, and their size. What an incremental copy of `second` moves
+        /// when the destination holds a copy of `first`.
+        read "ebs" "ListChangedBlocks" in region:
+        fn changed_blocks(
+            &self,
+            access: &Access,
+            region: &str,
+            first_snapshot_id: &str,
+            second_snapshot_id: &str,
+        ) -> ChangedBlocks;
     }
 
     /// RDS DB snapshots of the caller's account.

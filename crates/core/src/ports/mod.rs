@@ -182,6 +182,21 @@ pub struct CopyRequest {
     pub tags: Vec<Tag>,
 }
 
+/// What EBS direct `ListChangedBlocks` found between two snapshots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChangedBlocks {
+    /// Blocks that differ (written in either snapshot and not the same in both).
+    pub blocks: u64,
+    /// `BlockSize` in bytes (524,288: 512 KiB).
+    pub block_size: u64,
+}
+
+impl ChangedBlocks {
+    pub fn bytes(&self) -> u64 {
+        self.blocks.saturating_mul(self.block_size)
+    }
+}
+
 /// A KMS grant: who may use the key for which operations, without the key policy saying so.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyGrant {

@@ -55,6 +55,10 @@ struct Place {
 /// service, account and destination Region (`serve`'s `snaprelay_copies_in_flight`).
 pub trait SlotWatch: Send + Sync {
     fn in_flight(&self, service: Service, account: &AccountId, region: &str, change: i64);
+
+    /// A session's copy to `account`/`region` moved `bytes` (told when the session has
+    /// measured its copies, SPEC 6.5).
+    fn copied(&self, _service: Service, _account: &AccountId, _region: &str, _bytes: u64) {}
 }
 
 struct Inner {
