@@ -532,6 +532,12 @@ async fn two_holders_never_both_hold_a_lease(f: &dyn StoreFixture) {
         .expect("free");
     assert_eq!(held.holder, "holder-a");
     assert!(b.lease_held(&policy).await.unwrap());
+    let seen = b.lease_holder(&policy).await.unwrap().expect("a holder");
+    assert_eq!(
+        (seen.holder.as_str(), seen.generation),
+        ("holder-a", held.generation),
+        "who holds it, as another handle reads it"
+    );
     assert!(
         b.acquire_lease(&policy, "holder-b", f.ttl())
             .await
@@ -556,6 +562,7 @@ async fn two_holders_never_both_hold_a_lease(f: &dyn StoreFixture) {
     let generation = held.generation;
     a.release_lease(held).await.unwrap();
     assert!(!b.lease_held(&policy).await.unwrap());
+    assert_eq!(b.lease_holder(&policy).await.unwrap(), None);
     let taken = b
         .acquire_lease(&policy, "holder-b", f.ttl())
         .await

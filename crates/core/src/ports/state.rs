@@ -112,6 +112,16 @@ impl Lease {
     }
 }
 
+/// Who holds a lease, as people read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseHolder {
+    pub holder: String,
+    pub generation: u64,
+    /// When it lapses unless renewed (RFC 3339, by the database's clock); `None` where a
+    /// lease lasts as long as its process.
+    pub expires_at: Option<String>,
+}
+
 /// A lease as writes under it name it: the policy, the holder and the generation taken.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fence {
@@ -284,6 +294,9 @@ pub trait StateStore: Send + Sync {
     async fn release_lease(&self, lease: Lease) -> Result<(), StoreError>;
     /// Whether some live holder has the lease of `policy` now.
     async fn lease_held(&self, policy: &str) -> Result<bool, StoreError>;
+    /// Who holds the lease of `policy` now, if a live holder does: what the console and
+    /// `sessions` show as the worker running a policy's session or drill.
+    async fn lease_holder(&self, policy: &str) -> Result<Option<LeaseHolder>, StoreError>;
 
     /// The restore points of one policy, deleted ones included, in the order they were made.
     async fn policy_restore_points(
