@@ -7,6 +7,7 @@ seconds-field schedule by three workers runs in-process (crates/server/tests/wor
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -20,12 +21,12 @@ from test_serve import TOKEN, free_port, request
 TTL = "3"
 
 
-def worker(estate: Estate, policies: Path, state: str, log: Path) -> tuple[subprocess.Popen, str]:
+def worker(estate: Estate, policies: Path, state: str, log: Path, ttl: str = TTL) -> tuple[subprocess.Popen, str]:
     """A `serve` worker on `state`; its output goes to `log` (read it after it ends)."""
     port = free_port()
     proc = subprocess.Popen(
         [str(snaprelay_bin()), "--state", state, "serve", "--policies", str(policies), "--listen", f"127.0.0.1:{port}"],
-        env={**snaprelay_env(estate.endpoint), "SNAPRELAY_API_TOKEN": TOKEN, "SNAPRELAY_LEASE_TTL": TTL},
+        env={**snaprelay_env(estate.endpoint), "SNAPRELAY_API_TOKEN": TOKEN, "SNAPRELAY_LEASE_TTL": ttl},
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )
@@ -93,14 +94,7 @@ def test_a_killed_workers_session_is_finished_by_another_worker(estate: Estate, 
         a.kill()  # kill -9, copies in flight
         a.wait()
         killed = time.monotonic()
-        while True:
-            _, listed = request(f"{b_base}/api/v1/policies")
-            lease = listed[0]["lease"]
-            if lease and lease["holder"].startswith(f"process {b.pid} "):
-                break
-            assert time.monotonic() - killed < 20, f"worker b never took the lease over: {listed}"
-            time.sleep(0.1)
-        taken_over = time.monotonic() - killed
+        taken_over = wait_for_holder(b_base, b.pid, killed, 20)
         while session_status(b_base, session) != "Success":
             assert time.monotonic() - killed < 60, request(f"{b_base}/api/v1/sessions/{session}")
             time.sleep(0.2)
@@ -120,6 +114,44 @@ def test_a_killed_workers_session_is_finished_by_another_worker(estate: Estate, 
             p.kill()
             p.wait()
     assert "taking the session over" in (tmp_path / "b.log").read_text()
+
+
+def wait_for_holder(base: str, pid: int, since: float, within: float) -> float:
+    """Seconds from `since` until the policy's lease is held by the worker of `pid`."""
+    while True:
+        _, listed = request(f"{base}/api/v1/policies")
+        lease = listed[0]["lease"]
+        if lease and lease["holder"].startswith(f"process {pid} "):
+            return time.monotonic() - since
+        assert time.monotonic() - since < within, f"worker {pid} never took the lease: {listed}"
+        time.sleep(0.1)
+
+
+def test_a_worker_stopped_by_sigterm_lets_another_resume_at_once(estate: Estate, tmp_path: Path, database: str) -> None:  # noqa: F811
+    """A stopping worker gives its leases up: the other resumes the interrupted session at
+    its next look (a third of the TTL), not after the TTL."""
+    moto_ext.COPY_PACING.pending_seconds = 6
+    policies, volumes = estate_with_policy(estate, tmp_path, "e2e-handover")
+    ttl = "15"
+    a, a_base = worker(estate, policies, database, tmp_path / "a.log", ttl)
+    b, b_base = worker(estate, policies, database, tmp_path / "b.log", ttl)
+    try:
+        code, started = request(f"{a_base}/api/v1/policies/e2e-handover/run", "POST", TOKEN)
+        assert code == 202, started
+        wait_for_copies(estate, len(volumes), a)
+        a.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        assert a.wait(timeout=30) == 0
+        handed = wait_for_holder(b_base, b.pid, stopped, 10)
+        print(f"\nhandover after SIGTERM: {handed:.1f} s (TTL {ttl} s)")
+        while session_status(b_base, started["session_id"]) != "Success":
+            assert time.monotonic() - stopped < 60
+            time.sleep(0.2)
+        assert_nothing_left(estate, "e2e-handover", volumes)
+    finally:
+        for p in (a, b):
+            p.kill()
+            p.wait()
 
 
 def test_a_database_restarted_mid_session_lets_the_session_complete(estate: Estate, tmp_path: Path, database: str) -> None:  # noqa: F811

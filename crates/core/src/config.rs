@@ -347,10 +347,16 @@ mod tests {
         assert!(back.is_plain_linux());
         assert_eq!(back.instance.architecture, None, "not reported, not tagged");
         assert_eq!(back.volumes[0].size_gib, Some(100));
-        assert_eq!(back.volumes[0].volume_type, None, "vol-2's type was not reported");
+        assert_eq!(
+            back.volumes[0].volume_type, None,
+            "vol-2's type was not reported"
+        );
         assert_eq!(back.volumes[0].device_name.as_deref(), Some("/dev/sdf"));
         // Untagged (made before these tags): the snapshots alone.
-        assert_eq!(Ec2Config::of_tagged(&p, &[Vec::new()]), Ec2Config::of_snapshots(&p));
+        assert_eq!(
+            Ec2Config::of_tagged(&p, &[Vec::new()]),
+            Ec2Config::of_snapshots(&p)
+        );
     }
 
     #[test]

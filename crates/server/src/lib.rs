@@ -74,6 +74,8 @@ pub enum Refusal {
     /// A session or drill of the policy runs (here, or in another process).
     Busy(String),
     ShuttingDown,
+    /// The state store does not answer.
+    StoreDown(String),
 }
 
 impl Refusal {
@@ -86,6 +88,10 @@ impl Refusal {
             Refusal::ShuttingDown => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the service is stopping: no new session or drill starts".to_owned(),
+            ),
+            Refusal::StoreDown(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the state store does not answer, so nothing starts: {why}"),
             ),
         }
     }
@@ -214,10 +220,18 @@ impl Service {
             return Err(Refusal::ShuttingDown);
         }
         let p = self.policy(policy).ok_or(Refusal::UnknownPolicy)?;
-        // Another process (a CLI run, another worker) holding the lease.
-        if self.running(policy).is_none()
-            && self.app.store.lease_held(policy).await.unwrap_or(false)
-        {
+        // Another process (a CLI run, another worker) holding the lease. A store that does
+        // not answer starts nothing: nothing could be recorded.
+        let held = match self.running(policy) {
+            Some(_) => false,
+            None => self
+                .app
+                .store
+                .lease_held(policy)
+                .await
+                .map_err(|e| Refusal::StoreDown(e.0))?,
+        };
+        if held {
             return Err(Refusal::Busy(format!(
                 "a session or drill of policy {policy} runs in another process"
             )));
@@ -410,6 +424,14 @@ impl Service {
             );
         }
         self.metrics.leases_held.set(0);
+    }
+
+    /// After [`Service::stop`]: gives up the leases of the jobs it dropped, so that another
+    /// worker resumes their sessions now rather than after the lease TTL.
+    pub async fn release_leases(&self) {
+        if let Err(e) = self.app.store.release_leases_of(&self.app.holder).await {
+            tracing::warn!("the leases were not released (they lapse after their TTL): {e}");
+        }
     }
 
     /// Waits until [`Service::stop`] is called.

@@ -103,6 +103,9 @@ async fn tick_loop(
                 tracing::info!(policy = %policy.name, "tick at {next} skipped: {why}");
                 service.metrics.skipped_ticks.get_or_create(&labels).inc();
             }
+            Err(Refusal::StoreDown(why)) => {
+                tracing::warn!(policy = %policy.name, "tick at {next} not started: {why}");
+            }
             Err(Refusal::ShuttingDown) | Err(Refusal::UnknownPolicy) => return,
         }
     }

@@ -1090,6 +1090,19 @@ impl StateStore for PgStore {
             .map_err(err("cannot release the policy's lease"))
     }
 
+    async fn release_leases_of(&self, holder: &str) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE leases SET expires_at = now() - interval '1 second' \
+                 WHERE holder = $1 AND expires_at >= now()",
+                &[&holder],
+            )
+            .await
+            .map(drop)
+            .map_err(err("cannot release the worker's leases"))
+    }
+
     async fn lease_held(&self, policy: &str) -> Result<bool, StoreError> {
         let row = self
             .client()

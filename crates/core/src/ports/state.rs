@@ -292,6 +292,13 @@ pub trait StateStore: Send + Sync {
     async fn renew_lease(&self, lease: &Lease) -> Result<bool, StoreError>;
     /// Gives a lease up, so another holder may take it at once.
     async fn release_lease(&self, lease: Lease) -> Result<(), StoreError>;
+    /// Gives up every lease `holder` has, at once: a worker that stops and dropped its jobs
+    /// lets another take their sessions over without waiting for the TTL. Where a lease
+    /// lasts only as long as what holds it (a file lock), dropping was enough.
+    async fn release_leases_of(&self, holder: &str) -> Result<(), StoreError> {
+        let _ = holder;
+        Ok(())
+    }
     /// Whether some live holder has the lease of `policy` now.
     async fn lease_held(&self, policy: &str) -> Result<bool, StoreError>;
     /// Who holds the lease of `policy` now, if a live holder does: what the console and
