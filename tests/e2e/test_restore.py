@@ -381,10 +381,24 @@ def test_a_lost_state_is_rebuilt_from_the_tags_and_restore_goes_on(estate: Estat
     assert shape(after) == shape(before)
     replica = [p for p in after if p["kind"] == "replica"][0]
     assert {v["device_name"] for v in replica["config"]["volumes"]} == {"/dev/xvda", "/dev/sdf"}
+    # What the replicas' tags carry of the configuration comes back as it was recorded.
+    original = next(p for p in before if p["kind"] == "replica" and p["session_id"] == replica["session_id"])
+
+    def volumes(point: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return sorted((v["device_name"], v["volume_type"], v["size_gib"], v["snapshot_id"]) for v in point["config"]["volumes"])
+
+    assert volumes(replica) == volumes(original)
+    carried = ["instance_type", "architecture", "virtualization_type", "ena_support", "root_device_name", "platform_details"]
+    assert {k: replica["config"][k] for k in carried} == {k: original["config"][k] for k in carried}
+    assert replica["config"]["instance_type"] and replica["config"]["platform_details"] == "Linux/UNIX", replica
     # Into a state that holds anything: refused, nothing written.
     code, doc, _ = snaprelay(estate, policy, tmp_path, "state", "rebuild", "--to", str(tmp_path / "state.db"))
     assert code == 2 and doc["code"] == "invalid_input", doc
-    # The rebuilt state serves: a volumes restore (no instance config in the tags).
+    # The rebuilt state serves: a volumes restore, and an instance restore from what the tags
+    # carried.
     code, restored, stderr = snaprelay(estate, policy, tmp_path, "restore", instance, "--as", "volumes")
     assert code == 0, stderr
     assert len(restored["created"]) == 2
+    code, restored, stderr = snaprelay(estate, policy, tmp_path, "restore", instance, "--name", "rebuilt-restore")
+    assert code == 0, (restored, stderr)
+    assert [c["type"] for c in restored["created"]].count("instance") == 1, restored

@@ -532,6 +532,12 @@ async fn two_holders_never_both_hold_a_lease(f: &dyn StoreFixture) {
         .expect("free");
     assert_eq!(held.holder, "holder-a");
     assert!(b.lease_held(&policy).await.unwrap());
+    let seen = b.lease_holder(&policy).await.unwrap().expect("a holder");
+    assert_eq!(
+        (seen.holder.as_str(), seen.generation),
+        ("holder-a", held.generation),
+        "who holds it, as another handle reads it"
+    );
     assert!(
         b.acquire_lease(&policy, "holder-b", f.ttl())
             .await
@@ -556,6 +562,7 @@ async fn two_holders_never_both_hold_a_lease(f: &dyn StoreFixture) {
     let generation = held.generation;
     a.release_lease(held).await.unwrap();
     assert!(!b.lease_held(&policy).await.unwrap());
+    assert_eq!(b.lease_holder(&policy).await.unwrap(), None);
     let taken = b
         .acquire_lease(&policy, "holder-b", f.ttl())
         .await
@@ -564,6 +571,26 @@ async fn two_holders_never_both_hold_a_lease(f: &dyn StoreFixture) {
     assert!(taken.generation > generation, "a new generation");
     b.release_lease(taken).await.unwrap();
     b.release_lease(other_lease).await.unwrap();
+
+    // A stopping worker gives up every lease it holds at once; others' stay held.
+    let mine = a
+        .acquire_lease(&policy, "stopping-worker", f.ttl())
+        .await
+        .unwrap()
+        .expect("free");
+    let theirs = b
+        .acquire_lease(&other, "other-worker", f.ttl())
+        .await
+        .unwrap()
+        .expect("free");
+    drop(mine); // a job dropped where it stood: not released
+    a.release_leases_of("stopping-worker").await.unwrap();
+    assert!(!b.lease_held(&policy).await.unwrap(), "released at once");
+    assert!(
+        a.lease_held(&other).await.unwrap(),
+        "another holder's lease stays"
+    );
+    b.release_lease(theirs).await.unwrap();
 }
 
 async fn a_lease_whose_holder_died_can_be_taken_over(f: &dyn StoreFixture) {

@@ -25,9 +25,18 @@ fn script() -> PathBuf {
 
 impl Server {
     fn start(name: &str) -> Self {
+        Self::start_as("start", name)
+    }
+
+    /// A server that takes TLS connections only (see `scripts/pg-test-server start-tls`).
+    fn start_tls(name: &str) -> Self {
+        Self::start_as("start-tls", name)
+    }
+
+    fn start_as(how: &str, name: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("snaprelay-pg-{name}-{}", std::process::id()));
         let out = Command::new(script())
-            .arg("start")
+            .arg(how)
             .arg(&dir)
             .output()
             .expect("scripts/pg-test-server runs");
@@ -101,4 +110,76 @@ async fn migrations_run_once_and_a_newer_schema_is_refused() {
         .err()
         .expect("refused");
     assert!(!refused.0.contains("s3cret"), "{refused}");
+}
+
+/// libpq's `sslmode` meanings over TLS (SPEC 6.7): the server takes TLS connections only, with
+/// a certificate for `localhost` signed by `ca.pem`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_modes_mean_what_they_mean_in_libpq() {
+    let server = Server::start_tls("tls");
+    let ca = server.dir.join("ca.pem");
+    let other = server.dir.join("other-ca.pem");
+    let by_name = server.url.replace("@127.0.0.1:", "@localhost:");
+    let open = |url: String| async move { PgStore::connect(&url).await };
+    let encrypted = |store: PgStore| async move { store.encryption().await.expect("reads") };
+
+    // Encrypted, the server not authenticated: prefer (the default) and require.
+    for mode in ["", "?sslmode=prefer", "?sslmode=require"] {
+        let store = open(format!("{}{mode}", server.url)).await.expect(mode);
+        assert!(encrypted(store).await.starts_with("TLS"), "{mode}");
+    }
+    // verify-full: the chain and the name.
+    let full = format!("{by_name}?sslmode=verify-full&sslrootcert={}", ca.display());
+    assert!(
+        encrypted(open(full).await.expect("verify-full by name"))
+            .await
+            .starts_with("TLS")
+    );
+    let wrong_name = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        server.url,
+        ca.display()
+    );
+    let e = open(wrong_name)
+        .await
+        .err()
+        .expect("the certificate does not name 127.0.0.1");
+    assert!(e.0.contains("certificate"), "{e}");
+    // verify-ca: the chain only; and require with a CA given checks the chain too.
+    let ca_only = format!(
+        "{}?sslmode=verify-ca&sslrootcert={}",
+        server.url,
+        ca.display()
+    );
+    assert!(
+        encrypted(open(ca_only).await.expect("verify-ca"))
+            .await
+            .starts_with("TLS")
+    );
+    for mode in ["verify-ca", "require"] {
+        let untrusted = format!(
+            "{}?sslmode={mode}&sslrootcert={}",
+            server.url,
+            other.display()
+        );
+        let e = open(untrusted).await.err().expect("signed by another CA");
+        assert!(e.0.contains("certificate"), "{mode}: {e}");
+    }
+    // No TLS: the server refuses; a bad mode or CA file is named.
+    let e = open(format!("{}?sslmode=disable", server.url))
+        .await
+        .err()
+        .expect("TLS only");
+    assert!(e.0.contains("no encryption"), "{e}");
+    let e = open(format!("{}?sslmode=verify-fully", server.url))
+        .await
+        .err()
+        .expect("bad mode");
+    assert!(e.0.contains("\"verify-fully\" is not a TLS mode"), "{e}");
+    let missing = format!(
+        "{}?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+        server.url
+    );
+    let e = open(missing).await.err().expect("no CA file");
+    assert!(e.0.contains("/nonexistent/ca.pem"), "{e}");
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{DbInstance, Instance, Resource};
+use crate::model::{DbInstance, Instance, Resource, Tag, tag_value, tags};
 use crate::report::PlaceReport;
 
 /// What `DescribeInstances` says of an instance that a restore needs. `None` where AWS did
@@ -195,6 +195,38 @@ impl Ec2Config {
         }
     }
 
+    /// [`Ec2Config::of_snapshots`], with what each snapshot's tags say (see
+    /// [`describing_tags`]): the instance's type, architecture, virtualization, ENA, boot
+    /// mode, root device and platform, each volume's type and size. What `state rebuild`
+    /// brings back of a configuration.
+    pub fn of_tagged(place: &PlaceReport, tags_of: &[Vec<Tag>]) -> Self {
+        let mut config = Self::of_snapshots(place);
+        for (volume, t) in config.volumes.iter_mut().zip(tags_of) {
+            volume.volume_type = tag_value(t, tags::VOLUME_TYPE).map(str::to_owned);
+            if volume.size_gib.is_none() {
+                volume.size_gib = tag_value(t, tags::VOLUME_SIZE).and_then(|v| v.parse().ok());
+            }
+        }
+        // Every replica carries its instance's tags; the first that does gives them.
+        if let Some(t) = tags_of
+            .iter()
+            .find(|t| tag_value(t, tags::INSTANCE_TYPE).is_some())
+        {
+            let read = |key: &str| tag_value(t, key).map(str::to_owned);
+            config.instance = InstanceSetup {
+                instance_type: read(tags::INSTANCE_TYPE),
+                architecture: read(tags::ARCHITECTURE),
+                virtualization_type: read(tags::VIRTUALIZATION),
+                ena_support: read(tags::ENA).map(|v| v == "true"),
+                boot_mode: read(tags::BOOT_MODE),
+                root_device_name: read(tags::ROOT_DEVICE),
+                platform_details: read(tags::PLATFORM),
+                ..InstanceSetup::default()
+            };
+        }
+        config
+    }
+
     /// Whether `RegisterImage` can rebuild this instance with its billing: only plain
     /// Linux/UNIX. AWS reports `PlatformDetails` for every instance; one it did not report is
     /// not taken for Linux (a Windows or Marketplace instance rebuilt without its billing
@@ -202,6 +234,37 @@ impl Ec2Config {
     pub fn is_plain_linux(&self) -> bool {
         self.instance.platform_details.as_deref() == Some("Linux/UNIX")
     }
+}
+
+/// The tags a replica of `volume_id` carries of its instance and volume, so that a state
+/// rebuilt from tags alone (SPEC 6.7) can still restore the instance: what `RegisterImage`
+/// needs (architecture, virtualization, ENA, boot mode, root device; AWS's defaults for a
+/// missing one are i386 and paravirtual), the type to launch, the platform that decides
+/// whether it may be rebuilt, and the volume's type and size. Facts AWS did not report are
+/// left out; tag values are short (EC2 allows 256 characters).
+pub fn describing_tags(instance: &Instance, volume_id: &str) -> Vec<Tag> {
+    let setup = &instance.setup;
+    let mut out = Vec::new();
+    let mut add = |key: &'static str, value: Option<String>| {
+        if let Some(v) = value.filter(|v| !v.is_empty() && v.len() <= 256) {
+            out.push(Tag::new(key, v));
+        }
+    };
+    add(tags::INSTANCE_TYPE, setup.instance_type.clone());
+    add(tags::ARCHITECTURE, setup.architecture.clone());
+    add(tags::VIRTUALIZATION, setup.virtualization_type.clone());
+    add(tags::ENA, setup.ena_support.map(|e| e.to_string()));
+    add(tags::BOOT_MODE, setup.boot_mode.clone());
+    add(tags::ROOT_DEVICE, setup.root_device_name.clone());
+    add(tags::PLATFORM, setup.platform_details.clone());
+    if let Some(v) = instance.volumes.iter().find(|v| v.id == volume_id) {
+        add(tags::VOLUME_TYPE, v.setup.volume_type.clone());
+        add(
+            tags::VOLUME_SIZE,
+            (v.size_gib > 0).then(|| v.size_gib.to_string()),
+        );
+    }
+    out
 }
 
 impl RdsConfig {
@@ -270,6 +333,30 @@ mod tests {
                 size_gib: Some(100),
             }],
         }
+    }
+
+    #[test]
+    fn what_the_replicas_tags_carry_comes_back_from_them() {
+        let i = instance();
+        let mut p = place();
+        p.snapshots[0].size_gib = None;
+        let tags = vec![describing_tags(&i, "vol-2")];
+        let back = Ec2Config::of_tagged(&p, &tags);
+        assert_eq!(back.instance.instance_type.as_deref(), Some("t3.micro"));
+        assert_eq!(back.instance.root_device_name.as_deref(), Some("/dev/xvda"));
+        assert!(back.is_plain_linux());
+        assert_eq!(back.instance.architecture, None, "not reported, not tagged");
+        assert_eq!(back.volumes[0].size_gib, Some(100));
+        assert_eq!(
+            back.volumes[0].volume_type, None,
+            "vol-2's type was not reported"
+        );
+        assert_eq!(back.volumes[0].device_name.as_deref(), Some("/dev/sdf"));
+        // Untagged (made before these tags): the snapshots alone.
+        assert_eq!(
+            Ec2Config::of_tagged(&p, &[Vec::new()]),
+            Ec2Config::of_snapshots(&p)
+        );
     }
 
     #[test]

@@ -322,6 +322,17 @@ pub mod tags {
     pub const SOURCE_REGION: &str = "snaprelay:source-region";
     /// The device the source volume was attached as, to rebuild the instance from replicas.
     pub const DEVICE: &str = "snaprelay:device";
+    /// What a replica says of its instance and volume, for `state rebuild` (SPEC 6.7); see
+    /// `config::describing_tags`.
+    pub const INSTANCE_TYPE: &str = "snaprelay:instance-type";
+    pub const ARCHITECTURE: &str = "snaprelay:architecture";
+    pub const VIRTUALIZATION: &str = "snaprelay:virtualization";
+    pub const ENA: &str = "snaprelay:ena";
+    pub const BOOT_MODE: &str = "snaprelay:boot-mode";
+    pub const ROOT_DEVICE: &str = "snaprelay:root-device";
+    pub const PLATFORM: &str = "snaprelay:platform";
+    pub const VOLUME_TYPE: &str = "snaprelay:volume-type";
+    pub const VOLUME_SIZE: &str = "snaprelay:volume-size";
     /// What a restore made, valued with its restore id (SPEC 6.2).
     pub const RESTORE: &str = "snaprelay:restore";
     /// What a drill made, valued with its drill id (SPEC 6.3).

@@ -205,6 +205,15 @@ async fn policies(State(s): Shared) -> Response {
                 "kind": match kind { crate::JobKind::Session => "session", crate::JobKind::Drill => "drill" },
                 "id": id,
             })),
+            // Who holds the policy's lease (any worker on this state, this one included).
+            "lease": match s.app.store.lease_holder(&p.name).await {
+                Ok(held) => held.map(|h| json!({
+                    "holder": h.holder,
+                    "generation": h.generation,
+                    "expires_at": h.expires_at,
+                })),
+                Err(e) => return store_error(e),
+            },
             "last_session": last,
         }));
     }

@@ -224,11 +224,12 @@ async fn home(State(s): State<Arc<Service>>, headers: HeaderMap) -> Response {
         }
         let mut rpo: Vec<_> = newest.into_iter().collect();
         rpo.sort();
-        rows.push((p, last.into_iter().next(), rpo, period));
+        let lease = s.app.store.lease_holder(&p.name).await.ok().flatten();
+        rows.push((p, last.into_iter().next(), rpo, period, lease));
     }
     let body = html! {
         @if rows.is_empty() { p { "No policies." } }
-        @for (p, last, rpo, period) in &rows {
+        @for (p, last, rpo, period, lease) in &rows {
             section aria-labelledby=(format!("policy-{}", p.name)) {
                 h2 id=(format!("policy-{}", p.name)) { (p.name) }
                 dl {
@@ -250,8 +251,17 @@ async fn home(State(s): State<Arc<Service>>, headers: HeaderMap) -> Response {
                     } }
                     @if let Some((kind, id)) = s.running(&p.name) {
                         dt { "Running now" }
-                        dd { (format!("{kind:?}").to_lowercase()) " " (id) }
+                        dd { (format!("{kind:?}").to_lowercase()) " " (id) " on this worker" }
                     }
+                    dt { "Worker" }
+                    dd { @match lease {
+                        Some(l) => {
+                            (l.holder) " holds the lease (generation " (l.generation)
+                            @if let Some(t) = &l.expires_at { ", until " (t) }
+                            ")"
+                        }
+                        None => { "none: no session or drill of this policy runs" }
+                    } }
                 }
                 @if !rpo.is_empty() {
                     table {
@@ -338,12 +348,20 @@ async fn session_page(
     let [summary] = one;
     let report = store.session(&sid).await.ok().flatten();
     let steps = store.steps(&sid).await.unwrap_or_default();
+    // An unfinished session runs where its policy's lease is held.
+    let worker = match summary.ended_at {
+        None => store.lease_holder(&summary.policy).await.ok().flatten(),
+        Some(_) => None,
+    };
     let body = html! {
         p {
             "Policy " strong { (summary.policy) } ", "
             span class=(summary.status) { (summary.status) }
             ", started " (summary.started_at)
             @if let Some(e) = &summary.ended_at { ", ended " (e) }
+        }
+        @if let Some(w) = &worker {
+            p { "Run by " strong { (w.holder) } " (lease generation " (w.generation) ")" }
         }
         @if let Some(r) = &report {
             h2 { "Tasks" }

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use snaprelay_core::app::{App, DrillOptions, RunRequest, drill, run_policy};
+use snaprelay_core::app::{App, DrillOptions, ErrorKind, RunRequest, drill, run_policy};
 use snaprelay_core::engine::{EngineConfig, Interrupt, Progress};
 use snaprelay_core::policy::Policy;
 use snaprelay_core::ports::{Call, CloudError, Layer, SessionId};
@@ -74,6 +74,8 @@ pub enum Refusal {
     /// A session or drill of the policy runs (here, or in another process).
     Busy(String),
     ShuttingDown,
+    /// The state store does not answer.
+    StoreDown(String),
 }
 
 impl Refusal {
@@ -86,6 +88,10 @@ impl Refusal {
             Refusal::ShuttingDown => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the service is stopping: no new session or drill starts".to_owned(),
+            ),
+            Refusal::StoreDown(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the state store does not answer, so nothing starts: {why}"),
             ),
         }
     }
@@ -110,6 +116,9 @@ pub struct Service {
     console: Mutex<HashMap<String, String>>,
     /// The CSRF token of the console's forms when no API token is set.
     anonymous_csrf: String,
+    /// Policies whose last session here stopped on an error: when the takeover may resume
+    /// them again, and how many times in a row they stopped (the backoff doubles).
+    retry_after: Mutex<HashMap<String, (tokio::time::Instant, u32)>>,
 }
 
 impl Service {
@@ -138,6 +147,7 @@ impl Service {
             drill_poll: options.drill_poll,
             console: Mutex::default(),
             anonymous_csrf: console::random_token(),
+            retry_after: Mutex::default(),
         })
     }
 
@@ -210,10 +220,18 @@ impl Service {
             return Err(Refusal::ShuttingDown);
         }
         let p = self.policy(policy).ok_or(Refusal::UnknownPolicy)?;
-        // Another process (a CLI run, another worker) holding the lease.
-        if self.running(policy).is_none()
-            && self.app.store.lease_held(policy).await.unwrap_or(false)
-        {
+        // Another process (a CLI run, another worker) holding the lease. A store that does
+        // not answer starts nothing: nothing could be recorded.
+        let held = match self.running(policy) {
+            Some(_) => false,
+            None => self
+                .app
+                .store
+                .lease_held(policy)
+                .await
+                .map_err(|e| Refusal::StoreDown(e.0))?,
+        };
+        if held {
             return Err(Refusal::Busy(format!(
                 "a session or drill of policy {policy} runs in another process"
             )));
@@ -283,6 +301,12 @@ impl Service {
             let outcome = run_policy(&me.app, &p, &request, &Logged, &Interrupt::never()).await;
             let status = match &outcome {
                 Ok(done) => done.status().as_str().to_owned(),
+                // The lease was lost, or the state stopped answering: the session stopped
+                // where it stood, recorded, and whoever holds the lease next resumes it.
+                Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::State) => {
+                    tracing::warn!(policy = %p.name, session = %session_id, "session stopped: {}", e.message);
+                    snaprelay_core::app::INTERRUPTED.to_owned()
+                }
                 Err(e) => {
                     tracing::warn!(policy = %p.name, session = %session_id, "session did not run: {}", e.message);
                     "Failed".to_owned()
@@ -303,11 +327,38 @@ impl Service {
                 .get_or_create(&labels)
                 .observe(started.elapsed().as_secs_f64());
             tracing::info!(policy = %p.name, session = %session_id, status, "session ended");
+            me.stopped_on_error(&p.name, outcome.is_err());
             me.release(&p.name);
         });
         self.attach(policy, handle);
         tracing::info!(policy, session = %id, "session started");
         Ok(id)
+    }
+
+    /// Notes how the last session of `policy` here ended, for the takeover's backoff.
+    fn stopped_on_error(&self, policy: &str, error: bool) {
+        let mut retry = self.retry_after.lock().unwrap_or_else(|p| p.into_inner());
+        if !error {
+            retry.remove(policy);
+            return;
+        }
+        let times = retry.get(policy).map_or(0, |(_, n)| *n) + 1;
+        let wait = (self.app.lease_ttl / 3).max(Duration::from_secs(1)) * 2u32.pow(times.min(8));
+        let wait = wait.min(Duration::from_secs(300));
+        retry.insert(
+            policy.to_owned(),
+            (tokio::time::Instant::now() + wait, times),
+        );
+    }
+
+    /// Whether the takeover may resume a session of `policy` now (see
+    /// [`Service::stopped_on_error`]).
+    fn may_retry(&self, policy: &str) -> bool {
+        self.retry_after
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(policy)
+            .is_none_or(|(at, _)| tokio::time::Instant::now() >= *at)
     }
 
     /// Starts a drill of `policy`; its id.
@@ -375,6 +426,14 @@ impl Service {
         self.metrics.leases_held.set(0);
     }
 
+    /// After [`Service::stop`]: gives up the leases of the jobs it dropped, so that another
+    /// worker resumes their sessions now rather than after the lease TTL.
+    pub async fn release_leases(&self) {
+        if let Err(e) = self.app.store.release_leases_of(&self.app.holder).await {
+            tracing::warn!("the leases were not released (they lapse after their TTL): {e}");
+        }
+    }
+
     /// Waits until [`Service::stop`] is called.
     pub async fn stopped(&self) {
         let mut rx = self.stopping.subscribe();
@@ -431,6 +490,7 @@ impl Layer for Counting {
 pub async fn run(service: Arc<Service>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     scheduler::start(service.clone());
     scheduler::catch_up(service.clone()).await;
+    tokio::spawn(scheduler::take_over(service.clone()));
     let router = api::router(service.clone());
     let stop = service.clone();
     axum::serve(listener, router)

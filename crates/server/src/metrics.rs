@@ -75,6 +75,10 @@ pub struct Metrics {
     pub drill_rto: Family<ResourcePlace, FloatGauge>,
     pub drill_last_success: Family<ResourcePlace, FloatGauge>,
     pub leases_held: Gauge,
+    /// Interrupted sessions this worker resumed because their lease had lapsed.
+    pub lease_takeovers: Family<PolicyLabel, Counter>,
+    /// 1 while the state store answers this worker, else 0.
+    pub store_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -93,6 +97,8 @@ impl Default for Metrics {
             drill_rto: Family::default(),
             drill_last_success: Family::default(),
             leases_held: Gauge::default(),
+            lease_takeovers: Family::default(),
+            store_up: Gauge::default(),
             registry: Registry::default(),
         };
         // Counters are exported with the `_total` suffix Prometheus expects.
@@ -156,6 +162,16 @@ impl Default for Metrics {
             "snaprelay_worker_leases_held",
             "Policies whose lease this worker holds (sessions and drills running here)",
             m.leases_held.clone(),
+        );
+        registry.register(
+            "snaprelay_worker_lease_takeovers",
+            "Interrupted sessions this worker resumed after their holder's lease lapsed",
+            m.lease_takeovers.clone(),
+        );
+        registry.register(
+            "snaprelay_worker_state_store_up",
+            "1 while the state store answers this worker, else 0 (no new work starts then)",
+            m.store_up.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -2,6 +2,8 @@
 //! schedule` (drills). A tick that comes while a job of the policy runs is skipped and
 //! counted. At start, interrupted sessions are resumed and each policy whose last session is
 //! older than its last tick runs once (a policy new to the state has no missed tick).
+//! While the service runs, [`take_over`] resumes the sessions of workers that died: an
+//! unfinished session whose policy's lease nobody holds (SPEC 6.7).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +103,9 @@ async fn tick_loop(
                 tracing::info!(policy = %policy.name, "tick at {next} skipped: {why}");
                 service.metrics.skipped_ticks.get_or_create(&labels).inc();
             }
+            Err(Refusal::StoreDown(why)) => {
+                tracing::warn!(policy = %policy.name, "tick at {next} not started: {why}");
+            }
             Err(Refusal::ShuttingDown) | Err(Refusal::UnknownPolicy) => return,
         }
     }
@@ -139,4 +144,82 @@ pub async fn catch_up(service: Arc<Service>) {
             }
         }
     }
+}
+
+/// How often [`take_over`] looks at most when the store does not answer.
+const MOST_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Resumes, for as long as the service runs, each unfinished session whose policy's lease
+/// nobody holds: its worker died (or lost the state) and its lease lapsed. It looks every
+/// third of the lease TTL; while the state store does not answer, it starts nothing (nothing
+/// could be recorded) and looks again with a doubling backoff, up to 30 s.
+pub async fn take_over(service: Arc<Service>) {
+    let every = (service.app.lease_ttl / 3).clamp(Duration::from_secs(1), Duration::from_secs(20));
+    let mut stopping = service.stopping.subscribe();
+    let mut wait = every;
+    let mut answering = true;
+    service.metrics.store_up.set(1);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        match sweep(&service).await {
+            Ok(()) => {
+                if !answering {
+                    tracing::info!("the state store answers again");
+                }
+                answering = true;
+                service.metrics.store_up.set(1);
+                wait = every;
+            }
+            Err(e) => {
+                if answering {
+                    tracing::warn!(
+                        "the state store does not answer; no work starts until it does: {e}"
+                    );
+                }
+                answering = false;
+                service.metrics.store_up.set(0);
+                wait = (wait * 2).min(MOST_BACKOFF);
+            }
+        }
+    }
+}
+
+/// One look: resumes the sessions whose holder's lease lapsed.
+async fn sweep(service: &Arc<Service>) -> Result<(), snaprelay_core::ports::StoreError> {
+    let store = service.app.store.as_ref();
+    let mut seen = std::collections::BTreeSet::new();
+    for unfinished in store.unfinished_sessions(None).await? {
+        let policy = unfinished.policy;
+        if !seen.insert(policy.clone())
+            || service.running(&policy).is_some()
+            || service.policy(&policy).is_none()
+            || !service.may_retry(&policy)
+        {
+            continue;
+        }
+        if let Some(holder) = store.lease_holder(&policy).await? {
+            tracing::debug!(
+                policy,
+                holder = holder.holder,
+                "session {} runs there",
+                unfinished.id
+            );
+            continue;
+        }
+        match service.start_session(&policy).await {
+            Ok(id) => {
+                tracing::warn!(policy, session = %id, "taking the session over: its holder's lease lapsed (the worker died or lost the state)");
+                service
+                    .metrics
+                    .lease_takeovers
+                    .get_or_create(&PolicyLabel { policy })
+                    .inc();
+            }
+            Err(e) => tracing::debug!(policy, "not taken over: {e:?}"),
+        }
+    }
+    Ok(())
 }

@@ -15,8 +15,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use snaprelay_core::config::ResourceConfig;
 use snaprelay_core::model::{ResourceType, SnapshotKind};
 use snaprelay_core::ports::{
-    Lease, Operation, OperationKind, PointFilter, RestorePointId, SessionId, StateStore, StepId,
-    StoreError, Unfinished,
+    Lease, LeaseHolder, Operation, OperationKind, PointFilter, RestorePointId, SessionId,
+    StateStore, StepId, StoreError, Unfinished,
 };
 use snaprelay_core::report::{
     LastDrill, PlaceReport, PointStatus, RecordedRestorePoint, ResourceReport, RestorePoint,
@@ -985,6 +985,33 @@ impl StateStore for SqliteStore {
             }
         }
     }
+
+    async fn lease_holder(&self, policy: &str) -> Result<Option<LeaseHolder>, StoreError> {
+        if !self.lease_held(policy).await? {
+            return Ok(None);
+        }
+        let Some(lock) = self.lock_file(policy) else {
+            return Ok(Some(LeaseHolder {
+                holder: "this process".to_owned(),
+                generation: 1,
+                expires_at: None,
+            }));
+        };
+        // The holder wrote its name and generation when it locked the file.
+        let text = std::fs::read_to_string(&lock).unwrap_or_default();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+        };
+        Ok(Some(LeaseHolder {
+            holder: field("holder ").unwrap_or_else(|| "another process".to_owned()),
+            generation: field("generation ")
+                .and_then(|g| g.parse().ok())
+                .unwrap_or(0),
+            expires_at: None,
+        }))
+    }
 }
 
 /// Why the state file (or the journal SQLite keeps beside it) cannot be written, if it cannot.
@@ -1182,6 +1209,7 @@ fn insert_task(
 }
 
 mod pg;
+pub mod pg_tls;
 pub use pg::PgStore;
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use snaprelay_core::config::ResourceConfig;
 use snaprelay_core::model::{ResourceType, SnapshotKind};
 use snaprelay_core::ports::{
-    Fence, Lease, Operation, OperationKind, PointFilter, RestorePointId, SessionId, StateStore,
-    StepId, StoreError, Unfinished, redacted_url,
+    Fence, Lease, LeaseHolder, Operation, OperationKind, PointFilter, RestorePointId, SessionId,
+    StateStore, StepId, StoreError, Unfinished, redacted_url,
 };
 use snaprelay_core::report::{
     LastDrill, PlaceReport, PointStatus, RecordedRestorePoint, ResourceReport, RestorePoint,
@@ -24,6 +24,8 @@ use snaprelay_core::report::{
     StepOutcome, StepRecord,
 };
 use tokio_postgres::{NoTls, Row};
+
+use crate::pg_tls;
 
 /// The schema this binary writes; each entry of [`MIGRATIONS`] brings a database one version on.
 const MIGRATIONS: &[&str] = &[
@@ -138,46 +140,92 @@ fn err(context: &str) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
         // never part of it.
         let why = e
             .as_db_error()
-            .map_or_else(|| e.to_string(), |d| d.message().to_owned());
+            .map_or_else(|| with_causes(&e), |d| d.message().to_owned());
         StoreError(format!("{context}: {why}"))
     }
 }
 
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
-    StoreError(format!("cannot reach the PostgreSQL state: {e}"))
+    StoreError(format!(
+        "cannot reach the PostgreSQL state: {}",
+        with_causes(&e)
+    ))
+}
+
+/// An error with the causes under it (a TLS handshake's names the certificate's fault), each
+/// once: some errors repeat their cause in their own text.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 impl PgStore {
-    /// Connects to `url` (`postgres://USER:PASS@HOST:PORT/DB`, `sslmode=disable`) and brings its
-    /// schema up to date.
+    /// Connects to `url` (`postgres://USER:PASS@HOST:PORT/DB`, with libpq's `sslmode` and
+    /// `sslrootcert`: see [`crate::pg_tls`]) and brings its schema up to date.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+        let bad = |why: String| StoreError(format!("{}: {why}", redacted_url(url)));
+        let tls = pg_tls::split_url(url).map_err(bad)?;
+        let mut config: tokio_postgres::Config = tls.driver_url.parse().map_err(|e| {
             StoreError(format!(
                 "{} is not a PostgreSQL URL: {e}",
                 redacted_url(url)
             ))
         })?;
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(StoreError(format!(
-                "{}: sslmode=require is not supported by this build yet; use sslmode=disable \
-                 on a trusted network",
-                redacted_url(url)
-            )));
+        config.ssl_mode(tls.mode.driver_mode());
+        // A worker must notice a database gone away rather than wait on it for ever.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
         }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        config.keepalives_idle(std::time::Duration::from_secs(30));
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager =
+            match pg_tls::client_config(tls.mode, tls.root_cert.as_deref()).map_err(bad)? {
+                None => Manager::from_config(config, NoTls, manager_config),
+                Some(rustls) => Manager::from_config(
+                    config,
+                    tokio_postgres_rustls::MakeRustlsConnect::new(rustls),
+                    manager_config,
+                ),
+            };
+        // Bounded waits: a database that stopped answering is an error in seconds, which
+        // stops the session where it stands (see `keep` in the application layer).
         let pool = Pool::builder(manager)
             .max_size(8)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(std::time::Duration::from_secs(15)))
+            .create_timeout(Some(std::time::Duration::from_secs(15)))
+            .recycle_timeout(Some(std::time::Duration::from_secs(5)))
             .build()
             .map_err(|e| StoreError(format!("cannot make a connection pool: {e}")))?;
         let store = Self { pool };
         store.migrate(url).await?;
         Ok(store)
+    }
+
+    /// How a connection of this store is protected, as the server sees it: `TLSv1.3`, say,
+    /// or `none`.
+    pub async fn encryption(&self) -> Result<String, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl",
+                &[],
+            )
+            .await
+            .map_err(err("cannot read the connection's encryption"))?;
+        Ok(row.map_or_else(|| "none".to_owned(), |r| r.get(0)))
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -1042,6 +1090,19 @@ impl StateStore for PgStore {
             .map_err(err("cannot release the policy's lease"))
     }
 
+    async fn release_leases_of(&self, holder: &str) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE leases SET expires_at = now() - interval '1 second' \
+                 WHERE holder = $1 AND expires_at >= now()",
+                &[&holder],
+            )
+            .await
+            .map(drop)
+            .map_err(err("cannot release the worker's leases"))
+    }
+
     async fn lease_held(&self, policy: &str) -> Result<bool, StoreError> {
         let row = self
             .client()
@@ -1053,5 +1114,24 @@ impl StateStore for PgStore {
             .await
             .map_err(err("cannot read the policy's lease"))?;
         Ok(row.is_some())
+    }
+
+    async fn lease_holder(&self, policy: &str) -> Result<Option<LeaseHolder>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT holder, generation, \
+                 to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+                 FROM leases WHERE policy = $1 AND expires_at >= now()",
+                &[&policy],
+            )
+            .await
+            .map_err(err("cannot read the policy's lease"))?;
+        Ok(row.map(|r| LeaseHolder {
+            holder: r.get(0),
+            generation: u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+            expires_at: r.get(2),
+        }))
     }
 }

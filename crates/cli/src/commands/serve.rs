@@ -113,6 +113,7 @@ pub async fn run(settings: &Settings, flags: Flags) -> Outcome {
         on_signals(service.clone());
         let served = tokio::spawn(snaprelay_server::run(service.clone(), listener));
         service.stopped().await;
+        service.release_leases().await;
         // Requests under way get a few seconds; the whole stop stays within 30 s.
         match tokio::time::timeout(Duration::from_secs(20), served).await {
             Ok(Ok(Err(e))) => say!("snaprelay serve: the HTTP server ended with {e}"),

@@ -4,9 +4,10 @@
 //! of its own id (recorded as ended, so that no run resumes it), so that retention, restore
 //! and drills go on.
 //!
-//! What the tags carry comes back: the resource, the kind, each volume and its device, the
-//! source snapshot of each copy, the keys. What they do not (volume sizes and types, the
-//! instance's type and network, the point's exact time) is `null`, and the report says so.
+//! What the tags carry comes back: the resource, the kind, each volume with its device, size
+//! and type, the instance's type and what `RegisterImage` needs (`config::describing_tags`),
+//! the source snapshot of each copy, the keys. What they do not (the instance's network, the
+//! point's exact time) is `null`, and the report says so.
 
 use std::collections::BTreeMap;
 
@@ -43,6 +44,7 @@ struct Found {
     source_snapshot: Option<String>,
     device: Option<String>,
     kms_key_id: Option<String>,
+    tags: Vec<Tag>,
 }
 
 /// Rebuilds `policy`'s restore points into `app`'s store, which must be empty.
@@ -123,6 +125,7 @@ pub async fn rebuild(app: &App, policy: &Policy) -> Result<Rebuilt, AppError> {
                     source_snapshot: tag_value(&s.tags, tags::SOURCE_SNAPSHOT).map(str::to_owned),
                     device: tag_value(&s.tags, tags::DEVICE).map(str::to_owned),
                     kms_key_id: s.kms_key_id.clone(),
+                    tags: s.tags.clone(),
                 },
             );
         }
@@ -136,6 +139,7 @@ pub async fn rebuild(app: &App, policy: &Policy) -> Result<Rebuilt, AppError> {
                     source_snapshot: None,
                     device: None,
                     kms_key_id: s.kms_key_id.clone(),
+                    tags: s.tags.clone(),
                 },
             );
         }
@@ -178,7 +182,7 @@ pub async fn rebuild(app: &App, policy: &Policy) -> Result<Rebuilt, AppError> {
                 volume_id: s.volume_id.clone(),
                 device: s.device.clone(),
                 kms_key_id: s.kms_key_id.clone(),
-                size_gib: None,
+                size_gib: tag_value(&s.tags, tags::VOLUME_SIZE).and_then(|v| v.parse().ok()),
             })
             .collect();
         rebuilt.snapshots += snapshots.len();
@@ -188,8 +192,9 @@ pub async fn rebuild(app: &App, policy: &Policy) -> Result<Rebuilt, AppError> {
             snapshots,
         };
         // What the tags say of the instance: its volumes' devices and snapshots here.
+        let tags_of: Vec<Vec<Tag>> = snaps.iter().map(|s| s.tags.clone()).collect();
         let config = (service == ResourceType::Ec2)
-            .then(|| ResourceConfig::Ec2(Ec2Config::of_snapshots(&place)));
+            .then(|| ResourceConfig::Ec2(Ec2Config::of_tagged(&place, &tags_of)));
         sessions
             .entry(session.clone())
             .or_default()
@@ -250,9 +255,12 @@ pub async fn rebuild(app: &App, policy: &Policy) -> Result<Rebuilt, AppError> {
     }
     if rebuilt.restore_points > 0 {
         rebuilt.notes.push(
-            "from the tags: each point's resource, kind, place, snapshots, keys, volumes and \
-             their devices; not kept in tags, so null: volume sizes and types, the instance's \
-             type, network and profile, DB settings; each point's time is its session's start"
+            "from the tags: each point's resource, kind, place, snapshots, keys, volumes \
+             with their devices, sizes and types, and the instance's type, architecture, \
+             virtualization, ENA, boot mode, root device and platform (replicas made before \
+             snaprelay tagged these have them null); not kept in tags, so null: the \
+             instance's network, profile, key pair and tags, volume IOPS and throughput, DB \
+             settings; each point's time is its session's start"
                 .into(),
         );
     }

@@ -112,6 +112,16 @@ impl Lease {
     }
 }
 
+/// Who holds a lease, as people read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseHolder {
+    pub holder: String,
+    pub generation: u64,
+    /// When it lapses unless renewed (RFC 3339, by the database's clock); `None` where a
+    /// lease lasts as long as its process.
+    pub expires_at: Option<String>,
+}
+
 /// A lease as writes under it name it: the policy, the holder and the generation taken.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fence {
@@ -282,8 +292,18 @@ pub trait StateStore: Send + Sync {
     async fn renew_lease(&self, lease: &Lease) -> Result<bool, StoreError>;
     /// Gives a lease up, so another holder may take it at once.
     async fn release_lease(&self, lease: Lease) -> Result<(), StoreError>;
+    /// Gives up every lease `holder` has, at once: a worker that stops and dropped its jobs
+    /// lets another take their sessions over without waiting for the TTL. Where a lease
+    /// lasts only as long as what holds it (a file lock), dropping was enough.
+    async fn release_leases_of(&self, holder: &str) -> Result<(), StoreError> {
+        let _ = holder;
+        Ok(())
+    }
     /// Whether some live holder has the lease of `policy` now.
     async fn lease_held(&self, policy: &str) -> Result<bool, StoreError>;
+    /// Who holds the lease of `policy` now, if a live holder does: what the console and
+    /// `sessions` show as the worker running a policy's session or drill.
+    async fn lease_holder(&self, policy: &str) -> Result<Option<LeaseHolder>, StoreError>;
 
     /// The restore points of one policy, deleted ones included, in the order they were made.
     async fn policy_restore_points(

@@ -128,6 +128,9 @@ async fn copy_one(
     if let Some(device) = &s.device {
         tags.push(Tag::new(tags::DEVICE, device));
     }
+    if let crate::model::Resource::Ec2(instance) = ctx.resource {
+        tags.extend(crate::config::describing_tags(instance, &s.volume_id));
+    }
     let request = CopyRequest {
         source_region: source_region.to_owned(),
         source_snapshot_id: s.snapshot_id.clone(),
