@@ -240,6 +240,49 @@ def test_cross_account_with_default_key_volume_fails_without_sharing(
     assert estate.snapshots(B, DST) == [] and estate.snapshots(B, SRC) == []
 
 
+def test_cross_account_with_default_key_volume_succeeds_through_a_reencrypt_key(
+    estate: Estate, tmp_path: Path, share_log: list[dict]
+) -> None:
+    """The default-key workaround (SPEC 6.4): the aws/ebs snapshot is copied in the source
+    account under the re-encrypt key, the copy is shared and copied by the target, then
+    unshared and deleted. The original is never shared (moto_ext refuses and logs any attempt)."""
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    reencrypt_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    instance, (good_volume, default_key_volume) = estate.create_instance(
+        None, SRC, [{"encrypted": True, "kms_key": source_key}, {"encrypted": True, "kms_key": None}]
+    )
+    target = {"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}
+    policy = policy_toml("e2e-reencrypt", [instance], [target]).replace(
+        "[[source.resources]]", f'reencrypt_keys = {{ "{SRC}" = "{reencrypt_key}" }}\n\n[[source.resources]]', 1
+    )
+
+    code, plan, _ = run_json(estate, policy, tmp_path, "plan")
+    assert code == 0, plan
+    decision = plan["tasks"][0]["targets"][0]
+    assert decision["action"] == "replicate", decision
+    assert decision["reencrypt"] == {"kms_key_id": reencrypt_key, "volumes": [default_key_volume]}, decision
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+
+    assert code == 0, stderr
+    res = resource(doc, instance)
+    assert res["status"] == "Success", res
+    # Both volumes replicated under the target key; no extra copy and no share left.
+    replicas = estate.snapshots(B, DST)
+    assert len(replicas) == 2 and {r["KmsKeyId"] for r in replicas} == {target_key}, replicas
+    sources = estate.snapshots(None, SRC, tags={"snaprelay:policy": "e2e-reencrypt"})
+    assert {s["Tags"] and dict((t["Key"], t["Value"]) for t in s["Tags"])["snaprelay:kind"] for s in sources} == {"source"}
+    assert len(sources) == 2, sources
+    for snap in sources:
+        assert estate.snapshot_shares(None, SRC, snap["SnapshotId"]) == []
+    # The original default-key snapshot was never shared; the copy was, under the key.
+    original = [s["SnapshotId"] for s in source_snapshots(estate, instance) if s["VolumeId"] == default_key_volume]
+    shared = {e["snapshot_id"] for e in accepted_shares(share_log)}
+    assert original and not shared & set(original), share_log
+    assert all(not e["accepted"] is False for e in share_log), "no share was refused"
+    assert len(shared) == 2, share_log
+
+
 # ------------------------------------------------------------------ e. mixed session
 
 

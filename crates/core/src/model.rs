@@ -286,6 +286,9 @@ pub enum SnapshotKind {
     Replica,
     /// RDS workflow C's intermediate copy in the target account and the source Region.
     Staging,
+    /// The default-key workaround's copy in the source account and Region, under the
+    /// re-encrypt key: shared instead of the original, deleted once the targets copied it.
+    Reencrypted,
 }
 
 impl SnapshotKind {
@@ -294,13 +297,19 @@ impl SnapshotKind {
             Self::Source => "source",
             Self::Replica => "replica",
             Self::Staging => "staging",
+            Self::Reencrypted => "reencrypted",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Source, Self::Replica, Self::Staging]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            Self::Source,
+            Self::Replica,
+            Self::Staging,
+            Self::Reencrypted,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 

@@ -58,6 +58,9 @@ pub struct Estate {
     pub keys: BTreeMap<String, KeyInfo>,
     /// Source keys that `DescribeKey` could not read, with AWS's answer.
     pub key_errors: BTreeMap<String, String>,
+    /// The default-key workaround's keys (`[source] reencrypt_keys`), resolved: per source
+    /// Region, a customer managed key of the source account.
+    pub reencrypt_keys: BTreeMap<String, KeyInfo>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -95,11 +98,28 @@ pub enum Decision {
         /// What is worth knowing about how the replica is made (cost, steps).
         #[serde(skip_serializing_if = "Vec::is_empty")]
         notes: Vec<String>,
+        /// The default-key workaround: snapshots under an AWS managed key are first copied
+        /// in the source account under this key, and the copies are shared instead.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reencrypt: Option<Reencrypt>,
     },
     /// No replica; the task ends `Warning`.
     Skip { reason: String },
     /// No replica; the task ends `Failed`.
     Refuse { reason: String },
+}
+
+/// The default-key workaround of one replica (SPEC 6.4): AWS cannot share a snapshot under
+/// `aws/ebs` or `aws/rds`, so a copy of it is made in the source account and Region under a
+/// customer managed key, shared and copied by the target as usual, then unshared and deleted
+/// once the target's copy is complete. The original is never shared.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Reencrypt {
+    /// The key ARN of the extra copy.
+    pub kms_key_id: String,
+    /// EBS: the volumes whose snapshots need it (those under `aws/ebs`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
 }
 
 impl Decision {
@@ -238,25 +258,62 @@ fn decide_ec2(
         };
     }
     let cross_account = &target.account != source_account;
+    // The default-key workaround, where a re-encrypt key serves the instance's Region.
+    let reencrypt_key = estate
+        .reencrypt_keys
+        .get(&instance.region)
+        .filter(|_| cross_account);
+    let mut reencrypted = Vec::new();
     for v in instance.volumes.iter().filter(|v| v.encrypted) {
         let what = format!("volume {} of instance {}", v.id, instance.id);
         // https://docs.aws.amazon.com/ebs/latest/userguide/ebs-modifying-snapshot-permissions.html:
         // snapshots encrypted with an AWS managed key cannot be shared.
-        let remedy = "encrypt the volume with a customer managed key whose key policy admits the \
-                      target account (create an encrypted copy of a snapshot with that key and \
-                      replace the volume from it)";
+        let remedy = format!(
+            "set [source] reencrypt_keys = {{ \"{}\" = \"<ARN of a customer managed key of \
+             the source account whose key policy admits account {}>\" }} in the policy, so that \
+             snaprelay copies the snapshot under that key and shares the copy; or encrypt the \
+             volume with a customer managed key whose key policy admits the target account \
+             (create an encrypted copy of a snapshot with that key and replace the volume from \
+             it)",
+            instance.region, target.account
+        );
+        let aws_managed = aws_managed(v.kms_key_id.as_deref(), estate);
         if let Some(refusal) = source_key_refusal(
             &what,
             v.kms_key_id.as_deref(),
             "aws/ebs",
-            remedy,
-            cross_account,
+            &remedy,
+            cross_account && !(aws_managed && reencrypt_key.is_some()),
             target,
             estate,
         ) {
             return refusal;
         }
+        if aws_managed && reencrypt_key.is_some() {
+            reencrypted.push(v.id.clone());
+        }
     }
+    let reencrypt = reencrypt_key
+        .filter(|_| !reencrypted.is_empty())
+        .map(|key| Reencrypt {
+            kms_key_id: key.arn.clone(),
+            volumes: reencrypted,
+        });
+    let notes = reencrypt.iter().map(|r| {
+        format!(
+            "default-key workaround: the snapshot{} of {} under aws/ebs {} first copied in the \
+             source account under {} (one extra full copy each, in {}), and the copies are \
+             shared instead; they are unshared and deleted once the copy in {} is complete. The \
+             original snapshots are never shared",
+            if r.volumes.len() == 1 { "" } else { "s" },
+            r.volumes.join(", "),
+            if r.volumes.len() == 1 { "is" } else { "are" },
+            r.kms_key_id,
+            instance.region,
+            target.label()
+        )
+    });
+    let notes: Vec<String> = notes.collect();
     if target.key.is_none() && instance.is_encrypted() {
         let encrypted: Vec<&str> = instance
             .volumes
@@ -284,8 +341,16 @@ fn decide_ec2(
         two_step: false,
         single_step: false,
         warnings: replica_warnings(target, &instance.id),
-        notes: vec![],
+        notes,
+        reencrypt,
     }
+}
+
+/// Whether `key_arn` is an AWS managed key (`aws/ebs`, `aws/rds`), as `DescribeKey` said.
+fn aws_managed(key_arn: Option<&str>, estate: &Estate) -> bool {
+    key_arn
+        .and_then(|k| estate.keys.get(k))
+        .is_some_and(|k| k.manager == KeyManager::Aws)
 }
 
 /// RDS: workflow A in the source account, workflow C across accounts (SPEC section 2).
@@ -312,6 +377,7 @@ fn decide_rds(
             single_step: false,
             warnings,
             notes,
+            reencrypt: None,
         };
     }
     let mut staging_kms_key_id = None;
@@ -347,6 +413,7 @@ fn decide_rds(
         single_step: target.region != db.region && target.rds_single_step,
         warnings,
         notes,
+        reencrypt: None,
     }
 }
 

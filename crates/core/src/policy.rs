@@ -68,6 +68,10 @@ pub struct Source {
     pub role_arn: Option<RoleArn>,
     pub regions: Vec<String>,
     pub resources: Vec<Selection>,
+    /// The default-key workaround (SPEC 6.4): per source Region, a customer managed key of
+    /// the source account that re-encrypts a snapshot under `aws/ebs` or `aws/rds` before it
+    /// is shared with another account.
+    pub reencrypt_keys: BTreeMap<String, KeyRef>,
 }
 
 pub use crate::model::ResourceType;
@@ -390,6 +394,7 @@ struct RawSource {
     role_arn: Option<At<String>>,
     regions: At<Vec<At<String>>>,
     resources: At<Vec<RawSelection>>,
+    reencrypt_keys: Option<At<RawTags>>,
 }
 
 struct RawSelection {
@@ -443,7 +448,7 @@ const POLICY_KEYS: &[&str] = &[
 ];
 const PRICES_KEYS: &[&str] = &["snapshot_gb_month", "transfer_gb"];
 const DRILL_KEYS: &[&str] = &["schedule"];
-const SOURCE_KEYS: &[&str] = &["role_arn", "regions", "resources"];
+const SOURCE_KEYS: &[&str] = &["role_arn", "regions", "resources", "reencrypt_keys"];
 const SELECTION_KEYS: &[&str] = &["type", "ids", "tags"];
 const TARGET_KEYS: &[&str] = &[
     "account",
@@ -758,6 +763,7 @@ fn read_source(p: &mut Problems<'_>, t: &Table<'_, '_>) -> RawSource {
     RawSource {
         role_arn: t.string(p, "role_arn"),
         regions: t.strings(p, "regions").unwrap_or_default(),
+        reencrypt_keys: t.string_table(p, "reencrypt_keys"),
         resources: At {
             value: resources
                 .value
@@ -865,6 +871,7 @@ fn validate(mut p: Problems<'_>, raw: RawPolicy) -> Result<Policy, PolicyError> 
     };
     let (schedule, drill_schedule) = schedules(&mut p, &raw);
     let prices = prices(&mut p, &raw.prices);
+    let reencrypt_keys = reencrypt_keys(&mut p, &raw.source);
     if !p.found.is_empty() {
         return Err(PolicyError::Invalid(p.found));
     }
@@ -882,11 +889,71 @@ fn validate(mut p: Problems<'_>, raw: RawPolicy) -> Result<Policy, PolicyError> 
                 .map(|r| r.value)
                 .collect(),
             resources: selections,
+            reencrypt_keys,
         },
         targets,
         retention,
         prices,
     })
+}
+
+/// `[source] reencrypt_keys`: each Region one of `source.regions`, each key a customer
+/// managed key of that Region (an ARN names its Region; an AWS managed alias is refused: the
+/// point is to leave `aws/ebs` and `aws/rds` behind).
+fn reencrypt_keys(p: &mut Problems<'_>, source: &RawSource) -> BTreeMap<String, KeyRef> {
+    let mut keys = BTreeMap::new();
+    let Some(table) = &source.reencrypt_keys else {
+        return keys;
+    };
+    for (region, key) in &table.value {
+        let field = format!("source.reencrypt_keys.{}", region.value);
+        if !source.regions.value.iter().any(|r| r.value == region.value) {
+            p.add(
+                &region.span,
+                &field,
+                shown(&key.value),
+                format!(
+                    "names Region {:?}, which is not one of source.regions: a re-encrypt key \
+                     is a key of a source Region",
+                    region.value
+                ),
+            );
+            continue;
+        }
+        let Some(parsed) = KeyRef::parse(&key.value) else {
+            p.add(&key.span, &field, shown(&key.value), KEY_FORMS);
+            continue;
+        };
+        if let Some(key_region) = parsed.region()
+            && key_region != region.value
+        {
+            p.add(
+                &key.span,
+                &field,
+                shown(&key.value),
+                format!(
+                    "is a key in {key_region}, but it re-encrypts snapshots in {}; KMS keys are \
+                     regional",
+                    region.value
+                ),
+            );
+            continue;
+        }
+        if let KeyRef::AliasName(a) = &parsed
+            && a.starts_with("alias/aws/")
+        {
+            p.add(
+                &key.span,
+                &field,
+                shown(&key.value),
+                "is an AWS managed key; a re-encrypt key must be a customer managed key of the \
+                 source account whose key policy admits the target accounts",
+            );
+            continue;
+        }
+        keys.insert(region.value.clone(), parsed);
+    }
+    keys
 }
 
 /// `[prices]`, each missing price at its default; a price must be a finite number, 0 or more.

@@ -50,6 +50,12 @@ fn account(s: &str) -> AccountId {
 
 /// The same estate every time (a fixed seed: the same ids), and its policy.
 fn estate() -> (SimCloud, String) {
+    estate_with(false)
+}
+
+/// With `default_key`, the instance's second volume is under `aws/ebs` and the policy names a
+/// re-encrypt key (the default-key workaround, SPEC 6.4).
+fn estate_with(default_key: bool) -> (SimCloud, String) {
     let (src, tgt) = (account(SOURCE), account(TARGET));
     let cloud = SimCloud::with_seed(&src, 7);
     cloud.add_account(&tgt);
@@ -61,12 +67,23 @@ fn estate() -> (SimCloud, String) {
         size_gib,
         encryption: Encryption::Key(source_key.clone()),
     };
+    let second = match default_key {
+        true => VolumeSpec {
+            size_gib: 300,
+            encryption: Encryption::DefaultKey,
+        },
+        false => key(300),
+    };
+    let reencrypt_keys = match default_key {
+        true => format!("reencrypt_keys = {{ \"us-east-1\" = \"{source_key}\" }}"),
+        false => String::new(),
+    };
     let web = cloud.add_instance(
         &src,
         "us-east-1",
         InstanceSpec {
             name: Some("web".into()),
-            volumes: vec![key(100), key(300)],
+            volumes: vec![key(100), second],
             ..Default::default()
         },
     );
@@ -87,6 +104,7 @@ fn estate() -> (SimCloud, String) {
 name = "dr"
 [source]
 regions = ["us-east-1"]
+{reencrypt_keys}
 [[source.resources]]
 type = "ec2"
 ids = ["{web}"]
@@ -314,7 +332,23 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn a_session_killed_after_any_change_resumes_to_the_uninterrupted_result() {
+    // EC2: 1 CreateSnapshots, 2 copies to us-west-2, 2 shares, 4 copies into the other
+    // account, 2 unshares. RDS: 1 snapshot, 1 copy, 1 share, 3 copies, 1 unshare, 1 delete.
+    kill_everywhere(false, 19);
+}
+
+#[test]
+fn a_default_key_workaround_killed_after_any_change_resumes_to_the_uninterrupted_result() {
+    // EC2 adds the copy of the aws/ebs volume's snapshot under the re-encrypt key and its
+    // deletion once both target Regions of the other account copied it.
+    kill_everywhere(true, 21);
+}
+
+/// Kills a session after each of its changes (and again at the resume's first), resumes it,
+/// and compares with the uninterrupted run, which makes `total` changes.
+fn kill_everywhere(default_key: bool, total: usize) {
     quiet_crashes();
+    let estate = || estate_with(default_key);
 
     // The uninterrupted run: the expected result, and how many changes it makes.
     let (cloud, policy_text) = estate();
@@ -326,11 +360,8 @@ fn a_session_killed_after_any_change_resumes_to_the_uninterrupted_result() {
         session(&rt, &cloud, &store, &policy, crash_after(None, &changes)).expect("no crash");
     assert_eq!(report.status, Status::Success, "{report:#?}");
     let expected = outcome(&cloud, &store, &report, "uninterrupted");
-    let total = changes.load(Ordering::SeqCst);
     assert_eq!(expected.points.len(), 8, "{:#?}", expected.points);
-    // EC2: 1 CreateSnapshots, 2 copies to us-west-2, 2 shares, 4 copies into the other
-    // account, 2 unshares. RDS: 1 snapshot, 1 copy, 1 share, 3 copies, 1 unshare, 1 delete.
-    assert_eq!(total, 19);
+    assert_eq!(changes.load(Ordering::SeqCst), total);
 
     let mut crashes = 0;
     for n in 1..=total {

@@ -258,11 +258,29 @@ pub(super) fn cross_account_source_keys(prepared: &Prepared) -> BTreeMap<SourceK
     for task in &prepared.plan.tasks {
         let (service, keys) = source_keys(&task.resource);
         for t in &task.targets {
-            if let Decision::Replicate { workflow, .. } = &t.decision
+            if let Decision::Replicate {
+                workflow,
+                reencrypt,
+                ..
+            } = &t.decision
                 && *workflow != Workflow::SameAccount
             {
                 let target = &prepared.plan.targets[t.target];
                 let label = format!("{} {} to {}", task.resource_type, task.id, target.label());
+                // The default-key workaround shares copies under the re-encrypt key: that key
+                // is the one the target must be let use, not aws/ebs.
+                let keys: Vec<&str> = match (reencrypt, &task.resource) {
+                    (Some(r), Resource::Ec2(i)) => i
+                        .volumes
+                        .iter()
+                        .filter_map(|v| match r.volumes.contains(&v.id) {
+                            true => Some(r.kms_key_id.as_str()),
+                            false => v.kms_key_id.as_deref(),
+                        })
+                        .collect(),
+                    (Some(r), _) => vec![r.kms_key_id.as_str()],
+                    (None, _) => keys.clone(),
+                };
                 for key in &keys {
                     uses.entry((target.access.clone(), (*key).to_owned(), service))
                         .or_insert_with(|| Purpose::new(key, &prepared.source_access))

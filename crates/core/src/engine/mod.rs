@@ -419,6 +419,7 @@ async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> Resourc
                 staging_kms_key_id,
                 two_step,
                 single_step,
+                reencrypt,
                 ..
             } => replicate.push(Planned {
                 target: &plan.targets[t.target],
@@ -427,6 +428,7 @@ async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> Resourc
                 staging_kms_key_id: staging_kms_key_id.as_deref(),
                 two_step: *two_step,
                 single_step: *single_step,
+                reencrypt: reencrypt.as_ref(),
             }),
             Decision::Skip { reason } | Decision::Refuse { reason } => {
                 outcomes.push(TargetOutcome {
@@ -502,20 +504,57 @@ async fn replicate_ec2(
     instance: &Instance,
     replicate: &[Planned<'_>],
 ) -> Replicated {
-    use workflows::ec2::{cross_account, same_account, source};
+    use workflows::ec2::{cross_account, reencrypt, same_account, source};
     let source = source::take_snapshots(ctx, instance).await?;
     let source_ref = &source;
+    // The default-key workaround: the cross-account targets share copies under the
+    // re-encrypt key instead of the snapshots under aws/ebs (the same for every such target).
+    let (shared, extra) = match replicate.iter().find_map(|p| p.reencrypt) {
+        // Resumed with every cross-account replica recorded: nothing to share; the extra
+        // copies the interrupted attempt left are deleted below.
+        Some(_) if every_cross_account_replica_recorded(ctx, replicate) => {
+            match reencrypt::left_by_the_interrupted_attempt(ctx).await {
+                Ok(left) => (Ok(source.clone()), left),
+                Err(e) => (Err(e), Vec::new()),
+            }
+        }
+        Some(r) => match reencrypt::copies(ctx, &source, r).await {
+            Ok(done) => (Ok(done.shared), done.made),
+            Err((made, e)) => (Err(e), made),
+        },
+        None => (Ok(source.clone()), Vec::new()),
+    };
+    let shared_ref = &shared;
     // Workflow B shares once per target account, however many Regions it has there.
-    let outcomes =
-        fan_out(
-            replicate,
-            Workflow::CrossAccountEc2,
-            |p| same_account::replicate(ctx, source_ref, p),
-            |account, group| async move {
-                cross_account::replicate(ctx, source_ref, account, &group).await
-            },
-        )
-        .await;
+    let mut outcomes = fan_out(
+        replicate,
+        Workflow::CrossAccountEc2,
+        |p| same_account::replicate(ctx, source_ref, p),
+        |account, group| async move {
+            match shared_ref {
+                Ok(shared) => cross_account::replicate(ctx, shared, account, &group).await,
+                Err(e) => group
+                    .iter()
+                    .map(|p| TargetOutcome::failed(p.target.index, e))
+                    .collect(),
+            }
+        },
+    )
+    .await;
+    // The extra copies go once every target has copied them (an interrupted session leaves
+    // them to its resume, which takes them up, or to gc).
+    if !extra.is_empty() && !ctx.interrupt.is_raised() {
+        for left in reencrypt::discard(ctx, &extra).await {
+            for o in outcomes.iter_mut().filter(|o| {
+                replicate
+                    .iter()
+                    .any(|p| p.target.index == o.target && p.reencrypt.is_some())
+            }) {
+                o.status = Status::Failed;
+                o.messages.push(left.to_string());
+            }
+        }
+    }
     let place = PlaceReport {
         account: plan.source_account.to_string(),
         region: instance.region.clone(),
@@ -550,6 +589,22 @@ async fn replicate_rds(
         snapshots: vec![source.report()],
     };
     Ok((place, outcomes))
+}
+
+/// Resuming: whether every cross-account replica of the task is recorded already (then no
+/// extra copy is needed to share).
+fn every_cross_account_replica_recorded(ctx: &TaskContext<'_>, replicate: &[Planned<'_>]) -> bool {
+    replicate
+        .iter()
+        .filter(|p| p.workflow != Workflow::SameAccount)
+        .all(|p| {
+            ctx.recorded(
+                crate::model::SnapshotKind::Replica,
+                p.target.account.as_str(),
+                &p.target.region,
+            )
+            .is_some()
+        })
 }
 
 /// Every planned replica of one resource, side by side: workflow A once per same-account

@@ -80,15 +80,52 @@ pub async fn prepare(cloud: &dyn Cloud, policy: &Policy) -> Result<Prepared, Pre
     if !problems.is_empty() {
         return Err(PrepareError::Input(problems));
     }
+    let reencrypt_keys = reencrypt_keys(cloud, policy, &source, &mut problems).await?;
     let (mut estate, messages) = inventory(cloud, policy, &source, &mut problems).await?;
     if !problems.is_empty() {
         return Err(PrepareError::Input(problems));
     }
+    estate.reencrypt_keys = reencrypt_keys;
     describe_source_keys(cloud, &source_access, &mut estate).await;
     Ok(Prepared {
         plan: plan(&policy.name, &source_account, &targets, &estate, messages),
         source_access,
     })
+}
+
+/// `[source] reencrypt_keys`, resolved with the source credentials in their Regions: each
+/// must be an enabled, symmetric, customer managed key of the source account (a snapshot is
+/// copied under it in the source account before it is shared).
+async fn reencrypt_keys(
+    cloud: &dyn Cloud,
+    policy: &Policy,
+    source: &Source<'_>,
+    problems: &mut Vec<String>,
+) -> Result<BTreeMap<String, KeyInfo>, CloudError> {
+    let mut keys = BTreeMap::new();
+    for (region, key) in &policy.source.reencrypt_keys {
+        if !source.usable_regions.contains(region) {
+            continue;
+        }
+        let field = format!("source.reencrypt_keys.{region} = \"{key}\"");
+        match resolve_key(cloud, source.access, source.account, region, key).await? {
+            Err(problem) => problems.push(format!("{field}: {problem}")),
+            Ok(info) if info.manager == KeyManager::Aws => problems.push(format!(
+                "{field}: {} is an AWS managed key; a re-encrypt key must be a customer managed \
+                 key whose key policy admits the target accounts",
+                info.arn
+            )),
+            Ok(info) if &info.account != source.account => problems.push(format!(
+                "{field}: {} is a key of account {}; a re-encrypt key must be a key of the \
+                 source account {}",
+                info.arn, info.account, source.account
+            )),
+            Ok(info) => {
+                keys.insert(region.clone(), info);
+            }
+        }
+    }
+    Ok(keys)
 }
 
 /// The source credentials, their account, and the source Regions they may use.

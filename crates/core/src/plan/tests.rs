@@ -82,6 +82,7 @@ fn replicated(workflow: Workflow, kms_key_id: Option<String>) -> Decision {
         single_step: false,
         warnings: vec![],
         notes: vec![],
+        reencrypt: None,
     }
 }
 
@@ -150,6 +151,53 @@ fn cross_account_with_an_aws_managed_key_fails_naming_volume_key_and_remedy() {
     assert!(reason.contains("aws/ebs"), "{reason}");
     assert!(reason.contains("customer managed key"), "{reason}");
     assert_eq!(d.status(), Status::Failed);
+}
+
+#[test]
+fn without_a_reencrypt_key_the_refusal_names_the_setting() {
+    let e = estate(instance(vec![volume("vol-2", Some(AWS_EBS))]));
+    let Decision::Refuse { reason } = decision(target(OTHER, Some(TARGET_KEY)), &e) else {
+        panic!("refused")
+    };
+    assert!(reason.contains("reencrypt_keys"), "{reason}");
+}
+
+#[test]
+fn a_reencrypt_key_replicates_the_aws_managed_volumes_through_a_copy_under_it() {
+    let mut e = estate(instance(vec![
+        volume("vol-1", Some(CMK)),
+        volume("vol-2", Some(AWS_EBS)),
+    ]));
+    e.reencrypt_keys
+        .insert("us-east-1".into(), key(CMK, KeyManager::Customer));
+    let d = decision(target(OTHER, Some(TARGET_KEY)), &e);
+    let Decision::Replicate {
+        reencrypt: Some(r),
+        notes,
+        ..
+    } = &d
+    else {
+        panic!("{d:?}")
+    };
+    assert_eq!(r.kms_key_id, CMK);
+    assert_eq!(r.volumes, ["vol-2"], "only the volume under aws/ebs");
+    assert!(
+        notes.iter().any(|n| n.contains("never shared")),
+        "{notes:?}"
+    );
+    assert_eq!(d.status(), Status::Success);
+    // The same account needs no share, so no extra copy.
+    let same = decision(target(SOURCE, Some(SAME_ACCOUNT_KEY)), &e);
+    assert!(
+        matches!(
+            same,
+            Decision::Replicate {
+                reencrypt: None,
+                ..
+            }
+        ),
+        "{same:?}"
+    );
 }
 
 #[test]

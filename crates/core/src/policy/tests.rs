@@ -774,3 +774,48 @@ fn a_bad_schedule_or_time_zone_is_named() {
     );
     assert_eq!(fields(&text), ["drill.schedule"]);
 }
+
+#[test]
+fn reencrypt_keys_name_a_customer_managed_key_of_each_source_region() {
+    let target = format!("[[targets]]\nregion = \"eu-west-1\"\nkms_key = \"{KEY_EU}\"\n");
+    let with = |keys: &str| {
+        policy(&target).replace(
+            "regions = [\"us-east-1\"]",
+            &format!("regions = [\"us-east-1\"]\nreencrypt_keys = {{ {keys} }}"),
+        )
+    };
+    let key = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let p = Policy::from_toml(&with(&format!("\"us-east-1\" = \"{key}\""))).unwrap();
+    assert_eq!(p.source.reencrypt_keys["us-east-1"].as_str(), key);
+    assert!(
+        Policy::from_toml(&policy(&target))
+            .unwrap()
+            .source
+            .reencrypt_keys
+            .is_empty()
+    );
+    let e = errors(&with(&format!(
+        "\"us-west-2\" = \"alias/share\", \"us-east-1\" = \"alias/aws/ebs\""
+    )));
+    let shown: Vec<String> = e
+        .iter()
+        .map(|e| format!("{} = {}: {}", e.field, e.value, e.problem))
+        .collect();
+    assert!(
+        shown.iter().any(|s| s.starts_with("source.reencrypt_keys.us-west-2")
+            && s.contains("not one of source.regions")),
+        "{shown:?}"
+    );
+    assert!(
+        shown.iter().any(|s| s.starts_with("source.reencrypt_keys.us-east-1")
+            && s.contains("AWS managed key")),
+        "{shown:?}"
+    );
+    let e = errors(&with(&format!(
+        "\"us-east-1\" = \"{}\"",
+        key.replace("us-east-1", "us-west-2")
+    )));
+    assert!(e[0].problem.contains("KMS keys are regional"), "{e:?}");
+    let e = errors(&with("\"us-east-1\" = \"not a key\""));
+    assert_eq!(e[0].field, "source.reencrypt_keys.us-east-1", "{e:?}");
+}

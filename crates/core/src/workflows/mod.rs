@@ -61,6 +61,8 @@ pub struct Planned<'a> {
     pub staging_kms_key_id: Option<&'a str>,
     /// RDS workflow C in one copy.
     pub single_step: bool,
+    /// The default-key workaround: what is copied under which key before it is shared.
+    pub reencrypt: Option<&'a crate::plan::Reencrypt>,
 }
 
 /// How one target of one resource ended.

@@ -133,7 +133,7 @@ async fn copy_one(
     }
     let request = CopyRequest {
         source_region: source_region.to_owned(),
-        source_snapshot_id: s.snapshot_id.clone(),
+        source_snapshot_id: s.shared_id().to_owned(),
         kms_key_arn: kms_key_arn.map(str::to_owned),
         description: format!(
             "snaprelay {}: replica of {} ({} of {})",
@@ -156,7 +156,7 @@ async fn copy_one(
                 |id: &String| StepDetail::Copy {
                     service: Service::Ebs,
                     copy: id.clone(),
-                    source: s.snapshot_id.clone(),
+                    source: s.shared_id().to_owned(),
                 },
                 async {
                     ctx.retrying_quota("copy", || {

@@ -5,7 +5,9 @@
 //!    re-encrypted with the target key, target role (once per target Region of that account);
 //! 4. the share removed once every copy has completed (or failed): a share is never left behind.
 //!
-//! The planner has already refused snapshots under an AWS managed key, which AWS cannot share.
+//! The planner has already refused snapshots under an AWS managed key, which AWS cannot share,
+//! unless a re-encrypt key serves them: then their copies under it are shared and copied
+//! instead (see [`super::reencrypt`]).
 //! The source key's policy must admit the target account, or the copy ends in `error`.
 
 use crate::ids::AccountId;
@@ -42,7 +44,7 @@ pub async fn replicate(
         if ctx.interrupt.is_raised() {
             share_error = Some(TaskError::interrupted(format!(
                 "before {} was shared",
-                s.snapshot_id
+                s.shared_id()
             )));
             break;
         }
@@ -50,20 +52,14 @@ pub async fn replicate(
             .change(
                 StepKind::Share,
                 &place,
-                |_| share_detail(Service::Ebs, &s.snapshot_id, account),
+                |_| share_detail(Service::Ebs, s.shared_id(), account),
                 async {
                     ctx.cloud
-                        .set_snapshot_share(
-                            ctx.source_access,
-                            region,
-                            &s.snapshot_id,
-                            account,
-                            true,
-                        )
+                        .set_snapshot_share(ctx.source_access, region, s.shared_id(), account, true)
                         .await
                         .map_err(TaskError::aws(format!(
                             "share {} with account {account}",
-                            s.snapshot_id
+                            s.shared_id()
                         )))
                 },
             )
@@ -104,13 +100,13 @@ pub async fn replicate(
             .change(
                 StepKind::Unshare,
                 &place,
-                |_| share_detail(Service::Ebs, &s.snapshot_id, account),
+                |_| share_detail(Service::Ebs, s.shared_id(), account),
                 async {
                     ctx.cloud
                         .set_snapshot_share(
                             ctx.source_access,
                             region,
-                            &s.snapshot_id,
+                            s.shared_id(),
                             account,
                             false,
                         )
@@ -119,7 +115,7 @@ pub async fn replicate(
                             what: format!(
                                 "snapshot {} is still shared with account {account}: removing the \
                              share failed: {e}",
-                                s.snapshot_id
+                                s.shared_id()
                             ),
                             remedy: "remove it by hand (aws ec2 modify-snapshot-attribute)"
                                 .to_owned(),

@@ -19,6 +19,9 @@ pub struct SourceSnapshot {
     pub kms_key_id: Option<String>,
     /// The volume's size.
     pub size_gib: Option<i64>,
+    /// The default-key workaround: the copy of this snapshot under the re-encrypt key, which
+    /// workflow B shares and copies in its stead (this one stays the restore point's).
+    pub shared_copy: Option<String>,
 }
 
 impl SourceSnapshot {
@@ -32,7 +35,14 @@ impl SourceSnapshot {
             encrypted: r.kms_key_id.is_some() || volume.is_some_and(|v| v.encrypted),
             kms_key_id: r.kms_key_id.clone(),
             size_gib: r.size_gib,
+            shared_copy: None,
         }
+    }
+
+    /// The snapshot shared with another account and copied there: this one, or its copy
+    /// under the re-encrypt key.
+    pub fn shared_id(&self) -> &str {
+        self.shared_copy.as_deref().unwrap_or(&self.snapshot_id)
     }
 
     pub fn report(&self) -> SnapshotReport {
@@ -153,6 +163,7 @@ pub async fn take_snapshots(
                     .and_then(|s| s.kms_key_id.clone())
                     .or_else(|| volume.and_then(|v| v.kms_key_id.clone())),
                 size_gib: volume.map(|v| i64::from(v.size_gib)),
+                shared_copy: None,
             }
         })
         .collect();
