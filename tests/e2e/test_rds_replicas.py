@@ -379,6 +379,42 @@ def test_cross_account_with_aws_rds_key_fails_without_ever_sharing(
     assert estate.db_snapshots(B, SRC) == [] and estate.db_snapshots(B, DST) == []
 
 
+def test_cross_account_with_aws_rds_key_succeeds_through_a_reencrypt_key(
+    estate: Estate, tmp_path: Path, db_share_log: list[dict], db_snapshot_log: list[dict]
+) -> None:
+    """The default-key workaround (SPEC 6.4): the snapshot under aws/rds is copied in the
+    source account as `<id>-reencrypt` under the re-encrypt key; that copy is shared and copied
+    by workflow C, then unshared and deleted; the original is never shared."""
+    reencrypt_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    db = estate.create_db_instance(None, SRC, "legacy")  # encrypted with aws/rds
+    target = {"account": B, "region": DST, "role_arn": TARGET_ROLE, "kms_key": target_key}
+    policy = rds_policy("e2e-rds-reencrypt", [db], [target]).replace(
+        "[[source.resources]]", f'reencrypt_keys = {{ "{SRC}" = "{reencrypt_key}" }}\n\n[[source.resources]]', 1
+    )
+
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+
+    assert code == 0, (doc, stderr)
+    res = resource(doc, db)
+    assert res["status"] == "Success", res
+    ident = rds_snapshot_id("e2e-rds-reencrypt", db, doc["session_id"])
+    extra = f"{ident}-reencrypt"
+    # The extra copy was made in the source account and Region under the re-encrypt key ...
+    [made] = [e for e in copies(db_snapshot_log) if e["identifier"] == extra]
+    assert (made["account"], made["region"], made["result_kms_key_id"]) == (A, SRC, reencrypt_key)
+    assert made["tags"].get("snaprelay:kind") == "reencrypted"
+    # ... it alone was shared, and the share removed; the original never was ...
+    shares = accepted_db_shares(db_share_log)
+    assert [(e["snapshot_id"], e["values_to_add"]) for e in shares] == [(extra, [B])]
+    assert all(e["snapshot_id"] != ident for e in db_share_log), db_share_log
+    # ... the replica is under the target key, and only the source snapshot is left in A.
+    assert [s["DBSnapshotIdentifier"] for s in estate.db_snapshots(B, DST)] == [ident]
+    assert estate.db_snapshots(B, DST)[0]["KmsKeyId"] == target_key
+    assert estate.db_snapshots(B, SRC) == []
+    assert [s["DBSnapshotIdentifier"] for s in estate.db_snapshots(None, SRC) if s["DBSnapshotIdentifier"].startswith("snaprelay-")] == [ident]
+
+
 # ------------------------------------------------------------------ d. EC2 and RDS in one policy
 
 

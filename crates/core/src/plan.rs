@@ -405,6 +405,18 @@ fn decide_rds(
             db.region, target.region
         ));
     }
+    let reencrypt = reencrypt_of_db(cross_account, db, estate);
+    if let Some(r) = &reencrypt {
+        notes.push(format!(
+            "default-key workaround: the DB snapshot under aws/rds is first copied in the source \
+             account under {} (one extra full copy, in {}), and the copy is shared instead; it \
+             is unshared and deleted once the copy in {} is complete. The original snapshot is \
+             never shared",
+            r.kms_key_id,
+            db.region,
+            target.label()
+        ));
+    }
     Decision::Replicate {
         workflow: Workflow::CrossAccountRds,
         kms_key_id,
@@ -413,8 +425,20 @@ fn decide_rds(
         single_step: target.region != db.region && target.rds_single_step,
         warnings,
         notes,
-        reencrypt: None,
+        reencrypt,
     }
+}
+
+/// The default-key workaround of a DB to another account: its snapshot is under `aws/rds`
+/// and a re-encrypt key serves its Region.
+fn reencrypt_of_db(cross_account: bool, db: &DbInstance, estate: &Estate) -> Option<Reencrypt> {
+    let key = estate.reencrypt_keys.get(&db.region)?;
+    (cross_account && db.encrypted && aws_managed(db.kms_key_id.as_deref(), estate)).then(|| {
+        Reencrypt {
+            kms_key_id: key.arn.clone(),
+            volumes: Vec::new(),
+        }
+    })
 }
 
 /// Why a DB cannot be replicated to `target` at all, if it cannot: an Aurora member, a source
@@ -438,14 +462,19 @@ fn rds_refusal(
         let what = format!("DB instance {}", db.id);
         // https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ShareSnapshot.html: a
         // snapshot encrypted with the default AWS managed key cannot be shared.
-        let remedy = "copy a snapshot of the DB re-encrypted with a customer managed key whose key \
-                      policy admits the target account and restore the DB from it";
+        let remedy = format!(
+            "set [source] reencrypt_keys = {{ \"{}\" = \"<ARN of a customer managed key of \
+             the source account whose key policy admits account {}>\" }} in the policy, so that \
+             snaprelay copies the DB snapshot under that key and shares the copy; or restore \
+             the DB from a snapshot re-encrypted with such a key",
+            db.region, target.account
+        );
         if let Some(refusal) = source_key_refusal(
             &what,
             db.kms_key_id.as_deref(),
             "aws/rds",
-            remedy,
-            cross_account,
+            &remedy,
+            cross_account && reencrypt_of_db(cross_account, db, estate).is_none(),
             target,
             estate,
         ) {

@@ -53,8 +53,8 @@ fn estate() -> (SimCloud, String) {
     estate_with(false)
 }
 
-/// With `default_key`, the instance's second volume is under `aws/ebs` and the policy names a
-/// re-encrypt key (the default-key workaround, SPEC 6.4).
+/// With `default_key`, the instance's second volume is under `aws/ebs`, the DB under `aws/rds`,
+/// and the policy names a re-encrypt key (the default-key workaround, SPEC 6.4).
 fn estate_with(default_key: bool) -> (SimCloud, String) {
     let (src, tgt) = (account(SOURCE), account(TARGET));
     let cloud = SimCloud::with_seed(&src, 7);
@@ -94,7 +94,10 @@ fn estate_with(default_key: bool) -> (SimCloud, String) {
             id: "orders".into(),
             engine: "postgres".into(),
             size_gib: 200,
-            encryption: Encryption::Key(source_key.clone()),
+            encryption: match default_key {
+                true => Encryption::DefaultKey,
+                false => Encryption::Key(source_key.clone()),
+            },
             tags: vec![],
             cluster: None,
         },
@@ -339,9 +342,9 @@ fn a_session_killed_after_any_change_resumes_to_the_uninterrupted_result() {
 
 #[test]
 fn a_default_key_workaround_killed_after_any_change_resumes_to_the_uninterrupted_result() {
-    // EC2 adds the copy of the aws/ebs volume's snapshot under the re-encrypt key and its
-    // deletion once both target Regions of the other account copied it.
-    kill_everywhere(true, 21);
+    // EC2 and RDS each add the copy of the snapshot under aws/ebs or aws/rds under the
+    // re-encrypt key, and its deletion once both target Regions of the other account copied it.
+    kill_everywhere(true, 23);
 }
 
 /// Kills a session after each of its changes (and again at the resume's first), resumes it,

@@ -169,3 +169,72 @@ async fn without_a_reencrypt_key_the_task_fails_naming_the_setting_and_shares_no
             .all(|s| s.shared_with.is_empty())
     );
 }
+
+/// A DB instance under `aws/rds` in the estate, and a policy replicating it (workflow C in
+/// two steps to the other account, workflow A to us-west-2).
+fn db_estate(reencrypt: bool) -> (Estate, String) {
+    let (src, tgt) = (account(SOURCE), account(TARGET));
+    let e = estate();
+    let staging = e.cloud.create_key(&tgt, "us-east-1", Some("staging"), &[]);
+    e.cloud.add_db_instance(
+        &src,
+        "us-east-1",
+        snaprelay_sim::DbSpec {
+            id: "billing".into(),
+            engine: "postgres".into(),
+            size_gib: 100,
+            encryption: Encryption::DefaultKey,
+            tags: vec![],
+            cluster: None,
+        },
+    );
+    let text = policy(&e, reencrypt)
+        .replace(
+            &format!("ids = [\"{}\"]", e.instance),
+            "ids = [\"billing\"]",
+        )
+        .replace("type = \"ec2\"", "type = \"rds\"")
+        .replace(
+            &format!("kms_key = \"{}\"", e.vault_key),
+            &format!(
+                "kms_key = \"{}\"\nstaging_kms_key = \"{staging}\"",
+                e.vault_key
+            ),
+        );
+    (e, text)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_db_under_aws_rds_reaches_another_account_through_a_copy_under_the_reencrypt_key() {
+    let (src, tgt) = (account(SOURCE), account(TARGET));
+    let (e, text) = db_estate(true);
+    let report = run(&e.cloud, &text).await;
+    assert_eq!(report.status, Status::Success, "{report:#?}");
+    // The replica in the other account, under its key; the intermediate copy and the extra
+    // copy under the re-encrypt key are gone; nothing is shared.
+    let replicas = e.cloud.db_snapshots(&tgt, "eu-west-1");
+    assert_eq!(replicas.len(), 1, "{replicas:#?}");
+    assert_eq!(replicas[0].kms_key.as_deref(), Some(e.vault_key.as_str()));
+    assert!(e.cloud.db_snapshots(&tgt, "us-east-1").is_empty());
+    let sources = e.cloud.db_snapshots(&src, "us-east-1");
+    assert_eq!(sources.len(), 1, "{sources:#?}");
+    assert!(sources[0].shared_with.is_empty());
+    assert_eq!(tag_value(&sources[0].tags, tags::KIND), Some("source"));
+
+    // Without the re-encrypt key: Failed, naming the setting; nothing shared.
+    let (e, text) = db_estate(false);
+    let report = run(&e.cloud, &text).await;
+    assert_eq!(report.status, Status::Failed, "{report:#?}");
+    assert!(
+        report.resources[0]
+            .messages
+            .join("\n")
+            .contains("reencrypt_keys")
+    );
+    assert!(
+        e.cloud
+            .db_snapshots(&src, "us-east-1")
+            .iter()
+            .all(|s| s.shared_with.is_empty())
+    );
+}

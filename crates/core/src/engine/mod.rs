@@ -569,20 +569,48 @@ async fn replicate_rds(
     db: &DbInstance,
     replicate: &[Planned<'_>],
 ) -> Replicated {
-    use workflows::rds::{cross_account, same_account, source};
+    use workflows::rds::{cross_account, reencrypt, same_account, source};
     let source = source::take_snapshot(ctx, db).await?;
     let source_ref = &source;
+    // The default-key workaround: the cross-account targets share a copy under the re-encrypt
+    // key instead of the snapshot under aws/rds (resumed with every such replica recorded,
+    // only the copy an interrupted attempt may have left is deleted below).
+    let reencrypt = replicate.iter().find_map(|p| p.reencrypt);
+    let shared = match reencrypt {
+        Some(r) if !every_cross_account_replica_recorded(ctx, replicate) => {
+            reencrypt::copy(ctx, &source, r).await
+        }
+        _ => Ok(source.clone()),
+    };
+    let shared_ref = &shared;
     // Workflow C shares once per target account, however many Regions it has there.
-    let outcomes =
-        fan_out(
-            replicate,
-            Workflow::CrossAccountRds,
-            |p| same_account::replicate(ctx, source_ref, p),
-            |account, group| async move {
-                cross_account::replicate(ctx, source_ref, account, &group).await
-            },
-        )
-        .await;
+    let mut outcomes = fan_out(
+        replicate,
+        Workflow::CrossAccountRds,
+        |p| same_account::replicate(ctx, source_ref, p),
+        |account, group| async move {
+            match shared_ref {
+                Ok(shared) => cross_account::replicate(ctx, shared, account, &group).await,
+                Err(e) => group
+                    .iter()
+                    .map(|p| TargetOutcome::failed(p.target.index, e))
+                    .collect(),
+            }
+        },
+    )
+    .await;
+    if reencrypt.is_some() && !ctx.interrupt.is_raised() {
+        for left in reencrypt::discard(ctx, &source).await {
+            for o in outcomes.iter_mut().filter(|o| {
+                replicate
+                    .iter()
+                    .any(|p| p.target.index == o.target && p.reencrypt.is_some())
+            }) {
+                o.status = Status::Failed;
+                o.messages.push(left.to_string());
+            }
+        }
+    }
     let place = PlaceReport {
         account: plan.source_account.to_string(),
         region: db.region.clone(),

@@ -802,13 +802,17 @@ fn reencrypt_keys_name_a_customer_managed_key_of_each_source_region() {
         .map(|e| format!("{} = {}: {}", e.field, e.value, e.problem))
         .collect();
     assert!(
-        shown.iter().any(|s| s.starts_with("source.reencrypt_keys.us-west-2")
-            && s.contains("not one of source.regions")),
+        shown
+            .iter()
+            .any(|s| s.starts_with("source.reencrypt_keys.us-west-2")
+                && s.contains("not one of source.regions")),
         "{shown:?}"
     );
     assert!(
-        shown.iter().any(|s| s.starts_with("source.reencrypt_keys.us-east-1")
-            && s.contains("AWS managed key")),
+        shown
+            .iter()
+            .any(|s| s.starts_with("source.reencrypt_keys.us-east-1")
+                && s.contains("AWS managed key")),
         "{shown:?}"
     );
     let e = errors(&with(&format!(

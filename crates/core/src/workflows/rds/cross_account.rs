@@ -121,23 +121,29 @@ async fn set_share(
     ctx.change(
         step,
         &place,
-        |_| share_detail(Service::Rds, &source.id, account),
+        |_| share_detail(Service::Rds, source.shared_id(), account),
         async {
             let result = ctx
                 .cloud
-                .set_db_snapshot_share(ctx.source_access, region, &source.id, account, shared)
+                .set_db_snapshot_share(
+                    ctx.source_access,
+                    region,
+                    source.shared_id(),
+                    account,
+                    shared,
+                )
                 .await;
             match (result, shared) {
                 (Ok(()), _) => Ok(()),
                 (Err(e), true) => Err(TaskError::aws(format!(
                     "share {} with account {account}",
-                    source.id
+                    source.shared_id()
                 ))(e)),
                 (Err(e), false) => Err(TaskError::Left {
                     what: format!(
                         "DB snapshot {} is still shared with account {account}: removing the \
                          share failed: {e}",
-                        source.id
+                        source.shared_id()
                     ),
                     remedy: "remove it by hand (aws rds modify-db-snapshot-attribute)".to_owned(),
                 }),
@@ -306,7 +312,7 @@ async fn copy_from_shared<'a>(
                 account,
                 region,
                 request: DbCopyRequest {
-                    source_arn: source.arn.clone(),
+                    source_arn: source.shared_arn().to_owned(),
                     target_id,
                     kms_key_arn: key.map(str::to_owned),
                     tags: ctx.tags(SnapshotKind::Staging),
@@ -317,7 +323,7 @@ async fn copy_from_shared<'a>(
         (key, access, copy)
     });
     let direct = targets.iter().filter(|p| !p.two_step).map(|p| async move {
-        let replica = final_copy(ctx, source, account, p, source.arn.clone())
+        let replica = final_copy(ctx, source, account, p, source.shared_arn().to_owned())
             .await
             .map_err(|e| on_source_key(e, source, account));
         TargetOutcome::of(p.target.index, replica)

@@ -5,9 +5,12 @@
 //! - [`cross_account`]: workflow C, share, copy into the target account (in two steps when the
 //!   Region differs), delete the intermediate copy, unshare.
 //! - `copy`: one `CopyDBSnapshot`, waited for, discarded if it fails.
+//! - [`reencrypt`]: the default-key workaround, a snapshot under `aws/rds` copied under a
+//!   customer managed key before workflow C shares it.
 
 mod copy;
 pub mod cross_account;
+pub mod reencrypt;
 pub mod same_account;
 pub mod source;
 

@@ -20,9 +20,23 @@ pub struct SourceDbSnapshot {
     pub kms_key_id: Option<String>,
     /// The DB's allocated storage.
     pub size_gib: Option<i64>,
+    /// The default-key workaround: the copy of this snapshot under the re-encrypt key (its
+    /// identifier and ARN), which workflow C shares and copies in its stead.
+    pub shared_copy: Option<(String, String)>,
 }
 
 impl SourceDbSnapshot {
+    /// The identifier of the snapshot shared with another account: this one, or its copy
+    /// under the re-encrypt key.
+    pub fn shared_id(&self) -> &str {
+        self.shared_copy.as_ref().map_or(&self.id, |(id, _)| id)
+    }
+
+    /// The ARN another account copies from.
+    pub fn shared_arn(&self) -> &str {
+        self.shared_copy.as_ref().map_or(&self.arn, |(_, arn)| arn)
+    }
+
     pub fn report(&self) -> SnapshotReport {
         SnapshotReport {
             id: self.arn.clone(),
@@ -55,6 +69,7 @@ pub async fn take_snapshot(
             encrypted: r.kms_key_id.is_some() || db.encrypted,
             kms_key_id: r.kms_key_id.clone(),
             size_gib: db.size_gib,
+            shared_copy: None,
         });
     }
     // Resuming: the snapshot's name is the session's, so an interrupted attempt's snapshot
@@ -119,6 +134,7 @@ pub async fn take_snapshot(
         encrypted: status.encrypted || db.encrypted,
         kms_key_id: status.kms_key_id.or_else(|| db.kms_key_id.clone()),
         size_gib: db.size_gib,
+        shared_copy: None,
     };
     let place = PlaceReport {
         account: ctx.source_account.to_string(),
