@@ -794,9 +794,9 @@ fn reencrypt_keys_name_a_customer_managed_key_of_each_source_region() {
             .reencrypt_keys
             .is_empty()
     );
-    let e = errors(&with(&format!(
-        "\"us-west-2\" = \"alias/share\", \"us-east-1\" = \"alias/aws/ebs\""
-    )));
+    let e = errors(&with(
+        "\"us-west-2\" = \"alias/share\", \"us-east-1\" = \"alias/aws/ebs\"",
+    ));
     let shown: Vec<String> = e
         .iter()
         .map(|e| format!("{} = {}: {}", e.field, e.value, e.problem))
