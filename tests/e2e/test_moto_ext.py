@@ -1439,3 +1439,490 @@ def test_ebs_direct_api_is_denied_as_for_a_role_without_it(estate: Estate) -> No
     assert e.value.response["Error"]["Code"] == "AccessDeniedException"
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert estate.ec2(None, SRC).describe_regions()["Regions"], "other services are untouched"
+
+
+# ================================================================== Aurora
+# DB clusters and DB cluster snapshots (moto_ext/aurora.py). Each test pins an AWS behaviour
+# moto 5.2.1 got wrong; MOTO_EXT_SKIP=<patch> makes the tests of that patch fail.
+
+
+def create_cluster(
+    estate: Estate,
+    account: str | None,
+    region: str,
+    name: str,
+    kms_key: str | None = None,
+    encrypted: bool = True,
+    **kw,
+) -> dict:
+    """An aurora-postgresql DB cluster (no instances); encrypted without kms_key: aws/rds."""
+    kwargs = {
+        "DBClusterIdentifier": name,
+        "Engine": "aurora-postgresql",
+        "MasterUsername": "snaprelay",
+        "MasterUserPassword": "not-a-secret-1",
+        **kw,
+    }
+    if encrypted or kms_key:
+        kwargs["StorageEncrypted"] = True
+        if kms_key:
+            kwargs["KmsKeyId"] = kms_key
+    return estate.rds(account, region).create_db_cluster(**kwargs)["DBCluster"]
+
+
+def cluster_snapshot_of(estate: Estate, account: str | None, region: str, cluster: str, name: str, **kw) -> dict:
+    return estate.rds(account, region).create_db_cluster_snapshot(
+        DBClusterIdentifier=cluster, DBClusterSnapshotIdentifier=name, **kw
+    )["DBClusterSnapshot"]
+
+
+def cluster_snapshot(estate: Estate, account: str | None, region: str, identifier: str) -> dict:
+    return estate.rds(account, region).describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=identifier)[
+        "DBClusterSnapshots"
+    ][0]
+
+
+def cluster_snapshot_ids(estate: Estate, account: str | None, region: str) -> list[str]:
+    found = estate.rds(account, region).describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]
+    return sorted(s["DBClusterSnapshotIdentifier"] for s in found)
+
+
+def cluster_shares(estate: Estate, account: str | None, region: str, identifier: str) -> list[str]:
+    result = estate.rds(account, region).describe_db_cluster_snapshot_attributes(
+        DBClusterSnapshotIdentifier=identifier
+    )["DBClusterSnapshotAttributesResult"]
+    return sorted(v for a in result["DBClusterSnapshotAttributes"] if a["AttributeName"] == "restore" for v in a["AttributeValues"])
+
+
+def share_cluster_snapshot(estate: Estate, account: str | None, region: str, identifier: str, add=(), remove=()) -> None:
+    estate.rds(account, region).modify_db_cluster_snapshot_attribute(
+        DBClusterSnapshotIdentifier=identifier, AttributeName="restore", ValuesToAdd=list(add), ValuesToRemove=list(remove)
+    )
+
+
+@pytest.fixture
+def shared_cluster_snapshot(estate: Estate) -> dict:
+    """A DB cluster snapshot in A/us-east-1 under a CMK admitting B, shared with B (restore)."""
+    key = estate.create_key(None, SRC, allow_accounts=[B])
+    create_cluster(estate, None, SRC, "orders", kms_key=key)
+    snap = cluster_snapshot_of(estate, None, SRC, "orders", "orders-snap", Tags=[{"Key": "owner", "Value": "a"}])
+    share_cluster_snapshot(estate, None, SRC, "orders-snap", add=[B])
+    return {"id": "orders-snap", "arn": snap["DBClusterSnapshotArn"], "key": key}
+
+
+# ------------------------------------------------------------------ A1: keys of DB clusters
+
+
+def test_encrypted_db_cluster_without_key_uses_aws_managed_rds_key(estate: Estate) -> None:
+    created = create_cluster(estate, None, SRC, "plain-default")
+    default_key = estate.default_rds_key(None, SRC)
+    assert (created["StorageEncrypted"], created["KmsKeyId"]) == (True, default_key)
+    assert estate.kms(None, SRC).describe_key(KeyId=default_key)["KeyMetadata"]["KeyManager"] == "AWS"
+    described = estate.rds(None, SRC).describe_db_clusters(DBClusterIdentifier="plain-default")["DBClusters"][0]
+    assert described["KmsKeyId"] == default_key
+    snap = cluster_snapshot_of(estate, None, SRC, "plain-default", "s")
+    assert (snap["StorageEncrypted"], snap["KmsKeyId"]) == (True, default_key)
+    # Another account, another Region: its own aws/rds key.
+    assert create_cluster(estate, B, DST, "plain-default")["KmsKeyId"] == estate.default_rds_key(B, DST)
+    assert f":{DST}:{B}:" in estate.default_rds_key(B, DST)
+
+
+def test_db_cluster_key_reported_as_full_arn_and_unusable_keys_refused(estate: Estate) -> None:
+    key = estate.create_key(None, SRC, alias="orders")
+    for n, ref in enumerate(("alias/orders", key.split("/")[-1], f"arn:aws:kms:{SRC}:{A}:alias/orders")):
+        assert create_cluster(estate, None, SRC, f"c{n}", kms_key=ref)["KmsKeyId"] == key, ref
+    for ref in ("alias/nope", estate.create_key(None, DST), estate.create_key(C, SRC)):  # missing; other Region; not admitted
+        with pytest.raises(ClientError) as excinfo:
+            create_cluster(estate, None, SRC, "refused", kms_key=ref)
+        assert error_of(excinfo) == ("KMSKeyNotAccessibleFault", moto_ext.AURORA_TARGET_KEY_NOT_ACCESSIBLE.format(key=ref))
+    assert [c["DBClusterIdentifier"] for c in estate.rds(None, SRC).describe_db_clusters()["DBClusters"]] == ["c0", "c1", "c2"]
+
+
+# ------------------------------------------------------------------ A2: sharing
+
+
+@pytest.mark.parametrize("named", ["implicitly", "by alias"])
+def test_sharing_cluster_snapshot_under_aws_rds_key_fails(estate: Estate, named: str) -> None:
+    create_cluster(estate, None, SRC, "orders", kms_key=None if named == "implicitly" else "alias/aws/rds")
+    snap = cluster_snapshot_of(estate, None, SRC, "orders", "default-key-snap")
+    with pytest.raises(ClientError) as excinfo:
+        share_cluster_snapshot(estate, None, SRC, "default-key-snap", add=[B])
+    assert error_of(excinfo) == moto_ext.DB_DEFAULT_KEY_SHARE_ERROR
+    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert cluster_shares(estate, None, SRC, "default-key-snap") == []
+    assert [(e["snapshot_arn"], e["values_to_add"], e["accepted"]) for e in moto_ext.DB_CLUSTER_SHARE_LOG] == [
+        (snap["DBClusterSnapshotArn"], [B], False)
+    ]
+
+
+def test_sharing_encrypted_cluster_snapshot_publicly_fails(estate: Estate) -> None:
+    create_cluster(estate, None, SRC, "cmk", kms_key=estate.create_key(None, SRC))
+    cluster_snapshot_of(estate, None, SRC, "cmk", "cmk-snap")
+    with pytest.raises(ClientError) as excinfo:
+        share_cluster_snapshot(estate, None, SRC, "cmk-snap", add=["all"])
+    assert error_of(excinfo) == moto_ext.DB_PUBLIC_ENCRYPTED_SHARE_ERROR
+    assert cluster_shares(estate, None, SRC, "cmk-snap") == []
+    # An unencrypted one may be public.
+    create_cluster(estate, None, SRC, "plain", encrypted=False)
+    cluster_snapshot_of(estate, None, SRC, "plain", "plain-snap")
+    share_cluster_snapshot(estate, None, SRC, "plain-snap", add=["all"])
+    assert cluster_shares(estate, None, SRC, "plain-snap") == ["all"]
+
+
+def test_cluster_share_add_remove_is_logged_and_described(estate: Estate) -> None:
+    create_cluster(estate, None, SRC, "orders", kms_key=estate.create_key(None, SRC, allow_accounts=[B, C]))
+    snap = cluster_snapshot_of(estate, None, SRC, "orders", "cmk-snap")
+    share_cluster_snapshot(estate, None, SRC, "cmk-snap", add=[B, C])
+    assert cluster_shares(estate, None, SRC, "cmk-snap") == [B, C]
+    share_cluster_snapshot(estate, None, SRC, "cmk-snap", remove=[B])
+    assert cluster_shares(estate, None, SRC, "cmk-snap") == [C]
+    assert [
+        (e["account"], e["region"], e["snapshot_id"], e["snapshot_arn"], e["attribute"], e["values_to_add"],
+         e["values_to_remove"], e["accepted"])
+        for e in moto_ext.DB_CLUSTER_SHARE_LOG
+    ] == [
+        (A, SRC, "cmk-snap", snap["DBClusterSnapshotArn"], "restore", [B, C], [], True),
+        (A, SRC, "cmk-snap", snap["DBClusterSnapshotArn"], "restore", [], [B], True),
+    ]
+    assert moto_ext.DB_SHARE_LOG == []
+
+
+# ------------------------------------------------------------------ A3: copies
+
+
+def test_cross_account_cluster_copy_of_shared_snapshot_in_its_region(estate: Estate, shared_cluster_snapshot: dict) -> None:
+    b_key = estate.create_key(B, SRC, alias="staging")
+    estate.create_key(None, SRC, alias="staging")  # the same alias in A must not be used
+    copy = estate.rds(B, SRC).copy_db_cluster_snapshot(
+        SourceDBClusterSnapshotIdentifier=shared_cluster_snapshot["arn"],
+        TargetDBClusterSnapshotIdentifier="Orders-Staging",
+        KmsKeyId="alias/staging",
+        Tags=[{"Key": "k", "Value": "v"}],
+    )["DBClusterSnapshot"]
+    assert copy["DBClusterSnapshotArn"] == f"arn:aws:rds:{SRC}:{B}:cluster-snapshot:orders-staging"
+    described = cluster_snapshot(estate, B, SRC, "orders-staging")
+    assert (described["Status"], described["PercentProgress"]) == ("available", 100)
+    assert (described["StorageEncrypted"], described["KmsKeyId"]) == (True, b_key)
+    assert described["SourceDBClusterSnapshotArn"] == shared_cluster_snapshot["arn"]
+    assert described["TagList"] == [{"Key": "k", "Value": "v"}]
+    assert cluster_snapshot_ids(estate, A, SRC) == ["orders-snap"]
+
+
+def test_cross_account_cluster_copy_of_encrypted_snapshot_without_key_fails(estate: Estate, shared_cluster_snapshot: dict) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        estate.rds(B, SRC).copy_db_cluster_snapshot(
+            SourceDBClusterSnapshotIdentifier=shared_cluster_snapshot["arn"], TargetDBClusterSnapshotIdentifier="orders"
+        )
+    assert error_of(excinfo) == moto_ext.DB_SHARED_NEEDS_KEY
+    assert cluster_snapshot_ids(estate, B, SRC) == []
+
+
+def test_shared_cluster_snapshot_cannot_be_copied_to_another_region_in_one_step(
+    estate: Estate, shared_cluster_snapshot: dict
+) -> None:
+    """Aurora User Guide: shared DB cluster snapshots are copied across accounts only within
+    their Region; then, as an own snapshot, across Regions (two steps)."""
+    b_dst_key = estate.create_key(B, DST)
+    with pytest.raises(ClientError) as excinfo:
+        estate.rds(B, DST).copy_db_cluster_snapshot(
+            SourceDBClusterSnapshotIdentifier=shared_cluster_snapshot["arn"],
+            TargetDBClusterSnapshotIdentifier="orders",
+            KmsKeyId=b_dst_key,
+        )
+    assert error_of(excinfo) == moto_ext.AURORA_SHARED_CROSS_REGION_ERROR
+    assert cluster_snapshot_ids(estate, B, DST) == []
+    # The two steps: within the source Region, then the own copy across Regions.
+    staging = estate.rds(B, SRC).copy_db_cluster_snapshot(
+        SourceDBClusterSnapshotIdentifier=shared_cluster_snapshot["arn"],
+        TargetDBClusterSnapshotIdentifier="orders-staging",
+        KmsKeyId=estate.create_key(B, SRC),
+    )["DBClusterSnapshot"]
+    estate.rds(B, DST).copy_db_cluster_snapshot(
+        SourceDBClusterSnapshotIdentifier=staging["DBClusterSnapshotArn"],
+        TargetDBClusterSnapshotIdentifier="orders",
+        KmsKeyId=b_dst_key,
+    )
+    final = cluster_snapshot(estate, B, DST, "orders")
+    assert (final["KmsKeyId"], final["SourceDBClusterSnapshotArn"]) == (b_dst_key, staging["DBClusterSnapshotArn"])
+
+
+def test_cross_account_cluster_copy_of_unshared_snapshot_is_not_found(estate: Estate, shared_cluster_snapshot: dict) -> None:
+    share_cluster_snapshot(estate, None, SRC, shared_cluster_snapshot["id"], add=[C], remove=[B])
+    b_key = estate.create_key(B, SRC)
+    for ref in (shared_cluster_snapshot["arn"], shared_cluster_snapshot["id"]):  # unshared; and never by bare id
+        with pytest.raises(ClientError) as excinfo:
+            estate.rds(B, SRC).copy_db_cluster_snapshot(
+                SourceDBClusterSnapshotIdentifier=ref, TargetDBClusterSnapshotIdentifier="x", KmsKeyId=b_key
+            )
+        assert error_of(excinfo)[0] == "DBClusterSnapshotNotFoundFault", ref
+        assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    # A public (unencrypted) snapshot may be copied by anyone, by ARN.
+    create_cluster(estate, None, SRC, "plain", encrypted=False)
+    public = cluster_snapshot_of(estate, None, SRC, "plain", "public-snap")
+    share_cluster_snapshot(estate, None, SRC, "public-snap", add=["all"])
+    estate.rds(B, SRC).copy_db_cluster_snapshot(
+        SourceDBClusterSnapshotIdentifier=public["DBClusterSnapshotArn"], TargetDBClusterSnapshotIdentifier="public-copy"
+    )
+    copied = cluster_snapshot(estate, B, SRC, "public-copy")
+    assert (copied["StorageEncrypted"], copied.get("KmsKeyId")) == (False, None)
+
+
+@pytest.mark.parametrize(
+    "policy_accounts, actions",
+    [([], None), ([B], ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"])],
+    ids=["owner-only", "no-CreateGrant"],
+)
+def test_cross_account_cluster_copy_needs_source_key_policy_admitting_caller(
+    estate: Estate, policy_accounts: list[str], actions: list[str] | None
+) -> None:
+    statements = [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{A}:root"}, "Action": "kms:*", "Resource": "*"}]
+    if policy_accounts:
+        statements.append({
+            "Effect": "Allow",
+            "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in policy_accounts]},
+            "Action": actions or ["kms:*"],
+            "Resource": "*",
+        })
+    key = estate.kms(None, SRC).create_key(Policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))[
+        "KeyMetadata"
+    ]["Arn"]
+    create_cluster(estate, None, SRC, "orders", kms_key=key)
+    snap = cluster_snapshot_of(estate, None, SRC, "orders", "s")
+    share_cluster_snapshot(estate, None, SRC, "s", add=[B])
+    with pytest.raises(ClientError) as excinfo:
+        estate.rds(B, SRC).copy_db_cluster_snapshot(
+            SourceDBClusterSnapshotIdentifier=snap["DBClusterSnapshotArn"],
+            TargetDBClusterSnapshotIdentifier="s",
+            KmsKeyId=estate.create_key(B, SRC),
+        )  # refused by the call itself, not later
+    assert error_of(excinfo) == ("KMSKeyNotAccessibleFault", moto_ext.DB_SOURCE_KEY_NOT_ACCESSIBLE.format(key=key))
+    assert cluster_snapshot_ids(estate, B, SRC) == []
+
+
+@pytest.mark.parametrize("case", ["missing", "other-region", "third-account-not-admitting"])
+def test_cluster_copy_into_a_key_the_caller_cannot_use_fails(estate: Estate, shared_cluster_snapshot: dict, case: str) -> None:
+    ref = {
+        "missing": lambda: "alias/nope",
+        "other-region": lambda: estate.create_key(B, DST),
+        "third-account-not-admitting": lambda: estate.create_key(C, SRC),
+    }[case]()
+    with pytest.raises(ClientError) as excinfo:
+        estate.rds(B, SRC).copy_db_cluster_snapshot(
+            SourceDBClusterSnapshotIdentifier=shared_cluster_snapshot["arn"], TargetDBClusterSnapshotIdentifier="x", KmsKeyId=ref
+        )
+    assert error_of(excinfo) == ("KMSKeyNotAccessibleFault", moto_ext.AURORA_TARGET_KEY_NOT_ACCESSIBLE.format(key=ref))
+
+
+def test_same_account_cluster_copies_across_and_within_regions(estate: Estate) -> None:
+    key = estate.create_key(None, SRC)
+    dst_key = estate.create_key(None, DST, alias="replicas")
+    create_cluster(estate, None, SRC, "orders", kms_key=key)
+    snap = cluster_snapshot_of(estate, None, SRC, "orders", "s")
+    rds_dst = estate.rds(None, DST)
+    with pytest.raises(ClientError) as excinfo:  # encrypted, across Regions, no key
+        rds_dst.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier=snap["DBClusterSnapshotArn"], TargetDBClusterSnapshotIdentifier="s")
+    assert error_of(excinfo) == moto_ext.DB_CROSS_REGION_NEEDS_KEY
+    with pytest.raises(ClientError) as excinfo:  # another Region's snapshot by bare id
+        rds_dst.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier="s", TargetDBClusterSnapshotIdentifier="s", KmsKeyId=dst_key)
+    assert error_of(excinfo)[0] == "DBClusterSnapshotNotFoundFault"
+    rds_dst.copy_db_cluster_snapshot(
+        SourceDBClusterSnapshotIdentifier=snap["DBClusterSnapshotArn"], TargetDBClusterSnapshotIdentifier="s", KmsKeyId="alias/replicas"
+    )
+    across = cluster_snapshot(estate, None, DST, "s")
+    assert (across["KmsKeyId"], across["SourceDBClusterSnapshotArn"]) == (dst_key, snap["DBClusterSnapshotArn"])
+    assert across["DBClusterSnapshotArn"] == f"arn:aws:rds:{DST}:{A}:cluster-snapshot:s"
+    # Within the Region, by identifier: keeps the source key, or re-encrypts under a new one.
+    rds = estate.rds(None, SRC)
+    rds.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier="s", TargetDBClusterSnapshotIdentifier="s-copy")
+    within = cluster_snapshot(estate, None, SRC, "s-copy")
+    assert (within["KmsKeyId"], within["SourceDBClusterSnapshotArn"]) == (key, snap["DBClusterSnapshotArn"])
+    other = estate.create_key(None, SRC)
+    rds.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier="s", TargetDBClusterSnapshotIdentifier="s-re", KmsKeyId=other)
+    assert cluster_snapshot(estate, None, SRC, "s-re")["KmsKeyId"] == other
+
+
+def test_cluster_copy_of_unencrypted_snapshot_with_key_fails(estate: Estate) -> None:
+    """Unlike CopyDBSnapshot, which would encrypt the copy."""
+    create_cluster(estate, None, SRC, "plain", encrypted=False)
+    snap = cluster_snapshot_of(estate, None, SRC, "plain", "s")
+    with pytest.raises(ClientError) as excinfo:
+        estate.rds(None, SRC).copy_db_cluster_snapshot(
+            SourceDBClusterSnapshotIdentifier="s", TargetDBClusterSnapshotIdentifier="s-copy", KmsKeyId=estate.create_key(None, SRC)
+        )
+    assert error_of(excinfo) == moto_ext.AURORA_UNENCRYPTED_WITH_KEY
+    estate.rds(None, DST).copy_db_cluster_snapshot(
+        SourceDBClusterSnapshotIdentifier=snap["DBClusterSnapshotArn"], TargetDBClusterSnapshotIdentifier="s"
+    )
+    copied = cluster_snapshot(estate, None, DST, "s")
+    assert (copied["StorageEncrypted"], copied.get("KmsKeyId")) == (False, None)
+    assert cluster_snapshot_ids(estate, None, SRC) == ["s"]
+
+
+def test_cluster_copy_tags_and_copy_tags(estate: Estate) -> None:
+    create_cluster(estate, None, SRC, "orders", kms_key=estate.create_key(None, SRC), CopyTagsToSnapshot=True,
+                   Tags=[{"Key": "app", "Value": "orders"}])
+    cluster_snapshot_of(estate, None, SRC, "orders", "s", Tags=[{"Key": "snap", "Value": "1"}])
+    rds = estate.rds(None, SRC)
+    rds.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier="s", TargetDBClusterSnapshotIdentifier="none")
+    rds.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier="s", TargetDBClusterSnapshotIdentifier="copied", CopyTags=True)
+    rds.copy_db_cluster_snapshot(
+        SourceDBClusterSnapshotIdentifier="s", TargetDBClusterSnapshotIdentifier="given", CopyTags=True, Tags=[{"Key": "k", "Value": "v"}]
+    )
+    assert cluster_snapshot(estate, None, SRC, "none")["TagList"] == []  # not the cluster's
+    assert cluster_snapshot(estate, None, SRC, "copied")["TagList"] == [{"Key": "snap", "Value": "1"}]
+    assert cluster_snapshot(estate, None, SRC, "given")["TagList"] == [{"Key": "k", "Value": "v"}]
+    with pytest.raises(ClientError) as excinfo:
+        rds.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier="s", TargetDBClusterSnapshotIdentifier="Given")
+    assert error_of(excinfo)[0] == "DBClusterSnapshotAlreadyExistsFault"
+
+
+# ------------------------------------------------------------------ A4: pacing and quota
+
+
+def test_cluster_copy_pacing_copying_then_available(estate: Estate) -> None:
+    import time
+
+    moto_ext.AURORA_COPY_PACING.pending_seconds = 1.5
+    create_cluster(estate, None, SRC, "orders", kms_key=estate.create_key(None, SRC, allow_accounts=[B]))
+    arn = cluster_snapshot_of(estate, None, SRC, "orders", "s")["DBClusterSnapshotArn"]
+    assert cluster_snapshot(estate, None, SRC, "s")["Status"] == "available"  # creation is not paced
+    rds = estate.rds(None, SRC)
+    answer = rds.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier=arn, TargetDBClusterSnapshotIdentifier="c")["DBClusterSnapshot"]
+    assert answer["Status"] == "copying"
+    for call in (
+        lambda: share_cluster_snapshot(estate, None, SRC, "c", add=[B]),
+        lambda: rds.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier="c", TargetDBClusterSnapshotIdentifier="c2"),
+        lambda: rds.restore_db_cluster_from_snapshot(DBClusterIdentifier="r", SnapshotIdentifier="c", Engine="aurora-postgresql"),
+    ):
+        with pytest.raises(ClientError) as excinfo:
+            call()
+        assert error_of(excinfo)[0] == "InvalidDBClusterSnapshotStateFault"
+    seen = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        snap = cluster_snapshot(estate, None, SRC, "c")
+        seen.append((snap["Status"], snap["PercentProgress"]))
+        if snap["Status"] == "available":
+            break
+        time.sleep(0.1)
+    statuses = [s for s, _ in seen]
+    assert statuses[-1] == "available" and seen[-1][1] == 100
+    assert set(statuses) == {"copying", "available"} and statuses.index("available") == len(statuses) - 1
+    progress = [p for s, p in seen if s == "copying"]
+    assert progress == sorted(progress) and all(0 <= p < 100 for p in progress)
+    share_cluster_snapshot(estate, None, SRC, "c", add=[B])
+    assert cluster_shares(estate, None, SRC, "c") == [B]
+
+
+def test_cluster_copies_beyond_the_quota_are_refused(estate: Estate) -> None:
+    moto_ext.AURORA_COPY_PACING.pending_seconds = 60
+    moto_ext.AURORA_COPY_PACING.limit = 2
+    create_cluster(estate, None, SRC, "orders", kms_key=estate.create_key(None, SRC))
+    dst_key = estate.create_key(None, DST)
+    arn = cluster_snapshot_of(estate, None, SRC, "orders", "s")["DBClusterSnapshotArn"]
+    rds_dst = estate.rds(None, DST)
+    for name in ("c1", "c2"):
+        rds_dst.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier=arn, TargetDBClusterSnapshotIdentifier=name, KmsKeyId=dst_key)
+    with pytest.raises(ClientError) as excinfo:
+        rds_dst.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier=arn, TargetDBClusterSnapshotIdentifier="c3", KmsKeyId=dst_key)
+    assert error_of(excinfo) == ("SnapshotQuotaExceeded", moto_ext.DB_COPY_QUOTA_MESSAGE.format(limit=2))
+    assert moto_ext.AURORA_COPY_PACING.refused == 1
+    assert moto_ext.AURORA_COPY_PACING.most_in_flight == {(A, DST): 2}
+    # Another destination Region has its own quota; DB snapshot copies are counted apart;
+    # deleting a copy in progress cancels it.
+    estate.rds(None, "us-west-2").copy_db_cluster_snapshot(
+        SourceDBClusterSnapshotIdentifier=arn, TargetDBClusterSnapshotIdentifier="c3", KmsKeyId=estate.create_key(None, "us-west-2")
+    )
+    assert moto_ext.RDS_COPY_PACING.most_in_flight == {}
+    assert rds_dst.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="c1")["DBClusterSnapshot"]["DBClusterSnapshotIdentifier"] == "c1"
+    rds_dst.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier=arn, TargetDBClusterSnapshotIdentifier="c3", KmsKeyId=dst_key)
+    found = rds_dst.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]
+    assert sorted((s["DBClusterSnapshotIdentifier"], s["Status"]) for s in found) == [("c2", "copying"), ("c3", "copying")]
+
+
+# ------------------------------------------------------------------ A5 + A6: restore, delete
+
+
+def test_restore_cluster_from_snapshot_arn_in_destination_region(estate: Estate) -> None:
+    create_cluster(estate, None, SRC, "orders", kms_key=estate.create_key(None, SRC), DeletionProtection=True)
+    snap = cluster_snapshot_of(estate, None, SRC, "orders", "s")
+    dst_key = estate.create_key(None, DST)
+    copy = estate.rds(None, DST).copy_db_cluster_snapshot(
+        SourceDBClusterSnapshotIdentifier=snap["DBClusterSnapshotArn"], TargetDBClusterSnapshotIdentifier="replica-1", KmsKeyId=dst_key
+    )["DBClusterSnapshot"]
+    rds_dst = estate.rds(None, DST)
+    restored = rds_dst.restore_db_cluster_from_snapshot(
+        DBClusterIdentifier="restore-r-1",
+        SnapshotIdentifier=copy["DBClusterSnapshotArn"],
+        Engine="aurora-postgresql",
+        Tags=[{"Key": "snaprelay:restore", "Value": "r-1"}],
+    )["DBCluster"]
+    described = rds_dst.describe_db_clusters(DBClusterIdentifier="restore-r-1")["DBClusters"][0]
+    for cluster in (restored, described):
+        assert cluster["AvailabilityZones"] and all(z.startswith(DST) for z in cluster["AvailabilityZones"])
+        assert (cluster["StorageEncrypted"], cluster["KmsKeyId"]) == (True, dst_key)
+        assert cluster["DeletionProtection"] is False
+        assert cluster["DBClusterArn"] == f"arn:aws:rds:{DST}:{A}:cluster:restore-r-1"
+        assert cluster["TagList"] == [{"Key": "snaprelay:restore", "Value": "r-1"}]
+    with pytest.raises(ClientError) as excinfo:  # taken identifier
+        rds_dst.restore_db_cluster_from_snapshot(DBClusterIdentifier="restore-r-1", SnapshotIdentifier="replica-1", Engine="aurora-postgresql")
+    assert error_of(excinfo) == ("DBClusterAlreadyExistsFault", moto_ext.AURORA_CLUSTER_EXISTS)
+    assert rds_dst.describe_db_clusters(DBClusterIdentifier="restore-r-1")["DBClusters"][0]["KmsKeyId"] == dst_key
+    with pytest.raises(ClientError) as excinfo:  # another Region's snapshot: not found here
+        rds_dst.restore_db_cluster_from_snapshot(
+            DBClusterIdentifier="restore-r-2", SnapshotIdentifier=snap["DBClusterSnapshotArn"], Engine="aurora-postgresql"
+        )
+    assert error_of(excinfo)[0] == "DBClusterSnapshotNotFoundFault"
+
+
+def test_restore_cluster_from_snapshot_shared_in_same_region(estate: Estate, shared_cluster_snapshot: dict) -> None:
+    rds_b = estate.rds(B, SRC)
+    restored = rds_b.restore_db_cluster_from_snapshot(
+        DBClusterIdentifier="drill", SnapshotIdentifier=shared_cluster_snapshot["arn"], Engine="aurora-postgresql"
+    )["DBCluster"]
+    assert restored["DBClusterArn"] == f"arn:aws:rds:{SRC}:{B}:cluster:drill"
+    assert restored["KmsKeyId"] == shared_cluster_snapshot["key"]  # the snapshot's key, which admits B
+    b_key = estate.create_key(B, SRC)
+    again = rds_b.restore_db_cluster_from_snapshot(
+        DBClusterIdentifier="drill-2", SnapshotIdentifier=shared_cluster_snapshot["arn"], Engine="aurora-postgresql", KmsKeyId=b_key
+    )["DBCluster"]
+    assert again["KmsKeyId"] == b_key
+    # Unshared: not found; shared but under a key not admitting B: KMSKeyNotAccessibleFault.
+    share_cluster_snapshot(estate, None, SRC, "orders-snap", remove=[B])
+    with pytest.raises(ClientError) as excinfo:
+        rds_b.restore_db_cluster_from_snapshot(
+            DBClusterIdentifier="drill-3", SnapshotIdentifier=shared_cluster_snapshot["arn"], Engine="aurora-postgresql"
+        )
+    assert error_of(excinfo)[0] == "DBClusterSnapshotNotFoundFault"
+    create_cluster(estate, None, SRC, "private", kms_key=estate.create_key(None, SRC))
+    private = cluster_snapshot_of(estate, None, SRC, "private", "private-snap")
+    share_cluster_snapshot(estate, None, SRC, "private-snap", add=[B])
+    with pytest.raises(ClientError) as excinfo:
+        rds_b.restore_db_cluster_from_snapshot(
+            DBClusterIdentifier="drill-3", SnapshotIdentifier=private["DBClusterSnapshotArn"], Engine="aurora-postgresql"
+        )
+    assert error_of(excinfo)[0] == "KMSKeyNotAccessibleFault"
+    assert sorted(c["DBClusterIdentifier"] for c in rds_b.describe_db_clusters()["DBClusters"]) == ["drill", "drill-2"]
+
+
+def test_delete_db_cluster_needs_a_final_snapshot_choice(estate: Estate) -> None:
+    rds = estate.rds(None, SRC)
+    create_cluster(estate, None, SRC, "orders")
+    with pytest.raises(ClientError) as refused:
+        rds.delete_db_cluster(DBClusterIdentifier="orders")
+    assert error_of(refused) == moto_ext.DB_FINAL_SNAPSHOT_REQUIRED
+    assert rds.describe_db_clusters(DBClusterIdentifier="orders")["DBClusters"]
+    rds.delete_db_cluster(DBClusterIdentifier="orders", FinalDBSnapshotIdentifier="orders-final")
+    assert cluster_snapshot_ids(estate, None, SRC) == ["orders-final"]
+    create_cluster(estate, None, SRC, "other")
+    rds.delete_db_cluster(DBClusterIdentifier="other", SkipFinalSnapshot=True)
+    with pytest.raises(ClientError) as gone:
+        rds.describe_db_clusters(DBClusterIdentifier="other")
+    assert error_of(gone)[0] == "DBClusterNotFoundFault"
+
+
+def test_reset_clears_cluster_log_and_pacing(estate: Estate) -> None:
+    assert moto_ext.DB_CLUSTER_SHARE_LOG == []
+    pacing = moto_ext.AURORA_COPY_PACING
+    assert (pacing.pending_seconds, pacing.limit, pacing.refused, pacing.most_in_flight) == (0.0, None, 0, {})
+    assert estate.rds(None, SRC).describe_db_clusters()["DBClusters"] == []

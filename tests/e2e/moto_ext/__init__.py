@@ -7,7 +7,9 @@ cannot be copied, snapshots under the AWS managed key can be shared, keys behind
 ``alias/aws/*`` claim to be customer managed, key policies are never consulted; RDS DB
 instances "encrypted" with the literal key ``default_kms_key_id``, DB snapshots shared from
 another account cannot be copied, shared encrypted copies need no key, restored DB
-instances keep the source's MultiAZ / PubliclyAccessible / DeletionProtection; images
+instances keep the source's MultiAZ / PubliclyAccessible / DeletionProtection; Aurora DB
+clusters likewise under ``default_kms_key_id``, their snapshots shared under aws/rds and not
+copyable from another account, restores only by snapshot name and over an existing cluster; images
 registered from snapshots lose their block device mappings (an instance launched from one gets
 a default 8 GiB unencrypted volume), and ClientToken is ignored. This package applies small
 monkey-patches to moto's classes, each imitating one documented AWS behaviour, and then starts
@@ -24,6 +26,9 @@ One module per concern; each patch's docstring names the AWS behaviour it imitat
 - ``rds.py``: DB instance keys, DB snapshot sharing and copies (``DB_SHARE_LOG``,
   ``DB_SNAPSHOT_LOG``, ``RDS_COPY_PACING``), restored DB instances' settings,
   DeleteDBInstance's final snapshot choice;
+- ``aurora.py``: DB cluster keys, DB cluster snapshot sharing (``DB_CLUSTER_SHARE_LOG``) and
+  copies (``AURORA_COPY_PACING``), RestoreDBClusterFromSnapshot, DeleteDBCluster's final
+  snapshot choice;
 - ``ebs_direct.py``: the EBS direct APIs moto lacks, answered as AWS answers a role that may
   not call them (``AccessDeniedException``) rather than with a retried 500;
 - ``ec2_restore.py``: what a restore makes in EC2: RegisterImage from snapshots, RunInstances
@@ -45,14 +50,34 @@ or standalone: ``python3 tests/e2e/moto_ext [--port N]`` prints the endpoint URL
 its first stdout line and serves until SIGTERM / SIGINT.
 
 The patches change moto's classes, not its data, so a ``POST /moto-api/reset`` keeps them;
-``after_reset()`` clears the package's own records (the share and DB snapshot logs, the
-copy pacing settings).
+``after_reset()`` clears the package's own records (the share, DB snapshot and DB cluster
+share logs, the copy pacing settings).
 """
 
 from __future__ import annotations
 
-# Importing kms, ebs, ec2_restore and rds registers their patches in PATCHES (in that order).
+# Importing kms, ebs, ec2_restore, rds and then aurora registers their patches in PATCHES (in
+# that order).
 from . import ebs, ebs_direct, ec2_restore, rds
+from . import aurora  # noqa: I001 (after rds)
+from .aurora import (
+    AURORA_CLUSTER_EXISTS,
+    AURORA_COPY_PACING,
+    AURORA_SHARED_CROSS_REGION_ERROR,
+    AURORA_SNAPSHOT_NOT_AVAILABLE,
+    AURORA_TARGET_KEY_NOT_ACCESSIBLE,
+    AURORA_UNENCRYPTED_WITH_KEY,
+    DB_CLUSTER_SHARE_LOG,
+    AuroraCopyPacing,
+    copy_db_cluster_snapshot,
+    find_db_cluster_snapshot,
+    patch_copy_db_cluster_snapshot,
+    patch_db_cluster_key_arn,
+    patch_db_cluster_snapshot_copy_progress,
+    patch_delete_db_cluster_final_snapshot_choice,
+    patch_modify_db_cluster_snapshot_attribute,
+    patch_restore_db_cluster_from_snapshot,
+)
 from .common import AMBIENT_ACCOUNT, PATCHES, log, patch
 from .ebs import (
     COPY_PACING,
@@ -128,9 +153,14 @@ from .rds import (
 )
 from .server import Server, after_reset, apply_patches, main, start
 
-ALREADY_CORRECT = {**ebs.ALREADY_CORRECT, **rds.ALREADY_CORRECT, **ec2_restore.ALREADY_CORRECT}
-"""Behaviours moto 5.2.1 already gets right, so no patch: EBS's, RDS's, then EC2 restores'
-(KMS has none)."""
+ALREADY_CORRECT = {
+    **ebs.ALREADY_CORRECT,
+    **rds.ALREADY_CORRECT,
+    **aurora.ALREADY_CORRECT,
+    **ec2_restore.ALREADY_CORRECT,
+}
+"""Behaviours moto 5.2.1 already gets right, so no patch: EBS's, RDS's, Aurora's, then EC2
+restores' (KMS has none)."""
 
 __all__ = [
     "EBS_DIRECT_DENIED",
@@ -207,6 +237,23 @@ __all__ = [
     "patch_delete_db_snapshot_in_progress",
     "patch_modify_db_snapshot_attribute",
     "patch_restore_db_instance_settings",
+    # aurora
+    "AURORA_CLUSTER_EXISTS",
+    "AURORA_COPY_PACING",
+    "AURORA_SHARED_CROSS_REGION_ERROR",
+    "AURORA_SNAPSHOT_NOT_AVAILABLE",
+    "AURORA_TARGET_KEY_NOT_ACCESSIBLE",
+    "AURORA_UNENCRYPTED_WITH_KEY",
+    "DB_CLUSTER_SHARE_LOG",
+    "AuroraCopyPacing",
+    "copy_db_cluster_snapshot",
+    "find_db_cluster_snapshot",
+    "patch_copy_db_cluster_snapshot",
+    "patch_db_cluster_key_arn",
+    "patch_db_cluster_snapshot_copy_progress",
+    "patch_delete_db_cluster_final_snapshot_choice",
+    "patch_modify_db_cluster_snapshot_attribute",
+    "patch_restore_db_cluster_from_snapshot",
     # server
     "Server",
     "after_reset",

@@ -2,9 +2,9 @@
 a look-up of moto's per-account, per-Region backends that creates none.
 
 Each patch is a function decorated with ``@patch``; ``PATCHES`` lists them in the order their
-modules are imported (kms, ebs, rds), and ``server.apply_patches`` applies them once, minus
-those named in MOTO_EXT_SKIP. Every patch replaces moto attributes no other patch touches and
-reads the others' only when called, so the order of application does not matter.
+modules are imported (kms, ebs, ..., rds, aurora), and ``server.apply_patches`` applies them
+once, minus those named in MOTO_EXT_SKIP. Every patch replaces moto attributes no other patch
+touches and reads the others' only when called, so the order of application does not matter.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import threading
 
 from moto.server import ThreadedMotoServer
 
+from .aurora import AURORA_COPY_PACING, DB_CLUSTER_SHARE_LOG
 from .common import PATCHES, log
 from .ebs import COPY_PACING, SHARE_LOG, _share_log_lock
 from .rds import DB_SHARE_LOG, DB_SNAPSHOT_LOG, RDS_COPY_PACING, _db_log_lock
@@ -50,8 +51,10 @@ def after_reset() -> None:
     with _db_log_lock:
         DB_SHARE_LOG.clear()
         DB_SNAPSHOT_LOG.clear()
+        DB_CLUSTER_SHARE_LOG.clear()
     COPY_PACING.clear()
     RDS_COPY_PACING.clear()
+    AURORA_COPY_PACING.clear()
 
 
 # --------------------------------------------------------------------------- server
