@@ -1,13 +1,15 @@
 """The quick-start demo: snaprelay against a local AWS emulator.
 
 Starts moto (with tests/e2e/moto_ext's corrections) on 127.0.0.1, builds a small estate in
-two accounts, and runs three policies that end in the seed's three outcomes:
+two accounts, and runs policies that end in the seed's three outcomes:
 Success (same account, target key), Warning (encrypted, target without a key) and Failed
 (cross-account, a volume under the AWS managed aws/ebs key, while the other instance and an
 RDS database of the same session still get their replicas, the database through workflow C's
 two copies). The cross-account replicas are then put to use: `restore` rebuilds the instance
 and the database in the target account, and `drill` proves each replica restores (and says
-which resource has none to restore: legacy-1's, under aws/ebs, could not be made).
+which resource has none to restore: legacy-1's, under aws/ebs, could not be made). Last, a
+fourth policy names a re-encrypt key (the default-key workaround): legacy-1 then reaches the
+target account through a copy under that key, and the session ends Success.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ def main() -> int:
         source_key = estate.create_key(None, "us-east-1", allow_accounts=[TARGET_ACCOUNT], alias="app-data")
         west_key = estate.create_key(None, "us-west-2", alias="dr-west")
         eu_key = estate.create_key(TARGET_ACCOUNT, "eu-west-1", alias="dr-vault")
+        # The default-key workaround's re-encrypt key: customer managed, admitting the target.
+        share_key = estate.create_key(None, "us-east-1", allow_accounts=[TARGET_ACCOUNT], alias="share")
         web, _ = estate.create_instance(
             None,
             "us-east-1",
@@ -64,6 +68,11 @@ def main() -> int:
             + '[[source.resources]]\ntype = "rds"\ntags = { backup = "gold" }\n'
             + f'[[targets]]\naccount = "{TARGET_ACCOUNT}"\nregion = "eu-west-1"\n'
             f'role_arn = "arn:aws:iam::{TARGET_ACCOUNT}:role/snaprelay-target"\nkms_key = "{eu_key}"\n',
+            "dr-reencrypt": header.format(name="dr-reencrypt", sel=f'ids = ["{legacy}"]').replace(
+                "[[source.resources]]", f'reencrypt_keys = {{ "us-east-1" = "{share_key}" }}\n[[source.resources]]', 1
+            )
+            + f'[[targets]]\naccount = "{TARGET_ACCOUNT}"\nregion = "eu-west-1"\n'
+            f'role_arn = "arn:aws:iam::{TARGET_ACCOUNT}:role/snaprelay-target"\nkms_key = "{eu_key}"\n',
         }
         with tempfile.TemporaryDirectory(prefix="snaprelay-demo-") as tmp:
             for name, text in policies.items():
@@ -71,7 +80,7 @@ def main() -> int:
                 work.mkdir()
                 banner(f"policy {name}")
                 print(text, end="")
-                if name == "dr-cross-account":
+                if name in ("dr-cross-account", "dr-reencrypt"):
                     banner(f"snaprelay plan ({name})")
                     code, out, err = run_snaprelay(server.endpoint, text, work, "plan")
                     print(out + err, end="")

@@ -300,17 +300,27 @@ fn decide_ec2(
             volumes: reencrypted,
         });
     let notes = reencrypt.iter().map(|r| {
+        let one = r.volumes.len() == 1;
+        let gib: i64 = instance
+            .volumes
+            .iter()
+            .filter(|v| r.volumes.contains(&v.id))
+            .map(|v| i64::from(v.size_gib))
+            .sum();
         format!(
-            "default-key workaround: the snapshot{} of {} under aws/ebs {} first copied in the \
-             source account under {} (one extra full copy each, in {}), and the copies are \
-             shared instead; they are unshared and deleted once the copy in {} is complete. The \
-             original snapshots are never shared",
-            if r.volumes.len() == 1 { "" } else { "s" },
-            r.volumes.join(", "),
-            if r.volumes.len() == 1 { "is" } else { "are" },
-            r.kms_key_id,
-            instance.region,
-            target.label()
+            "default-key workaround: the snapshot{s} of {vols} under aws/ebs {is} first copied in \
+             the source account under {key} (an extra full copy of {gib} GiB in {region}, every \
+             run; deleted within the run, so it adds no monthly storage and no transfer), and \
+             {copy} {is} shared instead; {it} {is} unshared and deleted once the copy in \
+             {target} is complete. The original snapshot{s} {is} never shared",
+            s = if one { "" } else { "s" },
+            vols = r.volumes.join(", "),
+            is = if one { "is" } else { "are" },
+            copy = if one { "the copy" } else { "the copies" },
+            it = if one { "it" } else { "they" },
+            key = r.kms_key_id,
+            region = instance.region,
+            target = target.label()
         )
     });
     let notes: Vec<String> = notes.collect();
@@ -409,10 +419,15 @@ fn decide_rds(
     if let Some(r) = &reencrypt {
         notes.push(format!(
             "default-key workaround: the DB snapshot under aws/rds is first copied in the source \
-             account under {} (one extra full copy, in {}), and the copy is shared instead; it \
-             is unshared and deleted once the copy in {} is complete. The original snapshot is \
-             never shared",
+             account under {} (an extra full copy of {} in {}, every run; deleted within the \
+             run, so it adds no monthly storage and no transfer), and the copy is shared \
+             instead; it is unshared and deleted once the copy in {} is complete. The original \
+             snapshot is never shared",
             r.kms_key_id,
+            db.size_gib
+                .map_or("the DB's allocated storage".to_owned(), |g| format!(
+                    "{g} GiB"
+                )),
             db.region,
             target.label()
         ));

@@ -4,7 +4,8 @@
 //! - Account 111111111111 (the source, the ambient credentials): `web-1` (two volumes) and
 //!   `web-2` under the customer managed key `alias/app-data`, `legacy-app` under the AWS managed
 //!   `aws/ebs` key, DB `orders` under `alias/app-data` and DB `billing` under `aws/rds`, all in
-//!   us-east-1; a key `alias/dr-west` in us-west-2.
+//!   us-east-1; `alias/share` in us-east-1 (the default-key workaround's re-encrypt key, its
+//!   policy admitting the vault account); a key `alias/dr-west` in us-west-2.
 //! - Account 222222222222 (the vault), reached through a role: a key `alias/vault` in
 //!   eu-west-1. `alias/app-data`'s key policy admits the vault account.
 
@@ -102,6 +103,13 @@ pub fn estate() -> (SimCloud, Vec<Scenario>) {
         std::slice::from_ref(&vault),
     );
     let west_key = cloud.create_key(&source, "us-west-2", Some("dr-west"), &[]);
+    // The default-key workaround's key: customer managed, admitting the vault account.
+    let share_key = cloud.create_key(
+        &source,
+        "us-east-1",
+        Some("share"),
+        std::slice::from_ref(&vault),
+    );
     let vault_key = cloud.create_key(&vault, "eu-west-1", Some("vault"), &[]);
 
     let app = || Encryption::Key(app_key.clone());
@@ -201,6 +209,31 @@ kms_key = "{vault_key}"
             why: "web-1, web-2 and orders reach the vault (EC2: share and copy; RDS: share, copy \
                   in the source Region, copy to the target Region); legacy-app (aws/ebs) and \
                   billing (aws/rds) cannot be shared with another account, so their tasks fail",
+        },
+        Scenario {
+            title: "Another account again, with a re-encrypt key: the default-key workaround",
+            policy: format!(
+                r#"name = "vault-reencrypt"
+[source]
+regions = ["us-east-1"]
+reencrypt_keys = {{ "us-east-1" = "{share_key}" }}
+[[source.resources]]
+type = "ec2"
+tags = {{ Name = "legacy-app" }}
+[[source.resources]]
+type = "rds"
+ids = ["billing"]
+[[targets]]
+account = "{VAULT_ACCOUNT}"
+region = "eu-west-1"
+role_arn = "arn:aws:iam::{VAULT_ACCOUNT}:role/snaprelay-target"
+kms_key = "{vault_key}"
+"#
+            ),
+            expected: Status::Success,
+            why: "legacy-app (aws/ebs) and billing (aws/rds) reach the vault: each snapshot is \
+                  first copied in the source account under alias/share, the copy is shared and \
+                  copied, then deleted; the originals are never shared",
         },
     ];
     (cloud, scenarios)

@@ -493,3 +493,24 @@ fn what_a_crashed_session_left_is_left_alone_while_it_runs_and_listed_once_it_do
         "{report:#?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reencrypted_copy_a_killed_session_left_is_listed_and_deleted() {
+    // The default-key workaround's extra copy (kind `reencrypted`) is never a restore point:
+    // one left by a session that will not be resumed is gc's to list and, when asked, delete.
+    let e = estate();
+    let session = e.complete_session().await.session_id.to_string();
+    let mut tags = tagged("dr", &session);
+    tags.retain(|t| t.key != tags::KIND);
+    tags.push(Tag::new(tags::KIND, "reencrypted"));
+    let extra = e.ebs_snapshot(&tags).await;
+    let listing = e.gc(&[], false).await;
+    assert_eq!(
+        ids(&listing.found),
+        BTreeSet::from([("delete", extra.as_str())]),
+        "{listing:#?}"
+    );
+    let acted = e.gc(&[], true).await;
+    assert!(acted.acted && acted.problems.is_empty(), "{acted:#?}");
+    assert!(!e.ebs_ids().contains(&extra));
+}
