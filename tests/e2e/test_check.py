@@ -376,3 +376,29 @@ def test_restore_and_drill_needs_are_reported_apart_with_a_fix_that_works(estate
     assert target["status"] == "ok", target
     code, out, _ = run_snaprelay(estate.endpoint, text, tmp_path, "check")
     assert "For restore and drill" in out and "MISSING" not in out
+
+
+def test_the_default_key_workaround_is_checked_on_the_reencrypt_keys_policy(estate: Estate, tmp_path: Path) -> None:
+    """With a re-encrypt key, the target must be let use that key, not aws/ebs (which no key
+    policy of another account can admit): a re-encrypt key admitting the target passes; one
+    that does not is a missing key-policy finding naming it, with nothing changed in AWS."""
+    target_role(estate)
+    target_key = estate.create_key(B, DST)
+    instance, _ = estate.create_instance(None, SRC, [{"encrypted": True, "kms_key": None}])  # aws/ebs
+    admitting = estate.create_key(None, SRC, allow_accounts=[B])
+    closed = estate.create_key(None, SRC)
+    for key, passes in ((admitting, True), (closed, False)):
+        text = ec2_policy("check-reencrypt", instance, target_key).replace(
+            "[[source.resources]]", f'reencrypt_keys = {{ "{SRC}" = "{key}" }}\n[[source.resources]]', 1
+        )
+        code, doc, err = check(estate, text, tmp_path)
+        policy_findings = [
+            f for f in doc["findings"]
+            if f["check"] == "key policy" and B in f["principal"] and f["resource"].startswith(f"arn:aws:kms:{SRC}:")
+        ]
+        assert {f["resource"] for f in policy_findings} == {key}, json.dumps(doc, indent=1)
+        if passes:
+            assert code == 0 and missing(doc) == [], json.dumps(missing(doc), indent=1)
+        else:
+            assert code != 0 and [f["resource"] for f in missing(doc)] == [key], json.dumps(missing(doc), indent=1)
+    no_snapshot_anywhere(estate)

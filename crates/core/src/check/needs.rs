@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::ids::AccountId;
 use crate::model::Resource;
 use crate::plan::prepare::Prepared;
-use crate::plan::{Decision, Workflow};
+use crate::plan::{Decision, Reencrypt, Workflow};
 use crate::ports::Access;
 
 /// The KMS actions a principal needs on a key whose snapshots it copies or creates (SPEC
@@ -121,6 +121,7 @@ impl Needs {
                     kms_key_id,
                     staging_kms_key_id,
                     two_step,
+                    reencrypt,
                     ..
                 } = &t.decision
                 else {
@@ -130,8 +131,19 @@ impl Needs {
                 let user = &target.access;
                 let cross = *workflow != Workflow::SameAccount;
                 let label = format!("{} {} to {}", task.resource_type, task.id, target.label());
-                for key in &source_keys {
+                for key in &shared_keys(&task.resource, reencrypt.as_ref(), &source_keys) {
                     needs.kms_use(user, key, source, service, &label);
+                }
+                if let Some(r) = reencrypt {
+                    // The default-key workaround's copy, made and deleted by the source role
+                    // in the source Region: it reads the snapshot under the AWS managed key and
+                    // encrypts the copy under the re-encrypt key.
+                    let what = format!("{label} (the copy under the re-encrypt key)");
+                    for key in source_keys.iter().chain([&r.kms_key_id.as_str()]) {
+                        needs.kms_use(source, key, source, service, &what);
+                    }
+                    let source_side = (source, &plan.source_account);
+                    needs.service_actions(source_side, service, false, false, &task.region);
                 }
                 if let Some(key) = kms_key_id {
                     needs.kms_use(user, key, user, service, &label);
@@ -267,21 +279,7 @@ pub(super) fn cross_account_source_keys(prepared: &Prepared) -> BTreeMap<SourceK
             {
                 let target = &prepared.plan.targets[t.target];
                 let label = format!("{} {} to {}", task.resource_type, task.id, target.label());
-                // The default-key workaround shares copies under the re-encrypt key: that key
-                // is the one the target must be let use, not aws/ebs.
-                let keys: Vec<&str> = match (reencrypt, &task.resource) {
-                    (Some(r), Resource::Ec2(i)) => i
-                        .volumes
-                        .iter()
-                        .filter_map(|v| match r.volumes.contains(&v.id) {
-                            true => Some(r.kms_key_id.as_str()),
-                            false => v.kms_key_id.as_deref(),
-                        })
-                        .collect(),
-                    (Some(r), _) => vec![r.kms_key_id.as_str()],
-                    (None, _) => keys.clone(),
-                };
-                for key in &keys {
+                for key in &shared_keys(&task.resource, reencrypt.as_ref(), &keys) {
                     uses.entry((target.access.clone(), (*key).to_owned(), service))
                         .or_insert_with(|| Purpose::new(key, &prepared.source_access))
                         .add(service, &label);
@@ -290,6 +288,28 @@ pub(super) fn cross_account_source_keys(prepared: &Prepared) -> BTreeMap<SourceK
         }
     }
     uses
+}
+
+/// The keys of the snapshots another account copies: the source keys, except that the
+/// default-key workaround shares copies under the re-encrypt key instead of those under
+/// `aws/ebs` or `aws/rds`; that key is the one the target must be let use.
+fn shared_keys<'a>(
+    resource: &'a Resource,
+    reencrypt: Option<&'a Reencrypt>,
+    source_keys: &[&'a str],
+) -> Vec<&'a str> {
+    match (reencrypt, resource) {
+        (Some(r), Resource::Ec2(i)) => i
+            .volumes
+            .iter()
+            .filter_map(|v| match r.volumes.contains(&v.id) {
+                true => Some(r.kms_key_id.as_str()),
+                false => v.kms_key_id.as_deref(),
+            })
+            .collect(),
+        (Some(r), _) => vec![r.kms_key_id.as_str()],
+        (None, _) => source_keys.to_vec(),
+    }
 }
 
 /// The service of a resource and the keys of its snapshots.
