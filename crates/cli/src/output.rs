@@ -648,11 +648,19 @@ pub fn check_text(r: &snaprelay_core::check::CheckReport) -> String {
         }
         out.push_str(&format!("{:21}{}{number}\n", "", f.detail));
     }
-    if !r.restore_and_drill.is_empty() {
-        out.push_str(
+    let optional = [
+        (
+            &r.restore_and_drill,
             "\nFor restore and drill (not needed by run; a restore may use --role-arn instead):\n",
-        );
-        for f in &r.restore_and_drill {
+        ),
+        (
+            &r.estimates,
+            "\nFor plan's sizes of incremental EBS copies (without it they are unknown):\n",
+        ),
+    ];
+    for (findings, title) in optional.into_iter().filter(|(f, _)| !f.is_empty()) {
+        out.push_str(title);
+        for f in findings {
             let number = if f.fix.is_some() {
                 fixes.push(f);
                 format!(" [fix {}]", fixes.len())

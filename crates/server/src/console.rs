@@ -480,7 +480,7 @@ async fn check_page(
             table {
                 thead { tr { th scope="col" { "Status" } th scope="col" { "Check" } th scope="col" { "Resource" } th scope="col" { "Detail" } } }
                 tbody {
-                    @for f in report.findings.iter().chain(report.restore_and_drill.iter()) {
+                    @for f in report.findings.iter().chain(report.restore_and_drill.iter()).chain(report.estimates.iter()) {
                         @let status = f.status.as_str();
                         tr {
                             td { span class=(status) { (status) } }

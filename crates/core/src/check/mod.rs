@@ -96,6 +96,11 @@ pub struct CheckReport {
     /// may act with another role (`--role-arn`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub restore_and_drill: Vec<Finding>,
+    /// What `plan` needs to size incremental EBS copies (SPEC 6.5): `ebs:ListChangedBlocks`
+    /// for the source role. Reported, with a fix, but not part of [`CheckReport::holds`]:
+    /// without it those sizes are `unknown`, and nothing else changes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub estimates: Vec<Finding>,
 }
 
 impl CheckReport {
@@ -124,6 +129,7 @@ pub async fn check(cloud: &dyn Cloud, policy: &Policy) -> Result<CheckReport, Pr
     let needs = Needs::of(&prepared);
     report.findings.extend(permissions(cloud, &needs).await);
     report.restore_and_drill = restore_permissions(cloud, &needs).await;
+    report.estimates = estimate_permissions(cloud, &prepared).await;
     report.notes.push(
         "IAM: the roles' inline and attached policies are evaluated; permission boundaries, \
          session policies and organization SCPs are not"
@@ -183,6 +189,31 @@ async fn permissions(cloud: &dyn Cloud, needs: &Needs) -> Vec<Finding> {
         findings.push(service_finding(cloud, &mut principals, &principal, actions).await);
     }
     findings
+}
+
+/// What `plan`'s sizing of incremental EBS copies calls with the source role: EBS direct
+/// `ListChangedBlocks` on the source snapshots of each Region with an instance.
+async fn estimate_permissions(cloud: &dyn Cloud, prepared: &Prepared) -> Vec<Finding> {
+    let actions: std::collections::BTreeSet<(String, String)> = prepared
+        .plan
+        .tasks
+        .iter()
+        .filter(|t| matches!(t.resource, crate::model::Resource::Ec2(_)))
+        .map(|t| {
+            (
+                "ebs:ListChangedBlocks".to_owned(),
+                format!("arn:aws:ec2:{}::snapshot/*", t.region),
+            )
+        })
+        .collect();
+    if actions.is_empty() {
+        return Vec::new();
+    }
+    let mut principals = Principals::default();
+    let principal = principals.get(cloud, &prepared.source_access).await;
+    let mut f = service_finding(cloud, &mut principals, &principal, &actions).await;
+    f.check = "plan estimates".into();
+    vec![f]
 }
 
 /// What each place's role needs for `restore` and `drill`. The KMS side is the replication's
