@@ -185,7 +185,13 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }
-        config.keepalives_idle(std::time::Duration::from_secs(30));
+        // A database host that vanished (or hangs) is noticed in about a minute rather than
+        // after the kernel's two hours: keepalive probes, and unacknowledged writes give up.
+        config
+            .keepalives_idle(std::time::Duration::from_secs(30))
+            .keepalives_interval(std::time::Duration::from_secs(5))
+            .keepalives_retries(4)
+            .tcp_user_timeout(std::time::Duration::from_secs(30));
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
