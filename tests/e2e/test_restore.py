@@ -236,6 +236,7 @@ def test_bad_flags_are_named(estate: Estate, tmp_path: Path) -> None:
         (["--subnet", "vpc-1"], "--subnet"),
         (["--name", "a--b"], "--name"),
         (["--place", f"{B}/us-west-2"], "not a place of the policy"),
+        (["--as", "volumes", "--keep-image", "--subnet", "subnet-12345678"], "--subnet, --keep-image apply only to --as instance"),
     ]:
         code, doc, stderr = snaprelay(estate, policy, tmp_path, "restore", instance, *args)
         assert code == 2, (args, stderr)

@@ -167,6 +167,26 @@ async fn prepare_restore<'a>(
             "--instance-type applies only to --as instance; nothing was restored",
         ));
     }
+    if restore_as == RestoreAs::Volumes {
+        // Volumes live in an Availability Zone, not in a subnet, and no image is made: these
+        // flags would be ignored, so they are refused rather than silently dropped.
+        let given: Vec<&str> = [
+            ("--subnet", options.subnet.is_some()),
+            ("--security-groups", options.security_groups.is_some()),
+            ("--keep-image", options.keep_image),
+        ]
+        .into_iter()
+        .filter_map(|(flag, set)| set.then_some(flag))
+        .collect();
+        if !given.is_empty() {
+            return Err(AppError::invalid(format!(
+                "{} appl{} only to --as instance; volumes are restored into an Availability \
+                 Zone (--availability-zone); nothing was restored",
+                given.join(", "),
+                if given.len() == 1 { "ies" } else { "y" }
+            )));
+        }
+    }
     if restore_as != RestoreAs::Db && options.db_instance_class.is_some() {
         return Err(AppError::invalid(
             "--db-instance-class applies only to an RDS restore; nothing was restored",
