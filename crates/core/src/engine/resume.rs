@@ -198,9 +198,14 @@ async fn unshare_what_it_shared(
 /// credentials left with the target, so they can only be named.
 fn copies_in_removed_places(plan: &Plan, progress: &SessionProgress) -> Vec<String> {
     let mut messages = Vec::new();
-    // The places the plan copies into: each target, and for RDS across accounts each target
-    // account in each source Region (the intermediate copy).
+    // The places the plan copies into: each target, for RDS across accounts each target
+    // account in each source Region (the intermediate copy), and the source places (the
+    // default-key workaround's copy under the re-encrypt key, which the resume takes up or
+    // deletes itself).
     let mut places: HashSet<String> = HashSet::new();
+    for task in &plan.tasks {
+        places.insert(format!("{}/{}", plan.source_account, task.region));
+    }
     for t in &plan.targets {
         places.insert(format!("{}/{}", t.account, t.region));
         for task in &plan.tasks {
