@@ -605,6 +605,13 @@ async fn a_lease_whose_holder_died_can_be_taken_over(f: &dyn StoreFixture) {
     // The holder dies without releasing: its process (or its handle) is gone.
     drop(held);
     drop(a);
+    // What `leases_lapse` says is what happens: right after its holder died, a lease that
+    // lapses is still held; one that is a file lock is free at once.
+    assert_eq!(
+        b.lease_held(&policy).await.unwrap(),
+        b.leases_lapse(),
+        "leases_lapse() tells how this backend frees a dead holder's lease"
+    );
     // A backend whose leases expire frees it after its TTL; one whose leases die with their
     // process frees it at once. Neither takes longer than the TTL and a margin.
     let deadline = tokio::time::Instant::now() + f.ttl() + Duration::from_secs(3);

@@ -2,8 +2,8 @@
 //! schedule` (drills). A tick that comes while a job of the policy runs is skipped and
 //! counted. At start, interrupted sessions are resumed and each policy whose last session is
 //! older than its last tick runs once (a policy new to the state has no missed tick).
-//! While the service runs, [`take_over`] resumes the sessions of workers that died: an
-//! unfinished session whose policy's lease nobody holds (SPEC 6.7).
+//! While the service runs on a shared database, [`take_over`] resumes the sessions of workers
+//! that died: an unfinished session whose policy's lease nobody holds (SPEC 6.7).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -187,11 +187,18 @@ pub async fn take_over(service: Arc<Service>) {
     }
 }
 
-/// One look: resumes the sessions whose holder's lease lapsed.
+/// One look: resumes the sessions whose holder's lease lapsed. On a store whose leases are
+/// file locks (SQLite), nothing is taken over while the service runs: a session interrupted
+/// there was stopped by a person (Ctrl-C) or a crash of a CLI run, and is resumed by the next
+/// `run` or the next start of `serve` (SPEC 6.6), not behind its owner's back.
 async fn sweep(service: &Arc<Service>) -> Result<(), snaprelay_core::ports::StoreError> {
     let store = service.app.store.as_ref();
+    let unfinished = store.unfinished_sessions(None).await?;
+    if !store.leases_lapse() {
+        return Ok(());
+    }
     let mut seen = std::collections::BTreeSet::new();
-    for unfinished in store.unfinished_sessions(None).await? {
+    for unfinished in unfinished {
         let policy = unfinished.policy;
         if !seen.insert(policy.clone())
             || service.running(&policy).is_some()

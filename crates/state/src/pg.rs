@@ -1096,6 +1096,10 @@ impl StateStore for PgStore {
             .map_err(err("cannot release the policy's lease"))
     }
 
+    fn leases_lapse(&self) -> bool {
+        true
+    }
+
     async fn release_leases_of(&self, holder: &str) -> Result<(), StoreError> {
         self.client()
             .await?

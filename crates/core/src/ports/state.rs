@@ -292,6 +292,12 @@ pub trait StateStore: Send + Sync {
     async fn renew_lease(&self, lease: &Lease) -> Result<bool, StoreError>;
     /// Gives a lease up, so another holder may take it at once.
     async fn release_lease(&self, lease: Lease) -> Result<(), StoreError>;
+    /// Whether a lease lapses when its holder stops renewing it (a database row with an
+    /// expiry), rather than the moment its process dies (a file lock). Where it lapses,
+    /// several workers share the store, and one takes over what a dead one left (SPEC 6.7).
+    fn leases_lapse(&self) -> bool {
+        false
+    }
     /// Gives up every lease `holder` has, at once: a worker that stops and dropped its jobs
     /// lets another take their sessions over without waiting for the TTL. Where a lease
     /// lasts only as long as what holds it (a file lock), dropping was enough.
