@@ -59,6 +59,27 @@ pub fn plan_text(plan: &Plan) -> String {
                     encryption(d.kms_key_id.as_deref())
                 );
             }
+            Resource::Aurora(c) => {
+                let d = &c.db;
+                let members: Vec<&str> = c
+                    .members
+                    .iter()
+                    .map(|m| m.db_instance_id.as_str())
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "\naurora {} ({}) in {}, {}; members {}",
+                    d.id,
+                    d.engine,
+                    d.region,
+                    encryption(d.kms_key_id.as_deref()),
+                    if members.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        members.join(", ")
+                    }
+                );
+            }
         }
         for t in &task.targets {
             let place = format!("targets[{}] {} {}", t.target, t.account, t.region);

@@ -112,6 +112,9 @@ impl ResourceConfig {
         match resource {
             Resource::Ec2(i) => Self::Ec2(Ec2Config::of(i, place)),
             Resource::Rds(d) => Self::Rds(RdsConfig::of(d)),
+            // What a cluster has in common with a DB instance; the rest of SPEC 6.1's Aurora
+            // configuration (members, cluster parameter group, ...) comes with its restore.
+            Resource::Aurora(c) => Self::Rds(RdsConfig::of(&c.db)),
         }
     }
 

@@ -299,6 +299,11 @@ impl Scope<'_> {
         let shared = match service {
             Service::Ebs => cloud.snapshot_shares(access, region, &id).await?,
             Service::Rds => cloud.db_snapshot_shares(access, region, &id).await?,
+            Service::Aurora => {
+                cloud
+                    .db_cluster_snapshot_shares(access, region, &id)
+                    .await?
+            }
         };
         let (ours, others): (Vec<String>, Vec<String>) = shared
             .into_iter()

@@ -172,9 +172,11 @@ pub async fn rebuild(app: &App, policy: &Policy) -> Result<Rebuilt, AppError> {
                 id: s.id.clone(),
                 source_id: match (kind, service) {
                     (SnapshotKind::Source, ResourceType::Ec2) => s.volume_id.clone(),
-                    (SnapshotKind::Source, ResourceType::Rds) => resource.clone(),
+                    (SnapshotKind::Source, ResourceType::Rds | ResourceType::Aurora) => {
+                        resource.clone()
+                    }
                     (_, ResourceType::Ec2) => s.source_snapshot.clone().unwrap_or_default(),
-                    (_, ResourceType::Rds) => rds_sources
+                    (_, ResourceType::Rds | ResourceType::Aurora) => rds_sources
                         .get(&(session.clone(), resource.clone()))
                         .cloned()
                         .unwrap_or_default(),

@@ -303,5 +303,6 @@ pub(super) fn source_keys(resource: &Resource) -> (&'static str, Vec<&str>) {
                 .collect(),
         ),
         Resource::Rds(d) => ("rds", d.kms_key_id.as_deref().into_iter().collect()),
+        Resource::Aurora(c) => ("rds", c.db.kms_key_id.as_deref().into_iter().collect()),
     }
 }
