@@ -195,3 +195,24 @@ def test_cluster_under_aws_rds_reaches_another_account_through_a_copy_under_the_
     assert shared and source["DBClusterSnapshotIdentifier"] not in shared, cluster_share_log
     assert all(s.endswith("-reencrypt") for s in shared), shared
     assert all(e["accepted"] for e in cluster_share_log), cluster_share_log
+
+
+def test_retention_deletes_older_cluster_snapshots_with_delete_db_cluster_snapshot(
+    estate: Estate, tmp_path: Path
+) -> None:
+    source_key = estate.create_key(None, SRC)
+    target_key = estate.create_key(None, DST)
+    cluster = estate.create_db_cluster(None, SRC, "orders", kms_key=source_key)
+    policy = aurora_policy("e2e-aurora-retention", cluster, {"region": DST, "kms_key": target_key})
+    policy += "\n[retention]\nreplicas = { count = 1 }\nsource = { count = 1 }\n"
+
+    first_code, first, stderr = run_json(estate, policy, tmp_path)
+    assert first_code == 0, (first, stderr)
+    second_code, second, stderr = run_json(estate, policy, tmp_path)
+    assert second_code == 0, (second, stderr)
+
+    # Only the second session's snapshots are left, in both places.
+    for account, region in [(None, SRC), (None, DST)]:
+        left = estate.db_cluster_snapshots(account, region)
+        sessions = {tags_of_db(s).get("snaprelay:session") for s in left}
+        assert sessions == {second["session_id"]}, (region, left)

@@ -4,12 +4,18 @@
 //! (a share under `aws/rds`, a shared cluster snapshot copied out of its Region, a sixth copy
 //! in flight), so a `Success` proves the workflow kept to those rules.
 
+use std::collections::BTreeSet;
+use std::time::Duration;
+
 use snaprelay_core::engine::{
     EngineConfig, Interrupt, Progress, Service, Throttled, prepare, run_session,
 };
+use snaprelay_core::gc::{Options, collect};
 use snaprelay_core::ids::AccountId;
-use snaprelay_core::model::{SnapshotState, tag_value, tags};
+use snaprelay_core::model::{SnapshotState, Tag, tag_value, tags};
 use snaprelay_core::policy::Policy;
+use snaprelay_core::ports::prelude::*;
+use snaprelay_core::ports::{Access, StateStore};
 use snaprelay_core::report::SessionReport;
 use snaprelay_core::status::Status;
 use snaprelay_sim::{DbSpec, Encryption, SimCloud, Timing};
@@ -134,13 +140,22 @@ rds_single_step = {single_step}
 }
 
 async fn run(cloud: &SimCloud, policy: &str, config: &EngineConfig) -> SessionReport {
+    let store = SqliteStore::in_memory().unwrap();
+    run_in(cloud, &store, policy, config).await
+}
+
+async fn run_in(
+    cloud: &SimCloud,
+    store: &SqliteStore,
+    policy: &str,
+    config: &EngineConfig,
+) -> SessionReport {
     let policy = Policy::from_toml(policy).expect("policy");
     let cloud = Throttled::new(cloud);
     let prepared = prepare(&cloud, &policy).await.expect("prepare");
-    let store = SqliteStore::in_memory().unwrap();
     run_session(
         &cloud,
-        &store,
+        store,
         &Quiet,
         config,
         &Interrupt::never(),
@@ -306,5 +321,135 @@ async fn thirty_clusters_to_one_region_never_have_more_than_five_copies_in_fligh
         e.cloud.calls().get("rds:CopyDBClusterSnapshot"),
         Some(&30),
         "no copy was refused: the scheduler kept within the quota"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn gc_lists_and_deletes_a_cluster_snapshot_a_session_left_unrecorded() {
+    let e = estate();
+    cluster(&e, "orders", Encryption::Key(e.app_key.clone()));
+    let text = cross_account_policy(&e, false, false);
+    let store = SqliteStore::in_memory().unwrap();
+    let report = run_in(&e.cloud, &store, &text, &EngineConfig::default()).await;
+    assert_eq!(report.status, Status::Success, "{report:#?}");
+    let session = report.session_id.to_string();
+
+    // A cluster snapshot a killed session took and never recorded.
+    let src = account(SOURCE);
+    let source = Access::ambient();
+    let left = vec![
+        Tag::new(tags::POLICY, "aurora"),
+        Tag::new(tags::SESSION, &session),
+        Tag::new(tags::KIND, "source"),
+    ];
+    e.cloud
+        .create_db_cluster_snapshot(&source, "us-east-1", "orders", "aurora-left-behind", &left)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(6 * 3600)).await;
+
+    let policy = Policy::from_toml(&text).unwrap();
+    let prepared = prepare(&e.cloud, &policy).await.unwrap();
+    let recorded = store.policy_restore_points("aurora").await.unwrap();
+    let known = BTreeSet::from([session.clone()]);
+    let gc = |act: bool| {
+        collect(
+            &e.cloud,
+            &prepared,
+            &policy.source.regions,
+            &recorded,
+            &known,
+            &[],
+            Options {
+                act,
+                unknown_sessions: false,
+            },
+        )
+    };
+    let listing = gc(false).await.unwrap();
+    let found: Vec<(&str, &str)> = listing
+        .found
+        .iter()
+        .map(|l| (l.action, l.id.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![("delete", "aurora-left-behind")],
+        "{listing:#?}"
+    );
+    let ids = || -> Vec<String> {
+        e.cloud
+            .db_cluster_snapshots(&src, "us-east-1")
+            .into_iter()
+            .map(|s| s.id)
+            .collect()
+    };
+    assert_eq!(ids().len(), 2, "a listing changes nothing");
+
+    let acted = gc(true).await.unwrap();
+    assert!(acted.acted && acted.problems.is_empty(), "{acted:#?}");
+    assert_eq!(ids().len(), 1, "the recorded source snapshot stays");
+    assert!(!ids().contains(&"aurora-left-behind".to_owned()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retention_deletes_older_cluster_snapshots_in_the_source_and_the_target() {
+    use snaprelay_core::retention::{Accesses, apply};
+    let e = estate();
+    cluster(&e, "orders", Encryption::Key(e.app_key.clone()));
+    let text = format!(
+        "{}\n[retention]\nreplicas = {{ count = 1 }}\nsource = {{ count = 1 }}\n",
+        cross_account_policy(&e, false, false)
+    );
+    let store = SqliteStore::in_memory().unwrap();
+    let config = EngineConfig::default();
+    let first = run_in(&e.cloud, &store, &text, &config).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let second = run_in(&e.cloud, &store, &text, &config).await;
+    assert_eq!(
+        (first.status, second.status),
+        (Status::Success, Status::Success)
+    );
+
+    let policy = Policy::from_toml(&text).unwrap();
+    let prepared = prepare(&e.cloud, &policy).await.unwrap();
+    let accesses = Accesses::of_plan(&prepared, &policy.source.regions);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 7200;
+    let report = apply(
+        &e.cloud,
+        &store,
+        "aurora",
+        &policy.retention,
+        &accesses,
+        now,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.deleted.len(), 2, "{report:#?}");
+
+    let session = second.session_id.to_string();
+    for (account, region) in [
+        (account(SOURCE), "us-east-1"),
+        (account(TARGET), "eu-west-1"),
+    ] {
+        let left = e.cloud.db_cluster_snapshots(&account, region);
+        assert_eq!(left.len(), 1, "{left:#?}");
+        assert_eq!(
+            tag_value(&left[0].tags, tags::SESSION),
+            Some(session.as_str())
+        );
+    }
+    assert!(
+        e.cloud
+            .calls()
+            .get("rds:DeleteDBClusterSnapshot")
+            .copied()
+            .unwrap_or(0)
+            >= 2
     );
 }
