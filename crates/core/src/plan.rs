@@ -378,8 +378,22 @@ fn decide_rds(
     if let Some(refusal) = rds_refusal(cross_account, target, db, kind, estate) {
         return refusal;
     }
-    let kms_key_id = target.key.as_ref().map(|k| k.arn.clone());
-    let warnings = replica_warnings(target, &db.id);
+    let mut kms_key_id = target.key.as_ref().map(|k| k.arn.clone());
+    let mut warnings = replica_warnings(target, &db.id);
+    if kind == DbKind::Cluster && !db.encrypted && kms_key_id.is_some() {
+        // "If you copy an unencrypted DB cluster snapshot and specify a value for the KmsKeyId
+        // parameter, an error is returned"
+        // (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CopyDBClusterSnapshot.html):
+        // unlike a DB snapshot, the copy cannot be encrypted on the way.
+        kms_key_id = None;
+        warnings.push(format!(
+            "Aurora cluster {} is unencrypted and CopyDBClusterSnapshot cannot encrypt a copy, \
+             so its replica in {} stays unencrypted despite the target's kms_key; encrypt the \
+             cluster (restore it from a snapshot copied under a key) to encrypt its replicas",
+            db.id,
+            target.label()
+        ));
+    }
     // A shared DB cluster snapshot is copied only within its Region: "You can't copy a DB
     // cluster snapshot across Regions and accounts in a single step"
     // (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_CopySnapshot.html),

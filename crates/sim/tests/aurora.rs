@@ -453,3 +453,21 @@ async fn retention_deletes_older_cluster_snapshots_in_the_source_and_the_target(
             >= 2
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unencrypted_cluster_is_replicated_unencrypted_with_a_warning() {
+    let e = estate();
+    cluster(&e, "orders", Encryption::None);
+    let report = run(&e.cloud, &same_account_policy(&e), &EngineConfig::default()).await;
+    // The simulator refuses a KmsKeyId for an unencrypted cluster snapshot, as AWS does.
+    assert_eq!(report.status, Status::Warning, "{report:#?}");
+    assert!(
+        report.resources[0]
+            .messages
+            .join("\n")
+            .contains("stays unencrypted")
+    );
+    let replicas = e.cloud.db_cluster_snapshots(&account(SOURCE), "us-west-2");
+    assert_eq!(replicas.len(), 1, "{replicas:#?}");
+    assert_eq!(replicas[0].kms_key, None);
+}

@@ -488,6 +488,28 @@ fn an_aurora_cluster_under_aws_rds_across_accounts_fails_naming_the_cluster_and_
 }
 
 #[test]
+fn an_unencrypted_cluster_is_copied_without_a_key_with_a_warning() {
+    let d = decision(
+        target(SOURCE, Some(SAME_ACCOUNT_KEY)),
+        &aurora_estate(db(None)),
+    );
+    let Decision::Replicate {
+        kms_key_id,
+        warnings,
+        ..
+    } = &d
+    else {
+        panic!("{d:?}")
+    };
+    assert_eq!(kms_key_id, &None);
+    assert!(
+        warnings.join("\n").contains("stays unencrypted"),
+        "{warnings:?}"
+    );
+    assert_eq!(d.status(), Status::Warning);
+}
+
+#[test]
 fn rds_single_step_copies_once_across_accounts_and_regions() {
     let mut t = cross_account_target(false);
     t.rds_single_step = true;
