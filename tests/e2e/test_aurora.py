@@ -93,6 +93,20 @@ def test_same_account_cross_region_replicates_the_cluster_under_the_target_key(
     assert len(source["DBClusterSnapshotIdentifier"]) <= 63
     assert cluster_share_log == [], "nothing is shared within one account"
 
+    # Each restore point carries the cluster's configuration (SPEC 6.1, Aurora shape).
+    code, points, stderr = run_json(estate, policy, tmp_path, "restore-points")
+    assert code == 0 and len(points) == 2, (points, stderr)
+    for point in points:
+        config = point["config"]
+        assert (config["engine"], config["members"]) == (
+            "aurora-postgresql",
+            [{"db_instance_class": "db.r6g.large", "writer": True}],
+        ), config
+        for key in ["engine_version", "engine_mode", "port", "db_subnet_group",
+                    "db_cluster_parameter_group", "vpc_security_group_ids", "storage_type",
+                    "serverless_v2_scaling", "tags"]:
+            assert key in config, (key, config)
+
 
 def test_cross_account_cross_region_copies_in_two_steps_and_leaves_no_intermediate_or_share(
     estate: Estate, tmp_path: Path, cluster_share_log: list[dict]

@@ -4,7 +4,7 @@
 
 use aws_sdk_rds::Client;
 use aws_sdk_rds::types::{DbClusterSnapshot, Filter};
-use snaprelay_core::config::DbSetup;
+use snaprelay_core::config::{DbSetup, ServerlessV2Scaling};
 use snaprelay_core::ids::AccountId;
 use snaprelay_core::model::{ClusterMember, DbCluster, DbInstance, DbSnapshotStatus, Tag};
 use snaprelay_core::policy::Selector;
@@ -87,13 +87,57 @@ pub async fn find_db_clusters(
                         Some(ClusterMember {
                             db_instance_id: m.db_instance_identifier()?.to_owned(),
                             writer: m.is_cluster_writer().unwrap_or(false),
+                            db_instance_class: None,
                         })
                     })
                     .collect(),
+                engine_mode: c.engine_mode().map(str::to_owned),
+                serverless_v2_scaling: c
+                    .serverless_v2_scaling_configuration()
+                    .map(|s| ServerlessV2Scaling::of_acu(s.min_capacity(), s.max_capacity())),
             });
         }
     }
+    member_classes(client, region, &mut found).await?;
     Ok(found)
+}
+
+/// Fills each member's DB instance class: DescribeDBClusters names the members but not their
+/// class, which a restore of the cluster recreates (SPEC 6.1). One DescribeDBInstances per
+/// batch of clusters (filter `db-cluster-id`).
+async fn member_classes(
+    client: &Client,
+    region: &str,
+    clusters: &mut [DbCluster],
+) -> Result<(), CloudError> {
+    let ids: Vec<String> = clusters
+        .iter()
+        .filter(|c| !c.members.is_empty())
+        .map(|c| c.db.id.clone())
+        .collect();
+    for chunk in ids.chunks(FILTER_VALUES) {
+        let pages = client
+            .describe_db_instances()
+            .filters(filter("db-cluster-id", chunk))
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| cloud_error("RDS", "DescribeDBInstances", region, e))?;
+        for db in pages.iter().flat_map(|p| p.db_instances()) {
+            let Some(id) = db.db_instance_identifier() else {
+                continue;
+            };
+            for m in clusters
+                .iter_mut()
+                .flat_map(|c| c.members.iter_mut())
+                .filter(|m| m.db_instance_id == id)
+            {
+                m.db_instance_class = db.db_instance_class().map(str::to_owned);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn status_of(

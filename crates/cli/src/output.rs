@@ -532,6 +532,28 @@ fn config_line(c: &snaprelay_core::config::ResourceConfig) -> String {
                 ""
             }
         ),
+        ResourceConfig::Aurora(a) => {
+            let classes: Vec<String> = a
+                .members
+                .iter()
+                .map(|m| {
+                    let role = if m.writer { "writer" } else { "reader" };
+                    format!("{role} {}", or(&m.db_instance_class))
+                })
+                .collect();
+            format!(
+                "{} {} {}, {} member(s){}",
+                escape_controls(&a.engine),
+                or(&a.engine_version),
+                or(&a.engine_mode),
+                a.members.len(),
+                if classes.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", escape_controls(&classes.join(", ")))
+                }
+            )
+        }
     }
 }
 

@@ -70,6 +70,10 @@ pub struct DbCluster {
     pub db: DbInstance,
     /// `DBClusterMembers`.
     pub members: Vec<ClusterMember>,
+    /// `EngineMode`: `provisioned`, `serverless`, ...
+    pub engine_mode: Option<String>,
+    /// `ServerlessV2ScalingConfiguration`, for a cluster with Serverless v2 instances.
+    pub serverless_v2_scaling: Option<crate::config::ServerlessV2Scaling>,
 }
 
 /// One DB instance of an Aurora cluster.
@@ -78,6 +82,9 @@ pub struct ClusterMember {
     pub db_instance_id: String,
     /// `IsClusterWriter`.
     pub writer: bool,
+    /// The member's `DBInstanceClass` (`db.serverless` for Serverless v2), from
+    /// `DescribeDBInstances`: DescribeDBClusters does not say it.
+    pub db_instance_class: Option<String>,
 }
 
 /// Which kind of RDS snapshot a DB workflow handles: DB snapshots of a DB instance, or DB

@@ -164,6 +164,12 @@ impl World {
                     setup: DbSetup {
                         engine_version: Some(c.profile.engine_version.clone()),
                         port: Some(c.profile.port),
+                        storage_type: Some("aurora".to_owned()),
+                        // The cluster's DB cluster parameter group: the engine's default.
+                        db_parameter_group: Some(crate::databases::default_parameter_group(
+                            &c.profile.engine,
+                            &c.profile.engine_version,
+                        )),
                         db_subnet_group: c.db_subnet_group.clone(),
                         vpc_security_group_ids: c.vpc_security_group_ids.clone(),
                         tags: c.tags.clone(),
@@ -179,8 +185,11 @@ impl World {
                     .map(|(i, d)| ClusterMember {
                         db_instance_id: d.id.clone(),
                         writer: i == 0,
+                        db_instance_class: Some(d.profile.class.clone()),
                     })
                     .collect(),
+                engine_mode: Some("provisioned".to_owned()),
+                serverless_v2_scaling: None,
             })
             .collect()
     }

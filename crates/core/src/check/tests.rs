@@ -517,6 +517,8 @@ fn a_cross_account_aurora_replica_needs_the_cluster_snapshot_actions_on_cluster_
     let cluster = Resource::Aurora(DbCluster {
         db,
         members: vec![],
+        engine_mode: None,
+        serverless_v2_scaling: None,
     });
     let p = prepared(cluster, &[cross_account_target()]);
     let needs = Needs::of(&p);

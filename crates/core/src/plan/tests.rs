@@ -443,6 +443,8 @@ fn aurora_estate(db: DbInstance) -> Estate {
     e.resources = vec![Resource::Aurora(DbCluster {
         db,
         members: vec![],
+        engine_mode: None,
+        serverless_v2_scaling: None,
     })];
     e
 }
