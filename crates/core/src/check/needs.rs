@@ -235,6 +235,8 @@ fn service_actions(api: &str, source_side: bool, cross: bool) -> Vec<&'static st
             "rds:CreateDBClusterSnapshot",
             "rds:AddTagsToResource",
             "rds:DescribeDBClusters",
+            // The members' classes, which DescribeDBClusters does not say.
+            "rds:DescribeDBInstances",
             "rds:DescribeDBClusterSnapshots",
             "rds:DeleteDBClusterSnapshot",
         ],

@@ -539,6 +539,7 @@ fn a_cross_account_aurora_replica_needs_the_cluster_snapshot_actions_on_cluster_
             ("rds:CreateDBClusterSnapshot", source_snapshots.as_str()),
             ("rds:AddTagsToResource", source_snapshots.as_str()),
             ("rds:DescribeDBClusters", "*"),
+            ("rds:DescribeDBInstances", "*"),
             ("rds:DescribeDBClusterSnapshots", "*"),
             ("rds:DeleteDBClusterSnapshot", source_snapshots.as_str()),
             (
