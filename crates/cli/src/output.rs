@@ -134,6 +134,14 @@ pub fn plan_text(plan: &Plan) -> String {
                 let _ = writeln!(out, "       {c}");
             }
             if let Decision::Replicate { two_step: true, .. } = &t.decision
+                && task.resource_type == snaprelay_core::model::ResourceType::Aurora
+            {
+                let _ = writeln!(
+                    out,
+                    "       the two-step copy of a DB cluster snapshot is full every time (2 full \
+                     copies); AWS has no single-step copy of a shared cluster snapshot"
+                );
+            } else if let Decision::Replicate { two_step: true, .. } = &t.decision
                 && let [first, _] = t.copies.as_slice()
             {
                 let saved = first
