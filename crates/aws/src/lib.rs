@@ -15,6 +15,7 @@
 //! - [`iam`]: a role's policy documents, for `check`.
 //! - [`error`]: SDK errors turned into [`CloudError`]s that name the call, the Region and AWS's code.
 
+mod aurora;
 mod databases;
 mod ebs;
 mod ec2;
@@ -36,7 +37,7 @@ use tokio::sync::Mutex;
 
 use snaprelay_core::ids::{AccountId, RoleArn};
 use snaprelay_core::model::{
-    DbInstance, DbSnapshotStatus, Instance, KeyInfo, SnapshotStatus, Tag, VolumeSnapshot,
+    DbCluster, DbInstance, DbSnapshotStatus, Instance, KeyInfo, SnapshotStatus, Tag, VolumeSnapshot,
 };
 use snaprelay_core::policy::Selector;
 use snaprelay_core::ports::{
@@ -367,6 +368,15 @@ impl Inventory for AwsCloud {
     ) -> Result<Vec<DbInstance>, CloudError> {
         rds::find_db_instances(&self.rds(access, region).await, region, selector).await
     }
+
+    async fn find_db_clusters(
+        &self,
+        access: &Access,
+        region: &str,
+        selector: &Selector,
+    ) -> Result<Vec<DbCluster>, CloudError> {
+        aurora::find_db_clusters(&self.rds(access, region).await, region, selector).await
+    }
 }
 
 #[async_trait]
@@ -516,6 +526,56 @@ impl DbSnapshots for AwsCloud {
     ) -> Result<(), CloudError> {
         rds::delete_db_snapshot(&self.rds(access, region).await, region, snapshot_id).await
     }
+
+    async fn create_db_cluster_snapshot(
+        &self,
+        access: &Access,
+        region: &str,
+        db_cluster_id: &str,
+        snapshot_id: &str,
+        tags: &[Tag],
+    ) -> Result<DbSnapshotStatus, CloudError> {
+        let client = self.rds(access, region).await;
+        aurora::create_db_cluster_snapshot(&client, region, db_cluster_id, snapshot_id, tags).await
+    }
+
+    async fn describe_db_cluster_snapshots(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_ids: &[String],
+    ) -> Result<Vec<DbSnapshotStatus>, CloudError> {
+        let client = self.rds(access, region).await;
+        aurora::describe_db_cluster_snapshots(&client, region, snapshot_ids).await
+    }
+
+    async fn find_db_cluster_snapshots(
+        &self,
+        access: &Access,
+        region: &str,
+        tag: &Tag,
+    ) -> Result<Vec<DbSnapshotStatus>, CloudError> {
+        aurora::find_db_cluster_snapshots(&self.rds(access, region).await, region, tag).await
+    }
+
+    async fn copy_db_cluster_snapshot(
+        &self,
+        access: &Access,
+        region: &str,
+        request: &DbCopyRequest,
+    ) -> Result<DbSnapshotStatus, CloudError> {
+        aurora::copy_db_cluster_snapshot(&self.rds(access, region).await, region, request).await
+    }
+
+    async fn delete_db_cluster_snapshot(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<(), CloudError> {
+        let client = self.rds(access, region).await;
+        aurora::delete_db_cluster_snapshot(&client, region, snapshot_id).await
+    }
 }
 
 #[async_trait]
@@ -557,6 +617,28 @@ impl Sharing for AwsCloud {
     ) -> Result<(), CloudError> {
         let client = self.rds(access, region).await;
         rds::set_db_snapshot_share(&client, region, snapshot_id, account, shared).await
+    }
+
+    async fn set_db_cluster_snapshot_share(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+        account: &AccountId,
+        shared: bool,
+    ) -> Result<(), CloudError> {
+        let client = self.rds(access, region).await;
+        aurora::set_db_cluster_snapshot_share(&client, region, snapshot_id, account, shared).await
+    }
+
+    async fn db_cluster_snapshot_shares(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Vec<String>, CloudError> {
+        let client = self.rds(access, region).await;
+        aurora::db_cluster_snapshot_shares(&client, region, snapshot_id).await
     }
 
     async fn db_snapshot_shares(

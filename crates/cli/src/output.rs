@@ -59,6 +59,27 @@ pub fn plan_text(plan: &Plan) -> String {
                     encryption(d.kms_key_id.as_deref())
                 );
             }
+            Resource::Aurora(c) => {
+                let d = &c.db;
+                let members: Vec<&str> = c
+                    .members
+                    .iter()
+                    .map(|m| m.db_instance_id.as_str())
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "\naurora {} ({}) in {}, {}; members {}",
+                    d.id,
+                    d.engine,
+                    d.region,
+                    encryption(d.kms_key_id.as_deref()),
+                    if members.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        members.join(", ")
+                    }
+                );
+            }
         }
         for t in &task.targets {
             let place = format!("targets[{}] {} {}", t.target, t.account, t.region);
@@ -113,6 +134,14 @@ pub fn plan_text(plan: &Plan) -> String {
                 let _ = writeln!(out, "       {c}");
             }
             if let Decision::Replicate { two_step: true, .. } = &t.decision
+                && task.resource_type == snaprelay_core::model::ResourceType::Aurora
+            {
+                let _ = writeln!(
+                    out,
+                    "       the two-step copy of a DB cluster snapshot is full every time (2 full \
+                     copies); AWS has no single-step copy of a shared cluster snapshot"
+                );
+            } else if let Decision::Replicate { two_step: true, .. } = &t.decision
                 && let [first, _] = t.copies.as_slice()
             {
                 let saved = first
@@ -511,6 +540,28 @@ fn config_line(c: &snaprelay_core::config::ResourceConfig) -> String {
                 ""
             }
         ),
+        ResourceConfig::Aurora(a) => {
+            let classes: Vec<String> = a
+                .members
+                .iter()
+                .map(|m| {
+                    let role = if m.writer { "writer" } else { "reader" };
+                    format!("{role} {}", or(&m.db_instance_class))
+                })
+                .collect();
+            format!(
+                "{} {} {}, {} member(s){}",
+                escape_controls(&a.engine),
+                or(&a.engine_version),
+                or(&a.engine_mode),
+                a.members.len(),
+                if classes.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", escape_controls(&classes.join(", ")))
+                }
+            )
+        }
     }
 }
 

@@ -57,6 +57,15 @@ pub trait Fixture: Sync {
         id: &str,
         encryption: Encryption,
     );
+    /// An Aurora PostgreSQL DB cluster with this identifier (no member is needed to snapshot
+    /// it).
+    async fn create_db_cluster(
+        &self,
+        account: &AccountId,
+        region: &str,
+        id: &str,
+        encryption: Encryption,
+    );
     /// Waits a while: virtual time on the simulator, real time against moto.
     async fn pause(&self, d: Duration);
 }
@@ -94,6 +103,10 @@ pub fn all() -> Vec<Check> {
         a_shared_encrypted_db_snapshot_is_copied_only_with_a_key_of_the_copier,
         a_db_snapshot_copy_to_another_region_needs_a_key,
         a_copied_db_snapshot_can_be_copied_on_and_deleted,
+        a_cluster_snapshot_is_encrypted_with_the_cluster_key,
+        a_cluster_snapshot_under_aws_rds_cannot_be_shared,
+        a_shared_cluster_snapshot_is_copied_only_in_its_region_with_a_key_of_the_copier,
+        an_unencrypted_cluster_snapshot_is_copied_only_without_a_key,
         find_snapshots_lists_only_the_callers_snapshots_with_the_tag,
         snapshot_shares_name_the_accounts_a_snapshot_is_shared_with,
         find_db_snapshots_lists_only_the_callers_db_snapshots_with_the_tag,
@@ -695,6 +708,217 @@ async fn a_copied_db_snapshot_can_be_copied_on_and_deleted(f: &dyn Fixture) -> R
         "DBSnapshotNotFound",
     )
     .map(drop)
+}
+
+// ---------------------------------------------------------------------------------- Aurora
+
+/// Polls DB cluster snapshots until none is in progress.
+async fn settle_cluster(
+    f: &dyn Fixture,
+    access: &Access,
+    region: &str,
+    id: &str,
+) -> Result<snaprelay_core::model::DbSnapshotStatus, String> {
+    let ids = [id.to_owned()];
+    for _ in 0..400 {
+        let statuses = ok(
+            f.cloud()
+                .describe_db_cluster_snapshots(access, region, &ids)
+                .await,
+            "DescribeDBClusterSnapshots",
+        )?;
+        if let Some(s) = statuses.into_iter().next()
+            && s.state() != SnapshotState::Pending
+        {
+            return Ok(s);
+        }
+        f.pause(Duration::from_secs(30)).await;
+    }
+    Err(format!("DB cluster snapshot {id} never settled"))
+}
+
+/// An Aurora cluster under `encryption`, snapshotted, available: the snapshot's identifier
+/// and status.
+async fn available_cluster_snapshot(
+    f: &dyn Fixture,
+    cluster: &str,
+    encryption: Encryption,
+) -> Result<(String, snaprelay_core::model::DbSnapshotStatus), String> {
+    let source = f.source();
+    let access = f.access(&source);
+    f.create_db_cluster(&source, HOME, cluster, encryption)
+        .await;
+    let snapshot_id = format!("{cluster}-snap");
+    ok(
+        f.cloud()
+            .create_db_cluster_snapshot(&access, HOME, cluster, &snapshot_id, &[])
+            .await,
+        "CreateDBClusterSnapshot",
+    )?;
+    let status = settle_cluster(f, &access, HOME, &snapshot_id).await?;
+    ensure(
+        status.state() == SnapshotState::Completed && status.arn.contains(":cluster-snapshot:"),
+        || format!("{status:?}"),
+    )?;
+    Ok((snapshot_id, status))
+}
+
+async fn a_cluster_snapshot_is_encrypted_with_the_cluster_key(
+    f: &dyn Fixture,
+) -> Result<(), String> {
+    let source = f.source();
+    let key = f.create_key(&source, HOME, None, &[]).await;
+    let (_, status) =
+        available_cluster_snapshot(f, "conf-cluster", Encryption::Key(key.clone())).await?;
+    ensure(
+        status.encrypted && status.kms_key_id.as_deref() == Some(&key),
+        || format!("{status:?}"),
+    )?;
+    let found = ok(
+        f.cloud()
+            .find_db_clusters(
+                &f.access(&source),
+                HOME,
+                &Selector::Ids(vec!["conf-cluster".into()]),
+            )
+            .await,
+        "DescribeDBClusters",
+    )?;
+    ensure(
+        found.len() == 1
+            && found[0].db.kms_key_id.as_deref() == Some(&key)
+            && found[0].db.engine.starts_with("aurora"),
+        || format!("{found:?}"),
+    )
+}
+
+async fn a_cluster_snapshot_under_aws_rds_cannot_be_shared(f: &dyn Fixture) -> Result<(), String> {
+    let (source, other) = (f.source(), f.other());
+    let (snapshot, _) =
+        available_cluster_snapshot(f, "conf-cluster-default", Encryption::DefaultKey).await?;
+    refused(
+        f.cloud()
+            .set_db_cluster_snapshot_share(&f.access(&source), HOME, &snapshot, &other, true)
+            .await,
+        "sharing a DB cluster snapshot under aws/rds",
+        "InvalidParameterValue",
+    )
+    .map(drop)
+}
+
+/// The Aurora User Guide: "You can't copy a DB cluster snapshot across Regions and accounts
+/// in a single step" (USER_CopySnapshot.html); a shared encrypted one needs the copier's key
+/// (API_CopyDBClusterSnapshot.html).
+async fn a_shared_cluster_snapshot_is_copied_only_in_its_region_with_a_key_of_the_copier(
+    f: &dyn Fixture,
+) -> Result<(), String> {
+    let (source, other) = (f.source(), f.other());
+    let source_key = f
+        .create_key(&source, HOME, None, std::slice::from_ref(&other))
+        .await;
+    let staging = f.create_key(&other, HOME, None, &[]).await;
+    let away = f.create_key(&other, AWAY, None, &[]).await;
+    let (snapshot, status) =
+        available_cluster_snapshot(f, "conf-cluster-shared", Encryption::Key(source_key)).await?;
+    ok(
+        f.cloud()
+            .set_db_cluster_snapshot_share(&f.access(&source), HOME, &snapshot, &other, true)
+            .await,
+        "share",
+    )?;
+    let shares = ok(
+        f.cloud()
+            .db_cluster_snapshot_shares(&f.access(&source), HOME, &snapshot)
+            .await,
+        "DescribeDBClusterSnapshotAttributes",
+    )?;
+    ensure(shares == vec![other.to_string()], || format!("{shares:?}"))?;
+    let as_other = f.access(&other);
+    refused(
+        f.cloud()
+            .copy_db_cluster_snapshot(
+                &as_other,
+                AWAY,
+                &db_copy(&status.arn, "conf-cluster-away", Some(&away)),
+            )
+            .await,
+        "CopyDBClusterSnapshot of a shared snapshot into another Region",
+        "InvalidParameterValue",
+    )?;
+    refused(
+        f.cloud()
+            .copy_db_cluster_snapshot(
+                &as_other,
+                HOME,
+                &db_copy(&status.arn, "conf-cluster-nokey", None),
+            )
+            .await,
+        "CopyDBClusterSnapshot of a shared encrypted snapshot without KmsKeyId",
+        "InvalidParameterValue",
+    )?;
+    ok(
+        f.cloud()
+            .copy_db_cluster_snapshot(
+                &as_other,
+                HOME,
+                &db_copy(&status.arn, "conf-cluster-staged", Some(&staging)),
+            )
+            .await,
+        "CopyDBClusterSnapshot in the snapshot's Region with the copier's key",
+    )?;
+    let copy = settle_cluster(f, &as_other, HOME, "conf-cluster-staged").await?;
+    ensure(
+        copy.state() == SnapshotState::Completed && copy.kms_key_id.as_deref() == Some(&staging),
+        || format!("{copy:?}"),
+    )?;
+    ok(
+        f.cloud()
+            .delete_db_cluster_snapshot(&as_other, HOME, "conf-cluster-staged")
+            .await,
+        "DeleteDBClusterSnapshot",
+    )?;
+    ok(
+        f.cloud()
+            .set_db_cluster_snapshot_share(&f.access(&source), HOME, &snapshot, &other, false)
+            .await,
+        "unshare",
+    )
+}
+
+/// "If you copy an unencrypted DB cluster snapshot and specify a value for the KmsKeyId
+/// parameter, an error is returned" (API_CopyDBClusterSnapshot.html).
+async fn an_unencrypted_cluster_snapshot_is_copied_only_without_a_key(
+    f: &dyn Fixture,
+) -> Result<(), String> {
+    let source = f.source();
+    let access = f.access(&source);
+    let away_key = f.create_key(&source, AWAY, None, &[]).await;
+    let (_, status) = available_cluster_snapshot(f, "conf-cluster-plain", Encryption::None).await?;
+    refused(
+        f.cloud()
+            .copy_db_cluster_snapshot(
+                &access,
+                AWAY,
+                &db_copy(&status.arn, "conf-cluster-plain-key", Some(&away_key)),
+            )
+            .await,
+        "CopyDBClusterSnapshot of an unencrypted snapshot with KmsKeyId",
+        "InvalidParameterValue",
+    )?;
+    ok(
+        f.cloud()
+            .copy_db_cluster_snapshot(
+                &access,
+                AWAY,
+                &db_copy(&status.arn, "conf-cluster-plain-copy", None),
+            )
+            .await,
+        "CopyDBClusterSnapshot of an unencrypted snapshot without KmsKeyId",
+    )?;
+    let copy = settle_cluster(f, &access, AWAY, "conf-cluster-plain-copy").await?;
+    ensure(!copy.encrypted && copy.kms_key_id.is_none(), || {
+        format!("{copy:?}")
+    })
 }
 
 // ------------------------------------------------------------------- finding what snaprelay made

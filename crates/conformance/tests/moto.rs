@@ -237,6 +237,28 @@ impl Fixture for MotoFixture {
         call.send().await.expect("CreateDBInstance");
     }
 
+    async fn create_db_cluster(
+        &self,
+        account: &AccountId,
+        region: &str,
+        id: &str,
+        encryption: Encryption,
+    ) {
+        let rds = aws_sdk_rds::Client::new(&self.config(account, region));
+        let call = rds
+            .create_db_cluster()
+            .db_cluster_identifier(id)
+            .engine("aurora-postgresql")
+            .master_username("snaprelay")
+            .master_user_password("not-a-secret-1");
+        let call = match encryption {
+            Encryption::None => call,
+            Encryption::DefaultKey => call.storage_encrypted(true),
+            Encryption::Key(arn) => call.storage_encrypted(true).kms_key_id(arn),
+        };
+        call.send().await.expect("CreateDBCluster");
+    }
+
     async fn pause(&self, d: Duration) {
         // moto completes snapshots at once; a short real wait is enough if one is pending.
         tokio::time::sleep(d.min(Duration::from_millis(50))).await;

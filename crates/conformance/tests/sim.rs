@@ -77,6 +77,23 @@ impl Fixture for SimFixture {
         };
         self.cloud.add_db_instance(account, region, spec);
     }
+    async fn create_db_cluster(
+        &self,
+        account: &AccountId,
+        region: &str,
+        id: &str,
+        encryption: Encryption,
+    ) {
+        let spec = DbSpec {
+            id: id.to_owned(),
+            engine: "aurora-postgresql".into(),
+            size_gib: 20,
+            encryption,
+            tags: vec![],
+            cluster: None,
+        };
+        self.cloud.add_db_cluster(account, region, spec);
+    }
     async fn pause(&self, d: Duration) {
         tokio::time::sleep(d).await;
     }

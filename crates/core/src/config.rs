@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{DbInstance, Instance, Resource, Tag, tag_value, tags};
+use crate::model::{DbCluster, DbInstance, Instance, Resource, Tag, tag_value, tags};
 use crate::report::PlaceReport;
 
 /// What `DescribeInstances` says of an instance that a restore needs. `None` where AWS did
@@ -97,11 +97,82 @@ pub struct RdsConfig {
     pub db: DbSetup,
 }
 
-/// The configuration a restore point carries.
+/// `ServerlessV2ScalingConfiguration`: the cluster's capacity range in Aurora capacity units
+/// (numbers such as 0.5, kept as JSON numbers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerlessV2Scaling {
+    pub min_capacity: Option<serde_json::Number>,
+    pub max_capacity: Option<serde_json::Number>,
+}
+
+impl ServerlessV2Scaling {
+    /// From `MinCapacity` and `MaxCapacity` as AWS gives them (ACUs).
+    pub fn of_acu(min: Option<f64>, max: Option<f64>) -> Self {
+        Self {
+            min_capacity: min.and_then(serde_json::Number::from_f64),
+            max_capacity: max.and_then(serde_json::Number::from_f64),
+        }
+    }
+}
+
+/// One member of an Aurora cluster restore point: what a restore recreates of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuroraMemberConfig {
+    pub db_instance_class: Option<String>,
+    pub writer: bool,
+}
+
+/// The configuration of an Aurora DB cluster, as `restore-points` shows it (SPEC 6.1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuroraConfig {
+    pub engine: String,
+    pub engine_version: Option<String>,
+    pub engine_mode: Option<String>,
+    pub port: Option<i32>,
+    pub db_subnet_group: Option<String>,
+    pub db_cluster_parameter_group: Option<String>,
+    pub vpc_security_group_ids: Vec<String>,
+    pub storage_type: Option<String>,
+    pub serverless_v2_scaling: Option<ServerlessV2Scaling>,
+    pub tags: BTreeMap<String, String>,
+    /// Required in the document: what tells an Aurora configuration from an RDS one.
+    pub members: Vec<AuroraMemberConfig>,
+}
+
+impl AuroraConfig {
+    pub fn of(cluster: &DbCluster) -> Self {
+        let db = &cluster.db;
+        Self {
+            engine: db.engine.clone(),
+            engine_version: db.setup.engine_version.clone(),
+            engine_mode: cluster.engine_mode.clone(),
+            port: db.setup.port,
+            db_subnet_group: db.setup.db_subnet_group.clone(),
+            // For a cluster the inventory keeps its DB cluster parameter group here.
+            db_cluster_parameter_group: db.setup.db_parameter_group.clone(),
+            vpc_security_group_ids: db.setup.vpc_security_group_ids.clone(),
+            storage_type: db.setup.storage_type.clone(),
+            serverless_v2_scaling: cluster.serverless_v2_scaling.clone(),
+            tags: db.setup.tags.clone(),
+            members: cluster
+                .members
+                .iter()
+                .map(|m| AuroraMemberConfig {
+                    db_instance_class: m.db_instance_class.clone(),
+                    writer: m.writer,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The configuration a restore point carries. Untagged: each shape is told by its required
+/// fields (EC2 `volumes`, Aurora `members`, RDS `engine`), tried in this order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ResourceConfig {
     Ec2(Ec2Config),
+    Aurora(AuroraConfig),
     Rds(RdsConfig),
 }
 
@@ -112,20 +183,28 @@ impl ResourceConfig {
         match resource {
             Resource::Ec2(i) => Self::Ec2(Ec2Config::of(i, place)),
             Resource::Rds(d) => Self::Rds(RdsConfig::of(d)),
+            Resource::Aurora(c) => Self::Aurora(AuroraConfig::of(c)),
         }
     }
 
     pub fn ec2(&self) -> Option<&Ec2Config> {
         match self {
             Self::Ec2(c) => Some(c),
-            Self::Rds(_) => None,
+            Self::Rds(_) | Self::Aurora(_) => None,
         }
     }
 
     pub fn rds(&self) -> Option<&RdsConfig> {
         match self {
             Self::Rds(c) => Some(c),
-            Self::Ec2(_) => None,
+            Self::Ec2(_) | Self::Aurora(_) => None,
+        }
+    }
+
+    pub fn aurora(&self) -> Option<&AuroraConfig> {
+        match self {
+            Self::Aurora(c) => Some(c),
+            Self::Ec2(_) | Self::Rds(_) => None,
         }
     }
 
@@ -443,6 +522,61 @@ mod tests {
         }
         assert_eq!(ResourceConfig::from_json(&rds.to_json()), Some(rds));
         assert_eq!(ResourceConfig::from_json("null"), None);
+    }
+
+    #[test]
+    fn an_aurora_config_has_the_spec_fields_and_reads_back_as_aurora() {
+        let cluster = DbCluster {
+            db: DbInstance {
+                id: "orders".into(),
+                arn: "arn:aws:rds:us-east-1:111111111111:cluster:orders".into(),
+                region: "us-east-1".into(),
+                engine: "aurora-postgresql".into(),
+                encrypted: true,
+                kms_key_id: None,
+                cluster: None,
+                size_gib: Some(1),
+                setup: DbSetup {
+                    engine_version: Some("16.2".into()),
+                    db_parameter_group: Some("default.aurora-postgresql16".into()),
+                    ..DbSetup::default()
+                },
+            },
+            members: vec![crate::model::ClusterMember {
+                db_instance_id: "orders-writer".into(),
+                writer: true,
+                db_instance_class: Some("db.serverless".into()),
+            }],
+            engine_mode: Some("provisioned".into()),
+            serverless_v2_scaling: Some(ServerlessV2Scaling::of_acu(Some(0.5), Some(8.0))),
+        };
+        let aurora = ResourceConfig::of(&Resource::Aurora(cluster), &place());
+        let json = serde_json::to_value(&aurora).unwrap();
+        for key in [
+            "engine",
+            "engine_version",
+            "engine_mode",
+            "port",
+            "db_subnet_group",
+            "db_cluster_parameter_group",
+            "vpc_security_group_ids",
+            "storage_type",
+            "serverless_v2_scaling",
+            "tags",
+            "members",
+        ] {
+            assert!(json.get(key).is_some(), "{key} missing from {json}");
+        }
+        assert_eq!(
+            json["members"],
+            serde_json::json!([{"db_instance_class": "db.serverless", "writer": true}])
+        );
+        assert_eq!(json["serverless_v2_scaling"]["min_capacity"], 0.5);
+        assert_eq!(
+            json["db_cluster_parameter_group"],
+            "default.aurora-postgresql16"
+        );
+        assert_eq!(ResourceConfig::from_json(&aurora.to_json()), Some(aurora));
     }
 
     #[test]

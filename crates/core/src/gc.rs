@@ -185,6 +185,16 @@ async fn tagged(
 ) -> Result<Vec<Tagged>, CloudError> {
     let ebs = cloud.find_snapshots(access, region, tag).await?;
     let rds = cloud.find_db_snapshots(access, region, tag).await?;
+    let aurora = cloud.find_db_cluster_snapshots(access, region, tag).await?;
+    let db = |service: Service| {
+        move |s: crate::model::DbSnapshotStatus| Tagged {
+            service,
+            state: s.state(),
+            id: s.id,
+            recorded_as: s.arn,
+            tags: s.tags,
+        }
+    };
     Ok(ebs
         .into_iter()
         .filter(|s| made_by_a_session(&s.tags))
@@ -198,13 +208,13 @@ async fn tagged(
         .chain(
             rds.into_iter()
                 .filter(|s| made_by_a_session(&s.tags))
-                .map(|s| Tagged {
-                    service: Service::Rds,
-                    state: s.state(),
-                    id: s.id,
-                    recorded_as: s.arn,
-                    tags: s.tags,
-                }),
+                .map(db(Service::Rds)),
+        )
+        .chain(
+            aurora
+                .into_iter()
+                .filter(|s| made_by_a_session(&s.tags))
+                .map(db(Service::Aurora)),
         )
         .collect())
 }
@@ -299,6 +309,11 @@ impl Scope<'_> {
         let shared = match service {
             Service::Ebs => cloud.snapshot_shares(access, region, &id).await?,
             Service::Rds => cloud.db_snapshot_shares(access, region, &id).await?,
+            Service::Aurora => {
+                cloud
+                    .db_cluster_snapshot_shares(access, region, &id)
+                    .await?
+            }
         };
         let (ours, others): (Vec<String>, Vec<String>) = shared
             .into_iter()
@@ -339,16 +354,31 @@ async fn fix(cloud: &dyn Cloud, access: &Access, l: &Leftover) -> Result<(), Clo
     match (l.action, l.service) {
         ("delete", Service::Ebs) => cloud.delete_snapshot(access, &l.region, &l.id).await,
         ("delete", Service::Rds) => cloud.delete_db_snapshot(access, &l.region, &l.id).await,
+        ("delete", Service::Aurora) => {
+            cloud
+                .delete_db_cluster_snapshot(access, &l.region, &l.id)
+                .await
+        }
         (_, service) => {
             for account in l.shared_with.iter().filter_map(|a| AccountId::parse(a)) {
-                if service == Service::Ebs {
-                    cloud
-                        .set_snapshot_share(access, &l.region, &l.id, &account, false)
-                        .await?;
-                } else {
-                    cloud
-                        .set_db_snapshot_share(access, &l.region, &l.id, &account, false)
-                        .await?;
+                match service {
+                    Service::Ebs => {
+                        cloud
+                            .set_snapshot_share(access, &l.region, &l.id, &account, false)
+                            .await?
+                    }
+                    Service::Rds => {
+                        cloud
+                            .set_db_snapshot_share(access, &l.region, &l.id, &account, false)
+                            .await?
+                    }
+                    Service::Aurora => {
+                        cloud
+                            .set_db_cluster_snapshot_share(
+                                access, &l.region, &l.id, &account, false,
+                            )
+                            .await?
+                    }
                 }
             }
             Ok(())

@@ -59,13 +59,88 @@ pub struct DbInstance {
     pub setup: DbSetup,
 }
 
-/// A resource a policy protects: an EC2 instance or an RDS DB instance.
+/// An Aurora DB cluster selected by a policy (`type = "aurora"`): snapshotted as a whole by
+/// `CreateDBClusterSnapshot`, never member by member.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DbCluster {
+    /// What the RDS workflows read of it, as of a DB instance: the cluster identifier, its
+    /// ARN, Region, engine, `StorageEncrypted`, key and `AllocatedStorage` (for Aurora a
+    /// figure that "can vary": API_DBCluster.html); `cluster` is `None`.
+    #[serde(flatten)]
+    pub db: DbInstance,
+    /// `DBClusterMembers`.
+    pub members: Vec<ClusterMember>,
+    /// `EngineMode`: `provisioned`, `serverless`, ...
+    pub engine_mode: Option<String>,
+    /// `ServerlessV2ScalingConfiguration`, for a cluster with Serverless v2 instances.
+    pub serverless_v2_scaling: Option<crate::config::ServerlessV2Scaling>,
+}
+
+/// One DB instance of an Aurora cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClusterMember {
+    pub db_instance_id: String,
+    /// `IsClusterWriter`.
+    pub writer: bool,
+    /// The member's `DBInstanceClass` (`db.serverless` for Serverless v2), from
+    /// `DescribeDBInstances`: DescribeDBClusters does not say it.
+    pub db_instance_class: Option<String>,
+}
+
+/// Which kind of RDS snapshot a DB workflow handles: DB snapshots of a DB instance, or DB
+/// cluster snapshots of an Aurora cluster. They have APIs, identifier limits and copy quotas
+/// of their own, and the same workflows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DbKind {
+    Instance,
+    Cluster,
+}
+
+impl DbKind {
+    /// The copy quota the kind's copies count against.
+    pub fn service(self) -> crate::report::Service {
+        match self {
+            Self::Instance => crate::report::Service::Rds,
+            Self::Cluster => crate::report::Service::Aurora,
+        }
+    }
+
+    /// What the kind's snapshots are called in messages.
+    pub fn snapshot_noun(self) -> &'static str {
+        match self {
+            Self::Instance => "DB snapshot",
+            Self::Cluster => "DB cluster snapshot",
+        }
+    }
+
+    /// What is snapshotted, in messages.
+    pub fn db_noun(self) -> &'static str {
+        match self {
+            Self::Instance => "DB instance",
+            Self::Cluster => "DB cluster",
+        }
+    }
+
+    /// The longest snapshot identifier RDS accepts: 255 for a DB snapshot
+    /// (API_CreateDBSnapshot.html), 63 for a DB cluster snapshot (1 to 63 characters:
+    /// https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBClusterSnapshot.html).
+    pub fn snapshot_id_max(self) -> usize {
+        match self {
+            Self::Instance => 255,
+            Self::Cluster => 63,
+        }
+    }
+}
+
+/// A resource a policy protects: an EC2 instance, an RDS DB instance or an Aurora cluster.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum Resource {
     #[serde(rename = "instance")]
     Ec2(Instance),
     #[serde(rename = "db_instance")]
     Rds(DbInstance),
+    #[serde(rename = "db_cluster")]
+    Aurora(DbCluster),
 }
 
 impl Resource {
@@ -74,6 +149,7 @@ impl Resource {
         match self {
             Resource::Ec2(i) => &i.id,
             Resource::Rds(d) => &d.id,
+            Resource::Aurora(c) => &c.db.id,
         }
     }
 
@@ -81,6 +157,7 @@ impl Resource {
         match self {
             Resource::Ec2(i) => &i.region,
             Resource::Rds(d) => &d.region,
+            Resource::Aurora(c) => &c.db.region,
         }
     }
 
@@ -88,6 +165,16 @@ impl Resource {
         match self {
             Resource::Ec2(_) => ResourceType::Ec2,
             Resource::Rds(_) => ResourceType::Rds,
+            Resource::Aurora(_) => ResourceType::Aurora,
+        }
+    }
+
+    /// A DB instance or an Aurora cluster, as the RDS workflows see it, with its kind.
+    pub fn db(&self) -> Option<(&DbInstance, DbKind)> {
+        match self {
+            Resource::Ec2(_) => None,
+            Resource::Rds(d) => Some((d, DbKind::Instance)),
+            Resource::Aurora(c) => Some((&c.db, DbKind::Cluster)),
         }
     }
 }
@@ -103,6 +190,8 @@ pub enum ResourceType {
     Ec2,
     /// An RDS DB instance, protected by DB snapshots.
     Rds,
+    /// An Aurora DB cluster, protected by DB cluster snapshots.
+    Aurora,
 }
 
 impl ResourceType {
@@ -110,11 +199,14 @@ impl ResourceType {
         match self {
             Self::Ec2 => "ec2",
             Self::Rds => "rds",
+            Self::Aurora => "aurora",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Ec2, Self::Rds].into_iter().find(|t| t.as_str() == s)
+        [Self::Ec2, Self::Rds, Self::Aurora]
+            .into_iter()
+            .find(|t| t.as_str() == s)
     }
 
     /// The snapshot service that protects it.
@@ -122,6 +214,7 @@ impl ResourceType {
         match self {
             Self::Ec2 => crate::report::Service::Ebs,
             Self::Rds => crate::report::Service::Rds,
+            Self::Aurora => crate::report::Service::Aurora,
         }
     }
 }

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::ids::AccountId;
-use crate::model::{DbInstance, Instance, KeyInfo, KeyManager, Resource, ResourceType};
+use crate::model::{DbInstance, DbKind, Instance, KeyInfo, KeyManager, Resource, ResourceType};
 use crate::ports::Access;
 use crate::status::Status;
 
@@ -208,6 +208,7 @@ pub fn plan(
             take_snapshot: match resource {
                 Resource::Ec2(i) => !i.volumes.is_empty(),
                 Resource::Rds(d) => d.cluster.is_none(),
+                Resource::Aurora(_) => true,
             },
             targets: targets
                 .iter()
@@ -239,7 +240,8 @@ fn decide(
 ) -> Decision {
     match resource {
         Resource::Ec2(instance) => decide_ec2(source_account, target, instance, estate),
-        Resource::Rds(db) => decide_rds(source_account, target, db, estate),
+        Resource::Rds(db) => decide_rds(source_account, target, db, DbKind::Instance, estate),
+        Resource::Aurora(c) => decide_rds(source_account, target, &c.db, DbKind::Cluster, estate),
     }
 }
 
@@ -363,21 +365,42 @@ fn aws_managed(key_arn: Option<&str>, estate: &Estate) -> bool {
         .is_some_and(|k| k.manager == KeyManager::Aws)
 }
 
-/// RDS: workflow A in the source account, workflow C across accounts (SPEC section 2).
+/// RDS and Aurora: workflow A in the source account, workflow C across accounts (SPEC
+/// section 2), with DB snapshots or DB cluster snapshots.
 fn decide_rds(
     source_account: &AccountId,
     target: &ResolvedTarget,
     db: &DbInstance,
+    kind: DbKind,
     estate: &Estate,
 ) -> Decision {
     let cross_account = &target.account != source_account;
-    if let Some(refusal) = rds_refusal(cross_account, target, db, estate) {
+    if let Some(refusal) = rds_refusal(cross_account, target, db, kind, estate) {
         return refusal;
     }
-    let kms_key_id = target.key.as_ref().map(|k| k.arn.clone());
-    let warnings = replica_warnings(target, &db.id);
-    let two_step = cross_account && target.region != db.region && !target.rds_single_step;
-    let mut notes = unused_settings(cross_account, two_step, target, db);
+    let mut kms_key_id = target.key.as_ref().map(|k| k.arn.clone());
+    let mut warnings = replica_warnings(target, &db.id);
+    if kind == DbKind::Cluster && !db.encrypted && kms_key_id.is_some() {
+        // "If you copy an unencrypted DB cluster snapshot and specify a value for the KmsKeyId
+        // parameter, an error is returned"
+        // (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CopyDBClusterSnapshot.html):
+        // unlike a DB snapshot, the copy cannot be encrypted on the way.
+        kms_key_id = None;
+        warnings.push(format!(
+            "Aurora cluster {} is unencrypted and CopyDBClusterSnapshot cannot encrypt a copy, \
+             so its replica in {} stays unencrypted despite the target's kms_key; encrypt the \
+             cluster (restore it from a snapshot copied under a key) to encrypt its replicas",
+            db.id,
+            target.label()
+        ));
+    }
+    // A shared DB cluster snapshot is copied only within its Region: "You can't copy a DB
+    // cluster snapshot across Regions and accounts in a single step"
+    // (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_CopySnapshot.html),
+    // so rds_single_step never applies to a cluster.
+    let single_step = kind == DbKind::Instance && target.rds_single_step;
+    let two_step = cross_account && target.region != db.region && !single_step;
+    let mut notes = unused_settings(cross_account, two_step, target, db, kind);
     if !cross_account {
         return Decision::Replicate {
             workflow: Workflow::SameAccount,
@@ -398,16 +421,17 @@ fn decide_rds(
             let Some(staging) = target.staging_keys.get(&db.region) else {
                 return Decision::Refuse {
                     reason: format!(
-                        "{} has no staging key in {} for the intermediate copy of DB instance {}",
+                        "{} has no staging key in {} for the intermediate copy of {} {}",
                         target.label(),
                         db.region,
+                        kind.db_noun(),
                         db.id
                     ),
                 };
             };
             staging_kms_key_id = Some(staging.arn.clone());
         }
-        notes.push(two_step_note(target, db));
+        notes.push(two_step_note(target, db, kind));
     } else if target.region != db.region {
         notes.push(format!(
             "one CopyDBSnapshot across accounts and Regions ({} to {}): AWS supports it in most \
@@ -418,11 +442,12 @@ fn decide_rds(
     let reencrypt = reencrypt_of_db(cross_account, db, estate);
     if let Some(r) = &reencrypt {
         notes.push(format!(
-            "default-key workaround: the DB snapshot under aws/rds is first copied in the source \
+            "default-key workaround: the {} under aws/rds is first copied in the source \
              account under {} (an extra full copy of {} in {}, every run; deleted within the \
              run, so it adds no monthly storage and no transfer), and the copy is shared \
              instead; it is unshared and deleted once the copy in {} is complete. The original \
              snapshot is never shared",
+            kind.snapshot_noun(),
             r.kms_key_id,
             db.size_gib
                 .map_or("the DB's allocated storage".to_owned(), |g| format!(
@@ -437,7 +462,7 @@ fn decide_rds(
         kms_key_id,
         staging_kms_key_id,
         two_step,
-        single_step: target.region != db.region && target.rds_single_step,
+        single_step: target.region != db.region && single_step,
         warnings,
         notes,
         reencrypt,
@@ -462,27 +487,30 @@ fn rds_refusal(
     cross_account: bool,
     target: &ResolvedTarget,
     db: &DbInstance,
+    kind: DbKind,
     estate: &Estate,
 ) -> Option<Decision> {
     if let Some(cluster) = &db.cluster {
         return Some(Decision::Skip {
             reason: format!(
                 "DB instance {} belongs to Aurora cluster {cluster}: Aurora is snapshotted per \
-                 cluster, which this version of snaprelay does not do yet",
+                 cluster; select the cluster with type = \"aurora\" (ids = [\"{cluster}\"])",
                 db.id
             ),
         });
     }
     if db.encrypted {
-        let what = format!("DB instance {}", db.id);
+        let what = format!("{} {}", kind.db_noun(), db.id);
         // https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ShareSnapshot.html: a
         // snapshot encrypted with the default AWS managed key cannot be shared.
         let remedy = format!(
             "set [source] reencrypt_keys = {{ \"{}\" = \"<ARN of a customer managed key of \
              the source account whose key policy admits account {}>\" }} in the policy, so that \
-             snaprelay copies the DB snapshot under that key and shares the copy; or restore \
+             snaprelay copies the {} under that key and shares the copy; or restore \
              the DB from a snapshot re-encrypted with such a key",
-            db.region, target.account
+            db.region,
+            target.account,
+            kind.snapshot_noun()
         );
         if let Some(refusal) = source_key_refusal(
             &what,
@@ -498,7 +526,7 @@ fn rds_refusal(
         if target.key.is_none() {
             return Some(no_target_key(
                 target,
-                &format!("DB instance {} is encrypted", db.id),
+                &format!("{} {} is encrypted", kind.db_noun(), db.id),
             ));
         }
     }
@@ -512,9 +540,12 @@ fn rds_refusal(
     {
         return Some(Decision::Refuse {
             reason: format!(
-                "copying DB snapshots from {} to {} (AWS GovCloud) needs a presigned URL, which \
+                "copying {}s from {} to {} (AWS GovCloud) needs a presigned URL, which \
                  this version of snaprelay does not make; use a target in {}",
-                db.region, target.region, db.region
+                kind.snapshot_noun(),
+                db.region,
+                target.region,
+                db.region
             ),
         });
     }
@@ -527,13 +558,14 @@ fn unused_settings(
     two_step: bool,
     target: &ResolvedTarget,
     db: &DbInstance,
+    kind: DbKind,
 ) -> Vec<String> {
     let mut notes = Vec::new();
     if target.staging_declared && !two_step {
         notes.push(format!(
-            "staging_kms_key of {} is not used for DB instance {}: there is no intermediate copy \
-             ({})",
+            "staging_kms_key of {} is not used for {} {}: there is no intermediate copy ({})",
             target.label(),
+            kind.db_noun(),
             db.id,
             if !cross_account {
                 "same account"
@@ -549,12 +581,22 @@ fn unused_settings(
             "rds_single_step of {} only concerns copies to another account",
             target.label()
         ));
+    } else if kind == DbKind::Cluster && target.rds_single_step && target.region != db.region {
+        notes.push(format!(
+            "rds_single_step of {} is not used for Aurora cluster {}: AWS copies a DB cluster \
+             snapshot shared from another account only within its Region (\"You can't copy a DB \
+             cluster snapshot across Regions and accounts in a single step\", \
+             https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_CopySnapshot.html), \
+             so it is copied in two steps",
+            target.label(),
+            db.id
+        ));
     }
     notes
 }
 
 /// What workflow C in two steps does for this DB, and what it costs.
-fn two_step_note(target: &ResolvedTarget, db: &DbInstance) -> String {
+fn two_step_note(target: &ResolvedTarget, db: &DbInstance, kind: DbKind) -> String {
     let staging_key = match target.staging_keys.get(&db.region) {
         Some(k) if db.encrypted && k.manager == KeyManager::Aws => {
             format!(
@@ -565,10 +607,13 @@ fn two_step_note(target: &ResolvedTarget, db: &DbInstance) -> String {
         Some(k) if db.encrypted => format!("encrypted with {}", k.arn),
         _ => "unencrypted, like the DB".to_owned(),
     };
+    let avoid = match kind {
+        DbKind::Instance => "rds_single_step = true avoids it where AWS supports a single copy",
+        DbKind::Cluster => "AWS offers no single copy for a DB cluster snapshot",
+    };
     format!(
         "two steps: the shared snapshot is copied into account {} in {} ({staging_key}), then \
-         to {}; that second copy is a full, non-incremental copy every time (rds_single_step = \
-         true avoids it where AWS supports a single copy)",
+         to {}; that second copy is a full, non-incremental copy every time ({avoid})",
         target.account, db.region, target.region
     )
 }

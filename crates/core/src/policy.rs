@@ -1068,12 +1068,13 @@ fn selections(p: &mut Problems<'_>, resources: &At<Vec<RawSelection>>) -> Vec<Se
         let resource_type = match sel.resource_type.value.as_str() {
             "ec2" => ResourceType::Ec2,
             "rds" => ResourceType::Rds,
+            "aurora" => ResourceType::Aurora,
             other => {
                 p.add(
                     &sel.resource_type.span,
                     format!("{field}.type"),
                     shown(other),
-                    "must be \"ec2\" or \"rds\"",
+                    "must be \"ec2\", \"rds\" or \"aurora\"",
                 );
                 continue;
             }
@@ -1314,6 +1315,12 @@ fn select_ids(
             ),
             ResourceType::Rds if !is_db_identifier(&id.value, DB_INSTANCE_ID_MAX) => Some(
                 "is not a DB instance identifier (1-63 letters, digits or hyphens, starting \
+                 with a letter, no double or trailing hyphen)",
+            ),
+            // DB cluster identifiers follow the DB instance rules (1-63 characters:
+            // API_CreateDBCluster.html).
+            ResourceType::Aurora if !is_db_identifier(&id.value, DB_INSTANCE_ID_MAX) => Some(
+                "is not a DB cluster identifier (1-63 letters, digits or hyphens, starting \
                  with a letter, no double or trailing hyphen)",
             ),
             _ => None,

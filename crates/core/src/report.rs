@@ -258,6 +258,7 @@ impl fmt::Display for Service {
         f.write_str(match self {
             Self::Ebs => "ebs",
             Self::Rds => "rds",
+            Self::Aurora => "aurora",
         })
     }
 }
@@ -275,6 +276,8 @@ impl fmt::Display for StepOutcome {
 pub enum Service {
     Ebs,
     Rds,
+    /// Aurora DB cluster snapshots: their own API and a copy quota of 5.
+    Aurora,
 }
 
 /// What a step concerned, typed so that a resume reads it back without parsing text.

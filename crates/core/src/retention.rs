@@ -21,7 +21,7 @@ use crate::ids::{AccountId, RestorePointId, SessionId};
 use crate::model::{ResourceType, SnapshotKind, SnapshotState, Tag, tag_value, tags};
 use crate::policy::{Keep, Retention};
 use crate::ports::{Access, Cloud, StateStore, StoreError};
-use crate::report::{PointStatus, RecordedRestorePoint};
+use crate::report::{PointStatus, RecordedRestorePoint, Service};
 use crate::runtime::clock::rfc3339;
 
 /// What retention did, or would do in a dry run.
@@ -291,7 +291,8 @@ async fn missing_snapshots(
 ) -> Option<String> {
     let first = kept.first()?;
     let region = first.point.place.region.as_str();
-    let rds = first.point.resource_type == ResourceType::Rds;
+    let service = first.point.resource_type.service();
+    let rds = service != Service::Ebs;
     let wanted: Vec<(&RecordedRestorePoint, String)> = kept
         .iter()
         .flat_map(|k| {
@@ -302,16 +303,19 @@ async fn missing_snapshots(
         })
         .collect();
     let names: Vec<String> = wanted.iter().map(|(_, n)| n.clone()).collect();
-    let present: Result<Vec<(String, SnapshotState)>, _> = if rds {
-        cloud
+    let present: Result<Vec<(String, SnapshotState)>, _> = match service {
+        Service::Rds => cloud
             .describe_db_snapshots(access, region, &names)
             .await
-            .map(|s| s.into_iter().map(|s| (s.id.clone(), s.state())).collect())
-    } else {
-        cloud
+            .map(|s| s.into_iter().map(|s| (s.id.clone(), s.state())).collect()),
+        Service::Aurora => cloud
+            .describe_db_cluster_snapshots(access, region, &names)
+            .await
+            .map(|s| s.into_iter().map(|s| (s.id.clone(), s.state())).collect()),
+        Service::Ebs => cloud
             .describe_snapshots(access, region, &names)
             .await
-            .map(|s| s.into_iter().map(|s| (s.id, s.state)).collect())
+            .map(|s| s.into_iter().map(|s| (s.id, s.state)).collect()),
     };
     let present = match present {
         Ok(p) => p,
@@ -356,7 +360,8 @@ async fn delete_point(
 ) -> Result<Result<Vec<String>, String>, StoreError> {
     let p = &point.point;
     let region = p.place.region.as_str();
-    let rds = p.resource_type == ResourceType::Rds;
+    let service = p.resource_type.service();
+    let rds = service != Service::Ebs;
     let left: Vec<&str> = p
         .place
         .snapshots
@@ -370,16 +375,23 @@ async fn delete_point(
     for id in &left {
         let name = if rds { db_snapshot_name(id) } else { id };
         let ids = [name.to_owned()];
-        let tags: Option<Vec<Tag>> = if rds {
-            match cloud.describe_db_snapshots(access, region, &ids).await {
-                Ok(s) => s.into_iter().next().map(|s| s.tags),
-                Err(e) => return Ok(Err(format!("kept, could not look at {id}: {e}"))),
-            }
-        } else {
-            match cloud.describe_snapshots(access, region, &ids).await {
-                Ok(s) => s.into_iter().next().map(|s| s.tags),
-                Err(e) => return Ok(Err(format!("kept, could not look at {id}: {e}"))),
-            }
+        let described = match service {
+            Service::Rds => cloud
+                .describe_db_snapshots(access, region, &ids)
+                .await
+                .map(|s| s.into_iter().next().map(|s| s.tags)),
+            Service::Aurora => cloud
+                .describe_db_cluster_snapshots(access, region, &ids)
+                .await
+                .map(|s| s.into_iter().next().map(|s| s.tags)),
+            Service::Ebs => cloud
+                .describe_snapshots(access, region, &ids)
+                .await
+                .map(|s| s.into_iter().next().map(|s| s.tags)),
+        };
+        let tags: Option<Vec<Tag>> = match described {
+            Ok(tags) => tags,
+            Err(e) => return Ok(Err(format!("kept, could not look at {id}: {e}"))),
         };
         let verdict = match tags {
             None => Found::Gone,
@@ -419,10 +431,10 @@ async fn delete_point(
     let total = found.len();
     for (done, (id, name, verdict)) in found.into_iter().enumerate() {
         if let Found::Ours = verdict {
-            let deleted = if rds {
-                cloud.delete_db_snapshot(access, region, name).await
-            } else {
-                cloud.delete_snapshot(access, region, name).await
+            let deleted = match service {
+                Service::Rds => cloud.delete_db_snapshot(access, region, name).await,
+                Service::Aurora => cloud.delete_db_cluster_snapshot(access, region, name).await,
+                Service::Ebs => cloud.delete_snapshot(access, region, name).await,
             };
             match deleted {
                 Ok(()) => {}
@@ -442,9 +454,12 @@ async fn delete_point(
     Ok(Ok(gone))
 }
 
-/// The identifier of a DB snapshot from its ARN (`arn:aws:rds:REGION:ACCOUNT:snapshot:NAME`).
+/// The identifier in a DB snapshot's or DB cluster snapshot's ARN (`...:snapshot:ID`,
+/// `...:cluster-snapshot:ID`).
 fn db_snapshot_name(arn: &str) -> &str {
-    arn.rsplit_once(":snapshot:").map_or(arn, |(_, name)| name)
+    arn.rsplit_once(":snapshot:")
+        .or_else(|| arn.rsplit_once(":cluster-snapshot:"))
+        .map_or(arn, |(_, name)| name)
 }
 
 #[cfg(test)]

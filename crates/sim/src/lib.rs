@@ -39,8 +39,8 @@ use async_trait::async_trait;
 use snaprelay_core::engine::Service;
 use snaprelay_core::ids::AccountId;
 use snaprelay_core::model::{
-    DbInstance, DbSnapshotStatus, Instance, KeyInfo, KeyManager, SnapshotState, SnapshotStatus,
-    Tag, VolumeSnapshot,
+    DbCluster, DbInstance, DbKind, DbSnapshotStatus, Instance, KeyInfo, KeyManager, SnapshotState,
+    SnapshotStatus, Tag, VolumeSnapshot,
 };
 use snaprelay_core::policy::Selector;
 use snaprelay_core::ports::{
@@ -359,6 +359,63 @@ impl SimCloud {
         id
     }
 
+    /// An Aurora DB cluster (`spec.engine` an `aurora-*` engine); its identifier. Encrypted
+    /// without a key named, it is under the account's `aws/rds` key, as RDS does. Its members
+    /// are the DB instances added with `cluster` naming it; it is available from the start.
+    pub fn add_db_cluster(&self, account: &AccountId, region: &str, spec: DbSpec) -> String {
+        let mut w = self.world();
+        let id = spec.id.to_ascii_lowercase();
+        let kms_key = Self::key_of(&mut w, account, region, &spec.encryption, "alias/aws/rds");
+        let profile = databases::default_profile(&spec.engine);
+        let network = w.network(account, region);
+        w.clusters.insert(
+            (account.clone(), region.to_owned(), id.clone()),
+            SimDb {
+                id: id.clone(),
+                account: account.clone(),
+                region: region.to_owned(),
+                db_parameter_group: String::new(),
+                option_group: String::new(),
+                profile: Arc::new(profile),
+                size_gib: spec.size_gib,
+                kms_key,
+                cluster: None,
+                tags: spec.tags.into_iter().collect(),
+                multi_az: false,
+                db_subnet_group: network.as_ref().map(|_| "default".to_owned()),
+                vpc_security_group_ids: network.into_iter().map(|n| n.security_group).collect(),
+                ready_at: None,
+                failed: false,
+                gone_at: None,
+            },
+        );
+        id
+    }
+
+    /// Every DB cluster snapshot in an account and Region, by identifier.
+    pub fn db_cluster_snapshots(&self, account: &AccountId, region: &str) -> Vec<DbSnapshotView> {
+        let w = self.world();
+        let now = Instant::now();
+        let mut found: Vec<DbSnapshotView> = w
+            .cluster_snapshots
+            .values()
+            .filter(|s| &s.account == account && s.region == region)
+            .map(|s| DbSnapshotView {
+                id: s.id.clone(),
+                arn: s.arn(),
+                account: s.account.clone(),
+                region: s.region.clone(),
+                state: lifecycle(s.started, s.duration, s.failure.as_deref(), now).0,
+                kms_key: s.kms_key.clone(),
+                shared_with: s.shared_with.clone(),
+                tags: s.tags.unpack(),
+                copy_of: s.copy_of.clone(),
+            })
+            .collect();
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        found
+    }
+
     /// Sets the engine version of a DB instance (its later snapshots, and what is restored
     /// from them, carry it). Its default parameter and option groups follow the version.
     pub fn set_db_engine_version(
@@ -503,6 +560,7 @@ impl SimCloud {
                 quota: match service {
                     Service::Ebs => w.quotas.ebs_copies,
                     Service::Rds => w.quotas.rds_copies,
+                    Service::Aurora => w.quotas.aurora_copies,
                 },
                 peak_in_flight: w
                     .peak_in_flight
@@ -520,7 +578,8 @@ impl SimCloud {
         let w = self.world();
         let ebs = w.snapshots.values().map(|s| s.chain);
         let rds = w.db_snapshots.values().map(|s| s.chain);
-        ebs.chain(rds).max().unwrap_or_default()
+        let aurora = w.cluster_snapshots.values().map(|s| s.chain);
+        ebs.chain(rds).chain(aurora).max().unwrap_or_default()
     }
 
     /// Counts the call, applies faults, and runs `f` as the caller in `region`.
@@ -629,6 +688,20 @@ impl Inventory for SimCloud {
             "rds:DescribeDBInstances",
             region,
             |w, caller, now| Ok(w.find_db_instances(&caller, region, selector, now)),
+        )
+    }
+
+    async fn find_db_clusters(
+        &self,
+        access: &Access,
+        region: &str,
+        selector: &Selector,
+    ) -> Result<Vec<DbCluster>, CloudError> {
+        self.act(
+            access,
+            "rds:DescribeDBClusters",
+            region,
+            |w, caller, now| Ok(w.find_db_clusters(&caller, region, selector, now)),
         )
     }
 }
@@ -760,7 +833,15 @@ impl DbSnapshots for SimCloud {
         tags: &[Tag],
     ) -> Result<DbSnapshotStatus, CloudError> {
         self.act(access, "rds:CreateDBSnapshot", region, |w, caller, now| {
-            w.create_db_snapshot(&caller, region, db_instance_id, snapshot_id, tags, now)
+            w.create_db_snapshot(
+                DbKind::Instance,
+                &caller,
+                region,
+                db_instance_id,
+                snapshot_id,
+                tags,
+                now,
+            )
         })
     }
 
@@ -774,7 +855,9 @@ impl DbSnapshots for SimCloud {
             access,
             "rds:DescribeDBSnapshots",
             region,
-            |w, caller, now| Ok(w.describe_db_snapshots(&caller, region, snapshot_ids, now)),
+            |w, caller, now| {
+                Ok(w.describe_db_snapshots(DbKind::Instance, &caller, region, snapshot_ids, now))
+            },
         )
     }
 
@@ -789,14 +872,8 @@ impl DbSnapshots for SimCloud {
             "rds:DescribeDBSnapshots",
             region,
             |w, caller, now| {
-                let ids: Vec<String> = w
-                    .db_snapshots
-                    .values()
-                    .filter(|s| s.account == caller && s.region == region)
-                    .filter(|s| s.tags.unpack().contains(tag))
-                    .map(|s| s.id.clone())
-                    .collect();
-                Ok(w.describe_db_snapshots(&caller, region, &ids, now))
+                let ids = w.tagged_db_snapshots(DbKind::Instance, &caller, region, tag);
+                Ok(w.describe_db_snapshots(DbKind::Instance, &caller, region, &ids, now))
             },
         )
     }
@@ -808,7 +885,7 @@ impl DbSnapshots for SimCloud {
         request: &DbCopyRequest,
     ) -> Result<DbSnapshotStatus, CloudError> {
         self.act(access, "rds:CopyDBSnapshot", region, |w, caller, now| {
-            w.copy_db_snapshot(&caller, region, request, now)
+            w.copy_db_snapshot(DbKind::Instance, &caller, region, request, now)
         })
     }
 
@@ -819,8 +896,97 @@ impl DbSnapshots for SimCloud {
         snapshot_id: &str,
     ) -> Result<(), CloudError> {
         self.act(access, "rds:DeleteDBSnapshot", region, |w, caller, now| {
-            w.delete_db_snapshot(&caller, region, snapshot_id, now)
+            w.delete_db_snapshot(DbKind::Instance, &caller, region, snapshot_id, now)
         })
+    }
+
+    async fn create_db_cluster_snapshot(
+        &self,
+        access: &Access,
+        region: &str,
+        db_cluster_id: &str,
+        snapshot_id: &str,
+        tags: &[Tag],
+    ) -> Result<DbSnapshotStatus, CloudError> {
+        self.act(
+            access,
+            "rds:CreateDBClusterSnapshot",
+            region,
+            |w, caller, now| {
+                w.create_db_snapshot(
+                    DbKind::Cluster,
+                    &caller,
+                    region,
+                    db_cluster_id,
+                    snapshot_id,
+                    tags,
+                    now,
+                )
+            },
+        )
+    }
+
+    async fn describe_db_cluster_snapshots(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_ids: &[String],
+    ) -> Result<Vec<DbSnapshotStatus>, CloudError> {
+        self.act(
+            access,
+            "rds:DescribeDBClusterSnapshots",
+            region,
+            |w, caller, now| {
+                Ok(w.describe_db_snapshots(DbKind::Cluster, &caller, region, snapshot_ids, now))
+            },
+        )
+    }
+
+    async fn find_db_cluster_snapshots(
+        &self,
+        access: &Access,
+        region: &str,
+        tag: &Tag,
+    ) -> Result<Vec<DbSnapshotStatus>, CloudError> {
+        self.act(
+            access,
+            "rds:DescribeDBClusterSnapshots",
+            region,
+            |w, caller, now| {
+                let ids = w.tagged_db_snapshots(DbKind::Cluster, &caller, region, tag);
+                Ok(w.describe_db_snapshots(DbKind::Cluster, &caller, region, &ids, now))
+            },
+        )
+    }
+
+    async fn copy_db_cluster_snapshot(
+        &self,
+        access: &Access,
+        region: &str,
+        request: &DbCopyRequest,
+    ) -> Result<DbSnapshotStatus, CloudError> {
+        self.act(
+            access,
+            "rds:CopyDBClusterSnapshot",
+            region,
+            |w, caller, now| w.copy_db_snapshot(DbKind::Cluster, &caller, region, request, now),
+        )
+    }
+
+    async fn delete_db_cluster_snapshot(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<(), CloudError> {
+        self.act(
+            access,
+            "rds:DeleteDBClusterSnapshot",
+            region,
+            |w, caller, now| {
+                w.delete_db_snapshot(DbKind::Cluster, &caller, region, snapshot_id, now)
+            },
+        )
     }
 }
 
@@ -869,7 +1035,15 @@ impl Sharing for SimCloud {
             "rds:ModifyDBSnapshotAttribute",
             region,
             |w, caller, now| {
-                w.set_db_snapshot_share(&caller, region, snapshot_id, account, shared, now)
+                w.set_db_snapshot_share(
+                    DbKind::Instance,
+                    &caller,
+                    region,
+                    snapshot_id,
+                    account,
+                    shared,
+                    now,
+                )
             },
         )
     }
@@ -884,7 +1058,47 @@ impl Sharing for SimCloud {
             access,
             "rds:DescribeDBSnapshotAttributes",
             region,
-            |w, caller, _| w.db_snapshot_shares(&caller, region, snapshot_id),
+            |w, caller, _| w.db_snapshot_shares(DbKind::Instance, &caller, region, snapshot_id),
+        )
+    }
+
+    async fn set_db_cluster_snapshot_share(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+        account: &AccountId,
+        shared: bool,
+    ) -> Result<(), CloudError> {
+        self.act(
+            access,
+            "rds:ModifyDBClusterSnapshotAttribute",
+            region,
+            |w, caller, now| {
+                w.set_db_snapshot_share(
+                    DbKind::Cluster,
+                    &caller,
+                    region,
+                    snapshot_id,
+                    account,
+                    shared,
+                    now,
+                )
+            },
+        )
+    }
+
+    async fn db_cluster_snapshot_shares(
+        &self,
+        access: &Access,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Vec<String>, CloudError> {
+        self.act(
+            access,
+            "rds:DescribeDBClusterSnapshotAttributes",
+            region,
+            |w, caller, _| w.db_snapshot_shares(DbKind::Cluster, &caller, region, snapshot_id),
         )
     }
 }

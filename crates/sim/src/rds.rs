@@ -1,31 +1,92 @@
-//! RDS: DB instances, manual DB snapshots (their per-Region quota), `restore` shares and
-//! `CopyDBSnapshot` across Regions and accounts, each with the rule AWS applies
-//! (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CopyDBSnapshot.html).
+//! RDS: DB instances and Aurora DB clusters, manual DB snapshots and DB cluster snapshots
+//! (their per-Region quota), `restore` shares and copies across Regions and accounts, each
+//! with the rule AWS applies
+//! (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CopyDBSnapshot.html,
+//! https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CopyDBClusterSnapshot.html).
+//! The two kinds of snapshot follow the same rules, with the operation names, error codes
+//! and copy quota of their own API; and a DB cluster snapshot shared from another account is
+//! copied only within its Region.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use snaprelay_core::config::DbSetup;
 use snaprelay_core::engine::Service;
 use snaprelay_core::ids::AccountId;
-use snaprelay_core::model::{DbInstance, DbSnapshotStatus, SnapshotState, Tag};
+use snaprelay_core::model::{
+    ClusterMember, DbCluster, DbInstance, DbKind, DbSnapshotStatus, SnapshotState, Tag,
+};
 use snaprelay_core::policy::Selector;
 use snaprelay_core::ports::{CloudError, DbCopyRequest};
 use tokio::time::Instant;
 
 use crate::ebs::matches;
 use crate::faults::error;
-use crate::world::{PackedTags, SimDbSnapshot, World, db_snapshot_arn, lifecycle};
+use crate::world::{PackedTags, SimDb, SimDbSnapshot, World, lifecycle, snapshot_arn};
 
 fn rds_error(operation: &str, region: &str, code: &str, message: &str) -> CloudError {
     error("rds", operation, region, code, message)
 }
 
-fn not_found(operation: &str, region: &str, id: &str) -> CloudError {
+/// The operation names and error codes of one kind's API.
+struct Api {
+    create: &'static str,
+    copy: &'static str,
+    delete: &'static str,
+    modify_attribute: &'static str,
+    describe_attributes: &'static str,
+    db_not_found: &'static str,
+    invalid_db_state: &'static str,
+    not_found: &'static str,
+    already_exists: &'static str,
+    invalid_state: &'static str,
+    /// How the messages name a snapshot.
+    noun: &'static str,
+    service: Service,
+}
+
+fn api(kind: DbKind) -> &'static Api {
+    const INSTANCE: Api = Api {
+        create: "CreateDBSnapshot",
+        copy: "CopyDBSnapshot",
+        delete: "DeleteDBSnapshot",
+        modify_attribute: "ModifyDBSnapshotAttribute",
+        describe_attributes: "DescribeDBSnapshotAttributes",
+        db_not_found: "DBInstanceNotFound",
+        invalid_db_state: "InvalidDBInstanceState",
+        not_found: "DBSnapshotNotFound",
+        already_exists: "DBSnapshotAlreadyExists",
+        invalid_state: "InvalidDBSnapshotState",
+        noun: "DB snapshot",
+        service: Service::Rds,
+    };
+    // Error codes of API_CopyDBClusterSnapshot.html / API_CreateDBClusterSnapshot.html.
+    const CLUSTER: Api = Api {
+        create: "CreateDBClusterSnapshot",
+        copy: "CopyDBClusterSnapshot",
+        delete: "DeleteDBClusterSnapshot",
+        modify_attribute: "ModifyDBClusterSnapshotAttribute",
+        describe_attributes: "DescribeDBClusterSnapshotAttributes",
+        db_not_found: "DBClusterNotFoundFault",
+        invalid_db_state: "InvalidDBClusterStateFault",
+        not_found: "DBClusterSnapshotNotFoundFault",
+        already_exists: "DBClusterSnapshotAlreadyExistsFault",
+        invalid_state: "InvalidDBClusterSnapshotStateFault",
+        noun: "DB cluster snapshot",
+        service: Service::Aurora,
+    };
+    match kind {
+        DbKind::Instance => &INSTANCE,
+        DbKind::Cluster => &CLUSTER,
+    }
+}
+
+fn not_found(kind: DbKind, operation: &str, region: &str, id: &str) -> CloudError {
+    let a = api(kind);
     rds_error(
         operation,
         region,
-        "DBSnapshotNotFound",
-        &format!("DBSnapshot {id} not found."),
+        a.not_found,
+        &format!("{} {id} not found.", a.noun),
     )
 }
 
@@ -75,6 +136,85 @@ impl World {
             .collect()
     }
 
+    /// `DescribeDBClusters`: the Aurora clusters of the caller in `region` matching the
+    /// selector, with their members.
+    pub fn find_db_clusters(
+        &self,
+        caller: &AccountId,
+        region: &str,
+        selector: &Selector,
+        now: Instant,
+    ) -> Vec<DbCluster> {
+        self.clusters
+            .values()
+            .filter(|c| &c.account == caller && c.region == region)
+            .filter(|c| c.status(now).is_some())
+            .filter(|c| c.profile.engine.starts_with("aurora"))
+            .filter(|c| matches(selector, &c.id, &c.tags))
+            .map(|c| DbCluster {
+                db: DbInstance {
+                    id: c.id.clone(),
+                    arn: format!("arn:aws:rds:{}:{}:cluster:{}", c.region, c.account, c.id),
+                    region: c.region.clone(),
+                    engine: c.profile.engine.clone(),
+                    encrypted: c.kms_key.is_some(),
+                    kms_key_id: c.kms_key.clone(),
+                    cluster: None,
+                    size_gib: Some(i64::from(c.size_gib)),
+                    setup: DbSetup {
+                        engine_version: Some(c.profile.engine_version.clone()),
+                        port: Some(c.profile.port),
+                        storage_type: Some("aurora".to_owned()),
+                        // The cluster's DB cluster parameter group: the engine's default.
+                        db_parameter_group: Some(crate::databases::default_parameter_group(
+                            &c.profile.engine,
+                            &c.profile.engine_version,
+                        )),
+                        db_subnet_group: c.db_subnet_group.clone(),
+                        vpc_security_group_ids: c.vpc_security_group_ids.clone(),
+                        tags: c.tags.clone(),
+                        ..DbSetup::default()
+                    },
+                },
+                members: self
+                    .dbs
+                    .values()
+                    .filter(|d| d.account == c.account && d.region == c.region)
+                    .filter(|d| d.cluster.as_deref() == Some(c.id.as_str()))
+                    .enumerate()
+                    .map(|(i, d)| ClusterMember {
+                        db_instance_id: d.id.clone(),
+                        writer: i == 0,
+                        db_instance_class: Some(d.profile.class.clone()),
+                    })
+                    .collect(),
+                engine_mode: Some("provisioned".to_owned()),
+                serverless_v2_scaling: None,
+            })
+            .collect()
+    }
+
+    fn snaps(&self, kind: DbKind) -> &HashMap<DbKey, Box<SimDbSnapshot>> {
+        match kind {
+            DbKind::Instance => &self.db_snapshots,
+            DbKind::Cluster => &self.cluster_snapshots,
+        }
+    }
+
+    fn snaps_mut(&mut self, kind: DbKind) -> &mut HashMap<DbKey, Box<SimDbSnapshot>> {
+        match kind {
+            DbKind::Instance => &mut self.db_snapshots,
+            DbKind::Cluster => &mut self.cluster_snapshots,
+        }
+    }
+
+    fn databases(&self, kind: DbKind) -> &std::collections::BTreeMap<DbKey, SimDb> {
+        match kind {
+            DbKind::Instance => &self.dbs,
+            DbKind::Cluster => &self.clusters,
+        }
+    }
+
     /// A DB snapshot named by its identifier (one of the caller's in `region`) or by its ARN
     /// (the caller's, or shared with it, in any Region); `None` if there is none the caller
     /// may use.
@@ -84,14 +224,30 @@ impl World {
         region: &str,
         reference: &str,
     ) -> Option<&SimDbSnapshot> {
-        // arn:aws:rds:REGION:ACCOUNT:snapshot:ID
+        self.snapshot_named(DbKind::Instance, caller, region, reference)
+    }
+
+    /// [`Self::db_snapshot_named`] for either kind (`...:cluster-snapshot:ID` ARNs).
+    fn snapshot_named(
+        &self,
+        kind: DbKind,
+        caller: &AccountId,
+        region: &str,
+        reference: &str,
+    ) -> Option<&SimDbSnapshot> {
+        // arn:aws:rds:REGION:ACCOUNT:snapshot:ID (cluster-snapshot for a cluster)
+        let segment = match kind {
+            DbKind::Instance => "snapshot",
+            DbKind::Cluster => "cluster-snapshot",
+        };
         let parts: Vec<&str> = reference.splitn(7, ':').collect();
         let (snapshot_region, account, id) = match parts.as_slice() {
-            ["arn", _, "rds", r, a, "snapshot", id] => (*r, AccountId::parse(a), *id),
+            ["arn", _, "rds", r, a, seg, id] if *seg == segment => (*r, AccountId::parse(a), *id),
+            ["arn", ..] => return None,
             _ => (region, Some(caller.clone()), reference),
         };
         account
-            .and_then(|a| self.db_snapshots.get(&db_key(&a, snapshot_region, id)))
+            .and_then(|a| self.snaps(kind).get(&db_key(&a, snapshot_region, id)))
             .map(|s| &**s)
             .filter(|s| &s.account == caller || s.shared_with.contains(caller))
     }
@@ -101,6 +257,9 @@ impl World {
         let status = match state {
             SnapshotState::Completed => "available",
             SnapshotState::Error => "failed",
+            // A DB cluster snapshot copy is "copying" ("Valid statuses are the following:
+            // available, copying, creating": API_DBClusterSnapshot.html).
+            _ if s.copy_of.is_some() && s.kind == DbKind::Cluster => "copying",
             // A copy is queued ("pending") before it is "creating".
             _ if s.copy_of.is_some() && progress < 10 => "pending",
             _ => "creating",
@@ -116,8 +275,8 @@ impl World {
         }
     }
 
-    fn manual_snapshots(&self, account: &AccountId, region: &str) -> usize {
-        self.db_snapshots
+    fn manual_snapshots(&self, kind: DbKind, account: &AccountId, region: &str) -> usize {
+        self.snaps(kind)
             .values()
             .filter(|s| &s.account == account && s.region == region)
             .count()
@@ -125,12 +284,14 @@ impl World {
 
     fn check_manual_quota(
         &self,
+        kind: DbKind,
         operation: &str,
         account: &AccountId,
         region: &str,
     ) -> Result<(), CloudError> {
-        // "Manual DB snapshots: 100 per Region" by default (CHAP_Limits.html).
-        if self.manual_snapshots(account, region) >= self.quotas.rds_manual_snapshots {
+        // "Manual DB snapshots: 100 per Region" by default (CHAP_Limits.html); manual DB
+        // cluster snapshots have a quota of the same size.
+        if self.manual_snapshots(kind, account, region) >= self.quotas.rds_manual_snapshots {
             return Err(rds_error(
                 operation,
                 region,
@@ -141,8 +302,11 @@ impl World {
         Ok(())
     }
 
+    /// `CreateDBSnapshot` (`CreateDBClusterSnapshot` of a cluster).
+    #[allow(clippy::too_many_arguments)]
     pub fn create_db_snapshot(
         &mut self,
+        kind: DbKind,
         caller: &AccountId,
         region: &str,
         db_instance_id: &str,
@@ -150,40 +314,41 @@ impl World {
         tags: &[Tag],
         now: Instant,
     ) -> Result<DbSnapshotStatus, CloudError> {
-        let op = "CreateDBSnapshot";
+        let a = api(kind);
+        let op = a.create;
         let db = self
-            .dbs
+            .databases(kind)
             .get(&db_key(caller, region, db_instance_id))
             .filter(|d| d.status(now).is_some())
             .ok_or_else(|| {
                 rds_error(
                     op,
                     region,
-                    "DBInstanceNotFound",
-                    &format!("DBInstance {db_instance_id} not found."),
+                    a.db_not_found,
+                    &format!("{db_instance_id} not found."),
                 )
             })?;
         if let Some(status) = db.status(now).filter(|s| *s != "available") {
             return Err(rds_error(
                 op,
                 region,
-                "InvalidDBInstanceState",
-                &format!("DB instance {db_instance_id} is {status}, not available."),
+                a.invalid_db_state,
+                &format!("{db_instance_id} is {status}, not available."),
             ));
         }
         let (size_gib, kms_key, profile) = (db.size_gib, db.kms_key.clone(), db.profile.clone());
         let key = db_key(caller, region, snapshot_id);
-        if self.db_snapshots.contains_key(&key) {
+        if self.snaps(kind).contains_key(&key) {
             return Err(rds_error(
                 op,
                 region,
-                "DBSnapshotAlreadyExists",
+                a.already_exists,
                 &format!(
                     "Cannot create the snapshot because a snapshot with the identifier {snapshot_id} already exists."
                 ),
             ));
         }
-        self.check_manual_quota(op, caller, region)?;
+        self.check_manual_quota(kind, op, caller, region)?;
         let t = self.timing.clone();
         let duration = t.duration(
             t.rds_snapshot_base,
@@ -206,53 +371,77 @@ impl World {
             tags: PackedTags::pack(tags),
             copy_of: None,
             chain: duration,
+            kind,
         };
         let status = self.status(&snapshot, now);
-        self.db_snapshots.insert(key, Box::new(snapshot));
+        self.snaps_mut(kind).insert(key, Box::new(snapshot));
         Ok(status)
     }
 
+    /// `DescribeDBSnapshots` (`DescribeDBClusterSnapshots`) of the caller's own snapshots.
     pub fn describe_db_snapshots(
         &self,
+        kind: DbKind,
         caller: &AccountId,
         region: &str,
         ids: &[String],
         now: Instant,
     ) -> Vec<DbSnapshotStatus> {
         ids.iter()
-            .filter_map(|id| self.db_snapshots.get(&db_key(caller, region, id)))
+            .filter_map(|id| self.snaps(kind).get(&db_key(caller, region, id)))
             .map(|s| self.status(s, now))
+            .collect()
+    }
+
+    /// The ids of the caller's snapshots of `kind` in `region` that carry `tag`.
+    pub fn tagged_db_snapshots(
+        &self,
+        kind: DbKind,
+        caller: &AccountId,
+        region: &str,
+        tag: &Tag,
+    ) -> Vec<String> {
+        self.snaps(kind)
+            .values()
+            .filter(|s| &s.account == caller && s.region == region)
+            .filter(|s| s.tags.unpack().contains(tag))
+            .map(|s| s.id.clone())
             .collect()
     }
 
     fn own_available(
         &self,
+        kind: DbKind,
         operation: &str,
         caller: &AccountId,
         region: &str,
         snapshot_id: &str,
         now: Instant,
     ) -> Result<&SimDbSnapshot, CloudError> {
+        let a = api(kind);
         let s = self
-            .db_snapshots
+            .snaps(kind)
             .get(&db_key(caller, region, snapshot_id))
-            .ok_or_else(|| not_found(operation, region, snapshot_id))?;
+            .ok_or_else(|| not_found(kind, operation, region, snapshot_id))?;
         let (state, _) = lifecycle(s.started, s.duration, s.failure.as_deref(), now);
         if state == SnapshotState::Pending {
             return Err(rds_error(
                 operation,
                 region,
-                "InvalidDBSnapshotState",
-                &format!("DB snapshot {snapshot_id} is not in the available state."),
+                a.invalid_state,
+                &format!("{} {snapshot_id} is not in the available state.", a.noun),
             ));
         }
         Ok(s)
     }
 
-    /// `ModifyDBSnapshotAttribute` `restore` for one account. A snapshot under the account's
-    /// `aws/rds` key cannot be shared (share-encrypted-snapshot.html).
+    /// `ModifyDBSnapshotAttribute` (`ModifyDBClusterSnapshotAttribute`) `restore` for one
+    /// account. A snapshot under the account's `aws/rds` key cannot be shared
+    /// (share-encrypted-snapshot.html, in the RDS and the Aurora User Guide alike).
+    #[allow(clippy::too_many_arguments)]
     pub fn set_db_snapshot_share(
         &mut self,
+        kind: DbKind,
         caller: &AccountId,
         region: &str,
         snapshot_id: &str,
@@ -260,8 +449,8 @@ impl World {
         shared: bool,
         now: Instant,
     ) -> Result<(), CloudError> {
-        let op = "ModifyDBSnapshotAttribute";
-        let s = self.own_available(op, caller, region, snapshot_id, now)?;
+        let op = api(kind).modify_attribute;
+        let s = self.own_available(kind, op, caller, region, snapshot_id, now)?;
         if shared
             && let Some(key) = &s.kms_key
             && self.key_is_aws_managed(key)
@@ -270,12 +459,15 @@ impl World {
                 op,
                 region,
                 "InvalidParameterValue",
-                "The DB snapshot is encrypted with the default AWS KMS key (aws/rds) of its \
-                 account and can't be shared. Copy it with a customer managed key and share the copy.",
+                &format!(
+                    "The {} is encrypted with the default AWS KMS key (aws/rds) of its account \
+                     and can't be shared. Copy it with a customer managed key and share the copy.",
+                    api(kind).noun
+                ),
             ));
         }
         let key = db_key(caller, region, snapshot_id);
-        if let Some(s) = self.db_snapshots.get_mut(&key) {
+        if let Some(s) = self.snaps_mut(kind).get_mut(&key) {
             if shared {
                 s.shared_with.insert(account.clone());
             } else {
@@ -285,33 +477,50 @@ impl World {
         Ok(())
     }
 
-    /// `DescribeDBSnapshotAttributes` `restore` of one of the caller's DB snapshots.
+    /// `DescribeDBSnapshotAttributes` (`DescribeDBClusterSnapshotAttributes`) `restore` of
+    /// one of the caller's snapshots.
     pub fn db_snapshot_shares(
         &self,
+        kind: DbKind,
         caller: &AccountId,
         region: &str,
         snapshot_id: &str,
     ) -> Result<Vec<String>, CloudError> {
-        self.db_snapshots
+        self.snaps(kind)
             .get(&db_key(caller, region, snapshot_id))
             .map(|s| s.shared_with.iter().map(ToString::to_string).collect())
-            .ok_or_else(|| not_found("DescribeDBSnapshotAttributes", region, snapshot_id))
+            .ok_or_else(|| not_found(kind, api(kind).describe_attributes, region, snapshot_id))
     }
 
-    /// `CopyDBSnapshot` in the destination `region` by `caller`. Key problems are refused at
-    /// once with `KMSKeyNotAccessibleFault`, as RDS does.
+    /// `CopyDBSnapshot` (`CopyDBClusterSnapshot`) in the destination `region` by `caller`.
+    /// Key problems are refused at once with `KMSKeyNotAccessibleFault`, as RDS does.
     pub fn copy_db_snapshot(
         &mut self,
+        kind: DbKind,
         caller: &AccountId,
         region: &str,
         request: &DbCopyRequest,
         now: Instant,
     ) -> Result<DbSnapshotStatus, CloudError> {
-        let op = "CopyDBSnapshot";
+        let a = api(kind);
+        let op = a.copy;
         let source = self
-            .db_snapshot_named(caller, region, &request.source_arn)
+            .snapshot_named(kind, caller, region, &request.source_arn)
             .cloned()
-            .ok_or_else(|| not_found(op, region, &request.source_arn))?;
+            .ok_or_else(|| not_found(kind, op, region, &request.source_arn))?;
+        // "You can't copy a DB cluster snapshot across Regions and accounts in a single step"
+        // (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_CopySnapshot.html);
+        // the emulator extension answers the same (moto_ext/aurora.py).
+        if kind == DbKind::Cluster && &source.account != caller && source.region != region {
+            return Err(rds_error(
+                op,
+                region,
+                "InvalidParameterValue",
+                "A DB cluster snapshot shared from another account can only be copied in its \
+                 own AWS Region. Copy it within that Region first, then copy that copy to the \
+                 other Region.",
+            ));
+        }
         let source_id = &source.id;
         let (state, _) = lifecycle(
             source.started,
@@ -323,16 +532,16 @@ impl World {
             return Err(rds_error(
                 op,
                 region,
-                "InvalidDBSnapshotState",
-                &format!("DB snapshot {source_id} is not in the available state."),
+                a.invalid_state,
+                &format!("{} {source_id} is not in the available state.", a.noun),
             ));
         }
         let target = db_key(caller, region, &request.target_id);
-        if self.db_snapshots.contains_key(&target) {
+        if self.snaps(kind).contains_key(&target) {
             return Err(rds_error(
                 op,
                 region,
-                "DBSnapshotAlreadyExists",
+                a.already_exists,
                 &format!(
                     "Cannot copy the snapshot because a snapshot with the identifier {} already exists.",
                     request.target_id
@@ -340,6 +549,17 @@ impl World {
             ));
         }
         let shared = &source.account != caller;
+        // "If you copy an unencrypted DB cluster snapshot and specify a value for the KmsKeyId
+        // parameter, an error is returned" (API_CopyDBClusterSnapshot.html); CopyDBSnapshot
+        // encrypts the copy instead.
+        if kind == DbKind::Cluster && source.kms_key.is_none() && request.kms_key_arn.is_some() {
+            return Err(rds_error(
+                op,
+                region,
+                "InvalidParameterValue",
+                "KmsKeyId can't be specified when copying an unencrypted DB cluster snapshot.",
+            ));
+        }
         let kms_key = match (&request.kms_key_arn, &source.kms_key) {
             (None, Some(_)) if shared => {
                 return Err(rds_error(
@@ -386,18 +606,19 @@ impl World {
                 ),
             ));
         }
-        if !self.admit_copy(Service::Rds, caller, region, now) {
+        if !self.admit_copy(a.service, caller, region, now) {
+            let quota = match kind {
+                DbKind::Instance => self.quotas.rds_copies,
+                DbKind::Cluster => self.quotas.aurora_copies,
+            };
             return Err(rds_error(
                 op,
                 region,
                 "SnapshotQuotaExceeded",
-                &format!(
-                    "Cannot copy more than {} snapshots across regions",
-                    self.quotas.rds_copies
-                ),
+                &format!("Cannot copy more than {quota} snapshots across regions"),
             ));
         }
-        self.check_manual_quota(op, caller, region)?;
+        self.check_manual_quota(kind, op, caller, region)?;
         let failure = self.faults.on_copy();
         let t = self.timing.clone();
         let duration = t.duration(
@@ -407,7 +628,7 @@ impl World {
             false,
             &mut self.rng,
         );
-        self.start_copy(Service::Rds, caller, region, now + duration, duration);
+        self.start_copy(a.service, caller, region, now + duration, duration);
         let snapshot = SimDbSnapshot {
             id: target.2.clone(),
             account: caller.clone(),
@@ -420,23 +641,31 @@ impl World {
             failure,
             shared_with: BTreeSet::new(),
             tags: PackedTags::pack(&request.tags),
-            copy_of: Some(db_snapshot_arn(&source.region, &source.account, &source.id)),
+            copy_of: Some(snapshot_arn(
+                kind,
+                &source.region,
+                &source.account,
+                &source.id,
+            )),
             chain: source.chain + duration,
+            kind,
         };
         let status = self.status(&snapshot, now);
-        self.db_snapshots.insert(target, Box::new(snapshot));
+        self.snaps_mut(kind).insert(target, Box::new(snapshot));
         Ok(status)
     }
 
+    /// `DeleteDBSnapshot` (`DeleteDBClusterSnapshot`).
     pub fn delete_db_snapshot(
         &mut self,
+        kind: DbKind,
         caller: &AccountId,
         region: &str,
         snapshot_id: &str,
         now: Instant,
     ) -> Result<(), CloudError> {
-        self.own_available("DeleteDBSnapshot", caller, region, snapshot_id, now)?;
-        self.db_snapshots
+        self.own_available(kind, api(kind).delete, caller, region, snapshot_id, now)?;
+        self.snaps_mut(kind)
             .remove(&db_key(caller, region, snapshot_id));
         Ok(())
     }

@@ -94,6 +94,9 @@ pub struct Quotas {
     pub ebs_copies: usize,
     /// RDS DB snapshot copies in progress per account and destination Region (AWS: 20).
     pub rds_copies: usize,
+    /// Aurora DB cluster snapshot copies in progress per account and destination Region
+    /// (AWS: 5, USER_CopySnapshot.html).
+    pub aurora_copies: usize,
     /// Manual DB snapshots per account and Region (AWS default: 100, adjustable).
     pub rds_manual_snapshots: usize,
 }
@@ -103,6 +106,7 @@ impl Default for Quotas {
         Self {
             ebs_copies: 20,
             rds_copies: 20,
+            aurora_copies: 5,
             rds_manual_snapshots: 100,
         }
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use snaprelay_core::engine::Service;
 use snaprelay_core::ids::AccountId;
-use snaprelay_core::model::{KeyManager, SnapshotState, Tag};
+use snaprelay_core::model::{DbKind, KeyManager, SnapshotState, Tag};
 use snaprelay_core::ports::{Access, CloudError, ImageVolume, Reach};
 use tokio::time::Instant;
 
@@ -288,11 +288,21 @@ pub(crate) struct SimDbSnapshot {
     pub tags: PackedTags,
     pub copy_of: Option<String>,
     pub chain: Duration,
+    /// A DB snapshot or a DB cluster snapshot.
+    pub kind: DbKind,
 }
 
 impl SimDbSnapshot {
     pub fn arn(&self) -> String {
-        db_snapshot_arn(&self.region, &self.account, &self.id)
+        snapshot_arn(self.kind, &self.region, &self.account, &self.id)
+    }
+}
+
+/// `arn:aws:rds:REGION:ACCOUNT:snapshot:ID` or `...:cluster-snapshot:ID`.
+pub(crate) fn snapshot_arn(kind: DbKind, region: &str, account: &AccountId, id: &str) -> String {
+    match kind {
+        DbKind::Instance => db_snapshot_arn(region, account, id),
+        DbKind::Cluster => format!("arn:aws:rds:{region}:{account}:cluster-snapshot:{id}"),
     }
 }
 
@@ -369,6 +379,12 @@ pub(crate) struct World {
     /// By (account, Region, identifier).
     pub dbs: BTreeMap<(AccountId, String, String), SimDb>,
     pub db_snapshots: HashMap<(AccountId, String, String), Box<SimDbSnapshot>>,
+    /// Aurora DB clusters by (account, Region, identifier): a cluster is modelled as a DB
+    /// (`cluster` is `None`); its members are the `dbs` whose `cluster` names it.
+    pub clusters: BTreeMap<(AccountId, String, String), SimDb>,
+    /// DB cluster snapshots, apart from DB snapshots (their identifiers are another
+    /// namespace).
+    pub cluster_snapshots: HashMap<(AccountId, String, String), Box<SimDbSnapshot>>,
     pub in_flight: InFlight,
     /// Volumes that have been snapshotted once (their next snapshot is incremental).
     pub snapshotted_volumes: HashSet<String>,
@@ -429,6 +445,8 @@ impl World {
             snapshots: HashMap::new(),
             dbs: BTreeMap::new(),
             db_snapshots: HashMap::new(),
+            clusters: BTreeMap::new(),
+            cluster_snapshots: HashMap::new(),
             in_flight: HashMap::new(),
             snapshotted_volumes: HashSet::new(),
             volume_writes: HashMap::new(),
@@ -545,6 +563,7 @@ impl World {
         let quota = match service {
             Service::Ebs => self.quotas.ebs_copies,
             Service::Rds => self.quotas.rds_copies,
+            Service::Aurora => self.quotas.aurora_copies,
         };
         let ends = self
             .in_flight

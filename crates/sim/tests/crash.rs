@@ -53,8 +53,9 @@ fn estate() -> (SimCloud, String) {
     estate_with(false)
 }
 
-/// With `default_key`, the instance's second volume is under `aws/ebs`, the DB under `aws/rds`,
-/// and the policy names a re-encrypt key (the default-key workaround, SPEC 6.4).
+/// An instance, a DB instance and an Aurora cluster. With `default_key`, the instance's second
+/// volume is under `aws/ebs`, the DB and the cluster under `aws/rds`, and the policy names a
+/// re-encrypt key (the default-key workaround, SPEC 6.4).
 fn estate_with(default_key: bool) -> (SimCloud, String) {
     let (src, tgt) = (account(SOURCE), account(TARGET));
     let cloud = SimCloud::with_seed(&src, 7);
@@ -102,6 +103,21 @@ fn estate_with(default_key: bool) -> (SimCloud, String) {
             cluster: None,
         },
     );
+    cloud.add_db_cluster(
+        &src,
+        "us-east-1",
+        DbSpec {
+            id: "ledger".into(),
+            engine: "aurora-postgresql".into(),
+            size_gib: 150,
+            encryption: match default_key {
+                true => Encryption::DefaultKey,
+                false => Encryption::Key(source_key.clone()),
+            },
+            tags: vec![],
+            cluster: None,
+        },
+    );
     let policy = format!(
         r#"
 name = "dr"
@@ -114,6 +130,9 @@ ids = ["{web}"]
 [[source.resources]]
 type = "rds"
 ids = ["orders"]
+[[source.resources]]
+type = "aurora"
+ids = ["ledger"]
 [[targets]]
 region = "us-west-2"
 kms_key = "{west_key}"
@@ -226,6 +245,18 @@ fn aws_state(cloud: &SimCloud) -> BTreeMap<String, usize> {
             );
             *state.entry(line).or_default() += 1;
         }
+        for s in cloud.db_cluster_snapshots(&account(acct), region) {
+            let line = format!(
+                "aurora {acct}/{region} {} of {} staging {} key {:?} {:?} shared with {:?}",
+                tag(&s.tags, tags::KIND),
+                tag(&s.tags, tags::RESOURCE),
+                s.id.contains("-staging"),
+                s.kms_key,
+                s.state,
+                s.shared_with
+            );
+            *state.entry(line).or_default() += 1;
+        }
     }
     state
 }
@@ -243,6 +274,12 @@ fn aws_ids(cloud: &SimCloud) -> Vec<String> {
         ids.extend(
             cloud
                 .db_snapshots(&account(acct), region)
+                .into_iter()
+                .map(|s| s.arn),
+        );
+        ids.extend(
+            cloud
+                .db_cluster_snapshots(&account(acct), region)
                 .into_iter()
                 .map(|s| s.arn),
         );
@@ -336,15 +373,16 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn a_session_killed_after_any_change_resumes_to_the_uninterrupted_result() {
     // EC2: 1 CreateSnapshots, 2 copies to us-west-2, 2 shares, 4 copies into the other
-    // account, 2 unshares. RDS: 1 snapshot, 1 copy, 1 share, 3 copies, 1 unshare, 1 delete.
-    kill_everywhere(false, 19);
+    // account, 2 unshares. RDS and Aurora each: 1 snapshot, 1 copy, 1 share, 3 copies, 1
+    // unshare, 1 delete.
+    kill_everywhere(false, 27);
 }
 
 #[test]
 fn a_default_key_workaround_killed_after_any_change_resumes_to_the_uninterrupted_result() {
-    // EC2 and RDS each add the copy of the snapshot under aws/ebs or aws/rds under the
+    // EC2, RDS and Aurora each add the copy of the snapshot under aws/ebs or aws/rds under the
     // re-encrypt key, and its deletion once both target Regions of the other account copied it.
-    kill_everywhere(true, 23);
+    kill_everywhere(true, 33);
 }
 
 /// Kills a session after each of its changes (and again at the resume's first), resumes it,
@@ -363,7 +401,7 @@ fn kill_everywhere(default_key: bool, total: usize) {
         session(&rt, &cloud, &store, &policy, crash_after(None, &changes)).expect("no crash");
     assert_eq!(report.status, Status::Success, "{report:#?}");
     let expected = outcome(&cloud, &store, &report, "uninterrupted");
-    assert_eq!(expected.points.len(), 8, "{:#?}", expected.points);
+    assert_eq!(expected.points.len(), 12, "{:#?}", expected.points);
     assert_eq!(changes.load(Ordering::SeqCst), total);
 
     let mut crashes = 0;

@@ -150,7 +150,7 @@ ids = ["{instance}"]
 fn volumes(plan: &Plan) -> Vec<String> {
     match &plan.tasks[0].resource {
         Resource::Ec2(i) => i.volumes.iter().map(|v| v.id.clone()).collect(),
-        Resource::Rds(_) => panic!("the first task is the instance"),
+        Resource::Rds(_) | Resource::Aurora(_) => panic!("the first task is the instance"),
     }
 }
 

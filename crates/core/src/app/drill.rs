@@ -341,6 +341,11 @@ impl Drill<'_> {
         let mut made = Made::default();
         let outcome = match resource_type {
             ResourceType::Rds => self.db(at, point, &name, &mut made).await,
+            // Restoring a cluster is not built yet: said, not attempted.
+            ResourceType::Aurora => Err(format!(
+                "{resource_id} is an Aurora DB cluster: drills of Aurora clusters are not \
+                 supported yet"
+            )),
             ResourceType::Ec2 => match point.point.config.as_ref().and_then(|c| c.ec2()) {
                 Some(config) if config.is_plain_linux() => {
                     self.instance(at, point, config, &name, &mut made).await

@@ -54,6 +54,17 @@ pub(super) async fn no_other_state_runs(
                                 .collect::<Vec<_>>()
                         })
                 }
+                ResourceType::Aurora => cloud
+                    .find_db_cluster_snapshots(access, &region, &tag)
+                    .await
+                    .map(|found| {
+                        found
+                            .into_iter()
+                            .filter(|s| s.state() == SnapshotState::Pending)
+                            .filter(|s| made_by_a_session(&s.tags))
+                            .map(|s| (s.id, s.tags))
+                            .collect::<Vec<_>>()
+                    }),
                 ResourceType::Rds => {
                     cloud
                         .find_db_snapshots(access, &region, &tag)

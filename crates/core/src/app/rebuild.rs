@@ -91,6 +91,10 @@ pub async fn rebuild(app: &App, policy: &Policy) -> Result<Rebuilt, AppError> {
             .find_db_snapshots(access, region, &tag)
             .await
             .map_err(read)?;
+        let aurora = cloud
+            .find_db_cluster_snapshots(access, region, &tag)
+            .await
+            .map_err(read)?;
         let mut add = |tags: &[Tag], f: Found| {
             if !made_by_a_session(tags) || tag_value(tags, tags::KIND) != Some(kind.as_str()) {
                 return;
@@ -129,11 +133,15 @@ pub async fn rebuild(app: &App, policy: &Policy) -> Result<Rebuilt, AppError> {
                 },
             );
         }
-        for s in rds.iter().filter(|s| s.state() == SnapshotState::Completed) {
+        let dbs = rds
+            .iter()
+            .map(|s| (ResourceType::Rds, s))
+            .chain(aurora.iter().map(|s| (ResourceType::Aurora, s)));
+        for (service, s) in dbs.filter(|(_, s)| s.state() == SnapshotState::Completed) {
             add(
                 &s.tags,
                 Found {
-                    service: ResourceType::Rds,
+                    service,
                     id: s.arn.clone(),
                     volume_id: String::new(),
                     source_snapshot: None,
@@ -153,7 +161,10 @@ pub async fn rebuild(app: &App, policy: &Policy) -> Result<Rebuilt, AppError> {
     let rds_sources: BTreeMap<(String, String), String> = found
         .iter()
         .filter(|((_, _, kind, _, _), snaps)| {
-            *kind == SnapshotKind::Source && snaps.iter().all(|s| s.service == ResourceType::Rds)
+            *kind == SnapshotKind::Source
+                && snaps
+                    .iter()
+                    .all(|s| matches!(s.service, ResourceType::Rds | ResourceType::Aurora))
         })
         .filter_map(|((session, resource, ..), snaps)| {
             Some((
@@ -172,9 +183,11 @@ pub async fn rebuild(app: &App, policy: &Policy) -> Result<Rebuilt, AppError> {
                 id: s.id.clone(),
                 source_id: match (kind, service) {
                     (SnapshotKind::Source, ResourceType::Ec2) => s.volume_id.clone(),
-                    (SnapshotKind::Source, ResourceType::Rds) => resource.clone(),
+                    (SnapshotKind::Source, ResourceType::Rds | ResourceType::Aurora) => {
+                        resource.clone()
+                    }
                     (_, ResourceType::Ec2) => s.source_snapshot.clone().unwrap_or_default(),
-                    (_, ResourceType::Rds) => rds_sources
+                    (_, ResourceType::Rds | ResourceType::Aurora) => rds_sources
                         .get(&(session.clone(), resource.clone()))
                         .cloned()
                         .unwrap_or_default(),

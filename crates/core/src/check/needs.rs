@@ -153,11 +153,14 @@ impl Needs {
                 }
                 let source_side = (source, &plan.source_account);
                 let target_side = (user, &target.account);
-                needs.service_actions(source_side, service, true, cross, &task.region);
-                needs.service_actions(target_side, service, false, cross, &target.region);
+                // The API is the resource type's: an Aurora cluster's snapshots are DB cluster
+                // snapshots (its keys are still used through RDS, `service`).
+                let api = task.resource_type.as_str();
+                needs.service_actions(source_side, api, true, cross, &task.region);
+                needs.service_actions(target_side, api, false, cross, &target.region);
                 if *two_step {
                     // Workflow C's intermediate copy, in the source Region.
-                    needs.service_actions(target_side, service, false, cross, &task.region);
+                    needs.service_actions(target_side, api, false, cross, &task.region);
                 }
                 // A restore in the source account may pass the recorded instance profile.
                 let same_account = target.account == plan.source_account;
@@ -196,21 +199,23 @@ impl Needs {
             .add(service, what);
     }
 
-    /// The EC2 or RDS actions `who` (credentials acting in an account) makes in `region`.
+    /// The EC2, RDS or Aurora actions `who` (credentials acting in an account) makes in
+    /// `region`; `api` is the resource type (`ec2`, `rds`, `aurora`).
     fn service_actions(
         &mut self,
         (who, account): (&Access, &AccountId),
-        service: &'static str,
+        api: &'static str,
         source_side: bool,
         cross: bool,
         region: &str,
     ) {
-        let resource = match service {
+        let resource = match api {
             "ec2" => format!("arn:aws:ec2:{region}::snapshot/*"),
+            "aurora" => format!("arn:aws:rds:{region}:{account}:cluster-snapshot:*"),
             _ => format!("arn:aws:rds:{region}:{account}:snapshot:*"),
         };
         let set = self.service.entry(who.clone()).or_default();
-        for a in service_actions(service, source_side, cross) {
+        for a in service_actions(api, source_side, cross) {
             let resource = if a.contains(":Describe") {
                 "*".to_owned()
             } else {
@@ -221,10 +226,10 @@ impl Needs {
     }
 }
 
-/// The actions of `service` on one side of a replica; the source side shares its snapshots
-/// when the replica is in another account.
-fn service_actions(service: &str, source_side: bool, cross: bool) -> Vec<&'static str> {
-    let actions: &[&'static str] = match (service, source_side) {
+/// The actions of `api` (a resource type) on one side of a replica; the source side shares
+/// its snapshots when the replica is in another account.
+fn service_actions(api: &str, source_side: bool, cross: bool) -> Vec<&'static str> {
+    let actions: &[&'static str] = match (api, source_side) {
         ("ec2", true) => &[
             "ec2:CreateSnapshots",
             "ec2:CreateTags",
@@ -237,6 +242,21 @@ fn service_actions(service: &str, source_side: bool, cross: bool) -> Vec<&'stati
             "ec2:CreateTags",
             "ec2:DescribeSnapshots",
             "ec2:DeleteSnapshot",
+        ],
+        ("aurora", true) => &[
+            "rds:CreateDBClusterSnapshot",
+            "rds:AddTagsToResource",
+            "rds:DescribeDBClusters",
+            // The members' classes, which DescribeDBClusters does not say.
+            "rds:DescribeDBInstances",
+            "rds:DescribeDBClusterSnapshots",
+            "rds:DeleteDBClusterSnapshot",
+        ],
+        ("aurora", false) => &[
+            "rds:CopyDBClusterSnapshot",
+            "rds:AddTagsToResource",
+            "rds:DescribeDBClusterSnapshots",
+            "rds:DeleteDBClusterSnapshot",
         ],
         (_, true) => &[
             "rds:CreateDBSnapshot",
@@ -252,8 +272,9 @@ fn service_actions(service: &str, source_side: bool, cross: bool) -> Vec<&'stati
             "rds:DeleteDBSnapshot",
         ],
     };
-    let share = match service {
+    let share = match api {
         "ec2" => "ec2:ModifySnapshotAttribute",
+        "aurora" => "rds:ModifyDBClusterSnapshotAttribute",
         _ => "rds:ModifyDBSnapshotAttribute",
     };
     actions
@@ -323,5 +344,6 @@ pub(super) fn source_keys(resource: &Resource) -> (&'static str, Vec<&str>) {
                 .collect(),
         ),
         Resource::Rds(d) => ("rds", d.kms_key_id.as_deref().into_iter().collect()),
+        Resource::Aurora(c) => ("rds", c.db.kms_key_id.as_deref().into_iter().collect()),
     }
 }

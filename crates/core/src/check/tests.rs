@@ -17,7 +17,7 @@ use super::principals::{Principal, assumed_role, principal_entry};
 use super::*;
 use crate::access::{self, Caller, Request, Statement, Verdict};
 use crate::ids::{AccountId, RoleArn};
-use crate::model::{DbInstance, Instance, KeyInfo, KeyManager, Resource, Volume};
+use crate::model::{DbCluster, DbInstance, Instance, KeyInfo, KeyManager, Resource, Volume};
 use crate::plan::keys::KeyProblem;
 use crate::plan::{Estate, ResolvedTarget, Workflow, plan};
 use crate::ports::{Access, KeyGrant};
@@ -500,6 +500,61 @@ fn a_cross_account_rds_replica_in_two_steps_needs_the_staging_key_and_copies_in_
             "rds:CopyDBSnapshot",
             "rds:AddTagsToResource",
             "rds:DeleteDBSnapshot",
+        ] {
+            assert!(
+                target_side.contains(&(action, snapshots.as_str())),
+                "{action} on {snapshots}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_cross_account_aurora_replica_needs_the_cluster_snapshot_actions_on_cluster_snapshots() {
+    let Resource::Rds(db) = db_instance(SOURCE_KEY) else {
+        unreachable!()
+    };
+    let cluster = Resource::Aurora(DbCluster {
+        db,
+        members: vec![],
+        engine_mode: None,
+        serverless_v2_scaling: None,
+    });
+    let p = prepared(cluster, &[cross_account_target()]);
+    let needs = Needs::of(&p);
+    let (src, tgt) = (source_access(), role(TARGET_ROLE));
+    // The keys are used through RDS, as for a DB instance.
+    assert_eq!(
+        kms_of(&needs),
+        BTreeMap::from([
+            ((tgt.clone(), SOURCE_KEY), (&src, vec!["rds"])),
+            ((tgt.clone(), TARGET_KEY), (&tgt, vec!["rds"])),
+            ((tgt.clone(), STAGING_KEY), (&tgt, vec!["rds"])),
+        ])
+    );
+    let source_snapshots = format!("arn:aws:rds:us-east-1:{SOURCE}:cluster-snapshot:*");
+    assert_eq!(
+        actions_of(&needs, &src),
+        BTreeSet::from([
+            ("rds:CreateDBClusterSnapshot", source_snapshots.as_str()),
+            ("rds:AddTagsToResource", source_snapshots.as_str()),
+            ("rds:DescribeDBClusters", "*"),
+            ("rds:DescribeDBInstances", "*"),
+            ("rds:DescribeDBClusterSnapshots", "*"),
+            ("rds:DeleteDBClusterSnapshot", source_snapshots.as_str()),
+            (
+                "rds:ModifyDBClusterSnapshotAttribute",
+                source_snapshots.as_str()
+            ),
+        ])
+    );
+    let target_side = actions_of(&needs, &tgt);
+    for region in ["us-east-1", "eu-west-1"] {
+        let snapshots = format!("arn:aws:rds:{region}:{TARGET}:cluster-snapshot:*");
+        for action in [
+            "rds:CopyDBClusterSnapshot",
+            "rds:AddTagsToResource",
+            "rds:DeleteDBClusterSnapshot",
         ] {
             assert!(
                 target_side.contains(&(action, snapshots.as_str())),

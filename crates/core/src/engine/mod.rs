@@ -259,13 +259,15 @@ async fn run_tasks(
     let plan = &prepared.plan;
     let resumed = Resumed::of(resume);
     let ended = std::sync::atomic::AtomicUsize::new(0);
-    let slots = CopySlots::watched(
+    let slots = CopySlots::watched_with_aurora(
         config.ebs_copy_slots,
         config.rds_copy_slots,
+        config.aurora_copy_slots,
         config.copy_watch.clone(),
     );
     let ebs_watch = Watcher::new(cloud, config);
     let rds_watch = Watcher::new(cloud, config);
+    let aurora_watch = Watcher::new(cloud, config);
 
     let start = |i: usize| {
         let task = &plan.tasks[i];
@@ -276,6 +278,7 @@ async fn run_tasks(
             slots: &slots,
             ebs_watch: &ebs_watch,
             rds_watch: &rds_watch,
+            aurora_watch: &aurora_watch,
             interrupt,
             session_id: recorder.session_id.as_str(),
             policy: &plan.policy,
@@ -306,6 +309,7 @@ async fn run_tasks(
         done = tasks => done,
         never = ebs_watch.run(recorder) => match never {},
         never = rds_watch.run(recorder) => match never {},
+        never = aurora_watch.run(recorder) => match never {},
     };
     resources.sort_by_key(|(i, _)| *i);
     resources.into_iter().map(|(_, r)| r).collect()
@@ -395,6 +399,7 @@ fn size_gib(resource: &Resource) -> i64 {
     match resource {
         Resource::Ec2(i) => i.volumes.iter().map(|v| i64::from(v.size_gib)).sum(),
         Resource::Rds(db) => db.size_gib.unwrap_or(0),
+        Resource::Aurora(c) => c.db.size_gib.unwrap_or(0),
     }
 }
 
@@ -453,6 +458,8 @@ async fn run_task(ctx: TaskContext<'_>, plan: &Plan, task: &TaskPlan) -> Resourc
         let done = match &task.resource {
             Resource::Ec2(instance) => replicate_ec2(&ctx, plan, instance, &replicate).await,
             Resource::Rds(db) => replicate_rds(&ctx, plan, db, &replicate).await,
+            // The same workflows, with DB cluster snapshots (workflows/rds/api.rs).
+            Resource::Aurora(cluster) => replicate_rds(&ctx, plan, &cluster.db, &replicate).await,
         };
         match done {
             Err(error) => {

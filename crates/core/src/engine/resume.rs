@@ -156,6 +156,11 @@ async fn unshare_what_it_shared(
                     .set_db_snapshot_share(access, region, id, &account, false)
                     .await
             }
+            Service::Aurora => {
+                cloud
+                    .set_db_cluster_snapshot_share(access, region, id, &account, false)
+                    .await
+            }
         };
         let share = |gone: bool| StepDetail::Share {
             service,

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::ids::AccountId;
-use crate::model::{Resource, ResourceType};
+use crate::model::{DbCluster, Resource, ResourceType};
 use crate::plan::{Decision, Plan, ResolvedTarget, TaskPlan, Workflow};
 use crate::policy::Prices;
 use crate::report::{RecordedRestorePoint, SnapshotReport};
@@ -300,7 +300,9 @@ pub fn copies(
                 }
             })
             .collect(),
-        Resource::Rds(db) => {
+        // An Aurora cluster's estimate is its AllocatedStorage, as a DB instance's (a figure
+        // that "can vary" for Aurora: API_DBClusterSnapshot.html).
+        Resource::Rds(db) | Resource::Aurora(DbCluster { db, .. }) => {
             let full = || Figure::of_gib(db.size_gib, true, Basis::AllocatedStorage);
             if *workflow == Workflow::CrossAccountRds && *two_step {
                 // The intermediate copy is made in the target account in the DB's Region,

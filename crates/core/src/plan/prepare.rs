@@ -206,12 +206,18 @@ async fn resolve_target(
             }
         },
     };
-    let has_rds = policy
+    // Workflow C's intermediate copy: for DB instances unless rds_single_step, and always for
+    // Aurora clusters, whose shared snapshots AWS copies only within their Region.
+    let needs_staging = policy
         .source
         .resources
         .iter()
-        .any(|r| r.resource_type == ResourceType::Rds);
-    let staging_keys = if has_rds && &account != source.account && !t.rds_single_step {
+        .any(|r| match r.resource_type {
+            ResourceType::Rds => !t.rds_single_step,
+            ResourceType::Aurora => true,
+            ResourceType::Ec2 => false,
+        });
+    let staging_keys = if needs_staging && &account != source.account {
         staging_keys(cloud, source, &field, t, &access, &account, problems).await?
     } else {
         BTreeMap::new()
@@ -295,11 +301,19 @@ async fn inventory(
                         .into_iter()
                         .map(Resource::Rds),
                 ),
+                ResourceType::Aurora => found.extend(
+                    cloud
+                        .find_db_clusters(source.access, region, &sel.selector)
+                        .await?
+                        .into_iter()
+                        .map(Resource::Aurora),
+                ),
             }
         }
         let kind = match sel.resource_type {
             ResourceType::Ec2 => "EC2 instance",
             ResourceType::Rds => "DB instance",
+            ResourceType::Aurora => "Aurora DB cluster",
         };
         let account = source.account;
         match &sel.selector {
@@ -346,6 +360,7 @@ async fn describe_source_keys(cloud: &dyn Cloud, access: &Access, estate: &mut E
                 .filter_map(|v| v.kms_key_id.clone())
                 .collect::<Vec<_>>(),
             Resource::Rds(d) => d.kms_key_id.iter().cloned().collect(),
+            Resource::Aurora(c) => c.db.kms_key_id.iter().cloned().collect(),
         })
         .collect();
     for arn in key_arns {

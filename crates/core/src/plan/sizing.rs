@@ -336,7 +336,7 @@ pub async fn copied(
                 continue;
             };
             let copies = match &task.resource {
-                Resource::Rds(_) => entry.copies.clone(),
+                Resource::Rds(_) | Resource::Aurora(_) => entry.copies.clone(),
                 Resource::Ec2(instance) => {
                     let mut made = Vec::new();
                     for s in &place.snapshots {

@@ -1,7 +1,7 @@
 //! One test per planner rule (see the module documentation of `plan`).
 
 use super::*;
-use crate::model::{DbInstance, Volume};
+use crate::model::{DbCluster, DbInstance, Volume};
 
 const SOURCE: &str = "111111111111";
 const OTHER: &str = "222222222222";
@@ -437,6 +437,80 @@ fn rds_across_accounts_in_the_source_region_copies_once() {
     );
 }
 
+/// The estate of one Aurora cluster, otherwise the DB `db`.
+fn aurora_estate(db: DbInstance) -> Estate {
+    let mut e = rds_estate(db.clone());
+    e.resources = vec![Resource::Aurora(DbCluster {
+        db,
+        members: vec![],
+        engine_mode: None,
+        serverless_v2_scaling: None,
+    })];
+    e
+}
+
+#[test]
+fn an_aurora_cluster_ignores_rds_single_step_and_copies_in_two_steps_saying_why() {
+    let mut t = cross_account_target(true);
+    t.rds_single_step = true;
+    let d = decision(t, &aurora_estate(db(Some(RDS_CMK))));
+    let Decision::Replicate {
+        workflow,
+        staging_kms_key_id,
+        two_step,
+        single_step,
+        notes,
+        ..
+    } = &d
+    else {
+        panic!("{d:?}")
+    };
+    assert_eq!(*workflow, Workflow::CrossAccountRds);
+    assert_eq!(
+        (staging_kms_key_id.as_deref(), two_step, single_step),
+        (Some(STAGING), &true, &false)
+    );
+    let notes = notes.join("\n");
+    assert!(notes.contains("rds_single_step"), "{notes}");
+    assert!(notes.contains("USER_CopySnapshot.html"), "{notes}");
+    assert!(notes.contains("DB cluster"), "{notes}");
+}
+
+#[test]
+fn an_aurora_cluster_under_aws_rds_across_accounts_fails_naming_the_cluster_and_the_setting() {
+    let d = decision(
+        cross_account_target(true),
+        &aurora_estate(db(Some(AWS_RDS))),
+    );
+    let Decision::Refuse { reason } = &d else {
+        panic!("{d:?}")
+    };
+    assert!(reason.contains("DB cluster orders-db"), "{reason}");
+    assert!(reason.contains("reencrypt_keys"), "{reason}");
+}
+
+#[test]
+fn an_unencrypted_cluster_is_copied_without_a_key_with_a_warning() {
+    let d = decision(
+        target(SOURCE, Some(SAME_ACCOUNT_KEY)),
+        &aurora_estate(db(None)),
+    );
+    let Decision::Replicate {
+        kms_key_id,
+        warnings,
+        ..
+    } = &d
+    else {
+        panic!("{d:?}")
+    };
+    assert_eq!(kms_key_id, &None);
+    assert!(
+        warnings.join("\n").contains("stays unencrypted"),
+        "{warnings:?}"
+    );
+    assert_eq!(d.status(), Status::Warning);
+}
+
 #[test]
 fn rds_single_step_copies_once_across_accounts_and_regions() {
     let mut t = cross_account_target(false);
@@ -475,7 +549,7 @@ fn encrypted_rds_without_target_key_is_a_warning_and_no_replica() {
 }
 
 #[test]
-fn an_aurora_member_is_skipped_with_a_warning_and_not_snapshotted() {
+fn an_aurora_member_is_skipped_naming_its_cluster_and_type_aurora() {
     let mut member = db(Some(RDS_CMK));
     member.cluster = Some("orders-cluster".into());
     let p = plan(
@@ -489,7 +563,11 @@ fn an_aurora_member_is_skipped_with_a_warning_and_not_snapshotted() {
     let Decision::Skip { reason } = &p.tasks[0].targets[0].decision else {
         panic!()
     };
-    assert!(reason.contains("Aurora"), "{reason}");
+    assert!(reason.contains("Aurora cluster orders-cluster"), "{reason}");
+    assert!(
+        reason.contains("type = \"aurora\" (ids = [\"orders-cluster\"])"),
+        "{reason}"
+    );
 }
 
 #[test]

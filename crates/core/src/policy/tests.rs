@@ -627,6 +627,32 @@ fn db_instance_identifiers_are_at_most_63_characters() {
 }
 
 #[test]
+fn aurora_clusters_are_selected_by_cluster_identifier_or_tags() {
+    let aurora = |selection: &str| {
+        format!("{SOURCE}[[source.resources]]\ntype = \"aurora\"\n{selection}\n{TARGET}")
+    };
+    let p = Policy::from_toml(&aurora("ids = [\"orders-cluster\"]")).unwrap();
+    assert_eq!(p.source.resources[0].resource_type, ResourceType::Aurora);
+    assert!(Policy::from_toml(&aurora("tags = { tier = \"gold\" }")).is_ok());
+    for bad in [
+        "orders--cluster".to_owned(),
+        "1orders".into(),
+        format!("c{}", "x".repeat(63)),
+    ] {
+        let e = errors(&aurora(&format!("ids = [\"{bad}\"]")));
+        assert_eq!(e[0].field, "source.resources[0].ids[0]", "{bad}");
+        assert!(
+            e[0].problem.contains("DB cluster identifier"),
+            "{}",
+            e[0].problem
+        );
+    }
+    let e = errors(&aurora("ids = [\"x\"]").replace("\"aurora\"", "\"docdb\""));
+    assert_eq!(e[0].field, "source.resources[0].type");
+    assert!(e[0].problem.contains("\"aurora\""), "{}", e[0].problem);
+}
+
+#[test]
 fn the_policy_name_is_1_to_64_letters_digits_hyphens_or_underscores() {
     let named = |name: &str| policy(TARGET).replace("\"nightly-dr\"", &format!("\"{name}\""));
     assert!(Policy::from_toml(&named(&"n".repeat(64))).is_ok());

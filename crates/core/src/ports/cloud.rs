@@ -21,7 +21,7 @@ use super::{
 };
 use crate::ids::AccountId;
 use crate::model::{
-    DbInstance, DbSnapshotStatus, Instance, KeyInfo, SnapshotStatus, Tag, VolumeSnapshot,
+    DbCluster, DbInstance, DbSnapshotStatus, Instance, KeyInfo, SnapshotStatus, Tag, VolumeSnapshot,
 };
 use crate::policy::Selector;
 
@@ -171,6 +171,13 @@ capabilities! {
         read "rds" "DescribeDBInstances" in region:
         fn find_db_instances(&self, access: &Access, region: &str, selector: &Selector)
             -> Vec<DbInstance>;
+
+        /// RDS `DescribeDBClusters`: Aurora DB clusters (engine `aurora-*`; the call also
+        /// lists Multi-AZ DB clusters) matching the selector. It has no tag filter: the tags
+        /// are read from each cluster's `TagList`.
+        read "rds" "DescribeDBClusters" in region:
+        fn find_db_clusters(&self, access: &Access, region: &str, selector: &Selector)
+            -> Vec<DbCluster>;
     }
 
     /// KMS keys: what a key is, and who its policy and grants admit.
@@ -262,6 +269,48 @@ capabilities! {
         /// RDS `DeleteDBSnapshot`; only ever called on a DB snapshot snaprelay made.
         change "rds" "DeleteDBSnapshot" in region:
         fn delete_db_snapshot(&self, access: &Access, region: &str, snapshot_id: &str) -> ();
+
+        /// RDS `CreateDBClusterSnapshot` of an Aurora cluster, named `snapshot_id`.
+        change "rds" "CreateDBClusterSnapshot" in region:
+        fn create_db_cluster_snapshot(
+            &self,
+            access: &Access,
+            region: &str,
+            db_cluster_id: &str,
+            snapshot_id: &str,
+            tags: &[Tag],
+        ) -> DbSnapshotStatus;
+
+        /// RDS `DescribeDBClusterSnapshots` for a batch of the caller's own DB cluster
+        /// snapshot identifiers.
+        read "rds" "DescribeDBClusterSnapshots" in region:
+        fn describe_db_cluster_snapshots(
+            &self,
+            access: &Access,
+            region: &str,
+            snapshot_ids: &[String],
+        ) -> Vec<DbSnapshotStatus>;
+
+        /// RDS `DescribeDBClusterSnapshots` of the caller's manual DB cluster snapshots that
+        /// carry `tag` (the call has no tag filter: the `TagList` is read).
+        read "rds" "DescribeDBClusterSnapshots" in region:
+        fn find_db_cluster_snapshots(&self, access: &Access, region: &str, tag: &Tag)
+            -> Vec<DbSnapshotStatus>;
+
+        /// RDS `CopyDBClusterSnapshot`, called in `region` (the destination).
+        change "rds" "CopyDBClusterSnapshot" in region:
+        fn copy_db_cluster_snapshot(
+            &self,
+            access: &Access,
+            region: &str,
+            request: &DbCopyRequest,
+        ) -> DbSnapshotStatus;
+
+        /// RDS `DeleteDBClusterSnapshot`; only ever called on a DB cluster snapshot snaprelay
+        /// made.
+        change "rds" "DeleteDBClusterSnapshot" in region:
+        fn delete_db_cluster_snapshot(&self, access: &Access, region: &str, snapshot_id: &str)
+            -> ();
     }
 
     /// Sharing snapshots with another account, and who they are shared with.
@@ -300,6 +349,24 @@ capabilities! {
         /// with (`all` when public).
         read "rds" "DescribeDBSnapshotAttributes" in region:
         fn db_snapshot_shares(&self, access: &Access, region: &str, snapshot_id: &str)
+            -> Vec<String>;
+
+        /// RDS `ModifyDBClusterSnapshotAttribute` `restore`: shares a DB cluster snapshot with
+        /// (or unshares it from) one account.
+        change "rds" "ModifyDBClusterSnapshotAttribute" in region:
+        fn set_db_cluster_snapshot_share(
+            &self,
+            access: &Access,
+            region: &str,
+            snapshot_id: &str,
+            account: &AccountId,
+            shared: bool,
+        ) -> ();
+
+        /// RDS `DescribeDBClusterSnapshotAttributes` `restore`: the accounts a DB cluster
+        /// snapshot is shared with (`all` when public).
+        read "rds" "DescribeDBClusterSnapshotAttributes" in region:
+        fn db_cluster_snapshot_shares(&self, access: &Access, region: &str, snapshot_id: &str)
             -> Vec<String>;
     }
 

@@ -54,6 +54,8 @@ impl RestoreAs {
         match resource_type {
             ResourceType::Ec2 => self != Self::Db,
             ResourceType::Rds => self == Self::Db,
+            // Restoring a cluster (RestoreDBClusterFromSnapshot and a writer) is not built yet.
+            ResourceType::Aurora => false,
         }
     }
 }

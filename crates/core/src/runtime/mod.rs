@@ -19,7 +19,7 @@ pub use interrupt::{Interrupt, InterruptHandle, Interrupted};
 pub use progress::{Progress, Record};
 pub use slots::{CopySlots, Service, SlotWatch};
 pub use throttled::{ChangeHook, Throttled};
-pub use watch::{Polled, Progressing, Urgency, WaitError, Watcher};
+pub use watch::{ClusterSnapshotStatus, Polled, Progressing, Urgency, WaitError, Watcher};
 
 /// How the engine paces itself.
 #[derive(Clone)]
@@ -37,6 +37,10 @@ pub struct EngineConfig {
     pub ebs_copy_slots: usize,
     /// RDS DB snapshot copies in progress per account and destination Region (AWS: 20).
     pub rds_copy_slots: usize,
+    /// Aurora DB cluster snapshot copies in progress per account and destination Region
+    /// (AWS: 5, "up to five snapshot copy requests in progress to a single destination Region
+    /// per account": https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_CopySnapshot.html).
+    pub aurora_copy_slots: usize,
     /// The lease the session runs under, on a store whose leases can lapse: each change is
     /// begun only while it is held.
     pub fence: Option<crate::ports::Fence>,
@@ -54,6 +58,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("poll_initial", &self.poll_initial)
             .field("ebs_copy_slots", &self.ebs_copy_slots)
             .field("rds_copy_slots", &self.rds_copy_slots)
+            .field("aurora_copy_slots", &self.aurora_copy_slots)
             .field("fence", &self.fence)
             .field("session_id", &self.session_id)
             .finish_non_exhaustive()
@@ -69,6 +74,7 @@ impl Default for EngineConfig {
             poll_horizon: Duration::from_secs(900),
             ebs_copy_slots: 20,
             rds_copy_slots: 20,
+            aurora_copy_slots: 5,
             fence: None,
             session_id: None,
             copy_watch: None,

@@ -1,6 +1,7 @@
 //! Copy slots. AWS allows a limited number of snapshot copies in flight per account and
 //! destination Region (EBS: 20, not adjustable: https://docs.aws.amazon.com/ebs/latest/userguide/ebs-copy-snapshot.html;
-//! RDS: 20 DB snapshot copies in progress: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/CHAP_Limits.html).
+//! RDS: 20 DB snapshot copies in progress: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/CHAP_Limits.html;
+//! Aurora: 5 DB cluster snapshot copies: https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_CopySnapshot.html).
 //! Each copy takes a slot here before `CopySnapshot` is called and gives it back once it has
 //! ended, so a large session queues instead of being refused. Copies made by others still
 //! count against the quota at AWS: those refusals are retried.
@@ -17,7 +18,8 @@ use tokio::sync::oneshot;
 
 use crate::ids::AccountId;
 
-/// Which copy quota: EBS snapshot copies and RDS DB snapshot copies are counted apart.
+/// Which copy quota: EBS snapshot copies, RDS DB snapshot copies and Aurora DB cluster
+/// snapshot copies are counted apart.
 pub use crate::report::Service;
 
 type PlaceKey = (Service, AccountId, String);
@@ -64,6 +66,7 @@ pub trait SlotWatch: Send + Sync {
 struct Inner {
     ebs: usize,
     rds: usize,
+    aurora: usize,
     places: Mutex<HashMap<PlaceKey, Place>>,
     watch: Option<Arc<dyn SlotWatch>>,
 }
@@ -143,12 +146,23 @@ impl CopySlots {
         Self::watched(ebs, rds, None)
     }
 
-    /// Slots whose taking and giving back is told to `watch`.
+    /// Slots whose taking and giving back is told to `watch`, with AWS's 5 Aurora copies.
     pub fn watched(ebs: usize, rds: usize, watch: Option<Arc<dyn SlotWatch>>) -> Self {
+        Self::watched_with_aurora(ebs, rds, 5, watch)
+    }
+
+    /// Like [`Self::watched`], with `aurora` DB cluster snapshot copies per place.
+    pub fn watched_with_aurora(
+        ebs: usize,
+        rds: usize,
+        aurora: usize,
+        watch: Option<Arc<dyn SlotWatch>>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 ebs: ebs.max(1),
                 rds: rds.max(1),
+                aurora: aurora.max(1),
                 places: Mutex::new(HashMap::new()),
                 watch,
             }),
@@ -159,6 +173,7 @@ impl CopySlots {
         match service {
             Service::Ebs => self.inner.ebs,
             Service::Rds => self.inner.rds,
+            Service::Aurora => self.inner.aurora,
         }
     }
 

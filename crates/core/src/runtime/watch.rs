@@ -71,6 +71,42 @@ impl Polled for DbSnapshotStatus {
     }
 }
 
+/// A DB cluster snapshot as the watcher polls it (`DescribeDBClusterSnapshots`): the same
+/// status as a DB snapshot, asked of another API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterSnapshotStatus(pub DbSnapshotStatus);
+
+impl Polled for ClusterSnapshotStatus {
+    fn describe<'a>(
+        cloud: &'a dyn Cloud,
+        access: &'a Access,
+        region: &'a str,
+        ids: &'a [String],
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Self>, CloudError>> + Send + 'a>> {
+        Box::pin(async move {
+            let found = cloud
+                .describe_db_cluster_snapshots(access, region, ids)
+                .await?;
+            Ok(found.into_iter().map(ClusterSnapshotStatus).collect())
+        })
+    }
+}
+
+impl Progressing for ClusterSnapshotStatus {
+    fn id(&self) -> &str {
+        &self.0.id
+    }
+    fn state(&self) -> SnapshotState {
+        self.0.state()
+    }
+    fn progress(&self) -> Option<u8> {
+        self.0.progress
+    }
+    fn message(&self) -> Option<&str> {
+        None
+    }
+}
+
 type Answer<S> = Result<S, WaitError>;
 
 /// Why a wait for snapshots ended without their end.

@@ -2,9 +2,8 @@
 //! waiting for snapshots to finish, retrying quota refusals.
 //!
 //! - [`ec2`]: EC2 instances: workflow A (same account) and workflow B (another account).
-//! - [`rds`]: RDS DB instances: workflow A (same account) and workflow C (another account).
-//!
-//! Aurora clusters would get a sibling module of their own.
+//! - [`rds`]: RDS DB instances and Aurora DB clusters: workflow A (same account) and workflow C
+//!   (another account), the same steps with DB snapshots or DB cluster snapshots.
 
 pub mod ec2;
 mod error;
@@ -17,15 +16,15 @@ use std::future::Future;
 use crate::config::ResourceConfig;
 use crate::ids::AccountId;
 use crate::model::{
-    DbSnapshotStatus, Resource, SnapshotKind, SnapshotStatus, Tag, tag_value, tags,
+    DbKind, DbSnapshotStatus, Resource, SnapshotKind, SnapshotStatus, Tag, tag_value, tags,
 };
 use crate::plan::{ResolvedTarget, Workflow};
 use crate::ports::{Access, Cloud, CloudError};
 use crate::report::{PlaceReport, RestorePoint, StepDetail, StepKind, StepOutcome, StepRecord};
 use crate::runtime::clock::utc_now;
 use crate::runtime::{
-    CopySlots, EngineConfig, Interrupt, Record, Service, Urgency, WaitError, Watcher, jitter,
-    next_interval,
+    ClusterSnapshotStatus, CopySlots, EngineConfig, Interrupt, Record, Service, Urgency, WaitError,
+    Watcher, jitter, next_interval,
 };
 use crate::status::Status;
 
@@ -37,6 +36,7 @@ pub struct TaskContext<'a> {
     pub slots: &'a CopySlots,
     pub ebs_watch: &'a Watcher<'a, SnapshotStatus>,
     pub rds_watch: &'a Watcher<'a, DbSnapshotStatus>,
+    pub aurora_watch: &'a Watcher<'a, ClusterSnapshotStatus>,
     pub interrupt: &'a Interrupt,
     pub session_id: &'a str,
     pub policy: &'a str,
@@ -100,6 +100,15 @@ impl TargetOutcome {
 }
 
 impl TaskContext<'_> {
+    /// Whether this task's DB is a DB instance or an Aurora cluster (a DB instance for an
+    /// EC2 task, which never asks).
+    pub fn db_kind(&self) -> DbKind {
+        match self.resource {
+            Resource::Aurora(_) => DbKind::Cluster,
+            Resource::Ec2(_) | Resource::Rds(_) => DbKind::Instance,
+        }
+    }
+
     /// Records a restore point of this task's resource in one place, with the configuration
     /// a restore from it needs (SPEC 6.1).
     pub async fn record_point(&self, kind: SnapshotKind, place: &PlaceReport) {
@@ -302,6 +311,11 @@ impl TaskContext<'_> {
                         let deleted = match service {
                             Service::Ebs => self.cloud.delete_snapshot(access, region, id).await,
                             Service::Rds => self.cloud.delete_db_snapshot(access, region, id).await,
+                            Service::Aurora => {
+                                self.cloud
+                                    .delete_db_cluster_snapshot(access, region, id)
+                                    .await
+                            }
                         };
                         match deleted {
                             // Already gone: deleted by an attempt that crashed before saying so.
@@ -350,7 +364,8 @@ impl TaskContext<'_> {
             .await
     }
 
-    /// Waits until each DB snapshot of the batch is available or failed.
+    /// Waits until each DB snapshot (DB cluster snapshot, for an Aurora cluster) of the
+    /// batch is available or failed.
     pub async fn wait_for_db_snapshots(
         &self,
         access: &Access,
@@ -358,16 +373,19 @@ impl TaskContext<'_> {
         snapshot_ids: &[String],
         urgency: Urgency,
     ) -> Result<Vec<DbSnapshotStatus>, WaitError> {
-        self.rds_watch
-            .wait(
-                self.resource.id(),
-                access,
-                region,
-                snapshot_ids,
-                urgency,
-                self.interrupt,
-            )
-            .await
+        let id = self.resource.id();
+        match self.db_kind() {
+            DbKind::Instance => {
+                self.rds_watch
+                    .wait(id, access, region, snapshot_ids, urgency, self.interrupt)
+                    .await
+            }
+            DbKind::Cluster => self
+                .aurora_watch
+                .wait(id, access, region, snapshot_ids, urgency, self.interrupt)
+                .await
+                .map(|found| found.into_iter().map(|s| s.0).collect()),
+        }
     }
 }
 

@@ -132,6 +132,15 @@ async fn prepare_restore<'a>(
     .clone();
 
     let mut messages = Vec::new();
+    if resource_type == ResourceType::Aurora {
+        return Err(AppError::invalid(format!(
+            "{} is an Aurora DB cluster: this version of snaprelay replicates Aurora clusters \
+             but does not restore them yet (restore the cluster snapshot with `aws rds \
+             restore-db-cluster-from-snapshot`, then add a writer with `aws rds \
+             create-db-instance`); nothing was restored",
+            options.resource_id
+        )));
+    }
     let restore_as = match (options.restore_as, resource_type) {
         (Some(a), t) if !a.fits(t) => {
             return Err(AppError::invalid(format!(
@@ -141,15 +150,16 @@ async fn prepare_restore<'a>(
                 match t {
                     ResourceType::Ec2 => "an EC2 instance",
                     ResourceType::Rds => "an RDS DB instance",
+                    ResourceType::Aurora => "an Aurora DB cluster",
                 },
                 match t {
                     ResourceType::Ec2 => "instance or volumes",
-                    ResourceType::Rds => "db",
+                    ResourceType::Rds | ResourceType::Aurora => "db",
                 }
             )));
         }
         (Some(a), _) => a,
-        (None, ResourceType::Rds) => RestoreAs::Db,
+        (None, ResourceType::Rds | ResourceType::Aurora) => RestoreAs::Db,
         (None, ResourceType::Ec2) => match point.point.config.as_ref().and_then(|c| c.ec2()) {
             Some(_) => RestoreAs::Instance,
             None => {

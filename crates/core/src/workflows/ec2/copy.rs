@@ -213,7 +213,7 @@ fn volume_size(ctx: &TaskContext<'_>, s: &SourceSnapshot) -> u64 {
             .iter()
             .find(|v| v.id == s.volume_id)
             .map_or(0, |v| u64::try_from(v.size_gib).unwrap_or(0)),
-        Resource::Rds(_) => 0,
+        Resource::Rds(_) | Resource::Aurora(_) => 0,
     }
 }
 

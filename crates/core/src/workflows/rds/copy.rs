@@ -1,12 +1,15 @@
-//! One `CopyDBSnapshot` into (account, Region), within the RDS copy quota, waited for until
+//! One `CopyDBSnapshot` (`CopyDBClusterSnapshot` for an Aurora cluster) into (account,
+//! Region), within the copy quota of its kind (20 RDS, 5 Aurora), waited for until
 //! `available`; a copy that fails is deleted so that nothing half-made is left.
 
 use crate::ids::AccountId;
-use crate::model::{DbSnapshotStatus, Resource};
+use crate::model::{DbKind, DbSnapshotStatus};
 use crate::ports::{Access, DbCopyRequest};
 use crate::report::{StepDetail, StepKind};
-use crate::runtime::{Service, Urgency};
+use crate::runtime::Urgency;
 use crate::workflows::{TaskContext, TaskError, one_ended_well};
+
+use super::api;
 
 pub struct DbCopy<'a> {
     pub access: &'a Access,
@@ -17,10 +20,11 @@ pub struct DbCopy<'a> {
 
 /// The DB's allocated storage in GiB (0 if unknown): larger copies get free slots first.
 fn db_size(ctx: &TaskContext<'_>) -> u64 {
-    match ctx.resource {
-        Resource::Rds(db) => db.size_gib.and_then(|g| u64::try_from(g).ok()).unwrap_or(0),
-        Resource::Ec2(_) => 0,
-    }
+    ctx.resource
+        .db()
+        .and_then(|(db, _)| db.size_gib)
+        .and_then(|g| u64::try_from(g).ok())
+        .unwrap_or(0)
 }
 
 pub async fn copy_db_snapshot(
@@ -34,17 +38,23 @@ pub async fn copy_db_snapshot(
         request,
     } = copy;
     let place = format!("{account}/{region}");
+    let kind = ctx.db_kind();
+    let service = kind.service();
+    let quota = match kind {
+        DbKind::Instance => "an RDS copy slot",
+        DbKind::Cluster => "an Aurora copy slot",
+    };
     // Held until the copy has ended: RDS counts it against the quota while it runs.
-    if !ctx.slots.available(Service::Rds, account, region) {
+    if !ctx.slots.available(service, account, region) {
         ctx.recorder.progress(
             ctx.resource.id(),
-            &format!("waiting for an RDS copy slot in {place}"),
+            &format!("waiting for {quota} in {place}"),
         );
     }
     let _slot = tokio::select! {
-        permit = ctx.slots.acquire(Service::Rds, account, region, db_size(ctx)) => permit,
+        permit = ctx.slots.acquire(service, account, region, db_size(ctx)) => permit,
         () = ctx.interrupt.raised() => {
-            return Err(TaskError::interrupted(format!("while waiting for an RDS copy slot in {place}")));
+            return Err(TaskError::interrupted(format!("while waiting for {quota} in {place}")));
         }
     };
     if ctx.interrupt.is_raised() {
@@ -69,19 +79,17 @@ pub async fn copy_db_snapshot(
                 StepKind::Copy,
                 &place,
                 |c: &DbSnapshotStatus| StepDetail::Copy {
-                    service: Service::Rds,
+                    service,
                     copy: c.arn.clone(),
                     source: request.source_arn.clone(),
                 },
                 async {
-                    ctx.retrying_quota("copy", || {
-                        ctx.cloud.copy_db_snapshot(access, region, &request)
-                    })
-                    .await
-                    .map_err(TaskError::aws(format!(
-                        "copy {} to {place}",
-                        request.source_arn
-                    )))
+                    ctx.retrying_quota("copy", || api::copy(ctx, access, region, &request))
+                        .await
+                        .map_err(TaskError::aws(format!(
+                            "copy {} to {place}",
+                            request.source_arn
+                        )))
                 },
             )
             .await?
@@ -109,9 +117,7 @@ pub async fn copy_db_snapshot(
             ..status
         }),
         Err(e) => {
-            let left = ctx
-                .discard(Service::Rds, access, region, &place, &ids)
-                .await;
+            let left = ctx.discard(service, access, region, &place, &ids).await;
             // An interrupt: say what became of the copy, once (SPEC section 5). RDS deletes only
             // an available DB snapshot, so a copy in flight may have to be left to finish.
             let e = match (e.is_interrupted(), left.is_empty()) {
@@ -151,8 +157,7 @@ pub(super) async fn existing(
         },
         async {
             let ids = [id.to_owned()];
-            ctx.cloud
-                .describe_db_snapshots(access, region, &ids)
+            api::describe(ctx, access, region, &ids)
                 .await
                 .map(|found| found.into_iter().find(|s| s.id == id))
                 .map_err(TaskError::aws(format!("look for {id} in {place}")))

@@ -19,13 +19,13 @@
 use futures_util::future::join_all;
 
 use crate::ids::AccountId;
-use crate::model::{DbSnapshotStatus, SnapshotKind};
+use crate::model::{DbKind, DbSnapshotStatus, SnapshotKind};
 use crate::ports::{Access, DbCopyRequest};
 use crate::report::StepKind;
-use crate::runtime::Service;
 use crate::status::Status;
 use crate::workflows::{Planned, TargetOutcome, TaskContext, TaskError, share_detail};
 
+use super::api;
 use super::copy::{DbCopy, copy_db_snapshot};
 use super::source::SourceDbSnapshot;
 use super::{STAGING_SUFFIX, record_replica};
@@ -121,18 +121,17 @@ async fn set_share(
     ctx.change(
         step,
         &place,
-        |_| share_detail(Service::Rds, source.shared_id(), account),
+        |_| share_detail(ctx.db_kind().service(), source.shared_id(), account),
         async {
-            let result = ctx
-                .cloud
-                .set_db_snapshot_share(
-                    ctx.source_access,
-                    region,
-                    source.shared_id(),
-                    account,
-                    shared,
-                )
-                .await;
+            let result = api::set_share(
+                ctx,
+                ctx.source_access,
+                region,
+                source.shared_id(),
+                account,
+                shared,
+            )
+            .await;
             match (result, shared) {
                 (Ok(()), _) => Ok(()),
                 (Err(e), true) => Err(TaskError::aws(format!(
@@ -141,11 +140,20 @@ async fn set_share(
                 ))(e)),
                 (Err(e), false) => Err(TaskError::Left {
                     what: format!(
-                        "DB snapshot {} is still shared with account {account}: removing the \
-                         share failed: {e}",
+                        "{} {} is still shared with account {account}: removing the share \
+                         failed: {e}",
+                        ctx.db_kind().snapshot_noun(),
                         source.shared_id()
                     ),
-                    remedy: "remove it by hand (aws rds modify-db-snapshot-attribute)".to_owned(),
+                    remedy: match ctx.db_kind() {
+                        DbKind::Instance => {
+                            "remove it by hand (aws rds modify-db-snapshot-attribute)"
+                        }
+                        DbKind::Cluster => {
+                            "remove it by hand (aws rds modify-db-cluster-snapshot-attribute)"
+                        }
+                    }
+                    .to_owned(),
                 }),
             }
         },
@@ -204,7 +212,7 @@ async fn discard_staging(
         if let Ok(copy) = copy {
             left.extend(
                 ctx.discard(
-                    Service::Rds,
+                    ctx.db_kind().service(),
                     access,
                     region,
                     &place,
@@ -260,10 +268,10 @@ async fn leftover_staging(
             continue;
         }
         let ids = vec![id];
-        match ctx.cloud.describe_db_snapshots(access, region, &ids).await {
+        match api::describe(ctx, access, region, &ids).await {
             Ok(found) if found.is_empty() => {}
             Ok(_) => left.extend(
-                ctx.discard(Service::Rds, access, region, &place, &ids)
+                ctx.discard(ctx.db_kind().service(), access, region, &place, &ids)
                     .await,
             ),
             Err(e) => left.push(TaskError::Left {
@@ -346,7 +354,7 @@ async fn final_copy(
         request: DbCopyRequest {
             source_arn: from,
             target_id: source.id.clone(),
-            kms_key_arn: p.kms_key_id.map(str::to_owned),
+            kms_key_arn: super::copy_key(ctx, source, p.kms_key_id),
             tags: ctx.tags(SnapshotKind::Replica),
         },
     };

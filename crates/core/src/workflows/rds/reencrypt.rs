@@ -12,7 +12,6 @@
 use crate::model::SnapshotKind;
 use crate::plan::Reencrypt;
 use crate::ports::DbCopyRequest;
-use crate::runtime::Service;
 
 use super::copy::{DbCopy, copy_db_snapshot};
 use super::source::SourceDbSnapshot;
@@ -59,7 +58,7 @@ pub async fn discard(ctx: &TaskContext<'_>, source: &SourceDbSnapshot) -> Vec<Ta
     let place = format!("{}/{}", ctx.source_account, source.region);
     let id = format!("{}{REENCRYPT_SUFFIX}", source.id);
     ctx.discard(
-        Service::Rds,
+        ctx.db_kind().service(),
         ctx.source_access,
         &source.region,
         &place,

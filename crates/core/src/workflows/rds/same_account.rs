@@ -31,7 +31,7 @@ pub async fn replicate(
         request: DbCopyRequest {
             source_arn: source.arn.clone(),
             target_id: source.id.clone(),
-            kms_key_arn: planned.kms_key_id.map(str::to_owned),
+            kms_key_arn: super::copy_key(ctx, source, planned.kms_key_id),
             tags: ctx.tags(SnapshotKind::Replica),
         },
     };

@@ -3,10 +3,10 @@
 
 use crate::model::{DbInstance, SnapshotKind};
 use crate::report::{PlaceReport, SnapshotOf, SnapshotReport, StepDetail, StepKind};
-use crate::runtime::{Service, Urgency};
+use crate::runtime::Urgency;
 use crate::workflows::{TaskContext, TaskError, one_ended_well};
 
-use super::snapshot_identifier;
+use super::{api, snapshot_identifier};
 
 /// The available source DB snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub async fn take_snapshot(
     let region = db.region.as_str();
     let access = ctx.source_access;
     let place = format!("{}/{region}", ctx.source_account);
-    let id = snapshot_identifier(ctx.policy, &db.id, ctx.session_id);
+    let id = snapshot_identifier(ctx.db_kind(), ctx.policy, &db.id, ctx.session_id);
 
     if let Some(recorded) = ctx.recorded(SnapshotKind::Source, ctx.source_account.as_str(), region)
         && let Some(r) = recorded.snapshots.first()
@@ -91,11 +91,14 @@ pub async fn take_snapshot(
             },
             async {
                 ctx.retrying_quota("snapshot", || {
-                    ctx.cloud
-                        .create_db_snapshot(access, region, &db.id, &id, &tags)
+                    api::create(ctx, access, region, &db.id, &id, &tags)
                 })
                 .await
-                .map_err(TaskError::aws(format!("snapshot DB instance {}", db.id)))
+                .map_err(TaskError::aws(format!(
+                    "snapshot {} {}",
+                    ctx.db_kind().db_noun(),
+                    db.id
+                )))
             },
         )
         .await?;
@@ -120,7 +123,7 @@ pub async fn take_snapshot(
         Ok(s) => s,
         Err(e) => {
             let left = ctx
-                .discard(Service::Rds, access, region, &place, &ids)
+                .discard(ctx.db_kind().service(), access, region, &place, &ids)
                 .await;
             return Err(e.then(left));
         }

@@ -1,0 +1,270 @@
+"""End-to-end: the snaprelay binary replicating Aurora DB clusters, against the patched moto.
+
+SPEC 2 "Beyond the seed" and 6.4: `type = "aurora"` selects DB clusters (ids or tags) and the
+three workflows run with DB cluster snapshots: CreateDBClusterSnapshot; in the same account a
+CopyDBClusterSnapshot by ARN into the target Region under the target key; across accounts a
+share (ModifyDBClusterSnapshotAttribute `restore`), a copy in the target account within the
+source Region under the staging key, a copy of that copy to the target Region, the
+intermediate deleted and the share removed. AWS copies a shared cluster snapshot only within
+its Region (Aurora User Guide, USER_CopySnapshot.html), and moto_ext/aurora.py refuses a
+one-step copy, so a Success proves the two steps. A cluster under `aws/rds` cannot be shared:
+without a re-encrypt key the task fails and no share is ever asked for
+(moto_ext.DB_CLUSTER_SHARE_LOG); with one, a copy under that key is shared instead.
+
+Source: the ambient account 123456789012, Region us-east-1. Target account 222222222222.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import moto_ext
+from estate import AMBIENT_ACCOUNT, Estate, run_snaprelay, tags_of_db
+from test_ec2_replicas import messages, replica_snapshots, resource, run_json, toml_str
+
+A = AMBIENT_ACCOUNT
+B = "222222222222"
+SRC = "us-east-1"
+DST = "eu-west-1"
+TARGET_ROLE = f"arn:aws:iam::{B}:role/snaprelay-target"
+
+
+@pytest.fixture
+def cluster_share_log() -> list[dict]:
+    """Every ModifyDBClusterSnapshotAttribute request during the test."""
+    return moto_ext.DB_CLUSTER_SHARE_LOG
+
+
+def aurora_policy(
+    name: str,
+    cluster: str,
+    target: dict[str, str],
+    reencrypt_key: str | None = None,
+) -> str:
+    lines = [f"name = {toml_str(name)}", "", "[source]", f'regions = ["{SRC}"]']
+    if reencrypt_key:
+        lines.append(f"reencrypt_keys = {{ {toml_str(SRC)} = {toml_str(reencrypt_key)} }}")
+    lines += ["", "[[source.resources]]", 'type = "aurora"', f"ids = [{toml_str(cluster)}]", ""]
+    lines.append("[[targets]]")
+    lines += [f"{k} = {toml_str(v)}" for k, v in target.items()]
+    return "\n".join(lines) + "\n"
+
+
+def cluster_snapshot_arn(account: str, region: str, identifier: str) -> str:
+    return f"arn:aws:rds:{region}:{account}:cluster-snapshot:{identifier}"
+
+
+def the_one(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
+    assert len(snapshots) == 1, snapshots
+    return snapshots[0]
+
+
+def kind_of(snapshot: dict[str, Any]) -> str | None:
+    return tags_of_db(snapshot).get("snaprelay:kind")
+
+
+def test_same_account_cross_region_replicates_the_cluster_under_the_target_key(
+    estate: Estate, tmp_path: Path, cluster_share_log: list[dict]
+) -> None:
+    source_key = estate.create_key(None, SRC)
+    target_key = estate.create_key(None, DST)
+    cluster = estate.create_db_cluster(None, SRC, "orders", kms_key=source_key)
+    policy = aurora_policy("e2e-aurora-same", cluster, {"region": DST, "kms_key": target_key})
+
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+
+    assert code == 0, (doc, stderr)
+    res = resource(doc, cluster)
+    assert (res["type"], res["status"]) == ("aurora", "Success"), res
+    [entry] = replica_snapshots(res, A, DST)
+    replica = the_one(estate.db_cluster_snapshots(None, DST))
+    assert entry["id"] == replica["DBClusterSnapshotArn"]
+    assert entry["kms_key_id"] == target_key == replica["KmsKeyId"]
+    assert (replica["Status"], replica["StorageEncrypted"]) == ("available", True)
+    assert kind_of(replica) == "replica"
+    source = the_one(estate.db_cluster_snapshots(None, SRC))
+    assert entry["source_id"] == source["DBClusterSnapshotArn"]
+    assert source["DBClusterIdentifier"] == cluster
+    assert kind_of(source) == "source"
+    assert len(source["DBClusterSnapshotIdentifier"]) <= 63
+    assert cluster_share_log == [], "nothing is shared within one account"
+
+    # Each restore point carries the cluster's configuration (SPEC 6.1, Aurora shape).
+    code, points, stderr = run_json(estate, policy, tmp_path, "restore-points")
+    assert code == 0 and len(points) == 2, (points, stderr)
+    for point in points:
+        config = point["config"]
+        assert (config["engine"], config["members"]) == (
+            "aurora-postgresql",
+            [{"db_instance_class": "db.r6g.large", "writer": True}],
+        ), config
+        for key in ["engine_version", "engine_mode", "port", "db_subnet_group",
+                    "db_cluster_parameter_group", "vpc_security_group_ids", "storage_type",
+                    "serverless_v2_scaling", "tags"]:
+            assert key in config, (key, config)
+
+
+def test_cross_account_cross_region_copies_in_two_steps_and_leaves_no_intermediate_or_share(
+    estate: Estate, tmp_path: Path, cluster_share_log: list[dict]
+) -> None:
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    staging_key = estate.create_key(B, SRC)
+    cluster = estate.create_db_cluster(None, SRC, "orders", kms_key=source_key)
+    target = {
+        "account": B,
+        "region": DST,
+        "role_arn": TARGET_ROLE,
+        "kms_key": target_key,
+        "staging_kms_key": staging_key,
+    }
+    policy = aurora_policy("e2e-aurora-xacct", cluster, target)
+
+    code, plan, stderr = run_json(estate, policy, tmp_path, "plan")
+    assert code == 0, (plan, stderr)
+    notes = "\n".join(str(n) for t in plan["tasks"] for p in t["targets"] for n in p.get("notes", []))
+    assert re.search(r"two steps", notes), plan
+
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+
+    assert code == 0, (doc, stderr)
+    res = resource(doc, cluster)
+    assert (res["type"], res["status"]) == ("aurora", "Success"), res
+    [entry] = replica_snapshots(res, B, DST)
+    replica = the_one(estate.db_cluster_snapshots(B, DST))
+    assert entry["id"] == replica["DBClusterSnapshotArn"]
+    assert replica["KmsKeyId"] == target_key
+    assert kind_of(replica) == "replica"
+    # The intermediate copy in the source Region is gone; the source is shared with nobody.
+    assert estate.db_cluster_snapshots(B, SRC) == []
+    source = the_one(estate.db_cluster_snapshots(None, SRC))
+    assert entry["source_id"] == source["DBClusterSnapshotArn"]
+    assert estate.db_cluster_snapshot_shares(None, SRC, source["DBClusterSnapshotIdentifier"]) == []
+    added = [e for e in cluster_share_log if e["accepted"] and e["values_to_add"]]
+    removed = [e for e in cluster_share_log if e["accepted"] and e["values_to_remove"]]
+    assert [e["values_to_add"] for e in added] == [[B]], cluster_share_log
+    assert [e["values_to_remove"] for e in removed] == [[B]], cluster_share_log
+
+
+def test_cluster_under_aws_rds_fails_across_accounts_and_is_never_shared(
+    estate: Estate, tmp_path: Path, cluster_share_log: list[dict]
+) -> None:
+    target_key = estate.create_key(B, DST)
+    staging_key = estate.create_key(B, SRC)
+    cluster = estate.create_db_cluster(None, SRC, "orders")  # aws/rds
+    target = {
+        "account": B,
+        "region": DST,
+        "role_arn": TARGET_ROLE,
+        "kms_key": target_key,
+        "staging_kms_key": staging_key,
+    }
+    policy = aurora_policy("e2e-aurora-default-key", cluster, target)
+
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+
+    assert code == 1, (doc, stderr)
+    res = resource(doc, cluster)
+    assert (res["type"], res["status"]) == ("aurora", "Failed"), res
+    text = messages(res)
+    assert "aws/rds" in text and "reencrypt_keys" in text, text
+    assert cluster_share_log == [], "no share was ever asked for"
+    assert estate.db_cluster_snapshots(B, DST) == [] and estate.db_cluster_snapshots(B, SRC) == []
+
+
+def test_cluster_under_aws_rds_reaches_another_account_through_a_copy_under_the_reencrypt_key(
+    estate: Estate, tmp_path: Path, cluster_share_log: list[dict]
+) -> None:
+    reencrypt_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    staging_key = estate.create_key(B, SRC)
+    cluster = estate.create_db_cluster(None, SRC, "orders")  # aws/rds
+    target = {
+        "account": B,
+        "region": DST,
+        "role_arn": TARGET_ROLE,
+        "kms_key": target_key,
+        "staging_kms_key": staging_key,
+    }
+    policy = aurora_policy("e2e-aurora-reencrypt", cluster, target, reencrypt_key=reencrypt_key)
+
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+
+    assert code == 0, (doc, stderr)
+    res = resource(doc, cluster)
+    assert (res["type"], res["status"]) == ("aurora", "Success"), res
+    replica = the_one(estate.db_cluster_snapshots(B, DST))
+    assert replica["KmsKeyId"] == target_key
+    assert estate.db_cluster_snapshots(B, SRC) == []
+    # Only the original is left in the source place, under aws/rds, never shared; the extra
+    # copy under the re-encrypt key was shared, then unshared and deleted.
+    source = the_one(estate.db_cluster_snapshots(None, SRC))
+    assert kind_of(source) == "source"
+    assert source["KmsKeyId"] == estate.default_rds_key(None, SRC)
+    shared = {e["snapshot_id"] for e in cluster_share_log if e["values_to_add"]}
+    assert shared and source["DBClusterSnapshotIdentifier"] not in shared, cluster_share_log
+    assert all(s.endswith("-reencrypt") for s in shared), shared
+    assert all(e["accepted"] for e in cluster_share_log), cluster_share_log
+
+
+def test_retention_deletes_older_cluster_snapshots_with_delete_db_cluster_snapshot(
+    estate: Estate, tmp_path: Path
+) -> None:
+    source_key = estate.create_key(None, SRC)
+    target_key = estate.create_key(None, DST)
+    cluster = estate.create_db_cluster(None, SRC, "orders", kms_key=source_key)
+    policy = aurora_policy("e2e-aurora-retention", cluster, {"region": DST, "kms_key": target_key})
+    policy += "\n[retention]\nreplicas = { count = 1 }\nsource = { count = 1 }\n"
+
+    first_code, first, stderr = run_json(estate, policy, tmp_path)
+    assert first_code == 0, (first, stderr)
+    second_code, second, stderr = run_json(estate, policy, tmp_path)
+    assert second_code == 0, (second, stderr)
+
+    # Only the second session's snapshots are left, in both places.
+    for account, region in [(None, SRC), (None, DST)]:
+        left = estate.db_cluster_snapshots(account, region)
+        sessions = {tags_of_db(s).get("snaprelay:session") for s in left}
+        assert sessions == {second["session_id"]}, (region, left)
+
+
+def test_a_lost_state_is_rebuilt_with_the_cluster_restore_points_and_restore_says_not_yet(
+    estate: Estate, tmp_path: Path
+) -> None:
+    source_key = estate.create_key(None, SRC)
+    target_key = estate.create_key(None, DST)
+    cluster = estate.create_db_cluster(None, SRC, "orders", kms_key=source_key)
+    policy = aurora_policy("e2e-aurora-rebuild", cluster, {"region": DST, "kms_key": target_key})
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+    assert code == 0, (doc, stderr)
+    code, before, stderr = run_json(estate, policy, tmp_path, "restore-points")
+    assert code == 0 and len(before) == 2, (before, stderr)
+    (tmp_path / "state.db").unlink()
+
+    code, stdout, stderr = run_snaprelay(
+        estate.endpoint, policy, tmp_path, "state", "rebuild", "--to", str(tmp_path / "state.db"),
+        "--output", "json",
+    )
+    assert code == 0, (stdout, stderr)
+    code, after, stderr = run_json(estate, policy, tmp_path, "restore-points")
+
+    def shape(points: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return sorted(
+            (p["resource_id"], p["kind"], p["account"], p["region"],
+             tuple(sorted(s["id"] for s in p["snapshots"])))
+            for p in points
+        )
+
+    assert shape(after) == shape(before), (before, after)
+
+    # Restoring a cluster is not built yet: invalid input, said, nothing made.
+    code, stdout, stderr = run_snaprelay(
+        estate.endpoint, policy, tmp_path, "restore", cluster, "--output", "json"
+    )
+    assert code == 2, (stdout, stderr)
+    assert "Aurora" in stdout, stdout
+    assert [c["DBClusterIdentifier"] for c in estate.rds(None, DST).describe_db_clusters()["DBClusters"]] == []
