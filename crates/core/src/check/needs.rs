@@ -121,6 +121,7 @@ impl Needs {
                     kms_key_id,
                     staging_kms_key_id,
                     two_step,
+                    reencrypt,
                     ..
                 } = &t.decision
                 else {
@@ -130,7 +131,17 @@ impl Needs {
                 let user = &target.access;
                 let cross = *workflow != Workflow::SameAccount;
                 let label = format!("{} {} to {}", task.resource_type, task.id, target.label());
-                for key in &source_keys {
+                // The default-key workaround: the target copies the copies under the
+                // re-encrypt key, which the source role makes in the source Region.
+                let keys = match reencrypt {
+                    Some(r) if cross => {
+                        needs.kms_use(source, &r.kms_key_id, source, service, &label);
+                        needs.source_copy(source, &plan.source_account, task);
+                        shared_keys(&task.resource, Some(r), &source_keys)
+                    }
+                    _ => source_keys.clone(),
+                };
+                for key in &keys {
                     needs.kms_use(user, key, source, service, &label);
                 }
                 if let Some(key) = kms_key_id {
@@ -157,6 +168,30 @@ impl Needs {
             needs.restore_actions(source, service, true);
         }
         needs
+    }
+
+    /// The workaround's copy in the source account and Region: the copy action of the
+    /// resource's API on its snapshots there.
+    fn source_copy(&mut self, who: &Access, account: &AccountId, task: &crate::plan::TaskPlan) {
+        let region = &task.region;
+        let (action, resource) = match task.resource_type.as_str() {
+            "ec2" => (
+                "ec2:CopySnapshot",
+                format!("arn:aws:ec2:{region}::snapshot/*"),
+            ),
+            "aurora" => (
+                "rds:CopyDBClusterSnapshot",
+                format!("arn:aws:rds:{region}:{account}:cluster-snapshot:*"),
+            ),
+            _ => (
+                "rds:CopyDBSnapshot",
+                format!("arn:aws:rds:{region}:{account}:snapshot:*"),
+            ),
+        };
+        self.service
+            .entry(who.clone())
+            .or_default()
+            .insert((action.to_owned(), resource));
     }
 
     /// What `restore` and `drill` call with `who` for resources of `service`.
@@ -288,20 +323,7 @@ pub(super) fn cross_account_source_keys(prepared: &Prepared) -> BTreeMap<SourceK
             {
                 let target = &prepared.plan.targets[t.target];
                 let label = format!("{} {} to {}", task.resource_type, task.id, target.label());
-                // The default-key workaround shares copies under the re-encrypt key: that key
-                // is the one the target must be let use, not aws/ebs.
-                let keys: Vec<&str> = match (reencrypt, &task.resource) {
-                    (Some(r), Resource::Ec2(i)) => i
-                        .volumes
-                        .iter()
-                        .filter_map(|v| match r.volumes.contains(&v.id) {
-                            true => Some(r.kms_key_id.as_str()),
-                            false => v.kms_key_id.as_deref(),
-                        })
-                        .collect(),
-                    (Some(r), _) => vec![r.kms_key_id.as_str()],
-                    (None, _) => keys.clone(),
-                };
+                let keys = shared_keys(&task.resource, reencrypt.as_ref(), &keys);
                 for key in &keys {
                     uses.entry((target.access.clone(), (*key).to_owned(), service))
                         .or_insert_with(|| Purpose::new(key, &prepared.source_access))
@@ -311,6 +333,28 @@ pub(super) fn cross_account_source_keys(prepared: &Prepared) -> BTreeMap<SourceK
         }
     }
     uses
+}
+
+/// The keys of the snapshots a target copies from another account: the source keys, except
+/// that the default-key workaround shares copies under the re-encrypt key, which is then the
+/// key the target must be let use, not aws/ebs or aws/rds.
+fn shared_keys<'a>(
+    resource: &'a Resource,
+    reencrypt: Option<&'a crate::plan::Reencrypt>,
+    keys: &[&'a str],
+) -> Vec<&'a str> {
+    match (reencrypt, resource) {
+        (Some(r), Resource::Ec2(i)) => i
+            .volumes
+            .iter()
+            .filter_map(|v| match r.volumes.contains(&v.id) {
+                true => Some(r.kms_key_id.as_str()),
+                false => v.kms_key_id.as_deref(),
+            })
+            .collect(),
+        (Some(r), _) => vec![r.kms_key_id.as_str()],
+        (None, _) => keys.to_vec(),
+    }
 }
 
 /// The service of a resource and the keys of its snapshots.
