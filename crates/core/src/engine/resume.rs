@@ -203,9 +203,14 @@ async fn unshare_what_it_shared(
 /// credentials left with the target, so they can only be named.
 fn copies_in_removed_places(plan: &Plan, progress: &SessionProgress) -> Vec<String> {
     let mut messages = Vec::new();
-    // The places the plan copies into: each target, and for RDS across accounts each target
-    // account in each source Region (the intermediate copy).
-    let mut places: HashSet<String> = HashSet::new();
+    // The places the plan copies into: each target, for RDS across accounts each target
+    // account in each source Region (the intermediate copy), and the source account in each
+    // source Region (the default-key workaround's copy under the re-encrypt key).
+    let mut places: HashSet<String> = plan
+        .tasks
+        .iter()
+        .map(|task| format!("{}/{}", plan.source_account, task.region))
+        .collect();
     for t in &plan.targets {
         places.insert(format!("{}/{}", t.account, t.region));
         for task in &plan.tasks {
