@@ -268,3 +268,49 @@ def test_a_lost_state_is_rebuilt_with_the_cluster_restore_points_and_restore_say
     assert code == 2, (stdout, stderr)
     assert "Aurora" in stdout, stdout
     assert [c["DBClusterIdentifier"] for c in estate.rds(None, DST).describe_db_clusters()["DBClusters"]] == []
+
+
+# CreateDBClusterSnapshot, the copy under the re-encrypt key, share, the intermediate copy,
+# unshare, the copy to the target Region, delete the intermediate, delete the re-encrypt copy.
+AURORA_WORKAROUND_SIDE_EFFECTS = 8
+
+
+@pytest.mark.parametrize("n", range(1, AURORA_WORKAROUND_SIDE_EFFECTS + 1))
+def test_a_cluster_workaround_run_killed_after_any_change_is_resumed_to_the_same_end(
+    estate: Estate, tmp_path: Path, cluster_share_log: list[dict], n: int
+) -> None:
+    from test_crash import aborted_run
+
+    reencrypt_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    staging_key = estate.create_key(B, SRC)
+    cluster = estate.create_db_cluster(None, SRC, "orders")  # aws/rds
+    target = {
+        "account": B,
+        "region": DST,
+        "role_arn": TARGET_ROLE,
+        "kms_key": target_key,
+        "staging_kms_key": staging_key,
+    }
+    policy = aurora_policy("e2e-aurora-crash", cluster, target, reencrypt_key=reencrypt_key)
+    session = aborted_run(estate, policy, tmp_path, n)
+
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+
+    assert code == 0, (doc, stderr)
+    assert (doc["session_id"], doc["status"]) == (session, "Success"), doc
+    code, points, _ = run_json(estate, policy, tmp_path, "restore-points")
+    recorded = {s["id"] for p in points for s in p["snapshots"]}
+    in_aws = {
+        s["DBClusterSnapshotArn"]
+        for account, region in [(None, SRC), (B, SRC), (None, DST), (B, DST)]
+        for s in estate.db_cluster_snapshots(account, region)
+    }
+    assert in_aws == recorded, "no duplicate, no intermediate, no re-encrypt copy left"
+    assert len(recorded) == 2, points
+    [source] = estate.db_cluster_snapshots(None, SRC)
+    assert estate.db_cluster_snapshot_shares(None, SRC, source["DBClusterSnapshotIdentifier"]) == []
+    shared = {e["snapshot_id"] for e in cluster_share_log if e["values_to_add"]}
+    assert all(s.endswith("-reencrypt") for s in shared), "the original is never shared"
+    code, gc, _ = run_json(estate, policy, tmp_path, "gc")
+    assert code == 0 and gc["found"] == [], gc

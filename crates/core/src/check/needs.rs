@@ -142,8 +142,11 @@ impl Needs {
                     for key in source_keys.iter().chain([&r.kms_key_id.as_str()]) {
                         needs.kms_use(source, key, source, service, &what);
                     }
+                    // The copy and its deletion are the resource type's API calls (an Aurora
+                    // cluster's are DB cluster snapshot calls).
                     let source_side = (source, &plan.source_account);
-                    needs.service_actions(source_side, service, false, false, &task.region);
+                    let api = task.resource_type.as_str();
+                    needs.service_actions(source_side, api, false, false, &task.region);
                 }
                 if let Some(key) = kms_key_id {
                     needs.kms_use(user, key, user, service, &label);

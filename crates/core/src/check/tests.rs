@@ -565,6 +565,73 @@ fn a_cross_account_aurora_replica_needs_the_cluster_snapshot_actions_on_cluster_
 }
 
 #[test]
+fn the_default_key_workaround_needs_the_reencrypt_key_and_a_copy_in_the_source() {
+    const AWS_RDS: &str =
+        "arn:aws:kms:us-east-1:111111111111:key/66666666-6666-6666-6666-666666666666";
+    const SHARE_KEY: &str =
+        "arn:aws:kms:us-east-1:111111111111:key/88888888-8888-8888-8888-888888888888";
+    let Resource::Rds(db) = db_instance(AWS_RDS) else {
+        unreachable!()
+    };
+    let cluster = Resource::Aurora(DbCluster {
+        db,
+        members: vec![],
+        engine_mode: None,
+        serverless_v2_scaling: None,
+    });
+    let mut p = prepared(cluster.clone(), &[cross_account_target()]);
+    let mut estate = Estate {
+        resources: vec![cluster],
+        ..Estate::default()
+    };
+    estate
+        .keys
+        .insert(AWS_RDS.into(), key(AWS_RDS, KeyManager::Aws));
+    estate
+        .reencrypt_keys
+        .insert("us-east-1".into(), key(SHARE_KEY, KeyManager::Customer));
+    p.plan = plan("dr", &account(SOURCE), &p.plan.targets, &estate, vec![]);
+    assert!(matches!(
+        &p.plan.tasks[0].targets[0].decision,
+        Decision::Replicate {
+            reencrypt: Some(_),
+            ..
+        }
+    ));
+    let needs = Needs::of(&p);
+    let (src, tgt) = (source_access(), role(TARGET_ROLE));
+    let kms = kms_of(&needs);
+    // The target uses the re-encrypt key, never aws/rds; the source copies under it.
+    assert!(
+        kms.contains_key(&(tgt.clone(), SHARE_KEY)),
+        "{:?}",
+        kms.keys()
+    );
+    assert!(
+        !kms.contains_key(&(tgt.clone(), AWS_RDS)),
+        "{:?}",
+        kms.keys()
+    );
+    assert!(
+        kms.contains_key(&(src.clone(), SHARE_KEY)),
+        "{:?}",
+        kms.keys()
+    );
+    let source_snapshots = format!("arn:aws:rds:us-east-1:{SOURCE}:cluster-snapshot:*");
+    assert!(
+        actions_of(&needs, &src)
+            .contains(&("rds:CopyDBClusterSnapshot", source_snapshots.as_str()))
+    );
+    // The preflight of run looks at the same key.
+    let uses = cross_account_source_keys(&p);
+    assert!(
+        uses.keys().all(|(_, k, _)| k == SHARE_KEY),
+        "{:?}",
+        uses.keys()
+    );
+}
+
+#[test]
 fn a_cross_account_rds_replica_in_one_step_needs_no_staging_key() {
     let mut t = cross_account_target();
     t.rds_single_step = true;
