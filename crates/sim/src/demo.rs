@@ -4,7 +4,7 @@
 //! - Account 111111111111 (the source, the ambient credentials): `web-1` (two volumes) and
 //!   `web-2` under the customer managed key `alias/app-data`, `legacy-app` under the AWS managed
 //!   `aws/ebs` key, DB `orders` under `alias/app-data` and DB `billing` under `aws/rds`, all in
-//!   us-east-1; `alias/share` in us-east-1 (the default-key workaround's re-encrypt key, its
+//!   us-east-1, and the Aurora PostgreSQL cluster `ledger` under `alias/app-data`; `alias/share` in us-east-1 (the default-key workaround's re-encrypt key, its
 //!   policy admitting the vault account); a key `alias/dr-west` in us-west-2.
 //! - Account 222222222222 (the vault), reached through a role: a key `alias/vault` in
 //!   eu-west-1. `alias/app-data`'s key policy admits the vault account.
@@ -146,6 +146,16 @@ pub fn estate() -> (SimCloud, Vec<Scenario>) {
         db("billing", 50, Encryption::DefaultKey),
     );
 
+    cloud.add_db_cluster(
+        &source,
+        "us-east-1",
+        DbSpec {
+            engine: "aurora-postgresql".into(),
+            tags: vec![],
+            ..db("ledger", 100, app())
+        },
+    );
+
     let scenarios = vec![
         Scenario {
             title: "Same account, another Region, with a target key",
@@ -234,6 +244,27 @@ kms_key = "{vault_key}"
             why: "legacy-app (aws/ebs) and billing (aws/rds) reach the vault: each snapshot is \
                   first copied in the source account under alias/share, the copy is shared and \
                   copied, then deleted; the originals are never shared",
+        },
+        Scenario {
+            title: "An Aurora cluster to another account and Region",
+            policy: format!(
+                r#"name = "vault-aurora"
+[source]
+regions = ["us-east-1"]
+[[source.resources]]
+type = "aurora"
+ids = ["ledger"]
+[[targets]]
+account = "{VAULT_ACCOUNT}"
+region = "eu-west-1"
+role_arn = "arn:aws:iam::{VAULT_ACCOUNT}:role/snaprelay-target"
+kms_key = "{vault_key}"
+"#
+            ),
+            expected: Status::Success,
+            why: "a DB cluster snapshot of ledger, shared, copied into the vault in the source \
+                  Region, then to eu-west-1 (AWS copies a shared cluster snapshot only within \
+                  its Region), the intermediate copy deleted and the share removed",
         },
     ];
     (cloud, scenarios)
