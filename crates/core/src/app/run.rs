@@ -71,115 +71,121 @@ pub async fn run_policy(
     let Some(lease) = hold_policy(app, &policy.name, true).await? else {
         return Err(still_running(store, &policy.name).await);
     };
-    let resume = to_resume(store, &policy.name, request.resume.as_ref()).await?;
-    let cloud = app.cloud.as_ref();
-    let mut prepared = crate::engine::prepare(cloud, policy)
-        .await
-        .map_err(|e| AppError::of_prepare(e, "nothing was changed"))?;
-    // Which EBS copies will be incremental is decided against the replicas made before this
-    // session; the sizes are measured once the copies are made.
-    let options = sizing::Options {
-        predict: false,
-        skip_session: resume.as_ref().map(|p| p.session_id.as_str()),
-    };
-    sizing::estimate(cloud, store, &mut prepared, &policy.prices, options).await;
-    // The lease holds within this store; AWS shows a session of another store.
-    super::guard::no_other_state_runs(cloud, store, &prepared, &policy.source.regions).await?;
-    // The keys' policies and the target roles' IAM policies, checked as `check` does: a
-    // replica that AWS would surely fail is refused now, with the fix, not hours later.
-    let refused = crate::check::preflight(cloud, &mut prepared).await;
-    if refused > 0 {
-        progress.notice(&format!(
-            "snaprelay: the preflight check refused {refused} replica(s) whose source key the \
-             target cannot use; each says why and how to fix it (snaprelay check shows all)"
-        ));
-    }
-    if let Some(p) = &resume {
-        progress.notice(&format!(
-            "snaprelay: resuming session {} of policy {} (started {}, interrupted): {} of its \
-             tasks had ended, {} had begun and are taken up where AWS shows them; no new \
-             session is started",
-            p.session_id,
-            p.policy,
-            p.started_at,
-            p.tasks.len(),
-            p.started().len().saturating_sub(p.tasks.len())
-        ));
-    }
-    // On a store whose leases lapse, each change is begun only while the lease is still ours.
-    let engine = EngineConfig {
-        fence: lease.ttl.map(|_| lease.fence()),
-        ..request.engine.clone()
-    };
-    let session = run_session(
-        cloud,
-        store,
-        progress,
-        &engine,
-        interrupt,
-        &prepared,
-        resume.as_ref(),
-    );
-    // A lease that expires (a shared database) is renewed while the session runs; one that is
-    // lost stops the session where it stands, as a crash would: the worker that took the lease
-    // over resumes it from its recorded steps.
-    let report = match lease.ttl {
-        None => session.await?,
-        Some(ttl) => tokio::select! {
-            report = session => report?,
-            lost = keep(store, &lease, ttl) => return Err(lost),
-        },
-    };
+    // Everything from here to the end runs under the lease: planning a large estate and the
+    // retention after the session can take longer than its TTL. A lease that expires (a
+    // shared database) is renewed all along; one that is lost stops the run where it stands,
+    // as a crash would: the worker that took the lease over resumes it from its recorded steps,
+    // and no retention of this run overlaps its session.
+    let work = async {
+        let resume = to_resume(store, &policy.name, request.resume.as_ref()).await?;
+        let cloud = app.cloud.as_ref();
+        let mut prepared = crate::engine::prepare(cloud, policy)
+            .await
+            .map_err(|e| AppError::of_prepare(e, "nothing was changed"))?;
+        // Which EBS copies will be incremental is decided against the replicas made before this
+        // session; the sizes are measured once the copies are made.
+        let options = sizing::Options {
+            predict: false,
+            skip_session: resume.as_ref().map(|p| p.session_id.as_str()),
+        };
+        sizing::estimate(cloud, store, &mut prepared, &policy.prices, options).await;
+        // The lease holds within this store; AWS shows a session of another store.
+        super::guard::no_other_state_runs(cloud, store, &prepared, &policy.source.regions).await?;
+        // The keys' policies and the target roles' IAM policies, checked as `check` does: a
+        // replica that AWS would surely fail is refused now, with the fix, not hours later.
+        let refused = crate::check::preflight(cloud, &mut prepared).await;
+        if refused > 0 {
+            progress.notice(&format!(
+                "snaprelay: the preflight check refused {refused} replica(s) whose source key the \
+                 target cannot use; each says why and how to fix it (snaprelay check shows all)"
+            ));
+        }
+        if let Some(p) = &resume {
+            progress.notice(&format!(
+                "snaprelay: resuming session {} of policy {} (started {}, interrupted): {} of its \
+                 tasks had ended, {} had begun and are taken up where AWS shows them; no new \
+                 session is started",
+                p.session_id,
+                p.policy,
+                p.started_at,
+                p.tasks.len(),
+                p.started().len().saturating_sub(p.tasks.len())
+            ));
+        }
+        // On a store whose leases lapse, each change is begun only while the lease is still ours.
+        let engine = EngineConfig {
+            fence: lease.ttl.map(|_| lease.fence()),
+            ..request.engine.clone()
+        };
+        let session = run_session(
+            cloud,
+            store,
+            progress,
+            &engine,
+            interrupt,
+            &prepared,
+            resume.as_ref(),
+        );
+        let report = session.await?;
 
-    // Measured before retention, which may delete the source snapshot a copy is compared with.
-    let copied = sizing::copied(cloud, &prepared, &report, &policy.prices).await;
-    if let Some(watch) = &request.engine.copy_watch {
-        for r in &copied.replicas {
-            for c in &r.copies {
-                if let Some(bytes) = c.estimate.bytes {
-                    watch.copied(r.resource_type.service(), &c.account, &c.region, bytes);
+        // Measured before retention, which may delete the source snapshot a copy is compared with.
+        let copied = sizing::copied(cloud, &prepared, &report, &policy.prices).await;
+        if let Some(watch) = &request.engine.copy_watch {
+            for r in &copied.replicas {
+                for c in &r.copies {
+                    if let Some(bytes) = c.estimate.bytes {
+                        watch.copied(r.resource_type.service(), &c.account, &c.region, bytes);
+                    }
                 }
             }
         }
-    }
-    let phases = match store.steps(&report.session_id).await {
-        Ok(steps) => Phases::of(&steps),
-        Err(e) => {
-            tracing::warn!(error = %e, "the session's steps could not be read back for its phases");
-            Phases::default()
-        }
-    };
+        let phases = match store.steps(&report.session_id).await {
+            Ok(steps) => Phases::of(&steps),
+            Err(e) => {
+                tracing::warn!(error = %e, "the session's steps could not be read back for its phases");
+                Phases::default()
+            }
+        };
 
-    // Retention after the session, unless it was interrupted: the new restore points are
-    // recorded by now, and the newest of each place is never deleted.
-    let retention = if policy.retention == Default::default() || interrupt.is_raised() {
-        None
-    } else {
-        // `now` was read at the start (or injected): move it on by the session's length.
-        let now = request.now + started.elapsed().as_secs();
-        let accesses = Accesses::of_plan(&prepared, &policy.source.regions);
-        Some(
-            retention::apply(
-                cloud,
-                store,
-                &policy.name,
-                &policy.retention,
-                &accesses,
-                now,
-                false,
+        // Retention after the session, unless it was interrupted: the new restore points are
+        // recorded by now, and the newest of each place is never deleted.
+        let retention = if policy.retention == Default::default() || interrupt.is_raised() {
+            None
+        } else {
+            // `now` was read at the start (or injected): move it on by the session's length.
+            let now = request.now + started.elapsed().as_secs();
+            let accesses = Accesses::of_plan(&prepared, &policy.source.regions);
+            Some(
+                retention::apply(
+                    cloud,
+                    store,
+                    &policy.name,
+                    &policy.retention,
+                    &accesses,
+                    now,
+                    false,
+                )
+                .await?,
             )
-            .await?,
-        )
+        };
+        Ok::<_, AppError>(RunOutcome {
+            report,
+            resumed: resume.is_some(),
+            retention,
+            refused,
+            copied,
+            phases,
+        })
+    };
+    let outcome = match lease.ttl {
+        None => work.await?,
+        Some(ttl) => tokio::select! {
+            outcome = work => outcome?,
+            lost = keep(store, &lease, ttl) => return Err(lost),
+        },
     };
     store.release_lease(lease).await?;
-    Ok(RunOutcome {
-        report,
-        resumed: resume.is_some(),
-        retention,
-        refused,
-        copied,
-        phases,
-    })
+    Ok(outcome)
 }
 
 /// Renews `lease` every third of its TTL for as long as it is polled; the error that ends it.
