@@ -76,24 +76,37 @@ pub fn split_url(url: &str) -> Result<TlsUrl, String> {
         Some((b, q)) => (b, q),
         None => (url, ""),
     };
-    let mut mode = TlsMode::Prefer;
+    let mut mode = None;
     let mut root_cert = None;
     let mut kept = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
             "sslmode" => {
-                mode = TlsMode::parse(value).ok_or_else(|| {
+                mode = Some(TlsMode::parse(value).ok_or_else(|| {
                     format!(
                         "sslmode={value:?} is not a TLS mode: use disable, prefer, require, \
                          verify-ca or verify-full"
                     )
-                })?;
+                })?);
             }
             "sslrootcert" => root_cert = Some(percent_decoded(value)),
             _ => kept.push(pair),
         }
     }
+    // libpq: with sslrootcert=system the default is verify-full and a weaker mode is an
+    // error, since any publicly trusted certificate would do for anyone who holds one.
+    let mode = match (mode, root_cert.as_deref()) {
+        (None, Some("system")) => TlsMode::VerifyFull,
+        (Some(m), Some("system")) if m != TlsMode::VerifyFull => {
+            return Err(
+                "sslrootcert=system trusts every public CA: it needs sslmode=verify-full (the \
+                 default with it), which also checks the host name"
+                    .to_owned(),
+            );
+        }
+        (m, _) => m.unwrap_or(TlsMode::Prefer),
+    };
     let driver_url = if kept.is_empty() {
         base.to_owned()
     } else {
@@ -139,9 +152,11 @@ pub fn client_config(
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("cannot set up TLS: {e}"))?;
-    // libpq's `require` with a root certificate given checks the chain (`verify-ca`).
+    // libpq's `require` with a root certificate, given or at its default place, checks the
+    // chain (`verify-ca`).
     let mode = match (mode, root_cert) {
         (TlsMode::Require, Some(_)) => TlsMode::VerifyCa,
+        (TlsMode::Require, None) if default_root_cert().exists() => TlsMode::VerifyCa,
         (m, _) => m,
     };
     let verifier: Arc<dyn ServerCertVerifier> = match mode {
@@ -183,10 +198,7 @@ fn roots(root_cert: Option<&str>) -> Result<RootCertStore, String> {
     let path = match root_cert {
         Some(p) => PathBuf::from(p),
         None => {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            let default = home.join(".postgresql/root.crt");
+            let default = default_root_cert();
             if !default.exists() {
                 return Err(format!(
                     "verifying the server's certificate needs its CA: add \
@@ -213,6 +225,14 @@ fn roots(root_cert: Option<&str>) -> Result<RootCertStore, String> {
         ));
     }
     Ok(store)
+}
+
+/// libpq's default root certificate file: `~/.postgresql/root.crt`.
+fn default_root_cert() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+        .join(".postgresql/root.crt")
 }
 
 /// `prefer` and `require` without a CA: the connection is encrypted, the server not
@@ -335,6 +355,24 @@ mod tests {
             bad.contains("allow-ish") && bad.contains("verify-full"),
             "{bad}"
         );
+    }
+
+    #[test]
+    fn the_system_cas_go_with_verify_full_only() {
+        let u = split_url("postgres://h/db?sslrootcert=system").unwrap();
+        assert_eq!(
+            u.mode,
+            TlsMode::VerifyFull,
+            "verify-full by default with it"
+        );
+        for weaker in ["prefer", "require", "verify-ca", "disable"] {
+            let e = split_url(&format!(
+                "postgres://h/db?sslmode={weaker}&sslrootcert=system"
+            ))
+            .unwrap_err();
+            assert!(e.contains("verify-full"), "{weaker}: {e}");
+        }
+        assert!(split_url("postgres://h/db?sslmode=verify-full&sslrootcert=system").is_ok());
     }
 
     #[test]

@@ -21,12 +21,28 @@ pub fn redacted_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    match rest.rsplit_once('@') {
+    let shown = match rest.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split(':').next().unwrap_or_default();
             format!("{scheme}://{user}:***@{host}")
         }
         None => url.to_owned(),
+    };
+    // A password may also come as a query parameter (`?password=...`, as libpq takes it).
+    match shown.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", query.join("&"))
+        }
+        None => shown,
     }
 }
 
@@ -219,5 +235,9 @@ mod tests {
         assert_eq!(redacted_url("http://u:p@ss@h"), "http://u:***@h");
         assert_eq!(redacted_url("http://127.0.0.1:9"), "http://127.0.0.1:9");
         assert_eq!(redacted_url("not a url"), "not a url");
+        assert_eq!(
+            redacted_url("postgres://u@db/x?sslmode=require&password=hunter2&Password=x"),
+            "postgres://u:***@db/x?sslmode=require&password=***&Password=***"
+        );
     }
 }
