@@ -551,16 +551,8 @@ async fn replicate_ec2(
     // The extra copies go once every target has copied them (an interrupted session leaves
     // them to its resume, which takes them up, or to gc).
     if !extra.is_empty() && !ctx.interrupt.is_raised() {
-        for left in reencrypt::discard(ctx, &extra).await {
-            for o in outcomes.iter_mut().filter(|o| {
-                replicate
-                    .iter()
-                    .any(|p| p.target.index == o.target && p.reencrypt.is_some())
-            }) {
-                o.status = Status::Failed;
-                o.messages.push(left.to_string());
-            }
-        }
+        let left = reencrypt::discard(ctx, &extra).await;
+        fail_reencrypted(&mut outcomes, replicate, &left);
     }
     let place = PlaceReport {
         account: plan.source_account.to_string(),
@@ -607,16 +599,8 @@ async fn replicate_rds(
     )
     .await;
     if reencrypt.is_some() && !ctx.interrupt.is_raised() {
-        for left in reencrypt::discard(ctx, &source).await {
-            for o in outcomes.iter_mut().filter(|o| {
-                replicate
-                    .iter()
-                    .any(|p| p.target.index == o.target && p.reencrypt.is_some())
-            }) {
-                o.status = Status::Failed;
-                o.messages.push(left.to_string());
-            }
-        }
+        let left = reencrypt::discard(ctx, &source).await;
+        fail_reencrypted(&mut outcomes, replicate, &left);
     }
     let place = PlaceReport {
         account: plan.source_account.to_string(),
@@ -624,6 +608,22 @@ async fn replicate_rds(
         snapshots: vec![source.report()],
     };
     Ok((place, outcomes))
+}
+
+/// The default-key workaround's extra copies that could not be deleted fail every target that
+/// copied from them (EBS and RDS alike), saying what is left.
+fn fail_reencrypted(outcomes: &mut [TargetOutcome], replicate: &[Planned<'_>], left: &[TaskError]) {
+    if left.is_empty() {
+        return;
+    }
+    for o in outcomes.iter_mut().filter(|o| {
+        replicate
+            .iter()
+            .any(|p| p.target.index == o.target && p.reencrypt.is_some())
+    }) {
+        o.status = Status::Failed;
+        o.messages.extend(left.iter().map(ToString::to_string));
+    }
 }
 
 /// Resuming: whether every cross-account replica of the task is recorded already (then no
