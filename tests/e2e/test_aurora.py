@@ -17,14 +17,16 @@ Source: the ambient account 123456789012, Region us-east-1. Target account 22222
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import moto_ext
-from estate import AMBIENT_ACCOUNT, Estate, run_snaprelay, tags_of_db
+from estate import AMBIENT_ACCOUNT, Estate, run_snaprelay, snaprelay_bin, snaprelay_env, tags_of_db
 from test_ec2_replicas import messages, replica_snapshots, resource, run_json, toml_str
+from test_restore import snaprelay
 
 A = AMBIENT_ACCOUNT
 B = "222222222222"
@@ -232,7 +234,7 @@ def test_retention_deletes_older_cluster_snapshots_with_delete_db_cluster_snapsh
         assert sessions == {second["session_id"]}, (region, left)
 
 
-def test_a_lost_state_is_rebuilt_with_the_cluster_restore_points_and_restore_says_not_yet(
+def test_a_lost_state_is_rebuilt_with_the_cluster_restore_points_and_restore_says_what_is_missing(
     estate: Estate, tmp_path: Path
 ) -> None:
     source_key = estate.create_key(None, SRC)
@@ -261,12 +263,13 @@ def test_a_lost_state_is_rebuilt_with_the_cluster_restore_points_and_restore_say
 
     assert shape(after) == shape(before), (before, after)
 
-    # Restoring a cluster is not built yet: invalid input, said, nothing made.
+    # A rebuilt point has no configuration, and RestoreDBClusterFromSnapshot needs the engine:
+    # invalid input, said, nothing made.
     code, stdout, stderr = run_snaprelay(
         estate.endpoint, policy, tmp_path, "restore", cluster, "--output", "json"
     )
     assert code == 2, (stdout, stderr)
-    assert "Aurora" in stdout, stdout
+    assert "without the cluster's configuration" in stdout, stdout
     assert [c["DBClusterIdentifier"] for c in estate.rds(None, DST).describe_db_clusters()["DBClusters"]] == []
 
 
@@ -314,3 +317,161 @@ def test_a_cluster_workaround_run_killed_after_any_change_is_resumed_to_the_same
     assert all(s.endswith("-reencrypt") for s in shared), "the original is never shared"
     code, gc, _ = run_json(estate, policy, tmp_path, "gc")
     assert code == 0 and gc["found"] == [], gc
+
+
+# ------------------------------------------------------------------ restore and drill
+
+
+def replicated_cross_account(estate: Estate, tmp_path: Path, name: str) -> tuple[str, str]:
+    """A cluster with its writer (db.r6g.large), replicated to account B in DST; (cluster
+    identifier, policy text)."""
+    source_key = estate.create_key(None, SRC, allow_accounts=[B])
+    target_key = estate.create_key(B, DST)
+    staging_key = estate.create_key(B, SRC)
+    cluster = estate.create_db_cluster(None, SRC, "orders", kms_key=source_key)
+    target = {
+        "account": B,
+        "region": DST,
+        "role_arn": TARGET_ROLE,
+        "kms_key": target_key,
+        "staging_kms_key": staging_key,
+    }
+    policy = aurora_policy(name, cluster, target)
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+    assert code == 0 and doc["status"] == "Success", (doc, stderr)
+    return cluster, policy
+
+
+def clusters_and_dbs(estate: Estate, account: str, region: str) -> tuple[list[str], list[str]]:
+    rds = estate.rds(account, region)
+    return (
+        sorted(c["DBClusterIdentifier"] for c in rds.describe_db_clusters()["DBClusters"]),
+        sorted(d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]),
+    )
+
+
+def test_restore_a_cluster_from_a_cross_account_replica_adds_a_writer_of_the_recorded_class(
+    estate: Estate, tmp_path: Path
+) -> None:
+    cluster, policy = replicated_cross_account(estate, tmp_path, "e2e-aurora-restore")
+    replica = the_one(estate.db_cluster_snapshots(B, DST))
+
+    code, doc, stderr = snaprelay(estate, policy, tmp_path, "restore", cluster, "--name", "orders-dr")
+
+    assert code == 0, (doc, stderr)
+    assert doc["status"] == "Success", doc
+    assert doc["resource"] == {"type": "aurora", "id": cluster}
+    assert (doc["account"], doc["region"]) == (B, DST)
+    assert doc["created"] == [
+        {"type": "db-cluster", "id": "orders-dr", "state": "available"},
+        {"type": "db-instance", "id": "orders-dr-writer", "state": "available"},
+    ], doc
+    rds = estate.rds(B, DST)
+    [restored] = rds.describe_db_clusters(DBClusterIdentifier="orders-dr")["DBClusters"]
+    assert restored["Engine"] == "aurora-postgresql"
+    assert restored["KmsKeyId"] == replica["KmsKeyId"], "the replica's key, not the source's"
+    assert [m["DBInstanceIdentifier"] for m in restored["DBClusterMembers"]] == ["orders-dr-writer"]
+    assert tags_of_db(restored)["snaprelay:restore"] == doc["restore_id"]
+    writer = rds.describe_db_instances(DBInstanceIdentifier="orders-dr-writer")["DBInstances"][0]
+    assert (writer["DBInstanceClass"], writer["PubliclyAccessible"]) == ("db.r6g.large", False)
+    assert tags_of_db(writer)["snaprelay:restore"] == doc["restore_id"]
+    # The source cluster and the replica are untouched.
+    assert estate.rds(None, SRC).describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"]
+    assert the_one(estate.db_cluster_snapshots(B, DST))["DBClusterSnapshotIdentifier"] == replica[
+        "DBClusterSnapshotIdentifier"
+    ]
+
+    # The name is taken now: exit 2, nothing more made.
+    code, stdout, stderr = run_snaprelay(
+        estate.endpoint, policy, tmp_path, "restore", cluster, "--name", "orders-dr", "--output", "json"
+    )
+    assert code == 2, (stdout, stderr)
+    assert "DB cluster orders-dr exists" in stdout, stdout
+    assert clusters_and_dbs(estate, B, DST) == (["orders-dr"], ["orders-dr-writer"])
+
+    # A finished restore is no leftover: gc leaves it alone.
+    code, gc_doc, stderr = snaprelay(estate, policy, tmp_path, "gc", "--yes")
+    assert code == 0, (gc_doc, stderr)
+    assert clusters_and_dbs(estate, B, DST) == (["orders-dr"], ["orders-dr-writer"])
+
+
+def test_a_cluster_drill_passes_and_deletes_the_writer_then_the_cluster(
+    estate: Estate, tmp_path: Path
+) -> None:
+    cluster, policy = replicated_cross_account(estate, tmp_path, "e2e-aurora-drill")
+    before = clusters_and_dbs(estate, B, DST)
+    groups_before = sorted(
+        g["GroupId"] for g in estate.ec2(B, DST).describe_security_groups()["SecurityGroups"]
+    )
+
+    code, doc, stderr = snaprelay(estate, policy, tmp_path, "drill", "--small")
+
+    assert code == 0, (doc, stderr)
+    (result,) = doc["results"]
+    assert result["resource"] == {"type": "aurora", "id": cluster}
+    assert [(c["name"], c["ok"]) for c in result["checks"]] == [
+        ("db_available", True),
+        ("engine_version", True),
+    ], result
+    assert (result["status"], result["cleaned_up"]) == ("Passed", True), result
+    assert result["rto_seconds"] is not None
+    assert [c["type"] for c in result["created"]] == ["security-group", "db-cluster", "db-instance"]
+    assert clusters_and_dbs(estate, B, DST) == before == ([], [])
+    assert sorted(
+        g["GroupId"] for g in estate.ec2(B, DST).describe_security_groups()["SecurityGroups"]
+    ) == groups_before
+    code, points, stderr = snaprelay(estate, policy, tmp_path, "restore-points")
+    [replica] = [p for p in points if p["account"] == B]
+    assert replica["last_drill"]["status"] == "Passed"
+
+
+def test_a_kept_cluster_drill_is_listed_and_deleted_by_gc(estate: Estate, tmp_path: Path) -> None:
+    cluster, policy = replicated_cross_account(estate, tmp_path, "e2e-aurora-keep")
+
+    code, doc, stderr = snaprelay(estate, policy, tmp_path, "drill", "--keep")
+    assert code == 0 and doc["status"] == "Passed", (doc, stderr)
+    (result,) = doc["results"]
+    writer = result["created"][2]["id"]
+    assert clusters_and_dbs(estate, B, DST) == ([result["created"][1]["id"]], [writer])
+
+    code, listed, stderr = snaprelay(estate, policy, tmp_path, "gc")
+    assert code == 0, (listed, stderr)
+    kinds = sorted(r["type"] for r in listed["restores_and_drills"])
+    assert kinds == ["db-cluster", "db-instance", "security-group"], listed
+    code, gc_doc, stderr = snaprelay(estate, policy, tmp_path, "gc", "--yes")
+    assert code == 0, (gc_doc, stderr)
+    assert clusters_and_dbs(estate, B, DST) == ([], [])
+
+
+# The security group, its egress, RestoreDBClusterFromSnapshot, CreateDBInstance, then the
+# cleanup: DeleteDBInstance, DeleteDBCluster, DeleteSecurityGroup.
+AURORA_DRILL_SIDE_EFFECTS = 7
+
+
+def test_a_cluster_drill_killed_after_each_side_effect_leaves_nothing_after_gc(
+    estate: Estate, tmp_path: Path
+) -> None:
+    cluster, policy = replicated_cross_account(estate, tmp_path, "e2e-aurora-drill-kill")
+    groups = lambda: sorted(  # noqa: E731
+        g["GroupId"] for g in estate.ec2(B, DST).describe_security_groups()["SecurityGroups"]
+    )
+    groups_before = groups()
+    env = snaprelay_env(estate.endpoint)
+    for n in range(1, AURORA_DRILL_SIDE_EFFECTS + 1):
+        proc = subprocess.run(
+            [str(snaprelay_bin()), "--policy", str(tmp_path / "policy.toml"),
+             "--state", str(tmp_path / "state.db"), "drill"],
+            env={**env, "SNAPRELAY_ABORT_AFTER_SIDE_EFFECT": str(n)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode not in (0, 1, 2), f"not killed after side effect {n}: {proc.stderr}"
+        code, gc_doc, stderr = snaprelay(estate, policy, tmp_path, "gc", "--yes")
+        assert code == 0, (n, stderr, gc_doc)
+        assert clusters_and_dbs(estate, B, DST) == ([], []), f"left after a kill at {n}: {gc_doc}"
+        assert groups() == groups_before, f"a group left after a kill at {n}: {gc_doc}"
+    # One more side effect than a drill makes: it is let finish, and passes.
+    code, doc, stderr = snaprelay(estate, policy, tmp_path, "drill")
+    assert code == 0 and doc["status"] == "Passed", (stderr, doc)
+    assert clusters_and_dbs(estate, B, DST) == ([], [])

@@ -1921,6 +1921,34 @@ def test_delete_db_cluster_needs_a_final_snapshot_choice(estate: Estate) -> None
     assert error_of(gone)[0] == "DBClusterNotFoundFault"
 
 
+def test_a_cluster_instance_is_deleted_by_identifier_alone_and_takes_no_final_snapshot(
+    estate: Estate,
+) -> None:
+    rds = estate.rds(None, SRC)
+    create_cluster(estate, None, SRC, "orders")
+    rds.create_db_instance(
+        DBInstanceIdentifier="orders-writer",
+        DBInstanceClass="db.r6g.large",
+        Engine="aurora-postgresql",
+        DBClusterIdentifier="orders",
+    )
+    with pytest.raises(ClientError) as refused:
+        rds.delete_db_instance(DBInstanceIdentifier="orders-writer", FinalDBSnapshotIdentifier="final")
+    assert error_of(refused) == moto_ext.DB_MEMBER_FINAL_SNAPSHOT
+    with pytest.raises(ClientError) as busy:
+        rds.delete_db_cluster(DBClusterIdentifier="orders", SkipFinalSnapshot=True)
+    assert error_of(busy)[0] == "InvalidDBClusterStateFault"
+    rds.delete_db_instance(DBInstanceIdentifier="orders-writer")
+    rds.delete_db_cluster(DBClusterIdentifier="orders", SkipFinalSnapshot=True)
+    assert rds.describe_db_clusters()["DBClusters"] == []
+    assert estate.db_snapshots(None, SRC) == []
+    # An instance of no cluster still needs the choice.
+    db = estate.create_db_instance(None, SRC)
+    with pytest.raises(ClientError) as plain:
+        rds.delete_db_instance(DBInstanceIdentifier=db)
+    assert error_of(plain) == moto_ext.DB_FINAL_SNAPSHOT_REQUIRED
+
+
 def test_reset_clears_cluster_log_and_pacing(estate: Estate) -> None:
     assert moto_ext.DB_CLUSTER_SHARE_LOG == []
     pacing = moto_ext.AURORA_COPY_PACING

@@ -41,10 +41,11 @@ use snaprelay_core::model::{
 };
 use snaprelay_core::policy::Selector;
 use snaprelay_core::ports::{
-    Access, ChangedBlocks, CloudError, CopyRequest, Databases, DbCopyRequest, DbRestoreRequest,
-    DbSnapshots, DbStatus, EbsSnapshots, Find, Identity, ImageRequest, ImageStatus, Inventory,
-    KeyGrant, Keys, LaunchRequest, MachineStatus, Machines, Network, RegionStatus, SecurityGroup,
-    Sharing, Subnet, VolumeRequest, VolumeStatus,
+    Access, ChangedBlocks, CloudError, ClusterInstanceRequest, ClusterRestoreRequest,
+    ClusterStatus, CopyRequest, Databases, DbCopyRequest, DbRestoreRequest, DbSnapshots, DbStatus,
+    EbsSnapshots, Find, Identity, ImageRequest, ImageStatus, Inventory, KeyGrant, Keys,
+    LaunchRequest, MachineStatus, Machines, Network, RegionStatus, SecurityGroup, Sharing, Subnet,
+    VolumeRequest, VolumeStatus,
 };
 
 use error::{cloud_error, malformed};
@@ -855,5 +856,61 @@ impl Databases for AwsCloud {
         db_instance_id: &str,
     ) -> Result<(), CloudError> {
         databases::delete_db_instance(&self.rds(access, region).await, region, db_instance_id).await
+    }
+
+    async fn find_clusters(
+        &self,
+        access: &Access,
+        region: &str,
+        find: &Find<'_>,
+    ) -> Result<Vec<ClusterStatus>, CloudError> {
+        databases::find_clusters(&self.rds(access, region).await, region, find).await
+    }
+
+    async fn db_cluster_parameter_group_exists(
+        &self,
+        access: &Access,
+        region: &str,
+        name: &str,
+    ) -> Result<bool, CloudError> {
+        databases::db_cluster_parameter_group_exists(&self.rds(access, region).await, region, name)
+            .await
+    }
+
+    async fn restore_db_cluster(
+        &self,
+        access: &Access,
+        region: &str,
+        request: &ClusterRestoreRequest,
+    ) -> Result<ClusterStatus, CloudError> {
+        databases::restore_db_cluster(&self.rds(access, region).await, region, request).await
+    }
+
+    async fn create_cluster_instance(
+        &self,
+        access: &Access,
+        region: &str,
+        request: &ClusterInstanceRequest,
+    ) -> Result<DbStatus, CloudError> {
+        databases::create_cluster_instance(&self.rds(access, region).await, region, request).await
+    }
+
+    async fn delete_cluster_instance(
+        &self,
+        access: &Access,
+        region: &str,
+        db_instance_id: &str,
+    ) -> Result<(), CloudError> {
+        databases::delete_cluster_instance(&self.rds(access, region).await, region, db_instance_id)
+            .await
+    }
+
+    async fn delete_db_cluster(
+        &self,
+        access: &Access,
+        region: &str,
+        db_cluster_id: &str,
+    ) -> Result<(), CloudError> {
+        databases::delete_db_cluster(&self.rds(access, region).await, region, db_cluster_id).await
     }
 }

@@ -41,7 +41,13 @@ pub(crate) fn default_profile(engine: &str) -> DbProfile {
         engine: engine.to_owned(),
         engine_version: version.to_owned(),
         port,
-        class: "db.t3.micro".to_owned(),
+        // Aurora has no micro class: its smallest memory-optimized one.
+        class: if engine.starts_with("aurora") {
+            "db.r6g.large"
+        } else {
+            "db.t3.micro"
+        }
+        .to_owned(),
         storage_type: "gp2".to_owned(),
         iops: None,
     }
@@ -83,6 +89,7 @@ fn db_status(d: &SimDb, status: &str) -> DbStatus {
         engine: d.profile.engine.clone(),
         engine_version: Some(d.profile.engine_version.clone()),
         kms_key_id: d.kms_key.clone(),
+        cluster: d.cluster.clone(),
         tags: d.tags.iter().map(|(k, v)| Tag::new(k, v.clone())).collect(),
     }
 }
@@ -142,7 +149,7 @@ impl World {
         let name = name.to_ascii_lowercase();
         let provided = match kind {
             DbGroup::Subnet => name == "default" && self.network(caller, region).is_some(),
-            DbGroup::Parameter => name.starts_with("default."),
+            DbGroup::Parameter | DbGroup::ClusterParameter => name.starts_with("default."),
             DbGroup::Option => name.starts_with("default:"),
         };
         provided
@@ -166,6 +173,36 @@ impl World {
             return self.network(caller, region).map(|n| n.vpc_id);
         }
         Some(format!("vpc-of-{}", name.to_ascii_lowercase()))
+    }
+
+    /// The DB subnet group and VPC security groups of a restored DB instance or cluster: those
+    /// asked, else the default VPC's (`default`, its default group); with neither, RDS refuses.
+    pub(crate) fn restored_network(
+        &mut self,
+        op: &str,
+        caller: &AccountId,
+        region: &str,
+        subnet_group: Option<&String>,
+        groups: &[String],
+    ) -> Result<(String, Vec<String>), CloudError> {
+        let network = self.network(caller, region);
+        let db_subnet_group = match (subnet_group, &network) {
+            (Some(name), _) => name.to_ascii_lowercase(),
+            (None, Some(_)) => "default".to_owned(),
+            (None, None) => {
+                return Err(rds_error(
+                    op,
+                    region,
+                    "InvalidVPCNetworkStateFault",
+                    "No default VPC for this account and Region: name a DB subnet group.",
+                ));
+            }
+        };
+        let vpc_security_group_ids = match (groups, &network) {
+            ([], Some(n)) => vec![n.security_group.clone()],
+            (ids, _) => ids.to_vec(),
+        };
+        Ok((db_subnet_group, vpc_security_group_ids))
     }
 
     /// RDS `RestoreDBInstanceFromDBSnapshot`: a new DB instance, `creating` and then
@@ -269,24 +306,13 @@ impl World {
                 ));
             }
         }
-        // Without a DB subnet group, RDS puts the instance in the default VPC.
-        let network = self.network(caller, region);
-        let db_subnet_group = match (&request.db_subnet_group, &network) {
-            (Some(name), _) => name.to_ascii_lowercase(),
-            (None, Some(_)) => "default".to_owned(),
-            (None, None) => {
-                return Err(rds_error(
-                    op,
-                    region,
-                    "InvalidVPCNetworkStateFault",
-                    "No default VPC for this account and Region: name a DB subnet group.",
-                ));
-            }
-        };
-        let vpc_security_group_ids = match (&request.vpc_security_group_ids[..], &network) {
-            ([], Some(n)) => vec![n.security_group.clone()],
-            (ids, _) => ids.to_vec(),
-        };
+        let (db_subnet_group, vpc_security_group_ids) = self.restored_network(
+            op,
+            caller,
+            region,
+            request.db_subnet_group.as_ref(),
+            &request.vpc_security_group_ids,
+        )?;
         let profile = DbProfile {
             engine: source.engine.clone(),
             engine_version: source.engine_version.clone(),

@@ -198,6 +198,11 @@ fn static_name(operation: &str) -> &'static str {
         "DescribeOptionGroups",
         "RestoreDBInstanceFromDBSnapshot",
         "DeleteDBInstance",
+        "DescribeDBClusters",
+        "DescribeDBClusterParameterGroups",
+        "RestoreDBClusterFromSnapshot",
+        "CreateDBInstance",
+        "DeleteDBCluster",
     ];
     NAMES
         .iter()

@@ -20,6 +20,7 @@
 //! - [`faults`]: injected errors, throttling and failed copies; the count of calls.
 //! - [`demo`]: the estate and scenarios of `snaprelay demo`.
 
+mod clusters;
 mod databases;
 pub mod demo;
 mod ebs;
@@ -44,10 +45,11 @@ use snaprelay_core::model::{
 };
 use snaprelay_core::policy::Selector;
 use snaprelay_core::ports::{
-    Access, ChangedBlocks, CloudError, CopyRequest, Databases, DbCopyRequest, DbRestoreRequest,
-    DbSnapshots, DbStatus, EbsSnapshots, Find, Identity, ImageRequest, ImageStatus, Inventory,
-    KeyGrant, Keys, LaunchRequest, MachineStatus, Machines, Network, RegionStatus, SecurityGroup,
-    Sharing, Subnet, VolumeRequest, VolumeStatus,
+    Access, ChangedBlocks, CloudError, ClusterInstanceRequest, ClusterRestoreRequest,
+    ClusterStatus, CopyRequest, Databases, DbCopyRequest, DbRestoreRequest, DbSnapshots, DbStatus,
+    EbsSnapshots, Find, Identity, ImageRequest, ImageStatus, Inventory, KeyGrant, Keys,
+    LaunchRequest, MachineStatus, Machines, Network, RegionStatus, SecurityGroup, Sharing, Subnet,
+    VolumeRequest, VolumeStatus,
 };
 use tokio::time::Instant;
 
@@ -451,6 +453,45 @@ impl SimCloud {
                 iops: p.iops,
             });
         }
+    }
+
+    /// Sets the class of a DB instance (a cluster's member: what its cluster's restore point
+    /// records).
+    pub fn set_db_instance_class(
+        &self,
+        account: &AccountId,
+        region: &str,
+        db_id: &str,
+        class: &str,
+    ) {
+        let mut w = self.world();
+        let key = (
+            account.clone(),
+            region.to_owned(),
+            db_id.to_ascii_lowercase(),
+        );
+        if let Some(db) = w.dbs.get_mut(&key) {
+            db.profile = Arc::new(world::DbProfile {
+                class: class.to_owned(),
+                ..world::DbProfile::clone(&db.profile)
+            });
+        }
+    }
+
+    /// The class of a DB instance, while it exists.
+    pub fn db_instance_class(
+        &self,
+        account: &AccountId,
+        region: &str,
+        db_id: &str,
+    ) -> Option<String> {
+        let w = self.world();
+        let key = (
+            account.clone(),
+            region.to_owned(),
+            db_id.to_ascii_lowercase(),
+        );
+        w.dbs.get(&key).map(|db| db.profile.class.clone())
     }
 
     /// Makes a Region of an account one without a default VPC: `default_network` answers
@@ -1376,6 +1417,81 @@ impl Databases for SimCloud {
     ) -> Result<(), CloudError> {
         self.act_settled(access, "rds:DeleteDBInstance", region, |w, caller, now| {
             w.delete_db_instance(&caller, region, db_instance_id, now)
+        })
+    }
+
+    async fn find_clusters(
+        &self,
+        access: &Access,
+        region: &str,
+        find: &Find<'_>,
+    ) -> Result<Vec<ClusterStatus>, CloudError> {
+        self.act_settled(
+            access,
+            "rds:DescribeDBClusters",
+            region,
+            |w, caller, now| Ok(w.find_clusters(&caller, region, find, now)),
+        )
+    }
+
+    async fn db_cluster_parameter_group_exists(
+        &self,
+        access: &Access,
+        region: &str,
+        name: &str,
+    ) -> Result<bool, CloudError> {
+        self.act(
+            access,
+            "rds:DescribeDBClusterParameterGroups",
+            region,
+            |w, caller, _| Ok(w.db_group_exists(DbGroup::ClusterParameter, &caller, region, name)),
+        )
+    }
+
+    async fn restore_db_cluster(
+        &self,
+        access: &Access,
+        region: &str,
+        request: &ClusterRestoreRequest,
+    ) -> Result<ClusterStatus, CloudError> {
+        self.act_settled(
+            access,
+            "rds:RestoreDBClusterFromSnapshot",
+            region,
+            |w, caller, now| w.restore_db_cluster(&caller, region, request, now),
+        )
+    }
+
+    async fn create_cluster_instance(
+        &self,
+        access: &Access,
+        region: &str,
+        request: &ClusterInstanceRequest,
+    ) -> Result<DbStatus, CloudError> {
+        self.act_settled(access, "rds:CreateDBInstance", region, |w, caller, now| {
+            w.create_cluster_instance(&caller, region, request, now)
+        })
+    }
+
+    async fn delete_cluster_instance(
+        &self,
+        access: &Access,
+        region: &str,
+        db_instance_id: &str,
+    ) -> Result<(), CloudError> {
+        self.act_settled(access, "rds:DeleteDBInstance", region, |w, caller, now| {
+            w.delete_cluster_instance(&caller, region, db_instance_id, now)
+        })
+    }
+
+    async fn delete_db_cluster(
+        &self,
+        access: &Access,
+        region: &str,
+        db_cluster_id: &str,
+    ) -> Result<(), CloudError> {
+        self.act_settled(access, "rds:DeleteDBCluster", region, |w, caller, now| {
+            w.delete_db_cluster(&caller, region, db_cluster_id, now)
         })
     }
 }

@@ -228,7 +228,7 @@ impl World {
     }
 
     /// [`Self::db_snapshot_named`] for either kind (`...:cluster-snapshot:ID` ARNs).
-    fn snapshot_named(
+    pub(crate) fn snapshot_named(
         &self,
         kind: DbKind,
         caller: &AccountId,

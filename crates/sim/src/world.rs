@@ -263,7 +263,7 @@ impl SimDb {
 /// What a DB snapshot keeps of its DB instance for a restore, which takes them as its
 /// defaults ("The same DBInstanceClass as the original DB instance", and so on:
 /// API_RestoreDBInstanceFromDBSnapshot.html). Shared, not copied, along a fleet's copies.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct DbProfile {
     pub engine: String,
     pub engine_version: String,
@@ -415,6 +415,8 @@ pub(crate) struct World {
     pub ending_instances: Vec<String>,
     /// DB instances being deleted that [`World::settle`] has yet to see gone.
     pub ending_dbs: Vec<(AccountId, String, String)>,
+    /// Deleted clusters, removed once they are gone.
+    pub ending_clusters: Vec<(AccountId, String, String)>,
     /// (kind, account, Region, name) of DB subnet, parameter and option groups a test made.
     pub db_groups: BTreeSet<(DbGroup, AccountId, String, String)>,
     next_id: u64,
@@ -426,6 +428,8 @@ pub enum DbGroup {
     Subnet,
     Parameter,
     Option,
+    /// A DB cluster parameter group (Aurora): a namespace of its own.
+    ClusterParameter,
 }
 
 impl World {
@@ -461,6 +465,7 @@ impl World {
             client_tokens: HashMap::new(),
             ending_instances: Vec::new(),
             ending_dbs: Vec::new(),
+            ending_clusters: Vec::new(),
             db_groups: BTreeSet::new(),
             next_id: 0,
         }
@@ -631,6 +636,17 @@ impl World {
             self.ending_dbs.retain(|key| match dbs.get(key) {
                 Some(db) if db.status(now).is_none() => {
                     dbs.remove(key);
+                    false
+                }
+                Some(_) => true,
+                None => false,
+            });
+        }
+        if !self.ending_clusters.is_empty() {
+            let clusters = &mut self.clusters;
+            self.ending_clusters.retain(|key| match clusters.get(key) {
+                Some(c) if c.status(now).is_none() => {
+                    clusters.remove(key);
                     false
                 }
                 Some(_) => true,

@@ -134,6 +134,14 @@ parameter" (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_Delete
 Code and message as AWS answers them, from best knowledge.
 """
 
+DB_MEMBER_FINAL_SNAPSHOT = (
+    "InvalidParameterCombination",
+    "FinalDBSnapshotIdentifier can not be specified when deleting a cluster instance",
+)
+"""DeleteDBInstance of an Aurora cluster's instance with a FinalDBSnapshotIdentifier: "You
+can't take a final snapshot when deleting a DB instance in a DB cluster" (AWS CLI reference,
+delete-db-cluster); the wording is the service's as users quote it (cloud-custodian #1153)."""
+
 DB_SNAPSHOT_NOT_AVAILABLE = "DB snapshot {id} is not in the available state."
 """InvalidDBSnapshotState message when a snapshot still being created is copied, shared or
 deleted (only reachable with RDS_COPY_PACING). The code is from the RDS API model; the wording
@@ -715,10 +723,22 @@ def patch_restore_db_instance_settings() -> None:
 def patch_delete_db_instance_final_snapshot_choice() -> None:
     """DeleteDBInstance without SkipFinalSnapshot=true or FinalDBSnapshotIdentifier deleted the
     instance in moto; AWS refuses the call (DB_FINAL_SNAPSHOT_REQUIRED). Only the API call is
-    checked: moto's own deletions (CloudFormation, blue/green) go on as before."""
+    checked: moto's own deletions (CloudFormation, blue/green) go on as before.
+
+    An instance of an Aurora cluster is the exception: it takes no final snapshot ("You can't
+    take a final snapshot when deleting a DB instance in a DB cluster",
+    https://docs.aws.amazon.com/cli/latest/reference/rds/delete-db-cluster.html), so it is
+    deleted by identifier alone, and a FinalDBSnapshotIdentifier for it is refused
+    (DB_MEMBER_FINAL_SNAPSHOT, AWS's wording as users report it)."""
     original = RDSResponse.delete_db_instance
 
     def delete_db_instance(self: RDSResponse) -> Any:
+        identifier = (self.params.get("DBInstanceIdentifier") or "").lower()
+        instance = self.backend.databases.get(identifier)
+        if getattr(instance, "db_cluster_identifier", None):
+            if self.params.get("FinalDBSnapshotIdentifier"):
+                raise _rds_error(*DB_MEMBER_FINAL_SNAPSHOT)
+            return original(self)
         if not self.params.get("SkipFinalSnapshot") and not self.params.get(
             "FinalDBSnapshotIdentifier"
         ):

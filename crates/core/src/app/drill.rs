@@ -17,11 +17,12 @@ use crate::ports::{CloudError, Find, Operation, OperationKind, PointFilter};
 use crate::report::LastDrill;
 use crate::report::RecordedRestorePoint;
 use crate::restore::build::{
-    db_request, image_request, launch_request, made_tags, volume_requests,
+    cluster_request, db_request, image_request, is_serverless_v1, launch_request, made_tags,
+    volume_requests, writer_class, writer_request,
 };
 use crate::restore::drill::{
-    Check, DrillReport, DrillResult, DrillStatus, checks, db_checks, instance_checks,
-    smallest_of_family, volume_checks,
+    Check, DrillReport, DrillResult, DrillStatus, checks, cluster_checks, db_checks,
+    instance_checks, smallest_aurora_class, smallest_of_family, volume_checks,
 };
 use crate::restore::network::{self, Found};
 use crate::restore::{
@@ -31,8 +32,8 @@ use crate::restore::{
 use crate::runtime::clock::utc_now;
 
 use super::restore::{
-    ProgressFn, Waiting, Where, look_around, pick_place, places, subnet_group_vpc, until_available,
-    until_db_available, until_running, volume_zone,
+    ProgressFn, SERVERLESS_V1, Waiting, Where, look_around, make_cluster, pick_place, places,
+    subnet_group_vpc, until_available, until_db_available, until_running, volume_zone,
 };
 use super::{App, AppError, hold_policy, leftovers, still_running};
 
@@ -341,11 +342,10 @@ impl Drill<'_> {
         let mut made = Made::default();
         let outcome = match resource_type {
             ResourceType::Rds => self.db(at, point, &name, &mut made).await,
-            // Restoring a cluster is not built yet: said, not attempted.
-            ResourceType::Aurora => Err(format!(
-                "{resource_id} is an Aurora DB cluster: drills of Aurora clusters are not \
-                 supported yet"
-            )),
+            ResourceType::Aurora => {
+                self.cluster(at, point, &name, &mut made, &mut result.messages)
+                    .await
+            }
             ResourceType::Ec2 => match point.point.config.as_ref().and_then(|c| c.ec2()) {
                 Some(config) if config.is_plain_linux() => {
                     self.instance(at, point, config, &name, &mut made).await
@@ -630,41 +630,10 @@ impl Drill<'_> {
     ) -> Result<Vec<Check>, String> {
         let cloud = self.app.cloud.as_ref();
         let region = at.place.region.as_str();
-        let read = |e: CloudError| e.to_string();
         let config = point.point.config.as_ref().and_then(|c| c.rds());
         let fallback = crate::config::RdsConfig::default();
         let recorded = config.unwrap_or(&fallback);
-        let default_network = cloud
-            .default_network(&at.access, region)
-            .await
-            .map_err(read)?;
-        let found = Found {
-            default_network: default_network.clone(),
-            ..Found::default()
-        };
-        let recorded_vpc = subnet_group_vpc(self.app, at, recorded.db.db_subnet_group.as_ref())
-            .await
-            .map_err(read)?;
-        let default_vpc = subnet_group_vpc(self.app, at, at.defaults.db_subnet_group.as_ref())
-            .await
-            .map_err(read)?;
-        let mut net = network::db_network(
-            &RestoreOptions::default(),
-            recorded,
-            &at.defaults,
-            &found,
-            recorded_vpc.is_some(),
-            default_vpc.is_some(),
-            &at.place,
-            &at.field,
-        )?;
-        // The drill's group goes in the VPC of the subnet group the DB goes in.
-        let vpc = match &net.db_subnet_group {
-            Some(g) if Some(g) == recorded.db.db_subnet_group.as_ref() => recorded_vpc,
-            Some(_) => default_vpc,
-            None => default_network.map(|n| n.vpc_id),
-        }
-        .ok_or("no VPC to put the drill's security group in")?;
+        let (mut net, vpc) = self.db_network(at, recorded.into()).await?;
         let tags = self.tags(name);
         let group = self.isolated_group(at, &vpc, name, &tags, made).await?;
         made.started = Some(Instant::now());
@@ -706,6 +675,130 @@ impl Drill<'_> {
                 ))
             }
             Err(why) => Ok(vec![Check::new(checks::DB_AVAILABLE, false, why)]),
+        }
+    }
+}
+
+impl Drill<'_> {
+    /// Where a drill's DB instance or cluster goes (as a restore's, without flags), and the
+    /// VPC of that subnet group, where the drill's group goes.
+    async fn db_network(
+        &self,
+        at: &Where,
+        recorded: network::RecordedDbNetwork<'_>,
+    ) -> Result<(network::DbNetwork, String), String> {
+        let read = |e: CloudError| e.to_string();
+        let default_network = self
+            .app
+            .cloud
+            .default_network(&at.access, &at.place.region)
+            .await
+            .map_err(read)?;
+        let found = Found {
+            default_network: default_network.clone(),
+            ..Found::default()
+        };
+        let recorded_vpc = subnet_group_vpc(self.app, at, recorded.db_subnet_group)
+            .await
+            .map_err(read)?;
+        let default_vpc = subnet_group_vpc(self.app, at, at.defaults.db_subnet_group.as_ref())
+            .await
+            .map_err(read)?;
+        let net = network::db_network(
+            &RestoreOptions::default(),
+            recorded,
+            &at.defaults,
+            &found,
+            recorded_vpc.is_some(),
+            default_vpc.is_some(),
+            &at.place,
+            &at.field,
+        )?;
+        let vpc = match &net.db_subnet_group {
+            Some(g) if Some(g) == recorded.db_subnet_group => recorded_vpc,
+            Some(_) => default_vpc,
+            None => default_network.map(|n| n.vpc_id),
+        }
+        .ok_or("no VPC to put the drill's security group in")?;
+        Ok((net, vpc))
+    }
+
+    /// An Aurora cluster and its writer, in the drill's group, never public.
+    async fn cluster(
+        &self,
+        at: &Where,
+        point: &RecordedRestorePoint,
+        name: &str,
+        made: &mut Made,
+        messages: &mut Vec<String>,
+    ) -> Result<Vec<Check>, String> {
+        let config = point.point.config.as_ref().and_then(|c| c.aurora()).ok_or(
+            "the restore point was recorded without the cluster's configuration, whose \
+                    engine RestoreDBClusterFromSnapshot requires",
+        )?;
+        let class = writer_class(config, None)
+            .map(|c| {
+                if self.options.small {
+                    smallest_aurora_class(&c)
+                } else {
+                    c
+                }
+            })
+            .ok_or("the restore point records no instance class of the cluster's writer")?;
+        if is_serverless_v1(config) {
+            messages.push(SERVERLESS_V1.to_owned());
+        }
+        let (mut net, vpc) = self.db_network(at, config.into()).await?;
+        let tags = self.tags(name);
+        let group = self.isolated_group(at, &vpc, name, &tags, made).await?;
+        net.vpc_security_group_ids = vec![group];
+        // The engine's default cluster parameter group: a drill proves the data restores,
+        // whatever the tuning.
+        let request = cluster_request(point, config, name, &net, None, &tags)?;
+        let writer = writer_request(config, name, &class, &tags);
+        let since = Instant::now();
+        made.started = Some(since);
+        let created = &mut made.created;
+        let outcome = make_cluster(
+            self.app,
+            at,
+            &request,
+            &writer,
+            true,
+            self.waiting,
+            since,
+            self.progress,
+            &mut |kind, id, state| match created.iter_mut().find(|c| c.id == id) {
+                Some(c) => c.state = state.to_owned(),
+                None => created.push(Created {
+                    kind,
+                    id: id.to_owned(),
+                    state: state.to_owned(),
+                }),
+            },
+        )
+        .await;
+        match outcome {
+            Ok((cluster, writer)) => {
+                made.usable();
+                Ok(cluster_checks(
+                    config,
+                    &cluster.status,
+                    (&writer.id, &writer.status),
+                    &cluster.engine,
+                    cluster.engine_version.as_deref(),
+                ))
+            }
+            // Made but never usable: the check that failed says why.
+            Err(why)
+                if made
+                    .created
+                    .iter()
+                    .any(|c| c.kind == CreatedKind::DbCluster) =>
+            {
+                Ok(vec![Check::new(checks::DB_AVAILABLE, false, why)])
+            }
+            Err(why) => Err(why),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! What restores and drills left in a place: everything tagged `snaprelay:drill` or
 //! `snaprelay:restore` for the policy, found by tag, and deleted in the order AWS allows
-//! (instances and DB instances first, then their images and volumes, then the security groups
-//! they used). A drill removes what earlier drills left before it begins; `gc` lists it all
+//! (instances and DB instances first, then the Aurora clusters once their instances are being
+//! deleted, then images and volumes, then the security groups they used). A drill removes what earlier drills left before it begins; `gc` lists it all
 //! and with `--yes` removes what belongs to no running drill or restore.
 
 use std::time::Duration;
@@ -55,6 +55,11 @@ pub(crate) async fn find(
             push(CreatedKind::DbInstance, &d.id, &d.status, by);
         }
     }
+    for c in cloud.find_clusters(&at.access, region, &by_tag).await? {
+        if let Some(by) = mine(&c.tags) {
+            push(CreatedKind::DbCluster, &c.id, &c.status, by);
+        }
+    }
     for i in cloud.find_images(&at.access, region, &by_tag).await? {
         if i.state != "deregistered"
             && let Some(by) = mine(&i.tags)
@@ -105,12 +110,35 @@ pub(crate) async fn remove(
         }
     }
     let mut dbs = Vec::new();
+    // An Aurora cluster's instance is deleted by identifier only: RDS takes no final snapshot
+    // of it. Which are, DescribeDBInstances says.
+    let db_ids: Vec<String> = of(CreatedKind::DbInstance).map(|l| l.id.clone()).collect();
+    let members: Vec<String> = if db_ids.is_empty() {
+        Vec::new()
+    } else {
+        cloud
+            .find_dbs(access, region, &Find::Ids(&db_ids))
+            .await
+            .map(|found| {
+                found
+                    .into_iter()
+                    .filter(|d| d.cluster.is_some())
+                    .map(|d| d.id)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     for l in of(CreatedKind::DbInstance) {
         if l.state == "deleting" {
             dbs.push(l.id.clone());
             continue;
         }
-        match cloud.delete_db_instance(access, region, &l.id).await {
+        let deleted = if members.contains(&l.id) {
+            cloud.delete_cluster_instance(access, region, &l.id).await
+        } else {
+            cloud.delete_db_instance(access, region, &l.id).await
+        };
+        match deleted {
             Ok(()) => dbs.push(l.id.clone()),
             Err(e) if e.is_not_found() => {}
             // Deleted meanwhile by someone else (or an earlier attempt): on its way out.
@@ -125,8 +153,36 @@ pub(crate) async fn remove(
             problems.push(format!("image {}: DeregisterImage: {e}", l.id));
         }
     }
+    // A cluster is deleted once none of its instances is but being deleted
+    // (InvalidDBClusterStateFault until then): tried again while waiting.
+    let mut clusters_to_delete: Vec<String> = of(CreatedKind::DbCluster)
+        .filter(|l| l.state != "deleting")
+        .map(|l| l.id.clone())
+        .collect();
+    let mut clusters: Vec<String> = of(CreatedKind::DbCluster).map(|l| l.id.clone()).collect();
     let since = Instant::now();
     loop {
+        let mut refused = Vec::new();
+        for id in std::mem::take(&mut clusters_to_delete) {
+            match cloud.delete_db_cluster(access, region, &id).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) if e.code.as_deref() == Some("InvalidDBClusterStateFault") => {
+                    refused.push((id, e.to_string()));
+                }
+                Err(e) => {
+                    problems.push(format!("DB cluster {id}: DeleteDBCluster: {e}"));
+                    clusters.retain(|c| *c != id);
+                }
+            }
+        }
+        let clusters_left = match cloud
+            .find_clusters(access, region, &Find::Ids(&clusters))
+            .await
+        {
+            Ok(found) => found.len(),
+            Err(_) => clusters.len(),
+        };
         let running = match cloud
             .find_machines(access, region, &Find::Ids(&instances))
             .await
@@ -138,17 +194,22 @@ pub(crate) async fn remove(
             Ok(found) => found.len(),
             Err(_) => dbs.len(),
         };
-        if running + dbs_left == 0 {
+        if running + dbs_left + clusters_left == 0 {
             break;
         }
         if since.elapsed() >= patience {
+            for (id, why) in &refused {
+                problems.push(format!("DB cluster {id}: DeleteDBCluster: {why}"));
+            }
             problems.push(format!(
-                "{running} instance(s) and {dbs_left} DB instance(s) were still going after {} s: \
-                 their volumes and security groups are left for the next drill or `gc --yes`",
+                "{running} instance(s), {dbs_left} DB instance(s) and {clusters_left} DB \
+                 cluster(s) were still going after {} s: what they used is left for the next \
+                 drill or `gc --yes`",
                 patience.as_secs()
             ));
             return problems;
         }
+        clusters_to_delete = refused.into_iter().map(|(id, _)| id).collect();
         tokio::time::sleep(poll).await;
     }
     let volumes: Vec<String> = of(CreatedKind::Volume).map(|l| l.id.clone()).collect();

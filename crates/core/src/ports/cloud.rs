@@ -15,9 +15,10 @@ use std::ops::Deref;
 use async_trait::async_trait;
 
 use super::{
-    Access, ChangedBlocks, CloudError, CopyRequest, DbCopyRequest, DbRestoreRequest, DbStatus,
-    Find, ImageRequest, ImageStatus, KeyGrant, LaunchRequest, MachineStatus, Network, RegionStatus,
-    SecurityGroup, Subnet, VolumeRequest, VolumeStatus,
+    Access, ChangedBlocks, CloudError, ClusterInstanceRequest, ClusterRestoreRequest,
+    ClusterStatus, CopyRequest, DbCopyRequest, DbRestoreRequest, DbStatus, Find, ImageRequest,
+    ImageStatus, KeyGrant, LaunchRequest, MachineStatus, Network, RegionStatus, SecurityGroup,
+    Subnet, VolumeRequest, VolumeStatus,
 };
 use crate::ids::AccountId;
 use crate::model::{
@@ -484,5 +485,45 @@ capabilities! {
         /// ever called on a DB instance snaprelay made.
         change "rds" "DeleteDBInstance" in region:
         fn delete_db_instance(&self, access: &Access, region: &str, db_instance_id: &str) -> ();
+
+        /// RDS `DescribeDBClusters` (for [`Find::TagKey`], every cluster's `TagList`).
+        read "rds" "DescribeDBClusters" in region:
+        fn find_clusters(&self, access: &Access, region: &str, find: &Find<'_>)
+            -> Vec<ClusterStatus>;
+
+        /// RDS `DescribeDBClusterParameterGroups`: whether the group exists there.
+        read "rds" "DescribeDBClusterParameterGroups" in region:
+        fn db_cluster_parameter_group_exists(&self, access: &Access, region: &str, name: &str)
+            -> bool;
+
+        /// RDS `RestoreDBClusterFromSnapshot`, tagged at creation: a cluster without instances.
+        change "rds" "RestoreDBClusterFromSnapshot" in region:
+        fn restore_db_cluster(
+            &self,
+            access: &Access,
+            region: &str,
+            request: &ClusterRestoreRequest,
+        ) -> ClusterStatus;
+
+        /// RDS `CreateDBInstance` of an instance in a cluster, tagged at creation.
+        change "rds" "CreateDBInstance" in region:
+        fn create_cluster_instance(
+            &self,
+            access: &Access,
+            region: &str,
+            request: &ClusterInstanceRequest,
+        ) -> DbStatus;
+
+        /// RDS `DeleteDBInstance` of an instance of an Aurora cluster: its identifier only (a
+        /// cluster's instance takes no final snapshot; the cluster's backups are the
+        /// cluster's). Only ever called on an instance snaprelay made.
+        change "rds" "DeleteDBInstance" in region:
+        fn delete_cluster_instance(&self, access: &Access, region: &str, db_instance_id: &str)
+            -> ();
+
+        /// RDS `DeleteDBCluster` with `SkipFinalSnapshot`; only ever called on a cluster
+        /// snaprelay made, once its instances are deleted or deleting.
+        change "rds" "DeleteDBCluster" in region:
+        fn delete_db_cluster(&self, access: &Access, region: &str, db_cluster_id: &str) -> ();
     }
 }

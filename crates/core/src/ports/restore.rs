@@ -2,6 +2,7 @@
 //! restored machine goes into, the image, instance, volumes and DB instance a restore makes,
 //! and how each of them stands.
 
+use crate::config::ServerlessV2Scaling;
 use crate::model::Tag;
 
 /// Which resources a `find_*` call of [`super::Machines`] or [`super::Databases`] lists.
@@ -167,5 +168,56 @@ pub struct DbStatus {
     pub engine: String,
     pub engine_version: Option<String>,
     pub kms_key_id: Option<String>,
+    /// The Aurora cluster it is an instance of.
+    pub cluster: Option<String>,
+    pub tags: Vec<Tag>,
+}
+
+/// RDS `RestoreDBClusterFromSnapshot`: an Aurora cluster, without instances, from a cluster
+/// snapshot of the caller's. The snapshot's key encrypts the new cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterRestoreRequest {
+    pub db_cluster_id: String,
+    /// The DB cluster snapshot identifier (a snapshot of the caller's) or ARN.
+    pub snapshot_id: String,
+    /// Required by AWS, and it must be the snapshot's engine.
+    pub engine: String,
+    pub engine_version: Option<String>,
+    pub port: Option<i32>,
+    pub db_subnet_group: Option<String>,
+    pub db_cluster_parameter_group: Option<String>,
+    pub vpc_security_group_ids: Vec<String>,
+    /// `aurora` or `aurora-iopt1`.
+    pub storage_type: Option<String>,
+    pub serverless_v2_scaling: Option<ServerlessV2Scaling>,
+    pub tags: Vec<Tag>,
+}
+
+/// RDS `CreateDBInstance` of an instance in an Aurora cluster: its network, storage and key
+/// are the cluster's. Never public.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterInstanceRequest {
+    pub db_instance_id: String,
+    pub db_cluster_id: String,
+    /// The cluster's engine: AWS refuses another.
+    pub engine: String,
+    /// `db.r6g.large`, `db.serverless`, ...
+    pub db_instance_class: String,
+    pub publicly_accessible: bool,
+    pub tags: Vec<Tag>,
+}
+
+/// What `DescribeDBClusters` says of a cluster a restore made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterStatus {
+    pub id: String,
+    pub arn: String,
+    /// `creating`, `available`, `deleting`, `inaccessible-encryption-credentials`, ...
+    pub status: String,
+    pub engine: String,
+    pub engine_version: Option<String>,
+    pub kms_key_id: Option<String>,
+    /// The DB instance identifiers of its members.
+    pub members: Vec<String>,
     pub tags: Vec<Tag>,
 }

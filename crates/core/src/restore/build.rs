@@ -2,9 +2,12 @@
 //! and the launch of an instance, the volumes, the DB instance. Plain functions: the use case
 //! makes the calls.
 
-use crate::config::{Ec2Config, RdsConfig};
+use crate::config::{AuroraConfig, Ec2Config, RdsConfig};
 use crate::model::{Tag, tags};
-use crate::ports::{DbRestoreRequest, ImageRequest, ImageVolume, LaunchRequest, VolumeRequest};
+use crate::ports::{
+    ClusterInstanceRequest, ClusterRestoreRequest, DbRestoreRequest, ImageRequest, ImageVolume,
+    LaunchRequest, VolumeRequest,
+};
 use crate::report::RecordedRestorePoint;
 
 use super::network::{DbNetwork, InstanceNetwork};
@@ -187,4 +190,92 @@ pub fn db_request(
         vpc_security_group_ids: network.vpc_security_group_ids.clone(),
         tags: tags.to_vec(),
     })
+}
+
+/// The identifier of the writer a cluster restore adds: the cluster's, then `-writer`.
+pub fn writer_id(cluster_id: &str) -> String {
+    format!("{cluster_id}-{WRITER_SUFFIX}")
+}
+
+const WRITER_SUFFIX: &str = "writer";
+
+/// The longest cluster name a restore takes: its writer's identifier must fit RDS's 63.
+pub const CLUSTER_NAME_MAX: usize = crate::ids::DB_INSTANCE_ID_MAX - WRITER_SUFFIX.len() - 1;
+
+/// Whether the cluster restored is Aurora Serverless v1, to which RDS adds no instances
+/// ("Instances cannot be added to Aurora Serverless clusters").
+pub fn is_serverless_v1(config: &AuroraConfig) -> bool {
+    config.engine_mode.as_deref() == Some("serverless")
+}
+
+/// The class of the writer a cluster restore adds: the one asked, else the recorded writer's,
+/// else the first recorded member's. `None`: the point records none.
+pub fn writer_class(config: &AuroraConfig, asked: Option<&String>) -> Option<String> {
+    asked.cloned().or_else(|| {
+        config
+            .members
+            .iter()
+            .find(|m| m.writer)
+            .or(config.members.first())
+            .and_then(|m| m.db_instance_class.clone())
+    })
+}
+
+/// `RestoreDBClusterFromSnapshot` of the point's cluster snapshot, as recorded: engine (which
+/// AWS requires) and version, port, storage, Serverless v2 capacity, and the network chosen.
+pub fn cluster_request(
+    point: &RecordedRestorePoint,
+    config: &AuroraConfig,
+    name: &str,
+    network: &DbNetwork,
+    parameter_group: Option<String>,
+    tags: &[Tag],
+) -> Result<ClusterRestoreRequest, String> {
+    let snapshot = point
+        .point
+        .place
+        .snapshots
+        .first()
+        .ok_or("the restore point holds no DB cluster snapshot")?;
+    // In its own account and Region a cluster snapshot is named by its identifier.
+    let snapshot_id = snapshot
+        .id
+        .rsplit_once(":cluster-snapshot:")
+        .map_or(snapshot.id.as_str(), |(_, name)| name)
+        .to_owned();
+    Ok(ClusterRestoreRequest {
+        db_cluster_id: name.to_owned(),
+        snapshot_id,
+        engine: config.engine.clone(),
+        engine_version: config.engine_version.clone(),
+        port: config.port,
+        db_subnet_group: network.db_subnet_group.clone(),
+        db_cluster_parameter_group: parameter_group,
+        vpc_security_group_ids: network.vpc_security_group_ids.clone(),
+        storage_type: config.storage_type.clone(),
+        serverless_v2_scaling: config.serverless_v2_scaling.clone(),
+        tags: tags.to_vec(),
+    })
+}
+
+/// `CreateDBInstance` of the writer of a restored cluster, never public.
+pub fn writer_request(
+    config: &AuroraConfig,
+    cluster_id: &str,
+    class: &str,
+    tags: &[Tag],
+) -> ClusterInstanceRequest {
+    let id = writer_id(cluster_id);
+    let mut tags = tags.to_vec();
+    if let Some(t) = tags.iter_mut().find(|t| t.key == "Name") {
+        t.value.clone_from(&id);
+    }
+    ClusterInstanceRequest {
+        db_instance_id: id,
+        db_cluster_id: cluster_id.to_owned(),
+        engine: config.engine.clone(),
+        db_instance_class: class.to_owned(),
+        publicly_accessible: false,
+        tags,
+    }
 }

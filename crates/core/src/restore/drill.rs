@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::ResourceRef;
-use crate::config::{Ec2Config, RdsConfig};
+use crate::config::{AuroraConfig, Ec2Config, RdsConfig};
 
 /// The fixed check names.
 pub mod checks {
@@ -120,6 +120,18 @@ pub fn smallest_of_family(class: &str) -> String {
     format!("{prefix}{family}.{size}")
 }
 
+/// The smallest class of an Aurora DB instance class's family (`--small`): Aurora's
+/// burstable classes start at `medium` (it has no `micro` or `small` in current versions),
+/// the others at `large`; `db.serverless` stays as it is.
+/// https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Concepts.DBInstanceClass.SupportAurora.html
+pub fn smallest_aurora_class(class: &str) -> String {
+    let smallest = smallest_of_family(class);
+    match smallest.strip_suffix(".micro") {
+        Some(family) => format!("{family}.medium"),
+        None => smallest,
+    }
+}
+
 /// The checks of a restored instance: running, one volume per recorded volume, each of the
 /// recorded size and under the replica's key.
 pub fn instance_checks(
@@ -213,6 +225,37 @@ pub fn db_checks(
     vec![available, version_check]
 }
 
+/// The checks of a restored Aurora cluster: it and its writer available (`db_available`),
+/// with the recorded engine and version. `writer` is its id and status.
+pub fn cluster_checks(
+    config: &AuroraConfig,
+    cluster_status: &str,
+    writer: (&str, &str),
+    engine: &str,
+    version: Option<&str>,
+) -> Vec<Check> {
+    use checks::*;
+    let (writer_id, writer_status) = writer;
+    let available = Check::new(
+        DB_AVAILABLE,
+        cluster_status == "available" && writer_status == "available",
+        format!("cluster is {cluster_status}, writer {writer_id} is {writer_status}"),
+    );
+    let want_version = config.engine_version.as_deref();
+    let same = config.engine == engine && (want_version.is_none() || want_version == version);
+    let version_check = Check::new(
+        ENGINE_VERSION,
+        same,
+        format!(
+            "{engine} {}, recorded {} {}",
+            version.unwrap_or("?"),
+            config.engine,
+            want_version.unwrap_or("?")
+        ),
+    );
+    vec![available, version_check]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +268,9 @@ mod tests {
         assert_eq!(smallest_of_family("db.t3.medium"), "db.t3.micro");
         assert_eq!(smallest_of_family("weird"), "weird");
         assert_eq!(smallest_of_family("trn1.32xlarge"), "trn1.large");
+        assert_eq!(smallest_aurora_class("db.r6g.4xlarge"), "db.r6g.large");
+        assert_eq!(smallest_aurora_class("db.t4g.large"), "db.t4g.medium");
+        assert_eq!(smallest_aurora_class("db.serverless"), "db.serverless");
     }
 
     #[test]

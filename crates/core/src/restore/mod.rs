@@ -53,9 +53,7 @@ impl RestoreAs {
     pub fn fits(self, resource_type: ResourceType) -> bool {
         match resource_type {
             ResourceType::Ec2 => self != Self::Db,
-            ResourceType::Rds => self == Self::Db,
-            // Restoring a cluster (RestoreDBClusterFromSnapshot and a writer) is not built yet.
-            ResourceType::Aurora => false,
+            ResourceType::Rds | ResourceType::Aurora => self == Self::Db,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! defaults from the policy; else the place's default VPC. Decided from what the place was
 //! found to hold ([`Found`]), so that the choice is a plain function, tested without a cloud.
 
-use crate::config::{Ec2Config, RdsConfig};
+use crate::config::{AuroraConfig, Ec2Config, RdsConfig};
 use crate::policy::RestoreDefaults;
 use crate::ports::{Network, SecurityGroup, Subnet};
 
@@ -81,14 +81,40 @@ pub fn candidates(
     (subnets, groups, keys)
 }
 
-/// The security groups for an RDS restore worth looking up.
+/// What a DB or cluster restore point records of where the database was: its DB subnet group
+/// and VPC security groups.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordedDbNetwork<'a> {
+    pub db_subnet_group: Option<&'a String>,
+    pub vpc_security_group_ids: &'a [String],
+}
+
+impl<'a> From<&'a RdsConfig> for RecordedDbNetwork<'a> {
+    fn from(c: &'a RdsConfig) -> Self {
+        Self {
+            db_subnet_group: c.db.db_subnet_group.as_ref(),
+            vpc_security_group_ids: &c.db.vpc_security_group_ids,
+        }
+    }
+}
+
+impl<'a> From<&'a AuroraConfig> for RecordedDbNetwork<'a> {
+    fn from(c: &'a AuroraConfig) -> Self {
+        Self {
+            db_subnet_group: c.db_subnet_group.as_ref(),
+            vpc_security_group_ids: &c.vpc_security_group_ids,
+        }
+    }
+}
+
+/// The security groups for an RDS or Aurora restore worth looking up.
 pub fn db_candidates(
     options: &RestoreOptions,
-    recorded: &RdsConfig,
+    recorded: RecordedDbNetwork<'_>,
     defaults: &RestoreDefaults,
 ) -> Vec<String> {
     let mut groups: Vec<String> = options.security_groups.clone().unwrap_or_default();
-    groups.extend(recorded.db.vpc_security_group_ids.iter().cloned());
+    groups.extend(recorded.vpc_security_group_ids.iter().cloned());
     groups.extend(defaults.security_groups.iter().cloned());
     groups.sort();
     groups.dedup();
@@ -288,7 +314,7 @@ pub struct DbNetwork {
 #[allow(clippy::too_many_arguments)]
 pub fn db_network(
     options: &RestoreOptions,
-    recorded: &RdsConfig,
+    recorded: RecordedDbNetwork<'_>,
     defaults: &RestoreDefaults,
     found: &Found,
     recorded_group_exists: bool,
@@ -297,10 +323,10 @@ pub fn db_network(
     target_field: &str,
 ) -> Result<DbNetwork, String> {
     let mut messages = Vec::new();
-    let db_subnet_group = match (&recorded.db.db_subnet_group, &defaults.db_subnet_group) {
+    let db_subnet_group = match (recorded.db_subnet_group, &defaults.db_subnet_group) {
         (Some(g), _) if recorded_group_exists && g != "default" => Some(g.clone()),
         (recorded_group, Some(d)) => {
-            if let Some(g) = recorded_group.as_ref().filter(|g| *g != "default") {
+            if let Some(g) = recorded_group.filter(|g| *g != "default") {
                 messages.push(format!(
                     "recorded DB subnet group {g} does not exist in {place}"
                 ));
@@ -314,7 +340,7 @@ pub fn db_network(
             Some(d.clone())
         }
         (recorded_group, None) => {
-            if let Some(g) = recorded_group.as_ref().filter(|g| *g != "default") {
+            if let Some(g) = recorded_group.filter(|g| *g != "default") {
                 messages.push(format!(
                     "recorded DB subnet group {g} does not exist in {place}"
                 ));
@@ -331,7 +357,7 @@ pub fn db_network(
     };
     let groups = pick_groups(
         options,
-        &recorded.db.vpc_security_group_ids,
+        recorded.vpc_security_group_ids,
         defaults,
         found,
         None,

@@ -342,7 +342,7 @@ fn no_default_vpc_and_no_defaults_is_invalid_input_naming_the_setting() {
     };
     let err = db_network(
         &RestoreOptions::default(),
-        &rds,
+        (&rds).into(),
         &RestoreDefaults::default(),
         &Found::default(),
         false,
@@ -358,7 +358,7 @@ fn no_default_vpc_and_no_defaults_is_invalid_input_naming_the_setting() {
     };
     let net = db_network(
         &RestoreOptions::default(),
-        &rds,
+        (&rds).into(),
         &with_default,
         &Found::default(),
         false,

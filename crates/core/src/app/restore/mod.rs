@@ -14,7 +14,7 @@ use crate::policy::Policy;
 use crate::ports::{CloudError, Find, Operation, OperationKind, PointFilter};
 use crate::report::RecordedRestorePoint;
 use crate::restore::build::{
-    db_request, image_request, launch_request, made_tags, volume_requests,
+    CLUSTER_NAME_MAX, db_request, image_request, launch_request, made_tags, volume_requests,
 };
 use crate::restore::network::{self, Found};
 use crate::restore::{
@@ -25,12 +25,17 @@ use crate::runtime::clock::utc_now;
 
 use super::{App, AppError};
 
+mod cluster;
 mod place;
 mod wait;
 
+pub(crate) use cluster::{SERVERLESS_V1, make_cluster};
+
 pub(crate) use place::{Where, look_around, pick_place, places, subnet_group_vpc, volume_zone};
 pub use wait::{ProgressFn, Waiting};
-pub(crate) use wait::{until_available, until_db_available, until_running};
+pub(crate) use wait::{
+    until_available, until_cluster_available, until_db_available, until_running,
+};
 
 /// What the restore is made of, resolved and checked before anything is made.
 struct Ready<'a> {
@@ -74,6 +79,9 @@ pub async fn restore(
             restore_instance(app, ready, &config, options, waiting, progress).await
         }
         RestoreAs::Volumes => restore_volumes(app, ready, options, waiting, progress).await,
+        RestoreAs::Db if ready.point.point.resource_type == ResourceType::Aurora => {
+            cluster::restore_cluster(app, ready, options, waiting, progress).await
+        }
         RestoreAs::Db => restore_db(app, ready, options, waiting, progress).await,
     }
 }
@@ -132,15 +140,6 @@ async fn prepare_restore<'a>(
     .clone();
 
     let mut messages = Vec::new();
-    if resource_type == ResourceType::Aurora {
-        return Err(AppError::invalid(format!(
-            "{} is an Aurora DB cluster: this version of snaprelay replicates Aurora clusters \
-             but does not restore them yet (restore the cluster snapshot with `aws rds \
-             restore-db-cluster-from-snapshot`, then add a writer with `aws rds \
-             create-db-instance`); nothing was restored",
-            options.resource_id
-        )));
-    }
     let restore_as = match (options.restore_as, resource_type) {
         (Some(a), t) if !a.fits(t) => {
             return Err(AppError::invalid(format!(
@@ -223,6 +222,14 @@ async fn prepare_restore<'a>(
     if let Some(why) = name_problem(&name) {
         return Err(AppError::invalid(format!(
             "--name {name:?} {why}; nothing was restored"
+        )));
+    }
+    if resource_type == ResourceType::Aurora && name.len() > CLUSTER_NAME_MAX {
+        return Err(AppError::invalid(format!(
+            "--name {name:?} is longer than {CLUSTER_NAME_MAX} characters: the writer's \
+             identifier ({}) must fit RDS's {}; nothing was restored",
+            crate::restore::build::writer_id(&name),
+            crate::ids::DB_INSTANCE_ID_MAX
         )));
     }
     Ok(Ready {
@@ -374,6 +381,55 @@ impl<'a> Run<'a> {
             .await?;
         Ok(self.report)
     }
+}
+
+/// Where a restored DB instance or cluster goes in the place: what the place holds of the
+/// recorded and default groups, then [`network::db_network`]'s choice. `Err`: invalid input
+/// (nowhere to go), or the place could not be read.
+async fn db_network_there(
+    app: &App,
+    at: &Where,
+    options: &RestoreOptions,
+    recorded: network::RecordedDbNetwork<'_>,
+) -> Result<network::DbNetwork, AppError> {
+    let cloud = app.cloud.as_ref();
+    let region = at.place.region.as_str();
+    let read = |e: CloudError| AppError::of_cloud(&e, "nothing was restored");
+    let groups = network::db_candidates(options, recorded, &at.defaults);
+    let found = Found {
+        default_network: cloud
+            .default_network(&at.access, region)
+            .await
+            .map_err(read)?,
+        security_groups: if groups.is_empty() {
+            Vec::new()
+        } else {
+            cloud
+                .find_security_groups(&at.access, region, &Find::Ids(&groups))
+                .await
+                .map_err(read)?
+        },
+        ..Found::default()
+    };
+    let recorded_group = subnet_group_vpc(app, at, recorded.db_subnet_group)
+        .await
+        .map_err(read)?
+        .is_some();
+    let default_group = subnet_group_vpc(app, at, at.defaults.db_subnet_group.as_ref())
+        .await
+        .map_err(read)?
+        .is_some();
+    network::db_network(
+        options,
+        recorded,
+        &at.defaults,
+        &found,
+        recorded_group,
+        default_group,
+        &at.place,
+        &at.field,
+    )
+    .map_err(|why| AppError::invalid(format!("{why}; nothing was restored")))
 }
 
 /// A recorded DB parameter or option group, used only where it exists in the place; an
@@ -591,41 +647,7 @@ async fn restore_db(
         .as_ref()
         .and_then(|c| c.rds())
         .unwrap_or(&fallback);
-    let groups = network::db_candidates(options, config, &at.defaults);
-    let found = Found {
-        default_network: cloud
-            .default_network(&at.access, region)
-            .await
-            .map_err(read)?,
-        security_groups: if groups.is_empty() {
-            Vec::new()
-        } else {
-            cloud
-                .find_security_groups(&at.access, region, &Find::Ids(&groups))
-                .await
-                .map_err(read)?
-        },
-        ..Found::default()
-    };
-    let recorded_group = subnet_group_vpc(app, at, config.db.db_subnet_group.as_ref())
-        .await
-        .map_err(read)?
-        .is_some();
-    let default_group = subnet_group_vpc(app, at, at.defaults.db_subnet_group.as_ref())
-        .await
-        .map_err(read)?
-        .is_some();
-    let net = network::db_network(
-        options,
-        config,
-        &at.defaults,
-        &found,
-        recorded_group,
-        default_group,
-        &at.place,
-        &at.field,
-    )
-    .map_err(|why| AppError::invalid(format!("{why}; nothing was restored")))?;
+    let net = db_network_there(app, at, options, config.into()).await?;
     let mut messages = net.messages.clone();
     let parameter_group = optional_group(
         "DB parameter group",

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::ports::{CloudError, DbStatus, Find, MachineStatus, VolumeStatus};
+use crate::ports::{CloudError, ClusterStatus, DbStatus, Find, MachineStatus, VolumeStatus};
 
 use super::super::App;
 use super::Where;
@@ -164,6 +164,44 @@ pub(crate) async fn until_db_available(
                 Look::Failed(format!("it is {}", d.status))
             }
             Some(d) => Look::Pending(d.status),
+            None => Look::Pending("not yet listed".into()),
+        })
+    })
+    .await
+}
+
+/// Waits until the Aurora cluster is `available`; a state it does not leave by itself
+/// (`inaccessible-encryption-credentials`, `incompatible-…`, `failed`, `deleting`) or the
+/// timeout is the `Err`.
+/// https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/accessing-monitoring.html#Aurora.Status
+pub(crate) async fn until_cluster_available(
+    app: &App,
+    at: &Where,
+    id: &str,
+    waiting: Waiting,
+    since: Instant,
+    what: &str,
+    progress: ProgressFn<'_>,
+) -> Result<ClusterStatus, String> {
+    let ids = [id.to_owned()];
+    wait_for(waiting, since, what, progress, || async {
+        let found = app
+            .cloud
+            .find_clusters(&at.access, &at.place.region, &Find::Ids(&ids))
+            .await?;
+        Ok(match found.into_iter().next() {
+            Some(c) if c.status == "available" => Look::Ready(c),
+            // The SDK waiter's failure states, and the Aurora User Guide's failed ones.
+            Some(c)
+                if matches!(
+                    c.status.as_str(),
+                    "failed" | "deleting" | "deleted" | "migration-failed" | "cloning-failed"
+                ) || c.status.starts_with("inaccessible-encryption-credentials")
+                    || c.status.starts_with("incompatible-") =>
+            {
+                Look::Failed(format!("it is {}", c.status))
+            }
+            Some(c) => Look::Pending(c.status),
             None => Look::Pending("not yet listed".into()),
         })
     })
