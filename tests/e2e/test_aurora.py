@@ -234,7 +234,7 @@ def test_retention_deletes_older_cluster_snapshots_with_delete_db_cluster_snapsh
         assert sessions == {second["session_id"]}, (region, left)
 
 
-def test_a_lost_state_is_rebuilt_with_the_cluster_restore_points_and_restore_says_what_is_missing(
+def test_a_lost_state_is_rebuilt_with_the_cluster_restore_points_and_the_cluster_restores(
     estate: Estate, tmp_path: Path
 ) -> None:
     source_key = estate.create_key(None, SRC)
@@ -263,14 +263,18 @@ def test_a_lost_state_is_rebuilt_with_the_cluster_restore_points_and_restore_say
 
     assert shape(after) == shape(before), (before, after)
 
-    # A rebuilt point has no configuration, and RestoreDBClusterFromSnapshot needs the engine:
-    # invalid input, said, nothing made.
-    code, stdout, stderr = run_snaprelay(
-        estate.endpoint, policy, tmp_path, "restore", cluster, "--output", "json"
-    )
-    assert code == 2, (stdout, stderr)
-    assert "without the cluster's configuration" in stdout, stdout
-    assert [c["DBClusterIdentifier"] for c in estate.rds(None, DST).describe_db_clusters()["DBClusters"]] == []
+    # The snapshots' tags keep what a cluster restore needs: the engine and version, the
+    # writer's class.
+    for point in after:
+        config = point["config"]
+        assert (config["engine"], config["members"]) == (
+            "aurora-postgresql",
+            [{"db_instance_class": "db.r6g.large", "writer": True}],
+        ), point
+    code, doc, stderr = snaprelay(estate, policy, tmp_path, "restore", cluster, "--name", "orders-back")
+    assert code == 0 and doc["status"] == "Success", (doc, stderr)
+    writer = estate.rds(None, DST).describe_db_instances(DBInstanceIdentifier="orders-back-writer")
+    assert writer["DBInstances"][0]["DBInstanceClass"] == "db.r6g.large"
 
 
 # CreateDBClusterSnapshot, the copy under the re-encrypt key, share, the intermediate copy,

@@ -346,6 +346,70 @@ pub fn describing_tags(instance: &Instance, volume_id: &str) -> Vec<Tag> {
     out
 }
 
+/// The tags a snapshot of an Aurora cluster carries so that a state rebuilt from the tags can
+/// restore it: the engine (RestoreDBClusterFromSnapshot requires it), its version, the
+/// writer's class and the Serverless v2 capacity (a `db.serverless` writer needs it).
+pub fn describing_cluster_tags(cluster: &DbCluster) -> Vec<Tag> {
+    let config = AuroraConfig::of(cluster);
+    let mut out = Vec::new();
+    let mut add = |key: &'static str, value: Option<String>| {
+        if let Some(v) = value.filter(|v| !v.is_empty() && v.len() <= 256) {
+            out.push(Tag::new(key, v));
+        }
+    };
+    add(tags::ENGINE, Some(config.engine.clone()));
+    add(tags::ENGINE_VERSION, config.engine_version.clone());
+    add(
+        tags::WRITER_CLASS,
+        crate::restore::build::writer_class(&config, None),
+    );
+    add(
+        tags::ACU,
+        config.serverless_v2_scaling.as_ref().and_then(|s| {
+            Some(format!(
+                "{}-{}",
+                s.min_capacity.as_ref()?,
+                s.max_capacity.as_ref()?
+            ))
+        }),
+    );
+    out
+}
+
+impl AuroraConfig {
+    /// What [`describing_cluster_tags`] kept; `None` without the engine (a snapshot of an
+    /// older version).
+    pub fn of_tagged(tags_of: &[Tag]) -> Option<Self> {
+        let engine = tag_value(tags_of, tags::ENGINE)?.to_owned();
+        let acu = tag_value(tags_of, tags::ACU).and_then(|v| {
+            let (min, max) = v.split_once('-')?;
+            Some(ServerlessV2Scaling::of_acu(
+                min.parse().ok(),
+                max.parse().ok(),
+            ))
+        });
+        Some(Self {
+            engine,
+            engine_version: tag_value(tags_of, tags::ENGINE_VERSION).map(str::to_owned),
+            engine_mode: None,
+            port: None,
+            db_subnet_group: None,
+            db_cluster_parameter_group: None,
+            vpc_security_group_ids: Vec::new(),
+            storage_type: None,
+            serverless_v2_scaling: acu,
+            tags: BTreeMap::new(),
+            members: tag_value(tags_of, tags::WRITER_CLASS)
+                .map(|class| AuroraMemberConfig {
+                    db_instance_class: Some(class.to_owned()),
+                    writer: true,
+                })
+                .into_iter()
+                .collect(),
+        })
+    }
+}
+
 impl RdsConfig {
     pub fn of(db: &DbInstance) -> Self {
         Self {
@@ -550,6 +614,18 @@ mod tests {
             engine_mode: Some("provisioned".into()),
             serverless_v2_scaling: Some(ServerlessV2Scaling::of_acu(Some(0.5), Some(8.0))),
         };
+        // What the snapshot's tags keep comes back in a rebuilt state: enough to restore it.
+        let back = AuroraConfig::of_tagged(&describing_cluster_tags(&cluster)).unwrap();
+        assert_eq!(
+            (back.engine.as_str(), back.engine_version.as_deref()),
+            ("aurora-postgresql", Some("16.2"))
+        );
+        assert_eq!(
+            crate::restore::build::writer_class(&back, None).as_deref(),
+            Some("db.serverless")
+        );
+        assert_eq!(back.serverless_v2_scaling, cluster.serverless_v2_scaling);
+        assert_eq!(AuroraConfig::of_tagged(&[]), None, "no engine, no config");
         let aurora = ResourceConfig::of(&Resource::Aurora(cluster), &place());
         let json = serde_json::to_value(&aurora).unwrap();
         for key in [

@@ -435,6 +435,13 @@ pub mod tags {
     pub const PLATFORM: &str = "snaprelay:platform";
     pub const VOLUME_TYPE: &str = "snaprelay:volume-type";
     pub const VOLUME_SIZE: &str = "snaprelay:volume-size";
+    /// What an Aurora cluster snapshot says of its cluster, for `state rebuild`: what
+    /// `RestoreDBClusterFromSnapshot` and the writer need (`config::describing_cluster_tags`).
+    pub const ENGINE: &str = "snaprelay:engine";
+    pub const ENGINE_VERSION: &str = "snaprelay:engine-version";
+    pub const WRITER_CLASS: &str = "snaprelay:writer-class";
+    /// Serverless v2 capacity, `MIN-MAX` in ACUs (`0.5-16`).
+    pub const ACU: &str = "snaprelay:acu";
     /// What a restore made, valued with its restore id (SPEC 6.2).
     pub const RESTORE: &str = "snaprelay:restore";
     /// What a drill made, valued with its drill id (SPEC 6.3).

@@ -6,14 +6,15 @@
 //!
 //! What the tags carry comes back: the resource, the kind, each volume with its device, size
 //! and type, the instance's type and what `RegisterImage` needs (`config::describing_tags`),
-//! the source snapshot of each copy, the keys. What they do not (the instance's network, the
+//! an Aurora cluster's engine, version, writer class and Serverless v2 capacity
+//! (`config::describing_cluster_tags`), the source snapshot of each copy, the keys. What they do not (the instance's network, the
 //! point's exact time) is `null`, and the report says so.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::config::{Ec2Config, ResourceConfig};
+use crate::config::{AuroraConfig, Ec2Config, ResourceConfig};
 use crate::model::{
     ResourceType, SnapshotKind, SnapshotState, Tag, made_by_a_session, tag_value, tags,
 };
@@ -206,8 +207,14 @@ pub async fn rebuild(app: &App, policy: &Policy) -> Result<Rebuilt, AppError> {
         };
         // What the tags say of the instance: its volumes' devices and snapshots here.
         let tags_of: Vec<Vec<Tag>> = snaps.iter().map(|s| s.tags.clone()).collect();
-        let config = (service == ResourceType::Ec2)
-            .then(|| ResourceConfig::Ec2(Ec2Config::of_tagged(&place, &tags_of)));
+        let config = match service {
+            ResourceType::Ec2 => Some(ResourceConfig::Ec2(Ec2Config::of_tagged(&place, &tags_of))),
+            ResourceType::Aurora => tags_of
+                .first()
+                .and_then(|t| AuroraConfig::of_tagged(t))
+                .map(ResourceConfig::Aurora),
+            ResourceType::Rds => None,
+        };
         sessions
             .entry(session.clone())
             .or_default()

@@ -287,6 +287,16 @@ impl TaskContext<'_> {
         ]
     }
 
+    /// [`Self::tags`], and for a snapshot of an Aurora cluster what restoring it needs when the
+    /// state is rebuilt from the tags ([`crate::config::describing_cluster_tags`]).
+    pub fn point_tags(&self, kind: SnapshotKind) -> Vec<Tag> {
+        let mut tags = self.tags(kind);
+        if let crate::model::Resource::Aurora(cluster) = self.resource {
+            tags.extend(crate::config::describing_cluster_tags(cluster));
+        }
+        tags
+    }
+
     /// Deletes snapshots this session made for a restore point that could not be completed,
     /// so that no orphan is left; says what could not be deleted.
     pub async fn discard(

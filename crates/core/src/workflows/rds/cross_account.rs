@@ -355,7 +355,7 @@ async fn final_copy(
             source_arn: from,
             target_id: source.id.clone(),
             kms_key_arn: super::copy_key(ctx, source, p.kms_key_id),
-            tags: ctx.tags(SnapshotKind::Replica),
+            tags: ctx.point_tags(SnapshotKind::Replica),
         },
     };
     let copied = copy_db_snapshot(ctx, copy).await?;

@@ -32,7 +32,7 @@ pub async fn replicate(
             source_arn: source.arn.clone(),
             target_id: source.id.clone(),
             kms_key_arn: super::copy_key(ctx, source, planned.kms_key_id),
-            tags: ctx.tags(SnapshotKind::Replica),
+            tags: ctx.point_tags(SnapshotKind::Replica),
         },
     };
     let replica = match copy_db_snapshot(ctx, copy).await {

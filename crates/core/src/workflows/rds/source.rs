@@ -79,7 +79,7 @@ pub async fn take_snapshot(
         None => None,
     };
     if taken.is_none() {
-        let tags = ctx.tags(SnapshotKind::Source);
+        let tags = ctx.point_tags(SnapshotKind::Source);
         ctx.change(
             StepKind::Snapshot,
             &place,
