@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from estate import AMBIENT_ACCOUNT, Estate, run_snaprelay, snaprelay_bin, snaprelay_env
+import moto_ext
+from estate import AMBIENT_ACCOUNT, Estate, run_snaprelay, snaprelay_bin, snaprelay_env, tags_of
 from test_retention import B, DST, SRC, TARGET_ROLE, policy
 
 # CreateSnapshots, two shares, two copies, two unshares.
@@ -220,6 +221,14 @@ def test_the_default_key_workaround_killed_after_any_change_is_resumed_to_nothin
     # No extra copy under the re-encrypt key, no intermediate, no share left; gc finds nothing.
     assert_like_an_uninterrupted_run(estate, text, tmp_path, doc, session)
     assert estate.db_snapshots(B, SRC) == []
+    # The snapshot under aws/ebs was never the object of a share, neither added nor removed:
+    # a resume removes the share of the extra copy it finds, not of the original.
+    originals = {
+        s["SnapshotId"] for s in estate.snapshots(None, SRC) if tags_of(s).get("snaprelay:kind") == "source"
+    }
+    assert originals, "the source restore point stays"
+    touched = [e for e in moto_ext.SHARE_LOG if e["snapshot_id"] in originals]
+    assert touched == [], touched
 
 
 def test_resume_refuses_a_finished_session_another_policys_and_an_unknown_one(estate: Estate, tmp_path: Path) -> None:

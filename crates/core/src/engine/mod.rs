@@ -517,11 +517,12 @@ async fn replicate_ec2(
     // The default-key workaround: the cross-account targets share copies under the
     // re-encrypt key instead of the snapshots under aws/ebs (the same for every such target).
     let (shared, extra) = match replicate.iter().find_map(|p| p.reencrypt) {
-        // Resumed with every cross-account replica recorded: nothing to share; the extra
-        // copies the interrupted attempt left are deleted below.
-        Some(_) if every_cross_account_replica_recorded(ctx, replicate) => {
-            match reencrypt::left_by_the_interrupted_attempt(ctx).await {
-                Ok(left) => (Ok(source.clone()), left),
+        // Resumed with every cross-account replica recorded: nothing to copy or share; the
+        // shares of the extra copies the interrupted attempt left are removed, and the copies
+        // deleted below.
+        Some(r) if every_cross_account_replica_recorded(ctx, replicate) => {
+            match reencrypt::left_by_the_interrupted_attempt(ctx, &source, r).await {
+                Ok(left) => (Ok(left.shared), left.made),
                 Err(e) => (Err(e), Vec::new()),
             }
         }

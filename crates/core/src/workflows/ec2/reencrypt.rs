@@ -197,21 +197,49 @@ async fn copy_one(
 }
 
 /// Resuming a task whose every cross-account replica is recorded: the extra copies its
-/// interrupted attempt made, still to delete.
+/// interrupted attempt made, still to delete, and what may still be shared, whose shares are
+/// removed: those copies, and the snapshots shared as they are (not under a default key).
+/// An original under the default key is never in it: it was never shared, and a copy of it
+/// no longer found was deleted, its share with it.
 pub async fn left_by_the_interrupted_attempt(
     ctx: &TaskContext<'_>,
-) -> Result<Vec<String>, TaskError> {
+    source: &[SourceSnapshot],
+    reencrypt: &Reencrypt,
+) -> Result<Reencrypted, TaskError> {
     if ctx.resumed.is_none() {
-        return Ok(Vec::new());
+        return Ok(Reencrypted {
+            shared: source.to_vec(),
+            made: Vec::new(),
+        });
     }
     let region = ctx.resource.region();
-    ctx.session_snapshots(ctx.source_access, region, SnapshotKind::Reencrypted)
+    let found = ctx
+        .session_snapshots(ctx.source_access, region, SnapshotKind::Reencrypted)
         .await
-        .map(|found| found.into_iter().map(|s| s.id).collect())
         .map_err(TaskError::aws(format!(
             "look for earlier re-encrypted copies in {}/{region}",
             ctx.source_account
-        )))
+        )))?;
+    let shared = source
+        .iter()
+        .filter_map(|s| {
+            if !reencrypt.volumes.contains(&s.volume_id) {
+                return Some(s.clone());
+            }
+            found
+                .iter()
+                .find(|c| tag_value(&c.tags, tags::SOURCE_SNAPSHOT) == Some(s.snapshot_id.as_str()))
+                .map(|c| SourceSnapshot {
+                    shared_copy: Some(c.id.clone()),
+                    kms_key_id: Some(reencrypt.kms_key_id.clone()),
+                    ..s.clone()
+                })
+        })
+        .collect();
+    Ok(Reencrypted {
+        shared,
+        made: found.into_iter().map(|s| s.id).collect(),
+    })
 }
 
 /// Deletes the extra copies (their shares are gone by now); what could not be deleted.
