@@ -306,6 +306,38 @@ async fn throttling_only_slows_a_drill_down() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn what_ec2_does_not_see_yet_is_asked_again() {
+    // EC2's eventual consistency: the group and image just made are NotFound to the next
+    // call, twice each.
+    let e = replicated(false).await;
+    for nth in [1, 2] {
+        e.cloud.inject(Fault::FailCall {
+            operation: "ec2:RevokeSecurityGroupEgress",
+            nth,
+            code: "InvalidGroup.NotFound",
+            message: "The security group does not exist".into(),
+        });
+        e.cloud.inject(Fault::FailCall {
+            operation: "ec2:RunInstances",
+            nth,
+            code: "InvalidAMIID.NotFound",
+            message: "The image id does not exist".into(),
+        });
+    }
+    let report = e
+        .drill(DrillOptions {
+            resource: Some(e.instance.clone()),
+            ..options()
+        })
+        .await;
+    assert_eq!(report.status, DrillStatus::Passed, "{report:#?}");
+    assert_eq!(e.cloud.faults_fired().0, 4, "every fault fired");
+    let calls = e.cloud.calls();
+    assert_eq!(calls["ec2:RunInstances"], 3, "{calls:?}");
+    assert_eq!(e.left_in_target().await, Vec::<String>::new());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_windows_instance_is_drilled_as_volumes() {
     let e = replicated(true).await;
     let report = e

@@ -32,8 +32,8 @@ use crate::restore::{
 use crate::runtime::clock::utc_now;
 
 use super::restore::{
-    ProgressFn, SERVERLESS_V1, Waiting, Where, look_around, make_cluster, pick_place, places,
-    subnet_group_vpc, until_available, until_db_available, until_running, volume_zone,
+    ProgressFn, SERVERLESS_V1, Waiting, Where, look_around, make_cluster, once_visible, pick_place,
+    places, subnet_group_vpc, until_available, until_db_available, until_running, volume_zone,
 };
 use super::{App, AppError, hold_policy, leftovers, still_running};
 
@@ -436,10 +436,12 @@ impl Drill<'_> {
             .await
             .map_err(|e| format!("CreateSecurityGroup: {e}"))?;
         made.add(CreatedKind::SecurityGroup, &group, "exists");
-        cloud
-            .revoke_all_egress(&at.access, region, &group)
-            .await
-            .map_err(|e| format!("RevokeSecurityGroupEgress of {group}: {e}"))?;
+        // The group was just made: EC2 may not know it yet for a moment.
+        once_visible("InvalidGroup.NotFound", || {
+            cloud.revoke_all_egress(&at.access, region, &group)
+        })
+        .await
+        .map_err(|e| format!("RevokeSecurityGroupEgress of {group}: {e}"))?;
         Ok(group)
     }
 
@@ -499,7 +501,10 @@ impl Drill<'_> {
             .map_err(|e| format!("RegisterImage: {e}"))?;
         made.add(CreatedKind::Image, &image_id, "available");
         let launch = launch_request(&image_id, &instance_type, &net, &tags, name);
-        let launched = cloud.run_instance(&at.access, region, &launch).await;
+        let launched = once_visible("InvalidAMIID.NotFound", || {
+            cloud.run_instance(&at.access, region, &launch)
+        })
+        .await;
         // Deregistered at once: an image would pin the replica's snapshots against retention.
         if cloud
             .deregister_image(&at.access, region, &image_id)

@@ -34,7 +34,7 @@ pub(crate) use cluster::{SERVERLESS_V1, make_cluster};
 pub(crate) use place::{Where, look_around, pick_place, places, subnet_group_vpc, volume_zone};
 pub use wait::{ProgressFn, Waiting};
 pub(crate) use wait::{
-    until_available, until_cluster_available, until_db_available, until_running,
+    once_visible, until_available, until_cluster_available, until_db_available, until_running,
 };
 
 /// What the restore is made of, resolved and checked before anything is made.
@@ -511,7 +511,12 @@ async fn restore_instance(
     run.made(CreatedKind::Image, &image_id, "available");
     progress(&format!("launching {instance_type} from {image_id}"));
     let launch = launch_request(&image_id, &instance_type, &net, &tags, &ready.restore_id);
-    let launched = cloud.run_instance(&at.access, region, &launch).await;
+    // The image was just registered; the launch's ClientToken makes a retry launch nothing
+    // twice.
+    let launched = once_visible("InvalidAMIID.NotFound", || {
+        cloud.run_instance(&at.access, region, &launch)
+    })
+    .await;
     if !options.keep_image {
         match cloud.deregister_image(&at.access, region, &image_id).await {
             Ok(()) => run.set_state(&image_id, "deregistered"),

@@ -27,6 +27,32 @@ impl Default for Waiting {
     }
 }
 
+/// How long a call about something just made is retried while EC2 does not see it yet.
+const VISIBILITY_PATIENCE: Duration = Duration::from_secs(60);
+
+/// EC2 is eventually consistent: what a call just made (an image, a security group) may be
+/// unknown to the next call for a while, which answers `code` (`InvalidAMIID.NotFound`,
+/// `InvalidGroup.NotFound`); AWS advises retrying with a backoff
+/// (https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html). Retries `call`
+/// on that code alone, from 0.5 s doubling to 8 s, for up to a minute.
+pub(crate) async fn once_visible<T, F, Fut>(code: &str, call: F) -> Result<T, CloudError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, CloudError>>,
+{
+    let began = Instant::now();
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match call().await {
+            Err(e) if e.code.as_deref() == Some(code) && began.elapsed() < VISIBILITY_PATIENCE => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(8));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Progress lines for people (stderr).
 pub type ProgressFn<'a> = &'a (dyn Fn(&str) + Send + Sync);
 
