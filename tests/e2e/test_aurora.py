@@ -273,7 +273,7 @@ def test_a_lost_state_is_rebuilt_with_the_cluster_restore_points_and_the_cluster
         ), point
     code, doc, stderr = snaprelay(estate, policy, tmp_path, "restore", cluster, "--name", "orders-back")
     assert code == 0 and doc["status"] == "Success", (doc, stderr)
-    writer = estate.rds(None, DST).describe_db_instances(DBInstanceIdentifier="orders-back-writer")
+    writer = estate.rds(None, DST).describe_db_instances(DBInstanceIdentifier="orders-back")
     assert writer["DBInstances"][0]["DBInstanceClass"] == "db.r6g.large"
 
 
@@ -368,15 +368,15 @@ def test_restore_a_cluster_from_a_cross_account_replica_adds_a_writer_of_the_rec
     assert (doc["account"], doc["region"]) == (B, DST)
     assert doc["created"] == [
         {"type": "db-cluster", "id": "orders-dr", "state": "available"},
-        {"type": "db-instance", "id": "orders-dr-writer", "state": "available"},
+        {"type": "db-instance", "id": "orders-dr", "state": "available"},
     ], doc
     rds = estate.rds(B, DST)
     [restored] = rds.describe_db_clusters(DBClusterIdentifier="orders-dr")["DBClusters"]
     assert restored["Engine"] == "aurora-postgresql"
     assert restored["KmsKeyId"] == replica["KmsKeyId"], "the replica's key, not the source's"
-    assert [m["DBInstanceIdentifier"] for m in restored["DBClusterMembers"]] == ["orders-dr-writer"]
+    assert [m["DBInstanceIdentifier"] for m in restored["DBClusterMembers"]] == ["orders-dr"]
     assert tags_of_db(restored)["snaprelay:restore"] == doc["restore_id"]
-    writer = rds.describe_db_instances(DBInstanceIdentifier="orders-dr-writer")["DBInstances"][0]
+    writer = rds.describe_db_instances(DBInstanceIdentifier="orders-dr")["DBInstances"][0]
     assert (writer["DBInstanceClass"], writer["PubliclyAccessible"]) == ("db.r6g.large", False)
     assert tags_of_db(writer)["snaprelay:restore"] == doc["restore_id"]
     # The source cluster and the replica are untouched.
@@ -391,12 +391,12 @@ def test_restore_a_cluster_from_a_cross_account_replica_adds_a_writer_of_the_rec
     )
     assert code == 2, (stdout, stderr)
     assert "DB cluster orders-dr exists" in stdout, stdout
-    assert clusters_and_dbs(estate, B, DST) == (["orders-dr"], ["orders-dr-writer"])
+    assert clusters_and_dbs(estate, B, DST) == (["orders-dr"], ["orders-dr"])
 
     # A finished restore is no leftover: gc leaves it alone.
     code, gc_doc, stderr = snaprelay(estate, policy, tmp_path, "gc", "--yes")
     assert code == 0, (gc_doc, stderr)
-    assert clusters_and_dbs(estate, B, DST) == (["orders-dr"], ["orders-dr-writer"])
+    assert clusters_and_dbs(estate, B, DST) == (["orders-dr"], ["orders-dr"])
 
 
 def test_a_cluster_drill_passes_and_deletes_the_writer_then_the_cluster(
@@ -420,6 +420,9 @@ def test_a_cluster_drill_passes_and_deletes_the_writer_then_the_cluster(
     assert (result["status"], result["cleaned_up"]) == ("Passed", True), result
     assert result["rto_seconds"] is not None
     assert [c["type"] for c in result["created"]] == ["security-group", "db-cluster", "db-instance"]
+    # Both DB identifiers are the drill's (SPEC 6.3).
+    for made in result["created"][1:]:
+        assert re.fullmatch(r"snaprelay-drill-d-[0-9a-z-]+-1", made["id"]) and "--" not in made["id"], made
     assert clusters_and_dbs(estate, B, DST) == before == ([], [])
     assert sorted(
         g["GroupId"] for g in estate.ec2(B, DST).describe_security_groups()["SecurityGroups"]

@@ -194,7 +194,14 @@ async fn a_drill_of_a_cluster_passes_and_deletes_the_writer_then_the_cluster() {
             CreatedKind::DbInstance
         ]
     );
-    assert!(r.created[2].id.ends_with("-writer"), "{:?}", r.created);
+    // Both DB identifiers are the drill's name (SPEC 6.3): RDS keeps clusters and instances
+    // apart.
+    assert_eq!(r.created[1].id, r.created[2].id, "{:?}", r.created);
+    assert!(
+        r.created[1].id.starts_with("snaprelay-drill-d-"),
+        "{:?}",
+        r.created
+    );
     // A cluster restore (10 simulated minutes) and its writer (10 more).
     assert!(r.rto_seconds.unwrap() >= 1200.0, "{r:#?}");
     assert!(r.cleaned_up, "{r:#?}");
@@ -271,12 +278,12 @@ async fn a_restore_makes_the_cluster_and_its_writer_of_the_recorded_class() {
         made,
         [
             (CreatedKind::DbCluster, "orders-dr", "available"),
-            (CreatedKind::DbInstance, "orders-dr-writer", "available"),
+            (CreatedKind::DbInstance, "orders-dr", "available"),
         ]
     );
     assert_eq!(
         e.cloud
-            .db_instance_class(&account(TARGET), TARGET_REGION, "orders-dr-writer")
+            .db_instance_class(&account(TARGET), TARGET_REGION, "orders-dr")
             .as_deref(),
         Some("db.r6g.2xlarge")
     );
@@ -285,7 +292,7 @@ async fn a_restore_makes_the_cluster_and_its_writer_of_the_recorded_class() {
         .find_clusters(&target(), TARGET_REGION, &Find::Name("orders-dr"))
         .await
         .unwrap();
-    assert_eq!(cluster[0].members, ["orders-dr-writer"]);
+    assert_eq!(cluster[0].members, ["orders-dr"]);
     assert!(
         cluster[0]
             .kms_key_id
@@ -309,21 +316,29 @@ async fn a_restore_makes_the_cluster_and_its_writer_of_the_recorded_class() {
         again.message.contains("DB cluster orders-dr exists"),
         "{again:?}"
     );
-    // A name whose writer would not fit RDS's 63 characters.
-    let long = "a".repeat(60);
+    // Taken by a DB instance of that name (the writer's, were it restored) alone: the same.
+    e.cloud.add_db_instance(
+        &account(TARGET),
+        TARGET_REGION,
+        DbSpec {
+            id: "busy".into(),
+            engine: "postgres".into(),
+            size_gib: 20,
+            encryption: Encryption::None,
+            tags: vec![],
+            cluster: None,
+        },
+    );
     let err = e
         .restore(RestoreOptions {
             resource_id: "orders-cluster".into(),
-            name: Some(long.clone()),
+            name: Some("busy".into()),
             ..RestoreOptions::default()
         })
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidInput, "{err:?}");
-    assert!(
-        err.message.contains("--name") && err.message.contains("-writer"),
-        "{err:?}"
-    );
+    assert!(err.message.contains("DB instance busy"), "{err:?}");
     assert_eq!(
         e.tagged(RESTORE_TAG).await.len(),
         2,

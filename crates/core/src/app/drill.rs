@@ -773,7 +773,8 @@ impl Drill<'_> {
             self.waiting,
             since,
             self.progress,
-            &mut |kind, id, state| match created.iter_mut().find(|c| c.id == id) {
+            // A cluster and its writer share one identifier.
+            &mut |kind, id, state| match created.iter_mut().find(|c| c.kind == kind && c.id == id) {
                 Some(c) => c.state = state.to_owned(),
                 None => created.push(Created {
                     kind,

@@ -192,16 +192,6 @@ pub fn db_request(
     })
 }
 
-/// The identifier of the writer a cluster restore adds: the cluster's, then `-writer`.
-pub fn writer_id(cluster_id: &str) -> String {
-    format!("{cluster_id}-{WRITER_SUFFIX}")
-}
-
-const WRITER_SUFFIX: &str = "writer";
-
-/// The longest cluster name a restore takes: its writer's identifier must fit RDS's 63.
-pub const CLUSTER_NAME_MAX: usize = crate::ids::DB_INSTANCE_ID_MAX - WRITER_SUFFIX.len() - 1;
-
 /// Whether the cluster restored is Aurora Serverless v1, to which RDS adds no instances
 /// ("Instances cannot be added to Aurora Serverless clusters").
 pub fn is_serverless_v1(config: &AuroraConfig) -> bool {
@@ -258,24 +248,22 @@ pub fn cluster_request(
     })
 }
 
-/// `CreateDBInstance` of the writer of a restored cluster, never public.
+/// `CreateDBInstance` of the writer of a restored cluster, never public. It takes the
+/// cluster's identifier: DB instance and DB cluster identifiers are apart in RDS (each unique
+/// among its own kind), and the name asked for (`--name`, a drill's
+/// `snaprelay-drill-<id>-<n>`) is then the name of every DB identifier the restore makes.
 pub fn writer_request(
     config: &AuroraConfig,
     cluster_id: &str,
     class: &str,
     tags: &[Tag],
 ) -> ClusterInstanceRequest {
-    let id = writer_id(cluster_id);
-    let mut tags = tags.to_vec();
-    if let Some(t) = tags.iter_mut().find(|t| t.key == "Name") {
-        t.value.clone_from(&id);
-    }
     ClusterInstanceRequest {
-        db_instance_id: id,
+        db_instance_id: cluster_id.to_owned(),
         db_cluster_id: cluster_id.to_owned(),
         engine: config.engine.clone(),
         db_instance_class: class.to_owned(),
         publicly_accessible: false,
-        tags,
+        tags: tags.to_vec(),
     }
 }

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use crate::config::AuroraConfig;
 use crate::ports::{ClusterInstanceRequest, ClusterRestoreRequest, ClusterStatus, DbStatus, Find};
 use crate::restore::build::{
-    cluster_request, is_serverless_v1, made_tags, writer_class, writer_id, writer_request,
+    cluster_request, is_serverless_v1, made_tags, writer_class, writer_request,
 };
 use crate::restore::{CreatedKind, RESTORE_TAG, RestoreOptions, RestoreReport};
 
@@ -91,7 +91,7 @@ pub(super) fn aurora_config<'p>(ready: &'p Ready<'_>) -> Result<&'p AuroraConfig
 }
 
 /// Refuses a cluster name already taken there: a DB cluster of that identifier, or a DB
-/// instance of its writer's.
+/// instance of it (the writer's).
 async fn refuse_taken_cluster(app: &App, at: &Where, name: &str) -> Result<(), AppError> {
     let cloud = app.cloud.as_ref();
     let region = at.place.region.as_str();
@@ -102,15 +102,12 @@ async fn refuse_taken_cluster(app: &App, at: &Where, name: &str) -> Result<(), A
         .map_err(read)?;
     let taken = match clusters.first() {
         Some(c) => Some(format!("DB cluster {} exists", c.id)),
-        None => {
-            let writer = writer_id(name);
-            cloud
-                .find_dbs(&at.access, region, &Find::Name(&writer))
-                .await
-                .map_err(read)?
-                .first()
-                .map(|d| format!("DB instance {} (its writer's identifier) exists", d.id))
-        }
+        None => cloud
+            .find_dbs(&at.access, region, &Find::Name(name))
+            .await
+            .map_err(read)?
+            .first()
+            .map(|d| format!("DB instance {} (the writer's identifier) exists", d.id)),
     };
     match taken {
         Some(why) => Err(AppError::invalid(format!(
@@ -210,11 +207,7 @@ pub(super) async fn restore_cluster(
     )
     .await;
     for (kind, id, state) in seen {
-        if run.report.created.iter().any(|c| c.id == id) {
-            run.set_state(&id, &state);
-        } else {
-            run.made(kind, &id, &state);
-        }
+        run.seen(kind, &id, &state);
     }
     if let Err(why) = outcome {
         run.fail(why);

@@ -14,7 +14,7 @@ use crate::policy::Policy;
 use crate::ports::{CloudError, Find, Operation, OperationKind, PointFilter};
 use crate::report::RecordedRestorePoint;
 use crate::restore::build::{
-    CLUSTER_NAME_MAX, db_request, image_request, launch_request, made_tags, volume_requests,
+    db_request, image_request, launch_request, made_tags, volume_requests,
 };
 use crate::restore::network::{self, Found};
 use crate::restore::{
@@ -224,14 +224,6 @@ async fn prepare_restore<'a>(
             "--name {name:?} {why}; nothing was restored"
         )));
     }
-    if resource_type == ResourceType::Aurora && name.len() > CLUSTER_NAME_MAX {
-        return Err(AppError::invalid(format!(
-            "--name {name:?} is longer than {CLUSTER_NAME_MAX} characters: the writer's \
-             identifier ({}) must fit RDS's {}; nothing was restored",
-            crate::restore::build::writer_id(&name),
-            crate::ids::DB_INSTANCE_ID_MAX
-        )));
-    }
     Ok(Ready {
         restore_id,
         policy,
@@ -350,6 +342,20 @@ impl<'a> Run<'a> {
     fn set_state(&mut self, id: &str, state: &str) {
         if let Some(c) = self.report.created.iter_mut().find(|c| c.id == id) {
             c.state = state.to_owned();
+        }
+    }
+
+    /// What was made of `kind` and `id` is now `state`; told for the first time, it is added.
+    /// (A cluster and its writer share one identifier.)
+    fn seen(&mut self, kind: CreatedKind, id: &str, state: &str) {
+        match self
+            .report
+            .created
+            .iter_mut()
+            .find(|c| c.kind == kind && c.id == id)
+        {
+            Some(c) => c.state = state.to_owned(),
+            None => self.made(kind, id, state),
         }
     }
 
