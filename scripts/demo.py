@@ -9,7 +9,9 @@ two copies). The cross-account replicas are then put to use: `restore` rebuilds 
 and the database in the target account, and `drill` proves each replica restores (and says
 which resource has none to restore: legacy-1's, under aws/ebs, could not be made). Last, a
 fourth policy names a re-encrypt key (the default-key workaround): legacy-1 then reaches the
-target account through a copy under that key, and the session ends Success.
+target account through a copy under that key, and the session ends Success. A fifth replicates
+an Aurora cluster to the other account and Region (two steps), restores it there with its
+writer, and drills it.
 """
 
 from __future__ import annotations
@@ -51,9 +53,14 @@ def main() -> int:
             None, "us-east-1", volumes=[{"size": 8, "encrypted": True}], tags={"Name": "legacy-1", "backup": "gold"}
         )
         orders = estate.create_db_instance(None, "us-east-1", "orders-db", kms_key=source_key, tags={"backup": "gold"})
+        # Aurora: a cluster with its writer; across accounts its copy goes through the source
+        # Region under a staging key of the target account.
+        ledger = estate.create_db_cluster(None, "us-east-1", "ledger", kms_key=source_key)
+        staging_key = estate.create_key(TARGET_ACCOUNT, "us-east-1", alias="dr-staging")
         banner(
             f"estate: account {AMBIENT_ACCOUNT} us-east-1: {web} (web-1, customer managed key), "
-            f"{legacy} (legacy-1, aws/ebs), RDS {orders} (customer managed key); "
+            f"{legacy} (legacy-1, aws/ebs), RDS {orders} (customer managed key), Aurora cluster "
+            f"{ledger} (customer managed key); "
             f"target account {TARGET_ACCOUNT}"
         )
 
@@ -73,6 +80,11 @@ def main() -> int:
             )
             + f'[[targets]]\naccount = "{TARGET_ACCOUNT}"\nregion = "eu-west-1"\n'
             f'role_arn = "arn:aws:iam::{TARGET_ACCOUNT}:role/snaprelay-target"\nkms_key = "{eu_key}"\n',
+            "dr-aurora": f'name = "dr-aurora"\n[source]\nregions = ["us-east-1"]\n[[source.resources]]\n'
+            f'type = "aurora"\nids = ["{ledger}"]\n'
+            f'[[targets]]\naccount = "{TARGET_ACCOUNT}"\nregion = "eu-west-1"\n'
+            f'role_arn = "arn:aws:iam::{TARGET_ACCOUNT}:role/snaprelay-target"\nkms_key = "{eu_key}"\n'
+            f'staging_kms_key = "{staging_key}"\n',
         }
         with tempfile.TemporaryDirectory(prefix="snaprelay-demo-") as tmp:
             for name, text in policies.items():
@@ -80,7 +92,7 @@ def main() -> int:
                 work.mkdir()
                 banner(f"policy {name}")
                 print(text, end="")
-                if name in ("dr-cross-account", "dr-reencrypt"):
+                if name in ("dr-cross-account", "dr-reencrypt", "dr-aurora"):
                     banner(f"snaprelay plan ({name})")
                     code, out, err = run_snaprelay(server.endpoint, text, work, "plan")
                     print(out + err, end="")
@@ -88,15 +100,22 @@ def main() -> int:
                 code, out, err = run_snaprelay(server.endpoint, text, work, "run", "--poll-interval", "0.2")
                 print(out + err, end="")
                 print(f"(exit code {code})")
-                if name == "dr-cross-account":
-                    # The replicas in the target account, put to use: a restore, then a drill.
-                    for args in (
+                # The replicas in the target account, put to use: a restore, then a drill.
+                uses = {
+                    "dr-cross-account": (
                         ("restore-points", "--resource", web),
                         ("restore", web),
                         ("restore", orders, "--name", "orders-restored"),
                         ("drill",),
                         ("gc",),
-                    ):
+                    ),
+                    "dr-aurora": (
+                        ("restore", ledger, "--name", "ledger-restored"),
+                        ("drill", "--small"),
+                    ),
+                }
+                if name in uses:
+                    for args in uses[name]:
                         banner(f"snaprelay {' '.join(args)} ({name})")
                         code, out, err = run_snaprelay(server.endpoint, text, work, *args)
                         print(out + err, end="")
