@@ -236,7 +236,9 @@ impl World {
     }
 
     /// RDS `CreateDBInstance` in a cluster: `creating`, then `available`. The cluster must be
-    /// available and of the same engine; the instance takes the cluster's network and key.
+    /// available ("You can create DB instances only after the RestoreDBClusterFromSnapshot
+    /// operation has completed and the DB cluster is available") and of the same engine; the
+    /// instance takes the cluster's network and key.
     pub fn create_cluster_instance(
         &mut self,
         caller: &AccountId,

@@ -41,8 +41,8 @@ pub(crate) async fn make_cluster(
         .await
         .map_err(|e| format!("RestoreDBClusterFromSnapshot: {e}"))?;
     made(CreatedKind::DbCluster, &restored.id, &restored.status);
-    // The writer is added once the cluster is available, as the Aurora User Guide's CLI
-    // restore does: an instance is created in an existing, available cluster.
+    // "You can create DB instances only after the RestoreDBClusterFromSnapshot operation has
+    // completed and the DB cluster is available" (API_RestoreDBClusterFromSnapshot.html).
     let what = format!("DB cluster {}", restored.id);
     let available =
         until_cluster_available(app, at, &restored.id, waiting, since, &what, progress).await?;
