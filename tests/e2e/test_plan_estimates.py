@@ -148,6 +148,15 @@ def test_plan_counts_full_copies_before_the_first_run_and_incremental_ones_after
         assert [c["estimate"]["basis"] for c in r["copies"]] == ["volume size", "volume size"], r
     assert set(run["phases"]) == {"snapshot_seconds", "share_seconds", "copy_seconds", "cleanup_seconds"}
     assert all(isinstance(v, int) and v >= 0 for v in run["phases"].values()), run["phases"]
+    # Kept with the session: `sessions show` says it later, as the run did.
+    code, stdout, stderr = run_snaprelay(
+        estate.endpoint, policy, tmp_path, "sessions", "show", run["session_id"], "--output", "json"
+    )
+    assert code == 0, stderr
+    shown = json.loads(stdout)
+    assert (shown["copied"], shown["phases"]) == (copied, run["phases"]), shown
+    code, stdout, stderr = run_snaprelay(estate.endpoint, policy, tmp_path, "sessions", "show", run["session_id"])
+    assert code == 0 and "Copied: 48.00 GiB" in stdout and "4 full copies" in stdout, stdout
 
     # After it: the copies are incremental (the previous replica is there under the same key);
     # moto cannot say how much changed, so their size is unknown rather than guessed.

@@ -208,10 +208,16 @@ async fn a_session_is_listed_running_then_finished_with_its_report(f: &dyn Store
     let summary = store.summary(&s).await.unwrap().expect("recorded");
     assert_eq!((summary.status.as_str(), summary.resources), ("Success", 2));
     assert_eq!(store.session(&s).await.unwrap(), Some(done));
+    // What it copied, measured after it ended, is kept with it.
+    assert_eq!(store.copied(&s).await.unwrap(), None);
+    let copied = r#"{"bytes":1024,"full_copies":1,"replicas":[]}"#;
+    store.record_copied(&s, copied).await.unwrap();
     // Another handle reads the same.
     let other = f.open().await;
     assert_eq!(other.summary(&s).await.unwrap(), Some(summary));
+    assert_eq!(other.copied(&s).await.unwrap().as_deref(), Some(copied));
     assert_eq!(store.summary(&id("unknown")).await.unwrap(), None);
+    assert_eq!(store.copied(&id("unknown")).await.unwrap(), None);
 }
 
 async fn a_step_begun_before_its_change_is_completed_in_place(f: &dyn StoreFixture) {

@@ -344,8 +344,12 @@ async fn session(State(s): Shared, Path(id): Path<String>) -> Response {
         Ok(steps) => steps,
         Err(e) => return store_error(e),
     };
+    let mut finished = false;
     let mut doc = match store.session(&session_id).await {
-        Ok(Some(report)) => serde_json::to_value(&report).unwrap_or_default(),
+        Ok(Some(report)) => {
+            finished = true;
+            serde_json::to_value(&report).unwrap_or_default()
+        }
         Ok(None) => {
             let mut one = [summary];
             if let Err(e) = s.session_statuses(&mut one).await {
@@ -355,7 +359,22 @@ async fn session(State(s): Shared, Path(id): Path<String>) -> Response {
         }
         Err(e) => return store_error(e),
     };
+    let copied = match store.copied(&session_id).await {
+        Ok(copied) => copied.and_then(|json| serde_json::from_str::<Value>(&json).ok()),
+        Err(e) => return store_error(e),
+    };
     if let Value::Object(m) = &mut doc {
+        // As `run --output json` has them: what it copied, and its time per phase.
+        if let Some(copied) = copied {
+            m.insert("copied".into(), copied);
+        }
+        if finished {
+            m.insert(
+                "phases".into(),
+                serde_json::to_value(snaprelay_core::report::Phases::of(&steps))
+                    .unwrap_or_default(),
+            );
+        }
         m.insert(
             "steps".into(),
             serde_json::to_value(&steps).unwrap_or_default(),

@@ -269,6 +269,21 @@ async fn every_endpoint_answers_with_its_status() {
     assert_eq!(done["session_id"], session.as_str());
     assert!(done["steps"].as_array().is_some_and(|s| !s.is_empty()));
     assert!(done["resources"][0]["replicas"].is_array());
+    // As `run --output json`: its time per phase, and what it copied (measured once the
+    // session has ended, so a moment after).
+    assert!(done["phases"]["copy_seconds"].is_u64(), "{done:#}");
+    let mut copied = Value::Null;
+    for _ in 0..100 {
+        copied = json(a, &format!("/api/v1/sessions/{session}")).await["copied"].clone();
+        if !copied.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert!(
+        copied["full_copies"].as_u64().is_some_and(|n| n >= 1),
+        "{copied:#}"
+    );
 
     let listed = json(a, "/api/v1/sessions?policy=dr").await;
     assert_eq!(listed.as_array().unwrap().len(), 1);

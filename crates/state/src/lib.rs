@@ -42,7 +42,7 @@ impl Drop for Hold {
 }
 
 /// Bumped with every change to [`SCHEMA`]; a later version migrates from the earlier ones.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sessions (
@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     status      TEXT NOT NULL DEFAULT 'Running',
     resources   INTEGER NOT NULL DEFAULT 0,
     report      TEXT,
-    pid         INTEGER
+    pid         INTEGER,
+    copied      TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_by_policy ON sessions(policy, started_at);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -168,6 +169,11 @@ fn migrate_to_3(conn: &Connection) -> rusqlite::Result<()> {
         "CREATE TABLE IF NOT EXISTS ticks (policy TEXT NOT NULL, what TEXT NOT NULL, \
          tick TEXT NOT NULL, holder TEXT NOT NULL, PRIMARY KEY (policy, what, tick))",
     )
+}
+
+/// Version 4 keeps what each session copied (`run`'s `copied`), measured after it ended.
+fn migrate_to_4(conn: &Connection) -> rusqlite::Result<()> {
+    add_column(conn, "sessions", "copied", "TEXT")
 }
 
 /// Adds a column unless the table has it already.
@@ -331,6 +337,7 @@ impl SqliteStore {
         migrate_to_1(&conn)
             .and_then(|()| migrate_to_2(&conn))
             .and_then(|()| migrate_to_3(&conn))
+            .and_then(|()| migrate_to_4(&conn))
             .map_err(err("cannot upgrade the schema of", path))?;
         if version != SCHEMA_VERSION {
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)
@@ -893,6 +900,29 @@ impl StateStore for SqliteStore {
             )
             .optional()
             .map_err(err("cannot read the session", None))
+    }
+
+    async fn record_copied(&self, session: &SessionId, copied: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE sessions SET copied = ?2 WHERE id = ?1",
+                params![session.as_str(), copied],
+            )
+            .map_err(err("cannot record what the session copied", None))?;
+        Ok(())
+    }
+
+    async fn copied(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
+        let found: Option<Option<String>> = self
+            .conn()
+            .query_row(
+                "SELECT copied FROM sessions WHERE id = ?1",
+                [session.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err("cannot read what the session copied", None))?;
+        Ok(found.flatten())
     }
 
     async fn session(&self, session_id: &SessionId) -> Result<Option<SessionReport>, StoreError> {

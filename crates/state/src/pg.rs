@@ -124,6 +124,8 @@ CREATE TABLE point_drills (
     at               TEXT NOT NULL
 );
 "#,
+    // 3: what each session copied (`run`'s `copied`), measured after it ended.
+    "ALTER TABLE sessions ADD COLUMN copied TEXT;",
 ];
 
 /// The advisory lock migrations are applied under (any constant of ours).
@@ -657,6 +659,31 @@ impl StateStore for PgStore {
             .await
             .map_err(err("cannot read the session"))?;
         Ok(row.as_ref().map(summary))
+    }
+
+    async fn record_copied(&self, session: &SessionId, copied: &str) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE sessions SET copied = $2 WHERE id = $1",
+                &[&session.as_str(), &copied],
+            )
+            .await
+            .map_err(err("cannot record what the session copied"))?;
+        Ok(())
+    }
+
+    async fn copied(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT copied FROM sessions WHERE id = $1",
+                &[&session.as_str()],
+            )
+            .await
+            .map_err(err("cannot read what the session copied"))?;
+        Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
     }
 
     async fn session(&self, session: &SessionId) -> Result<Option<SessionReport>, StoreError> {

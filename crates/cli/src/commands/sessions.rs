@@ -36,6 +36,9 @@ struct Shown {
     /// A finished session's time per phase, from its steps, as `run` reported it.
     #[serde(skip_serializing_if = "Option::is_none")]
     phases: Option<snaprelay_core::report::Phases>,
+    /// What it copied, as `run` reported it (sessions of older versions have none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    copied: Option<serde_json::Value>,
     steps: Vec<snaprelay_core::report::StepRecord>,
 }
 
@@ -67,15 +70,30 @@ pub async fn show(settings: &Settings, id: &str) -> Outcome {
             Session::Finished(_) => Some(snaprelay_core::report::Phases::of(&steps)),
             Session::Unfinished(_) => None,
         };
+        let copied: Option<serde_json::Value> = store
+            .copied(&session_id)
+            .await?
+            .and_then(|json| serde_json::from_str(&json).ok());
         if settings.json {
             print_json(&Shown {
                 session,
                 phases,
+                copied,
                 steps,
             })?;
         } else {
             match &session {
-                Session::Finished(r) => emit(&output::report_text(r)),
+                Session::Finished(r) => {
+                    emit(&output::report_text(r));
+                    if let Some(totals) = copied.and_then(|c| {
+                        serde_json::from_value::<snaprelay_core::plan::estimate::Totals>(c).ok()
+                    }) {
+                        emit(&format!(
+                            "Copied: {}\n",
+                            snaprelay_core::plan::estimate::totals_text(&totals, "copied")
+                        ));
+                    }
+                }
                 Session::Unfinished(s) if s.status == INTERRUPTED => emit(&format!(
                     "Session {} of policy {}: {} (started {}; its process is gone: `snaprelay \
                      run` or `snaprelay sessions resume {id}` finishes it)\n",

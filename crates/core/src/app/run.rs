@@ -139,6 +139,15 @@ pub async fn run_policy(
                 }
             }
         }
+        // Kept with the session, so that `sessions show` and the API show it later.
+        match serde_json::to_string(&copied) {
+            Ok(json) => {
+                if let Err(e) = store.record_copied(&report.session_id, &json).await {
+                    tracing::warn!(error = %e, "what the session copied could not be recorded");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "what the session copied could not be encoded"),
+        }
         let phases = match store.steps(&report.session_id).await {
             Ok(steps) => Phases::of(&steps),
             Err(e) => {

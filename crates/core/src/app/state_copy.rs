@@ -40,7 +40,12 @@ pub async fn state_copy(from: &dyn StateStore, to: &dyn StateStore) -> Result<Co
         }
         copied.steps += steps.len();
         match (&s.ended_at, from.session(&s.session_id).await?) {
-            (Some(_), Some(report)) => to.finish_session(&report).await?,
+            (Some(_), Some(report)) => {
+                to.finish_session(&report).await?;
+                if let Some(c) = from.copied(&s.session_id).await? {
+                    to.record_copied(&s.session_id, &c).await?;
+                }
+            }
             _ => {
                 // Unfinished (interrupted): its ended tasks, for the resume.
                 for task in from.progress_of(&s.session_id).await?.tasks {

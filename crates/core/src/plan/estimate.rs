@@ -117,8 +117,9 @@ pub struct CopyEstimate {
     pub previous_source: Option<String>,
 }
 
-/// The sum of some copies.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+/// The sum of some copies. Read back from a session's stored `copied` document (whose top
+/// level it is) for `sessions show`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Totals {
     /// The bytes of the copies whose size is known.
     pub bytes: u64,

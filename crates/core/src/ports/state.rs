@@ -160,6 +160,10 @@ pub trait StateStore: Send + Sync {
     async fn summary(&self, session: &SessionId) -> Result<Option<SessionSummary>, StoreError>;
     /// A finished session's report.
     async fn session(&self, session: &SessionId) -> Result<Option<SessionReport>, StoreError>;
+    /// Keeps what a session copied (`run`'s `copied` document, JSON), measured after it ended.
+    async fn record_copied(&self, session: &SessionId, copied: &str) -> Result<(), StoreError>;
+    /// What [`Self::record_copied`] kept of the session, if anything.
+    async fn copied(&self, session: &SessionId) -> Result<Option<String>, StoreError>;
     /// Sessions never finished (of `policy`, else of every policy), newest first.
     async fn unfinished_sessions(
         &self,
