@@ -348,6 +348,14 @@ async fn session_page(
     let [summary] = one;
     let report = store.session(&sid).await.ok().flatten();
     let steps = store.steps(&sid).await.unwrap_or_default();
+    // What it copied, as `run` said it: the totals line.
+    let copied = store
+        .copied(&sid)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|json| serde_json::from_str::<snaprelay_core::plan::estimate::Totals>(&json).ok())
+        .map(|t| snaprelay_core::plan::estimate::totals_text(&t, "copied"));
     // An unfinished session runs where its policy's lease is held.
     let worker = match summary.ended_at {
         None => store.lease_holder(&summary.policy).await.ok().flatten(),
@@ -379,6 +387,7 @@ async fn session_page(
                 }
             }
             @for m in &r.messages { p.note { (m) } }
+            @if let Some(c) = &copied { p { "Copied: " (c) } }
         }
         @if summary.ended_at.is_none() { meta http-equiv="refresh" content="2"; }
         h2 { "Steps" }

@@ -614,6 +614,16 @@ async fn the_console_signs_in_once_and_its_forms_carry_a_csrf_token() {
     let (status, _, page) = raw(a, "GET", &location, &[], "").await;
     assert_eq!(status, 200);
     assert!(page.contains("Steps") && page.contains("Success"), "{page}");
+    // What it copied, measured a moment after it ended.
+    let mut page = page;
+    for _ in 0..100 {
+        if page.contains("Copied: ") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        page = raw(a, "GET", &location, &[], "").await.2;
+    }
+    assert!(page.contains("full cop"), "{page}");
     let (status, _, page) = raw(a, "GET", "/console/restore-points", &[], "").await;
     assert_eq!(status, 200);
     assert!(
