@@ -714,17 +714,15 @@ impl Drill<'_> {
             recorded,
             &at.defaults,
             &found,
-            recorded_vpc.is_some(),
-            default_vpc.is_some(),
+            recorded_vpc.as_deref(),
+            default_vpc.as_deref(),
             &at.place,
             &at.field,
         )?;
-        let vpc = match &net.db_subnet_group {
-            Some(g) if Some(g) == recorded.db_subnet_group => recorded_vpc,
-            Some(_) => default_vpc,
-            None => default_network.map(|n| n.vpc_id),
-        }
-        .ok_or("no VPC to put the drill's security group in")?;
+        let vpc = net
+            .vpc_id
+            .clone()
+            .ok_or("no VPC to put the drill's security group in")?;
         Ok((net, vpc))
     }
 

@@ -304,34 +304,37 @@ fn pick_groups(
 pub struct DbNetwork {
     /// `None`: the default VPC's default subnet group.
     pub db_subnet_group: Option<String>,
+    /// The VPC of that subnet group, where the security groups are.
+    pub vpc_id: Option<String>,
     pub vpc_security_group_ids: Vec<String>,
     pub messages: Vec<String>,
 }
 
-/// The subnet group and groups of a restored DB instance. `recorded_group_exists` and
-/// `default_group_exists` say whether the recorded DB subnet group and the policy's exist
-/// there.
+/// The subnet group and groups of a restored DB instance or cluster. `recorded_group_vpc`
+/// and `default_group_vpc` are the VPCs of the recorded DB subnet group and of the policy's
+/// where they exist there. The security groups must be in the VPC of the subnet group chosen
+/// (RDS refuses others): one given by flag or policy elsewhere is invalid input.
 #[allow(clippy::too_many_arguments)]
 pub fn db_network(
     options: &RestoreOptions,
     recorded: RecordedDbNetwork<'_>,
     defaults: &RestoreDefaults,
     found: &Found,
-    recorded_group_exists: bool,
-    default_group_exists: bool,
+    recorded_group_vpc: Option<&str>,
+    default_group_vpc: Option<&str>,
     place: &Place,
     target_field: &str,
 ) -> Result<DbNetwork, String> {
     let mut messages = Vec::new();
     let db_subnet_group = match (recorded.db_subnet_group, &defaults.db_subnet_group) {
-        (Some(g), _) if recorded_group_exists && g != "default" => Some(g.clone()),
+        (Some(g), _) if recorded_group_vpc.is_some() && g != "default" => Some(g.clone()),
         (recorded_group, Some(d)) => {
             if let Some(g) = recorded_group.filter(|g| *g != "default") {
                 messages.push(format!(
                     "recorded DB subnet group {g} does not exist in {place}"
                 ));
             }
-            if !default_group_exists {
+            if default_group_vpc.is_none() {
                 return Err(format!(
                     "{target_field}.restore.db_subnet_group = \"{d}\": no such DB subnet group \
                      in {place}"
@@ -355,18 +358,24 @@ pub fn db_network(
             None
         }
     };
+    let vpc = match &db_subnet_group {
+        Some(g) if Some(g) == recorded.db_subnet_group => recorded_group_vpc,
+        Some(_) => default_group_vpc,
+        None => found.default_network.as_ref().map(|n| n.vpc_id.as_str()),
+    };
     let groups = pick_groups(
         options,
         recorded.vpc_security_group_ids,
         defaults,
         found,
-        None,
+        vpc,
         place,
         target_field,
         &mut messages,
     )?;
     Ok(DbNetwork {
         db_subnet_group,
+        vpc_id: vpc.map(str::to_owned),
         vpc_security_group_ids: groups,
         messages,
     })

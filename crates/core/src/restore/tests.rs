@@ -345,8 +345,8 @@ fn no_default_vpc_and_no_defaults_is_invalid_input_naming_the_setting() {
         (&rds).into(),
         &RestoreDefaults::default(),
         &Found::default(),
-        false,
-        false,
+        None,
+        None,
         &place(),
         "targets[0]",
     )
@@ -361,13 +361,86 @@ fn no_default_vpc_and_no_defaults_is_invalid_input_naming_the_setting() {
         (&rds).into(),
         &with_default,
         &Found::default(),
-        false,
-        true,
+        None,
+        Some("vpc-dr"),
         &place(),
         "targets[0]",
     )
     .unwrap();
     assert_eq!(net.db_subnet_group.as_deref(), Some("dr"));
+    assert_eq!(net.vpc_id.as_deref(), Some("vpc-dr"));
+}
+
+#[test]
+fn db_security_groups_must_be_in_the_vpc_of_the_subnet_group() {
+    // sg-…a is in the default VPC; the policy's subnet group is in vpc-dr: RDS would refuse
+    // the pair, so a flag naming it is invalid input, and a recorded one is not used.
+    let found = Found {
+        default_network: Some(default_network()),
+        security_groups: vec![SecurityGroup {
+            id: "sg-0000000000000000a".into(),
+            name: "db".into(),
+            vpc_id: Some("vpc-1".into()),
+            tags: vec![],
+        }],
+        ..Found::default()
+    };
+    let rds = RdsConfig {
+        engine: "postgres".into(),
+        allocated_storage_gib: Some(20),
+        db: DbSetup {
+            vpc_security_group_ids: vec!["sg-0000000000000000a".into()],
+            ..DbSetup::default()
+        },
+    };
+    let defaults = RestoreDefaults {
+        db_subnet_group: Some("dr".into()),
+        ..RestoreDefaults::default()
+    };
+    let flagged = RestoreOptions {
+        security_groups: Some(vec!["sg-0000000000000000a".into()]),
+        ..RestoreOptions::default()
+    };
+    let err = db_network(
+        &flagged,
+        (&rds).into(),
+        &defaults,
+        &found,
+        None,
+        Some("vpc-dr"),
+        &place(),
+        "targets[0]",
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("--security-groups: sg-0000000000000000a") && err.contains("vpc-dr"),
+        "{err}"
+    );
+    let net = db_network(
+        &RestoreOptions::default(),
+        (&rds).into(),
+        &defaults,
+        &found,
+        None,
+        Some("vpc-dr"),
+        &place(),
+        "targets[0]",
+    )
+    .unwrap();
+    assert!(net.vpc_security_group_ids.is_empty(), "{net:?}");
+    // In the default VPC's subnet group, the same group is used.
+    let net = db_network(
+        &RestoreOptions::default(),
+        (&rds).into(),
+        &RestoreDefaults::default(),
+        &found,
+        None,
+        None,
+        &place(),
+        "targets[0]",
+    )
+    .unwrap();
+    assert_eq!(net.vpc_security_group_ids, ["sg-0000000000000000a"]);
 }
 
 #[test]

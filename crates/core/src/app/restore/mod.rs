@@ -417,21 +417,19 @@ async fn db_network_there(
         },
         ..Found::default()
     };
-    let recorded_group = subnet_group_vpc(app, at, recorded.db_subnet_group)
+    let recorded_vpc = subnet_group_vpc(app, at, recorded.db_subnet_group)
         .await
-        .map_err(read)?
-        .is_some();
-    let default_group = subnet_group_vpc(app, at, at.defaults.db_subnet_group.as_ref())
+        .map_err(read)?;
+    let default_vpc = subnet_group_vpc(app, at, at.defaults.db_subnet_group.as_ref())
         .await
-        .map_err(read)?
-        .is_some();
+        .map_err(read)?;
     network::db_network(
         options,
         recorded,
         &at.defaults,
         &found,
-        recorded_group,
-        default_group,
+        recorded_vpc.as_deref(),
+        default_vpc.as_deref(),
         &at.place,
         &at.field,
     )
