@@ -226,6 +226,40 @@ def test_no_default_vpc_and_no_restore_defaults_is_invalid_input(estate: Estate,
     assert what_is_in(estate, B, DST) == before
 
 
+def test_db_security_groups_of_another_vpc_than_the_subnet_group_are_invalid_input(
+    estate: Estate, tmp_path: Path
+) -> None:
+    """RDS refuses VPC security groups outside the DB subnet group's VPC: the restore says so
+    before it makes anything."""
+    db, policy, target_key = rds_estate(estate)
+    ec2 = estate.ec2(B, DST)
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24", AvailabilityZone=f"{DST}{z}")["Subnet"]["SubnetId"]
+        for i, z in enumerate("ab")
+    ]
+    estate.rds(B, DST).create_db_subnet_group(
+        DBSubnetGroupName="dr-subnets", DBSubnetGroupDescription="dr", SubnetIds=subnets
+    )
+    line = f'kms_key = "{target_key}"'
+    assert line in policy, policy
+    policy = policy.replace(line, line + '\nrestore = { db_subnet_group = "dr-subnets" }')
+    replicate(estate, policy, tmp_path)
+    [default_vpc] = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+    [elsewhere] = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [default_vpc["VpcId"]]}, {"Name": "group-name", "Values": ["default"]}]
+    )["SecurityGroups"]
+    before = what_is_in(estate, B, DST)
+
+    code, doc, stderr = snaprelay(
+        estate, policy, tmp_path, "restore", db, "--security-groups", elsewhere["GroupId"]
+    )
+
+    assert code == 2, (doc, stderr)
+    assert f"--security-groups: {elsewhere['GroupId']}" in doc["error"] and vpc in doc["error"], doc
+    assert what_is_in(estate, B, DST) == before
+
+
 def test_bad_flags_are_named(estate: Estate, tmp_path: Path) -> None:
     instance, policy, _ = ec2_estate(estate)
     replicate(estate, policy, tmp_path)
