@@ -25,6 +25,10 @@ pub enum Fault {
     /// The `nth` instance launched (1-based; a `RunInstances` answered from its `ClientToken`
     /// launches none) stays `pending` and never runs, until it is terminated.
     StayPending { nth: u64 },
+    /// The `nth` instance launched (1-based) shuts itself down as it boots: `stopped` when it
+    /// would have been `running` (an operating system that halts, with the instance's
+    /// shutdown behavior `stop`).
+    StopsItself { nth: u64 },
     /// The `nth` DB restore accepted (1-based) ends `failed` instead of `available`.
     FailDbRestore { nth: u64 },
 }
@@ -103,15 +107,20 @@ impl Faults {
     }
 
     /// Counts a launched instance; whether it must stay `pending`.
-    pub(crate) fn on_launch(&mut self) -> bool {
+    /// Counts an accepted launch; whether it stays `pending`, and whether it stops itself.
+    pub(crate) fn on_launch(&mut self) -> (bool, bool) {
         self.launches += 1;
         let n = self.launches;
         let stuck = self
             .armed
             .iter()
             .any(|f| matches!(f, Fault::StayPending { nth } if *nth == n));
-        self.injected += u64::from(stuck);
-        stuck
+        let stops = self
+            .armed
+            .iter()
+            .any(|f| matches!(f, Fault::StopsItself { nth } if *nth == n));
+        self.injected += u64::from(stuck) + u64::from(stops);
+        (stuck, stops)
     }
 
     /// Counts an accepted DB restore; whether it must end `failed`.

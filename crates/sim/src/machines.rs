@@ -690,7 +690,7 @@ impl World {
             .flatten()
             .any(|key| !self.key_usable(caller, key));
 
-        let stays_pending = self.faults.on_launch();
+        let (stays_pending, stops_itself) = self.faults.on_launch();
         let t = self.timing.clone();
         let leaves_pending = now + t.instance_start;
         let id = self.new_id("i");
@@ -741,8 +741,10 @@ impl World {
             iam_instance_profile_arn: request.iam_instance_profile_arn.clone(),
             launch: Some(Box::new(Launch {
                 image_id: image.id.clone(),
-                running_from: (!stays_pending && !key_unusable).then_some(leaves_pending),
+                running_from: (!stays_pending && !key_unusable && !stops_itself)
+                    .then_some(leaves_pending),
                 failure: key_unusable.then_some(CLIENT_ERROR_ON_LAUNCH),
+                stopped_from: (stops_itself && !key_unusable).then_some(leaves_pending),
                 architecture: image.architecture.clone(),
                 virtualization_type: image.virtualization_type.clone(),
                 ena_support: image.ena_support,

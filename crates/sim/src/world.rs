@@ -100,6 +100,8 @@ pub(crate) struct Launch {
     pub running_from: Option<Instant>,
     /// The state reason of a launch that failed.
     pub failure: Option<&'static str>,
+    /// When it is `stopped`, having shut itself down as it booted.
+    pub stopped_from: Option<Instant>,
     pub architecture: String,
     pub virtualization_type: String,
     pub ena_support: bool,
@@ -108,7 +110,7 @@ pub(crate) struct Launch {
 }
 
 impl SimInstance {
-    /// `pending`, `running`, `shutting-down` or `terminated`, read off the clock.
+    /// `pending`, `running`, `stopped`, `shutting-down` or `terminated`, read off the clock.
     pub fn state(&self, now: Instant) -> &'static str {
         if self.terminated {
             return "terminated";
@@ -123,6 +125,7 @@ impl SimInstance {
         }
         match &self.launch {
             None => "running",
+            Some(l) if l.stopped_from.is_some_and(|t| now >= t) => "stopped",
             Some(l) if l.running_from.is_some_and(|t| now >= t) => "running",
             Some(_) => "pending",
         }

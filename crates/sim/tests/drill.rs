@@ -250,6 +250,33 @@ async fn an_instance_that_never_runs_fails_the_drill_by_its_check_and_is_cleaned
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_instance_that_stops_itself_fails_the_drill_at_once_and_is_cleaned_up() {
+    let e = replicated(false).await;
+    e.cloud.inject(Fault::StopsItself { nth: 1 });
+    let report = e
+        .drill(DrillOptions {
+            resource: Some(e.instance.clone()),
+            ..options()
+        })
+        .await;
+    assert_eq!(report.status, DrillStatus::Failed);
+    let r = &report.results[0];
+    let check = &r.checks[0];
+    assert_eq!(
+        (check.name, check.ok),
+        ("instance_running", false),
+        "{r:#?}"
+    );
+    assert!(
+        check.detail.contains("it is stopped") && !check.detail.contains("not usable after"),
+        "failed when it stopped, not at the timeout: {}",
+        check.detail
+    );
+    assert!(r.cleaned_up, "{r:#?}");
+    assert_eq!(e.left_in_target().await, Vec::<String>::new());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_db_restore_that_fails_fails_the_drill_by_its_check_and_is_cleaned_up() {
     let e = replicated(false).await;
     e.cloud.inject(Fault::FailDbRestore { nth: 1 });

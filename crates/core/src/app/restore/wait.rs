@@ -102,7 +102,8 @@ where
     }
 }
 
-/// Waits until the instance runs; it failing to (terminated) or the timeout is the `Err`.
+/// Waits until the instance runs; it failing to (terminated, or stopped: it shut itself down as
+/// it booted, and nothing starts it again) or the timeout is the `Err`.
 pub(crate) async fn until_running(
     app: &App,
     at: &Where,
@@ -123,6 +124,11 @@ pub(crate) async fn until_running(
             Some(m) if matches!(m.state.as_str(), "terminated" | "shutting-down") => {
                 Look::Failed(format!("it is {}", m.state))
             }
+            Some(m) if matches!(m.state.as_str(), "stopping" | "stopped") => Look::Failed(format!(
+                "it is {}: it shut itself down as it booted (its console output, `aws ec2 \
+                     get-console-output --instance-id {}`, says why)",
+                m.state, m.id
+            )),
             Some(m) => Look::Pending(m.state),
             None => Look::Pending("not yet listed".into()),
         })
