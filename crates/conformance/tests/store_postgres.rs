@@ -112,6 +112,47 @@ async fn migrations_run_once_and_a_newer_schema_is_refused() {
     assert!(!refused.0.contains("s3cret"), "{refused}");
 }
 
+/// A statement stuck behind another session's lock is ended by the server after the statement
+/// timeout (30 s unless the URL's `options` say otherwise), so a worker is never held for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_stuck_behind_a_lock_ends_at_the_statement_timeout() {
+    let server = Server::start("timeout");
+    let store = PgStore::connect(&server.url).await.expect("connects");
+    assert_eq!(store.setting("statement_timeout").await.unwrap(), "30s");
+    let short = PgStore::connect(&format!(
+        "{}?options=-c%20statement_timeout%3D1s",
+        server.url
+    ))
+    .await
+    .expect("connects");
+    assert_eq!(short.setting("statement_timeout").await.unwrap(), "1s");
+    // Someone holds the sessions table in a transaction that does not end.
+    let (mut client, connection) = tokio_postgres::connect(&server.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let began = std::time::Instant::now();
+    let stuck = short
+        .begin_session(
+            &snaprelay_core::ids::SessionId::new("stuck".to_owned()),
+            "p",
+            "2026-12-05T00:00:00Z",
+        )
+        .await;
+    let took = began.elapsed();
+    assert!(stuck.is_err(), "the statement was ended");
+    assert!(
+        took < Duration::from_secs(10),
+        "ended by the statement timeout, not a client wait: {took:?}"
+    );
+    eprintln!("a statement stuck behind a lock ended after {took:?} (statement_timeout 1s)");
+    tx.rollback().await.unwrap();
+}
+
 /// libpq's `sslmode` meanings over TLS (SPEC 6.7): the server takes TLS connections only, with
 /// a certificate for `localhost` signed by `ca.pem`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

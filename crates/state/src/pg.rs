@@ -128,6 +128,9 @@ CREATE TABLE point_drills (
     "ALTER TABLE sessions ADD COLUMN copied TEXT;",
 ];
 
+/// How long one statement may run before the server ends it, unless the URL says otherwise.
+const STATEMENT_TIMEOUT: &str = "30s";
+
 /// The advisory lock migrations are applied under (any constant of ours).
 const MIGRATION_LOCK: i64 = 0x736e_6170_7265_6c61; // "snaprela"
 
@@ -194,6 +197,13 @@ impl PgStore {
             .keepalives_interval(std::time::Duration::from_secs(5))
             .keepalives_retries(4)
             .tcp_user_timeout(std::time::Duration::from_secs(30));
+        // A database that answers but never finishes (a statement stuck behind someone's lock,
+        // say) ends the statement after 30 s, server side, rather than holding a session for
+        // ever; the URL's own `options=-c statement_timeout=…` wins.
+        let options = config.get_options().unwrap_or_default().to_owned();
+        if !options.contains("statement_timeout") {
+            config.options(format!("{options} -c statement_timeout={STATEMENT_TIMEOUT}").trim());
+        }
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
@@ -234,6 +244,17 @@ impl PgStore {
             .await
             .map_err(err("cannot read the connection's encryption"))?;
         Ok(row.map_or_else(|| "none".to_owned(), |r| r.get(0)))
+    }
+
+    /// A run-time setting of a connection of this store (`SHOW name`), as the server has it.
+    pub async fn setting(&self, name: &str) -> Result<String, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_one("SELECT current_setting($1)", &[&name])
+            .await
+            .map_err(err("cannot read a setting"))?;
+        Ok(row.get(0))
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
