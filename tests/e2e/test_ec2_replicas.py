@@ -563,10 +563,10 @@ def test_sessions_list_and_show_read_back_the_run(estate: Estate, tmp_path: Path
     )
     assert code == 0, stderr
     shown = json.loads(out)
-    # The run's own document (less what retention did after it, and what the run measured of
-    # its copies after the session, SPEC 6.5, which the state does not keep), plus its steps.
+    # The run's own document (less what retention did after it), plus its steps: what it
+    # copied and its phases are kept with it.
     assert {k: v for k, v in shown.items() if k != "steps"} == {
-        k: v for k, v in doc.items() if k not in ("retention", "copied")
+        k: v for k, v in doc.items() if k != "retention"
     }
     steps = [(s["step"], s["outcome"]) for s in shown["steps"]]
     assert steps == [
