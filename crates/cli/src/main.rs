@@ -169,7 +169,8 @@ enum Command {
     },
     /// Restore a resource from a restore point, into a target (the policy's first by default)
     /// or the source: an EC2 instance (from an image of the point's snapshots, with the
-    /// recorded block devices, type and network), its volumes, or an RDS DB instance.
+    /// recorded block devices, type and network), its volumes, an RDS DB instance, or an Aurora
+    /// cluster with one writer.
     /// Everything made is tagged snaprelay:restore=ID. A name already taken, a flag naming what
     /// does not exist there, or nowhere to go is refused before anything is made (exit 2).
     /// Exit code 0 Success, 1 Failed.

@@ -339,6 +339,21 @@ async fn a_restore_makes_the_cluster_and_its_writer_of_the_recorded_class() {
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidInput, "{err:?}");
     assert!(err.message.contains("DB instance busy"), "{err:?}");
+    // Flags that do not apply to a database are named, not dropped.
+    let err = e
+        .restore(RestoreOptions {
+            resource_id: "orders-cluster".into(),
+            subnet: Some("subnet-0123456789abcdef0".into()),
+            ..RestoreOptions::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidInput, "{err:?}");
+    assert!(
+        err.message
+            .contains("--subnet applies only to --as instance"),
+        "{err:?}"
+    );
     assert_eq!(
         e.tagged(RESTORE_TAG).await.len(),
         2,

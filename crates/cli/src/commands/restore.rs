@@ -15,7 +15,8 @@ use super::{Settings, aws_app, emit, load_policy, open_existing_store, print_jso
 /// The flags of `restore` (SPEC 6.2).
 #[derive(clap::Args)]
 pub struct Flags {
-    /// The instance id or DB instance identifier, as `restore-points` lists it.
+    /// The instance id, DB instance identifier or DB cluster identifier, as `restore-points`
+    /// lists it.
     pub resource_id: String,
     /// The restore point number (`restore-points`), or `latest` (the newest complete one).
     #[arg(long, value_name = "ID|latest")]
@@ -23,11 +24,12 @@ pub struct Flags {
     /// `source`, or ACCOUNT/REGION of a target. Default: the policy's first target.
     #[arg(long, value_name = "source|ACCOUNT/REGION")]
     pub place: Option<String>,
-    /// What to restore as: instance or volumes (EC2, default instance), db (RDS).
+    /// What to restore as: instance or volumes (EC2, default instance), db (RDS, Aurora).
     #[arg(long = "as", value_name = "instance|volumes|db")]
     pub restore_as: Option<String>,
-    /// The instance's Name tag, the image name, the volumes' Name tag or the DB instance
-    /// identifier. Default: snaprelay-restore-<restore id>.
+    /// The instance's Name tag, the image name, the volumes' Name tag, the DB instance
+    /// identifier, or the Aurora cluster's (and its writer's) identifier. Default:
+    /// snaprelay-restore-<restore id>.
     #[arg(long)]
     pub name: Option<String>,
     /// Where volumes are created. Default: the recorded zone's letter, else the first.
@@ -43,7 +45,7 @@ pub struct Flags {
     /// Default: the recorded instance type.
     #[arg(long, value_name = "TYPE")]
     pub instance_type: Option<String>,
-    /// Default: the recorded DB instance class.
+    /// Default: the recorded DB instance class (of an Aurora cluster, its writer's).
     #[arg(long, value_name = "CLASS")]
     pub db_instance_class: Option<String>,
     /// Act with this role instead of the place's (the target's role, the source's).
@@ -53,7 +55,8 @@ pub struct Flags {
     /// against retention while it exists).
     #[arg(long)]
     pub keep_image: bool,
-    /// Return once everything is asked for, without waiting for it to be usable.
+    /// Return once everything is asked for, without waiting for it to be usable (an Aurora
+    /// cluster is still waited for: its writer can only be added to an available cluster).
     #[arg(long)]
     pub no_wait: bool,
     #[command(flatten)]

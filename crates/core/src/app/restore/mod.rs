@@ -196,6 +196,26 @@ async fn prepare_restore<'a>(
             )));
         }
     }
+    if restore_as == RestoreAs::Db {
+        // A DB instance or cluster goes into a DB subnet group and makes no image: these flags
+        // would be ignored, so they are refused rather than silently dropped.
+        let given: Vec<&str> = [
+            ("--subnet", options.subnet.is_some()),
+            ("--keep-image", options.keep_image),
+        ]
+        .into_iter()
+        .filter_map(|(flag, set)| set.then_some(flag))
+        .collect();
+        if !given.is_empty() {
+            return Err(AppError::invalid(format!(
+                "{} appl{} only to --as instance; a database is restored into a DB subnet group \
+                 (the target's restore = {{ db_subnet_group = \"…\" }} in the policy, else the \
+                 recorded one, else the default VPC's); nothing was restored",
+                given.join(", "),
+                if given.len() == 1 { "ies" } else { "y" }
+            )));
+        }
+    }
     if restore_as != RestoreAs::Db && options.db_instance_class.is_some() {
         return Err(AppError::invalid(
             "--db-instance-class applies only to an RDS restore; nothing was restored",
