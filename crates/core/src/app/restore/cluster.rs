@@ -7,7 +7,9 @@
 use tokio::time::Instant;
 
 use crate::config::AuroraConfig;
-use crate::ports::{ClusterInstanceRequest, ClusterRestoreRequest, ClusterStatus, DbStatus, Find};
+use crate::ports::{
+    CloudError, ClusterInstanceRequest, ClusterRestoreRequest, ClusterStatus, DbStatus, Find,
+};
 use crate::restore::build::{
     cluster_request, is_serverless_v1, made_tags, writer_class, writer_request,
 };
@@ -17,7 +19,6 @@ use super::{
     App, AppError, ProgressFn, Ready, Run, Waiting, Where, db_network_there, optional_group,
     until_cluster_available, until_db_available,
 };
-use crate::ports::CloudError;
 
 /// The calls of a cluster restore, in order, each thing made told to `made` as soon as AWS
 /// answers for it. `Ok`: the cluster as last seen (available) and its writer (available, or as
