@@ -482,3 +482,42 @@ def test_a_cluster_drill_killed_after_each_side_effect_leaves_nothing_after_gc(
     code, doc, stderr = snaprelay(estate, policy, tmp_path, "drill")
     assert code == 0 and doc["status"] == "Passed", (stderr, doc)
     assert clusters_and_dbs(estate, B, DST) == ([], [])
+
+
+def test_a_serverless_v2_cluster_restores_with_its_capacity_and_a_serverless_writer(
+    estate: Estate, tmp_path: Path
+) -> None:
+    key = estate.create_key(None, SRC)
+    target_key = estate.create_key(None, DST)
+    rds = estate.rds(None, SRC)
+    rds.create_db_cluster(
+        DBClusterIdentifier="ledger",
+        Engine="aurora-postgresql",
+        MasterUsername="snaprelay",
+        MasterUserPassword="not-a-secret-1",
+        StorageEncrypted=True,
+        KmsKeyId=key,
+        ServerlessV2ScalingConfiguration={"MinCapacity": 0.5, "MaxCapacity": 8},
+    )
+    rds.create_db_instance(
+        DBInstanceIdentifier="ledger-1",
+        DBInstanceClass="db.serverless",
+        Engine="aurora-postgresql",
+        DBClusterIdentifier="ledger",
+    )
+    policy = aurora_policy("e2e-aurora-v2", "ledger", {"region": DST, "kms_key": target_key})
+    code, doc, stderr = run_json(estate, policy, tmp_path)
+    assert code == 0 and doc["status"] == "Success", (doc, stderr)
+    code, points, stderr = snaprelay(estate, policy, tmp_path, "restore-points")
+    [replica] = [p for p in points if p["region"] == DST]
+    assert replica["config"]["serverless_v2_scaling"] == {"min_capacity": 0.5, "max_capacity": 8.0}
+    assert replica["config"]["members"] == [{"db_instance_class": "db.serverless", "writer": True}]
+
+    code, done, stderr = snaprelay(estate, policy, tmp_path, "restore", "ledger", "--name", "ledger-dr")
+
+    assert code == 0 and done["status"] == "Success", (done, stderr)
+    target = estate.rds(None, DST)
+    [cluster] = target.describe_db_clusters(DBClusterIdentifier="ledger-dr")["DBClusters"]
+    assert cluster["ServerlessV2ScalingConfiguration"] == {"MinCapacity": 0.5, "MaxCapacity": 8.0}
+    [writer] = target.describe_db_instances(DBInstanceIdentifier="ledger-dr")["DBInstances"]
+    assert writer["DBInstanceClass"] == "db.serverless"

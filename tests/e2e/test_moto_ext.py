@@ -1949,6 +1949,35 @@ def test_a_cluster_instance_is_deleted_by_identifier_alone_and_takes_no_final_sn
     assert error_of(plain) == moto_ext.DB_FINAL_SNAPSHOT_REQUIRED
 
 
+def test_a_serverless_v2_instance_needs_the_clusters_scaling(estate: Estate) -> None:
+    rds = estate.rds(None, SRC)
+    create_cluster(estate, None, SRC, "plain")
+    with pytest.raises(ClientError) as refused:
+        rds.create_db_instance(
+            DBInstanceIdentifier="plain-1",
+            DBInstanceClass="db.serverless",
+            Engine="aurora-postgresql",
+            DBClusterIdentifier="plain",
+        )
+    assert error_of(refused) == moto_ext.AURORA_SERVERLESS_V2_NEEDS_SCALING
+    create_cluster(
+        estate, None, SRC, "v2", ServerlessV2ScalingConfiguration={"MinCapacity": 0.5, "MaxCapacity": 8}
+    )
+    rds.create_db_instance(
+        DBInstanceIdentifier="v2-1",
+        DBInstanceClass="db.serverless",
+        Engine="aurora-postgresql",
+        DBClusterIdentifier="v2",
+    )
+    # A provisioned class needs no scaling.
+    rds.create_db_instance(
+        DBInstanceIdentifier="plain-1",
+        DBInstanceClass="db.r6g.large",
+        Engine="aurora-postgresql",
+        DBClusterIdentifier="plain",
+    )
+
+
 def test_reset_clears_cluster_log_and_pacing(estate: Estate) -> None:
     assert moto_ext.DB_CLUSTER_SHARE_LOG == []
     pacing = moto_ext.AURORA_COPY_PACING

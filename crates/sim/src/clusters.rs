@@ -229,6 +229,12 @@ impl World {
             ready_at: Some(now + self.timing.db_restore),
             failed,
             gone_at: None,
+            serverless_v2: request.serverless_v2_scaling.as_ref().and_then(|s| {
+                Some((
+                    s.min_capacity.as_ref()?.as_f64()?,
+                    s.max_capacity.as_ref()?.as_f64()?,
+                ))
+            }),
         };
         let status = self.cluster_status(&cluster, "creating", now);
         self.clusters.insert(key, cluster);
@@ -295,6 +301,18 @@ impl World {
                 ),
             ));
         }
+        // "An Aurora cluster must have a ServerlessV2ScalingConfiguration attribute before you
+        // can add any DB instances that use the db.serverless DB instance class"
+        // (aurora-serverless-v2.requirements.html).
+        if request.db_instance_class == "db.serverless" && cluster.serverless_v2.is_none() {
+            return Err(rds_error(
+                op,
+                region,
+                "InvalidDBClusterStateFault",
+                "Set the Serverless v2 scaling configuration on the parent DB cluster before \
+                 creating a Serverless v2 DB instance.",
+            ));
+        }
         let profile = DbProfile {
             class: request.db_instance_class.clone(),
             ..DbProfile::clone(&cluster.profile)
@@ -320,6 +338,7 @@ impl World {
             ready_at: Some(now + self.timing.db_restore),
             failed,
             gone_at: None,
+            serverless_v2: None,
         };
         let status = DbStatus {
             id: db.id.clone(),

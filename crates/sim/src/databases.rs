@@ -354,6 +354,7 @@ impl World {
             ready_at: Some(now + self.timing.db_restore),
             failed,
             gone_at: None,
+            serverless_v2: None,
         };
         let status = db_status(&db, "creating");
         self.dbs.insert(key, db);

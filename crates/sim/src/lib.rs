@@ -356,6 +356,7 @@ impl SimCloud {
                 ready_at: None,
                 failed: false,
                 gone_at: None,
+                serverless_v2: None,
             },
         );
         id
@@ -389,6 +390,7 @@ impl SimCloud {
                 ready_at: None,
                 failed: false,
                 gone_at: None,
+                serverless_v2: None,
             },
         );
         id
@@ -475,6 +477,27 @@ impl SimCloud {
                 class: class.to_owned(),
                 ..world::DbProfile::clone(&db.profile)
             });
+        }
+    }
+
+    /// Makes an Aurora cluster a Serverless v2 one: its capacity range, in ACUs (its
+    /// `db.serverless` members need it).
+    pub fn set_cluster_serverless_v2(
+        &self,
+        account: &AccountId,
+        region: &str,
+        cluster_id: &str,
+        min_acu: f64,
+        max_acu: f64,
+    ) {
+        let mut w = self.world();
+        let key = (
+            account.clone(),
+            region.to_owned(),
+            cluster_id.to_ascii_lowercase(),
+        );
+        if let Some(c) = w.clusters.get_mut(&key) {
+            c.serverless_v2 = Some((min_acu, max_acu));
         }
     }
 

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use snaprelay_core::config::DbSetup;
+use snaprelay_core::config::{DbSetup, ServerlessV2Scaling};
 use snaprelay_core::engine::Service;
 use snaprelay_core::ids::AccountId;
 use snaprelay_core::model::{
@@ -189,7 +189,9 @@ impl World {
                     })
                     .collect(),
                 engine_mode: Some("provisioned".to_owned()),
-                serverless_v2_scaling: None,
+                serverless_v2_scaling: c
+                    .serverless_v2
+                    .map(|(min, max)| ServerlessV2Scaling::of_acu(Some(min), Some(max))),
             })
             .collect()
     }

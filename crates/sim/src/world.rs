@@ -241,6 +241,9 @@ pub(crate) struct SimDb {
     pub failed: bool,
     /// When a deleted DB instance is gone (it is `deleting` until then).
     pub gone_at: Option<Instant>,
+    /// A cluster's Serverless v2 capacity (min, max ACUs): what a `db.serverless` instance
+    /// needs of it.
+    pub serverless_v2: Option<(f64, f64)>,
 }
 
 impl SimDb {

@@ -387,3 +387,88 @@ async fn a_restore_with_no_wait_still_waits_for_the_cluster_but_not_for_the_writ
         Some("db.r6g.xlarge")
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_serverless_v2_cluster_comes_back_with_its_capacity_and_a_serverless_writer() {
+    let e = replicated().await;
+    let (src, tgt) = (account(SOURCE), account(TARGET));
+    // The same cluster, made Serverless v2, and replicated again.
+    e.cloud
+        .set_cluster_serverless_v2(&src, "us-east-1", "orders-cluster", 0.5, 8.0);
+    e.cloud
+        .set_db_instance_class(&src, "us-east-1", "orders-1", "db.serverless");
+    let done = run_policy(
+        &e.app,
+        &e.policy,
+        &RunRequest::default(),
+        &Quiet,
+        &Interrupt::never(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.report.status, Status::Success);
+
+    let report = e
+        .restore(RestoreOptions {
+            resource_id: "orders-cluster".into(),
+            name: Some("orders-v2".into()),
+            ..RestoreOptions::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.status, RestoreStatus::Success, "{report:#?}");
+    assert_eq!(
+        e.cloud
+            .db_instance_class(&tgt, TARGET_REGION, "orders-v2")
+            .as_deref(),
+        Some("db.serverless")
+    );
+
+    // AWS's rule, which the restore met by sending the capacity: a db.serverless instance
+    // in a cluster without it is refused.
+    let point = e
+        .cloud
+        .db_cluster_snapshots(&tgt, TARGET_REGION)
+        .into_iter()
+        .next()
+        .unwrap();
+    let plain = snaprelay_core::ports::ClusterRestoreRequest {
+        db_cluster_id: "plain".into(),
+        snapshot_id: point.id.clone(),
+        engine: "aurora-postgresql".into(),
+        engine_version: None,
+        port: None,
+        db_subnet_group: None,
+        db_cluster_parameter_group: None,
+        vpc_security_group_ids: vec![],
+        storage_type: None,
+        serverless_v2_scaling: None,
+        tags: vec![],
+    };
+    e.cloud
+        .restore_db_cluster(&target(), TARGET_REGION, &plain)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let refused = e
+        .cloud
+        .create_cluster_instance(
+            &target(),
+            TARGET_REGION,
+            &snaprelay_core::ports::ClusterInstanceRequest {
+                db_instance_id: "plain".into(),
+                db_cluster_id: "plain".into(),
+                engine: "aurora-postgresql".into(),
+                db_instance_class: "db.serverless".into(),
+                publicly_accessible: false,
+                tags: vec![],
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code.as_deref(),
+        Some("InvalidDBClusterStateFault"),
+        "{refused}"
+    );
+}

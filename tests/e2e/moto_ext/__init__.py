@@ -63,6 +63,7 @@ from . import aurora  # noqa: I001 (after rds)
 from .aurora import (
     AURORA_CLUSTER_EXISTS,
     AURORA_COPY_PACING,
+    AURORA_SERVERLESS_V2_NEEDS_SCALING,
     AURORA_SHARED_CROSS_REGION_ERROR,
     AURORA_SNAPSHOT_NOT_AVAILABLE,
     AURORA_TARGET_KEY_NOT_ACCESSIBLE,
@@ -77,6 +78,7 @@ from .aurora import (
     patch_delete_db_cluster_final_snapshot_choice,
     patch_modify_db_cluster_snapshot_attribute,
     patch_restore_db_cluster_from_snapshot,
+    patch_serverless_v2_instance_needs_scaling,
 )
 from .common import AMBIENT_ACCOUNT, PATCHES, log, patch
 from .ebs import (
@@ -242,6 +244,7 @@ __all__ = [
     # aurora
     "AURORA_CLUSTER_EXISTS",
     "AURORA_COPY_PACING",
+    "AURORA_SERVERLESS_V2_NEEDS_SCALING",
     "AURORA_SHARED_CROSS_REGION_ERROR",
     "AURORA_SNAPSHOT_NOT_AVAILABLE",
     "AURORA_TARGET_KEY_NOT_ACCESSIBLE",
@@ -256,6 +259,7 @@ __all__ = [
     "patch_delete_db_cluster_final_snapshot_choice",
     "patch_modify_db_cluster_snapshot_attribute",
     "patch_restore_db_cluster_from_snapshot",
+    "patch_serverless_v2_instance_needs_scaling",
     # server
     "Server",
     "after_reset",

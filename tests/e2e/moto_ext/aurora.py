@@ -89,6 +89,15 @@ AURORA_SNAPSHOT_NOT_AVAILABLE = "DB cluster snapshot {id} is not in the availabl
 """InvalidDBClusterSnapshotStateFault message when a copy still in progress is copied, shared
 or restored (only reachable with AURORA_COPY_PACING). Wording is best knowledge."""
 
+AURORA_SERVERLESS_V2_NEEDS_SCALING = (
+    "InvalidDBClusterStateFault",
+    "Set the Serverless v2 scaling configuration on the parent DB cluster before creating a "
+    "Serverless v2 DB instance.",
+)
+"""CreateDBInstance of a db.serverless instance into a cluster without a
+ServerlessV2ScalingConfiguration; the code and wording are AWS's as the Aurora User Guide
+quotes them (aurora-serverless-v2.upgrade.html)."""
+
 AURORA_CLUSTER_EXISTS = "DB cluster already exists"
 """DBClusterAlreadyExistsFault message (code and HTTP 400 from the RDS API model; wording is
 best knowledge)."""
@@ -515,3 +524,31 @@ def patch_delete_db_cluster_final_snapshot_choice() -> None:
         return original(self)
 
     RDSResponse.delete_db_cluster = delete_db_cluster
+
+
+# --------------------------------------------------------------------------- Serverless v2
+
+
+@patch
+def patch_serverless_v2_instance_needs_scaling() -> None:
+    """Departure: moto added a db.serverless DB instance to any cluster.
+
+    AWS: "An Aurora cluster must have a ServerlessV2ScalingConfiguration attribute before you
+    can add any DB instances that use the db.serverless DB instance class"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2.requirements.html),
+    else InvalidDBClusterStateFault (AURORA_SERVERLESS_V2_NEEDS_SCALING). A restore that
+    forgot the recorded capacity would fail here, as it would in AWS.
+    """
+    original = RDSBackend.create_db_instance  # the key patch's, from rds.py
+
+    def create_db_instance(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
+        cluster = self.clusters.get((db_kwargs.get("db_cluster_identifier") or "").lower())
+        if (
+            db_kwargs.get("db_instance_class") == "db.serverless"
+            and cluster is not None
+            and not getattr(cluster, "serverless_v2_scaling_configuration", None)
+        ):
+            raise _rds_error(*AURORA_SERVERLESS_V2_NEEDS_SCALING)
+        return original(self, db_kwargs)
+
+    RDSBackend.create_db_instance = create_db_instance
