@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use snaprelay_core::ids::AccountId;
-use snaprelay_core::model::{DbKind, SnapshotState, Tag};
+use snaprelay_core::model::{DbKind, Tag};
 use snaprelay_core::ports::{
     CloudError, ClusterInstanceRequest, ClusterRestoreRequest, ClusterStatus, DbStatus, Find,
 };
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::faults::error;
 use crate::rds::db_key;
-use crate::world::{DbGroup, DbProfile, SimDb, World, lifecycle};
+use crate::world::{DbGroup, DbProfile, SimDb, World};
 
 fn rds_error(operation: &str, region: &str, code: &str, message: &str) -> CloudError {
     error("rds", operation, region, code, message)
@@ -104,39 +104,14 @@ impl World {
                 &format!("DB Cluster {} already exists", request.db_cluster_id),
             ));
         }
-        let snapshot = self
-            .snapshot_named(DbKind::Cluster, caller, region, &request.snapshot_id)
-            .filter(|s| s.region == region)
-            .ok_or_else(|| {
-                rds_error(
-                    op,
-                    region,
-                    "DBClusterSnapshotNotFoundFault",
-                    &format!("DBClusterSnapshot {} not found.", request.snapshot_id),
-                )
-            })?;
-        let (state, _) = lifecycle(
-            snapshot.started,
-            snapshot.duration,
-            snapshot.failure.as_deref(),
+        let (source, size_gib, kms_key) = self.restorable(
+            DbKind::Cluster,
+            op,
+            caller,
+            region,
+            &request.snapshot_id,
             now,
-        );
-        if state != SnapshotState::Completed {
-            return Err(rds_error(
-                op,
-                region,
-                "InvalidDBClusterSnapshotStateFault",
-                &format!(
-                    "DB cluster snapshot {} is not in the available state.",
-                    request.snapshot_id
-                ),
-            ));
-        }
-        let (source, size_gib, kms_key) = (
-            snapshot.profile.clone(),
-            snapshot.size_gib,
-            snapshot.kms_key.clone(),
-        );
+        )?;
         if request.engine != source.engine {
             return Err(rds_error(
                 op,
@@ -148,45 +123,25 @@ impl World {
                 ),
             ));
         }
-        if let Some(k) = &kms_key
-            && !self.key_usable(caller, k)
-        {
-            return Err(rds_error(
-                op,
-                region,
-                "KMSKeyNotAccessibleFault",
-                &format!(
-                    "The specified KMS key [{k}] does not exist, is not enabled or you do not \
-                     have permissions to access it."
+        self.named_groups_exist(
+            op,
+            caller,
+            region,
+            &[
+                (
+                    DbGroup::Subnet,
+                    &request.db_subnet_group,
+                    "DBSubnetGroupNotFoundFault",
+                    "DB subnet group",
                 ),
-            ));
-        }
-        let groups = [
-            (
-                DbGroup::Subnet,
-                &request.db_subnet_group,
-                "DBSubnetGroupNotFoundFault",
-                "DB subnet group",
-            ),
-            (
-                DbGroup::ClusterParameter,
-                &request.db_cluster_parameter_group,
-                "DBClusterParameterGroupNotFound",
-                "DB cluster parameter group",
-            ),
-        ];
-        for (kind, name, code, what) in groups {
-            if let Some(name) = name
-                && !self.db_group_exists(kind, caller, region, name)
-            {
-                return Err(rds_error(
-                    op,
-                    region,
-                    code,
-                    &format!("{what} {name} not found."),
-                ));
-            }
-        }
+                (
+                    DbGroup::ClusterParameter,
+                    &request.db_cluster_parameter_group,
+                    "DBClusterParameterGroupNotFound",
+                    "DB cluster parameter group",
+                ),
+            ],
+        )?;
         let (db_subnet_group, vpc_security_group_ids) = self.restored_network(
             op,
             caller,

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use snaprelay_core::ids::AccountId;
-use snaprelay_core::model::{SnapshotState, Tag};
+use snaprelay_core::model::{DbKind, SnapshotState, Tag};
 use snaprelay_core::ports::{CloudError, DbRestoreRequest, DbStatus, Find};
 use tokio::time::Instant;
 
@@ -175,6 +175,103 @@ impl World {
         Some(format!("vpc-of-{}", name.to_ascii_lowercase()))
     }
 
+    /// What a restore takes of the snapshot it names (the caller's, by identifier or ARN, or
+    /// one shared with it, by ARN, in `region`): its DB profile, size and key. RDS refuses a
+    /// snapshot that is not there, not yet `available`, or under a key the caller cannot use.
+    pub(crate) fn restorable(
+        &self,
+        kind: DbKind,
+        op: &str,
+        caller: &AccountId,
+        region: &str,
+        snapshot_id: &str,
+        now: Instant,
+    ) -> Result<(Arc<DbProfile>, u32, Option<String>), CloudError> {
+        let (missing, unavailable, called) = match kind {
+            DbKind::Instance => (
+                "DBSnapshotNotFound",
+                "InvalidDBSnapshotState",
+                "DB snapshot",
+            ),
+            DbKind::Cluster => (
+                "DBClusterSnapshotNotFoundFault",
+                "InvalidDBClusterSnapshotStateFault",
+                "DB cluster snapshot",
+            ),
+        };
+        let snapshot = self
+            .snapshot_named(kind, caller, region, snapshot_id)
+            .filter(|s| s.region == region)
+            .ok_or_else(|| {
+                let name = match kind {
+                    DbKind::Instance => "DBSnapshot",
+                    DbKind::Cluster => "DBClusterSnapshot",
+                };
+                rds_error(
+                    op,
+                    region,
+                    missing,
+                    &format!("{name} {snapshot_id} not found."),
+                )
+            })?;
+        let (state, _) = lifecycle(
+            snapshot.started,
+            snapshot.duration,
+            snapshot.failure.as_deref(),
+            now,
+        );
+        if state != SnapshotState::Completed {
+            return Err(rds_error(
+                op,
+                region,
+                unavailable,
+                &format!("{called} {snapshot_id} is not in the available state."),
+            ));
+        }
+        if let Some(k) = &snapshot.kms_key
+            && !self.key_usable(caller, k)
+        {
+            return Err(rds_error(
+                op,
+                region,
+                "KMSKeyNotAccessibleFault",
+                &format!(
+                    "The specified KMS key [{k}] does not exist, is not enabled or you do not \
+                     have permissions to access it."
+                ),
+            ));
+        }
+        Ok((
+            snapshot.profile.clone(),
+            snapshot.size_gib,
+            snapshot.kms_key.clone(),
+        ))
+    }
+
+    /// Refuses a group a restore names (kind, the name asked, RDS's not-found code, what it is
+    /// called) that does not exist for the caller there.
+    pub(crate) fn named_groups_exist(
+        &mut self,
+        op: &str,
+        caller: &AccountId,
+        region: &str,
+        groups: &[(DbGroup, &Option<String>, &str, &str)],
+    ) -> Result<(), CloudError> {
+        for (kind, name, code, what) in groups {
+            if let Some(name) = name
+                && !self.db_group_exists(*kind, caller, region, name)
+            {
+                return Err(rds_error(
+                    op,
+                    region,
+                    code,
+                    &format!("{what} {name} not found."),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The DB subnet group and VPC security groups of a restored DB instance or cluster: those
     /// asked, else the default VPC's (`default`, its default group); with neither, RDS refuses.
     pub(crate) fn restored_network(
@@ -228,84 +325,39 @@ impl World {
                 &format!("DB instance {} already exists.", request.db_instance_id),
             ));
         }
-        let snapshot = self
-            .db_snapshot_named(caller, region, &request.snapshot_id)
-            .filter(|s| s.region == region)
-            .ok_or_else(|| {
-                rds_error(
-                    op,
-                    region,
-                    "DBSnapshotNotFound",
-                    &format!("DBSnapshot {} not found.", request.snapshot_id),
-                )
-            })?;
-        let (state, _) = lifecycle(
-            snapshot.started,
-            snapshot.duration,
-            snapshot.failure.as_deref(),
+        let (source, size_gib, kms_key) = self.restorable(
+            DbKind::Instance,
+            op,
+            caller,
+            region,
+            &request.snapshot_id,
             now,
-        );
-        if state != SnapshotState::Completed {
-            return Err(rds_error(
-                op,
-                region,
-                "InvalidDBSnapshotState",
-                &format!(
-                    "DB snapshot {} is not in the available state.",
-                    request.snapshot_id
+        )?;
+        self.named_groups_exist(
+            op,
+            caller,
+            region,
+            &[
+                (
+                    DbGroup::Subnet,
+                    &request.db_subnet_group,
+                    "DBSubnetGroupNotFoundFault",
+                    "DB subnet group",
                 ),
-            ));
-        }
-        let (source, size_gib, kms_key) = (
-            snapshot.profile.clone(),
-            snapshot.size_gib,
-            snapshot.kms_key.clone(),
-        );
-        if let Some(k) = &kms_key
-            && !self.key_usable(caller, k)
-        {
-            return Err(rds_error(
-                op,
-                region,
-                "KMSKeyNotAccessibleFault",
-                &format!(
-                    "The specified KMS key [{k}] does not exist, is not enabled or you do not \
-                     have permissions to access it."
+                (
+                    DbGroup::Parameter,
+                    &request.db_parameter_group,
+                    "DBParameterGroupNotFound",
+                    "DB parameter group",
                 ),
-            ));
-        }
-        let groups = [
-            (
-                DbGroup::Subnet,
-                &request.db_subnet_group,
-                "DBSubnetGroupNotFoundFault",
-                "DB subnet group",
-            ),
-            (
-                DbGroup::Parameter,
-                &request.db_parameter_group,
-                "DBParameterGroupNotFound",
-                "DB parameter group",
-            ),
-            (
-                DbGroup::Option,
-                &request.option_group,
-                "OptionGroupNotFoundFault",
-                "Option group",
-            ),
-        ];
-        for (kind, name, code, what) in groups {
-            if let Some(name) = name
-                && !self.db_group_exists(kind, caller, region, name)
-            {
-                return Err(rds_error(
-                    op,
-                    region,
-                    code,
-                    &format!("{what} {name} not found."),
-                ));
-            }
-        }
+                (
+                    DbGroup::Option,
+                    &request.option_group,
+                    "OptionGroupNotFoundFault",
+                    "Option group",
+                ),
+            ],
+        )?;
         let (db_subnet_group, vpc_security_group_ids) = self.restored_network(
             op,
             caller,

@@ -217,19 +217,9 @@ impl World {
         }
     }
 
-    /// A DB snapshot named by its identifier (one of the caller's in `region`) or by its ARN
-    /// (the caller's, or shared with it, in any Region); `None` if there is none the caller
-    /// may use.
-    pub fn db_snapshot_named(
-        &self,
-        caller: &AccountId,
-        region: &str,
-        reference: &str,
-    ) -> Option<&SimDbSnapshot> {
-        self.snapshot_named(DbKind::Instance, caller, region, reference)
-    }
-
-    /// [`Self::db_snapshot_named`] for either kind (`...:cluster-snapshot:ID` ARNs).
+    /// A DB snapshot or DB cluster snapshot (`...:cluster-snapshot:ID` ARNs) named by its
+    /// identifier (one of the caller's in `region`) or by its ARN (the caller's, or shared with
+    /// it, in any Region); `None` if there is none the caller may use.
     pub(crate) fn snapshot_named(
         &self,
         kind: DbKind,
