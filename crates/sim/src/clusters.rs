@@ -60,27 +60,10 @@ impl World {
         find: &Find<'_>,
         now: Instant,
     ) -> Vec<ClusterStatus> {
-        let shown = |c: &SimDb| c.status(now).map(|s| self.cluster_status(c, s, now));
-        match find {
-            Find::Ids(ids) => ids
-                .iter()
-                .filter_map(|id| self.clusters.get(&db_key(caller, region, id)))
-                .filter_map(shown)
-                .collect(),
-            Find::Name(id) => self
-                .clusters
-                .get(&db_key(caller, region, id))
-                .and_then(shown)
-                .into_iter()
-                .collect(),
-            Find::TagKey(key) => self
-                .clusters
-                .values()
-                .filter(|c| &c.account == caller && c.region == region)
-                .filter(|c| c.tags.contains_key(*key))
-                .filter_map(shown)
-                .collect(),
-        }
+        crate::databases::found(&self.clusters, caller, region, find)
+            .into_iter()
+            .filter_map(|c| c.status(now).map(|s| self.cluster_status(c, s, now)))
+            .collect()
     }
 
     /// RDS `RestoreDBClusterFromSnapshot`: a new cluster, `creating` and then `available`,

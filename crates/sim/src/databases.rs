@@ -17,7 +17,7 @@ use snaprelay_core::ports::{CloudError, DbRestoreRequest, DbStatus, Find};
 use tokio::time::Instant;
 
 use crate::faults::error;
-use crate::rds::db_key;
+use crate::rds::{DbKey, db_key};
 use crate::world::{DbGroup, DbProfile, SimDb, World, lifecycle};
 
 fn rds_error(operation: &str, region: &str, code: &str, message: &str) -> CloudError {
@@ -94,6 +94,29 @@ fn db_status(d: &SimDb, status: &str) -> DbStatus {
     }
 }
 
+/// What a `find_*` of DB instances or clusters lists of `map`, gone ones included (the caller
+/// filters them by status): by identifier, by name (the identifier), or every one of the
+/// caller's there carrying the tag key.
+pub(crate) fn found<'a>(
+    map: &'a BTreeMap<DbKey, SimDb>,
+    caller: &AccountId,
+    region: &str,
+    find: &Find<'_>,
+) -> Vec<&'a SimDb> {
+    match find {
+        Find::Ids(ids) => ids
+            .iter()
+            .filter_map(|id| map.get(&db_key(caller, region, id)))
+            .collect(),
+        Find::Name(id) => map.get(&db_key(caller, region, id)).into_iter().collect(),
+        Find::TagKey(key) => map
+            .values()
+            .filter(|d| &d.account == caller && d.region == region)
+            .filter(|d| d.tags.contains_key(*key))
+            .collect(),
+    }
+}
+
 impl World {
     /// RDS `DescribeDBInstances` of the caller's DB instances there (a deleted one until it is
     /// gone); [`Find::Name`] is the identifier.
@@ -104,27 +127,10 @@ impl World {
         find: &Find<'_>,
         now: Instant,
     ) -> Vec<DbStatus> {
-        let shown = |d: &SimDb| d.status(now).map(|status| db_status(d, status));
-        match find {
-            Find::Ids(ids) => ids
-                .iter()
-                .filter_map(|id| self.dbs.get(&db_key(caller, region, id)))
-                .filter_map(shown)
-                .collect(),
-            Find::Name(id) => self
-                .dbs
-                .get(&db_key(caller, region, id))
-                .and_then(shown)
-                .into_iter()
-                .collect(),
-            Find::TagKey(key) => self
-                .dbs
-                .values()
-                .filter(|d| &d.account == caller && d.region == region)
-                .filter(|d| d.tags.contains_key(*key))
-                .filter_map(shown)
-                .collect(),
-        }
+        found(&self.dbs, caller, region, find)
+            .into_iter()
+            .filter_map(|d| d.status(now).map(|status| db_status(d, status)))
+            .collect()
     }
 
     /// Makes a DB subnet, parameter or option group of an account in a Region.
