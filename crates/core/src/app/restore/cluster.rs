@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use crate::config::AuroraConfig;
 use crate::ports::{
-    CloudError, ClusterInstanceRequest, ClusterRestoreRequest, ClusterStatus, DbStatus, Find,
+    CloudError, ClusterInstanceRequest, ClusterRestoreRequest, ClusterStatus, DbStatus,
 };
 use crate::restore::build::{
     cluster_request, is_serverless_v1, made_tags, writer_class, writer_request,
@@ -17,7 +17,7 @@ use crate::restore::{CreatedKind, RESTORE_TAG, RestoreOptions, RestoreReport};
 
 use super::{
     App, AppError, ProgressFn, Ready, Run, Waiting, Where, db_network_there, optional_group,
-    until_cluster_available, until_db_available,
+    refuse_taken_name, until_cluster_available, until_db_available,
 };
 
 /// The calls of a cluster restore, in order, each thing made told to `made` as soon as AWS
@@ -91,34 +91,6 @@ pub(super) fn aurora_config<'p>(ready: &'p Ready<'_>) -> Result<&'p AuroraConfig
         })
 }
 
-/// Refuses a cluster name already taken there: a DB cluster of that identifier, or a DB
-/// instance of it (the writer's).
-async fn refuse_taken_cluster(app: &App, at: &Where, name: &str) -> Result<(), AppError> {
-    let cloud = app.cloud.as_ref();
-    let region = at.place.region.as_str();
-    let read = |e: CloudError| AppError::of_cloud(&e, "nothing was restored");
-    let clusters = cloud
-        .find_clusters(&at.access, region, &Find::Name(name))
-        .await
-        .map_err(read)?;
-    let taken = match clusters.first() {
-        Some(c) => Some(format!("DB cluster {} exists", c.id)),
-        None => cloud
-            .find_dbs(&at.access, region, &Find::Name(name))
-            .await
-            .map_err(read)?
-            .first()
-            .map(|d| format!("DB instance {} (the writer's identifier) exists", d.id)),
-    };
-    match taken {
-        Some(why) => Err(AppError::invalid(format!(
-            "--name {name}: taken in {} ({why}); choose another --name; nothing was restored",
-            at.place
-        ))),
-        None => Ok(()),
-    }
-}
-
 /// `snaprelay restore` of an Aurora cluster.
 pub(super) async fn restore_cluster(
     app: &App,
@@ -174,7 +146,7 @@ pub(super) async fn restore_cluster(
     )
     .map_err(|why| AppError::invalid(format!("{why}; nothing was restored")))?;
     let writer = writer_request(&config, &ready.name, &class, &tags);
-    refuse_taken_cluster(app, at, &ready.name).await?;
+    refuse_taken_name(app, &ready).await?;
 
     let mut run = Run::begin(app, &ready).await?;
     run.report.messages.extend(messages);

@@ -256,17 +256,25 @@ async fn prepare_restore<'a>(
 }
 
 /// Refuses a name already taken there: an AMI of that name, a non-terminated instance with
-/// that `Name` tag, or a DB instance of that identifier.
-async fn refuse_taken_name(
-    app: &App,
-    at: &Where,
-    name: &str,
-    what: RestoreAs,
-) -> Result<(), AppError> {
+/// that `Name` tag, a DB instance of that identifier, or (restoring an Aurora cluster) a DB
+/// cluster of it.
+async fn refuse_taken_name(app: &App, ready: &Ready<'_>) -> Result<(), AppError> {
+    let (at, name) = (&ready.at, ready.name.as_str());
     let cloud = app.cloud.as_ref();
     let region = at.place.region.as_str();
     let read = |e: CloudError| AppError::of_cloud(&e, "nothing was restored");
-    let taken = match what {
+    let cluster = if ready.point.point.resource_type == ResourceType::Aurora {
+        cloud
+            .find_clusters(&at.access, region, &Find::Name(name))
+            .await
+            .map_err(read)?
+            .first()
+            .map(|c| format!("DB cluster {} exists", c.id))
+    } else {
+        None
+    };
+    let taken = match ready.restore_as {
+        _ if cluster.is_some() => cluster,
         RestoreAs::Instance | RestoreAs::Volumes => {
             let images = cloud
                 .find_images(&at.access, region, &Find::Name(name))
@@ -518,7 +526,7 @@ async fn restore_instance(
         &tags,
     )
     .map_err(|why| AppError::invalid(format!("{why}; nothing was restored")))?;
-    refuse_taken_name(app, at, &ready.name, RestoreAs::Instance).await?;
+    refuse_taken_name(app, &ready).await?;
 
     let cloud = app.cloud.as_ref();
     let mut run = Run::begin(app, &ready).await?;
@@ -725,7 +733,7 @@ async fn restore_db(
     )
     .map_err(|why| AppError::invalid(format!("{why}; nothing was restored")))?;
     // Without a recorded class (a point of an older version), RDS takes the snapshot's.
-    refuse_taken_name(app, at, &ready.name, RestoreAs::Db).await?;
+    refuse_taken_name(app, &ready).await?;
 
     let mut run = Run::begin(app, &ready).await?;
     run.report.messages.extend(messages);
