@@ -354,8 +354,8 @@ async fn session_page(
         .await
         .ok()
         .flatten()
-        .and_then(|json| serde_json::from_str::<snaprelay_core::plan::estimate::Totals>(&json).ok())
-        .map(|t| snaprelay_core::plan::estimate::totals_text(&t, "copied"));
+        .and_then(|json| serde_json::from_str::<serde_json::Value>(&json).ok())
+        .and_then(|c| snaprelay_core::plan::estimate::copied_text(&c));
     // An unfinished session runs where its policy's lease is held.
     let worker = match summary.ended_at {
         None => store.lease_holder(&summary.policy).await.ok().flatten(),

@@ -85,13 +85,11 @@ pub async fn show(settings: &Settings, id: &str) -> Outcome {
             match &session {
                 Session::Finished(r) => {
                     emit(&output::report_text(r));
-                    if let Some(totals) = copied.and_then(|c| {
-                        serde_json::from_value::<snaprelay_core::plan::estimate::Totals>(c).ok()
-                    }) {
-                        emit(&format!(
-                            "Copied: {}\n",
-                            snaprelay_core::plan::estimate::totals_text(&totals, "copied")
-                        ));
+                    if let Some(line) = copied
+                        .as_ref()
+                        .and_then(snaprelay_core::plan::estimate::copied_text)
+                    {
+                        emit(&format!("Copied: {line}\n"));
                     }
                 }
                 Session::Unfinished(s) if s.status == INTERRUPTED => emit(&format!(

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ids::AccountId;
 use crate::model::{DbCluster, Resource, ResourceType};
@@ -119,7 +119,7 @@ pub struct CopyEstimate {
 
 /// The sum of some copies. Read back from a session's stored `copied` document (whose top
 /// level it is) for `sessions show`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
     /// The bytes of the copies whose size is known.
     pub bytes: u64,
@@ -398,6 +398,13 @@ pub fn copies_text(copies: &[CopyEstimate]) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// The totals line of what a session copied, read from its stored `copied` document (whose
+/// top level the totals are); `None` when it does not read.
+pub fn copied_text(stored: &serde_json::Value) -> Option<String> {
+    let totals = Totals::deserialize(stored).ok()?;
+    Some(totals_text(&totals, "copied"))
 }
 
 /// Totals in a line; `what` says what the bytes are (`to copy`, `copied`).
