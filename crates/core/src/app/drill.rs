@@ -771,15 +771,7 @@ impl Drill<'_> {
             self.waiting,
             since,
             self.progress,
-            // A cluster and its writer share one identifier.
-            &mut |kind, id, state| match created.iter_mut().find(|c| c.kind == kind && c.id == id) {
-                Some(c) => c.state = state.to_owned(),
-                None => created.push(Created {
-                    kind,
-                    id: id.to_owned(),
-                    state: state.to_owned(),
-                }),
-            },
+            &mut |kind, id, state| Created::note(created, kind, id, state),
         )
         .await;
         match outcome {

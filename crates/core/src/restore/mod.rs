@@ -133,6 +133,22 @@ pub struct Created {
     pub state: String,
 }
 
+impl Created {
+    /// Notes in `created` that what is of `kind` and `id` is now `state`: its entry is updated,
+    /// or added the first time. Kind and id together name it (an Aurora cluster and its writer
+    /// share an identifier).
+    pub fn note(created: &mut Vec<Created>, kind: CreatedKind, id: &str, state: &str) {
+        match created.iter_mut().find(|c| c.kind == kind && c.id == id) {
+            Some(c) => c.state = state.to_owned(),
+            None => created.push(Created {
+                kind,
+                id: id.to_owned(),
+                state: state.to_owned(),
+            }),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum CreatedKind {
     #[serde(rename = "image")]

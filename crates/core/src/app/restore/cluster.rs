@@ -13,7 +13,7 @@ use crate::ports::{
 use crate::restore::build::{
     cluster_request, is_serverless_v1, made_tags, writer_class, writer_request,
 };
-use crate::restore::{CreatedKind, RESTORE_TAG, RestoreOptions, RestoreReport};
+use crate::restore::{Created, CreatedKind, RESTORE_TAG, RestoreOptions, RestoreReport};
 
 use super::{
     App, AppError, ProgressFn, Ready, Run, Waiting, Where, db_network_there, optional_group,
@@ -166,7 +166,7 @@ pub(super) async fn restore_cluster(
         ready.name, at.place
     ));
     let since = Instant::now();
-    let mut seen: Vec<(CreatedKind, String, String)> = Vec::new();
+    let created = &mut run.report.created;
     let outcome = make_cluster(
         app,
         at,
@@ -176,12 +176,9 @@ pub(super) async fn restore_cluster(
         waiting,
         since,
         progress,
-        &mut |kind, id, state| seen.push((kind, id.to_owned(), state.to_owned())),
+        &mut |kind, id, state| Created::note(created, kind, id, state),
     )
     .await;
-    for (kind, id, state) in seen {
-        run.seen(kind, &id, &state);
-    }
     if let Err(why) = outcome {
         run.fail(why);
     }

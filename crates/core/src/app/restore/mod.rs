@@ -373,20 +373,6 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// What was made of `kind` and `id` is now `state`; told for the first time, it is added.
-    /// (A cluster and its writer share one identifier.)
-    fn seen(&mut self, kind: CreatedKind, id: &str, state: &str) {
-        match self
-            .report
-            .created
-            .iter_mut()
-            .find(|c| c.kind == kind && c.id == id)
-        {
-            Some(c) => c.state = state.to_owned(),
-            None => self.made(kind, id, state),
-        }
-    }
-
     fn fail(&mut self, message: String) {
         self.report.status = RestoreStatus::Failed;
         self.report.messages.push(message);
