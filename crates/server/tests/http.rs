@@ -167,15 +167,16 @@ async fn until_done(addr: SocketAddr, path: &str) -> Value {
 
 /// Until the status is none of `passing` (nor missing).
 async fn until_not(addr: SocketAddr, path: &str, passing: &[&str]) -> Value {
+    let mut doc = Value::Null;
     for _ in 0..300 {
-        let doc = json(addr, path).await;
+        doc = json(addr, path).await;
         let status = doc["status"].as_str().unwrap_or_default();
         if !status.is_empty() && !passing.contains(&status) {
             return doc;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{path} never ended");
+    panic!("{path} never ended: {doc:#}");
 }
 
 fn error_of(body: &str) -> String {
