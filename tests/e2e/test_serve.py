@@ -79,9 +79,16 @@ def test_serve_runs_a_session_when_asked_and_stops_on_sigterm(estate: Estate, tm
                 break
             time.sleep(0.1)
         assert doc["status"] == "Success", doc
-        status, metrics = request(f"{base}/metrics")
-        assert status == 200
-        assert 'snaprelay_sessions_total{policy="restore-ec2",status="Success"} 1' in metrics
+        # The session's end is recorded in the state first and counted in the metrics just
+        # after, so a scrape right after `ended_at` appears may be a moment early.
+        counted = 'snaprelay_sessions_total{policy="restore-ec2",status="Success"} 1'
+        for _ in range(50):
+            status, metrics = request(f"{base}/metrics")
+            assert status == 200
+            if counted in metrics:
+                break
+            time.sleep(0.1)
+        assert counted in metrics, metrics
         assert 'snaprelay_resource_replicated{policy="restore-ec2"' in metrics
     finally:
         began = time.monotonic()
