@@ -462,8 +462,19 @@ async fn a_stop_interrupts_a_session_and_the_next_start_resumes_it_without_a_sec
         .as_str()
         .unwrap()
         .to_owned();
-    // Into the copy's wait, then stop.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Into the copy's wait (the copy is in the target account: begun and recorded), then
+    // stop. A fixed sleep here stopped a session that had not begun yet on a busy machine.
+    for _ in 0..200 {
+        if !cloud.snapshots(&account(TARGET), "eu-west-1").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        cloud.snapshots(&account(TARGET), "eu-west-1").len(),
+        1,
+        "the copy never began"
+    );
     first.service.stop();
     let _ = tokio::time::timeout(Duration::from_secs(10), first.task).await;
     let (status, body) = {
