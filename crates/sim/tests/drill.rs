@@ -302,16 +302,20 @@ async fn a_db_restore_that_fails_fails_the_drill_by_its_check_and_is_cleaned_up(
     assert_eq!(e.left_in_target().await, Vec::<String>::new());
 }
 
+/// A drill of the DB `orders` with a timeout of 60 s: shorter than its restore.
+async fn drill_orders_for_a_minute(e: &Estate) -> DrillReport {
+    e.drill(DrillOptions {
+        resource: Some("orders".into()),
+        timeout: Duration::from_secs(60),
+        ..options()
+    })
+    .await
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_timeout_shorter_than_a_db_restore_fails_it_and_still_cleans_up() {
     let e = replicated(false).await;
-    let report = e
-        .drill(DrillOptions {
-            resource: Some("orders".into()),
-            timeout: Duration::from_secs(60),
-            ..options()
-        })
-        .await;
+    let report = drill_orders_for_a_minute(&e).await;
     let r = &report.results[0];
     assert_eq!(r.status, DrillStatus::Failed);
     assert!(
@@ -320,6 +324,32 @@ async fn a_timeout_shorter_than_a_db_restore_fails_it_and_still_cleans_up() {
     );
     assert!(r.cleaned_up, "{r:#?}");
     assert_eq!(e.left_in_target().await, Vec::<String>::new());
+}
+
+/// RDS refuses to delete a DB instance that is not in a state to be deleted (still being
+/// created or modified: InvalidDBInstanceState). The cleanup asks again while it waits, rather
+/// than wait for a DB that nobody is deleting.
+#[tokio::test(start_paused = true)]
+async fn a_db_delete_refused_while_the_db_is_being_created_is_asked_again() {
+    let e = replicated(false).await;
+    e.cloud.inject(Fault::FailCall {
+        operation: "rds:DeleteDBInstance",
+        nth: 1,
+        code: "InvalidDBInstanceState",
+        message: "Instance is not in a state to be deleted: it is creating".into(),
+    });
+    let began = tokio::time::Instant::now();
+    let report = drill_orders_for_a_minute(&e).await;
+    let r = &report.results[0];
+    assert_eq!(r.status, DrillStatus::Failed, "{r:#?}");
+    assert!(r.cleaned_up, "{r:#?}");
+    assert_eq!(e.left_in_target().await, Vec::<String>::new());
+    assert_eq!(e.cloud.calls().get("rds:DeleteDBInstance"), Some(&2));
+    assert!(
+        began.elapsed() < Duration::from_secs(30 * 60),
+        "deleted on the second asking, not left to the cleanup's patience: {:?}",
+        began.elapsed()
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -128,22 +128,34 @@ pub(crate) async fn remove(
             })
             .unwrap_or_default()
     };
+    let delete_db = |id: String| {
+        let member = members.contains(&id);
+        async move {
+            let deleted = if member {
+                cloud.delete_cluster_instance(access, region, &id).await
+            } else {
+                cloud.delete_db_instance(access, region, &id).await
+            };
+            (id, deleted)
+        }
+    };
+    // Refused with InvalidDBInstanceState: being deleted already (by an earlier attempt, or
+    // someone else), or not yet in a state that may be deleted (still being created,
+    // modified or backed up). Waited for, and asked again while it is not `deleting`.
+    let mut dbs_refused: Vec<(String, String)> = Vec::new();
     for l in of(CreatedKind::DbInstance) {
         if l.state == "deleting" {
             dbs.push(l.id.clone());
             continue;
         }
-        let deleted = if members.contains(&l.id) {
-            cloud.delete_cluster_instance(access, region, &l.id).await
-        } else {
-            cloud.delete_db_instance(access, region, &l.id).await
-        };
-        match deleted {
-            Ok(()) => dbs.push(l.id.clone()),
-            Err(e) if e.is_not_found() => {}
-            // Deleted meanwhile by someone else (or an earlier attempt): on its way out.
-            Err(e) if e.code.as_deref() == Some("InvalidDBInstanceState") => dbs.push(l.id.clone()),
-            Err(e) => problems.push(format!("DB instance {}: DeleteDBInstance: {e}", l.id)),
+        match delete_db(l.id.clone()).await {
+            (id, Ok(())) => dbs.push(id),
+            (_, Err(e)) if e.is_not_found() => {}
+            (id, Err(e)) if e.code.as_deref() == Some("InvalidDBInstanceState") => {
+                dbs.push(id.clone());
+                dbs_refused.push((id, e.to_string()));
+            }
+            (id, Err(e)) => problems.push(format!("DB instance {id}: DeleteDBInstance: {e}")),
         }
     }
     for l in of(CreatedKind::Image) {
@@ -190,14 +202,26 @@ pub(crate) async fn remove(
             Ok(found) => found.iter().filter(|m| m.state != "terminated").count(),
             Err(_) => instances.len(),
         };
-        let dbs_left = match cloud.find_dbs(access, region, &Find::Ids(&dbs)).await {
-            Ok(found) => found.len(),
-            Err(_) => dbs.len(),
-        };
+        let (dbs_left, deleting): (usize, Vec<String>) =
+            match cloud.find_dbs(access, region, &Find::Ids(&dbs)).await {
+                Ok(found) => (
+                    found.len(),
+                    found
+                        .into_iter()
+                        .filter(|d| d.status == "deleting")
+                        .map(|d| d.id)
+                        .collect(),
+                ),
+                Err(_) => (dbs.len(), Vec::new()),
+            };
+        dbs_refused.retain(|(id, _)| !deleting.contains(id));
         if running + dbs_left + clusters_left == 0 {
             break;
         }
         if since.elapsed() >= patience {
+            for (id, why) in &dbs_refused {
+                problems.push(format!("DB instance {id}: DeleteDBInstance: {why}"));
+            }
             for (id, why) in &refused {
                 problems.push(format!("DB cluster {id}: DeleteDBCluster: {why}"));
             }
@@ -211,6 +235,19 @@ pub(crate) async fn remove(
         }
         clusters_to_delete = refused.into_iter().map(|(id, _)| id).collect();
         tokio::time::sleep(poll).await;
+        for (id, _) in std::mem::take(&mut dbs_refused) {
+            match delete_db(id).await {
+                (_, Ok(())) => {}
+                (_, Err(e)) if e.is_not_found() => {}
+                (id, Err(e)) if e.code.as_deref() == Some("InvalidDBInstanceState") => {
+                    dbs_refused.push((id, e.to_string()));
+                }
+                (id, Err(e)) => {
+                    problems.push(format!("DB instance {id}: DeleteDBInstance: {e}"));
+                    dbs.retain(|d| *d != id);
+                }
+            }
+        }
     }
     let volumes: Vec<String> = of(CreatedKind::Volume).map(|l| l.id.clone()).collect();
     if !volumes.is_empty() {
