@@ -89,6 +89,15 @@ def test_serve_runs_a_session_when_asked_and_stops_on_sigterm(estate: Estate, tm
                 break
             time.sleep(0.1)
         assert counted in metrics, metrics
+        # The Prometheus text format by default; OpenMetrics when asked for, as Prometheus does.
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as r:
+            assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4"), r.headers
+            text = r.read().decode()
+        assert "# TYPE snaprelay_sessions_total counter" in text and "# EOF" not in text, text
+        asked = urllib.request.Request(f"{base}/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+        with urllib.request.urlopen(asked, timeout=10) as r:
+            assert r.headers["Content-Type"].startswith("application/openmetrics-text"), r.headers
+            assert r.read().decode().endswith("# EOF\n")
         assert 'snaprelay_resource_replicated{policy="restore-ec2"' in metrics
     finally:
         began = time.monotonic()
@@ -97,6 +106,22 @@ def test_serve_runs_a_session_when_asked_and_stops_on_sigterm(estate: Estate, tm
     assert proc.returncode == 0, err
     assert time.monotonic() - began < 30
     assert TOKEN not in out + err, "the token is never printed"
+
+
+def test_a_short_token_is_warned_about_and_still_guards_the_posts(estate: Estate, tmp_path: Path) -> None:
+    _, policy, _ = ec2_estate(estate)
+    (tmp_path / "token").write_text("short-tok\n")
+    proc, base = start(estate, tmp_path, policy, "--token-file", str(tmp_path / "token"))
+    try:
+        assert request(f"{base}/api/v1/policies/restore-ec2/run", "POST", TOKEN)[0] == 401, "the file wins"
+        status, started = request(f"{base}/api/v1/policies/restore-ec2/run", "POST", "short-tok")
+        assert status == 202, started
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "shorter than 16 characters" in err, err
+    assert "short-tok" not in out + err, "the token is never printed"
 
 
 def test_serve_refuses_a_public_address_without_a_token(estate: Estate, tmp_path: Path) -> None:

@@ -35,6 +35,8 @@ pub struct Policy {
     pub schedule: Option<Schedule>,
     /// When `serve` runs its drills (`[drill] schedule`, in `timezone`).
     pub drill_schedule: Option<Schedule>,
+    /// `timezone`, an IANA zone name (`UTC` when the file does not give one).
+    pub timezone: String,
     /// What `plan` prices its estimates with (`[prices]`, SPEC 6.5).
     pub prices: Prices,
 }
@@ -879,6 +881,7 @@ fn validate(mut p: Problems<'_>, raw: RawPolicy) -> Result<Policy, PolicyError> 
         name: raw.name.value,
         schedule,
         drill_schedule,
+        timezone: raw.timezone.map_or_else(|| "UTC".to_owned(), |tz| tz.value),
         source: Source {
             role_arn: source_role,
             regions: raw

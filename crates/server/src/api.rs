@@ -158,7 +158,7 @@ async fn readyz(State(s): Shared) -> Response {
     }
 }
 
-async fn metrics(State(s): Shared) -> Response {
+async fn metrics(State(s): Shared, headers: HeaderMap) -> Response {
     let policies = s.policies();
     let mut points = Vec::new();
     for p in &policies {
@@ -169,14 +169,31 @@ async fn metrics(State(s): Shared) -> Response {
     }
     let now = jiff::Timestamp::now().as_second().max(0) as u64;
     s.metrics.derive(&policies, &points, now);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.metrics.encode(),
-    )
-        .into_response()
+    // The Prometheus text format (SPEC 6.6), unless the scraper asks for OpenMetrics, as
+    // Prometheus itself does in its `Accept` header.
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            s.metrics.encode(),
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            s.metrics.encode_prometheus(),
+        )
+            .into_response()
+    }
 }
 
 async fn policies(State(s): Shared) -> Response {
@@ -197,8 +214,7 @@ async fn policies(State(s): Shared) -> Response {
         out.push(json!({
             "name": p.name,
             "schedule": p.schedule.as_ref().map(|s| s.expression.clone()),
-            "timezone": p.schedule.as_ref().or(p.drill_schedule.as_ref())
-                .map_or("UTC".to_owned(), |s| s.timezone.clone()),
+            "timezone": p.timezone,
             "next_run": p.schedule.as_ref().and_then(|s| s.next_after(now)).map(rfc3339),
             "drill_schedule": p.drill_schedule.as_ref().map(|s| s.expression.clone()),
             "running": s.running(&p.name).map(|(kind, id)| json!({

@@ -179,6 +179,8 @@ impl Default for Metrics {
 
 impl Metrics {
     /// The OpenMetrics text of every metric.
+    /// The metrics in the OpenMetrics text format (what Prometheus asks for first in its
+    /// `Accept` header).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
@@ -186,8 +188,23 @@ impl Metrics {
         out
     }
 
+    /// The metrics in the Prometheus text format 0.0.4 (SPEC 6.6), what a scrape without an
+    /// OpenMetrics `Accept` header gets.
+    pub fn encode_prometheus(&self) -> String {
+        prometheus_text(&self.encode())
+    }
+
     /// Sets the gauges derived from the restore points of `policies`, at `now` (Unix time).
     pub fn derive(&self, policies: &[Policy], points: &[RecordedRestorePoint], now: u64) {
+        // Each policy's counters and histogram show from the start, at zero, so that an
+        // alert on them (or a rate) has a series before the first session or skipped tick.
+        for p in policies {
+            let label = PolicyLabel {
+                policy: p.name.clone(),
+            };
+            let _ = self.skipped_ticks.get_or_create(&label);
+            let _ = self.session_duration.get_or_create(&label);
+        }
         self.replica_age.clear();
         self.replicated.clear();
         self.drill_rto.clear();
@@ -319,5 +336,113 @@ impl snaprelay_core::runtime::SlotWatch for CopiesInFlight {
                 region: region.to_owned(),
             })
             .inc_by(bytes);
+    }
+}
+
+/// OpenMetrics text into the Prometheus text format 0.0.4: no `# EOF` or `# UNIT` lines, and a
+/// counter's `# HELP` and `# TYPE` name its samples (`x_total`), not the OpenMetrics family
+/// (`x`), so that a parser of the older format types the samples as counters.
+fn prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::BTreeSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((p, rest)) => {
+                let (name, tail) = rest.split_once(' ').map_or((rest, ""), |(n, t)| (n, t));
+                out.push_str(p);
+                out.push_str(name);
+                if counters.contains(name) {
+                    out.push_str("_total");
+                }
+                if !tail.is_empty() {
+                    out.push(' ');
+                    out.push_str(tail);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prometheus_text_types_counter_samples_and_has_no_eof() {
+        let m = Metrics::default();
+        let label = PolicyStatus {
+            policy: "dr".into(),
+            status: "Success".into(),
+        };
+        m.sessions.get_or_create(&label).inc();
+        let policy = Policy::from_toml(
+            r#"name = "dr"
+[source]
+regions = ["us-east-1"]
+[[source.resources]]
+type = "ec2"
+ids = ["i-0123456789abcdef0"]
+[[targets]]
+region = "eu-west-1"
+"#,
+        )
+        .unwrap();
+        m.derive(&[policy], &[], 0);
+        let open = m.encode();
+        assert!(
+            open.contains("# TYPE snaprelay_sessions counter\n"),
+            "{open}"
+        );
+        assert!(open.ends_with("# EOF\n"), "{open}");
+
+        let text = m.encode_prometheus();
+        for line in [
+            "# TYPE snaprelay_sessions_total counter",
+            "snaprelay_sessions_total{policy=\"dr\",status=\"Success\"} 1",
+            "# TYPE snaprelay_skipped_ticks_total counter",
+            "snaprelay_skipped_ticks_total{policy=\"dr\"} 0",
+            "# TYPE snaprelay_session_duration_seconds histogram",
+            "snaprelay_session_duration_seconds_count{policy=\"dr\"} 0",
+            "# TYPE snaprelay_worker_state_store_up gauge",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
+        assert!(text.contains("# HELP snaprelay_sessions_total "), "{text}");
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        // Every sample's family is typed, as a parser of the 0.0.4 format reads it.
+        let typed: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        for sample in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = sample.split(['{', ' ']).next().unwrap();
+            assert!(
+                typed.iter().any(|t| name == *t
+                    || ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|s| name.strip_suffix(s) == Some(*t))),
+                "{sample}: no # TYPE for it"
+            );
+        }
     }
 }

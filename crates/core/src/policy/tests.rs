@@ -771,6 +771,17 @@ fn schedules_are_parsed_in_their_time_zone() {
     ))
     .unwrap();
     assert_eq!((plain.schedule, plain.drill_schedule), (None, None));
+    assert_eq!(plain.timezone, "UTC");
+    // A zone without a schedule is kept, for whoever reads the policy (`GET /policies`).
+    let zoned = Policy::from_toml(&format!(
+        "timezone = \"Europe/Berlin\"\n{}",
+        policy("[[targets]]\naccount = \"222222222222\"\nregion = \"eu-west-1\"\n")
+    ))
+    .unwrap();
+    assert_eq!(
+        (zoned.schedule, zoned.timezone.as_str()),
+        (None, "Europe/Berlin")
+    );
 }
 
 #[test]
