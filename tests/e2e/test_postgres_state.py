@@ -61,6 +61,21 @@ def test_a_run_recorded_in_postgres_is_listed_like_one_in_a_file(estate: Estate,
     assert "hunter2" not in done.stdout + done.stderr
 
 
+def test_a_state_url_that_does_not_read_is_invalid_input_and_nothing_is_reached(estate: Estate, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(policy_toml("e2e-pg-url", ["i-0123456789abcdef0"], [{"account": B, "region": DST, "role_arn": TARGET_ROLE}]))
+    for url, named in [
+        ("postgres://snaprelay:hunter2@127.0.0.1:5432/db?sslmode=bogus", "bogus"),
+        ("postgresql://snaprelay:hunter2@127.0.0.1:notaport/db", "postgresql://snaprelay:***@"),
+        ("postgres://snaprelay:hunter2@127.0.0.1:5432/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem", "/nonexistent/ca.pem"),
+    ]:
+        done = snaprelay(estate, policy, url, "sessions", "list", "--output", "json")
+        doc = json.loads(done.stdout)
+        assert done.returncode == 2 and doc["code"] == "invalid_input", (url, done.stdout, done.stderr)
+        assert named in doc["error"], (url, doc)
+        assert "hunter2" not in done.stdout + done.stderr
+
+
 def test_a_killed_runs_lease_lapses_and_the_next_run_takes_its_session_over(
     estate: Estate, tmp_path: Path, database: str
 ) -> None:

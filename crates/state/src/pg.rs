@@ -174,9 +174,17 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 }
 
 impl PgStore {
-    /// Connects to `url` (`postgres://USER:PASS@HOST:PORT/DB`, with libpq's `sslmode` and
-    /// `sslrootcert`: see [`crate::pg_tls`]) and brings its schema up to date.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    /// What is wrong with `url` as a PostgreSQL state URL (its form, `sslmode`, the root
+    /// certificate it names), found without connecting: a bad URL is a bad flag, told apart
+    /// from a database that does not answer.
+    pub fn check_url(url: &str) -> Result<(), StoreError> {
+        Self::settings(url).map(|_| ())
+    }
+
+    /// The driver's configuration of `url`, and its TLS configuration (`None`: no TLS).
+    fn settings(
+        url: &str,
+    ) -> Result<(tokio_postgres::Config, Option<rustls::ClientConfig>), StoreError> {
         let bad = |why: String| StoreError(format!("{}: {why}", redacted_url(url)));
         let tls = pg_tls::split_url(url).map_err(bad)?;
         let mut config: tokio_postgres::Config = tls.driver_url.parse().map_err(|e| {
@@ -186,6 +194,14 @@ impl PgStore {
             ))
         })?;
         config.ssl_mode(tls.mode.driver_mode());
+        let rustls = pg_tls::client_config(tls.mode, tls.root_cert.as_deref()).map_err(bad)?;
+        Ok((config, rustls))
+    }
+
+    /// Connects to `url` (`postgres://USER:PASS@HOST:PORT/DB`, with libpq's `sslmode` and
+    /// `sslrootcert`: see [`crate::pg_tls`]) and brings its schema up to date.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let (mut config, rustls) = Self::settings(url)?;
         // A worker must notice a database gone away rather than wait on it for ever.
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(10));
@@ -207,15 +223,14 @@ impl PgStore {
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
-        let manager =
-            match pg_tls::client_config(tls.mode, tls.root_cert.as_deref()).map_err(bad)? {
-                None => Manager::from_config(config, NoTls, manager_config),
-                Some(rustls) => Manager::from_config(
-                    config,
-                    tokio_postgres_rustls::MakeRustlsConnect::new(rustls),
-                    manager_config,
-                ),
-            };
+        let manager = match rustls {
+            None => Manager::from_config(config, NoTls, manager_config),
+            Some(rustls) => Manager::from_config(
+                config,
+                tokio_postgres_rustls::MakeRustlsConnect::new(rustls),
+                manager_config,
+            ),
+        };
         // Bounded waits: a database that stopped answering is an error in seconds, which
         // stops the session where it stands (see `keep` in the application layer).
         let pool = Pool::builder(manager)

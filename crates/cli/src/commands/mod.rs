@@ -196,7 +196,9 @@ impl StateAt {
     /// Opens it; with `must_exist`, a file that is not there is invalid input, not a new
     /// empty state (an empty state would make gc take every snapshot for an orphan).
     async fn open(&self, must_exist: bool) -> Result<Arc<dyn StateStore>, Outcome> {
-        // A state that cannot be opened is a state error (exit 1) for every command.
+        // A state that cannot be opened is a state error (exit 1) for every command; a
+        // state that cannot be named (a missing file where one must be, a bad URL) is invalid
+        // input (exit 2).
         Ok(match self {
             StateAt::File(path) if must_exist && !path.exists() => {
                 return Err(Outcome::Invalid(format!(
@@ -206,7 +208,12 @@ impl StateAt {
                 )));
             }
             StateAt::File(path) => Arc::new(SqliteStore::open(path)?),
-            StateAt::Postgres(url) => Arc::new(snaprelay_state::PgStore::connect(url).await?),
+            StateAt::Postgres(url) => {
+                // A URL that does not read is a bad flag (exit 2); a database that does not
+                // answer, a state error.
+                snaprelay_state::PgStore::check_url(url).map_err(|e| Outcome::Invalid(e.0))?;
+                Arc::new(snaprelay_state::PgStore::connect(url).await?)
+            }
         })
     }
 }
