@@ -505,6 +505,12 @@ def test_restore_points_lists_each_run_per_resource_and_place(estate: Estate, tm
     for p in points:
         assert sorted(s["size_gib"] for s in p["snapshots"]) == [8, 20]
         assert all(s["kms_key_id"] == (source_key if p["kind"] == "source" else target_key) for s in p["snapshots"])
+    # `restore-points list`, as `sessions list` lists sessions (SPEC 5: "restore-points (list)").
+    code, out, stderr = run_snaprelay(
+        estate.endpoint, policy, tmp_path, "restore-points", "list", "--resource", web, "--output", "json"
+    )
+    assert code == 0, stderr
+    assert json.loads(out) == points
 
     code, out, stderr = run_snaprelay(estate.endpoint, policy, tmp_path, "restore-points")
     assert code == 0, stderr

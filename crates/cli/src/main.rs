@@ -166,6 +166,8 @@ enum Command {
         /// Only this resource (instance id or DB instance identifier).
         #[arg(long, value_name = "ID")]
         resource: Option<String>,
+        #[command(subcommand)]
+        command: Option<RestorePointsCommand>,
     },
     /// Restore a resource from a restore point, into a target (the policy's first by default)
     /// or the source: an EC2 instance (from an image of the point's snapshots, with the
@@ -189,7 +191,7 @@ enum Command {
         #[command(subcommand)]
         command: SessionsCommand,
     },
-    /// The state itself: copy it between SQLite and PostgreSQL.
+    /// The state itself: copy it between SQLite and PostgreSQL, or rebuild it from AWS.
     State {
         #[command(subcommand)]
         command: StateCommand,
@@ -200,8 +202,9 @@ enum Command {
 enum StateCommand {
     /// Rebuild the policy's restore points (--policy) from snaprelay's tags in AWS into an
     /// empty state, after the state was lost: retention, restore and drills go on. What the
-    /// tags do not carry (volume sizes, the instance's type) is left empty, and said. A
-    /// destination that holds anything is refused (exit 2).
+    /// snapshots and their tags carry of the configuration comes back (volume sizes and types,
+    /// device names, the instance's type, an Aurora cluster's engine); the rest is left empty,
+    /// and said. A destination that holds anything is refused (exit 2).
     Rebuild {
         /// The empty state to fill: a file, sqlite:///path, or postgres://USER:PASS@HOST:PORT/DB.
         #[arg(long, value_name = "STATE")]
@@ -239,6 +242,17 @@ enum RetentionCommand {
         /// List what would be deleted; delete nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+/// `restore-points list` is `restore-points`, as `sessions list` lists sessions.
+#[derive(Subcommand)]
+enum RestorePointsCommand {
+    /// The same as `restore-points` alone.
+    List {
+        /// Only this resource (instance id or DB instance identifier).
+        #[arg(long, value_name = "ID")]
+        resource: Option<String>,
     },
 }
 
@@ -396,7 +410,12 @@ fn main() -> ExitCode {
             Command::Run { concurrency, .. } => {
                 commands::run::run(&settings, usize::from(concurrency), None).await
             }
-            Command::RestorePoints { resource } => {
+            Command::RestorePoints { resource, command } => {
+                let listed = match command {
+                    Some(RestorePointsCommand::List { resource }) => resource,
+                    None => None,
+                };
+                let resource = resource.or(listed);
                 commands::restore_points::run(&settings, resource.as_deref()).await
             }
             Command::Restore(flags) => commands::restore::run(&settings, *flags).await,
