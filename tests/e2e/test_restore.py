@@ -167,7 +167,8 @@ def test_restore_volumes(estate: Estate, tmp_path: Path) -> None:
     replicate(estate, policy, tmp_path)
 
     code, doc, stderr = snaprelay(
-        estate, policy, tmp_path, "restore", instance, "--as", "volumes", "--name", "dr-volumes"
+        estate, policy, tmp_path, "restore", instance, "--as", "volumes", "--name", "dr-volumes",
+        "--availability-zone", f"{DST}b",
     )
 
     assert code == 0, stderr
@@ -175,6 +176,7 @@ def test_restore_volumes(estate: Estate, tmp_path: Path) -> None:
     assert [c["type"] for c in doc["created"]] == ["volume", "volume"]
     volumes = estate.volumes(B, DST, made)
     assert sorted(v["Size"] for v in volumes) == [8, 24]
+    assert {v["AvailabilityZone"] for v in volumes} == {f"{DST}b"}
     assert all(v["State"] == "available" and v["KmsKeyId"] == target_key for v in volumes)
     assert all(tags_of(v)["Name"] == "dr-volumes" for v in volumes)
 
@@ -271,6 +273,8 @@ def test_bad_flags_are_named(estate: Estate, tmp_path: Path) -> None:
         (["--name", "a--b"], "--name"),
         (["--place", f"{B}/us-west-2"], "not a place of the policy"),
         (["--as", "volumes", "--keep-image", "--subnet", "subnet-12345678"], "--subnet, --keep-image apply only to --as instance"),
+        # A zone of the Region's name that the Region does not have (DescribeAvailabilityZones).
+        (["--as", "volumes", "--availability-zone", f"{DST}z"], f"--availability-zone {DST}z: not an available zone"),
     ]:
         code, doc, stderr = snaprelay(estate, policy, tmp_path, "restore", instance, *args)
         assert code == 2, (args, stderr)

@@ -662,6 +662,14 @@ impl Machines for AwsCloud {
         machines::default_network(&self.ec2(access, region).await, region).await
     }
 
+    async fn availability_zones(
+        &self,
+        access: &Access,
+        region: &str,
+    ) -> Result<Vec<String>, CloudError> {
+        machines::availability_zones(&self.ec2(access, region).await, region).await
+    }
+
     async fn subnets(
         &self,
         access: &Access,

@@ -47,6 +47,25 @@ fn nonempty<T>(items: Vec<T>) -> Option<Vec<T>> {
 
 // ------------------------------------------------------------------------------ network
 
+/// The zones of the Region the caller may use: those `available` (an impaired or unavailable
+/// zone, or a Local Zone not opted into, takes no new volume).
+pub async fn availability_zones(client: &Client, region: &str) -> Result<Vec<String>, CloudError> {
+    let out = client
+        .describe_availability_zones()
+        .send()
+        .await
+        .map_err(|e| cloud_error("EC2", "DescribeAvailabilityZones", region, e))?;
+    Ok(out
+        .availability_zones()
+        .iter()
+        .filter(|z| {
+            z.state()
+                .is_none_or(|s| *s == aws_sdk_ec2::types::AvailabilityZoneState::Available)
+        })
+        .filter_map(|z| z.zone_name().map(str::to_owned))
+        .collect())
+}
+
 pub async fn default_network(client: &Client, region: &str) -> Result<Option<Network>, CloudError> {
     let vpcs = client
         .describe_vpcs()

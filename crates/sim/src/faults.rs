@@ -189,6 +189,7 @@ fn static_name(operation: &str) -> &'static str {
         "GetRolePolicy",
         "DescribeVpcs",
         "DescribeSubnets",
+        "DescribeAvailabilityZones",
         "DescribeSecurityGroups",
         "DescribeKeyPairs",
         "CreateSecurityGroup",

@@ -1179,6 +1179,19 @@ impl Machines for SimCloud {
         })
     }
 
+    async fn availability_zones(
+        &self,
+        access: &Access,
+        region: &str,
+    ) -> Result<Vec<String>, CloudError> {
+        self.act(
+            access,
+            "ec2:DescribeAvailabilityZones",
+            region,
+            |_, _, _| Ok(machines::zones_of(region)),
+        )
+    }
+
     async fn subnets(
         &self,
         access: &Access,

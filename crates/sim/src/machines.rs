@@ -52,6 +52,11 @@ fn derived_id(prefix: &str, account: &AccountId, region: &str, part: &str) -> St
     format!("{prefix}-0{:016x}", Rng::new(h).next_u64())
 }
 
+/// The zones of `region`, as every simulated Region has them.
+pub(crate) fn zones_of(region: &str) -> Vec<String> {
+    ZONES.iter().map(|zone| format!("{region}{zone}")).collect()
+}
+
 fn default_network_of(account: &AccountId, region: &str) -> DefaultNetwork {
     let vpc_id = derived_id("vpc", account, region, "default");
     let subnets = ZONES

@@ -472,6 +472,11 @@ async fn each_region_has_a_default_vpc_with_a_subnet_per_zone_unless_removed() {
         .map(|s| s.availability_zone.as_str())
         .collect();
     assert_eq!(zones, ["us-east-1a", "us-east-1b", "us-east-1c"]);
+    assert_eq!(
+        cloud.availability_zones(&me, REGION).await.unwrap(),
+        zones,
+        "DescribeAvailabilityZones names the zones the subnets are in"
+    );
     let groups = cloud
         .find_security_groups(&me, REGION, &Find::Name("default"))
         .await

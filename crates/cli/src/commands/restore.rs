@@ -32,7 +32,8 @@ pub struct Flags {
     /// snaprelay-restore-<restore id>.
     #[arg(long)]
     pub name: Option<String>,
-    /// Where volumes are created. Default: the recorded zone's letter, else the first.
+    /// Where volumes are created (one of the Region's available zones, as
+    /// DescribeAvailabilityZones names them). Default: the recorded zone's letter, else the first.
     #[arg(long, value_name = "AZ")]
     pub availability_zone: Option<String>,
     /// The subnet to launch into. Default: the recorded one where it exists, else the

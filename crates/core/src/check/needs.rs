@@ -25,6 +25,7 @@ pub(super) const KMS_ACTIONS: [&str; 6] = [
 /// security group, for instances and DB instances alike.
 const RESTORE_NETWORK: &[&str] = &[
     "ec2:DescribeVpcs",
+    "ec2:DescribeAvailabilityZones",
     "ec2:DescribeSubnets",
     "ec2:DescribeSecurityGroups",
     "ec2:CreateSecurityGroup",

@@ -379,6 +379,11 @@ capabilities! {
         read "ec2" "DescribeVpcs" in region:
         fn default_network(&self, access: &Access, region: &str) -> Option<Network>;
 
+        /// EC2 `DescribeAvailabilityZones`: the names of the Region's zones that are
+        /// `available` to the caller.
+        read "ec2" "DescribeAvailabilityZones" in region:
+        fn availability_zones(&self, access: &Access, region: &str) -> Vec<String>;
+
         /// EC2 `DescribeSubnets`: those of `ids` that exist.
         read "ec2" "DescribeSubnets" in region:
         fn subnets(&self, access: &Access, region: &str, ids: &[String]) -> Vec<Subnet>;

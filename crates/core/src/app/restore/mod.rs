@@ -590,12 +590,18 @@ async fn restore_volumes(
     let region = at.place.region.as_str();
     let config = ready.point.point.config.as_ref().and_then(|c| c.ec2());
     let cloud = app.cloud.as_ref();
-    if let Some(z) = &options.availability_zone
-        && !z.starts_with(region)
-    {
-        return Err(AppError::invalid(format!(
-            "--availability-zone {z}: not a zone of {region}; nothing was restored"
-        )));
+    if let Some(z) = &options.availability_zone {
+        let zones = cloud
+            .availability_zones(&at.access, region)
+            .await
+            .map_err(|e| AppError::of_cloud(&e, "nothing was restored"))?;
+        if !zones.contains(z) {
+            return Err(AppError::invalid(format!(
+                "--availability-zone {z}: not an available zone of {region} (it has {}); \
+                 nothing was restored",
+                zones.join(", ")
+            )));
+        }
     }
     let zone = match &options.availability_zone {
         Some(z) => z.clone(),
