@@ -274,7 +274,7 @@ def test_bad_flags_are_named(estate: Estate, tmp_path: Path) -> None:
         (["--place", f"{B}/us-west-2"], "not a place of the policy"),
         (["--as", "volumes", "--keep-image", "--subnet", "subnet-12345678"], "--subnet, --keep-image apply only to --as instance"),
         # A zone of the Region's name that the Region does not have (DescribeAvailabilityZones).
-        (["--as", "volumes", "--availability-zone", f"{DST}z"], f"--availability-zone {DST}z: not an available zone"),
+        (["--as", "volumes", "--availability-zone", f"{DST}z"], f"--availability-zone {DST}z: not a zone of {DST} (it has {DST}a"),
     ]:
         code, doc, stderr = snaprelay(estate, policy, tmp_path, "restore", instance, *args)
         assert code == 2, (args, stderr)

@@ -47,8 +47,9 @@ fn nonempty<T>(items: Vec<T>) -> Option<Vec<T>> {
 
 // ------------------------------------------------------------------------------ network
 
-/// The zones of the Region the caller may use: those `available` (an impaired or unavailable
-/// zone, or a Local Zone not opted into, takes no new volume).
+/// The names of the Region's zones the caller may use. Without `AllAvailabilityZones`, AWS
+/// answers the Availability Zones and the opted-in Local and Wavelength Zones; a zone whose
+/// state is `impaired` or `constrained` still takes volumes, so no state is left out here.
 pub async fn availability_zones(client: &Client, region: &str) -> Result<Vec<String>, CloudError> {
     let out = client
         .describe_availability_zones()
@@ -58,10 +59,6 @@ pub async fn availability_zones(client: &Client, region: &str) -> Result<Vec<Str
     Ok(out
         .availability_zones()
         .iter()
-        .filter(|z| {
-            z.state()
-                .is_none_or(|s| *s == aws_sdk_ec2::types::AvailabilityZoneState::Available)
-        })
         .filter_map(|z| z.zone_name().map(str::to_owned))
         .collect())
 }

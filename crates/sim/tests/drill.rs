@@ -6,14 +6,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use snaprelay_core::app::{App, DrillOptions, RunRequest, drill, run_policy};
+use snaprelay_core::app::{
+    App, DrillOptions, ErrorKind, RunRequest, Waiting, drill, restore, run_policy,
+};
 use snaprelay_core::engine::{Interrupt, Progress, Throttled};
 use snaprelay_core::ids::{AccountId, RoleArn};
 use snaprelay_core::policy::Policy;
 use snaprelay_core::ports::prelude::*;
 use snaprelay_core::ports::{Access, Find, StateStore};
 use snaprelay_core::restore::drill::{DrillReport, DrillStatus};
-use snaprelay_core::restore::{DRILL_TAG, PlaceChoice};
+use snaprelay_core::restore::{DRILL_TAG, PlaceChoice, RestoreAs, RestoreOptions, RestoreStatus};
 use snaprelay_core::status::Status;
 use snaprelay_sim::{DbSpec, Encryption, Fault, InstanceSpec, SimCloud, VolumeSpec};
 use snaprelay_state::SqliteStore;
@@ -464,4 +466,60 @@ async fn a_place_without_a_point_fails_and_a_bad_place_is_invalid() {
         })
         .await;
     assert_eq!(source.status, DrillStatus::Passed, "{source:#?}");
+}
+
+/// `restore --availability-zone` names one of the Region's zones (DescribeAvailabilityZones);
+/// a role that may not list them gets the check by name only, and the restore goes on.
+#[tokio::test(start_paused = true)]
+async fn a_restore_zone_is_one_the_region_has_or_by_name_when_zones_cannot_be_listed() {
+    let e = replicated(false).await;
+    let volumes_in = |zone: &str| RestoreOptions {
+        resource_id: e.instance.clone(),
+        restore_as: Some(RestoreAs::Volumes),
+        availability_zone: Some(zone.to_owned()),
+        ..RestoreOptions::default()
+    };
+    let waiting = Waiting {
+        poll: Duration::from_secs(5),
+        timeout: Duration::from_secs(60 * 60),
+    };
+    let zone = format!("{TARGET_REGION}z");
+    let refused = restore(
+        &e.app,
+        &e.policy,
+        &volumes_in(&zone),
+        waiting,
+        &|_: &str| {},
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::InvalidInput, "{refused:?}");
+    assert!(
+        refused.message.contains(&format!(
+            "(it has {TARGET_REGION}a, {TARGET_REGION}b, {TARGET_REGION}c)"
+        )),
+        "{}",
+        refused.message
+    );
+
+    e.cloud.inject(Fault::FailCall {
+        operation: "ec2:DescribeAvailabilityZones",
+        nth: 2,
+        code: "UnauthorizedOperation",
+        message: "You are not authorized to perform this operation.".into(),
+    });
+    let said = std::sync::Mutex::new(Vec::new());
+    let note = |line: &str| said.lock().unwrap().push(line.to_owned());
+    let zone = format!("{TARGET_REGION}b");
+    let done = restore(&e.app, &e.policy, &volumes_in(&zone), waiting, &note)
+        .await
+        .unwrap();
+    assert_eq!(done.status, RestoreStatus::Success, "{done:#?}");
+    assert!(
+        said.lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("checked by its name only")),
+        "{said:?}"
+    );
 }

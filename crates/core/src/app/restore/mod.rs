@@ -591,15 +591,29 @@ async fn restore_volumes(
     let config = ready.point.point.config.as_ref().and_then(|c| c.ec2());
     let cloud = app.cloud.as_ref();
     if let Some(z) = &options.availability_zone {
-        let zones = cloud
-            .availability_zones(&at.access, region)
-            .await
-            .map_err(|e| AppError::of_cloud(&e, "nothing was restored"))?;
-        if !zones.contains(z) {
+        // A role that may not list the zones gets the check by name only, and CreateVolume
+        // has the last word, as before the zones were looked up.
+        let zones = match cloud.availability_zones(&at.access, region).await {
+            Ok(zones) => Some(zones),
+            Err(e) if e.is_access_denied() => {
+                progress(&format!(
+                    "the zones of {region} could not be listed ({e}): --availability-zone \
+                     {z} is checked by its name only"
+                ));
+                None
+            }
+            Err(e) => return Err(AppError::of_cloud(&e, "nothing was restored")),
+        };
+        let known = match &zones {
+            Some(zones) => zones.contains(z),
+            None => z.starts_with(region),
+        };
+        if !known {
             return Err(AppError::invalid(format!(
-                "--availability-zone {z}: not an available zone of {region} (it has {}); \
-                 nothing was restored",
-                zones.join(", ")
+                "--availability-zone {z}: not a zone of {region}{}; nothing was restored",
+                zones
+                    .map(|zones| format!(" (it has {})", zones.join(", ")))
+                    .unwrap_or_default()
             )));
         }
     }
