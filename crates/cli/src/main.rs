@@ -415,8 +415,15 @@ fn main() -> ExitCode {
                     Some(RestorePointsCommand::List { resource }) => resource,
                     None => None,
                 };
-                let resource = resource.or(listed);
-                commands::restore_points::run(&settings, resource.as_deref()).await
+                match (resource, listed) {
+                    (Some(a), Some(b)) if a != b => Outcome::Invalid(format!(
+                        "--resource {a} and --resource {b}: give one resource"
+                    )),
+                    (resource, listed) => {
+                        let resource = resource.or(listed);
+                        commands::restore_points::run(&settings, resource.as_deref()).await
+                    }
+                }
             }
             Command::Restore(flags) => commands::restore::run(&settings, *flags).await,
             Command::Serve(flags) => commands::serve::run(&settings, *flags).await,

@@ -178,7 +178,6 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// The OpenMetrics text of every metric.
     /// The metrics in the OpenMetrics text format (what Prometheus asks for first in its
     /// `Accept` header).
     pub fn encode(&self) -> String {
@@ -341,7 +340,9 @@ impl snaprelay_core::runtime::SlotWatch for CopiesInFlight {
 
 /// OpenMetrics text into the Prometheus text format 0.0.4: no `# EOF` or `# UNIT` lines, and a
 /// counter's `# HELP` and `# TYPE` name its samples (`x_total`), not the OpenMetrics family
-/// (`x`), so that a parser of the older format types the samples as counters.
+/// (`x`), so that a parser of the older format types the samples as counters. Only counters,
+/// gauges and histograms are registered here (a test holds every family to those types):
+/// the older format has no info or state set.
 fn prometheus_text(openmetrics: &str) -> String {
     let counters: std::collections::BTreeSet<&str> = openmetrics
         .lines()
@@ -359,6 +360,12 @@ fn prometheus_text(openmetrics: &str) -> String {
         match meta {
             Some((p, rest)) => {
                 let (name, tail) = rest.split_once(' ').map_or((rest, ""), |(n, t)| (n, t));
+                // OpenMetrics' `unknown` is the older format's `untyped`.
+                let tail = if p == "# TYPE " && tail == "unknown" {
+                    "untyped"
+                } else {
+                    tail
+                };
                 out.push_str(p);
                 out.push_str(name);
                 if counters.contains(name) {
@@ -428,6 +435,13 @@ region = "eu-west-1"
             !text.contains("# EOF") && !text.contains("# UNIT"),
             "{text}"
         );
+        for family in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+            let kind = family.rsplit(' ').next().unwrap();
+            assert!(
+                ["counter", "gauge", "histogram"].contains(&kind),
+                "{family}: a type the 0.0.4 format would reject or misread"
+            );
+        }
         // Every sample's family is typed, as a parser of the 0.0.4 format reads it.
         let typed: Vec<&str> = text
             .lines()

@@ -462,8 +462,10 @@ async fn a_stop_interrupts_a_session_and_the_next_start_resumes_it_without_a_sec
         .as_str()
         .unwrap()
         .to_owned();
-    // Into the copy's wait (the copy is in the target account: begun and recorded), then
-    // stop. A fixed sleep here stopped a session that had not begun yet on a busy machine.
+    // Into the copy's wait (the copy exists in the target account: the session has begun),
+    // then stop. A fixed sleep here stopped a session that had not begun yet on a busy
+    // machine. The stop may fall between CopySnapshot and its record: the resume finds the
+    // copy again, which the one-copy assertion below holds it to.
     for _ in 0..200 {
         if !cloud.snapshots(&account(TARGET), "eu-west-1").is_empty() {
             break;
