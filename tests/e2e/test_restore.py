@@ -430,6 +430,13 @@ def test_a_lost_state_is_rebuilt_from_the_tags_and_restore_goes_on(estate: Estat
     carried = ["instance_type", "architecture", "virtualization_type", "ena_support", "root_device_name", "platform_details"]
     assert {k: replica["config"][k] for k in carried} == {k: original["config"][k] for k in carried}
     assert replica["config"]["instance_type"] and replica["config"]["platform_details"] == "Linux/UNIX", replica
+    # A source snapshot carries its volume's size (DescribeSnapshots VolumeSize), no tags.
+    source = next(p for p in after if p["kind"] == "source")
+    source_before = next(p for p in before if p["kind"] == "source" and p["session_id"] == source["session_id"])
+    assert sorted(v["size_gib"] for v in source["config"]["volumes"]) == sorted(
+        v["size_gib"] for v in source_before["config"]["volumes"]
+    ), (source, source_before)
+    assert all(s["size_gib"] for s in source["snapshots"]), source
     # Into a state that holds anything: refused, nothing written.
     code, doc, _ = snaprelay(estate, policy, tmp_path, "state", "rebuild", "--to", str(tmp_path / "state.db"))
     assert code == 2 and doc["code"] == "invalid_input", doc

@@ -376,6 +376,7 @@ fn status_of(s: &aws_sdk_ec2::types::Snapshot) -> Option<SnapshotStatus> {
         encrypted: s.encrypted().unwrap_or(false),
         kms_key_id: s.kms_key_id().map(str::to_owned),
         tags: tags_of(s.tags()),
+        volume_size_gib: s.volume_size().map(i64::from),
         full_size_bytes: s
             .full_snapshot_size_in_bytes()
             .and_then(|b| u64::try_from(b).ok()),

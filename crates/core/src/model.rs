@@ -324,6 +324,9 @@ pub struct SnapshotStatus {
     /// `FullSnapshotSizeInBytes`: the data the snapshot holds, when AWS reports it (it does
     /// for completed snapshots; some emulators never do).
     pub full_size_bytes: Option<u64>,
+    /// `VolumeSize`: the size in GiB of the volume it was taken of (and of a volume made
+    /// from it, by default).
+    pub volume_size_gib: Option<i64>,
 }
 
 /// One snapshot that `CreateSnapshots` made of one volume.

@@ -211,6 +211,7 @@ impl World {
                     kms_key_id: s.kms_key.clone(),
                     tags: s.tags.unpack(),
                     full_size_bytes: Some(s.data_blocks() * BLOCK_SIZE),
+                    volume_size_gib: Some(i64::from(s.size_gib)),
                 }
             })
             .collect()

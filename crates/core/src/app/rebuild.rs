@@ -45,6 +45,9 @@ struct Found {
     source_snapshot: Option<String>,
     device: Option<String>,
     kms_key_id: Option<String>,
+    /// The volume's size: from the `snaprelay:volume-size` tag (replicas), else the
+    /// snapshot's own `VolumeSize`.
+    size_gib: Option<i64>,
     tags: Vec<Tag>,
 }
 
@@ -130,6 +133,9 @@ pub async fn rebuild(app: &App, policy: &Policy) -> Result<Rebuilt, AppError> {
                     source_snapshot: tag_value(&s.tags, tags::SOURCE_SNAPSHOT).map(str::to_owned),
                     device: tag_value(&s.tags, tags::DEVICE).map(str::to_owned),
                     kms_key_id: s.kms_key_id.clone(),
+                    size_gib: tag_value(&s.tags, tags::VOLUME_SIZE)
+                        .and_then(|v| v.parse().ok())
+                        .or(s.volume_size_gib),
                     tags: s.tags.clone(),
                 },
             );
@@ -148,6 +154,7 @@ pub async fn rebuild(app: &App, policy: &Policy) -> Result<Rebuilt, AppError> {
                     source_snapshot: None,
                     device: None,
                     kms_key_id: s.kms_key_id.clone(),
+                    size_gib: None,
                     tags: s.tags.clone(),
                 },
             );
@@ -196,7 +203,7 @@ pub async fn rebuild(app: &App, policy: &Policy) -> Result<Rebuilt, AppError> {
                 volume_id: s.volume_id.clone(),
                 device: s.device.clone(),
                 kms_key_id: s.kms_key_id.clone(),
-                size_gib: tag_value(&s.tags, tags::VOLUME_SIZE).and_then(|v| v.parse().ok()),
+                size_gib: s.size_gib,
             })
             .collect();
         rebuilt.snapshots += snapshots.len();
@@ -278,7 +285,8 @@ pub async fn rebuild(app: &App, policy: &Policy) -> Result<Rebuilt, AppError> {
             "from the tags: each point's resource, kind, place, snapshots, keys, volumes \
              with their devices, sizes and types, and the instance's type, architecture, \
              virtualization, ENA, boot mode, root device and platform (replicas made before \
-             snaprelay tagged these have them null); not kept in tags, so null: the \
+             snaprelay tagged these have them null; source snapshots carry only their \
+             volume's size, from AWS); not kept in tags, so null: the \
              instance's network, profile, key pair and tags, volume IOPS and throughput, DB \
              settings; each point's time is its session's start"
                 .into(),
