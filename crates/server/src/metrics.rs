@@ -18,6 +18,7 @@ use snaprelay_core::model::SnapshotKind;
 use snaprelay_core::policy::Policy;
 use snaprelay_core::report::{PointStatus, RecordedRestorePoint};
 use snaprelay_core::runtime::clock::parse_rfc3339;
+use snaprelay_core::status::Status;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PolicyLabel {
@@ -196,13 +197,21 @@ impl Metrics {
     /// Sets the gauges derived from the restore points of `policies`, at `now` (Unix time).
     pub fn derive(&self, policies: &[Policy], points: &[RecordedRestorePoint], now: u64) {
         // Each policy's counters and histogram show from the start, at zero, so that an
-        // alert on them (or a rate) has a series before the first session or skipped tick.
+        // alert on them (or a rate) has a series before the first session or skipped tick;
+        // a session ends in one of four known statuses (SPEC 6.6).
         for p in policies {
             let label = PolicyLabel {
                 policy: p.name.clone(),
             };
             let _ = self.skipped_ticks.get_or_create(&label);
             let _ = self.session_duration.get_or_create(&label);
+            let ended = [Status::Success, Status::Warning, Status::Failed].map(Status::as_str);
+            for status in ended.into_iter().chain([snaprelay_core::app::INTERRUPTED]) {
+                let _ = self.sessions.get_or_create(&PolicyStatus {
+                    policy: p.name.clone(),
+                    status: status.to_owned(),
+                });
+            }
         }
         self.replica_age.clear();
         self.replicated.clear();
@@ -423,6 +432,8 @@ region = "eu-west-1"
             "snaprelay_skipped_ticks_total{policy=\"dr\"} 0",
             "# TYPE snaprelay_session_duration_seconds histogram",
             "snaprelay_session_duration_seconds_count{policy=\"dr\"} 0",
+            "snaprelay_sessions_total{policy=\"dr\",status=\"Failed\"} 0",
+            "snaprelay_sessions_total{policy=\"dr\",status=\"Interrupted\"} 0",
             "# TYPE snaprelay_worker_state_store_up gauge",
         ] {
             assert!(
