@@ -13,7 +13,7 @@ use snaprelay_core::app::App;
 use snaprelay_core::engine::EngineConfig;
 use snaprelay_core::ids::AccountId;
 use snaprelay_core::policy::Policy;
-use snaprelay_core::ports::{Cloud, Layered};
+use snaprelay_core::ports::{Cloud, Layered, StateStore};
 use snaprelay_server::{Counting, Metrics, Options, Service};
 use snaprelay_sim::{Encryption, InstanceSpec, SimCloud, Timing, VolumeSpec};
 use snaprelay_state::SqliteStore;
@@ -479,6 +479,19 @@ async fn a_stop_interrupts_a_session_and_the_next_start_resumes_it_without_a_sec
     );
     first.service.stop();
     let _ = tokio::time::timeout(Duration::from_secs(10), first.task).await;
+    // The aborted session lets go of the policy's lease when its task is dropped (here, in
+    // one process, a guard; a real stop ends the process). A second service started before
+    // that would find the lease held, start nothing, and leave the session to its takeover.
+    for _ in 0..200 {
+        if !store.lease_held("dr").await.unwrap() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        !store.lease_held("dr").await.unwrap(),
+        "the stopped session still holds the lease after 5 s"
+    );
     let (status, body) = {
         let second = serve(cloud.clone(), store.clone(), &policy, true).await;
         // Before catch-up has resumed it, or while it runs again: not ended.
