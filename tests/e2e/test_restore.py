@@ -197,6 +197,26 @@ def test_restore_an_rds_instance_cross_account_and_cross_region(estate: Estate, 
     assert estate.db_instance(A, SRC, db)["DBInstanceStatus"] == "available", "the source is untouched"
 
 
+def test_an_rds_point_rebuilt_from_the_tags_restores(estate: Estate, tmp_path: Path) -> None:
+    """SPEC 6.7: a rebuilt RDS point has no recorded configuration (`config` null): the
+    restore leaves class and storage to RDS, which takes them from the snapshot."""
+    db, policy, _ = rds_estate(estate)
+    replicate(estate, policy, tmp_path)
+    (tmp_path / "state.db").unlink()
+    code, doc, stderr = snaprelay(estate, policy, tmp_path, "state", "rebuild", "--to", str(tmp_path / "state.db"))
+    assert code == 0 and doc["rebuilt"]["restore_points"] == 2, (doc, stderr)
+    code, points, _ = snaprelay(estate, policy, tmp_path, "restore-points", "--resource", db)
+    replica = next(p for p in points if p["kind"] == "replica")
+    assert replica["config"] is None, replica
+
+    code, doc, stderr = snaprelay(estate, policy, tmp_path, "restore", db, "--name", "orders-rebuilt")
+
+    assert code == 0, stderr
+    assert doc["status"] == "Success", doc
+    restored = estate.db_instance(B, DST, "orders-rebuilt")
+    assert restored["Engine"] == "postgres" and restored["PubliclyAccessible"] is False, restored
+
+
 def test_a_taken_name_is_invalid_input_and_nothing_is_created(estate: Estate, tmp_path: Path) -> None:
     instance, policy, _ = ec2_estate(estate)
     replicate(estate, policy, tmp_path)
