@@ -10,10 +10,8 @@ use crate::config::AuroraConfig;
 use crate::ports::{
     CloudError, ClusterInstanceRequest, ClusterRestoreRequest, ClusterStatus, DbStatus,
 };
-use crate::restore::build::{
-    cluster_request, is_serverless_v1, made_tags, writer_class, writer_request,
-};
-use crate::restore::{Created, CreatedKind, RESTORE_TAG, RestoreOptions, RestoreReport};
+use crate::restore::build::{cluster_request, is_serverless_v1, writer_class, writer_request};
+use crate::restore::{Created, CreatedKind, RestoreOptions, RestoreReport};
 
 use super::{
     App, AppError, ProgressFn, Ready, Run, Waiting, Where, db_network_there, optional_group,
@@ -130,12 +128,7 @@ pub(super) async fn restore_cluster(
     )
     .await
     .map_err(read)?;
-    let tags = made_tags(
-        RESTORE_TAG,
-        &ready.restore_id,
-        &ready.policy.name,
-        &ready.name,
-    );
+    let tags = ready.tags();
     let request = cluster_request(
         &ready.point,
         &config,

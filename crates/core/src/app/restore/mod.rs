@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::config::{Ec2Config, RdsConfig};
 use crate::ids::AccountId;
-use crate::model::{ResourceType, SnapshotKind};
+use crate::model::{ResourceType, SnapshotKind, Tag};
 use crate::policy::Policy;
 use crate::ports::{CloudError, Find, Operation, OperationKind, PointFilter};
 use crate::report::RecordedRestorePoint;
@@ -46,6 +46,13 @@ struct Ready<'a> {
     name: String,
     restore_as: RestoreAs,
     messages: Vec<String>,
+}
+
+impl Ready<'_> {
+    /// The tags of everything this restore makes (`snaprelay:restore`, the policy, `Name`).
+    fn tags(&self) -> Vec<Tag> {
+        made_tags(RESTORE_TAG, &self.restore_id, &self.policy.name, &self.name)
+    }
 }
 
 /// `snaprelay restore`. `Ok` carries the document whatever the outcome (`Failed` included);
@@ -177,44 +184,27 @@ async fn prepare_restore<'a>(
         ));
     }
     if restore_as == RestoreAs::Volumes {
-        // Volumes live in an Availability Zone, not in a subnet, and no image is made: these
-        // flags would be ignored, so they are refused rather than silently dropped.
-        let given: Vec<&str> = [
-            ("--subnet", options.subnet.is_some()),
-            ("--security-groups", options.security_groups.is_some()),
-            ("--keep-image", options.keep_image),
-        ]
-        .into_iter()
-        .filter_map(|(flag, set)| set.then_some(flag))
-        .collect();
-        if !given.is_empty() {
-            return Err(AppError::invalid(format!(
-                "{} appl{} only to --as instance; volumes are restored into an Availability \
-                 Zone (--availability-zone); nothing was restored",
-                given.join(", "),
-                if given.len() == 1 { "ies" } else { "y" }
-            )));
-        }
+        // Volumes live in an Availability Zone, not in a subnet, and no image is made.
+        refuse_instance_only(
+            &[
+                ("--subnet", options.subnet.is_some()),
+                ("--security-groups", options.security_groups.is_some()),
+                ("--keep-image", options.keep_image),
+            ],
+            "volumes are restored into an Availability Zone (--availability-zone)",
+        )?;
     }
     if restore_as == RestoreAs::Db {
-        // A DB instance or cluster goes into a DB subnet group and makes no image: these flags
-        // would be ignored, so they are refused rather than silently dropped.
-        let given: Vec<&str> = [
-            ("--subnet", options.subnet.is_some()),
-            ("--keep-image", options.keep_image),
-        ]
-        .into_iter()
-        .filter_map(|(flag, set)| set.then_some(flag))
-        .collect();
-        if !given.is_empty() {
-            return Err(AppError::invalid(format!(
-                "{} appl{} only to --as instance; a database is restored into a DB subnet group \
-                 (the target's restore = {{ db_subnet_group = \"…\" }} in the policy, else the \
-                 recorded one, else the default VPC's); nothing was restored",
-                given.join(", "),
-                if given.len() == 1 { "ies" } else { "y" }
-            )));
-        }
+        // A DB instance or cluster goes into a DB subnet group and makes no image.
+        refuse_instance_only(
+            &[
+                ("--subnet", options.subnet.is_some()),
+                ("--keep-image", options.keep_image),
+            ],
+            "a database is restored into a DB subnet group (the target's restore = { \
+             db_subnet_group = \"…\" } in the policy, else the recorded one, else the default \
+             VPC's)",
+        )?;
     }
     if restore_as != RestoreAs::Db && options.db_instance_class.is_some() {
         return Err(AppError::invalid(
@@ -496,12 +486,7 @@ async fn restore_instance(
                  nothing was restored",
             )
         })?;
-    let tags = made_tags(
-        RESTORE_TAG,
-        &ready.restore_id,
-        &ready.policy.name,
-        &ready.name,
-    );
+    let tags = ready.tags();
     let image = image_request(
         config,
         &ready.name,
@@ -579,6 +564,23 @@ async fn restore_instance(
     run.end().await
 }
 
+/// Refuses the flags of `given` that are set and apply only to `--as instance`: the restore
+/// goes `into` a place they have no meaning for, and they would be silently dropped.
+fn refuse_instance_only(given: &[(&str, bool)], into: &str) -> Result<(), AppError> {
+    let set: Vec<&str> = given
+        .iter()
+        .filter_map(|(flag, set)| set.then_some(*flag))
+        .collect();
+    if set.is_empty() {
+        return Ok(());
+    }
+    Err(AppError::invalid(format!(
+        "{} appl{} only to --as instance; {into}; nothing was restored",
+        set.join(", "),
+        if set.len() == 1 { "ies" } else { "y" }
+    )))
+}
+
 async fn restore_volumes(
     app: &App,
     ready: Ready<'_>,
@@ -623,12 +625,7 @@ async fn restore_volumes(
             .await
             .map_err(|e| AppError::of_cloud(&e, "nothing was restored"))?,
     };
-    let tags = made_tags(
-        RESTORE_TAG,
-        &ready.restore_id,
-        &ready.policy.name,
-        &ready.name,
-    );
+    let tags = ready.tags();
     let requests = volume_requests(&ready.point, config, &zone, &tags, &ready.restore_id);
     if requests.is_empty() {
         return Err(AppError::invalid(format!(
@@ -720,12 +717,7 @@ async fn restore_db(
     )
     .await
     .map_err(read)?;
-    let tags = made_tags(
-        RESTORE_TAG,
-        &ready.restore_id,
-        &ready.policy.name,
-        &ready.name,
-    );
+    let tags = ready.tags();
     let request = db_request(
         &ready.point,
         ready.point.point.config.as_ref().and_then(|c| c.rds()),
