@@ -32,8 +32,9 @@ use crate::restore::{
 use crate::runtime::clock::utc_now;
 
 use super::restore::{
-    ProgressFn, SERVERLESS_V1, Waiting, Where, look_around, make_cluster, once_visible, pick_place,
-    places, subnet_group_vpc, until_available, until_db_available, until_running, volume_zone,
+    ProgressFn, SERVERLESS_V1, Waiting, Where, db_network_in, look_around, make_cluster,
+    once_visible, pick_place, places, until_available, until_db_available, until_running,
+    volume_zone,
 };
 use super::{App, AppError, hold_policy, leftovers, still_running};
 
@@ -700,25 +701,12 @@ impl Drill<'_> {
             .await
             .map_err(read)?;
         let found = Found {
-            default_network: default_network.clone(),
+            default_network,
             ..Found::default()
         };
-        let recorded_vpc = subnet_group_vpc(self.app, at, recorded.db_subnet_group)
+        let net = db_network_in(self.app, at, &RestoreOptions::default(), recorded, &found)
             .await
-            .map_err(read)?;
-        let default_vpc = subnet_group_vpc(self.app, at, at.defaults.db_subnet_group.as_ref())
-            .await
-            .map_err(read)?;
-        let net = network::db_network(
-            &RestoreOptions::default(),
-            recorded,
-            &at.defaults,
-            &found,
-            recorded_vpc.as_deref(),
-            default_vpc.as_deref(),
-            &at.place,
-            &at.field,
-        )?;
+            .map_err(read)??;
         let vpc = net
             .vpc_id
             .clone()

@@ -31,7 +31,7 @@ mod wait;
 
 pub(crate) use cluster::{SERVERLESS_V1, make_cluster};
 
-pub(crate) use place::{Where, look_around, pick_place, places, subnet_group_vpc, volume_zone};
+pub(crate) use place::{Where, db_network_in, look_around, pick_place, places, volume_zone};
 pub use wait::{ProgressFn, Waiting};
 pub(crate) use wait::{
     once_visible, until_available, until_cluster_available, until_db_available, until_running,
@@ -421,23 +421,10 @@ async fn db_network_there(
         },
         ..Found::default()
     };
-    let recorded_vpc = subnet_group_vpc(app, at, recorded.db_subnet_group)
+    db_network_in(app, at, options, recorded, &found)
         .await
-        .map_err(read)?;
-    let default_vpc = subnet_group_vpc(app, at, at.defaults.db_subnet_group.as_ref())
-        .await
-        .map_err(read)?;
-    network::db_network(
-        options,
-        recorded,
-        &at.defaults,
-        &found,
-        recorded_vpc.as_deref(),
-        default_vpc.as_deref(),
-        &at.place,
-        &at.field,
-    )
-    .map_err(|why| AppError::invalid(format!("{why}; nothing was restored")))
+        .map_err(read)?
+        .map_err(|why| AppError::invalid(format!("{why}; nothing was restored")))
 }
 
 /// A recorded DB parameter or option group, used only where it exists in the place; an

@@ -186,7 +186,7 @@ pub(crate) async fn look_around(
 
 /// The VPC of a DB subnet group in the place; `None` when it does not exist there (or is
 /// `default`, the default VPC's group, which RDS takes when none is named).
-pub(crate) async fn subnet_group_vpc(
+async fn subnet_group_vpc(
     app: &App,
     at: &Where,
     group: Option<&String>,
@@ -199,4 +199,28 @@ pub(crate) async fn subnet_group_vpc(
         }
         _ => Ok(None),
     }
+}
+
+/// The network a DB instance or cluster goes into ([`network::db_network`]), with the VPCs of
+/// the recorded and of the default DB subnet group looked up in the place. The outer `Err` is
+/// AWS not answering; the inner one, a choice that does not hold there.
+pub(crate) async fn db_network_in(
+    app: &App,
+    at: &Where,
+    options: &RestoreOptions,
+    recorded: network::RecordedDbNetwork<'_>,
+    found: &Found,
+) -> Result<Result<network::DbNetwork, String>, CloudError> {
+    let recorded_vpc = subnet_group_vpc(app, at, recorded.db_subnet_group).await?;
+    let default_vpc = subnet_group_vpc(app, at, at.defaults.db_subnet_group.as_ref()).await?;
+    Ok(network::db_network(
+        options,
+        recorded,
+        &at.defaults,
+        found,
+        recorded_vpc.as_deref(),
+        default_vpc.as_deref(),
+        &at.place,
+        &at.field,
+    ))
 }
