@@ -202,27 +202,33 @@ pub fn db_checks(
         status == "available",
         format!("DB is {status}"),
     );
-    let (want_engine, want_version) = match config {
-        Some(c) => (c.engine.as_str(), c.db.engine_version.as_deref()),
-        None => ("", None),
-    };
-    let same = (want_engine.is_empty() || want_engine == engine)
-        && (want_version.is_none() || want_version == version);
-    let version_check = Check::new(
-        ENGINE_VERSION,
+    let recorded = config.map(|c| c.engine.as_str()).filter(|e| !e.is_empty());
+    let recorded_version = config.and_then(|c| c.db.engine_version.as_deref());
+    vec![
+        available,
+        engine_check((recorded, recorded_version), engine, version),
+    ]
+}
+
+/// `engine_version`: the engine and version restored are the recorded ones, where recorded
+/// (`None`: not recorded, any will do).
+fn engine_check(
+    (recorded, recorded_version): (Option<&str>, Option<&str>),
+    engine: &str,
+    version: Option<&str>,
+) -> Check {
+    let same = recorded.is_none_or(|e| e == engine)
+        && (recorded_version.is_none() || recorded_version == version);
+    Check::new(
+        checks::ENGINE_VERSION,
         same,
         format!(
             "{engine} {}, recorded {} {}",
             version.unwrap_or("?"),
-            if want_engine.is_empty() {
-                "?"
-            } else {
-                want_engine
-            },
-            want_version.unwrap_or("?")
+            recorded.unwrap_or("?"),
+            recorded_version.unwrap_or("?")
         ),
-    );
-    vec![available, version_check]
+    )
 }
 
 /// The checks of a restored Aurora cluster: it and its writer available (`db_available`),
@@ -241,19 +247,11 @@ pub fn cluster_checks(
         cluster_status == "available" && writer_status == "available",
         format!("cluster is {cluster_status}, writer {writer_id} is {writer_status}"),
     );
-    let want_version = config.engine_version.as_deref();
-    let same = config.engine == engine && (want_version.is_none() || want_version == version);
-    let version_check = Check::new(
-        ENGINE_VERSION,
-        same,
-        format!(
-            "{engine} {}, recorded {} {}",
-            version.unwrap_or("?"),
-            config.engine,
-            want_version.unwrap_or("?")
-        ),
+    let recorded = (
+        Some(config.engine.as_str()),
+        config.engine_version.as_deref(),
     );
-    vec![available, version_check]
+    vec![available, engine_check(recorded, engine, version)]
 }
 
 #[cfg(test)]
