@@ -24,23 +24,36 @@ fn status_of(db: &DbInstance) -> Option<DbStatus> {
     })
 }
 
+/// The calls a find of DB instances or clusters takes: one per batch of identifiers (filter
+/// `by_id`), or one unfiltered call for a tag key. DescribeDBInstances and DescribeDBClusters
+/// filter by identifier but not by tag; their answers carry each one's TagList, which
+/// [`is_found`] looks at.
+fn calls_of(find: &Find<'_>, by_id: &str) -> Vec<Option<Filter>> {
+    match find {
+        Find::Ids(ids) => ids
+            .chunks(FILTER_VALUES)
+            .map(|chunk| Some(filter(by_id, chunk)))
+            .collect(),
+        Find::Name(name) => vec![Some(filter(by_id, &[(*name).to_owned()]))],
+        Find::TagKey(_) => vec![None],
+    }
+}
+
+/// Whether a DB instance or cluster of an answer to [`calls_of`]'s calls is one looked for.
+fn is_found(find: &Find<'_>, tags: &[aws_sdk_rds::types::Tag]) -> bool {
+    match find {
+        Find::TagKey(key) => tags.iter().any(|t| t.key() == Some(*key)),
+        Find::Ids(_) | Find::Name(_) => true,
+    }
+}
+
 pub async fn find_dbs(
     client: &Client,
     region: &str,
     find: &Find<'_>,
 ) -> Result<Vec<DbStatus>, CloudError> {
-    // DescribeDBInstances filters by identifier but not by tag; its answer carries each
-    // instance's TagList, so a tag key is looked for here.
-    let calls: Vec<Option<Filter>> = match find {
-        Find::Ids(ids) => ids
-            .chunks(FILTER_VALUES)
-            .map(|chunk| Some(filter("db-instance-id", chunk)))
-            .collect(),
-        Find::Name(name) => vec![Some(filter("db-instance-id", &[(*name).to_owned()]))],
-        Find::TagKey(_) => vec![None],
-    };
     let mut found = Vec::new();
-    for f in calls {
+    for f in calls_of(find, "db-instance-id") {
         let by_id = f.is_some();
         let pages = match client
             .describe_db_instances()
@@ -63,12 +76,9 @@ pub async fn find_dbs(
             Err(e) => return Err(cloud_error("RDS", "DescribeDBInstances", region, e)),
         };
         for db in pages.iter().flat_map(|p| p.db_instances()) {
-            if let Find::TagKey(key) = find
-                && !db.tag_list().iter().any(|t| t.key() == Some(*key))
-            {
-                continue;
+            if is_found(find, db.tag_list()) {
+                found.extend(status_of(db));
             }
-            found.extend(status_of(db));
         }
     }
     Ok(found)
@@ -229,16 +239,8 @@ pub async fn find_clusters(
     region: &str,
     find: &Find<'_>,
 ) -> Result<Vec<ClusterStatus>, CloudError> {
-    let calls: Vec<Option<Filter>> = match find {
-        Find::Ids(ids) => ids
-            .chunks(FILTER_VALUES)
-            .map(|chunk| Some(filter("db-cluster-id", chunk)))
-            .collect(),
-        Find::Name(name) => vec![Some(filter("db-cluster-id", &[(*name).to_owned()]))],
-        Find::TagKey(_) => vec![None],
-    };
     let mut found = Vec::new();
-    for f in calls {
+    for f in calls_of(find, "db-cluster-id") {
         let by_id = f.is_some();
         let pages = match client
             .describe_db_clusters()
@@ -259,12 +261,9 @@ pub async fn find_clusters(
             Err(e) => return Err(cloud_error("RDS", "DescribeDBClusters", region, e)),
         };
         for c in pages.iter().flat_map(|p| p.db_clusters()) {
-            if let Find::TagKey(key) = find
-                && !c.tag_list().iter().any(|t| t.key() == Some(*key))
-            {
-                continue;
+            if is_found(find, c.tag_list()) {
+                found.extend(cluster_status_of(c));
             }
-            found.extend(cluster_status_of(c));
         }
     }
     Ok(found)
