@@ -191,15 +191,7 @@ impl World {
         now: Instant,
     ) -> Result<DbStatus, CloudError> {
         let op = "CreateDBInstance";
-        let key = db_key(caller, region, &request.db_instance_id);
-        if self.dbs.contains_key(&key) {
-            return Err(rds_error(
-                op,
-                region,
-                "DBInstanceAlreadyExists",
-                &format!("DB instance {} already exists.", request.db_instance_id),
-            ));
-        }
+        let key = self.free_db_key(op, caller, region, &request.db_instance_id)?;
         let cluster = self
             .clusters
             .get(&db_key(caller, region, &request.db_cluster_id))

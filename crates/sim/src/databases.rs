@@ -181,6 +181,27 @@ impl World {
         Some(format!("vpc-of-{}", name.to_ascii_lowercase()))
     }
 
+    /// The key a new DB instance `id` of the caller takes there; RDS refuses an identifier
+    /// already in use (`DBInstanceAlreadyExists`).
+    pub(crate) fn free_db_key(
+        &self,
+        op: &'static str,
+        caller: &AccountId,
+        region: &str,
+        id: &str,
+    ) -> Result<DbKey, CloudError> {
+        let key = db_key(caller, region, id);
+        if self.dbs.contains_key(&key) {
+            return Err(rds_error(
+                op,
+                region,
+                "DBInstanceAlreadyExists",
+                &format!("DB instance {id} already exists."),
+            ));
+        }
+        Ok(key)
+    }
+
     /// What a restore takes of the snapshot it names (the caller's, by identifier or ARN, or
     /// one shared with it, by ARN, in `region`): its DB profile, size and key. RDS refuses a
     /// snapshot that is not there, not yet `available`, or under a key the caller cannot use.
@@ -322,15 +343,7 @@ impl World {
         now: Instant,
     ) -> Result<DbStatus, CloudError> {
         let op = "RestoreDBInstanceFromDBSnapshot";
-        let key = db_key(caller, region, &request.db_instance_id);
-        if self.dbs.contains_key(&key) {
-            return Err(rds_error(
-                op,
-                region,
-                "DBInstanceAlreadyExists",
-                &format!("DB instance {} already exists.", request.db_instance_id),
-            ));
-        }
+        let key = self.free_db_key(op, caller, region, &request.db_instance_id)?;
         let (source, size_gib, kms_key) = self.restorable(
             DbKind::Instance,
             op,
