@@ -1240,7 +1240,7 @@ fn insert_task(
 
 mod pg;
 pub mod pg_tls;
-pub use pg::PgStore;
+pub use pg::{PgStore, PgUrl};
 
 #[cfg(test)]
 mod tests;

@@ -173,18 +173,19 @@ fn with_causes(e: &dyn std::error::Error) -> String {
     text
 }
 
-impl PgStore {
-    /// What is wrong with `url` as a PostgreSQL state URL (its form, `sslmode`, the root
-    /// certificate it names), found without connecting: a bad URL is a bad flag, told apart
-    /// from a database that does not answer.
-    pub fn check_url(url: &str) -> Result<(), StoreError> {
-        Self::settings(url).map(|_| ())
-    }
+/// A PostgreSQL state URL read (its form, `sslmode`, the root certificate it names), without
+/// connecting: what is wrong with a URL is told apart from a database that does not answer.
+pub struct PgUrl {
+    url: String,
+    config: tokio_postgres::Config,
+    /// `None`: no TLS.
+    tls: Option<rustls::ClientConfig>,
+}
 
-    /// The driver's configuration of `url`, and its TLS configuration (`None`: no TLS).
-    fn settings(
-        url: &str,
-    ) -> Result<(tokio_postgres::Config, Option<rustls::ClientConfig>), StoreError> {
+impl PgUrl {
+    /// Reads `url` (`postgres://USER:PASS@HOST:PORT/DB`, with libpq's `sslmode` and
+    /// `sslrootcert`: see [`crate::pg_tls`]).
+    pub fn parse(url: &str) -> Result<Self, StoreError> {
         let bad = |why: String| StoreError(format!("{}: {why}", redacted_url(url)));
         let tls = pg_tls::split_url(url).map_err(bad)?;
         let mut config: tokio_postgres::Config = tls.driver_url.parse().map_err(|e| {
@@ -194,14 +195,27 @@ impl PgStore {
             ))
         })?;
         config.ssl_mode(tls.mode.driver_mode());
-        let rustls = pg_tls::client_config(tls.mode, tls.root_cert.as_deref()).map_err(bad)?;
-        Ok((config, rustls))
+        Ok(Self {
+            url: url.to_owned(),
+            config,
+            tls: pg_tls::client_config(tls.mode, tls.root_cert.as_deref()).map_err(bad)?,
+        })
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (see [`PgUrl::parse`]) and brings its schema up to date.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::open(PgUrl::parse(url)?).await
     }
 
-    /// Connects to `url` (`postgres://USER:PASS@HOST:PORT/DB`, with libpq's `sslmode` and
-    /// `sslrootcert`: see [`crate::pg_tls`]) and brings its schema up to date.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let (mut config, rustls) = Self::settings(url)?;
+    /// Connects to the database `parsed` names and brings its schema up to date.
+    pub async fn open(parsed: PgUrl) -> Result<Self, StoreError> {
+        let PgUrl {
+            url,
+            mut config,
+            tls,
+        } = parsed;
         // A worker must notice a database gone away rather than wait on it for ever.
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(10));
@@ -223,7 +237,7 @@ impl PgStore {
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
-        let manager = match rustls {
+        let manager = match tls {
             None => Manager::from_config(config, NoTls, manager_config),
             Some(rustls) => Manager::from_config(
                 config,
@@ -242,7 +256,7 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError(format!("cannot make a connection pool: {e}")))?;
         let store = Self { pool };
-        store.migrate(url).await?;
+        store.migrate(&url).await?;
         Ok(store)
     }
 

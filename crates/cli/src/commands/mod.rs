@@ -211,8 +211,9 @@ impl StateAt {
             StateAt::Postgres(url) => {
                 // A URL that does not read is a bad flag (exit 2); a database that does not
                 // answer, a state error.
-                snaprelay_state::PgStore::check_url(url).map_err(|e| Outcome::Invalid(e.0))?;
-                Arc::new(snaprelay_state::PgStore::connect(url).await?)
+                let parsed =
+                    snaprelay_state::PgUrl::parse(url).map_err(|e| Outcome::Invalid(e.0))?;
+                Arc::new(snaprelay_state::PgStore::open(parsed).await?)
             }
         })
     }
