@@ -16,7 +16,7 @@ use crate::report::RecordedRestorePoint;
 use crate::restore::build::{
     db_request, image_request, launch_request, made_tags, volume_requests,
 };
-use crate::restore::network::{self, Found};
+use crate::restore::network;
 use crate::restore::{
     Created, CreatedKind, Place, PointRef, RESTORE_TAG, ResourceRef, RestoreAs, RestoreOptions,
     RestoreReport, RestoreStatus, choose_point, name_problem, new_restore_id,
@@ -31,7 +31,9 @@ mod wait;
 
 pub(crate) use cluster::{SERVERLESS_V1, make_cluster};
 
-pub(crate) use place::{Where, db_network_in, look_around, pick_place, places, volume_zone};
+pub(crate) use place::{
+    Where, db_network_in, look_around, look_in, pick_place, places, volume_zone,
+};
 pub use wait::{ProgressFn, Waiting};
 pub(crate) use wait::{
     once_visible, until_available, until_cluster_available, until_db_available, until_running,
@@ -402,25 +404,9 @@ async fn db_network_there(
     options: &RestoreOptions,
     recorded: network::RecordedDbNetwork<'_>,
 ) -> Result<network::DbNetwork, AppError> {
-    let cloud = app.cloud.as_ref();
-    let region = at.place.region.as_str();
     let read = |e: CloudError| AppError::of_cloud(&e, "nothing was restored");
     let groups = network::db_candidates(options, recorded, &at.defaults);
-    let found = Found {
-        default_network: cloud
-            .default_network(&at.access, region)
-            .await
-            .map_err(read)?,
-        security_groups: if groups.is_empty() {
-            Vec::new()
-        } else {
-            cloud
-                .find_security_groups(&at.access, region, &Find::Ids(&groups))
-                .await
-                .map_err(read)?
-        },
-        ..Found::default()
-    };
+    let found = look_in(app, at, (Vec::new(), groups, Vec::new())).await?;
     db_network_in(app, at, options, recorded, &found)
         .await
         .map_err(read)?

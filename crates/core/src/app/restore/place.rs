@@ -142,16 +142,31 @@ pub(crate) async fn volume_zone(
     .unwrap_or_else(|| format!("{region}a")))
 }
 
+/// What the place holds of an instance's candidate network (see [`look_in`]).
 pub(crate) async fn look_around(
     app: &App,
     at: &Where,
     options: &RestoreOptions,
     recorded: Option<&Ec2Config>,
 ) -> Result<Found, AppError> {
+    look_in(
+        app,
+        at,
+        network::candidates(options, recorded, &at.defaults),
+    )
+    .await
+}
+
+/// The place's default network, and those of the candidate subnets, security groups and key
+/// pairs that exist there (none asked for, none looked up).
+pub(crate) async fn look_in(
+    app: &App,
+    at: &Where,
+    (subnets, groups, keys): (Vec<String>, Vec<String>, Vec<String>),
+) -> Result<Found, AppError> {
     let cloud = app.cloud.as_ref();
     let region = at.place.region.as_str();
     let read = |e: CloudError| AppError::of_cloud(&e, "nothing was restored");
-    let (subnets, groups, keys) = network::candidates(options, recorded, &at.defaults);
     Ok(Found {
         default_network: cloud
             .default_network(&at.access, region)
